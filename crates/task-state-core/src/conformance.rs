@@ -1,0 +1,3 @@
+//! The conformance suite.
+/// Placeholder.
+pub async fn placeholder() {}

@@ -1,0 +1,534 @@
+//! The task record and its parts, encoded exactly as the Python package encodes them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::time::{Clock, SystemClock, TaskTime, Zone};
+
+/// Where a task is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Registered, not yet handed to a scheduler.
+    Pending,
+    /// Being handed to a scheduler.
+    Dispatching,
+    /// Running.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Someone asked for the task to stop.
+    CancelRequested,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// All seven statuses, in lifecycle order.
+    pub const ALL: [TaskStatus; 7] = [
+        TaskStatus::Pending,
+        TaskStatus::Dispatching,
+        TaskStatus::Running,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::CancelRequested,
+        TaskStatus::Cancelled,
+    ];
+
+    /// The wire name: `pending`, `cancel_requested`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Dispatching => "dispatching",
+            TaskStatus::Running => "running",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::CancelRequested => "cancel_requested",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// True for the statuses a task never leaves by itself: completed, failed, cancelled.
+    ///
+    /// ```
+    /// use task_state_core::TaskStatus;
+    /// assert!(TaskStatus::Failed.is_terminal());
+    /// assert!(!TaskStatus::CancelRequested.is_terminal());
+    /// ```
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = Error;
+
+    /// Parses a wire name.
+    fn from_str(s: &str) -> Result<Self> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| Error::InvalidInput {
+                field: "status",
+                value: s.chars().take(64).collect(),
+                reason: "expected one of pending, dispatching, running, completed, failed, \
+                         cancel_requested, cancelled"
+                    .to_owned(),
+            })
+    }
+}
+
+/// A task's scheduling priority.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityLevel {
+    /// The default.
+    #[default]
+    Low,
+    /// Ahead of low.
+    High,
+}
+
+impl PriorityLevel {
+    /// The wire name: `low` or `high`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriorityLevel::Low => "low",
+            PriorityLevel::High => "high",
+        }
+    }
+}
+
+impl fmt::Display for PriorityLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PriorityLevel {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "low" => Ok(PriorityLevel::Low),
+            "high" => Ok(PriorityLevel::High),
+            _ => Err(Error::InvalidInput {
+                field: "priority",
+                value: s.chars().take(64).collect(),
+                reason: "expected low or high".to_owned(),
+            }),
+        }
+    }
+}
+
+/// What the workload reported: a pod status snapshot and the launcher's combined output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// A stringified Kubernetes pod status (often JSON text).
+    #[serde(default)]
+    pub pod_status: Option<String>,
+    /// stdout and stderr of the launcher, coalesced.
+    #[serde(default)]
+    pub launcher_output: Option<String>,
+}
+
+/// The name under which a record keeps its job ids: `jobs`, or `active_jobs` in newer DMS
+/// versions. A record is written back under the name it was read with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum JobsKey {
+    #[default]
+    Jobs,
+    ActiveJobs,
+}
+
+impl JobsKey {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobsKey::Jobs => "jobs",
+            JobsKey::ActiveJobs => "active_jobs",
+        }
+    }
+}
+
+/// One task, as stored under `task:{task_id}`.
+///
+/// Serializing gives the Python package's JSON byte for byte: compact, fields in its order,
+/// raw UTF-8, `parameters` kept exactly as read (numbers keep their digits), fields unknown
+/// to this version kept in [`TaskRecord::extra`] and written back after the known ones.
+///
+/// ```
+/// use task_state_core::{TaskRecord, TaskStatus};
+/// let json = r#"{"task_id":"5","service":"render","user_id":"bob","status":"running","parameters":{"ratio":0.30000000000000004},"jobs":[],"created_at":"2025-11-17T10:00:16.515926+09:00","updated_at":"2025-11-17T10:00:16+09:00","logs":[],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
+/// let record = TaskRecord::from_json(json).unwrap();
+/// assert_eq!(record.status, TaskStatus::Running);
+/// assert_eq!(record.to_json(), json);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TaskRecord {
+    /// The task's id: unique, usually a number from the id sequence.
+    pub task_id: String,
+    /// The service that owns the task.
+    pub service: String,
+    /// The user who owns the task.
+    pub user_id: String,
+    /// Where the task is in its lifecycle.
+    pub status: TaskStatus,
+    /// Free-form parameters, kept exactly.
+    pub parameters: Map<String, Value>,
+    /// Job ids given by external schedulers.
+    pub jobs: Vec<String>,
+    /// When the task was registered.
+    pub created_at: TaskTime,
+    /// When the task last changed.
+    pub updated_at: TaskTime,
+    /// Log entries, `<timestamp>,<message>`, oldest first. See [`crate::LogEntry`].
+    pub logs: Vec<String>,
+    /// The workload's outputs.
+    pub result: TaskResult,
+    /// Scheduling priority.
+    pub priority: PriorityLevel,
+    /// Fields this version does not know, kept so that writing the record back loses nothing.
+    pub extra: Map<String, Value>,
+    jobs_key: JobsKey,
+}
+
+impl TaskRecord {
+    /// A new record with empty parameters, jobs, logs and result, low priority, and both
+    /// timestamps at the system clock's now in `Asia/Seoul`.
+    /// Use [`TaskRecord::new_at`] to choose the time.
+    ///
+    /// ```
+    /// use task_state_core::{TaskRecord, TaskStatus};
+    /// let record = TaskRecord::new("42", "render", "alice", TaskStatus::Pending);
+    /// assert!(record.logs.is_empty());
+    /// ```
+    pub fn new(
+        task_id: impl Into<String>,
+        service: impl Into<String>,
+        user_id: impl Into<String>,
+        status: TaskStatus,
+    ) -> Self {
+        let now = TaskTime::now(&SystemClock, &Zone::default());
+        Self::new_at(task_id, service, user_id, status, now)
+    }
+
+    /// Like [`TaskRecord::new`], created and updated at `now`.
+    pub fn new_at(
+        task_id: impl Into<String>,
+        service: impl Into<String>,
+        user_id: impl Into<String>,
+        status: TaskStatus,
+        now: TaskTime,
+    ) -> Self {
+        TaskRecord {
+            task_id: task_id.into(),
+            service: service.into(),
+            user_id: user_id.into(),
+            status,
+            parameters: Map::new(),
+            jobs: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            logs: Vec::new(),
+            result: TaskResult::default(),
+            priority: PriorityLevel::Low,
+            extra: Map::new(),
+            jobs_key: JobsKey::Jobs,
+        }
+    }
+
+    /// Sets the parameters (builder style).
+    pub fn with_parameters(mut self, parameters: Map<String, Value>) -> Self {
+        self.parameters = parameters;
+        self
+    }
+
+    /// Sets the priority (builder style).
+    pub fn with_priority(mut self, priority: PriorityLevel) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Reads a record from the stored JSON.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] (with key `task:?`; backends replace it with the real key) when the
+    /// text is not a record.
+    pub fn from_json(json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(|e| Error::decode("task:?", e.to_string()))
+    }
+
+    /// Reads a record stored under `key`, naming that key in the error.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming `key`.
+    pub fn from_json_at(key: &str, json: &[u8]) -> Result<Self> {
+        serde_json::from_slice(json).map_err(|e| Error::decode(key, e.to_string()))
+    }
+
+    /// The JSON to store, byte for byte what the Python package writes.
+    pub fn to_json(&self) -> String {
+        // Serializing maps of strings and JSON values cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The parsed log entries; an entry that does not parse is skipped.
+    pub fn log_entries(&self) -> impl Iterator<Item = crate::LogEntry> + '_ {
+        self.logs
+            .iter()
+            .filter_map(|l| crate::LogEntry::parse(l).ok())
+    }
+
+    /// The field name that holds the job ids in the stored JSON: `jobs`, or `active_jobs`
+    /// for a record read from a DMS version that uses that name.
+    pub fn jobs_field(&self) -> &'static str {
+        self.jobs_key.as_str()
+    }
+
+    /// Stamps `updated_at` with `clock`'s now in `zone`.
+    pub fn touch(&mut self, clock: &dyn Clock, zone: &Zone) {
+        self.updated_at = TaskTime::now(clock, zone);
+    }
+}
+
+/// Encodes `text` as a JSON string literal, exactly as the record encoder does.
+///
+/// ```
+/// assert_eq!(task_state_core::json_string("a\"b\nc"), r#""a\"b\nc""#);
+/// ```
+pub fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}
+
+impl Serialize for TaskRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(11 + self.extra.len()))?;
+        map.serialize_entry("task_id", &self.task_id)?;
+        map.serialize_entry("service", &self.service)?;
+        map.serialize_entry("user_id", &self.user_id)?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("parameters", &self.parameters)?;
+        map.serialize_entry(self.jobs_key.as_str(), &self.jobs)?;
+        map.serialize_entry("created_at", &self.created_at)?;
+        map.serialize_entry("updated_at", &self.updated_at)?;
+        map.serialize_entry("logs", &self.logs)?;
+        map.serialize_entry("result", &self.result)?;
+        map.serialize_entry("priority", &self.priority)?;
+        for (key, value) in &self.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RecordVisitor)
+    }
+}
+
+struct RecordVisitor;
+
+/// `null` reads as the type's default, as pydantic's defaults fill an absent field.
+fn or_default<'de, A, T>(map: &mut A) -> Result<T, A::Error>
+where
+    A: MapAccess<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(map.next_value::<Option<T>>()?.unwrap_or_default())
+}
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = TaskRecord;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a task record object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskRecord, A::Error> {
+        let mut task_id: Option<String> = None;
+        let mut service: Option<String> = None;
+        let mut user_id: Option<String> = None;
+        let mut status: Option<TaskStatus> = None;
+        let mut parameters = Map::new();
+        let mut jobs = Vec::new();
+        let mut jobs_key = JobsKey::Jobs;
+        let mut created_at: Option<TaskTime> = None;
+        let mut updated_at: Option<TaskTime> = None;
+        let mut logs = Vec::new();
+        let mut result = TaskResult::default();
+        let mut priority = PriorityLevel::Low;
+        let mut extra = Map::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "task_id" => task_id = Some(map.next_value()?),
+                "service" => service = Some(map.next_value()?),
+                "user_id" => user_id = Some(map.next_value()?),
+                "status" => status = Some(map.next_value()?),
+                "parameters" => parameters = or_default(&mut map)?,
+                "jobs" => jobs = or_default(&mut map)?,
+                "active_jobs" => {
+                    jobs = or_default(&mut map)?;
+                    jobs_key = JobsKey::ActiveJobs;
+                }
+                "created_at" => created_at = map.next_value()?,
+                "updated_at" => updated_at = map.next_value()?,
+                "logs" => logs = or_default(&mut map)?,
+                "result" => result = or_default(&mut map)?,
+                "priority" => priority = or_default(&mut map)?,
+                other => {
+                    let value: Value = map.next_value()?;
+                    extra.insert(other.to_owned(), value);
+                }
+            }
+        }
+        let now = || TaskTime::now(&SystemClock, &Zone::utc());
+        Ok(TaskRecord {
+            task_id: task_id.ok_or_else(|| de::Error::missing_field("task_id"))?,
+            service: service.ok_or_else(|| de::Error::missing_field("service"))?,
+            user_id: user_id.ok_or_else(|| de::Error::missing_field("user_id"))?,
+            status: status.ok_or_else(|| de::Error::missing_field("status"))?,
+            parameters,
+            jobs,
+            created_at: created_at.unwrap_or_else(now),
+            updated_at: updated_at.unwrap_or_else(now),
+            logs,
+            result,
+            priority,
+            extra,
+            jobs_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_EXAMPLE: &str = r#"{"task_id":"5","service":"render","user_id":"bob","status":"running","parameters":{"retries":3,"ratio":0.30000000000000004},"jobs":["slurm-500"],"created_at":"2025-11-17T10:00:16.515926+09:00","updated_at":"2025-11-17T10:00:16+09:00","logs":["2025-11-17T10:00:16.515926+09:00,worker started"],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
+
+    #[test]
+    fn spec_example_round_trips_byte_for_byte() {
+        let record = TaskRecord::from_json(SPEC_EXAMPLE).unwrap();
+        assert_eq!(record.task_id, "5");
+        assert_eq!(record.jobs, ["slurm-500"]);
+        assert_eq!(record.updated_at.to_string(), "2025-11-17T10:00:16+09:00");
+        assert_eq!(record.to_json(), SPEC_EXAMPLE);
+    }
+
+    #[test]
+    fn parameters_keep_every_digit_and_shape() {
+        let params = r#"{"a":0.30000000000000004,"b":12345678901234567890,"c":-1e-300,"d":123456789012345678901234567890,"e":[],"f":{},"g":[1,[2,{"h":null}]],"i":"한국어 ✓ \"q\"","j":1e+16,"k":true}"#;
+        let json = SPEC_EXAMPLE.replace(r#"{"retries":3,"ratio":0.30000000000000004}"#, params);
+        let record = TaskRecord::from_json(&json).unwrap();
+        assert_eq!(record.to_json(), json);
+    }
+
+    #[test]
+    fn missing_optional_fields_get_defaults() {
+        let json = r#"{"task_id":"1","service":"s","user_id":"u","status":"pending"}"#;
+        let record = TaskRecord::from_json(json).unwrap();
+        assert!(record.parameters.is_empty() && record.jobs.is_empty() && record.logs.is_empty());
+        assert_eq!(record.result, TaskResult::default());
+        assert_eq!(record.priority, PriorityLevel::Low);
+    }
+
+    #[test]
+    fn nulls_read_as_defaults() {
+        let json = r#"{"task_id":"1","service":"s","user_id":"u","status":"pending","parameters":null,"jobs":null,"logs":null,"result":null,"priority":null}"#;
+        let record = TaskRecord::from_json(json).unwrap();
+        assert!(record.parameters.is_empty() && record.jobs.is_empty());
+    }
+
+    #[test]
+    fn active_jobs_reads_as_jobs_and_is_written_back_under_its_name() {
+        let json = SPEC_EXAMPLE.replace(r#""jobs":"#, r#""active_jobs":"#);
+        let record = TaskRecord::from_json(&json).unwrap();
+        assert_eq!(record.jobs, ["slurm-500"]);
+        assert_eq!(record.jobs_field(), "active_jobs");
+        assert_eq!(record.to_json(), json);
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let json = SPEC_EXAMPLE.replace(
+            r#","priority":"low"}"#,
+            r#","priority":"high","owner_team":{"name":"vision","ids":[1,2.50]},"flag":null}"#,
+        );
+        let mut record = TaskRecord::from_json(&json).unwrap();
+        assert_eq!(record.extra.len(), 2);
+        assert_eq!(record.to_json(), json);
+        record.status = TaskStatus::Completed;
+        assert!(record
+            .to_json()
+            .ends_with(r#","owner_team":{"name":"vision","ids":[1,2.50]},"flag":null}"#));
+    }
+
+    #[test]
+    fn all_statuses_round_trip() {
+        for status in TaskStatus::ALL {
+            let json = SPEC_EXAMPLE.replace("\"running\"", &format!("\"{status}\""));
+            let record = TaskRecord::from_json(&json).unwrap();
+            assert_eq!(record.status, status);
+            assert_eq!(record.to_json(), json);
+            assert_eq!(status.as_str().parse::<TaskStatus>().unwrap(), status);
+        }
+        assert!(matches!(
+            "done".parse::<TaskStatus>(),
+            Err(Error::InvalidInput {
+                field: "status",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn non_ascii_is_raw_utf8_and_control_characters_are_escaped() {
+        let mut record = TaskRecord::from_json(SPEC_EXAMPLE).unwrap();
+        record
+            .logs
+            .push("2025-11-17T10:00:16+09:00,시작 ✓\n\t\u{1}".to_owned());
+        let json = record.to_json();
+        assert!(json.contains(r#"시작 ✓\n\t\u0001""#), "{json}");
+        assert_eq!(TaskRecord::from_json(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn malformed_records_are_decode_errors() {
+        for bad in [
+            "",
+            "[]",
+            "{",
+            r#"{"task_id":"1"}"#,
+            r#"{"task_id":"1","service":"s","user_id":"u","status":"lost"}"#,
+            r#"{"task_id":"1","service":"s","user_id":"u","status":"pending","created_at":"soon"}"#,
+        ] {
+            assert!(
+                matches!(TaskRecord::from_json(bad), Err(Error::Decode { .. })),
+                "{bad}"
+            );
+        }
+        let err = TaskRecord::from_json_at("task:9", b"{").unwrap_err();
+        assert!(err.to_string().contains("task:9"));
+    }
+}

@@ -1,0 +1,469 @@
+//! Time zones, the clock, and timestamps in the form Python's `isoformat()` writes.
+//!
+//! Zone rules come from [jiff](https://docs.rs/jiff): the system's tz database
+//! (`/usr/share/zoneinfo`, which Debian and most images keep current), with the database
+//! bundled into jiff as the fallback where a system has none. `time-tz` 2.x was not chosen
+//! because it bundles 2022 data, which gets `America/Mexico_City` wrong from 2023 on (Mexico
+//! dropped daylight saving time in October 2022); `time-tz` 3 is still a pre-release. A test
+//! checks Mexico City in July 2023 (UTC-06:00).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use jiff::civil::DateTime;
+use jiff::tz::{Offset, TimeZone};
+use jiff::Timestamp;
+
+use crate::error::{Error, Result};
+
+/// The zone the Python package uses when `DMS_TIMEZONE` is unset.
+pub const DEFAULT_TIMEZONE: &str = "Asia/Seoul";
+
+/// An IANA time zone, remembered with its name.
+///
+/// ```
+/// use task_state_core::Zone;
+/// let zone = Zone::named("Europe/Berlin").unwrap();
+/// assert_eq!(zone.name(), "Europe/Berlin");
+/// assert!(Zone::named("Mars/Olympus_Mons").is_err());
+/// ```
+#[derive(Clone)]
+pub struct Zone {
+    name: String,
+    tz: TimeZone,
+}
+
+impl Zone {
+    /// Looks up an IANA zone name such as `Asia/Seoul` or `UTC`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the name is not in the tz database.
+    pub fn named(name: &str) -> Result<Self> {
+        let tz = TimeZone::get(name)
+            .map_err(|e| Error::Config(format!("unknown time zone {name:?}: {e}")))?;
+        Ok(Zone {
+            name: name.to_owned(),
+            tz,
+        })
+    }
+
+    /// UTC.
+    pub fn utc() -> Self {
+        Zone {
+            name: "UTC".to_owned(),
+            tz: TimeZone::UTC,
+        }
+    }
+
+    /// The IANA name the zone was made from.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The jiff time zone.
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
+    }
+}
+
+impl Default for Zone {
+    /// `Asia/Seoul`, the Python package's default (UTC if the tz database lacks it).
+    fn default() -> Self {
+        Zone::named(DEFAULT_TIMEZONE).unwrap_or_else(|_| Zone::utc())
+    }
+}
+
+impl fmt::Debug for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Zone").field(&self.name).finish()
+    }
+}
+
+impl PartialEq for Zone {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+/// Where "now" comes from. Tests swap in a [`ManualClock`].
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current instant.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that stands still until it is set or advanced. Clones share the same time.
+///
+/// ```
+/// use task_state_core::{Clock, ManualClock};
+/// let clock = ManualClock::new("2025-11-17T01:00:16Z".parse().unwrap());
+/// clock.advance(std::time::Duration::from_secs(60));
+/// assert_eq!(clock.now().to_string(), "2025-11-17T01:01:16Z");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    now: Arc<Mutex<Timestamp>>,
+}
+
+impl ManualClock {
+    /// A clock showing `now`.
+    pub fn new(now: Timestamp) -> Self {
+        ManualClock {
+            now: Arc::new(Mutex::new(now)),
+        }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: Timestamp) {
+        *self.lock() = now;
+    }
+
+    /// Moves the time forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self.lock();
+        let span = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
+        *now = now.saturating_add(span).unwrap_or(*now);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Timestamp> {
+        // A poisoned clock still holds a valid instant.
+        self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.lock()
+    }
+}
+
+/// A wall-clock time with its UTC offset, as Python's timezone-aware `datetime` holds it,
+/// at microsecond precision.
+///
+/// `Display` writes it exactly as `datetime.isoformat()`: `YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM`,
+/// without the fraction when the microseconds are zero, `+00:00` for UTC. Parsing accepts
+/// that form, `Z`, a space instead of `T`, 1 to 9 fraction digits (cut to microseconds) and,
+/// for records written without a zone, no offset at all (kept as written).
+///
+/// ```
+/// use task_state_core::{TaskTime, Zone};
+/// let zone = Zone::named("America/New_York").unwrap();
+/// let t = TaskTime::from_timestamp("2025-03-09T06:59:59.999999Z".parse().unwrap(), &zone);
+/// assert_eq!(t.to_string(), "2025-03-09T01:59:59.999999-05:00");
+/// let t = TaskTime::from_timestamp("2025-03-09T07:00:00Z".parse().unwrap(), &zone);
+/// assert_eq!(t.to_string(), "2025-03-09T03:00:00-04:00");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskTime {
+    local: DateTime,
+    offset: Option<Offset>,
+}
+
+impl TaskTime {
+    /// The current time of `clock` in `zone`.
+    pub fn now(clock: &dyn Clock, zone: &Zone) -> Self {
+        Self::from_timestamp(clock.now(), zone)
+    }
+
+    /// `at` in `zone`, cut to microseconds as Python keeps it.
+    pub fn from_timestamp(at: Timestamp, zone: &Zone) -> Self {
+        let micros = at.as_microsecond();
+        let at = Timestamp::from_microsecond(micros).unwrap_or(at);
+        let offset = zone.time_zone().to_offset(at);
+        TaskTime {
+            local: offset.to_datetime(at),
+            offset: Some(offset),
+        }
+    }
+
+    /// The instant. A time stored without an offset is taken as UTC.
+    pub fn timestamp(&self) -> Timestamp {
+        let offset = self.offset.unwrap_or(Offset::UTC);
+        offset
+            .to_timestamp(self.local)
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// The UTC offset, or `None` for a time stored without one.
+    pub fn offset(&self) -> Option<Offset> {
+        self.offset
+    }
+
+    /// The wall-clock date and time at that offset.
+    pub fn local(&self) -> DateTime {
+        self.local
+    }
+}
+
+impl fmt::Display for TaskTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.local;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        )?;
+        let micros = d.subsec_nanosecond() / 1000;
+        if micros != 0 {
+            write!(f, ".{micros:06}")?;
+        }
+        if let Some(offset) = self.offset {
+            let total = offset.seconds();
+            let sign = if total < 0 { '-' } else { '+' };
+            let abs = total.unsigned_abs();
+            write!(f, "{sign}{:02}:{:02}", abs / 3600, (abs / 60) % 60)?;
+            if abs % 60 != 0 {
+                write!(f, ":{:02}", abs % 60)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TaskTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskTime({self})")
+    }
+}
+
+/// Why a timestamp string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid timestamp {input:?}: {reason}")]
+pub struct ParseTimeError {
+    input: String,
+    reason: String,
+}
+
+impl ParseTimeError {
+    fn new(input: &str, reason: impl Into<String>) -> Self {
+        ParseTimeError {
+            input: input.chars().take(64).collect(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl FromStr for TaskTime {
+    type Err = ParseTimeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The offset starts at the first sign or Z after the time of day.
+        let split = s
+            .char_indices()
+            .skip(11)
+            .find(|&(_, c)| matches!(c, '+' | '-' | 'Z' | 'z'))
+            .map(|(i, _)| i)
+            .unwrap_or(s.len());
+        let (local, offset) = s.split_at(split);
+        let local = local.replacen(' ', "T", 1);
+        if local.len() < 19 {
+            return Err(ParseTimeError::new(s, "expected YYYY-MM-DDTHH:MM:SS"));
+        }
+        let local: DateTime = local
+            .parse()
+            .map_err(|e: jiff::Error| ParseTimeError::new(s, e.to_string()))?;
+        let nanos = local.subsec_nanosecond();
+        let local = local
+            .with()
+            .subsec_nanosecond(nanos - nanos % 1000)
+            .build()
+            .map_err(|e| ParseTimeError::new(s, e.to_string()))?;
+        let offset = match offset {
+            "" => None,
+            "Z" | "z" => Some(Offset::UTC),
+            text => Some(parse_offset(text).ok_or_else(|| ParseTimeError::new(s, "bad offset"))?),
+        };
+        Ok(TaskTime { local, offset })
+    }
+}
+
+fn parse_offset(text: &str) -> Option<Offset> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let mut parts = rest.split(':');
+    let hours: i32 = parse_two(parts.next()?)?;
+    let minutes: i32 = parts.next().map(parse_two).unwrap_or(Some(0))?;
+    let seconds: i32 = match parts.next() {
+        // Python can write fractional offset seconds; the fraction is dropped.
+        Some(sec) => parse_two(sec.split('.').next()?)?,
+        None => 0,
+    };
+    if parts.next().is_some() || hours > 23 || minutes > 59 || seconds > 59 {
+        return None;
+    }
+    Offset::from_seconds(sign * (hours * 3600 + minutes * 60 + seconds)).ok()
+}
+
+fn parse_two(part: &str) -> Option<i32> {
+    if part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()) {
+        part.parse().ok()
+    } else {
+        None
+    }
+}
+
+impl serde::Serialize for TaskTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TaskTime {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(zone: &str, utc: &str) -> String {
+        let zone = Zone::named(zone).unwrap();
+        TaskTime::from_timestamp(utc.parse().unwrap(), &zone).to_string()
+    }
+
+    #[test]
+    fn formats_like_python_isoformat() {
+        assert_eq!(
+            at("Asia/Seoul", "2025-11-17T01:00:16.515926Z"),
+            "2025-11-17T10:00:16.515926+09:00"
+        );
+        assert_eq!(
+            at("Asia/Seoul", "2025-11-17T01:00:16Z"),
+            "2025-11-17T10:00:16+09:00"
+        );
+        assert_eq!(
+            at("UTC", "2025-11-17T01:00:16.000001Z"),
+            "2025-11-17T01:00:16.000001+00:00"
+        );
+        assert_eq!(
+            at("Asia/Kolkata", "2025-01-01T00:00:00Z"),
+            "2025-01-01T05:30:00+05:30"
+        );
+    }
+
+    #[test]
+    fn cuts_nanoseconds_to_microseconds() {
+        assert_eq!(
+            at("UTC", "2025-01-01T00:00:00.123456789Z"),
+            "2025-01-01T00:00:00.123456+00:00"
+        );
+        assert_eq!(
+            at("UTC", "2025-01-01T00:00:00.000000999Z"),
+            "2025-01-01T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn follows_daylight_saving_time() {
+        assert_eq!(
+            at("America/New_York", "2025-03-09T06:59:59.999999Z"),
+            "2025-03-09T01:59:59.999999-05:00"
+        );
+        assert_eq!(
+            at("America/New_York", "2025-03-09T07:00:00Z"),
+            "2025-03-09T03:00:00-04:00"
+        );
+        assert_eq!(
+            at("America/New_York", "2025-11-02T05:30:00Z"),
+            "2025-11-02T01:30:00-04:00"
+        );
+        assert_eq!(
+            at("America/New_York", "2025-11-02T06:30:00Z"),
+            "2025-11-02T01:30:00-05:00"
+        );
+    }
+
+    #[test]
+    fn zone_rules_are_current() {
+        // Mexico abolished daylight saving time in October 2022: tz data from 2022 or earlier
+        // says -05:00 here.
+        assert_eq!(
+            at("America/Mexico_City", "2023-07-01T12:00:00Z"),
+            "2023-07-01T06:00:00-06:00"
+        );
+    }
+
+    #[test]
+    fn unknown_zone_is_a_config_error() {
+        assert!(matches!(
+            Zone::named("Nowhere/Atlantis"),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
+    fn parses_and_reformats_unchanged() {
+        for text in [
+            "2025-11-17T10:00:16.515926+09:00",
+            "2025-11-17T10:00:16+09:00",
+            "2025-03-09T01:59:59.999999-05:00",
+            "2025-11-17T10:00:16+00:00",
+            "2025-11-17T10:00:16.5",
+            "1890-01-01T00:00:00+08:27:52",
+        ] {
+            let t: TaskTime = text.parse().unwrap();
+            let back = t.to_string();
+            let expected = if text.ends_with(".5") {
+                "2025-11-17T10:00:16.500000"
+            } else {
+                text
+            };
+            assert_eq!(back, expected);
+        }
+    }
+
+    #[test]
+    fn accepts_z_and_space() {
+        let t: TaskTime = "2025-11-17 01:00:16.5Z".parse().unwrap();
+        assert_eq!(t.to_string(), "2025-11-17T01:00:16.500000+00:00");
+        assert_eq!(
+            t.timestamp(),
+            "2025-11-17T01:00:16.5Z".parse::<Timestamp>().unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for text in [
+            "",
+            "yesterday",
+            "2025-13-01T00:00:00+00:00",
+            "2025-11-17T10:00:16+9",
+            "2025-11-17",
+        ] {
+            assert!(text.parse::<TaskTime>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::new("2025-01-01T00:00:00Z".parse().unwrap());
+        let copy = clock.clone();
+        copy.advance(std::time::Duration::from_millis(1500));
+        assert_eq!(
+            clock.now(),
+            "2025-01-01T00:00:01.5Z".parse::<Timestamp>().unwrap()
+        );
+    }
+}
