@@ -1,0 +1,318 @@
+-- lib.lua: shared by every mutation script (prepended to each at build time).
+--
+-- A record is edited as text, never decoded and re-encoded: cjson would rewrite numbers with
+-- 14 significant digits and turn [] into {}. The scanner below finds the byte ranges of the
+-- record's top-level members; edits replace or insert text at those ranges, and every value
+-- spliced in was encoded as JSON by the client.
+--
+-- Big records are not read whole. A log append needs the head (up to the start of "logs") and
+-- the tail (from the end of "logs"), never the log lines themselves. Where the logs end is
+-- remembered in the metadata hash (field "layout" = "<length>,<position of ]>") after each of
+-- our writes, and checked against the record before it is trusted: length, the bracket, and
+-- a parse of the whole tail. Anything else (a record the Python package wrote, a hint that
+-- does not fit) takes the slow path: the whole record is read and scanned.
+--
+-- Nothing is written before every check has passed, so an error leaves the data unchanged.
+
+local function fail(kind, key, reason)
+  error({err = kind .. ' ' .. key .. ' ' .. reason})
+end
+
+local function skip_ws(s, i)
+  return string.find(s, '[^ \t\r\n]', i)
+end
+
+-- s:byte(i) is an opening quote; the index of the closing quote, or nil if s ends first.
+local function string_end(s, i)
+  local j = i
+  while true do
+    j = string.find(s, '"', j + 1, true)
+    if not j then return nil end
+    local k = j - 1
+    while string.byte(s, k) == 92 do k = k - 1 end
+    if (j - 1 - k) % 2 == 0 then return j end
+  end
+end
+
+-- The index of the last byte of the JSON value starting at i, or nil if s ends first.
+local function value_end(s, i)
+  local c = string.byte(s, i)
+  if c == 34 then return string_end(s, i) end
+  if c == 123 or c == 91 then
+    local depth, j = 0, i
+    while true do
+      j = string.find(s, '[%[%]{}"]', j)
+      if not j then return nil end
+      local b = string.byte(s, j)
+      if b == 34 then
+        j = string_end(s, j)
+        if not j then return nil end
+      elseif b == 123 or b == 91 then
+        depth = depth + 1
+      else
+        depth = depth - 1
+        if depth == 0 then return j end
+      end
+      j = j + 1
+    end
+  end
+  local e = string.find(s, '[,}%] \t\r\n]', i)
+  if not e or e == i then return nil end
+  return e - 1
+end
+
+-- Scans object members from position i, where i is at a key (or at the closing brace).
+-- Fills members[key] = {value start, value end} (offset added to positions).
+-- Returns a state: 'end' (closing brace at members._close), 'stop' (stop_key found, its
+-- value starts at members[stop_key][1]), 'more' (s ended early), 'bad'.
+local function scan_from(s, i, members, offset, stop_key)
+  local first = true
+  while true do
+    i = skip_ws(s, i)
+    if not i then return 'more' end
+    local c = string.byte(s, i)
+    if c == 125 and first then members._close = i + offset; return 'end' end
+    if c ~= 34 then return 'bad' end
+    local ke = string_end(s, i)
+    if not ke then return 'more' end
+    local key = string.sub(s, i + 1, ke - 1)
+    if string.find(key, '\\', 1, true) then
+      local ok, decoded = pcall(cjson.decode, string.sub(s, i, ke))
+      if not ok then return 'bad' end
+      key = decoded
+    end
+    i = skip_ws(s, ke + 1)
+    if not i then return 'more' end
+    if string.byte(s, i) ~= 58 then return 'bad' end
+    i = skip_ws(s, i + 1)
+    if not i then return 'more' end
+    if key == stop_key then
+      members[key] = {i + offset, nil}
+      return 'stop'
+    end
+    local ve = value_end(s, i)
+    if not ve then return 'more' end
+    members[key] = {i + offset, ve + offset}
+    i = skip_ws(s, ve + 1)
+    if not i then return 'more' end
+    c = string.byte(s, i)
+    if c == 125 then members._close = i + offset; return 'end' end
+    if c ~= 44 then return 'bad' end
+    i = i + 1
+    first = false
+  end
+end
+
+-- Scans a whole object text (s is the object and may be followed only by white space).
+local function scan_object(s, offset, stop_key)
+  local members = {}
+  local i = skip_ws(s, 1)
+  if not i or string.byte(s, i) ~= 123 then return members, 'bad' end
+  local state = scan_from(s, i + 1, members, offset, stop_key)
+  if state == 'end' and skip_ws(s, members._close - offset + 1) then return members, 'bad' end
+  return members, state
+end
+
+-- Positions are 1-based and absolute in the record. A record table holds:
+--   key, meta, n (length), m (members), close (index of the closing brace),
+--   full (the whole text, slow path) or head/tail (fast path: head = s[1..l1],
+--   tail = s[l2..n]), l1/l2 (the logs brackets; nil without a logs array).
+
+local function load_full(rec)
+  local s = redis.call('GET', rec.key)
+  local m, state = scan_object(s, 0, nil)
+  if state ~= 'end' then fail('TSDECODE', rec.key, 'not a JSON object') end
+  rec.full, rec.m, rec.close, rec.n = s, m, m._close, #s
+  local logs = m.logs
+  if logs and string.byte(s, logs[1]) == 91 then
+    rec.l1, rec.l2 = logs[1], logs[2]
+  end
+  return rec
+end
+
+-- The fast path: head scan up to "logs", the remembered end of the logs checked by parsing
+-- the whole tail. Returns nil when the record does not qualify.
+local function load_fast(rec, hint)
+  local n = rec.n
+  if not hint then return nil end
+  local hn, hl2 = string.match(hint, '^(%d+),(%d+)$')
+  hn, hl2 = tonumber(hn), tonumber(hl2)
+  if hn ~= n or not hl2 or hl2 >= n then return nil end
+  local size, head, m, state = 4096, nil, nil, nil
+  while true do
+    if size >= hl2 then return nil end
+    head = redis.call('GETRANGE', rec.key, 0, size - 1)
+    m, state = scan_object(head, 0, 'logs')
+    if state ~= 'more' then break end
+    size = size * 4
+  end
+  if state ~= 'stop' then return nil end
+  local l1 = m.logs[1]
+  if l1 >= hl2 or string.byte(head, l1) ~= 91 then return nil end
+  for _, k in ipairs({'status', 'updated_at', 'service', 'user_id'}) do
+    if not m[k] then return nil end
+  end
+  -- One byte before the bracket: a closing quote, or the opening bracket of an empty array.
+  local tail = redis.call('GETRANGE', rec.key, hl2 - 2, n - 1)
+  if string.byte(tail, 2) ~= 93 then return nil end
+  local before = string.byte(tail, 1)
+  if not (hl2 == l1 + 1 or before == 34) then return nil end
+  tail = string.sub(tail, 2)
+  local i = skip_ws(tail, 2)
+  if not i then return nil end
+  local c = string.byte(tail, i)
+  if c == 125 then
+    m._close = hl2 - 1 + i
+    if skip_ws(tail, i + 1) then return nil end
+  elseif c == 44 then
+    if scan_from(tail, i + 1, m, hl2 - 1, nil) ~= 'end' then return nil end
+    if skip_ws(tail, m._close - (hl2 - 1) + 1) then return nil end
+  else
+    return nil
+  end
+  rec.head, rec.tail, rec.m, rec.close = string.sub(head, 1, l1), tail, m, m._close
+  rec.l1, rec.l2 = l1, hl2
+  m.logs[2] = hl2
+  return rec
+end
+
+local function check_type(key, expected)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= expected then fail('TSWRONGTYPE', key, expected) end
+  return t
+end
+
+local function index_keys(service, user_id)
+  return {
+    'index:tasks',
+    'index:service:' .. service,
+    'index:service:' .. service .. ':users',
+    'index:service:' .. service .. ':user:' .. user_id,
+    'index:user:' .. user_id,
+  }
+end
+
+-- Loads the record of KEYS[1] (metadata KEYS[2]) for editing; nil when it does not exist.
+local function load_record(key, meta)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then return nil end
+  if t ~= 'string' then fail('TSWRONGTYPE', key, 'string') end
+  check_type(meta, 'hash')
+  local rec = {key = key, meta = meta, n = redis.call('STRLEN', key), edits = {}}
+  local hint = redis.call('HGET', meta, 'layout')
+  if not (hint and load_fast(rec, hint)) then load_full(rec) end
+  return rec
+end
+
+-- The text of bytes a..b, which must lie in the loaded parts of the record.
+local function text(rec, a, b)
+  if rec.full then return string.sub(rec.full, a, b) end
+  if b <= rec.l1 then return string.sub(rec.head, a, b) end
+  return string.sub(rec.tail, a - rec.l2 + 1, b - rec.l2 + 1)
+end
+
+local function member_string(rec, key)
+  local span = rec.m[key]
+  if not span then return nil end
+  local raw = text(rec, span[1], span[2])
+  local ok, value = pcall(cjson.decode, raw)
+  if not ok or type(value) ~= 'string' then fail('TSDECODE', rec.key, key .. ' is not a string') end
+  return value
+end
+
+local function edit(rec, a, b, replacement)
+  table.insert(rec.edits, {a, b, replacement})
+end
+
+-- Replaces a top-level member's value, or adds the member before the closing brace.
+local function set_member(rec, key, json)
+  local span = rec.m[key]
+  if span then
+    edit(rec, span[1], span[2], json)
+  else
+    local sep = ''
+    for k, _ in pairs(rec.m) do
+      if k ~= '_close' then sep = ',' end
+    end
+    edit(rec, rec.close, rec.close - 1, sep .. cjson.encode(key) .. ':' .. json)
+  end
+end
+
+-- Appends already-encoded JSON strings to the logs array (making one if there is none).
+local function append_logs(rec, entries)
+  if #entries == 0 then return end
+  local joined = table.concat(entries, ',')
+  if rec.l2 then
+    local sep = ','
+    if rec.l2 == rec.l1 + 1 then sep = '' end
+    edit(rec, rec.l2, rec.l2 - 1, sep .. joined)
+  else
+    set_member(rec, 'logs', '[' .. joined .. ']')
+  end
+end
+
+local function apply(s, start, edits)
+  local out, pos = {}, start
+  for _, e in ipairs(edits) do
+    table.insert(out, string.sub(s, pos - start + 1, e[1] - start))
+    table.insert(out, e[3])
+    pos = e[2] + 1
+  end
+  table.insert(out, string.sub(s, pos - start + 1))
+  return table.concat(out)
+end
+
+-- Writes the edits, refreshes every TTL and index, remembers the layout. ttl in seconds.
+local function commit(rec, ttl)
+  local service, user_id = member_string(rec, 'service'), member_string(rec, 'user_id')
+  if not service or not user_id then fail('TSDECODE', rec.key, 'no service or user_id') end
+  local indexes = index_keys(service, user_id)
+  for _, k in ipairs(indexes) do check_type(k, 'set') end
+  table.sort(rec.edits, function(x, y) return x[1] < y[1] end)
+  local shift = 0
+  for _, e in ipairs(rec.edits) do
+    if rec.l2 and e[1] <= rec.l2 then shift = shift + #e[3] - (e[2] - e[1] + 1) end
+  end
+  local length
+  if rec.full then
+    local s = apply(rec.full, 1, rec.edits)
+    redis.call('SET', rec.key, s, 'EX', ttl)
+    length = #s
+  else
+    local head_edits, tail_edits = {}, {}
+    for _, e in ipairs(rec.edits) do
+      if e[2] <= rec.l1 and e[1] <= rec.l1 then table.insert(head_edits, e) else table.insert(tail_edits, e) end
+    end
+    local head = apply(rec.head, 1, head_edits)
+    local tail = apply(rec.tail, rec.l2, tail_edits)
+    local middle_len = rec.l2 - rec.l1 - 1
+    if #head == #rec.head and #tail >= #rec.tail then
+      if #head_edits > 0 then redis.call('SETRANGE', rec.key, 0, head) end
+      redis.call('SETRANGE', rec.key, rec.l2 - 1, tail)
+      redis.call('EXPIRE', rec.key, ttl)
+    else
+      local middle = ''
+      if middle_len > 0 then middle = redis.call('GETRANGE', rec.key, rec.l1, rec.l2 - 2) end
+      redis.call('SET', rec.key, head .. middle .. tail, 'EX', ttl)
+    end
+    length = #head + middle_len + #tail
+  end
+  if rec.l2 then
+    redis.call('HSET', rec.meta, 'service', service, 'user_id', user_id, 'layout', length .. ',' .. (rec.l2 + shift))
+  else
+    redis.call('HSET', rec.meta, 'service', service, 'user_id', user_id)
+    redis.call('HDEL', rec.meta, 'layout')
+  end
+  redis.call('EXPIRE', rec.meta, ttl + 60)
+  local id = string.match(rec.key, '^task:(.*)$')
+  for i, k in ipairs(indexes) do
+    if i == 3 then redis.call('SADD', k, user_id) else redis.call('SADD', k, id) end
+    redis.call('EXPIRE', k, ttl)
+  end
+end
+
+-- The reply of a mutation: {'1', record or ''}.
+local function reply(rec, mode)
+  if mode == 'record' then return {'1', redis.call('GET', rec.key)} end
+  return {'1', ''}
+end

@@ -1,0 +1,794 @@
+//! [`RedisTaskRepository`]: the [`TaskRepository`] on Redis.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fred::prelude::{
+    Builder, ClientLike, Config, Error as FredError, ErrorKind, KeysInterface, LuaInterface,
+    Options, Pool, ReconnectPolicy, Value,
+};
+use fred::types::CustomCommand;
+use task_state_core::{
+    compare_task_ids, format_log_entry_at, json_string, validate_name, validate_record,
+    validate_task_id, Clock, Error, Result, Scope, SystemClock, TaskList, TaskRecord,
+    TaskRepository, TaskStatus, TaskTime, Unreadable,
+};
+
+use crate::keys;
+use crate::scripts::{Script, SCRIPTS};
+use crate::settings::{RedisRepositorySettings, RedisUrl};
+
+/// How many records one MGET fetches, and how many set members one SSCAN asks for: small
+/// enough that no single command keeps Redis busy for long.
+pub const BATCH_SIZE: usize = 500;
+
+/// The Redis backend: records, metadata and indexes in the layout of the Python
+/// `task_state` package, every mutation one Lua script.
+///
+/// Writes go to the writer pool, reads (`get`, listings, `peek_next_task_id`) to the reader
+/// pool, which may point at a replica. Clones share the pools.
+///
+/// ```no_run
+/// # async fn run() -> task_state_core::Result<()> {
+/// use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
+/// use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
+///
+/// let settings = RedisRepositorySettings::builder()
+///     .with_write_url("redis://127.0.0.1:6379/0")
+///     .build()?;
+/// let repo = RedisTaskRepository::connect(settings).await?;
+/// let id = repo.next_task_id().await?;
+/// repo.save(TaskRecord::new(id.as_str(), "render", "alice", TaskStatus::Pending)).await?;
+/// repo.append_logs(&id, &["line 1".to_owned(), "line 2".to_owned()]).await?;
+/// repo.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisTaskRepository {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Pool,
+    reader: Pool,
+    settings: RedisRepositorySettings,
+    clock: Arc<dyn Clock>,
+    /// Mutations are never re-sent after a dropped connection: a script that ran but whose
+    /// reply was lost must not run twice.
+    once: Options,
+}
+
+impl fmt::Debug for RedisTaskRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTaskRepository")
+            .field("settings", &self.inner.settings)
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a mutation script answered.
+enum Outcome {
+    Missing,
+    Conflict(String),
+    Done(Option<String>),
+}
+
+impl RedisTaskRepository {
+    /// Connects a writer pool to the write URL and a reader pool to the read URL, pings
+    /// both and loads the scripts. Both pools reconnect by themselves after a dropped
+    /// connection, with exponential back-off; a command waits for the reconnection at most
+    /// the command timeout.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when a server cannot be reached within the connect timeout or
+    /// refuses the credentials; [`Error::Config`] for a URL the client library rejects.
+    /// Nothing stays open after an error.
+    pub async fn connect(settings: RedisRepositorySettings) -> Result<Self> {
+        let writer = connect_pool(settings.write_url(), &settings).await?;
+        let reader = match connect_pool(settings.read_url(), &settings).await {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = writer.quit().await;
+                return Err(e);
+            }
+        };
+        let repo = RedisTaskRepository {
+            inner: Arc::new(Inner {
+                writer,
+                reader,
+                settings,
+                clock: Arc::new(SystemClock),
+                once: Options {
+                    max_attempts: Some(1),
+                    ..Options::default()
+                },
+            }),
+        };
+        if let Err(e) = repo.load_scripts().await {
+            repo.close().await;
+            return Err(e);
+        }
+        Ok(repo)
+    }
+
+    /// The same repository with another clock, for tests that fix "now".
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        let inner = &self.inner;
+        RedisTaskRepository {
+            inner: Arc::new(Inner {
+                writer: inner.writer.clone(),
+                reader: inner.reader.clone(),
+                settings: inner.settings.clone(),
+                clock,
+                once: inner.once.clone(),
+            }),
+        }
+    }
+
+    /// The same repository reading from the writer: for a caller that must read its own
+    /// write back at once, where the read URL points at a replica that may lag.
+    pub fn reading_from_writer(&self) -> Self {
+        let inner = &self.inner;
+        RedisTaskRepository {
+            inner: Arc::new(Inner {
+                writer: inner.writer.clone(),
+                reader: inner.writer.clone(),
+                settings: inner.settings.clone(),
+                clock: inner.clock.clone(),
+                once: inner.once.clone(),
+            }),
+        }
+    }
+
+    /// The settings the repository was connected with.
+    pub fn settings(&self) -> &RedisRepositorySettings {
+        &self.inner.settings
+    }
+
+    /// The writer pool, for tools (the expiry listener, the consistency check) that need
+    /// commands beyond the repository's.
+    pub fn writer(&self) -> &Pool {
+        &self.inner.writer
+    }
+
+    /// The reader pool.
+    pub fn reader(&self) -> &Pool {
+        &self.inner.reader
+    }
+
+    /// Closes both pools. Commands issued afterwards fail.
+    pub async fn close(&self) {
+        let _ = self.inner.writer.quit().await;
+        let _ = self.inner.reader.quit().await;
+    }
+
+    /// Cleans the index entries of a task whose record has expired, using its metadata
+    /// hash, as the Python package's `handle_task_expired` does, atomically. Does nothing
+    /// (and returns `Ok(false)`) while the record still exists.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad task id, [`Error::WrongType`] when a key of the
+    /// layout has the wrong type.
+    pub async fn handle_task_expired(&self, task_id: &str) -> Result<ExpiredCleanup> {
+        validate_task_id(task_id)?;
+        let reply = self
+            .eval(
+                &SCRIPTS.remove,
+                task_id,
+                vec![task_id.to_owned(), "expired".to_owned()],
+            )
+            .await?;
+        let (removed, had_metadata) = int_pair(&reply);
+        Ok(ExpiredCleanup {
+            record_exists: removed < 0,
+            removed: removed > 0,
+            had_metadata: had_metadata > 0,
+        })
+    }
+
+    async fn load_scripts(&self) -> Result<()> {
+        let client = self.inner.writer.next();
+        for script in [
+            &SCRIPTS.save,
+            &SCRIPTS.set_status,
+            &SCRIPTS.append_log,
+            &SCRIPTS.update_result,
+            &SCRIPTS.set_jobs,
+            &SCRIPTS.remove,
+        ] {
+            client
+                .script_load::<String, _>(script.body)
+                .await
+                .map_err(|e| self.backend(e, &format!("loading script {}", script.name)))?;
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> TaskTime {
+        TaskTime::now(self.inner.clock.as_ref(), self.inner.settings.zone())
+    }
+
+    fn ttl(&self) -> String {
+        self.inner.settings.ttl_seconds().to_string()
+    }
+
+    /// Runs a script with EVALSHA on the writer, loading it when the server lost it.
+    async fn eval(&self, script: &Script, task_id: &str, args: Vec<String>) -> Result<Value> {
+        let keys = vec![keys::record(task_id), keys::metadata(task_id)];
+        let client = self.inner.writer.next().with_options(&self.inner.once);
+        let first = client
+            .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+            .await;
+        let result = match first {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                client
+                    .script_load::<String, _>(script.body)
+                    .await
+                    .map_err(|e| self.backend(e, &format!("loading script {}", script.name)))?;
+                client
+                    .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
+                    .await
+            }
+            other => other,
+        };
+        result.map_err(|e| self.script_error(e, task_id))
+    }
+
+    /// Runs one of the record-editing scripts with the common arguments.
+    async fn mutate(
+        &self,
+        script: &Script,
+        task_id: &str,
+        want_record: bool,
+        extra: Vec<String>,
+    ) -> Result<Outcome> {
+        let mut args = Vec::with_capacity(3 + extra.len());
+        args.push(self.ttl());
+        args.push(json_string(&self.now().to_string()));
+        args.push(if want_record { "record" } else { "ack" }.to_owned());
+        args.extend(extra);
+        let reply = self.eval(script, task_id, args).await?;
+        let mut items = match reply {
+            Value::Array(items) => items.into_iter(),
+            other => {
+                return Err(Error::backend(format!(
+                    "unexpected reply from script {}: {other:?}",
+                    script.name
+                )))
+            }
+        };
+        let code = items.next().and_then(|v| value_string(&v));
+        let payload = items.next().and_then(|v| value_string(&v));
+        match code.as_deref() {
+            Some("0") => Ok(Outcome::Missing),
+            Some("2") => Ok(Outcome::Conflict(payload.unwrap_or_default())),
+            Some("1") => Ok(Outcome::Done(payload.filter(|p| !p.is_empty()))),
+            _ => Err(Error::backend(format!(
+                "unexpected reply from script {}",
+                script.name
+            ))),
+        }
+    }
+
+    /// A mutation that returns the updated record.
+    async fn mutate_record(
+        &self,
+        script: &Script,
+        task_id: &str,
+        extra: Vec<String>,
+    ) -> Result<Option<TaskRecord>> {
+        match self.mutate(script, task_id, true, extra).await? {
+            Outcome::Missing => Ok(None),
+            Outcome::Done(Some(json)) => {
+                TaskRecord::from_json_at(&keys::record(task_id), json.as_bytes()).map(Some)
+            }
+            Outcome::Done(None) => Err(Error::backend("script returned no record")),
+            Outcome::Conflict(current) => Err(conflict(task_id, &current, &[])),
+        }
+    }
+
+    fn entries(&self, messages: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
+        let now = self.now();
+        messages
+            .into_iter()
+            .map(|m| json_string(&format_log_entry_at(m.as_ref(), now)))
+            .collect()
+    }
+
+    async fn status_change(
+        &self,
+        task_id: &str,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        log_entry: Option<&str>,
+    ) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut extra = vec![json_string(to.as_str()), allowed.join(" ")];
+        extra.extend(self.entries(log_entry));
+        match self
+            .mutate(&SCRIPTS.set_status, task_id, true, extra)
+            .await?
+        {
+            Outcome::Missing => Ok(None),
+            Outcome::Conflict(current) => Err(conflict(task_id, &current, from)),
+            Outcome::Done(Some(json)) => {
+                TaskRecord::from_json_at(&keys::record(task_id), json.as_bytes()).map(Some)
+            }
+            Outcome::Done(None) => Err(Error::backend("script returned no record")),
+        }
+    }
+
+    /// Every member of a set, SSCAN by SSCAN, without duplicates.
+    async fn scan_set(&self, key: &str) -> Result<Vec<String>> {
+        let client = self.inner.reader.next();
+        let mut seen = HashSet::new();
+        let mut members = Vec::new();
+        let mut cursor = "0".to_owned();
+        loop {
+            let reply: Value = client
+                .custom(
+                    CustomCommand::new_static("SSCAN", None::<u16>, false),
+                    vec![
+                        key.to_owned(),
+                        cursor.clone(),
+                        "COUNT".to_owned(),
+                        BATCH_SIZE.to_string(),
+                    ],
+                )
+                .await
+                .map_err(|e| self.read_error(e, key, "set"))?;
+            let Value::Array(mut parts) = reply else {
+                return Err(Error::backend(format!("unexpected SSCAN reply for {key}")));
+            };
+            if parts.len() != 2 {
+                return Err(Error::backend(format!("unexpected SSCAN reply for {key}")));
+            }
+            let page = parts.pop().unwrap_or(Value::Null);
+            cursor = value_string(&parts[0]).unwrap_or_else(|| "0".to_owned());
+            if let Value::Array(items) = page {
+                for item in items {
+                    if let Some(member) = value_string(&item) {
+                        if seen.insert(member.clone()) {
+                            members.push(member);
+                        }
+                    }
+                }
+            }
+            if cursor == "0" {
+                return Ok(members);
+            }
+        }
+    }
+
+    fn backend(&self, e: FredError, context: &str) -> Error {
+        let message = scrub(
+            &format!("{context}: {}", describe(&e)),
+            &[
+                self.inner.settings.write_url(),
+                self.inner.settings.read_url(),
+            ],
+        );
+        Error::Backend {
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+
+    fn read_error(&self, e: FredError, key: &str, expected: &'static str) -> Error {
+        if e.details().starts_with("WRONGTYPE") {
+            return Error::WrongType {
+                key: key.to_owned(),
+                expected,
+            };
+        }
+        self.backend(e, &format!("reading {key}"))
+    }
+
+    fn script_error(&self, e: FredError, task_id: &str) -> Error {
+        let details = e.details();
+        let mut words = details.split_whitespace();
+        match words.next() {
+            Some("TSWRONGTYPE") => Error::WrongType {
+                key: words.next().unwrap_or_default().to_owned(),
+                expected: match words.next() {
+                    Some("hash") => "hash",
+                    Some("set") => "set",
+                    _ => "string",
+                },
+            },
+            Some("TSDECODE") => {
+                let key = words.next().unwrap_or_default().to_owned();
+                let reason = words
+                    .take_while(|w| *w != "script:")
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Error::Decode { key, reason }
+            }
+            Some("WRONGTYPE") => Error::WrongType {
+                key: keys::record(task_id),
+                expected: "string",
+            },
+            _ => self.backend(e, &format!("updating task {task_id:?}")),
+        }
+    }
+}
+
+/// What [`RedisTaskRepository::handle_task_expired`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiredCleanup {
+    /// The record still exists: nothing was done.
+    pub record_exists: bool,
+    /// Index entries (or the metadata hash) were removed.
+    pub removed: bool,
+    /// The metadata hash was there to say which indexes to clean.
+    pub had_metadata: bool,
+}
+
+async fn connect_pool(url: &RedisUrl, settings: &RedisRepositorySettings) -> Result<Pool> {
+    let config = Config::from_url(url.expose())
+        .map_err(|e| Error::Config(scrub(&format!("{url}: {}", describe(&e)), &[url])))?;
+    let connect_timeout = settings.connect_timeout();
+    let command_timeout = settings.command_timeout();
+    let pool = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = connect_timeout;
+            c.internal_command_timeout = connect_timeout;
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = command_timeout;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build_pool(settings.pool_size())
+        .map_err(|e| Error::Config(scrub(&format!("{url}: {}", describe(&e)), &[url])))?;
+    let fail = |message: String, source: Option<FredError>| Error::Backend {
+        message: scrub(&message, &[url]),
+        source: source.map(|e| Box::new(e) as task_state_core::BoxError),
+    };
+    let connected = tokio::time::timeout(connect_timeout, pool.init()).await;
+    let result = match connected {
+        Err(_) => Err(fail(
+            format!("cannot connect to {url} within {connect_timeout:?}"),
+            None,
+        )),
+        Ok(Err(e)) => Err(fail(
+            format!("cannot connect to {url}: {}", describe(&e)),
+            Some(e),
+        )),
+        Ok(Ok(_handle)) => {
+            match tokio::time::timeout(connect_timeout, pool.next().ping::<String>(None)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(fail(
+                    format!("ping to {url} failed: {}", describe(&e)),
+                    Some(e),
+                )),
+                Err(_) => Err(fail(format!("ping to {url} timed out"), None)),
+            }
+        }
+    };
+    match result {
+        Ok(()) => Ok(pool),
+        Err(e) => {
+            let _ = pool.quit().await;
+            Err(e)
+        }
+    }
+}
+
+fn describe(e: &FredError) -> String {
+    match e.kind() {
+        ErrorKind::Timeout => format!("timed out ({})", e.details()),
+        ErrorKind::Auth => format!("authentication failed ({})", e.details()),
+        _ => e.details().to_owned(),
+    }
+}
+
+/// Removes any password of `urls` that a message might carry.
+fn scrub(message: &str, urls: &[&RedisUrl]) -> String {
+    let mut message = message.to_owned();
+    for url in urls {
+        if let Ok(parsed) = url::Url::parse(url.expose()) {
+            if let Some(password) = parsed.password().filter(|p| p.len() >= 3) {
+                message = message.replace(password, "***");
+                if let Ok(decoded) = urlencoding_decode(password) {
+                    message = message.replace(&decoded, "***");
+                }
+            }
+        }
+    }
+    message
+}
+
+fn urlencoding_decode(text: &str) -> std::result::Result<String, std::string::FromUtf8Error> {
+    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .unwrap_or_default();
+    String::from_utf8(bytes)
+}
+
+fn value_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+        Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn int_pair(value: &Value) -> (i64, i64) {
+    let int = |v: Option<&Value>| match v {
+        Some(Value::Integer(i)) => *i,
+        Some(other) => value_string(other)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        None => 0,
+    };
+    match value {
+        Value::Array(items) => (int(items.first()), int(items.get(1))),
+        _ => (0, 0),
+    }
+}
+
+fn conflict(task_id: &str, current: &str, expected: &[TaskStatus]) -> Error {
+    match current.parse::<TaskStatus>() {
+        Ok(current) => Error::Conflict {
+            task_id: task_id.to_owned(),
+            current,
+            expected: expected.to_vec(),
+        },
+        Err(_) => Error::decode(keys::record(task_id), format!("unknown status {current:?}")),
+    }
+}
+
+#[async_trait]
+impl TaskRepository for RedisTaskRepository {
+    async fn save(&self, mut record: TaskRecord) -> Result<TaskRecord> {
+        validate_record(&record)?;
+        record.updated_at = self.now();
+        let args = vec![
+            self.ttl(),
+            record.task_id.clone(),
+            record.service.clone(),
+            record.user_id.clone(),
+            record.to_json(),
+        ];
+        self.eval(&SCRIPTS.save, &record.task_id, args).await?;
+        Ok(record)
+    }
+
+    async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        let key = keys::record(task_id);
+        let value: Value = self
+            .inner
+            .reader
+            .next()
+            .get(&key)
+            .await
+            .map_err(|e| self.read_error(e, &key, "string"))?;
+        match value {
+            Value::Null => Ok(None),
+            Value::String(s) => TaskRecord::from_json_at(&key, s.as_bytes()).map(Some),
+            Value::Bytes(b) => TaskRecord::from_json_at(&key, &b).map(Some),
+            other => Err(Error::decode(key, format!("unexpected value {other:?}"))),
+        }
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<bool> {
+        validate_task_id(task_id)?;
+        let reply = self
+            .eval(
+                &SCRIPTS.remove,
+                task_id,
+                vec![task_id.to_owned(), "delete".to_owned()],
+            )
+            .await?;
+        Ok(int_pair(&reply).0 > 0)
+    }
+
+    async fn set_status<'a>(
+        &self,
+        task_id: &str,
+        status: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<Option<TaskRecord>> {
+        self.status_change(task_id, &[], status, log_entry).await
+    }
+
+    async fn transition<'a>(
+        &self,
+        task_id: &str,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<Option<TaskRecord>> {
+        if from.is_empty() {
+            return Err(Error::InvalidInput {
+                field: "from",
+                value: String::new(),
+                reason: "name at least one status to move from".to_owned(),
+            });
+        }
+        self.status_change(task_id, from, to, log_entry).await
+    }
+
+    async fn append_log(&self, task_id: &str, message: &str) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        let entries = self.entries([message]);
+        self.mutate_record(&SCRIPTS.append_log, task_id, entries)
+            .await
+    }
+
+    async fn append_logs(&self, task_id: &str, messages: &[String]) -> Result<bool> {
+        validate_task_id(task_id)?;
+        if messages.is_empty() {
+            let key = keys::record(task_id);
+            let exists: i64 = self
+                .inner
+                .reader
+                .next()
+                .exists(&key)
+                .await
+                .map_err(|e| self.backend(e, &format!("reading {key}")))?;
+            return Ok(exists > 0);
+        }
+        let entries = self.entries(messages);
+        match self
+            .mutate(&SCRIPTS.append_log, task_id, false, entries)
+            .await?
+        {
+            Outcome::Missing => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    async fn update_result<'a>(
+        &self,
+        task_id: &str,
+        pod_status: Option<&'a str>,
+        launcher_output: Option<&'a str>,
+    ) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        if pod_status.is_none() && launcher_output.is_none() {
+            return self.get(task_id).await;
+        }
+        let encode = |v: Option<&str>| v.map(json_string).unwrap_or_default();
+        let extra = vec![encode(pod_status), encode(launcher_output)];
+        self.mutate_record(&SCRIPTS.update_result, task_id, extra)
+            .await
+    }
+
+    async fn set_jobs(&self, task_id: &str, jobs: &[String]) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        let jobs = task_state_core::serde_json::to_string(jobs)
+            .map_err(|e| Error::backend(format!("encoding job ids: {e}")))?;
+        self.mutate_record(&SCRIPTS.set_jobs, task_id, vec![jobs])
+            .await
+    }
+
+    async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
+        scope.validate()?;
+        let mut ids = self.scan_set(&keys::scope_index(scope)).await?;
+        ids.sort_by(|a, b| compare_task_ids(a, b));
+        Ok(ids)
+    }
+
+    async fn list_by_ids(&self, task_ids: &[String]) -> Result<TaskList> {
+        let mut list = TaskList::default();
+        let mut valid = Vec::with_capacity(task_ids.len());
+        for id in task_ids {
+            match validate_task_id(id) {
+                Ok(()) => valid.push(id.as_str()),
+                Err(error) => list.unreadable.push(Unreadable {
+                    task_id: id.clone(),
+                    error,
+                }),
+            }
+        }
+        let client = self.inner.reader.next();
+        for chunk in valid.chunks(BATCH_SIZE) {
+            let keys: Vec<String> = chunk.iter().map(|id| keys::record(id)).collect();
+            let values: Vec<Value> = client
+                .mget(keys.clone())
+                .await
+                .map_err(|e| self.backend(e, "reading records"))?;
+            let mut absent = Vec::new();
+            for ((id, key), value) in chunk.iter().zip(&keys).zip(values) {
+                let decoded = match value {
+                    Value::Null => {
+                        absent.push((*id, key));
+                        continue;
+                    }
+                    Value::String(s) => TaskRecord::from_json_at(key, s.as_bytes()),
+                    Value::Bytes(b) => TaskRecord::from_json_at(key, &b),
+                    other => Err(Error::decode(
+                        key.clone(),
+                        format!("unexpected value {other:?}"),
+                    )),
+                };
+                match decoded {
+                    Ok(record) => list.records.push(record),
+                    Err(error) => list.unreadable.push(Unreadable {
+                        task_id: (*id).to_owned(),
+                        error,
+                    }),
+                }
+            }
+            // MGET answers nil both for a missing key and for a key of another type.
+            if !absent.is_empty() {
+                let pipeline = client.pipeline();
+                for (_, key) in &absent {
+                    let _: () = pipeline
+                        .exists(key.as_str())
+                        .await
+                        .map_err(|e| self.backend(e, "checking keys"))?;
+                }
+                let exists: Vec<i64> = pipeline
+                    .all()
+                    .await
+                    .map_err(|e| self.backend(e, "checking keys"))?;
+                for ((id, key), exists) in absent.iter().zip(exists) {
+                    if exists > 0 {
+                        list.unreadable.push(Unreadable {
+                            task_id: (*id).to_owned(),
+                            error: Error::WrongType {
+                                key: (*key).clone(),
+                                expected: "string",
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        list.records
+            .sort_by(|a, b| compare_task_ids(&a.task_id, &b.task_id));
+        Ok(list)
+    }
+
+    async fn list_users_by_service(&self, service: &str) -> Result<Vec<String>> {
+        validate_name("service", service)?;
+        let mut users = self.scan_set(&keys::service_users(service)).await?;
+        users.sort();
+        Ok(users)
+    }
+
+    async fn next_task_id(&self) -> Result<String> {
+        let id: i64 = self
+            .inner
+            .writer
+            .next()
+            .with_options(&self.inner.once)
+            .incr(keys::SEQUENCE)
+            .await
+            .map_err(|e| match e.details() {
+                d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {
+                    Error::decode(keys::SEQUENCE, d.to_owned())
+                }
+                _ => self.backend(e, "taking the next task id"),
+            })?;
+        Ok(id.to_string())
+    }
+
+    async fn peek_next_task_id(&self) -> Result<String> {
+        let value: Option<String> = self
+            .inner
+            .reader
+            .next()
+            .get(keys::SEQUENCE)
+            .await
+            .map_err(|e| self.read_error(e, keys::SEQUENCE, "string"))?;
+        match value {
+            None => Ok("1".to_owned()),
+            Some(text) => {
+                let current: i64 = text.trim().parse().map_err(|_| {
+                    Error::decode(keys::SEQUENCE, format!("{text:?} is not an integer"))
+                })?;
+                Ok((current + 1).to_string())
+            }
+        }
+    }
+}

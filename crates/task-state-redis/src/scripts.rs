@@ -1,0 +1,72 @@
+//! The Lua scripts, each `lua/lib.lua` followed by one operation, run with EVALSHA.
+
+use std::sync::LazyLock;
+
+/// One Lua script and its SHA1.
+#[derive(Debug)]
+pub(crate) struct Script {
+    pub(crate) name: &'static str,
+    pub(crate) body: &'static str,
+    pub(crate) sha: String,
+}
+
+impl Script {
+    fn new(name: &'static str, body: &'static str) -> Self {
+        Script {
+            name,
+            body,
+            sha: fred::util::sha1_hash(body),
+        }
+    }
+}
+
+macro_rules! script {
+    ($name:literal) => {
+        Script::new(
+            $name,
+            concat!(
+                include_str!("lua/lib.lua"),
+                "\n",
+                include_str!(concat!("lua/", $name, ".lua"))
+            ),
+        )
+    };
+}
+
+/// Every script of the backend.
+#[derive(Debug)]
+pub(crate) struct Scripts {
+    pub(crate) save: Script,
+    pub(crate) set_status: Script,
+    pub(crate) append_log: Script,
+    pub(crate) update_result: Script,
+    pub(crate) set_jobs: Script,
+    pub(crate) remove: Script,
+}
+
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    save: script!("save"),
+    set_status: script!("set_status"),
+    append_log: script!("append_log"),
+    update_result: script!("update_result"),
+    set_jobs: script!("set_jobs"),
+    remove: script!("remove"),
+});
+
+/// The body and SHA1 of a script by name (`save`, `set_status`, `append_log`,
+/// `update_result`, `set_jobs`, `remove`), for benchmarks that run them with
+/// `redis-benchmark`.
+pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
+    let s = &*SCRIPTS;
+    [
+        &s.save,
+        &s.set_status,
+        &s.append_log,
+        &s.update_result,
+        &s.set_jobs,
+        &s.remove,
+    ]
+    .into_iter()
+    .find(|script| script.name == name)
+    .map(|script| (script.body, script.sha.as_str()))
+}

@@ -1,0 +1,466 @@
+//! Connection settings: `DMS_*` variables or a builder.
+
+use std::fmt;
+use std::time::Duration;
+
+use task_state_core::{Error, Result, Zone, DEFAULT_TIMEZONE};
+
+/// The variable that names the Redis URL for writes (and reads, without a read URL).
+pub const WRITE_URL_VAR: &str = "DMS_REDIS_WRITE_URL";
+/// The variable that names the Redis URL for reads.
+pub const READ_URL_VAR: &str = "DMS_REDIS_READ_URL";
+/// The variable that sets the TTL of records and indexes, in seconds.
+pub const TTL_VAR: &str = "DMS_REDIS_TASK_TTL_SECONDS";
+/// The variable that names the IANA time zone of timestamps.
+pub const TIMEZONE_VAR: &str = "DMS_TIMEZONE";
+/// The TTL when none is configured: 90 days.
+pub const DEFAULT_TTL_SECONDS: u64 = 7_776_000;
+
+/// A Redis URL whose password never shows: `Display` and `Debug` print `***` in its place.
+///
+/// ```
+/// use task_state_redis::RedisUrl;
+/// let url = RedisUrl::parse("redis://worker:s3cret@cache:6379/2").unwrap();
+/// assert_eq!(url.to_string(), "redis://worker:***@cache:6379/2");
+/// assert!(!format!("{url:?}").contains("s3cret"));
+/// assert_eq!(url.database(), 2);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    url: url::Url,
+}
+
+impl RedisUrl {
+    /// Checks and keeps a URL of the form `redis://[user[:password]@]host[:port][/db]`, or
+    /// `rediss://` for TLS, or `redis-sentinel://` for Sentinel.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty or malformed URL, another scheme, a bad database
+    /// number, or `rediss://` when TLS support is not compiled in. The message never
+    /// contains the password.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::Config("the Redis URL is empty".to_owned()));
+        }
+        let url = url::Url::parse(text)
+            .map_err(|e| Error::Config(format!("malformed Redis URL: {e}")))?;
+        let shown = RedisUrl { url: url.clone() }.to_string();
+        match url.scheme() {
+            "redis" | "redis-sentinel" => {}
+            "rediss" if cfg!(feature = "tls") => {}
+            "rediss" => {
+                return Err(Error::Config(format!(
+                    "{shown}: rediss:// needs TLS support, which this build lacks (feature `tls`)"
+                )))
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "{shown}: scheme {other:?} is not redis://, rediss:// or redis-sentinel://"
+                )))
+            }
+        }
+        if url.host_str().unwrap_or("").is_empty() {
+            return Err(Error::Config(format!("{shown}: no host")));
+        }
+        let parsed = RedisUrl { url };
+        let path = parsed.url.path().trim_matches('/');
+        if !path.is_empty()
+            && path.parse::<u8>().is_err()
+            && parsed.url.scheme() != "redis-sentinel"
+        {
+            return Err(Error::Config(format!(
+                "{shown}: database {path:?} is not a number"
+            )));
+        }
+        Ok(parsed)
+    }
+
+    /// The logical database (`/N`), 0 by default.
+    pub fn database(&self) -> u8 {
+        self.url.path().trim_matches('/').parse().unwrap_or(0)
+    }
+
+    /// True for `rediss://`.
+    pub fn is_tls(&self) -> bool {
+        self.url.scheme() == "rediss"
+    }
+
+    /// The full URL, password included, for handing to the client library only.
+    pub(crate) fn expose(&self) -> &str {
+        self.url.as_str()
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        // Sentinel URLs may carry a sentinel_password in the query.
+        if shown.query().is_some_and(|q| q.contains("password")) {
+            let pairs: Vec<(String, String)> = shown
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.contains("password") {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            shown.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        f.write_str(shown.as_str())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
+/// Everything the Redis backend needs to connect, checked.
+///
+/// ```
+/// use task_state_redis::RedisRepositorySettings;
+/// let settings = RedisRepositorySettings::builder()
+///     .with_write_url("redis://:pw@primary:6379/0")
+///     .with_read_url("redis://:pw@replica:6379/0")
+///     .with_ttl_seconds(3600)
+///     .with_timezone("Europe/Berlin")
+///     .build()
+///     .unwrap();
+/// assert_eq!(settings.ttl_seconds(), 3600);
+/// assert!(!format!("{settings:?}").contains("pw@"));
+/// ```
+#[derive(Clone)]
+pub struct RedisRepositorySettings {
+    write_url: RedisUrl,
+    read_url: RedisUrl,
+    ttl_seconds: u64,
+    zone: Zone,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    pool_size: usize,
+}
+
+impl RedisRepositorySettings {
+    /// A builder with the defaults and no URL.
+    pub fn builder() -> RedisRepositorySettingsBuilder {
+        RedisRepositorySettingsBuilder::default()
+    }
+
+    /// Reads `DMS_REDIS_WRITE_URL` (required), `DMS_REDIS_READ_URL` (default: the write
+    /// URL), `DMS_REDIS_TASK_TTL_SECONDS` (default 7776000) and `DMS_TIMEZONE` (default
+    /// `Asia/Seoul`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable that is missing or wrong.
+    pub fn from_env() -> Result<Self> {
+        RedisRepositorySettingsBuilder::from_env().build()
+    }
+
+    /// The URL for writes.
+    pub fn write_url(&self) -> &RedisUrl {
+        &self.write_url
+    }
+
+    /// The URL for reads.
+    pub fn read_url(&self) -> &RedisUrl {
+        &self.read_url
+    }
+
+    /// The TTL of records and indexes, in seconds.
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl_seconds
+    }
+
+    /// The time zone of timestamps.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// How long connecting may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long one command may take, reconnection waits included.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// Connections in each of the writer and reader pools.
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+}
+
+impl fmt::Debug for RedisRepositorySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRepositorySettings")
+            .field("write_url", &self.write_url)
+            .field("read_url", &self.read_url)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .field("zone", &self.zone)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// Builds [`RedisRepositorySettings`]; every value is checked in [`build`](Self::build).
+#[derive(Clone)]
+pub struct RedisRepositorySettingsBuilder {
+    write_url: Option<String>,
+    read_url: Option<String>,
+    ttl: Option<String>,
+    timezone: Option<String>,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    pool_size: usize,
+}
+
+impl Default for RedisRepositorySettingsBuilder {
+    fn default() -> Self {
+        RedisRepositorySettingsBuilder {
+            write_url: None,
+            read_url: None,
+            ttl: None,
+            timezone: None,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(10),
+            pool_size: 4,
+        }
+    }
+}
+
+impl RedisRepositorySettingsBuilder {
+    /// A builder filled from the `DMS_*` variables; unset ones keep their defaults.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// A builder filled by `lookup(variable name)`, for tests and other configuration sources.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let present = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        RedisRepositorySettingsBuilder {
+            write_url: present(WRITE_URL_VAR),
+            read_url: present(READ_URL_VAR),
+            ttl: present(TTL_VAR),
+            timezone: present(TIMEZONE_VAR),
+            ..Self::default()
+        }
+    }
+
+    /// The URL for writes (and reads, unless a read URL is set).
+    pub fn with_write_url(mut self, url: impl Into<String>) -> Self {
+        self.write_url = Some(url.into());
+        self
+    }
+
+    /// The URL for reads, such as a read-only replica.
+    pub fn with_read_url(mut self, url: impl Into<String>) -> Self {
+        self.read_url = Some(url.into());
+        self
+    }
+
+    /// The TTL of records and indexes, in seconds.
+    pub fn with_ttl_seconds(mut self, seconds: u64) -> Self {
+        self.ttl = Some(seconds.to_string());
+        self
+    }
+
+    /// The IANA time zone of timestamps.
+    pub fn with_timezone(mut self, name: impl Into<String>) -> Self {
+        self.timezone = Some(name.into());
+        self
+    }
+
+    /// How long connecting may take (default 5 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command may take, waits for a reconnection included (default 10 s).
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Connections in each of the writer and reader pools (default 4).
+    pub fn with_pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Checks everything.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable or setting that is missing or wrong.
+    pub fn build(self) -> Result<RedisRepositorySettings> {
+        let write = self
+            .write_url
+            .ok_or_else(|| Error::Config(format!("{WRITE_URL_VAR} is not set")))?;
+        let write_url = RedisUrl::parse(&write)
+            .map_err(|e| Error::Config(format!("{WRITE_URL_VAR}: {}", strip(e))))?;
+        let read_url = match self.read_url {
+            Some(read) => RedisUrl::parse(&read)
+                .map_err(|e| Error::Config(format!("{READ_URL_VAR}: {}", strip(e))))?,
+            None => write_url.clone(),
+        };
+        let ttl_seconds = match self.ttl {
+            None => DEFAULT_TTL_SECONDS,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) if n > 0 && n <= i64::MAX as u64 / 2 => n,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{TTL_VAR}: {text:?} is not a positive whole number of seconds"
+                    )))
+                }
+            },
+        };
+        let zone_name = self.timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned());
+        let zone = Zone::named(zone_name.trim())
+            .map_err(|e| Error::Config(format!("{TIMEZONE_VAR}: {}", strip(e))))?;
+        if self.pool_size == 0 {
+            return Err(Error::Config("the pool size must be at least 1".to_owned()));
+        }
+        if self.connect_timeout.is_zero() || self.command_timeout.is_zero() {
+            return Err(Error::Config(
+                "timeouts must be longer than zero".to_owned(),
+            ));
+        }
+        Ok(RedisRepositorySettings {
+            write_url,
+            read_url,
+            ttl_seconds,
+            zone,
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            pool_size: self.pool_size,
+        })
+    }
+}
+
+fn strip(e: Error) -> String {
+    match e {
+        Error::Config(message) => message,
+        other => other.to_string(),
+    }
+}
+
+fn masked(url: &Option<String>) -> Option<String> {
+    url.as_ref().map(|u| match RedisUrl::parse(u) {
+        Ok(url) => url.to_string(),
+        Err(_) => "<unparsed URL>".to_owned(),
+    })
+}
+
+impl fmt::Debug for RedisRepositorySettingsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRepositorySettingsBuilder")
+            .field("write_url", &masked(&self.write_url))
+            .field("read_url", &masked(&self.read_url))
+            .field("ttl", &self.ttl)
+            .field("timezone", &self.timezone)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<RedisRepositorySettings> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RedisRepositorySettingsBuilder::from_lookup(|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .build()
+    }
+
+    fn config_message(result: Result<RedisRepositorySettings>) -> String {
+        match result {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_python_package() {
+        let s = from(&[(WRITE_URL_VAR, "redis://localhost:6379/3")]).unwrap();
+        assert_eq!(s.read_url(), s.write_url());
+        assert_eq!(s.ttl_seconds(), 7_776_000);
+        assert_eq!(s.zone().name(), "Asia/Seoul");
+        assert_eq!(s.write_url().database(), 3);
+    }
+
+    #[test]
+    fn missing_write_url_names_the_variable() {
+        assert!(config_message(from(&[])).contains(WRITE_URL_VAR));
+        assert!(config_message(from(&[(WRITE_URL_VAR, "  ")])).contains(WRITE_URL_VAR));
+    }
+
+    #[test]
+    fn bad_values_are_config_errors_naming_the_variable() {
+        let url = (WRITE_URL_VAR, "redis://localhost");
+        assert!(config_message(from(&[url, (TTL_VAR, "0")])).contains(TTL_VAR));
+        assert!(config_message(from(&[url, (TTL_VAR, "-5")])).contains(TTL_VAR));
+        assert!(config_message(from(&[url, (TTL_VAR, "ten")])).contains(TTL_VAR));
+        assert!(config_message(from(&[url, (TIMEZONE_VAR, "Mars/Base")])).contains(TIMEZONE_VAR));
+        assert!(config_message(from(&[url, (READ_URL_VAR, "http://x")])).contains(READ_URL_VAR));
+        for bad in [
+            "localhost:6379",
+            "redis://",
+            "redis://host/abc",
+            "ftp://host",
+            "::",
+        ] {
+            assert!(
+                config_message(from(&[(WRITE_URL_VAR, bad)])).contains(WRITE_URL_VAR),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let s = from(&[
+            (WRITE_URL_VAR, "redis://user:hunter2@primary:6379/0"),
+            (READ_URL_VAR, "redis://:hunter3@replica:6379/0"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?} {} {}", s.write_url(), s.read_url());
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("user:***@primary"));
+        let builder = RedisRepositorySettings::builder().with_write_url("redis://:hunter2@h/0");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let err = from(&[(WRITE_URL_VAR, "redis://u:hunter2@host/notanumber")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let url = RedisUrl::parse("redis-sentinel://h:26379/0?sentinel_password=hunter4").unwrap();
+        assert!(!url.to_string().contains("hunter4"));
+    }
+
+    #[test]
+    fn tls_urls_follow_the_feature() {
+        let result = RedisUrl::parse("rediss://host:6380/0");
+        if cfg!(feature = "tls") {
+            assert!(result.unwrap().is_tls());
+        } else {
+            assert!(matches!(result, Err(Error::Config(_))));
+        }
+    }
+}

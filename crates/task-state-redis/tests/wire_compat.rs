@@ -1,0 +1,370 @@
+//! The Redis layout and bytes, checked against records in the Python package's format.
+
+mod common;
+
+use common::{clock, fresh, with_clock};
+use task_state_core::{Error, Scope, TaskRecord, TaskRepository, TaskStatus};
+
+const SPEC_EXAMPLE: &str = r#"{"task_id":"5","service":"render","user_id":"bob","status":"running","parameters":{"retries":3,"ratio":0.30000000000000004},"jobs":["slurm-500"],"created_at":"2025-11-17T10:00:16.515926+09:00","updated_at":"2025-11-17T10:00:16+09:00","logs":["2025-11-17T10:00:16.515926+09:00,worker started"],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
+
+/// Plants a record as the Python package writes it: record, metadata, indexes.
+fn plant(
+    server: &task_state_redis::testing::RedisServer,
+    id: &str,
+    service: &str,
+    user: &str,
+    json: &str,
+) {
+    server.cli(&["SET", &format!("task:{id}"), json, "EX", "7776000"]);
+    server.cli(&[
+        "HSET",
+        &format!("task:{id}:metadata"),
+        "service",
+        service,
+        "user_id",
+        user,
+    ]);
+    for key in [
+        "index:tasks".to_owned(),
+        format!("index:service:{service}"),
+        format!("index:service:{service}:user:{user}"),
+        format!("index:user:{user}"),
+    ] {
+        server.cli(&["SADD", &key, id]);
+    }
+    server.cli(&["SADD", &format!("index:service:{service}:users"), user]);
+}
+
+#[tokio::test]
+async fn reads_python_records() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    let records = [
+        ("5", SPEC_EXAMPLE.to_owned()),
+        (
+            "6",
+            SPEC_EXAMPLE
+                .replace(r#""task_id":"5""#, r#""task_id":"6""#)
+                .replace(
+                    "2025-11-17T10:00:16.515926+09:00\",\"updated_at",
+                    "2025-03-09T01:59:59.999999-05:00\",\"updated_at",
+                )
+                .replace(r#""user_id":"bob""#, r#""user_id":"김철수""#)
+                .replace(
+                    r#""retries":3"#,
+                    r#""retries":123456789012345678901234567890,"note":"ünïcødé ✓","e":[],"o":{}"#,
+                ),
+        ),
+    ];
+    for (id, json) in &records {
+        let user = if *id == "6" { "김철수" } else { "bob" };
+        plant(&server, id, "render", user, json);
+    }
+    let got = repo.get("5").await.unwrap().unwrap();
+    assert_eq!(got.status, TaskStatus::Running);
+    assert_eq!(got.to_json(), records[0].1);
+    let got = repo.get("6").await.unwrap().unwrap();
+    assert_eq!(got.user_id, "김철수");
+    assert_eq!(
+        got.created_at.to_string(),
+        "2025-03-09T01:59:59.999999-05:00"
+    );
+    assert_eq!(got.to_json(), records[1].1);
+    for status in TaskStatus::ALL {
+        let json = SPEC_EXAMPLE
+            .replace("\"running\"", &format!("\"{status}\""))
+            .replace(r#""task_id":"5""#, r#""task_id":"7""#);
+        plant(&server, "7", "render", "bob", &json);
+        assert_eq!(repo.get("7").await.unwrap().unwrap().status, status);
+    }
+    let list = repo.list_by_service("render").await.unwrap();
+    assert_eq!(list.ids(), ["5", "6", "7"]);
+    assert_eq!(
+        repo.list_users_by_service("render").await.unwrap(),
+        ["bob", "김철수"]
+    );
+}
+
+#[tokio::test]
+async fn writes_python_bytes_and_every_key_of_the_layout() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    let clock = clock();
+    let repo = with_clock(&repo, &clock);
+    let mut record = TaskRecord::from_json(SPEC_EXAMPLE).unwrap();
+    record.logs.clear();
+    record.jobs.clear();
+    let saved = repo.save(record).await.unwrap();
+    assert_eq!(
+        saved.updated_at.to_string(),
+        "2025-11-17T10:00:16.515926+09:00"
+    );
+    let expected = SPEC_EXAMPLE
+        .replace(r#""jobs":["slurm-500"]"#, r#""jobs":[]"#)
+        .replace(
+            r#""updated_at":"2025-11-17T10:00:16+09:00""#,
+            r#""updated_at":"2025-11-17T10:00:16.515926+09:00""#,
+        )
+        .replace(
+            r#""logs":["2025-11-17T10:00:16.515926+09:00,worker started"]"#,
+            r#""logs":[]"#,
+        );
+    assert_eq!(server.cli(&["GET", "task:5"]), expected);
+
+    clock.advance(std::time::Duration::from_micros(484_074)); // 10:00:17 exactly
+    repo.set_status("5", TaskStatus::Completed, Some("worker finished, ok"))
+        .await
+        .unwrap();
+    repo.set_jobs("5", &["slurm-500".to_owned(), "slurm-501".to_owned()])
+        .await
+        .unwrap();
+    repo.update_result("5", Some("{\"phase\":\"Succeeded\"}"), None)
+        .await
+        .unwrap();
+    let expected = expected
+        .replace(r#""status":"running""#, r#""status":"completed""#)
+        .replace(r#""jobs":[]"#, r#""jobs":["slurm-500","slurm-501"]"#)
+        .replace(
+            r#""updated_at":"2025-11-17T10:00:16.515926+09:00""#,
+            r#""updated_at":"2025-11-17T10:00:17+09:00""#,
+        )
+        .replace(
+            r#""logs":[]"#,
+            r#""logs":["2025-11-17T10:00:17+09:00,worker finished, ok"]"#,
+        )
+        .replace(
+            r#""pod_status":null"#,
+            r#""pod_status":"{\"phase\":\"Succeeded\"}""#,
+        );
+    assert_eq!(server.cli(&["GET", "task:5"]), expected);
+    assert_eq!(repo.get("5").await.unwrap().unwrap().to_json(), expected);
+
+    let types = [
+        ("task:5", "string"),
+        ("task:5:metadata", "hash"),
+        ("index:tasks", "set"),
+        ("index:service:render", "set"),
+        ("index:service:render:users", "set"),
+        ("index:service:render:user:bob", "set"),
+        ("index:user:bob", "set"),
+    ];
+    for (key, kind) in types {
+        assert_eq!(server.cli(&["TYPE", key]), kind, "{key}");
+        let ttl: i64 = server.cli(&["TTL", key]).parse().unwrap();
+        let expected_ttl = if key.ends_with(":metadata") {
+            7_776_060
+        } else {
+            7_776_000
+        };
+        assert!(
+            (expected_ttl - 5..=expected_ttl).contains(&ttl),
+            "{key} ttl {ttl}"
+        );
+    }
+    assert_eq!(
+        server.cli(&["HGET", "task:5:metadata", "service"]),
+        "render"
+    );
+    assert_eq!(server.cli(&["HGET", "task:5:metadata", "user_id"]), "bob");
+    assert_eq!(repo.next_task_id().await.unwrap(), "1");
+    assert_eq!(server.cli(&["TYPE", "task:id:sequence"]), "string");
+    assert_eq!(server.cli(&["TTL", "task:id:sequence"]), "-1");
+}
+
+#[tokio::test]
+async fn mutations_keep_every_other_byte() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    let params = r#"{"a":0.30000000000000004,"b":12345678901234567890,"c":-1e-300,"d":[],"e":{},"f":[1,[2,{"g":null}]],"h":"q\"uo,te]\\"}"#;
+    let json = SPEC_EXAMPLE
+        .replace(r#"{"retries":3,"ratio":0.30000000000000004}"#, params)
+        .replace(
+            r#","priority":"low"}"#,
+            r#","priority":"low","future":{"x":[1.50,{}],"y":[]}}"#,
+        );
+    plant(&server, "5", "render", "bob", &json);
+    // Python-written first (slow path), then ours (fast path), then a mix.
+    for round in 0..3 {
+        repo.append_log(
+            "5",
+            &format!("round {round}, with \"quotes\" and ]brackets["),
+        )
+        .await
+        .unwrap();
+        repo.append_logs("5", &["x".to_owned(), "y\nz".to_owned()])
+            .await
+            .unwrap();
+        repo.update_result("5", None, Some("out\u{1}put"))
+            .await
+            .unwrap();
+        repo.set_status("5", TaskStatus::Running, None)
+            .await
+            .unwrap();
+        repo.set_jobs("5", &[]).await.unwrap();
+        let stored = server.cli(&["GET", "task:5"]);
+        assert!(
+            stored.contains(&format!(r#""parameters":{params},"#)),
+            "{stored}"
+        );
+        assert!(
+            stored.ends_with(r#","priority":"low","future":{"x":[1.50,{}],"y":[]}}"#),
+            "{stored}"
+        );
+        let record = repo.get("5").await.unwrap().unwrap();
+        let python_lines = usize::from(round == 2);
+        assert_eq!(record.logs.len(), 1 + 3 * (round + 1) + python_lines);
+        assert_eq!(
+            record.logs[0],
+            "2025-11-17T10:00:16.515926+09:00,worker started"
+        );
+        assert_eq!(
+            record.result.launcher_output.as_deref(),
+            Some("out\u{1}put")
+        );
+        assert_eq!(record.result.pod_status, None);
+        assert!(record.jobs.is_empty());
+        let messages: Vec<String> = record.log_entries().map(|e| e.message).collect();
+        assert_eq!(
+            &messages[messages.len() - 3..],
+            [
+                format!("round {round}, with \"quotes\" and ]brackets["),
+                "x".into(),
+                "y\nz".into()
+            ]
+        );
+        if round == 1 {
+            // A write of the Python package in between: the remembered layout no longer fits.
+            let mut record = TaskRecord::from_json(&stored).unwrap();
+            record
+                .logs
+                .push("2025-11-17T10:00:16+09:00,python wrote this".to_owned());
+            server.cli(&["SET", "task:5", &record.to_json(), "KEEPTTL"]);
+        }
+    }
+    let record = repo.get("5").await.unwrap().unwrap();
+    assert!(record
+        .logs
+        .iter()
+        .any(|l| l.ends_with(",python wrote this")));
+    assert_eq!(record.logs.len(), 1 + 9 + 1);
+}
+
+#[tokio::test]
+async fn records_without_optional_members_gain_them() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    plant(
+        &server,
+        "9",
+        "s",
+        "u",
+        r#"{"task_id":"9","service":"s","user_id":"u","status":"pending"}"#,
+    );
+    repo.append_log("9", "first").await.unwrap();
+    repo.update_result("9", Some("p"), None).await.unwrap();
+    repo.set_jobs("9", &["j".to_owned()]).await.unwrap();
+    let record = repo.get("9").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 1);
+    assert_eq!(record.result.pod_status.as_deref(), Some("p"));
+    assert_eq!(record.jobs, ["j"]);
+    plant(
+        &server,
+        "10",
+        "s",
+        "u",
+        r#"{"task_id":"10","service":"s","user_id":"u","status":"pending","logs":null,"result":null,"active_jobs":["a"]}"#,
+    );
+    repo.append_log("10", "first").await.unwrap();
+    repo.update_result("10", None, Some("o")).await.unwrap();
+    repo.set_jobs("10", &["b".to_owned()]).await.unwrap();
+    let record = repo.get("10").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 1);
+    assert_eq!(record.result.launcher_output.as_deref(), Some("o"));
+    assert_eq!(record.jobs, ["b"]);
+    assert_eq!(record.jobs_field(), "active_jobs");
+    assert!(server
+        .cli(&["GET", "task:10"])
+        .contains(r#""active_jobs":["b"]"#));
+}
+
+#[tokio::test]
+async fn bad_records_give_typed_errors_and_stay_unchanged() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    plant(&server, "1", "s", "u", r#"{"task_id":"1","service":"s","#);
+    plant(
+        &server,
+        "2",
+        "s",
+        "u",
+        &SPEC_EXAMPLE.replace(r#""task_id":"5""#, r#""task_id":"2""#),
+    );
+    server.cli(&["DEL", "task:3"]);
+    server.cli(&["HSET", "task:3", "not", "a record"]);
+    server.cli(&["SADD", "index:service:s", "3"]);
+    plant(
+        &server,
+        "4",
+        "s",
+        "u",
+        r#"{"task_id":"4","service":"s","user_id":"u","status":"exploded"}"#,
+    );
+
+    assert!(matches!(repo.get("1").await, Err(Error::Decode { ref key, .. }) if key == "task:1"));
+    assert!(
+        matches!(repo.get("3").await, Err(Error::WrongType { ref key, .. }) if key == "task:3")
+    );
+    assert!(matches!(repo.get("4").await, Err(Error::Decode { ref key, .. }) if key == "task:4"));
+    let list = repo.list(&Scope::Service("s".into())).await.unwrap();
+    assert_eq!(list.ids(), ["2"]);
+    let mut bad: Vec<(&str, bool)> = list
+        .unreadable
+        .iter()
+        .map(|u| {
+            (
+                u.task_id.as_str(),
+                matches!(u.error, Error::WrongType { .. }),
+            )
+        })
+        .collect();
+    bad.sort();
+    assert_eq!(bad, [("1", false), ("3", true), ("4", false)]);
+
+    let before = server.cli(&["GET", "task:1"]);
+    assert!(
+        matches!(repo.append_log("1", "x").await, Err(Error::Decode { ref key, .. }) if key == "task:1")
+    );
+    assert!(matches!(
+        repo.set_status("1", TaskStatus::Failed, None).await,
+        Err(Error::Decode { .. })
+    ));
+    assert_eq!(server.cli(&["GET", "task:1"]), before);
+    assert!(
+        matches!(repo.append_log("3", "x").await, Err(Error::WrongType { ref key, .. }) if key == "task:3")
+    );
+    assert!(matches!(
+        repo.save(TaskRecord::new("3", "s", "u", TaskStatus::Pending)).await,
+        Err(Error::WrongType { ref key, .. }) if key == "task:3"
+    ));
+    assert_eq!(server.cli(&["HGET", "task:3", "not"]), "a record");
+    // A wrong-typed index makes the mutation fail before it writes anything.
+    server.cli(&["SET", "index:user:zed", "oops"]);
+    let err = repo
+        .save(TaskRecord::new("8", "s", "zed", TaskStatus::Pending))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::WrongType { ref key, .. } if key == "index:user:zed"),
+        "{err:?}"
+    );
+    assert_eq!(server.cli(&["EXISTS", "task:8"]), "0");
+    assert!(matches!(
+        repo.list(&Scope::User("zed".into())).await,
+        Err(Error::WrongType { .. })
+    ));
+}
