@@ -1,5 +1,11 @@
 //! task-state: task lifecycle state shared with the DMS frontend's Python `task_state`
 //! package. This facade re-exports the core and, behind features, the backends.
+//!
+//! - `memory` (default): [`memory`], the in-memory backend (`task-state-memory`).
 #![warn(missing_docs)]
 
 pub use task_state_core::*;
+
+/// The in-memory backend.
+#[cfg(feature = "memory")]
+pub use task_state_memory as memory;

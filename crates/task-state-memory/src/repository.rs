@@ -1,0 +1,363 @@
+//! [`InMemoryTaskRepository`]: the [`TaskRepository`] contract on the [`Store`].
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use task_state_core::jiff::{SignedDuration, Timestamp};
+use task_state_core::{
+    compare_task_ids, format_log_entry_at, validate_name, validate_record, validate_task_id, Clock,
+    Error, Result, Scope, TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable,
+    Zone,
+};
+
+use crate::builder::InMemoryTaskRepositoryBuilder;
+use crate::store::{
+    record_key, service_key, service_user_key, user_key, users_key, Owner, Store, ALL_TASKS,
+};
+
+/// A [`TaskRepository`] in memory, with the keys, indexes, id counter and expiry of the
+/// Redis layout. Clones share the same data.
+///
+/// Every operation runs under one mutex, so each mutation is atomic. Expiry is lazy: each
+/// operation first drops what has expired by the clock and cleans the index entries of
+/// expired records, as the Redis backend's expiry listener does.
+#[derive(Clone)]
+pub struct InMemoryTaskRepository {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Mutex<Store>,
+    ttl: Duration,
+    zone: Zone,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for InMemoryTaskRepository {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl fmt::Debug for InMemoryTaskRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryTaskRepository")
+            .field("ttl", &self.inner.ttl)
+            .field("zone", &self.inner.zone)
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemoryTaskRepository {
+    /// An empty repository with the defaults: TTL [`crate::DEFAULT_TTL`], zone
+    /// `Asia/Seoul`, the system clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder to choose the TTL, zone and clock.
+    pub fn builder() -> InMemoryTaskRepositoryBuilder {
+        InMemoryTaskRepositoryBuilder::default()
+    }
+
+    pub(crate) fn from_builder(builder: InMemoryTaskRepositoryBuilder) -> Self {
+        InMemoryTaskRepository {
+            inner: Arc::new(Inner {
+                store: Mutex::new(Store::default()),
+                ttl: builder.ttl,
+                zone: builder.zone,
+                clock: builder.clock,
+            }),
+        }
+    }
+
+    /// How long a task lives after its last write.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The zone of the timestamps written.
+    pub fn zone(&self) -> &Zone {
+        &self.inner.zone
+    }
+
+    /// For tests: stores `json` as the record of `task_id` exactly as given (malformed text
+    /// included), indexed under `service` and `user_id` as a save would index it. This is
+    /// how a test shows what happens to a record that another writer garbled.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad task id, service or user id.
+    pub fn insert_raw(
+        &self,
+        task_id: &str,
+        service: &str,
+        user_id: &str,
+        json: &str,
+    ) -> Result<()> {
+        validate_task_id(task_id)?;
+        validate_name("service", service)?;
+        validate_name("user id", user_id)?;
+        let owner = Owner {
+            service: service.to_owned(),
+            user_id: user_id.to_owned(),
+        };
+        self.with_store(|store, now| {
+            store.put(task_id, json.to_owned(), owner, now, self.ttl_span());
+        });
+        Ok(())
+    }
+
+    /// For tests: every live key of the layout, sorted (`index:tasks`, `task:7`,
+    /// `task:7:metadata`, `task:id:sequence`, ...).
+    pub fn keys(&self) -> Vec<String> {
+        self.with_store(|store, _| store.keys())
+    }
+
+    /// For tests: how long `key` has left to live, as Redis's `PTTL` tells; `None` when the
+    /// key does not exist or never expires (the id counter).
+    pub fn key_ttl(&self, key: &str) -> Option<Duration> {
+        self.with_store(|store, now| {
+            let left = store.expires_at(key)?.duration_since(now);
+            Duration::try_from(left).ok()
+        })
+    }
+
+    fn ttl_span(&self) -> SignedDuration {
+        SignedDuration::try_from(self.inner.ttl).unwrap_or(SignedDuration::MAX)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        // Every write to the store is a few map updates made after all checks and encoding,
+        // so a panic elsewhere cannot leave it half-changed: go on with it.
+        self.inner
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` under the lock on a store from which what has expired by now is gone. The
+    /// clock is read under the lock, so that one write's `updated_at` never precedes an
+    /// earlier write's.
+    fn with_store<T>(&self, f: impl FnOnce(&mut Store, Timestamp) -> T) -> T {
+        let mut store = self.lock();
+        let now = self.inner.clock.now();
+        store.expire(now);
+        f(&mut store, now)
+    }
+
+    /// Reads the record of `task_id`, lets `change` edit it (given the time to stamp), and
+    /// writes it back stamped when `change` says it changed something. `None` when the task
+    /// does not exist; an error from `change` leaves the store untouched.
+    fn mutate(
+        &self,
+        task_id: &str,
+        change: impl FnOnce(&mut TaskRecord, TaskTime) -> Result<bool>,
+    ) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        self.with_store(|store, now| {
+            let Some(mut record) = read(store, task_id)? else {
+                return Ok(None);
+            };
+            let stamp = TaskTime::from_timestamp(now, &self.inner.zone);
+            if !change(&mut record, stamp)? {
+                return Ok(Some(record));
+            }
+            record.updated_at = stamp;
+            let owner = stored_owner(task_id, &record)?;
+            store.put(task_id, record.to_json(), owner, now, self.ttl_span());
+            Ok(Some(record))
+        })
+    }
+}
+
+/// The decoded record of `task_id`, if there is one.
+fn read(store: &Store, task_id: &str) -> Result<Option<TaskRecord>> {
+    store
+        .record(task_id)
+        .map(|json| TaskRecord::from_json_at(&record_key(task_id), json.as_bytes()))
+        .transpose()
+}
+
+/// The owner of a record read back, whose names become keys again.
+fn stored_owner(task_id: &str, record: &TaskRecord) -> Result<Owner> {
+    validate_name("service", &record.service)
+        .and_then(|()| validate_name("user id", &record.user_id))
+        .map_err(|e| Error::decode(record_key(task_id), e.to_string()))?;
+    Ok(Owner {
+        service: record.service.clone(),
+        user_id: record.user_id.clone(),
+    })
+}
+
+fn scope_key(scope: &Scope) -> String {
+    match scope {
+        Scope::All => ALL_TASKS.to_owned(),
+        Scope::Service(service) => service_key(service),
+        Scope::ServiceUser { service, user_id } => service_user_key(service, user_id),
+        Scope::User(user_id) => user_key(user_id),
+    }
+}
+
+#[async_trait]
+impl TaskRepository for InMemoryTaskRepository {
+    async fn save(&self, mut record: TaskRecord) -> Result<TaskRecord> {
+        validate_record(&record)?;
+        let owner = Owner {
+            service: record.service.clone(),
+            user_id: record.user_id.clone(),
+        };
+        self.with_store(|store, now| {
+            record.updated_at = TaskTime::from_timestamp(now, &self.inner.zone);
+            store.put(
+                &record.task_id,
+                record.to_json(),
+                owner,
+                now,
+                self.ttl_span(),
+            );
+        });
+        Ok(record)
+    }
+
+    async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        self.with_store(|store, _| read(store, task_id))
+    }
+
+    async fn delete(&self, task_id: &str) -> Result<bool> {
+        validate_task_id(task_id)?;
+        Ok(self.with_store(|store, _| store.remove(task_id)))
+    }
+
+    async fn set_status<'a>(
+        &self,
+        task_id: &str,
+        status: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<Option<TaskRecord>> {
+        self.mutate(task_id, |record, now| {
+            record.status = status;
+            record
+                .logs
+                .extend(log_entry.map(|message| format_log_entry_at(message, now)));
+            Ok(true)
+        })
+    }
+
+    async fn transition<'a>(
+        &self,
+        task_id: &str,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<Option<TaskRecord>> {
+        validate_task_id(task_id)?;
+        if from.is_empty() {
+            return Err(Error::InvalidInput {
+                field: "from",
+                value: "[]".to_owned(),
+                reason: "must name at least one status".to_owned(),
+            });
+        }
+        self.mutate(task_id, |record, now| {
+            if !from.contains(&record.status) {
+                return Err(Error::Conflict {
+                    task_id: task_id.to_owned(),
+                    current: record.status,
+                    expected: from.to_vec(),
+                });
+            }
+            record.status = to;
+            record
+                .logs
+                .extend(log_entry.map(|message| format_log_entry_at(message, now)));
+            Ok(true)
+        })
+    }
+
+    async fn append_log(&self, task_id: &str, message: &str) -> Result<Option<TaskRecord>> {
+        self.mutate(task_id, |record, now| {
+            record.logs.push(format_log_entry_at(message, now));
+            Ok(true)
+        })
+    }
+
+    async fn append_logs(&self, task_id: &str, messages: &[String]) -> Result<bool> {
+        let appended = self.mutate(task_id, |record, now| {
+            record.logs.extend(
+                messages
+                    .iter()
+                    .map(|message| format_log_entry_at(message, now)),
+            );
+            Ok(!messages.is_empty())
+        })?;
+        Ok(appended.is_some())
+    }
+
+    async fn update_result<'a>(
+        &self,
+        task_id: &str,
+        pod_status: Option<&'a str>,
+        launcher_output: Option<&'a str>,
+    ) -> Result<Option<TaskRecord>> {
+        self.mutate(task_id, |record, _| {
+            if let Some(pod_status) = pod_status {
+                record.result.pod_status = Some(pod_status.to_owned());
+            }
+            if let Some(launcher_output) = launcher_output {
+                record.result.launcher_output = Some(launcher_output.to_owned());
+            }
+            Ok(pod_status.is_some() || launcher_output.is_some())
+        })
+    }
+
+    async fn set_jobs(&self, task_id: &str, jobs: &[String]) -> Result<Option<TaskRecord>> {
+        self.mutate(task_id, |record, _| {
+            record.jobs = jobs.to_vec();
+            Ok(true)
+        })
+    }
+
+    async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
+        scope.validate()?;
+        let mut ids = self.with_store(|store, _| store.members(&scope_key(scope)));
+        ids.sort_by(|a, b| compare_task_ids(a, b));
+        Ok(ids)
+    }
+
+    async fn list_by_ids(&self, task_ids: &[String]) -> Result<TaskList> {
+        let mut ids: Vec<&String> = task_ids.iter().collect();
+        ids.sort_by(|a, b| compare_task_ids(a, b));
+        let mut list = TaskList::default();
+        self.with_store(|store, _| {
+            for task_id in ids {
+                let outcome = validate_task_id(task_id).and_then(|()| read(store, task_id));
+                match outcome {
+                    Ok(Some(record)) => list.records.push(record),
+                    Ok(None) => {}
+                    Err(error) => list.unreadable.push(Unreadable {
+                        task_id: task_id.clone(),
+                        error,
+                    }),
+                }
+            }
+        });
+        Ok(list)
+    }
+
+    async fn list_users_by_service(&self, service: &str) -> Result<Vec<String>> {
+        validate_name("service", service)?;
+        Ok(self.with_store(|store, _| store.members(&users_key(service))))
+    }
+
+    async fn next_task_id(&self) -> Result<String> {
+        Ok(self.with_store(|store, _| store.next_id()).to_string())
+    }
+
+    async fn peek_next_task_id(&self) -> Result<String> {
+        Ok(self.with_store(|store, _| store.peek_id()).to_string())
+    }
+}

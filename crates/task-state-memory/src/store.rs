@@ -1,0 +1,239 @@
+//! The key space: the keys of the Redis layout, their values and when they expire.
+
+use std::collections::{BTreeSet, HashMap};
+
+use task_state_core::jiff::{SignedDuration, Timestamp};
+
+/// The set of every task id.
+pub(crate) const ALL_TASKS: &str = "index:tasks";
+/// The counter behind `next_task_id`.
+pub(crate) const SEQUENCE: &str = "task:id:sequence";
+/// How long the metadata hash outlives the record: long enough for the expiry cleanup to
+/// read which indexes hold the id.
+pub(crate) const METADATA_GRACE: SignedDuration = SignedDuration::from_secs(60);
+
+pub(crate) fn record_key(task_id: &str) -> String {
+    format!("task:{task_id}")
+}
+
+fn metadata_key(task_id: &str) -> String {
+    format!("task:{task_id}:metadata")
+}
+
+pub(crate) fn service_key(service: &str) -> String {
+    format!("index:service:{service}")
+}
+
+pub(crate) fn users_key(service: &str) -> String {
+    format!("index:service:{service}:users")
+}
+
+pub(crate) fn service_user_key(service: &str, user_id: &str) -> String {
+    format!("index:service:{service}:user:{user_id}")
+}
+
+pub(crate) fn user_key(user_id: &str) -> String {
+    format!("index:user:{user_id}")
+}
+
+/// What the metadata hash holds: which service and user index a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) service: String,
+    pub(crate) user_id: String,
+}
+
+impl Owner {
+    /// The four sets that hold the task id (the fifth, the service's user set, holds the
+    /// user id).
+    fn task_sets(&self) -> [String; 4] {
+        [
+            ALL_TASKS.to_owned(),
+            service_key(&self.service),
+            service_user_key(&self.service, &self.user_id),
+            user_key(&self.user_id),
+        ]
+    }
+}
+
+struct Expiring<T> {
+    value: T,
+    expires_at: Timestamp,
+}
+
+fn after(at: Timestamp, ttl: SignedDuration) -> Timestamp {
+    at.saturating_add(ttl).unwrap_or(Timestamp::MAX)
+}
+
+/// Every key of the layout, by type. Record and metadata keys are held by task id.
+#[derive(Default)]
+pub(crate) struct Store {
+    records: HashMap<String, Expiring<String>>,
+    metadata: HashMap<String, Expiring<Owner>>,
+    sets: HashMap<String, Expiring<BTreeSet<String>>>,
+    sequence: Option<u64>,
+}
+
+impl Store {
+    /// Drops every key whose time has come. Each expired record first gets the cleanup that
+    /// the Redis backend's expiry listener gives it when the record expires: its metadata
+    /// (still alive then) says which index entries to remove.
+    pub(crate) fn expire(&mut self, now: Timestamp) {
+        let mut expired: Vec<(Timestamp, String)> = self
+            .records
+            .iter()
+            .filter(|(_, record)| record.expires_at <= now)
+            .map(|(id, record)| (record.expires_at, id.clone()))
+            .collect();
+        expired.sort();
+        for (at, id) in expired {
+            self.records.remove(&id);
+            let owner = self
+                .metadata
+                .get(&id)
+                .filter(|metadata| metadata.expires_at > at)
+                .map(|metadata| metadata.value.clone());
+            if let Some(owner) = owner {
+                self.unindex(&id, &owner);
+            }
+        }
+        self.metadata
+            .retain(|_, metadata| metadata.expires_at > now);
+        self.sets.retain(|_, set| set.expires_at > now);
+    }
+
+    /// The stored record text.
+    pub(crate) fn record(&self, task_id: &str) -> Option<&str> {
+        self.records.get(task_id).map(|r| r.value.as_str())
+    }
+
+    /// Writes the record, its metadata and its five index sets, all with fresh expiry times;
+    /// when the task was indexed under another owner, it leaves those indexes first.
+    pub(crate) fn put(
+        &mut self,
+        task_id: &str,
+        json: String,
+        owner: Owner,
+        now: Timestamp,
+        ttl: SignedDuration,
+    ) {
+        let old = self.metadata.get(task_id).map(|m| m.value.clone());
+        if let Some(old) = old.filter(|old| *old != owner) {
+            self.unindex(task_id, &old);
+        }
+        let expires_at = after(now, ttl);
+        for key in owner.task_sets() {
+            self.add(&key, task_id, expires_at);
+        }
+        self.add(&users_key(&owner.service), &owner.user_id, expires_at);
+        self.records.insert(
+            task_id.to_owned(),
+            Expiring {
+                value: json,
+                expires_at,
+            },
+        );
+        self.metadata.insert(
+            task_id.to_owned(),
+            Expiring {
+                value: owner,
+                expires_at: after(expires_at, METADATA_GRACE),
+            },
+        );
+    }
+
+    /// Removes the record, its metadata and its index entries. Returns whether any of the
+    /// record or the entries existed.
+    pub(crate) fn remove(&mut self, task_id: &str) -> bool {
+        let had_record = self.records.remove(task_id).is_some();
+        let owner = self.metadata.remove(task_id).map(|m| m.value);
+        let had_entry = match owner {
+            Some(owner) => self.unindex(task_id, &owner),
+            None => self.remove_member(ALL_TASKS, task_id),
+        };
+        had_record || had_entry
+    }
+
+    /// The members of a set, empty when it does not exist.
+    pub(crate) fn members(&self, key: &str) -> Vec<String> {
+        self.sets
+            .get(key)
+            .map(|set| set.value.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// INCR of the id counter.
+    pub(crate) fn next_id(&mut self) -> u64 {
+        let next = self.peek_id();
+        self.sequence = Some(next);
+        next
+    }
+
+    /// The counter plus one, 1 when it does not exist.
+    pub(crate) fn peek_id(&self) -> u64 {
+        self.sequence.unwrap_or(0).saturating_add(1)
+    }
+
+    /// Every key, sorted.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .records
+            .keys()
+            .map(|id| record_key(id))
+            .chain(self.metadata.keys().map(|id| metadata_key(id)))
+            .chain(self.sets.keys().cloned())
+            .chain(self.sequence.map(|_| SEQUENCE.to_owned()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// When `key` expires; `None` when it does not exist or never expires.
+    pub(crate) fn expires_at(&self, key: &str) -> Option<Timestamp> {
+        if let Some(rest) = key.strip_prefix("task:") {
+            return match rest.strip_suffix(":metadata") {
+                Some(id) => self.metadata.get(id).map(|m| m.expires_at),
+                None => self.records.get(rest).map(|r| r.expires_at),
+            };
+        }
+        self.sets.get(key).map(|s| s.expires_at)
+    }
+
+    /// SADD, then EXPIRE of the set.
+    fn add(&mut self, key: &str, member: &str, expires_at: Timestamp) {
+        let set = self.sets.entry(key.to_owned()).or_insert_with(|| Expiring {
+            value: BTreeSet::new(),
+            expires_at,
+        });
+        set.value.insert(member.to_owned());
+        set.expires_at = expires_at;
+    }
+
+    /// SREM; like Redis, a set left empty is gone. Returns whether the member was there.
+    fn remove_member(&mut self, key: &str, member: &str) -> bool {
+        let Some(set) = self.sets.get_mut(key) else {
+            return false;
+        };
+        let removed = set.value.remove(member);
+        if set.value.is_empty() {
+            self.sets.remove(key);
+        }
+        removed
+    }
+
+    /// Takes the id out of its owner's four sets, and the user out of the service's user
+    /// set when that was their last task there. Returns whether any entry existed.
+    fn unindex(&mut self, task_id: &str, owner: &Owner) -> bool {
+        let mut removed = false;
+        for key in owner.task_sets() {
+            removed |= self.remove_member(&key, task_id);
+        }
+        if !self
+            .sets
+            .contains_key(&service_user_key(&owner.service, &owner.user_id))
+        {
+            self.remove_member(&users_key(&owner.service), &owner.user_id);
+        }
+        removed
+    }
+}
