@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fred::prelude::{
-    Builder, ClientLike, Config, Error as FredError, ErrorKind, KeysInterface, LuaInterface,
-    Options, Pool, ReconnectPolicy, Value,
+    Builder, ClientLike, Config, Error as FredError, ErrorKind, KeysInterface, LuaInterface, Pool,
+    ReconnectPolicy, Value,
 };
 use fred::types::CustomCommand;
 use task_state_core::{
@@ -26,6 +26,10 @@ pub const BATCH_SIZE: usize = 500;
 
 /// The Redis backend: records, metadata and indexes in the layout of the Python
 /// `task_state` package, every mutation one Lua script.
+///
+/// Commands on the writer pool are sent at most once: fred re-sends a command that was in
+/// flight when a connection dropped, and a script that ran but whose reply was lost must not
+/// run twice. Such a mutation returns an error; it may or may not have been applied.
 ///
 /// Writes go to the writer pool, reads (`get`, listings, `peek_next_task_id`) to the reader
 /// pool, which may point at a replica. Clones share the pools.
@@ -55,9 +59,6 @@ struct Inner {
     reader: Pool,
     settings: RedisRepositorySettings,
     clock: Arc<dyn Clock>,
-    /// Mutations are never re-sent after a dropped connection: a script that ran but whose
-    /// reply was lost must not run twice.
-    once: Options,
 }
 
 impl fmt::Debug for RedisTaskRepository {
@@ -87,8 +88,8 @@ impl RedisTaskRepository {
     /// refuses the credentials; [`Error::Config`] for a URL the client library rejects.
     /// Nothing stays open after an error.
     pub async fn connect(settings: RedisRepositorySettings) -> Result<Self> {
-        let writer = connect_pool(settings.write_url(), &settings).await?;
-        let reader = match connect_pool(settings.read_url(), &settings).await {
+        let writer = connect_pool(settings.write_url(), &settings, 1).await?;
+        let reader = match connect_pool(settings.read_url(), &settings, 3).await {
             Ok(reader) => reader,
             Err(e) => {
                 let _ = writer.quit().await;
@@ -101,10 +102,6 @@ impl RedisTaskRepository {
                 reader,
                 settings,
                 clock: Arc::new(SystemClock),
-                once: Options {
-                    max_attempts: Some(1),
-                    ..Options::default()
-                },
             }),
         };
         if let Err(e) = repo.load_scripts().await {
@@ -123,7 +120,6 @@ impl RedisTaskRepository {
                 reader: inner.reader.clone(),
                 settings: inner.settings.clone(),
                 clock,
-                once: inner.once.clone(),
             }),
         }
     }
@@ -138,7 +134,6 @@ impl RedisTaskRepository {
                 reader: inner.writer.clone(),
                 settings: inner.settings.clone(),
                 clock: inner.clock.clone(),
-                once: inner.once.clone(),
             }),
         }
     }
@@ -218,7 +213,7 @@ impl RedisTaskRepository {
     /// Runs a script with EVALSHA on the writer, loading it when the server lost it.
     async fn eval(&self, script: &Script, task_id: &str, args: Vec<String>) -> Result<Value> {
         let keys = vec![keys::record(task_id), keys::metadata(task_id)];
-        let client = self.inner.writer.next().with_options(&self.inner.once);
+        let client = self.inner.writer.next();
         let first = client
             .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
             .await;
@@ -428,7 +423,13 @@ pub struct ExpiredCleanup {
     pub had_metadata: bool,
 }
 
-async fn connect_pool(url: &RedisUrl, settings: &RedisRepositorySettings) -> Result<Pool> {
+/// `attempts`: how often a command may be sent; 1 on the writer, whose commands must not be
+/// re-sent after a dropped connection.
+async fn connect_pool(
+    url: &RedisUrl,
+    settings: &RedisRepositorySettings,
+    attempts: u32,
+) -> Result<Pool> {
     let config = Config::from_url(url.expose())
         .map_err(|e| Error::Config(scrub(&format!("{url}: {}", describe(&e)), &[url])))?;
     let connect_timeout = settings.connect_timeout();
@@ -437,6 +438,7 @@ async fn connect_pool(url: &RedisUrl, settings: &RedisRepositorySettings) -> Res
         .with_connection_config(|c| {
             c.connection_timeout = connect_timeout;
             c.internal_command_timeout = connect_timeout;
+            c.max_command_attempts = attempts;
         })
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout;
@@ -761,7 +763,6 @@ impl TaskRepository for RedisTaskRepository {
             .inner
             .writer
             .next()
-            .with_options(&self.inner.once)
             .incr(keys::SEQUENCE)
             .await
             .map_err(|e| match e.details() {
