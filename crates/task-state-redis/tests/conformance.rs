@@ -61,6 +61,8 @@ conformance_tests!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_passes() {
-    let Some((_server, repo)) = common::fresh().await else { return };
+    let Some((_server, repo)) = common::fresh().await else {
+        return;
+    };
     conformance::run_all(&repo).await;
 }

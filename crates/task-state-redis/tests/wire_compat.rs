@@ -368,3 +368,52 @@ async fn bad_records_give_typed_errors_and_stay_unchanged() {
         Err(Error::WrongType { .. })
     ));
 }
+
+#[tokio::test]
+async fn the_remembered_layout_is_exact_and_distrusted_when_stale() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    repo.save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
+        .await
+        .unwrap();
+    assert_eq!(
+        server.cli(&["HGET", "task:1:metadata", "layout"]),
+        "",
+        "save leaves no layout"
+    );
+    let batch: Vec<String> = (0..500).map(|i| format!("line {i} \\ \"q\" ]")).collect();
+    for _ in 0..4 {
+        assert!(repo.append_logs("1", &batch).await.unwrap());
+    }
+    let check_layout = |server: &task_state_redis::testing::RedisServer| {
+        let layout = server.cli(&["HGET", "task:1:metadata", "layout"]);
+        let (len, end) = layout.split_once(',').expect("a layout after an append");
+        let stored = server.cli(&["GET", "task:1"]);
+        assert_eq!(len.parse::<usize>().unwrap(), stored.len());
+        let end: usize = end.parse().unwrap();
+        assert_eq!(&stored[end - 2..end + 10], r#""],"result":"#);
+    };
+    check_layout(&server);
+    let record = repo.get("1").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 2000);
+
+    // Another writer stores a record of the same length with the logs elsewhere.
+    let stored = server.cli(&["GET", "task:1"]);
+    let mut other = TaskRecord::from_json(&stored).unwrap();
+    let removed = other.logs.pop().unwrap();
+    let pad = serde_json::to_string(&removed).unwrap().len() + 1;
+    other.parameters.insert(
+        "pad".into(),
+        serde_json::Value::String("x".repeat(pad - r#""pad":"""#.len())),
+    );
+    let other_json = other.to_json();
+    assert_eq!(other_json.len(), stored.len());
+    server.cli(&["SET", "task:1", &other_json, "KEEPTTL"]);
+    repo.append_logs("1", &["after".to_owned()]).await.unwrap();
+    let record = repo.get("1").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 2000);
+    assert!(record.logs.last().unwrap().ends_with(",after"));
+    assert!(record.parameters.contains_key("pad"));
+    check_layout(&server);
+}

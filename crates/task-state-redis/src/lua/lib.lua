@@ -157,6 +157,11 @@ local function load_fast(rec, hint)
   if string.byte(tail, 2) ~= 93 then return nil end
   local before = string.byte(tail, 1)
   if not (hl2 == l1 + 1 or before == 34) then return nil end
+  -- An escaped quote (a backslash before it) would put the bracket inside a string; leave
+  -- anything that looks like it to the slow path.
+  if before == 34 and hl2 >= 3 and redis.call('GETRANGE', rec.key, hl2 - 3, hl2 - 3) == '\\' then
+    return nil
+  end
   tail = string.sub(tail, 2)
   local i = skip_ws(tail, 2)
   if not i then return nil end
