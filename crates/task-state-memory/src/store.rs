@@ -75,9 +75,9 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Drops every key whose time has come. Each expired record first gets the cleanup that
-    /// the Redis backend's expiry listener gives it when the record expires: its metadata
-    /// (still alive then) says which index entries to remove.
+    /// Drops every key whose time has come. Each expired record gets the cleanup that the
+    /// Redis backend's expiry listener gives it at the moment it expires: its metadata (alive
+    /// 60 s longer for this) says which index entries to remove, and goes with them.
     pub(crate) fn expire(&mut self, now: Timestamp) {
         let mut expired: Vec<(Timestamp, String)> = self
             .records
@@ -90,11 +90,10 @@ impl Store {
             self.records.remove(&id);
             let owner = self
                 .metadata
-                .get(&id)
-                .filter(|metadata| metadata.expires_at > at)
-                .map(|metadata| metadata.value.clone());
+                .remove(&id)
+                .filter(|metadata| metadata.expires_at > at);
             if let Some(owner) = owner {
-                self.unindex(&id, &owner);
+                self.unindex(&id, &owner.value);
             }
         }
         self.metadata
