@@ -9,3 +9,8 @@ pub use task_state_core::*;
 /// The in-memory backend.
 #[cfg(feature = "memory")]
 pub use task_state_memory as memory;
+
+/// The README's code, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
