@@ -1,0 +1,45 @@
+//! `create --service S --user U [--id ID] [--param KEY=JSON]... [--priority low|high]`.
+
+use task_state_core::serde_json::Map;
+use task_state_core::{
+    validate_name, validate_task_id, SystemClock, TaskRecord, TaskRepository, TaskStatus,
+    TaskTime, Zone,
+};
+
+use crate::cli::CreateArgs;
+use crate::failure::{Exit, Failure};
+use crate::output::Output;
+
+pub(crate) async fn run(
+    repo: &dyn TaskRepository,
+    args: CreateArgs,
+    zone: &Zone,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    // Checked before an id is taken from the sequence, so that bad input wastes none.
+    validate_name("service", &args.service)?;
+    validate_name("user id", &args.user)?;
+    let id = match args.id {
+        Some(id) => {
+            validate_task_id(&id)?;
+            // `save` replaces a record whole; refuse rather than wipe a live task. The
+            // repository has no create-if-absent, so a concurrent create can still race.
+            if let Some(existing) = repo.get(&id).await? {
+                return Err(Failure::new(
+                    Exit::Conflict,
+                    format!("task {id:?} already exists (status {})", existing.status),
+                ));
+            }
+            id
+        }
+        None => repo.next_task_id().await?,
+    };
+    let parameters: Map<String, _> = args.params.into_iter().collect();
+    let now = TaskTime::now(&SystemClock, zone);
+    let record = TaskRecord::new_at(id, args.service, args.user, TaskStatus::Pending, now)
+        .with_parameters(parameters)
+        .with_priority(args.priority);
+    let saved = repo.save(record).await?;
+    out.line(&saved.task_id)?;
+    Ok(())
+}

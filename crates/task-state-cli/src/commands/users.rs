@@ -1,0 +1,18 @@
+//! `users <SERVICE>`.
+
+use task_state_core::TaskRepository;
+
+use crate::failure::Failure;
+use crate::output::Output;
+
+/// One user a line, sorted: a list, so that `for u in $(task-state users render)` works.
+pub(crate) async fn run(
+    repo: &dyn TaskRepository,
+    service: &str,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    for user in repo.list_users_by_service(service).await? {
+        out.line(&user)?;
+    }
+    Ok(())
+}

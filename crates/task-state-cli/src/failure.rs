@@ -1,0 +1,127 @@
+//! Why a command failed, and the exit code that tells a script so.
+
+use std::process::ExitCode;
+
+use task_state_core::Error;
+
+/// The exit codes, an interface that scripts rely on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Exit {
+    /// Stopped early without fault, such as when the reader of stdout went away.
+    Success = 0,
+    /// Anything else: Redis unreachable, a bad record, bad configuration.
+    Error = 1,
+    /// The command line (or a value in it) was wrong. clap exits with 2 by itself too.
+    Usage = 2,
+    /// The task does not exist.
+    NotFound = 3,
+    /// The task is not in a status that allows the change.
+    Conflict = 4,
+    /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted = 130,
+}
+
+/// A failed command: the exit code and the one line to print on stderr.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    exit: Exit,
+    message: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Failure {
+            exit,
+            message: Some(message.into()),
+        }
+    }
+
+    /// A stop that needs no message.
+    pub(crate) fn silent(exit: Exit) -> Self {
+        Failure {
+            exit,
+            message: None,
+        }
+    }
+
+    pub(crate) fn not_found(task_id: &str) -> Self {
+        Failure::from(Error::NotFound {
+            task_id: task_id.to_owned(),
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn exit(&self) -> Exit {
+        self.exit
+    }
+
+    /// Prints the message as one line on stderr, with any of `secrets` masked, and gives the
+    /// exit code.
+    pub(crate) fn report(&self, secrets: &[String]) -> ExitCode {
+        if let Some(message) = &self.message {
+            eprintln!("task-state: {}", one_line(message, secrets));
+        }
+        ExitCode::from(self.exit as u8)
+    }
+}
+
+/// Newlines would break "one line on stderr"; passwords must never show. The repository's
+/// messages are masked already: this is the second line of defence.
+fn one_line(message: &str, secrets: &[String]) -> String {
+    let mut line = message.replace(['\r', '\n'], " ");
+    for secret in secrets {
+        line = line.replace(secret.as_str(), "***");
+    }
+    line
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let exit = match &e {
+            Error::NotFound { .. } => Exit::NotFound,
+            Error::Conflict { .. } => Exit::Conflict,
+            Error::InvalidInput { .. } => Exit::Usage,
+            _ => Exit::Error,
+        };
+        Failure::new(exit, e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        // A closed pipe (`task-state list | head`) is the reader's choice, not a failure.
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Failure::silent(Exit::Success);
+        }
+        Failure::new(Exit::Error, format!("cannot write the output: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use task_state_core::TaskStatus;
+
+    #[test]
+    fn errors_map_to_their_exit_codes() {
+        let conflict = Failure::from(Error::Conflict {
+            task_id: "7".into(),
+            current: TaskStatus::Running,
+            expected: vec![TaskStatus::Pending],
+        });
+        assert_eq!(conflict.exit(), Exit::Conflict);
+        assert!(conflict.message.as_deref().unwrap().contains("running"));
+        assert_eq!(Failure::not_found("7").exit(), Exit::NotFound);
+        assert_eq!(
+            Failure::from(Error::backend("connection refused")).exit(),
+            Exit::Error
+        );
+    }
+
+    #[test]
+    fn messages_become_one_line_without_secrets() {
+        let line = one_line("cannot connect\nto redis://:hunter22@x", &["hunter22".into()]);
+        assert_eq!(line, "cannot connect to redis://:***@x");
+    }
+}

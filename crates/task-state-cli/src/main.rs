@@ -1,0 +1,69 @@
+//! `task-state`: inspect and change the task state that the DMS frontend and its workers keep
+//! in Redis, from a shell.
+//!
+//! ```text
+//! $ export DMS_REDIS_WRITE_URL=redis://127.0.0.1:6379/0
+//! $ id=$(task-state create --service render --user alice --param frames=240)
+//! $ task-state status "$id" running --log "worker started"
+//! $ make 2>&1 | task-state log "$id" -
+//! $ task-state status "$id" completed --if running
+//! $ task-state list --service render
+//! ```
+//!
+//! Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 130 interrupted.
+//! See `docs/cli.md` for a full session.
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod cli;
+mod commands;
+mod failure;
+mod output;
+mod settings;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let secrets = settings::secrets(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("task-state: cannot start the async runtime: {e}");
+            return ExitCode::from(failure::Exit::Error as u8);
+        }
+    };
+    let result = runtime.block_on(commands::run(cli));
+    // A read of stdin may still be blocked in a worker thread: do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(&secrets),
+    }
+}
+
+/// Logs go to stderr, so that stdout carries only the command's output.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = match verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}
