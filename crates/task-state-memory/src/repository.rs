@@ -186,10 +186,7 @@ fn stored_owner(task_id: &str, record: &TaskRecord) -> Result<Owner> {
     validate_name("service", &record.service)
         .and_then(|()| validate_name("user id", &record.user_id))
         .map_err(|e| Error::decode(record_key(task_id), e.to_string()))?;
-    Ok(Owner {
-        service: record.service.clone(),
-        user_id: record.user_id.clone(),
-    })
+    Ok(Owner::of(record))
 }
 
 fn scope_key(scope: &Scope) -> String {
@@ -205,10 +202,7 @@ fn scope_key(scope: &Scope) -> String {
 impl TaskRepository for InMemoryTaskRepository {
     async fn save(&self, mut record: TaskRecord) -> Result<TaskRecord> {
         validate_record(&record)?;
-        let owner = Owner {
-            service: record.service.clone(),
-            user_id: record.user_id.clone(),
-        };
+        let owner = Owner::of(&record);
         self.with_store(|store, now| {
             record.updated_at = TaskTime::from_timestamp(now, &self.inner.zone);
             store.put(
@@ -254,7 +248,6 @@ impl TaskRepository for InMemoryTaskRepository {
         to: TaskStatus,
         log_entry: Option<&'a str>,
     ) -> Result<Option<TaskRecord>> {
-        validate_task_id(task_id)?;
         if from.is_empty() {
             return Err(Error::InvalidInput {
                 field: "from",

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use task_state_core::jiff::{SignedDuration, Timestamp};
+use task_state_core::TaskRecord;
 
 /// The set of every task id.
 pub(crate) const ALL_TASKS: &str = "index:tasks";
@@ -44,6 +45,14 @@ pub(crate) struct Owner {
 }
 
 impl Owner {
+    /// The service and user of `record`.
+    pub(crate) fn of(record: &TaskRecord) -> Self {
+        Owner {
+            service: record.service.clone(),
+            user_id: record.user_id.clone(),
+        }
+    }
+
     /// The four sets that hold the task id (the fifth, the service's user set, holds the
     /// user id).
     fn task_sets(&self) -> [String; 4] {
