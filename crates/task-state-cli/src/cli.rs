@@ -176,7 +176,12 @@ pub(crate) struct ResultArgs {
     #[arg(long, value_name = "S", group = "fields")]
     pub(crate) pod_status: Option<String>,
     /// The launcher's output
-    #[arg(long, value_name = "S", group = "fields", conflicts_with = "launcher_output_file")]
+    #[arg(
+        long,
+        value_name = "S",
+        group = "fields",
+        conflicts_with = "launcher_output_file"
+    )]
     pub(crate) launcher_output: Option<String>,
     /// Read the launcher's output from a file (`-` for stdin)
     #[arg(long, value_name = "F", group = "fields")]

@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn messages_become_one_line_without_secrets() {
-        let line = one_line("cannot connect\nto redis://:hunter22@x", &["hunter22".into()]);
+        let line = one_line(
+            "cannot connect\nto redis://:hunter22@x",
+            &["hunter22".into()],
+        );
         assert_eq!(line, "cannot connect to redis://:***@x");
     }
 }

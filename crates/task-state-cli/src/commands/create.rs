@@ -2,8 +2,8 @@
 
 use task_state_core::serde_json::Map;
 use task_state_core::{
-    validate_name, validate_task_id, SystemClock, TaskRecord, TaskRepository, TaskStatus,
-    TaskTime, Zone,
+    validate_name, validate_task_id, SystemClock, TaskRecord, TaskRepository, TaskStatus, TaskTime,
+    Zone,
 };
 
 use crate::cli::CreateArgs;

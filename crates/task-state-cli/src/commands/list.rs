@@ -26,7 +26,9 @@ pub(crate) async fn run(
         let record = match item {
             Ok(record) => record,
             // One bad record (or a bad id in an index) must not hide the others.
-            Err(e @ (Error::Decode { .. } | Error::WrongType { .. } | Error::InvalidInput { .. })) => {
+            Err(
+                e @ (Error::Decode { .. } | Error::WrongType { .. } | Error::InvalidInput { .. }),
+            ) => {
                 unreadable += 1;
                 tracing::warn!("skipped: {e}");
                 continue;

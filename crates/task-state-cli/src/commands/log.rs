@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use task_state_core::{validate_task_id, TaskRepository};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::failure::{Exit, Failure};
 
