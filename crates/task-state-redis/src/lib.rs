@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod expiry;
 mod keys;
 mod provider;
 mod repository;
@@ -30,6 +31,9 @@ mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use expiry::{
+    check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
+};
 pub use provider::RedisRepositoryProvider;
 pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
 pub use scripts::script_source;

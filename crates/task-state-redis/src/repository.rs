@@ -193,6 +193,7 @@ impl RedisTaskRepository {
             &SCRIPTS.update_result,
             &SCRIPTS.set_jobs,
             &SCRIPTS.remove,
+            &SCRIPTS.prune,
         ] {
             client
                 .script_load::<String, _>(script.body)
@@ -213,23 +214,32 @@ impl RedisTaskRepository {
     /// Runs a script with EVALSHA on the writer, loading it when the server lost it.
     async fn eval(&self, script: &Script, task_id: &str, args: Vec<String>) -> Result<Value> {
         let keys = vec![keys::record(task_id), keys::metadata(task_id)];
+        self.eval_keys(script, keys, args)
+            .await
+            .map_err(|e| self.script_error(e, task_id))
+    }
+
+    /// Runs a script with EVALSHA on the writer, loading it when the server lost it.
+    pub(crate) async fn eval_keys(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> std::result::Result<Value, FredError> {
         let client = self.inner.writer.next();
         let first = client
             .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
             .await;
         let result = match first {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
-                client
-                    .script_load::<String, _>(script.body)
-                    .await
-                    .map_err(|e| self.backend(e, &format!("loading script {}", script.name)))?;
+                client.script_load::<String, _>(script.body).await?;
                 client
                     .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
                     .await
             }
             other => other,
         };
-        result.map_err(|e| self.script_error(e, task_id))
+        result
     }
 
     /// Runs one of the record-editing scripts with the common arguments.
@@ -318,7 +328,7 @@ impl RedisTaskRepository {
     }
 
     /// Every member of a set, SSCAN by SSCAN, without duplicates.
-    async fn scan_set(&self, key: &str) -> Result<Vec<String>> {
+    pub(crate) async fn scan_set(&self, key: &str) -> Result<Vec<String>> {
         let client = self.inner.reader.next();
         let mut seen = HashSet::new();
         let mut members = Vec::new();
@@ -359,7 +369,7 @@ impl RedisTaskRepository {
         }
     }
 
-    fn backend(&self, e: FredError, context: &str) -> Error {
+    pub(crate) fn backend(&self, e: FredError, context: &str) -> Error {
         let message = scrub(
             &format!("{context}: {}", describe(&e)),
             &[
@@ -425,7 +435,7 @@ pub struct ExpiredCleanup {
 
 /// `attempts`: how often a command may be sent; 1 on the writer, whose commands must not be
 /// re-sent after a dropped connection.
-async fn connect_pool(
+pub(crate) async fn connect_pool(
     url: &RedisUrl,
     settings: &RedisRepositorySettings,
     attempts: u32,

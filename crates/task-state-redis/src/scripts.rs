@@ -42,6 +42,7 @@ pub(crate) struct Scripts {
     pub(crate) update_result: Script,
     pub(crate) set_jobs: Script,
     pub(crate) remove: Script,
+    pub(crate) prune: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -51,10 +52,11 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     update_result: script!("update_result"),
     set_jobs: script!("set_jobs"),
     remove: script!("remove"),
+    prune: script!("prune"),
 });
 
 /// The body and SHA1 of a script by name (`save`, `set_status`, `append_log`,
-/// `update_result`, `set_jobs`, `remove`), for benchmarks that run them with
+/// `update_result`, `set_jobs`, `remove`, `prune`), for benchmarks that run them with
 /// `redis-benchmark`.
 pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
     let s = &*SCRIPTS;
@@ -65,6 +67,7 @@ pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
         &s.update_result,
         &s.set_jobs,
         &s.remove,
+        &s.prune,
     ]
     .into_iter()
     .find(|script| script.name == name)

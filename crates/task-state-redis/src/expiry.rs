@@ -1,0 +1,385 @@
+//! Expiry cleanup: a listener for Redis's `expired` events and a periodic reconciler.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fred::clients::SubscriberClient;
+use fred::prelude::{
+    Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Value,
+};
+use fred::types::CustomCommand;
+use task_state_core::jiff::Timestamp;
+use task_state_core::{validate_task_id, Error, Result};
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::repository::{RedisTaskRepository, BATCH_SIZE};
+use crate::scripts::SCRIPTS;
+
+/// How the expiry listener runs.
+#[derive(Debug, Clone)]
+pub struct ExpiryOptions {
+    /// Fail at start when `notify-keyspace-events` lacks `E` and `x` (or `A`), or cannot be
+    /// read. When false, only a warning is logged (managed Redis often forbids CONFIG GET).
+    pub require_notifications: bool,
+    /// How often the reconciler sweeps the indexes; zero disables it. Default 300 s.
+    pub reconcile_interval: Duration,
+}
+
+impl Default for ExpiryOptions {
+    fn default() -> Self {
+        ExpiryOptions {
+            require_notifications: true,
+            reconcile_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the listener has done, like the Python package's listener stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpiryStats {
+    /// Expired-key events received.
+    pub messages: u64,
+    /// Of those, events for task records (`task:{id}`).
+    pub task_messages: u64,
+    /// Tasks whose index entries were cleaned.
+    pub cleanups: u64,
+    /// Tasks whose metadata hash was gone, so only `index:tasks` could be cleaned.
+    pub metadata_missing: u64,
+    /// Cleanups that failed.
+    pub failures: u64,
+    /// Reconnections of the subscriber.
+    pub reconnects: u64,
+    /// Events lost because the listener fell behind (a reconciler sweep follows).
+    pub lagged: u64,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When the last event arrived.
+    pub last_message_at: Option<Timestamp>,
+}
+
+/// What the reconciler has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileStats {
+    /// Sweeps run.
+    pub runs: u64,
+    /// Index members removed over all sweeps.
+    pub members_removed: u64,
+    /// When the last sweep ended.
+    pub last_run_at: Option<Timestamp>,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
+/// Removes, from every index set, the ids whose record no longer exists, and from every
+/// `index:service:{s}:users` set the users without tasks there: SCAN over `index:*`, then
+/// SSCAN and one small atomic script per batch of 500 members, so Redis is never blocked
+/// for long and the store is never held in memory. Returns the number of members removed.
+///
+/// # Errors
+/// [`Error::Backend`] when Redis fails.
+pub async fn reconcile(repo: &RedisTaskRepository) -> Result<u64> {
+    let client = repo.writer().next();
+    let mut cursor = "0".to_owned();
+    let mut removed = 0;
+    loop {
+        let reply: Value = client
+            .custom(
+                CustomCommand::new_static("SCAN", None::<u16>, false),
+                vec![
+                    cursor.clone(),
+                    "MATCH".into(),
+                    "index:*".into(),
+                    "COUNT".into(),
+                    BATCH_SIZE.to_string(),
+                    "TYPE".into(),
+                    "set".into(),
+                ],
+            )
+            .await
+            .map_err(|e| repo.backend(e, "scanning indexes"))?;
+        let (next, keys) = scan_page(reply)?;
+        for key in keys {
+            removed += prune_index(repo, &key).await?;
+        }
+        cursor = next;
+        if cursor == "0" {
+            return Ok(removed);
+        }
+    }
+}
+
+fn scan_page(reply: Value) -> Result<(String, Vec<String>)> {
+    let Value::Array(mut parts) = reply else {
+        return Err(Error::backend("unexpected SCAN reply"));
+    };
+    if parts.len() != 2 {
+        return Err(Error::backend("unexpected SCAN reply"));
+    }
+    let keys = match parts.pop() {
+        Some(Value::Array(items)) => items.iter().filter_map(string).collect(),
+        _ => Vec::new(),
+    };
+    let cursor = parts.first().and_then(string).unwrap_or_else(|| "0".into());
+    Ok((cursor, keys))
+}
+
+fn string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+        _ => None,
+    }
+}
+
+async fn prune_index(repo: &RedisTaskRepository, key: &str) -> Result<u64> {
+    let mode = match key
+        .strip_prefix("index:service:")
+        .and_then(|rest| rest.strip_suffix(":users"))
+    {
+        Some(service) if !service.contains(':') => format!("users:{service}"),
+        _ => "tasks".to_owned(),
+    };
+    let members = repo.scan_set(key).await?;
+    let mut removed = 0;
+    for chunk in members.chunks(BATCH_SIZE) {
+        let mut args = Vec::with_capacity(chunk.len() + 1);
+        args.push(mode.clone());
+        args.extend(chunk.iter().cloned());
+        let reply = repo
+            .eval_keys(&SCRIPTS.prune, vec![key.to_owned()], args)
+            .await
+            .map_err(|e| repo.backend(e, &format!("pruning {key}")))?;
+        if let Value::Integer(n) = reply {
+            removed += n.max(0) as u64;
+        }
+    }
+    Ok(removed)
+}
+
+/// Checks that Redis publishes expired-key events (`notify-keyspace-events` with `E` and
+/// `x`, or `A`).
+///
+/// # Errors
+/// [`Error::Config`] when the flags are missing, [`Error::Backend`] when CONFIG GET fails.
+pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
+    let reply: Value = repo
+        .writer()
+        .next()
+        .custom(
+            CustomCommand::new_static("CONFIG", None::<u16>, false),
+            vec!["GET".to_owned(), "notify-keyspace-events".to_owned()],
+        )
+        .await
+        .map_err(|e| repo.backend(e, "reading notify-keyspace-events"))?;
+    let flags = match reply {
+        Value::Array(items) => items.get(1).and_then(string).unwrap_or_default(),
+        Value::Map(map) => map
+            .inner()
+            .values()
+            .next()
+            .and_then(string)
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    if flags.contains('E') && (flags.contains('x') || flags.contains('A')) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "notify-keyspace-events is {flags:?}: expiry cleanup needs E and x (or A), \
+             e.g. CONFIG SET notify-keyspace-events Ex"
+        )))
+    }
+}
+
+/// The running expiry listener and reconciler. Stop it with [`ExpiryListener::stop`].
+#[derive(Debug)]
+pub struct ExpiryListener {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    subscriber: SubscriberClient,
+    stats: Arc<Mutex<ExpiryStats>>,
+    reconcile_stats: Arc<Mutex<ReconcileStats>>,
+}
+
+impl ExpiryListener {
+    /// Subscribes to `__keyevent@{db}__:expired` on the write URL's server and starts
+    /// cleaning: for every expired `task:{id}` it calls
+    /// [`RedisTaskRepository::handle_task_expired`]. It resubscribes after a disconnect or a
+    /// restart, and runs the reconciler every `reconcile_interval` and after it fell behind.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when keyspace events are off (unless
+    /// `require_notifications` is false), [`Error::Backend`] when it cannot subscribe.
+    pub async fn start(repo: RedisTaskRepository, options: ExpiryOptions) -> Result<Self> {
+        if let Err(e) = check_notifications(&repo).await {
+            if options.require_notifications {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "expiry events may not arrive; the reconciler will catch up");
+        }
+        let settings = repo.settings().clone();
+        let url = settings.write_url();
+        let config = Config::from_url(url.expose())
+            .map_err(|e| Error::Config(format!("{url}: {}", e.details())))?;
+        let subscriber = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = settings.connect_timeout();
+                c.internal_command_timeout = settings.connect_timeout();
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = settings.command_timeout();
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_subscriber_client()
+            .map_err(|e| Error::Config(format!("{url}: {}", e.details())))?;
+        let fail = |message: String| Error::backend(format!("expiry listener on {url}: {message}"));
+        match tokio::time::timeout(settings.connect_timeout(), subscriber.init()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(fail(e.details().to_owned())),
+            Err(_) => {
+                let _ = subscriber.quit().await;
+                return Err(fail("cannot connect in time".to_owned()));
+            }
+        }
+        let channel = format!("__keyevent@{}__:expired", url.database());
+        let mut events = subscriber.keyspace_event_rx();
+        let mut reconnects = subscriber.reconnect_rx();
+        if let Err(e) = subscriber.subscribe(channel.as_str()).await {
+            let _ = subscriber.quit().await;
+            return Err(fail(e.details().to_owned()));
+        }
+        let resubscriber = subscriber.manage_subscriptions();
+
+        let (stop, mut stopped) = watch::channel(false);
+        let stats = Arc::new(Mutex::new(ExpiryStats::default()));
+        let reconcile_stats = Arc::new(Mutex::new(ReconcileStats::default()));
+        let sweep_now = Arc::new(Notify::new());
+
+        let listener = {
+            let repo = repo.clone();
+            let stats = stats.clone();
+            let sweep_now = sweep_now.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stopped.changed() => break,
+                        reconnect = reconnects.recv() => {
+                            if reconnect.is_ok() {
+                                lock(&stats).reconnects += 1;
+                                tracing::info!("expiry listener reconnected");
+                                sweep_now.notify_one();
+                            }
+                        }
+                        event = events.recv() => match event {
+                            Ok(event) => handle_event(&repo, &stats, &event.operation, &event.key.as_str_lossy()).await,
+                            Err(broadcast::error::RecvError::Lagged(n)) => {
+                                let mut s = lock(&stats);
+                                s.lagged += n;
+                                s.last_error = Some(format!("fell behind by {n} events"));
+                                tracing::warn!(lost = n, "expiry listener fell behind; reconciling");
+                                sweep_now.notify_one();
+                            }
+                            Err(broadcast::error::RecvError::Closed) => {
+                                lock(&stats).last_error = Some("event channel closed".to_owned());
+                                tracing::error!("expiry listener: event channel closed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let mut tasks = vec![listener, resubscriber];
+
+        let interval = options.reconcile_interval;
+        if !interval.is_zero() {
+            let repo = repo.clone();
+            let rstats = reconcile_stats.clone();
+            let mut stopped = stop.subscribe();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stopped.changed() => break,
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = sweep_now.notified() => {}
+                    }
+                    let outcome = reconcile(&repo).await;
+                    let mut s = lock(&rstats);
+                    s.runs += 1;
+                    s.last_run_at = Some(Timestamp::now());
+                    match outcome {
+                        Ok(n) => s.members_removed += n,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reconciler sweep failed");
+                            s.last_error = Some(e.to_string());
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(ExpiryListener {
+            stop,
+            tasks,
+            subscriber,
+            stats,
+            reconcile_stats,
+        })
+    }
+
+    /// The listener's counters.
+    pub fn stats(&self) -> ExpiryStats {
+        lock(&self.stats).clone()
+    }
+
+    /// The reconciler's counters.
+    pub fn reconcile_stats(&self) -> ReconcileStats {
+        lock(&self.reconcile_stats).clone()
+    }
+
+    /// Stops listening and sweeping, and closes the subscriber connection.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.subscriber.quit().await;
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn handle_event(repo: &RedisTaskRepository, stats: &Mutex<ExpiryStats>, op: &str, key: &str) {
+    {
+        let mut s = lock(stats);
+        s.messages += 1;
+        s.last_message_at = Some(Timestamp::now());
+    }
+    let Some(task_id) = key.strip_prefix("task:") else {
+        return;
+    };
+    if op != "expired" || validate_task_id(task_id).is_err() {
+        return; // task:{id}:metadata, task:id:sequence, ...
+    }
+    lock(stats).task_messages += 1;
+    match repo.handle_task_expired(task_id).await {
+        Ok(cleanup) => {
+            let mut s = lock(stats);
+            if cleanup.removed {
+                s.cleanups += 1;
+            }
+            if !cleanup.had_metadata && !cleanup.record_exists {
+                s.metadata_missing += 1;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(task_id, error = %e, "expiry cleanup failed");
+            let mut s = lock(stats);
+            s.failures += 1;
+            s.last_error = Some(e.to_string());
+        }
+    }
+}

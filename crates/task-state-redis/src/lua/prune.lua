@@ -1,0 +1,24 @@
+-- prune.lua: removes from one index set the members whose task no longer exists, for the
+-- reconciler. Checking and removing in one script means a task created meanwhile is never
+-- removed from its index.
+--
+-- KEYS[1] the index set
+-- ARGV[1] 'tasks' (members are task ids: removed when task:{id} is gone) or
+--         'users:{service}' (members are user ids of index:service:{service}:users: removed
+--         when index:service:{service}:user:{user} is empty)
+-- ARGV[2..] the members to check
+-- Returns the number of members removed.
+local removed = 0
+local mode = ARGV[1]
+local service = string.match(mode, '^users:(.*)$')
+for i = 2, #ARGV do
+  local member = ARGV[i]
+  local gone
+  if service then
+    gone = redis.call('SCARD', 'index:service:' .. service .. ':user:' .. member) == 0
+  else
+    gone = redis.call('EXISTS', 'task:' .. member) == 0
+  end
+  if gone then removed = removed + redis.call('SREM', KEYS[1], member) end
+end
+return removed

@@ -1,0 +1,198 @@
+//! Tasks that really expire: the listener cleans their index entries, and the reconciler
+//! catches what the listener missed.
+
+use std::time::{Duration, Instant};
+
+use task_state_core::{Error, Scope, TaskRecord, TaskRepository, TaskStatus};
+use task_state_redis::testing::server_or_skip_with;
+use task_state_redis::{
+    reconcile, ExpiryListener, ExpiryOptions, RedisRepositorySettings, RedisTaskRepository,
+};
+
+async fn short_lived(url: &str) -> RedisTaskRepository {
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(url)
+        .with_ttl_seconds(1)
+        .build()
+        .unwrap();
+    RedisTaskRepository::connect(settings).await.unwrap()
+}
+
+async fn index_members(repo: &RedisTaskRepository) -> usize {
+    let mut n = 0;
+    for scope in [
+        Scope::All,
+        Scope::Service("s".into()),
+        Scope::ServiceUser {
+            service: "s".into(),
+            user_id: "u".into(),
+        },
+        Scope::User("u".into()),
+    ] {
+        n += repo.list_ids(&scope).await.unwrap().len();
+    }
+    n + repo.list_users_by_service("s").await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_cleans_expired_tasks_within_a_second() {
+    let Some(server) = server_or_skip_with(&["--notify-keyspace-events", "Ex"]) else {
+        return;
+    };
+    let repo = short_lived(&server.url()).await;
+    let options = ExpiryOptions {
+        reconcile_interval: Duration::ZERO,
+        ..Default::default()
+    };
+    let listener = ExpiryListener::start(repo.clone(), options).await.unwrap();
+    for i in 0..5 {
+        repo.save(TaskRecord::new(
+            i.to_string(),
+            "s",
+            "u",
+            TaskStatus::Running,
+        ))
+        .await
+        .unwrap();
+    }
+    // A long-lived task of the same user keeps the index sets themselves alive.
+    let long = RedisTaskRepository::connect(
+        RedisRepositorySettings::builder()
+            .with_write_url(server.url())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    long.save(TaskRecord::new("keep", "s", "u", TaskStatus::Running))
+        .await
+        .unwrap();
+    assert_eq!(index_members(&repo).await, 6 * 4 + 1);
+    // Records expire after 1 s; Redis reports an expiry within ~100 ms of it (active
+    // cycle), and the cleanup must follow within a second.
+    let expired_at = Instant::now() + Duration::from_secs(1);
+    while listener.stats().cleanups < 5 && Instant::now() < expired_at + Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let late = Instant::now().saturating_duration_since(expired_at);
+    assert!(
+        late < Duration::from_millis(1200),
+        "cleaned {late:?} after expiry"
+    );
+    assert_eq!(
+        index_members(&repo).await,
+        4 + 1,
+        "only the long-lived task is left"
+    );
+    assert_eq!(repo.list_ids(&Scope::All).await.unwrap(), ["keep"]);
+    let stats = listener.stats();
+    assert_eq!(stats.task_messages, 5, "{stats:?}");
+    assert_eq!(stats.cleanups, 5, "{stats:?}");
+    assert_eq!(stats.failures, 0);
+    assert!(stats.last_message_at.is_some());
+    listener.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_cleans_what_no_listener_saw() {
+    let Some(server) = server_or_skip_with(&[]) else {
+        return;
+    };
+    let repo = short_lived(&server.url()).await;
+    for i in 0..5 {
+        repo.save(TaskRecord::new(
+            i.to_string(),
+            "s",
+            "u",
+            TaskStatus::Running,
+        ))
+        .await
+        .unwrap();
+    }
+    let long = RedisTaskRepository::connect(
+        RedisRepositorySettings::builder()
+            .with_write_url(server.url())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    long.save(TaskRecord::new("keep", "s", "u", TaskStatus::Running))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let removed = reconcile(&repo).await.unwrap();
+    assert_eq!(removed, 5 * 4, "task ids from the four task indexes");
+    assert_eq!(repo.list_ids(&Scope::All).await.unwrap(), ["keep"]);
+    assert_eq!(repo.list_users_by_service("s").await.unwrap(), ["u"]);
+    long.delete("keep").await.unwrap();
+    assert_eq!(index_members(&repo).await, 0);
+}
+
+#[tokio::test]
+async fn keyspace_events_must_be_on_unless_told_otherwise() {
+    let Some(server) = server_or_skip_with(&[]) else {
+        return;
+    };
+    let repo = short_lived(&server.url()).await;
+    let err = ExpiryListener::start(repo.clone(), ExpiryOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains("notify-keyspace-events")),
+        "{err:?}"
+    );
+    let listener = ExpiryListener::start(
+        repo,
+        ExpiryOptions {
+            require_notifications: false,
+            reconcile_interval: Duration::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    listener.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_resumes_after_a_restart() {
+    let Some(mut server) = server_or_skip_with(&["--notify-keyspace-events", "Ex"]) else {
+        return;
+    };
+    let repo = short_lived(&server.url()).await;
+    let listener = ExpiryListener::start(
+        repo.clone(),
+        ExpiryOptions {
+            reconcile_interval: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    server.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.stats().reconnects == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(listener.stats().reconnects >= 1);
+    let mut saved = false;
+    for _ in 0..50 {
+        if repo
+            .save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
+            .await
+            .is_ok()
+        {
+            saved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saved);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while listener.stats().cleanups == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listener.stats().cleanups, 1, "{:?}", listener.stats());
+    assert_eq!(index_members(&repo).await, 0);
+    listener.stop().await;
+}
