@@ -12,6 +12,7 @@ use std::error::Error;
 use std::sync::Arc;
 
 use task_state::memory::InMemoryTaskRepository;
+use task_state::redis::{RedisRepositorySettings, RedisTaskRepository};
 use task_state::serde_json::json;
 use task_state::{TaskRecord, TaskRepository, TaskStatus};
 
@@ -60,12 +61,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
 async fn repository() -> Result<Arc<dyn TaskRepository>, Box<dyn Error>> {
     match std::env::var_os("DMS_REDIS_WRITE_URL") {
         Some(url) if !url.is_empty() => {
-            // REDIS: build the Redis repository from the DMS_* variables here, once the
-            // facade's `redis` feature re-exports task-state-redis.
-            Err(
-                "DMS_REDIS_WRITE_URL is set, but Redis support is not built into this example yet"
-                    .into(),
-            )
+            let settings = RedisRepositorySettings::from_env()?;
+            println!("using Redis at {}", settings.write_url());
+            Ok(Arc::new(RedisTaskRepository::connect(settings).await?))
         }
         _ => {
             println!("DMS_REDIS_WRITE_URL is unset: using the in-memory backend (nothing is kept)");
