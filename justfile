@@ -18,3 +18,8 @@ lint:
 # The example worker: in memory unless DMS_REDIS_WRITE_URL is set.
 example:
     cargo run --example worker
+
+# Benchmarks against a private redis-server (or --url), measured against redis-benchmark;
+# pass arguments through, e.g. `just bench --quick` or `just bench --json`.
+bench *ARGS:
+    cargo run --release -p task-state-bench -- {{ARGS}}

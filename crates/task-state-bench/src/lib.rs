@@ -1,0 +1,23 @@
+//! Benchmarks of task-state on Redis, each measured against the limit that
+//! `redis-benchmark` reaches on the same server.
+//!
+//! The binary `task-state-bench` (run by `just bench`) drives [`suite::run`]; the modules
+//! are public so that the Criterion benchmarks in `benches/` share the same fixtures.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use task_state_bench::suite::{self, Options};
+//! let options = Options::quick();
+//! let results = suite::run(&options).await?;
+//! task_state_bench::report::print_table(&results);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod admin;
+pub mod fixtures;
+pub mod limit;
+pub mod memory;
+pub mod report;
+pub mod stats;
+pub mod suite;

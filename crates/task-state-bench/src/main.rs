@@ -1,0 +1,111 @@
+//! `task-state-bench`: throughput and latency of every repository operation on Redis,
+//! against the limit `redis-benchmark` reaches on the same server, with the scale figures
+//! and the targets of the benchmarks issue. See `docs/benchmarks.md`.
+
+use anyhow::Result;
+use clap::Parser;
+use task_state_bench::report;
+use task_state_bench::suite::{self, Options};
+
+/// Benchmarks task-state on Redis against redis-benchmark's limit.
+#[derive(Debug, Parser)]
+#[command(name = "task-state-bench", version)]
+struct Cli {
+    /// Redis URL; by default a private redis-server is started (and stopped).
+    #[arg(long)]
+    url: Option<String>,
+    /// Operations in flight, and redis-benchmark's -c.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Connections in each repository pool [default: concurrency / 4, at least 1].
+    #[arg(long)]
+    pool_size: Option<usize>,
+    /// Operations per measured operation, and redis-benchmark's -n
+    /// [default: 20000, 3000 with --quick].
+    #[arg(long)]
+    ops: Option<usize>,
+    /// Tasks to stream [default: 100000, 10000 with --quick].
+    #[arg(long)]
+    stream_tasks: Option<usize>,
+    /// Records a round trip when streaming.
+    #[arg(long, default_value_t = 500)]
+    stream_batch: usize,
+    /// Rounds of each operation and limit, interleaved; the median round is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Tokio worker threads [default: one a CPU].
+    #[arg(long)]
+    worker_threads: Option<usize>,
+    /// Tasks to list with list_all.
+    #[arg(long, default_value_t = 5000)]
+    list_tasks: usize,
+    /// A smaller run for iterating.
+    #[arg(long)]
+    quick: bool,
+    /// One JSON object a line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Allow emptying a non-empty database given by --url.
+    #[arg(long)]
+    flush: bool,
+    /// Skip redis-benchmark.
+    #[arg(long)]
+    no_limit: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Internal: stream every task of --url and print what it took, as JSON.
+    #[arg(long, hide = true)]
+    stream_probe: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = cli.worker_threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    runtime.enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let pool_size = cli.pool_size.unwrap_or(cli.concurrency.div_ceil(4)).max(1);
+    if cli.stream_probe {
+        let url = cli.url.as_deref().unwrap_or("redis://127.0.0.1:6379/0");
+        let figures = suite::stream_probe(url, pool_size, cli.stream_batch).await?;
+        println!("{figures}");
+        return Ok(());
+    }
+    let base = if cli.quick {
+        Options::quick()
+    } else {
+        Options::standard()
+    };
+    let options = Options {
+        url: cli.url,
+        concurrency: cli.concurrency.max(1),
+        pool_size,
+        ops: cli.ops.unwrap_or(base.ops),
+        stream_tasks: cli.stream_tasks.unwrap_or(base.stream_tasks),
+        stream_batch: cli.stream_batch.max(1),
+        list_tasks: cli.list_tasks,
+        flush: cli.flush,
+        rounds: cli.rounds.max(1),
+        limit: !cli.no_limit,
+        progress: !cli.quiet,
+        ..base
+    };
+    if pool_size * 4 < options.concurrency && !cli.quiet {
+        eprintln!(
+            "[bench] note: pool size {pool_size} is below concurrency / 4 ({})",
+            options.concurrency.div_ceil(4)
+        );
+    }
+    let results = suite::run(&options).await?;
+    if cli.json {
+        report::print_json(&results);
+    } else {
+        report::print_table(&results);
+    }
+    Ok(())
+}
