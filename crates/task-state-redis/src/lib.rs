@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod check;
 mod expiry;
 mod keys;
 mod provider;
@@ -31,6 +32,7 @@ mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use check::{check, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff};
 pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
 };

@@ -194,6 +194,8 @@ impl RedisTaskRepository {
             &SCRIPTS.set_jobs,
             &SCRIPTS.remove,
             &SCRIPTS.prune,
+            &SCRIPTS.reindex,
+            &SCRIPTS.unindex,
         ] {
             client
                 .script_load::<String, _>(script.body)

@@ -43,6 +43,8 @@ pub(crate) struct Scripts {
     pub(crate) set_jobs: Script,
     pub(crate) remove: Script,
     pub(crate) prune: Script,
+    pub(crate) reindex: Script,
+    pub(crate) unindex: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -53,10 +55,12 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     set_jobs: script!("set_jobs"),
     remove: script!("remove"),
     prune: script!("prune"),
+    reindex: script!("reindex"),
+    unindex: script!("unindex"),
 });
 
 /// The body and SHA1 of a script by name (`save`, `set_status`, `append_log`,
-/// `update_result`, `set_jobs`, `remove`, `prune`), for benchmarks that run them with
+/// `update_result`, `set_jobs`, `remove`, `prune`, `reindex`, `unindex`), for benchmarks that run them with
 /// `redis-benchmark`.
 pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
     let s = &*SCRIPTS;
@@ -68,6 +72,8 @@ pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
         &s.set_jobs,
         &s.remove,
         &s.prune,
+        &s.reindex,
+        &s.unindex,
     ]
     .into_iter()
     .find(|script| script.name == name)

@@ -197,6 +197,26 @@ local function index_keys(service, user_id)
   }
 end
 
+-- The service and user_id of the record at key, read from as much of its head as needed
+-- (nil for what the record lacks, or when it is not an object).
+local function record_owner(key)
+  local size = 4096
+  while true do
+    local head = redis.call('GETRANGE', key, 0, size - 1)
+    local m, state = scan_object(head, 0, nil)
+    local function decoded(name)
+      local span = m[name]
+      if state == 'bad' or not span then return nil end
+      local ok, v = pcall(cjson.decode, string.sub(head, span[1], span[2]))
+      if ok and type(v) == 'string' then return v end
+      return nil
+    end
+    local service, user_id = decoded('service'), decoded('user_id')
+    if (service and user_id) or state ~= 'more' or #head < size then return service, user_id end
+    size = size * 4
+  end
+end
+
 -- Loads the record of KEYS[1] (metadata KEYS[2]) for editing; nil when it does not exist.
 local function load_record(key, meta)
   local t = redis.call('TYPE', key)['ok']

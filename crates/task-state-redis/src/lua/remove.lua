@@ -18,18 +18,7 @@ if not service or not user_id then
   had_meta = 0
   service, user_id = nil, nil
   if existing == 'string' then
-    local head = redis.call('GETRANGE', key, 0, 4095)
-    local m, state = scan_object(head, 0, nil)
-    if state ~= 'bad' then
-      local function decoded(name)
-        local span = m[name]
-        if not span then return nil end
-        local ok, v = pcall(cjson.decode, string.sub(head, span[1], span[2]))
-        if ok and type(v) == 'string' then return v end
-        return nil
-      end
-      service, user_id = decoded('service'), decoded('user_id')
-    end
+    service, user_id = record_owner(key)
   end
 end
 

@@ -16,19 +16,8 @@ for _, k in ipairs(indexes) do check_type(k, 'set') end
 
 local old_service, old_user = unpack(redis.call('HMGET', meta, 'service', 'user_id'))
 if (not old_service or not old_user) and existing == 'string' then
-  -- No metadata: the old record's first members say where it was.
-  local head = redis.call('GETRANGE', key, 0, 4095)
-  local m, state = scan_object(head, 0, nil)
-  if state ~= 'bad' then
-    local function decoded(name)
-      local span = m[name]
-      if not span then return nil end
-      local ok, v = pcall(cjson.decode, string.sub(head, span[1], span[2]))
-      if ok and type(v) == 'string' then return v end
-      return nil
-    end
-    old_service, old_user = decoded('service'), decoded('user_id')
-  end
+  -- No metadata: the old record says where it was.
+  old_service, old_user = record_owner(key)
 end
 
 local moved = old_service and old_user and (old_service ~= service or old_user ~= user_id)
