@@ -32,11 +32,15 @@ pub struct RedisUrl {
 
 impl RedisUrl {
     /// Checks and keeps a URL of the form `redis://[user[:password]@]host[:port][/db]`, or
-    /// `rediss://` for TLS, or `redis-sentinel://` for Sentinel.
+    /// `rediss://` for TLS, or `redis-sentinel://` (`rediss-sentinel://`) for the primary
+    /// that Sentinel names:
+    /// `redis-sentinel://[user[:password]@]sentinel[:port][/db]?sentinelServiceName=NAME[&node=host:port]…`
+    /// (see `docs/high-availability.md`).
     ///
     /// # Errors
     /// [`Error::Config`] for an empty or malformed URL, another scheme, a bad database
-    /// number, or `rediss://` when TLS support is not compiled in. The message never
+    /// number, a Sentinel URL without `sentinelServiceName`, or `rediss://` when TLS
+    /// support is not compiled in. The message never
     /// contains the password.
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
@@ -48,8 +52,8 @@ impl RedisUrl {
         let shown = RedisUrl { url: url.clone() }.to_string();
         match url.scheme() {
             "redis" | "redis-sentinel" => {}
-            "rediss" if cfg!(feature = "tls") => {}
-            "rediss" => {
+            "rediss" | "rediss-sentinel" if cfg!(feature = "tls") => {}
+            "rediss" | "rediss-sentinel" => {
                 return Err(Error::Config(format!(
                     "{shown}: rediss:// needs TLS support, which this build lacks (feature `tls`)"
                 )))
@@ -63,11 +67,20 @@ impl RedisUrl {
         if url.host_str().unwrap_or("").is_empty() {
             return Err(Error::Config(format!("{shown}: no host")));
         }
+        if url.scheme().ends_with("-sentinel")
+            && !url
+                .query_pairs()
+                .any(|(k, v)| k == "sentinelServiceName" && !v.is_empty())
+        {
+            return Err(Error::Config(format!(
+                "{shown}: a Sentinel URL needs ?sentinelServiceName=<the monitored name>"
+            )));
+        }
         let parsed = RedisUrl { url };
         let path = parsed.url.path().trim_matches('/');
         if !path.is_empty()
             && path.parse::<u8>().is_err()
-            && parsed.url.scheme() != "redis-sentinel"
+            && !parsed.url.scheme().ends_with("-sentinel")
         {
             return Err(Error::Config(format!(
                 "{shown}: database {path:?} is not a number"
@@ -81,9 +94,15 @@ impl RedisUrl {
         self.url.path().trim_matches('/').parse().unwrap_or(0)
     }
 
-    /// True for `rediss://`.
+    /// True for `rediss://` and `rediss-sentinel://`.
     pub fn is_tls(&self) -> bool {
-        self.url.scheme() == "rediss"
+        self.url.scheme().starts_with("rediss")
+    }
+
+    /// True for `redis-sentinel://` and `rediss-sentinel://`: the server is the primary
+    /// that Sentinel names, found again after a failover.
+    pub fn is_sentinel(&self) -> bool {
+        self.url.scheme().ends_with("-sentinel")
     }
 
     /// The full URL, password included, for handing to the client library only.
@@ -98,12 +117,15 @@ impl fmt::Display for RedisUrl {
         if shown.password().is_some() {
             let _ = shown.set_password(Some("***"));
         }
-        // Sentinel URLs may carry a sentinel_password in the query.
-        if shown.query().is_some_and(|q| q.contains("password")) {
+        // Sentinel URLs may carry a sentinelPassword in the query.
+        if shown
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("password"))
+        {
             let pairs: Vec<(String, String)> = shown
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if k.contains("password") {
+                    let v = if k.to_ascii_lowercase().contains("password") {
                         "***".to_owned()
                     } else {
                         v.into_owned()
@@ -450,8 +472,39 @@ mod tests {
         assert!(!format!("{builder:?}").contains("hunter2"));
         let err = from(&[(WRITE_URL_VAR, "redis://u:hunter2@host/notanumber")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        let url = RedisUrl::parse("redis-sentinel://h:26379/0?sentinel_password=hunter4").unwrap();
-        assert!(!url.to_string().contains("hunter4"));
+        let url = RedisUrl::parse(
+            "redis-sentinel://:hunter5@h:26379/0?sentinelServiceName=m&sentinelPassword=hunter4",
+        )
+        .unwrap();
+        assert!(!url.to_string().contains("hunter"), "{url}");
+        assert!(url.to_string().contains("sentinelPassword=***"), "{url}");
+    }
+
+    #[test]
+    fn sentinel_urls_name_the_service() {
+        let url = RedisUrl::parse(
+            "redis-sentinel://s1:26379/2?sentinelServiceName=mymaster&node=s2:26379&node=s3:26379",
+        )
+        .unwrap();
+        assert!(url.is_sentinel());
+        assert!(!url.is_tls());
+        assert_eq!(url.database(), 2);
+        assert!(!RedisUrl::parse("redis://h:6379/0").unwrap().is_sentinel());
+        for bad in [
+            "redis-sentinel://s1:26379/0",
+            "redis-sentinel://s1:26379/0?node=s2:26379",
+            "redis-sentinel://s1:26379/0?sentinelServiceName=",
+        ] {
+            let message = config_message(from(&[(WRITE_URL_VAR, bad)]));
+            assert!(message.contains("sentinelServiceName"), "{bad}: {message}");
+        }
+        let tls = RedisUrl::parse("rediss-sentinel://s1/0?sentinelServiceName=m");
+        if cfg!(feature = "tls") {
+            let tls = tls.unwrap();
+            assert!(tls.is_tls() && tls.is_sentinel());
+        } else {
+            assert!(matches!(tls, Err(Error::Config(_))));
+        }
     }
 
     #[test]
