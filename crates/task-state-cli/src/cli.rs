@@ -109,8 +109,23 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds, requires = "follow")]
         interval: Duration,
     },
-    // `fsck` and `janitor` come here once the expiry work lands; each gets a module in
-    // `commands/` and an arm in `commands::dispatch`.
+    /// Check that records, indexes and metadata agree; exit 1 when they do not
+    Fsck {
+        /// Repair what is found, then check again
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Clean expired tasks' index entries until SIGINT or SIGTERM: the expiry listener and the
+    /// periodic reconciler
+    Janitor {
+        /// Seconds between reconciler sweeps; 0 disables them
+        #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = parse_interval)]
+        reconcile_interval: Duration,
+        /// Only warn when notify-keyspace-events lacks E and x (managed Redis may forbid
+        /// CONFIG GET); the reconciler then does the cleaning
+        #[arg(long)]
+        allow_missing_notifications: bool,
+    },
 }
 
 /// `list`.
@@ -210,6 +225,13 @@ fn parse_param(text: &str) -> Result<(String, Value), String> {
         format!("the value of {key:?} is not JSON ({e}); quote strings: {key}='\"text\"'")
     })?;
     Ok((key.to_owned(), value))
+}
+
+/// Whole seconds, 0 allowed (it disables what the interval drives).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    text.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{text:?} is not a whole number of seconds"))
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

@@ -29,7 +29,13 @@ use crate::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    // The janitor runs as a service: its progress is the point of its log.
+    let janitor = matches!(cli.command, cli::Command::Janitor { .. });
+    init_tracing(if janitor {
+        cli.global.verbose.max(1)
+    } else {
+        cli.global.verbose
+    });
     let secrets = settings::secrets(&cli.global);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

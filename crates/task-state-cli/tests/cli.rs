@@ -723,3 +723,124 @@ fn an_unreachable_server_is_one_line_without_the_password() {
         assert!(started.elapsed() < Duration::from_secs(8));
     }
 }
+
+#[test]
+fn fsck_reports_repairs_and_exits_by_what_remains() {
+    let env = env_or_skip!();
+    for user in ["alice", "bob", "alice"] {
+        env.ok(&["create", "--service", "render", "--user", user]);
+    }
+    assert_eq!(code(&env.run(&["fsck"])), 0);
+    env.server.cli(&["SREM", "index:user:alice", "1"]);
+    env.server.cli(&["SADD", "index:tasks", "ghost"]);
+    let found = env.run(&["fsck"]);
+    assert_eq!(code(&found), 1, "{}", stderr(&found));
+    let table = String::from_utf8_lossy(&found.stdout).into_owned();
+    assert!(table.contains("index:user:alice"), "{table}");
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(row("missing index entries"), "1", "{table}");
+    assert_eq!(row("extra index entries"), "1", "{table}");
+    assert!(
+        stderr(&found).contains("1 missing and 1 extra"),
+        "{}",
+        stderr(&found)
+    );
+    assert_eq!(stderr(&found).lines().count(), 1);
+
+    let repaired = env.run(&["fsck", "--repair"]);
+    assert_eq!(code(&repaired), 0, "{}", stderr(&repaired));
+    assert!(String::from_utf8_lossy(&repaired.stdout).contains("after repair: consistent"));
+    assert_eq!(code(&env.run(&["fsck"])), 0);
+    assert_eq!(env.server.cli(&["SISMEMBER", "index:user:alice", "1"]), "1");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn janitor_cleans_expired_tasks_and_stops_on_sigterm() {
+    let Some(server) =
+        task_state_redis::testing::server_or_skip_with(&["--notify-keyspace-events", "Ex"])
+    else {
+        return;
+    };
+    let env = Env { server };
+    let mut janitor = env
+        .command(&["janitor", "--reconcile-interval", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let short = env.ok(&[
+        "--ttl",
+        "1",
+        "create",
+        "--service",
+        "render",
+        "--user",
+        "alice",
+    ]);
+    env.ok(&["create", "--service", "render", "--user", "alice"]); // keeps the indexes alive
+    let short = short.trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while first_column(&env.ok(&["list"])).contains(&short) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !first_column(&env.ok(&["list"])).contains(&short),
+        "not cleaned"
+    );
+    assert_eq!(
+        env.server
+            .cli(&["SISMEMBER", "index:service:render", &short]),
+        "0"
+    );
+    signal(&janitor, "-TERM");
+    let status = wait_with_deadline(&mut janitor, Duration::from_secs(5)).expect("janitor stops");
+    assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut janitor.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("janitor stopped"), "{log}");
+    assert!(log.contains("cleanups=1"), "{log}");
+}
+
+#[test]
+fn janitor_needs_keyspace_events_unless_told_otherwise() {
+    let env = env_or_skip!();
+    let refused = env.run(&["janitor"]);
+    assert_eq!(code(&refused), 1);
+    assert!(
+        stderr(&refused).contains("notify-keyspace-events"),
+        "{}",
+        stderr(&refused)
+    );
+    let mut janitor = env
+        .command(&["janitor", "--allow-missing-notifications"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        janitor.try_wait().unwrap().is_none(),
+        "janitor exited early"
+    );
+    signal(&janitor, "-INT");
+    let status = wait_with_deadline(&mut janitor, Duration::from_secs(5)).expect("janitor stops");
+    assert!(status.success(), "{status:?}");
+}

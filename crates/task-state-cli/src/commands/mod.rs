@@ -2,12 +2,14 @@
 //! [`Failure`] that carries its exit code.
 //!
 //! Commands that only need the repository contract take `&dyn TaskRepository`, so they work
-//! on any backend; those that need Redis itself (`get --json`, later `fsck` and `janitor`)
+//! on any backend; those that need Redis itself (`get --json`, `fsck` and `janitor`)
 //! take the [`RedisTaskRepository`].
 
 mod create;
 mod delete;
+mod fsck;
 mod get;
+mod janitor;
 mod jobs;
 mod list;
 mod log;
@@ -57,5 +59,10 @@ async fn dispatch(
             follow,
             interval,
         } => logs::run(repo, &id, follow.then_some(interval), out).await,
+        Command::Fsck { repair } => fsck::run(repo, repair, out).await,
+        Command::Janitor {
+            reconcile_interval,
+            allow_missing_notifications,
+        } => janitor::run(repo, reconcile_interval, allow_missing_notifications).await,
     }
 }
