@@ -42,6 +42,10 @@ struct Cli {
     /// A smaller run for iterating.
     #[arg(long)]
     quick: bool,
+    /// Run only these operations and phases, comma-separated: get, set_status, append_log,
+    /// append_log_record, update_result, transition, list, scale, stream (save always runs).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
     /// One JSON object a line instead of a table.
     #[arg(long)]
     json: bool,
@@ -91,6 +95,7 @@ async fn run(cli: Cli) -> Result<()> {
         list_tasks: cli.list_tasks,
         flush: cli.flush,
         rounds: cli.rounds.max(1),
+        only: cli.only,
         limit: !cli.no_limit,
         progress: !cli.quiet,
         ..base
