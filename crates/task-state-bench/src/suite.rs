@@ -227,7 +227,10 @@ impl Run<'_> {
             .map(admin::CommandStat::usec_per_call);
         Ok(Bench {
             row: row(name, &m, c)
-                .with("rounds_ops_per_sec", throughputs)
+                .with(
+                    "rounds_ops_per_sec",
+                    throughputs.iter().map(|t| t.round()).collect::<Vec<_>>(),
+                )
                 .with("server_us_per_call", server_us.unwrap_or(0.0))
                 .with("server_command", command),
             limit,
