@@ -4,9 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
-use fred::prelude::{
-    Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Value,
-};
+use fred::prelude::{Builder, ClientLike, EventInterface, PubsubInterface, ReconnectPolicy, Value};
 use fred::types::CustomCommand;
 use task_state_core::jiff::Timestamp;
 use task_state_core::{validate_task_id, Error, Result};
@@ -220,8 +218,7 @@ impl ExpiryListener {
         }
         let settings = repo.settings().clone();
         let url = settings.write_url();
-        let config = Config::from_url(url.expose())
-            .map_err(|e| Error::Config(format!("{url}: {}", e.details())))?;
+        let config = crate::repository::client_config(url, &settings)?;
         let subscriber = Builder::from_config(config)
             .with_connection_config(|c| {
                 c.connection_timeout = settings.connect_timeout();

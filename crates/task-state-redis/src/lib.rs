@@ -41,5 +41,5 @@ pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
 pub use scripts::script_source;
 pub use settings::{
     RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, DEFAULT_TTL_SECONDS,
-    READ_URL_VAR, TIMEZONE_VAR, TTL_VAR, WRITE_URL_VAR,
+    READ_URL_VAR, TIMEZONE_VAR, TLS_CA_FILE_VAR, TTL_VAR, WRITE_URL_VAR,
 };

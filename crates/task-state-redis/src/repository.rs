@@ -435,6 +435,50 @@ pub struct ExpiredCleanup {
     pub had_metadata: bool,
 }
 
+/// The client configuration for `url`: what fred reads from the URL, with the CA file of the
+/// settings as the TLS trust roots when one is set.
+pub(crate) fn client_config(url: &RedisUrl, settings: &RedisRepositorySettings) -> Result<Config> {
+    #[allow(unused_mut)]
+    let mut config = Config::from_url(url.expose())
+        .map_err(|e| Error::Config(scrub(&format!("{url}: {}", describe(&e)), &[url])))?;
+    #[cfg(feature = "tls")]
+    if let (Some(path), Some(_)) = (settings.tls_ca_file(), config.tls.as_ref()) {
+        config.tls = Some(tls_with_roots(path)?.into());
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = settings;
+    Ok(config)
+}
+
+#[cfg(feature = "tls")]
+fn tls_with_roots(path: &std::path::Path) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let bad = |reason: String| {
+        Error::Config(format!(
+            "{}: {}: {reason}",
+            crate::settings::TLS_CA_FILE_VAR,
+            path.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in the file".to_owned()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
 /// `attempts`: how often a command may be sent; 1 on the writer, whose commands must not be
 /// re-sent after a dropped connection.
 pub(crate) async fn connect_pool(
@@ -442,8 +486,7 @@ pub(crate) async fn connect_pool(
     settings: &RedisRepositorySettings,
     attempts: u32,
 ) -> Result<Pool> {
-    let config = Config::from_url(url.expose())
-        .map_err(|e| Error::Config(scrub(&format!("{url}: {}", describe(&e)), &[url])))?;
+    let config = client_config(url, settings)?;
     let connect_timeout = settings.connect_timeout();
     let command_timeout = settings.command_timeout();
     let pool = Builder::from_config(config)
@@ -493,6 +536,13 @@ pub(crate) async fn connect_pool(
 }
 
 fn describe(e: &FredError) -> String {
+    // fred shows an io::Error with its Debug form; its message is what a person needs.
+    if let Some(start) = e.details().find("message: \"") {
+        let rest = &e.details()[start + 10..];
+        if let Some(end) = rest.find('"') {
+            return rest[..end].to_owned();
+        }
+    }
     match e.kind() {
         ErrorKind::Timeout => format!("timed out ({})", e.details()),
         ErrorKind::Auth => format!("authentication failed ({})", e.details()),

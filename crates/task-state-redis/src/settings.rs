@@ -13,6 +13,9 @@ pub const READ_URL_VAR: &str = "DMS_REDIS_READ_URL";
 pub const TTL_VAR: &str = "DMS_REDIS_TASK_TTL_SECONDS";
 /// The variable that names the IANA time zone of timestamps.
 pub const TIMEZONE_VAR: &str = "DMS_TIMEZONE";
+/// The variable that names a PEM file of CA certificates to trust for `rediss://` (instead of
+/// the system's), for servers with a private CA.
+pub const TLS_CA_FILE_VAR: &str = "DMS_REDIS_TLS_CA_FILE";
 /// The TTL when none is configured: 90 days.
 pub const DEFAULT_TTL_SECONDS: u64 = 7_776_000;
 
@@ -168,6 +171,7 @@ pub struct RedisRepositorySettings {
     connect_timeout: Duration,
     command_timeout: Duration,
     pool_size: usize,
+    tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisRepositorySettings {
@@ -220,6 +224,11 @@ impl RedisRepositorySettings {
     pub fn pool_size(&self) -> usize {
         self.pool_size
     }
+
+    /// The PEM file of CA certificates trusted for `rediss://`, when not the system's.
+    pub fn tls_ca_file(&self) -> Option<&std::path::Path> {
+        self.tls_ca_file.as_deref()
+    }
 }
 
 impl fmt::Debug for RedisRepositorySettings {
@@ -232,6 +241,7 @@ impl fmt::Debug for RedisRepositorySettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("pool_size", &self.pool_size)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }
@@ -246,6 +256,7 @@ pub struct RedisRepositorySettingsBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     pool_size: usize,
+    tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisRepositorySettingsBuilder {
@@ -258,6 +269,7 @@ impl Default for RedisRepositorySettingsBuilder {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
             pool_size: 4,
+            tls_ca_file: None,
         }
     }
 }
@@ -276,6 +288,7 @@ impl RedisRepositorySettingsBuilder {
             read_url: present(READ_URL_VAR),
             ttl: present(TTL_VAR),
             timezone: present(TIMEZONE_VAR),
+            tls_ca_file: present(TLS_CA_FILE_VAR).map(Into::into),
             ..Self::default()
         }
     }
@@ -322,6 +335,12 @@ impl RedisRepositorySettingsBuilder {
         self
     }
 
+    /// A PEM file of CA certificates to trust for `rediss://` instead of the system's.
+    pub fn with_tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
     /// Checks everything.
     ///
     /// # Errors
@@ -359,6 +378,19 @@ impl RedisRepositorySettingsBuilder {
                 "timeouts must be longer than zero".to_owned(),
             ));
         }
+        if let Some(path) = &self.tls_ca_file {
+            if !cfg!(feature = "tls") {
+                return Err(Error::Config(format!(
+                    "{TLS_CA_FILE_VAR}: TLS support is not built in (feature `tls`)"
+                )));
+            }
+            if !path.is_file() {
+                return Err(Error::Config(format!(
+                    "{TLS_CA_FILE_VAR}: {} is not a readable file",
+                    path.display()
+                )));
+            }
+        }
         Ok(RedisRepositorySettings {
             write_url,
             read_url,
@@ -367,6 +399,7 @@ impl RedisRepositorySettingsBuilder {
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
             pool_size: self.pool_size,
+            tls_ca_file: self.tls_ca_file,
         })
     }
 }

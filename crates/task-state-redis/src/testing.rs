@@ -96,7 +96,12 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
-            .args(&self.args)
+            // `{port}` in an argument stands for the server's port (e.g. `--tls-port {port}`).
+            .args(
+                self.args
+                    .iter()
+                    .map(|a| a.replace("{port}", &self.port.to_string())),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;

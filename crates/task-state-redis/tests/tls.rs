@@ -1,0 +1,154 @@
+//! `rediss://` against a real TLS server with a private CA.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
+use task_state_redis::testing::server_or_skip_with;
+use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, TLS_CA_FILE_VAR};
+
+/// A CA and a server certificate for localhost and 127.0.0.1, made with openssl.
+fn certificates(dir: &Path) -> bool {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=task-state test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "san.cnf",
+    ])
+}
+
+#[tokio::test]
+async fn rediss_urls_connect_with_the_configured_ca() {
+    let dir = std::env::temp_dir().join(format!("task-state-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if !certificates(&dir) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is needed for the TLS test"
+        );
+        eprintln!("skipping: openssl could not make certificates");
+        return;
+    }
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let Some(server) = server_or_skip_with(&[
+        "--port",
+        "0",
+        "--tls-port",
+        "{port}",
+        "--tls-cert-file",
+        &path("server.crt"),
+        "--tls-key-file",
+        &path("server.key"),
+        "--tls-ca-cert-file",
+        &path("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "tls-secret",
+    ]) else {
+        return;
+    };
+    let url = format!("rediss://:tls-secret@localhost:{}/0", server.port());
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(&url)
+        .with_tls_ca_file(dir.join("ca.crt"))
+        .with_connect_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let repo = RedisTaskRepository::connect(settings).await.unwrap();
+    repo.save(TaskRecord::new("1", "s", "u", TaskStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.append_log("1", "over TLS")
+            .await
+            .unwrap()
+            .unwrap()
+            .logs
+            .len(),
+        1
+    );
+    repo.close().await;
+
+    // Without the CA, the server's certificate is not trusted: an error, not plain text.
+    let untrusted = RedisRepositorySettings::builder()
+        .with_write_url(&url)
+        .with_connect_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let err = RedisTaskRepository::connect(untrusted).await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert!(!err.to_string().contains("tls-secret"));
+
+    // A plain redis:// URL to a TLS port does not get through either.
+    let plain = RedisRepositorySettings::builder()
+        .with_write_url(format!("redis://:tls-secret@localhost:{}/0", server.port()))
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_command_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert!(RedisTaskRepository::connect(plain).await.is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_ca_file_is_a_config_error_naming_the_variable() {
+    let err = RedisRepositorySettings::builder()
+        .with_write_url("rediss://localhost:6380/0")
+        .with_tls_ca_file("/nonexistent/ca.pem")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains(TLS_CA_FILE_VAR)),
+        "{err:?}"
+    );
+}
