@@ -78,7 +78,7 @@ async fn writes_go_to_the_primary_and_reads_to_the_replica() {
 
     // The replica gets the writes asynchronously; wait for them before counting reads.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while replica.cli(&["EXISTS", "task:ha-1"]) != "1" {
+    while !replica.cli(&["GET", "task:ha-1"]).contains("two") {
         assert!(
             Instant::now() < deadline,
             "the replica never got the record"
@@ -275,6 +275,15 @@ async fn after_a_failover_writes_and_expiry_cleanup_go_on_on_the_new_primary() {
 
     // The expiry listener follows the new primary: a task saved now with a 1 s TTL is
     // cleaned from its indexes by the listener, resubscribed on the promoted server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.stats().reconnects == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the expiry listener did not reconnect: {:?}",
+            listener.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let short = connect(&url, &url, 1).await;
     short
         .save(TaskRecord::new("ha-short", "s", "u", TaskStatus::Running))
