@@ -90,8 +90,15 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
+        // Redis creates its unix socket only after it bound its TCP port, so the socket in
+        // this server's own directory proves that the port is this server's and not that of
+        // a server of another test that was handed the same free port.
+        let socket = self.dir.join("redis.sock");
+        let _ = std::fs::remove_file(&socket);
         let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
+            .arg("--unixsocket")
+            .arg(&socket)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -112,7 +119,7 @@ impl RedisServer {
                     "redis-server exited: {status}"
                 )));
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if socket.exists() && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 self.child = Some(child);
                 return Ok(());
             }

@@ -14,36 +14,44 @@
 --
 -- Nothing is written before every check has passed, so an error leaves the data unchanged.
 
+local byte, find, sub = string.byte, string.find, string.sub
+
 local function fail(kind, key, reason)
   error({err = kind .. ' ' .. key .. ' ' .. reason})
 end
 
+-- The first index at or after i that is not JSON white space (nil at the end). Compact JSON
+-- has none, so the byte test almost always answers without a pattern search.
 local function skip_ws(s, i)
-  return string.find(s, '[^ \t\r\n]', i)
+  local c = byte(s, i)
+  if c == nil then return nil end
+  if c ~= 32 and c ~= 9 and c ~= 10 and c ~= 13 then return i end
+  return find(s, '[^ \t\r\n]', i)
 end
 
 -- s:byte(i) is an opening quote; the index of the closing quote, or nil if s ends first.
 local function string_end(s, i)
   local j = i
   while true do
-    j = string.find(s, '"', j + 1, true)
+    j = find(s, '"', j + 1, true)
     if not j then return nil end
+    if byte(s, j - 1) ~= 92 then return j end
     local k = j - 1
-    while string.byte(s, k) == 92 do k = k - 1 end
+    while byte(s, k) == 92 do k = k - 1 end
     if (j - 1 - k) % 2 == 0 then return j end
   end
 end
 
 -- The index of the last byte of the JSON value starting at i, or nil if s ends first.
 local function value_end(s, i)
-  local c = string.byte(s, i)
+  local c = byte(s, i)
   if c == 34 then return string_end(s, i) end
   if c == 123 or c == 91 then
     local depth, j = 0, i
     while true do
-      j = string.find(s, '[%[%]{}"]', j)
+      j = find(s, '[%[%]{}"]', j)
       if not j then return nil end
-      local b = string.byte(s, j)
+      local b = byte(s, j)
       if b == 34 then
         j = string_end(s, j)
         if not j then return nil end
@@ -56,7 +64,7 @@ local function value_end(s, i)
       j = j + 1
     end
   end
-  local e = string.find(s, '[,}%] \t\r\n]', i)
+  local e = find(s, '[,}%] \t\r\n]', i)
   if not e or e == i then return nil end
   return e - 1
 end
@@ -70,20 +78,20 @@ local function scan_from(s, i, members, offset, stop_key)
   while true do
     i = skip_ws(s, i)
     if not i then return 'more' end
-    local c = string.byte(s, i)
+    local c = byte(s, i)
     if c == 125 and first then members._close = i + offset; return 'end' end
     if c ~= 34 then return 'bad' end
     local ke = string_end(s, i)
     if not ke then return 'more' end
-    local key = string.sub(s, i + 1, ke - 1)
-    if string.find(key, '\\', 1, true) then
-      local ok, decoded = pcall(cjson.decode, string.sub(s, i, ke))
+    local key = sub(s, i + 1, ke - 1)
+    if find(key, '\\', 1, true) then
+      local ok, decoded = pcall(cjson.decode, sub(s, i, ke))
       if not ok then return 'bad' end
       key = decoded
     end
     i = skip_ws(s, ke + 1)
     if not i then return 'more' end
-    if string.byte(s, i) ~= 58 then return 'bad' end
+    if byte(s, i) ~= 58 then return 'bad' end
     i = skip_ws(s, i + 1)
     if not i then return 'more' end
     if key == stop_key then
@@ -95,7 +103,7 @@ local function scan_from(s, i, members, offset, stop_key)
     members[key] = {i + offset, ve + offset}
     i = skip_ws(s, ve + 1)
     if not i then return 'more' end
-    c = string.byte(s, i)
+    c = byte(s, i)
     if c == 125 then members._close = i + offset; return 'end' end
     if c ~= 44 then return 'bad' end
     i = i + 1
@@ -138,12 +146,13 @@ local function load_fast(rec, hint)
   local hn, hl2 = string.match(hint, '^(%d+),(%d+)$')
   hn, hl2 = tonumber(hn), tonumber(hl2)
   if hn ~= n or not hl2 or hl2 >= n then return nil end
-  local size, head, m, state = 4096, nil, nil, nil
+  -- The head is read up to the logs' closing bracket at most; the scan stops at "logs".
+  local size, head, m, state = 1024, nil, nil, nil
   while true do
-    if size >= hl2 then return nil end
-    head = redis.call('GETRANGE', rec.key, 0, size - 1)
+    local last = math.min(size, hl2 - 1)
+    head = redis.call('GETRANGE', rec.key, 0, last - 1)
     m, state = scan_object(head, 0, 'logs')
-    if state ~= 'more' then break end
+    if state ~= 'more' or last == hl2 - 1 then break end
     size = size * 4
   end
   if state ~= 'stop' then return nil end

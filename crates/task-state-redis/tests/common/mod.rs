@@ -27,7 +27,7 @@ pub fn settings(server: &RedisServer) -> RedisRepositorySettings {
         .with_write_url(server.url())
         .with_timezone("Asia/Seoul")
         .with_command_timeout(Duration::from_secs(5))
-        .with_connect_timeout(Duration::from_secs(2))
+        .with_connect_timeout(Duration::from_secs(10))
         .build()
         .unwrap()
 }
