@@ -80,7 +80,7 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let exit = match &e {
             Error::NotFound { .. } => Exit::NotFound,
-            Error::Conflict { .. } => Exit::Conflict,
+            Error::Conflict { .. } | Error::AlreadyExists { .. } => Exit::Conflict,
             Error::InvalidInput { .. } => Exit::Usage,
             _ => Exit::Error,
         };

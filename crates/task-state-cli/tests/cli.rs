@@ -185,8 +185,13 @@ fn create_refuses_an_existing_id_with_exit_4() {
     env.ok(&["status", "7", "running"]);
     let output = env.run(&["create", "--service", "s", "--user", "other", "--id", "7"]);
     assert_eq!(code(&output), 4);
-    assert!(stderr(&output).contains("running"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(r#"task "7" already exists"#),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(env.record("7")["user_id"], "u");
+    assert_eq!(env.record("7")["status"], "running");
 }
 
 #[test]

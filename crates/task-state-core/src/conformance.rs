@@ -38,6 +38,7 @@ use crate::{
 pub async fn run_all(repo: &dyn TaskRepository) {
     task_id_sequence(repo).await;
     save_and_get_round_trip(repo).await;
+    create_refuses_an_existing_task(repo).await;
     resave_moves_between_listings(repo).await;
     delete_removes_from_every_listing(repo).await;
     set_status_with_and_without_log(repo).await;
@@ -130,6 +131,56 @@ pub async fn save_and_get_round_trip(repo: &dyn TaskRepository) {
     assert_eq!(resaved.status, TaskStatus::Completed, "{CHECK}: status");
     assert_stored(repo, &resaved, CHECK).await;
     assert_placed(repo, id, service, user, CHECK).await;
+}
+
+/// `create` stores a new task as `save` does, and refuses an id that exists with
+/// [`Error::AlreadyExists`], writing nothing; of concurrent creators of one id exactly one
+/// wins.
+pub async fn create_refuses_an_existing_task(repo: &dyn TaskRepository) {
+    const CHECK: &str = "create_refuses_an_existing_task";
+    let (id, service, user) = ("cf-cr-1", "cf-cr-svc", "cf-cr-user");
+    let record = new_record(id, service, user);
+    let created = ok(repo.create(record.clone()).await, CHECK);
+    assert_stamped(&record, &created, CHECK);
+    assert_stored(repo, &created, CHECK).await;
+    assert_placed(repo, id, service, user, CHECK).await;
+
+    let mut other = new_record(id, "cf-cr-other", "cf-cr-intruder");
+    other.status = TaskStatus::Failed;
+    match repo.create(other).await {
+        Err(Error::AlreadyExists { task_id }) => {
+            assert_eq!(task_id, id, "{CHECK}: error names the id")
+        }
+        other => panic!("{CHECK}: creating an existing id must be AlreadyExists, got {other:?}"),
+    }
+    assert_stored(repo, &created, CHECK).await;
+    assert!(
+        users(repo, "cf-cr-other", CHECK).await.is_empty(),
+        "{CHECK}: a refused create must not touch the indexes"
+    );
+    assert_invalid(
+        repo.create(new_record("cf:cr", service, user)).await,
+        "create with a bad id",
+    );
+
+    let racers =
+        (0..8).map(|i| repo.create(new_record("cf-cr-race", service, &format!("cf-cr-u{i}"))));
+    let results = join_all(racers).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::AlreadyExists { .. })))
+        .count();
+    assert_eq!(
+        (wins, refused),
+        (1, 7),
+        "{CHECK}: concurrent creates of one id"
+    );
+    assert_eq!(
+        users(repo, service, CHECK).await.len(),
+        2,
+        "{CHECK}: only the winner's user joins the service"
+    );
 }
 
 /// Re-saving a task under another user or service moves it: it leaves the old listings and

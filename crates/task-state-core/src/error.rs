@@ -32,6 +32,12 @@ pub enum Error {
         /// The task that was asked for.
         task_id: String,
     },
+    /// [`crate::TaskRepository::create`] found a task with that id already.
+    #[error("task {task_id:?} already exists")]
+    AlreadyExists {
+        /// The id that is taken.
+        task_id: String,
+    },
     /// A conditional transition found the task in a status it was not allowed to leave.
     #[error(
         "task {task_id:?} is {current}, not one of {}",

@@ -123,6 +123,14 @@ pub trait TaskRepository: Send + Sync + Debug + 'static {
     /// [`Error::InvalidInput`] for a bad task id, service or user id.
     async fn save(&self, record: TaskRecord) -> Result<TaskRecord>;
 
+    /// Stores `record` as [`TaskRepository::save`] does, but only when no task with its id
+    /// exists, in one atomic step: two creators of the same id never both succeed.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when a record with that id exists (nothing is written);
+    /// [`Error::InvalidInput`] for a bad task id, service or user id.
+    async fn create(&self, record: TaskRecord) -> Result<TaskRecord>;
+
     /// The task's record, or `None` when there is none.
     ///
     /// # Errors
@@ -281,6 +289,9 @@ macro_rules! forward_repository {
         impl<T: TaskRepository + ?Sized> TaskRepository for $wrapper<T> {
             async fn save(&self, record: TaskRecord) -> Result<TaskRecord> {
                 (**self).save(record).await
+            }
+            async fn create(&self, record: TaskRecord) -> Result<TaskRecord> {
+                (**self).create(record).await
             }
             async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
                 (**self).get(task_id).await

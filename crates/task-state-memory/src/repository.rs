@@ -216,6 +216,28 @@ impl TaskRepository for InMemoryTaskRepository {
         Ok(record)
     }
 
+    async fn create(&self, mut record: TaskRecord) -> Result<TaskRecord> {
+        validate_record(&record)?;
+        let owner = Owner::of(&record);
+        self.with_store(|store, now| {
+            if store.record(&record.task_id).is_some() {
+                return Err(Error::AlreadyExists {
+                    task_id: record.task_id.clone(),
+                });
+            }
+            record.updated_at = TaskTime::from_timestamp(now, &self.inner.zone);
+            store.put(
+                &record.task_id,
+                record.to_json(),
+                owner,
+                now,
+                self.ttl_span(),
+            );
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
         self.with_store(|store, _| read(store, task_id))

@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
 conformance_tests!(
     task_id_sequence,
     save_and_get_round_trip,
+    create_refuses_an_existing_task,
     resave_moves_between_listings,
     delete_removes_from_every_listing,
     set_status_with_and_without_log,

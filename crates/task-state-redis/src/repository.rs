@@ -329,6 +329,50 @@ impl RedisTaskRepository {
         }
     }
 
+    /// `save.lua` in `mode` `save` or `create`.
+    async fn store(&self, mut record: TaskRecord, mode: &str) -> Result<TaskRecord> {
+        validate_record(&record)?;
+        record.updated_at = self.now();
+        let args = vec![
+            self.ttl(),
+            record.task_id.clone(),
+            record.service.clone(),
+            record.user_id.clone(),
+            record.to_json(),
+            mode.to_owned(),
+        ];
+        let reply = self.eval(&SCRIPTS.save, &record.task_id, args).await?;
+        if value_string(&reply).as_deref() == Some("EXISTS") {
+            return Err(Error::AlreadyExists {
+                task_id: record.task_id,
+            });
+        }
+        Ok(record)
+    }
+
+    /// The stored bytes of a task's record, exactly as they are, or `None`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad task id, [`Error::WrongType`] when the key holds
+    /// another type.
+    pub async fn get_raw(&self, task_id: &str) -> Result<Option<Vec<u8>>> {
+        validate_task_id(task_id)?;
+        let key = keys::record(task_id);
+        let value: Value = self
+            .inner
+            .reader
+            .next()
+            .get(&key)
+            .await
+            .map_err(|e| self.read_error(e, &key, "string"))?;
+        match value {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.as_bytes().to_vec())),
+            Value::Bytes(b) => Ok(Some(b.to_vec())),
+            other => Err(Error::decode(key, format!("unexpected value {other:?}"))),
+        }
+    }
+
     /// Every member of a set, SSCAN by SSCAN, without duplicates.
     pub(crate) async fn scan_set(&self, key: &str) -> Result<Vec<String>> {
         let client = self.inner.reader.next();
@@ -610,35 +654,18 @@ fn conflict(task_id: &str, current: &str, expected: &[TaskStatus]) -> Error {
 
 #[async_trait]
 impl TaskRepository for RedisTaskRepository {
-    async fn save(&self, mut record: TaskRecord) -> Result<TaskRecord> {
-        validate_record(&record)?;
-        record.updated_at = self.now();
-        let args = vec![
-            self.ttl(),
-            record.task_id.clone(),
-            record.service.clone(),
-            record.user_id.clone(),
-            record.to_json(),
-        ];
-        self.eval(&SCRIPTS.save, &record.task_id, args).await?;
-        Ok(record)
+    async fn save(&self, record: TaskRecord) -> Result<TaskRecord> {
+        self.store(record, "save").await
+    }
+
+    async fn create(&self, record: TaskRecord) -> Result<TaskRecord> {
+        self.store(record, "create").await
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
-        validate_task_id(task_id)?;
-        let key = keys::record(task_id);
-        let value: Value = self
-            .inner
-            .reader
-            .next()
-            .get(&key)
-            .await
-            .map_err(|e| self.read_error(e, &key, "string"))?;
-        match value {
-            Value::Null => Ok(None),
-            Value::String(s) => TaskRecord::from_json_at(&key, s.as_bytes()).map(Some),
-            Value::Bytes(b) => TaskRecord::from_json_at(&key, &b).map(Some),
-            other => Err(Error::decode(key, format!("unexpected value {other:?}"))),
+        match self.get_raw(task_id).await? {
+            None => Ok(None),
+            Some(bytes) => TaskRecord::from_json_at(&keys::record(task_id), &bytes).map(Some),
         }
     }
 

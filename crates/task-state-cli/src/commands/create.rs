@@ -7,7 +7,7 @@ use task_state_core::{
 };
 
 use crate::cli::CreateArgs;
-use crate::failure::{Exit, Failure};
+use crate::failure::Failure;
 use crate::output::Output;
 
 pub(crate) async fn run(
@@ -22,14 +22,6 @@ pub(crate) async fn run(
     let id = match args.id {
         Some(id) => {
             validate_task_id(&id)?;
-            // `save` replaces a record whole; refuse rather than wipe a live task. The
-            // repository has no create-if-absent, so a concurrent create can still race.
-            if let Some(existing) = repo.get(&id).await? {
-                return Err(Failure::new(
-                    Exit::Conflict,
-                    format!("task {id:?} already exists (status {})", existing.status),
-                ));
-            }
             id
         }
         None => repo.next_task_id().await?,
@@ -39,7 +31,8 @@ pub(crate) async fn run(
     let record = TaskRecord::new_at(id, args.service, args.user, TaskStatus::Pending, now)
         .with_parameters(parameters)
         .with_priority(args.priority);
-    let saved = repo.save(record).await?;
+    // `create`, not `save`: an existing task is refused atomically, never wiped.
+    let saved = repo.create(record).await?;
     out.line(&saved.task_id)?;
     Ok(())
 }

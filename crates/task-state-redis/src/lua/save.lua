@@ -6,10 +6,12 @@
 -- ARGV[1] ttl in seconds       ARGV[2] task id
 -- ARGV[3] service              ARGV[4] user id
 -- ARGV[5] the record JSON
--- Returns 'OK'.
+-- ARGV[6] 'create' to store only when no record exists (optional)
+-- Returns 'OK', or 'EXISTS' (nothing written) in 'create' mode when the record exists.
 local key, meta = KEYS[1], KEYS[2]
 local ttl, id, service, user_id, json = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local existing = check_type(key, 'string')
+if ARGV[6] == 'create' and existing ~= 'none' then return 'EXISTS' end
 check_type(meta, 'hash')
 local indexes = index_keys(service, user_id)
 for _, k in ipairs(indexes) do check_type(k, 'set') end
