@@ -138,43 +138,52 @@ local function load_full(rec)
   return rec
 end
 
+-- Records up to this size are read whole in one call: cheaper than two ranges.
+local SMALL = 8192
+
 -- The fast path: head scan up to "logs", the remembered end of the logs checked by parsing
 -- the whole tail. Returns nil when the record does not qualify.
 local function load_fast(rec, hint)
   local n = rec.n
-  if not hint then return nil end
   local hn, hl2 = string.match(hint, '^(%d+),(%d+)$')
   hn, hl2 = tonumber(hn), tonumber(hl2)
-  if hn ~= n or not hl2 or hl2 >= n then return nil end
-  -- The head is read up to the logs' closing bracket at most; the scan stops at "logs".
-  local size, head, m, state = 1024, nil, nil, nil
-  while true do
-    local last = math.min(size, hl2 - 1)
-    head = redis.call('GETRANGE', rec.key, 0, last - 1)
+  if hn ~= n or not hl2 or hl2 < 3 or hl2 >= n then return nil end
+  -- around: the record from two bytes before the logs' closing bracket to its end.
+  local head, m, state, around
+  if n <= SMALL then
+    local s = redis.call('GET', rec.key)
+    head = sub(s, 1, hl2 - 1)
     m, state = scan_object(head, 0, 'logs')
-    if state ~= 'more' or last == hl2 - 1 then break end
-    size = size * 4
+    around = sub(s, hl2 - 2)
+  else
+    -- The head is read up to the logs' closing bracket at most; the scan stops at "logs".
+    local size = 1024
+    while true do
+      local last = math.min(size, hl2 - 1)
+      head = redis.call('GETRANGE', rec.key, 0, last - 1)
+      m, state = scan_object(head, 0, 'logs')
+      if state ~= 'more' or last == hl2 - 1 then break end
+      size = size * 4
+    end
+    if state == 'stop' then around = redis.call('GETRANGE', rec.key, hl2 - 3, n - 1) end
   end
   if state ~= 'stop' then return nil end
   local l1 = m.logs[1]
-  if l1 >= hl2 or string.byte(head, l1) ~= 91 then return nil end
+  if l1 >= hl2 or byte(head, l1) ~= 91 then return nil end
   for _, k in ipairs({'status', 'updated_at', 'service', 'user_id'}) do
     if not m[k] then return nil end
   end
-  -- One byte before the bracket: a closing quote, or the opening bracket of an empty array.
-  local tail = redis.call('GETRANGE', rec.key, hl2 - 2, n - 1)
-  if string.byte(tail, 2) ~= 93 then return nil end
-  local before = string.byte(tail, 1)
+  if byte(around, 3) ~= 93 then return nil end
+  -- Before the bracket: a closing quote, or the opening bracket of an empty array. An
+  -- escaped quote (a backslash before it) would put the bracket inside a string: anything
+  -- that looks like it takes the slow path.
+  local before = byte(around, 2)
   if not (hl2 == l1 + 1 or before == 34) then return nil end
-  -- An escaped quote (a backslash before it) would put the bracket inside a string; leave
-  -- anything that looks like it to the slow path.
-  if before == 34 and hl2 >= 3 and redis.call('GETRANGE', rec.key, hl2 - 3, hl2 - 3) == '\\' then
-    return nil
-  end
-  tail = string.sub(tail, 2)
+  if before == 34 and byte(around, 1) == 92 then return nil end
+  local tail = sub(around, 3)
   local i = skip_ws(tail, 2)
   if not i then return nil end
-  local c = string.byte(tail, i)
+  local c = byte(tail, i)
   if c == 125 then
     m._close = hl2 - 1 + i
     if skip_ws(tail, i + 1) then return nil end
@@ -184,7 +193,7 @@ local function load_fast(rec, hint)
   else
     return nil
   end
-  rec.head, rec.tail, rec.m, rec.close = string.sub(head, 1, l1), tail, m, m._close
+  rec.head, rec.tail, rec.m, rec.close = sub(head, 1, l1), tail, m, m._close
   rec.l1, rec.l2 = l1, hl2
   m.logs[2] = hl2
   return rec
@@ -227,13 +236,17 @@ local function record_owner(key)
 end
 
 -- Loads the record of KEYS[1] (metadata KEYS[2]) for editing; nil when it does not exist.
+-- pcall turns a key of the wrong type into a typed error naming it, without a TYPE call.
 local function load_record(key, meta)
-  local t = redis.call('TYPE', key)['ok']
-  if t == 'none' then return nil end
-  if t ~= 'string' then fail('TSWRONGTYPE', key, 'string') end
-  check_type(meta, 'hash')
-  local rec = {key = key, meta = meta, n = redis.call('STRLEN', key), edits = {}}
-  local hint = redis.call('HGET', meta, 'layout')
+  local n = redis.pcall('STRLEN', key)
+  if type(n) == 'table' then fail('TSWRONGTYPE', key, 'string') end
+  if n == 0 then
+    if redis.call('EXISTS', key) == 0 then return nil end
+    fail('TSDECODE', key, 'empty record')
+  end
+  local hint = redis.pcall('HGET', meta, 'layout')
+  if type(hint) == 'table' then fail('TSWRONGTYPE', meta, 'hash') end
+  local rec = {key = key, meta = meta, n = n, edits = {}}
   if not (hint and load_fast(rec, hint)) then load_full(rec) end
   return rec
 end
@@ -297,11 +310,18 @@ local function apply(s, start, edits)
 end
 
 -- Writes the edits, refreshes every TTL and index, remembers the layout. ttl in seconds.
+-- The indexes come first: a key of the wrong type there stops the script before the record
+-- changes (re-adding the task to indexes it belongs to changes nothing but their TTL).
 local function commit(rec, ttl)
   local service, user_id = member_string(rec, 'service'), member_string(rec, 'user_id')
   if not service or not user_id then fail('TSDECODE', rec.key, 'no service or user_id') end
-  local indexes = index_keys(service, user_id)
-  for _, k in ipairs(indexes) do check_type(k, 'set') end
+  local id = string.match(rec.key, '^task:(.*)$')
+  for i, k in ipairs(index_keys(service, user_id)) do
+    local member = id
+    if i == 3 then member = user_id end
+    if type(redis.pcall('SADD', k, member)) == 'table' then fail('TSWRONGTYPE', k, 'set') end
+    redis.call('EXPIRE', k, ttl)
+  end
   table.sort(rec.edits, function(x, y) return x[1] < y[1] end)
   local shift = 0
   for _, e in ipairs(rec.edits) do
@@ -338,11 +358,6 @@ local function commit(rec, ttl)
     redis.call('HDEL', rec.meta, 'layout')
   end
   redis.call('EXPIRE', rec.meta, ttl + 60)
-  local id = string.match(rec.key, '^task:(.*)$')
-  for i, k in ipairs(indexes) do
-    if i == 3 then redis.call('SADD', k, user_id) else redis.call('SADD', k, id) end
-    redis.call('EXPIRE', k, ttl)
-  end
 end
 
 -- The reply of a mutation: {'1', record or ''}.
