@@ -12,7 +12,9 @@
 -- a parse of the whole tail. Anything else (a record the Python package wrote, a hint that
 -- does not fit) takes the slow path: the whole record is read and scanned.
 --
--- Nothing is written before every check has passed, so an error leaves the data unchanged.
+-- The record is checked before anything is written, and written last: an error leaves it
+-- unchanged. (An index of the wrong type is found by its SADD, which comes before the record
+-- write; re-adding a task to the indexes it belongs to changes nothing but their TTL.)
 
 local byte, find, sub = string.byte, string.find, string.sub
 
