@@ -18,6 +18,7 @@ pub mod admin;
 pub mod fixtures;
 pub mod limit;
 pub mod memory;
+pub mod python;
 pub mod report;
 pub mod stats;
 pub mod suite;

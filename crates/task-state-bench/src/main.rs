@@ -43,7 +43,8 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Run only these operations and phases, comma-separated: get, set_status, append_log,
-    /// append_log_record, update_result, transition, list, scale, stream (save always runs).
+    /// append_log_record, update_result, transition, python, list, scale, stream (save always
+    /// runs).
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
     /// One JSON object a line instead of a table.

@@ -22,6 +22,7 @@ use crate::admin;
 use crate::fixtures::{self, LOG_MESSAGE};
 use crate::limit::{self, LimitFigure};
 use crate::memory;
+use crate::python;
 use crate::report::{Results, Row, Target};
 use crate::stats::{self, measure, Measurement};
 
@@ -432,6 +433,45 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The Python package's append_log (re-implemented, `python/baseline.py`) on the same
+    /// server and concurrency; returns our record-returning `append_log` throughput as a
+    /// multiple of it. Skipped (None) without python3, redis-py and pydantic.
+    async fn python_baseline(&mut self) -> Result<Option<f64>> {
+        if !python::available() {
+            self.progress("python baseline: skipped (needs python3 with redis and pydantic)");
+            return Ok(None);
+        }
+        self.fresh().await?;
+        let ops = self.options.ops.min(10_000);
+        self.progress(&format!("python baseline: {ops} appends"));
+        let figure = python::run(&self.url, self.options.concurrency, ops)?;
+        let number = |key: &str| figure.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+        let python_ops = number("ops_per_sec");
+        self.fresh().await?;
+        let ours = self
+            .results
+            .rows
+            .iter()
+            .find(|r| r.op == "append_log_record")
+            .map(|r| r.ops_per_sec);
+        let ratio = ours.filter(|_| python_ops > 0.0).map(|o| o / python_ops);
+        self.results.rows.push(
+            Row::new(
+                "python_append_log",
+                python_ops,
+                number("p50_us"),
+                number("p99_us"),
+                self.options.concurrency,
+            )
+            .with("ops", ops)
+            .note(match ratio {
+                Some(r) => format!("the Python package's read-modify-write; append_log is {r:.1}x"),
+                None => "the Python package's read-modify-write".to_owned(),
+            }),
+        );
+        Ok(ratio)
+    }
+
     async fn listing(&mut self) -> Result<()> {
         let tasks = self.options.list_tasks;
         let runs = self.options.list_runs;
@@ -807,6 +847,11 @@ pub async fn run(options: &Options) -> Result<Results> {
     );
 
     let (get_fraction, append_fraction) = run.operations().await?;
+    let python_ratio = if run.wants("python") {
+        run.python_baseline().await?
+    } else {
+        None
+    };
     if run.wants("list") {
         run.listing().await?;
     }
@@ -844,6 +889,13 @@ pub async fn run(options: &Options) -> Result<Results> {
             0.80,
         ),
         fraction_target("get vs GET limit", get_fraction, 0.70),
+        Target {
+            name: "append_log vs the Python package (re-implemented)".into(),
+            shown: python_ratio.map_or("-".to_owned(), |r| format!("{r:.1}x")),
+            value: python_ratio,
+            goal: ">= 30x".into(),
+            pass: python_ratio.map(|r| r >= 30.0),
+        },
         Target {
             name: "append_log p50 at 10,000 entries vs at 0".into(),
             shown: ratio.map_or("-".to_owned(), |(r50, r99)| {
