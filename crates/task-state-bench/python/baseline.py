@@ -83,6 +83,7 @@ async def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--ops", type=int, default=5000)
+    parser.add_argument("--logs", type=int, default=5, help="log entries each task starts with")
     args = parser.parse_args()
     r = aioredis.from_url(args.url, max_connections=args.concurrency)
     workers = max(1, args.concurrency)
@@ -90,7 +91,7 @@ async def main() -> None:
         record = TaskRecord(
             task_id=f"py-{w}", service="bench", user_id=f"u{w % 4}", status="running",
             parameters={"scene": "castle.blend", "frames": 240, "ratio": 0.30000000000000004},
-            logs=[format_log_entry(f"setup line {i}") for i in range(5)],
+            logs=[format_log_entry(f"setup line {i}") for i in range(args.logs)],
         )
         await write(r, record)
     per_worker = max(1, args.ops // workers)
