@@ -32,6 +32,81 @@ use crate::{
     TaskRepositoryExt, TaskStatus, TaskTime, MAX_NAME_BYTES,
 };
 
+/// Generates the whole suite as tests: one `#[tokio::test]` per check on a fresh
+/// repository, once on the repository itself and once through `Arc<dyn TaskRepository>`,
+/// and [`run_all`] once. A backend's test file names an async function that makes a fresh
+/// repository, returning `Some((guard, repo))` (the guard, such as a private server, lives
+/// as long as the test) or `None` to skip:
+///
+/// ```ignore
+/// async fn fresh() -> Option<((), MyRepository)> {
+///     Some(((), MyRepository::default()))
+/// }
+/// task_state_core::conformance_tests!(fresh);
+/// ```
+///
+/// The list of checks lives here only, so a new check runs on every backend at once.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:path) => {
+        $crate::conformance_tests!(@each $setup;
+            task_id_sequence,
+            save_and_get_round_trip,
+            create_refuses_an_existing_task,
+            resave_moves_between_listings,
+            delete_removes_from_every_listing,
+            set_status_with_and_without_log,
+            transition_applies_or_conflicts,
+            transition_rejects_empty_from,
+            append_log_keeps_order_and_form,
+            append_logs_appends_in_order,
+            update_result_is_additive,
+            set_jobs_replaces_jobs,
+            missing_tasks_are_not_created,
+            invalid_names_are_rejected,
+            longest_names_are_accepted,
+            list_by_ids_skips_and_reports,
+            listings_are_sorted,
+            stream_matches_list,
+            unknown_fields_and_parameters_survive,
+            concurrent_appends_keep_every_line,
+            concurrent_result_updates_keep_both_fields,
+            concurrent_transitions_have_one_winner,
+        );
+    };
+    (@each $setup:path; $($check:ident),* $(,)?) => {
+        mod direct {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some((_guard, repo)) = $setup().await else { return };
+                    $crate::conformance::$check(&repo).await;
+                }
+            )*
+        }
+
+        mod through_arc_dyn {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some((_guard, repo)) = $setup().await else { return };
+                    let repo: ::std::sync::Arc<dyn $crate::TaskRepository> =
+                        ::std::sync::Arc::new(repo);
+                    $crate::conformance::$check(&repo).await;
+                }
+            )*
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn run_all_in_one_store() {
+            let Some((_guard, repo)) = $setup().await else { return };
+            $crate::conformance::run_all(&repo).await;
+        }
+    };
+}
+
 /// Runs every check, one after another, on one repository.
 ///
 /// [`task_id_sequence`] runs first and needs a store whose id counter was never used.

@@ -59,7 +59,8 @@ pub use repository::MockTaskRepository;
 pub use repository::{Scope, TaskList, TaskRepository, TaskRepositoryExt, Unreadable};
 pub use time::{Clock, ManualClock, ParseTimeError, SystemClock, TaskTime, Zone, DEFAULT_TIMEZONE};
 pub use validate::{
-    compare_task_ids, validate_name, validate_record, validate_task_id, MAX_NAME_BYTES,
+    compare_task_ids, validate_name, validate_record, validate_task_id, validate_transition_from,
+    MAX_NAME_BYTES,
 };
 
 /// The jiff crate, whose `Timestamp` the [`Clock`] returns.

@@ -60,6 +60,27 @@ pub fn validate_record(record: &crate::TaskRecord) -> Result<()> {
     validate_name("user id", &record.user_id)
 }
 
+/// Checks the statuses a conditional transition may leave: at least one.
+///
+/// # Errors
+/// [`Error::InvalidInput`] with field `from` when `from` is empty.
+///
+/// ```
+/// use task_state_core::{validate_transition_from, Error, TaskStatus};
+/// assert!(validate_transition_from(&[TaskStatus::Running]).is_ok());
+/// assert!(matches!(validate_transition_from(&[]), Err(Error::InvalidInput { field: "from", .. })));
+/// ```
+pub fn validate_transition_from(from: &[crate::TaskStatus]) -> Result<()> {
+    if from.is_empty() {
+        return Err(Error::InvalidInput {
+            field: "from",
+            value: "[]".to_owned(),
+            reason: "name at least one status to move from".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Orders task ids as the DMS frontend shows them: numeric ids by value, before any
 /// other id; other ids by text.
 ///

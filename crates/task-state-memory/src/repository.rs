@@ -7,9 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use task_state_core::jiff::{SignedDuration, Timestamp};
 use task_state_core::{
-    compare_task_ids, format_log_entry_at, validate_name, validate_record, validate_task_id, Clock,
-    Error, Result, Scope, TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable,
-    Zone,
+    compare_task_ids, format_log_entry_at, validate_name, validate_record, validate_task_id,
+    validate_transition_from, Clock, Error, Result, Scope, TaskList, TaskRecord, TaskRepository,
+    TaskStatus, TaskTime, Unreadable, Zone,
 };
 
 use crate::builder::InMemoryTaskRepositoryBuilder;
@@ -270,13 +270,7 @@ impl TaskRepository for InMemoryTaskRepository {
         to: TaskStatus,
         log_entry: Option<&'a str>,
     ) -> Result<Option<TaskRecord>> {
-        if from.is_empty() {
-            return Err(Error::InvalidInput {
-                field: "from",
-                value: "[]".to_owned(),
-                reason: "must name at least one status".to_owned(),
-            });
-        }
+        validate_transition_from(from)?;
         self.mutate(task_id, |record, now| {
             if !from.contains(&record.status) {
                 return Err(Error::Conflict {

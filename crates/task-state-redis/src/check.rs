@@ -2,15 +2,35 @@
 
 use std::collections::BTreeMap;
 
-use fred::prelude::{ClientLike, HashesInterface, KeysInterface, SetsInterface, Value};
-use fred::types::CustomCommand;
+use fred::prelude::{HashesInterface, KeysInterface, SetsInterface, Value};
 use task_state_core::{validate_task_id, Result};
 
 use crate::repository::RedisTaskRepository;
+use crate::scan::{self, text};
 use crate::scripts::{Script, SCRIPTS};
 
-/// Keys one SCAN or SSCAN step asks for, and records one MGET reads.
-const PAGE: usize = 500;
+async fn scan_keys(
+    repo: &RedisTaskRepository,
+    cursor: &str,
+    pattern: &str,
+    kind: &str,
+) -> Result<(String, Vec<String>)> {
+    scan::keys_page(repo.writer().next(), cursor, pattern, kind)
+        .await
+        .map_err(|e| repo.backend(e, "scanning keys"))
+}
+
+async fn sscan_page(
+    repo: &RedisTaskRepository,
+    key: &str,
+    cursor: &str,
+) -> Result<(String, Vec<String>)> {
+    scan::members_page(repo.writer().next(), key, cursor)
+        .await
+        .map_err(|e| repo.backend(e, &format!("scanning {key}")))
+}
+
+/// Records one MGET reads.
 const RECORDS_PER_MGET: usize = 100;
 /// Unreadable record keys kept as examples in the report.
 const EXAMPLES: usize = 20;
@@ -158,77 +178,6 @@ pub async fn check(
     check_indexes(repo, options, &mut report, &mut progress).await?;
     check_metadata(repo, options, &mut report, &mut progress).await?;
     Ok(report)
-}
-
-async fn scan_keys(
-    repo: &RedisTaskRepository,
-    cursor: &str,
-    pattern: &str,
-    kind: &str,
-) -> Result<(String, Vec<String>)> {
-    let reply: Value = repo
-        .writer()
-        .next()
-        .custom(
-            CustomCommand::new_static("SCAN", None::<u16>, false),
-            vec![
-                cursor.to_owned(),
-                "MATCH".into(),
-                pattern.to_owned(),
-                "COUNT".into(),
-                PAGE.to_string(),
-                "TYPE".into(),
-                kind.to_owned(),
-            ],
-        )
-        .await
-        .map_err(|e| repo.backend(e, "scanning keys"))?;
-    page(reply)
-}
-
-async fn sscan_page(
-    repo: &RedisTaskRepository,
-    key: &str,
-    cursor: &str,
-) -> Result<(String, Vec<String>)> {
-    let reply: Value = repo
-        .writer()
-        .next()
-        .custom(
-            CustomCommand::new_static("SSCAN", None::<u16>, false),
-            vec![
-                key.to_owned(),
-                cursor.to_owned(),
-                "COUNT".into(),
-                PAGE.to_string(),
-            ],
-        )
-        .await
-        .map_err(|e| repo.backend(e, &format!("scanning {key}")))?;
-    page(reply)
-}
-
-fn page(reply: Value) -> Result<(String, Vec<String>)> {
-    match reply {
-        Value::Array(mut parts) if parts.len() == 2 => {
-            let items = match parts.pop() {
-                Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
-                _ => Vec::new(),
-            };
-            let cursor = parts.first().and_then(text).unwrap_or_else(|| "0".into());
-            Ok((cursor, items))
-        }
-        _ => Err(task_state_core::Error::backend("unexpected SCAN reply")),
-    }
-}
-
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.to_string()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
-        Value::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
 }
 
 /// The owners of `ids`' records: `None` for a missing record, `Err` for an unreadable one.

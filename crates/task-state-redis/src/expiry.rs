@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::repository::{RedisTaskRepository, BATCH_SIZE};
+use crate::scan;
 use crate::scripts::SCRIPTS;
 
 /// How the expiry listener runs.
@@ -81,52 +82,16 @@ pub async fn reconcile(repo: &RedisTaskRepository) -> Result<u64> {
     let mut cursor = "0".to_owned();
     let mut removed = 0;
     loop {
-        let reply: Value = client
-            .custom(
-                CustomCommand::new_static("SCAN", None::<u16>, false),
-                vec![
-                    cursor.clone(),
-                    "MATCH".into(),
-                    "index:*".into(),
-                    "COUNT".into(),
-                    BATCH_SIZE.to_string(),
-                    "TYPE".into(),
-                    "set".into(),
-                ],
-            )
+        let (next, keys) = scan::keys_page(client, &cursor, "index:*", "set")
             .await
             .map_err(|e| repo.backend(e, "scanning indexes"))?;
-        let (next, keys) = scan_page(reply)?;
         for key in keys {
             removed += prune_index(repo, &key).await?;
         }
-        cursor = next;
-        if cursor == "0" {
+        if next == "0" {
             return Ok(removed);
         }
-    }
-}
-
-fn scan_page(reply: Value) -> Result<(String, Vec<String>)> {
-    let Value::Array(mut parts) = reply else {
-        return Err(Error::backend("unexpected SCAN reply"));
-    };
-    if parts.len() != 2 {
-        return Err(Error::backend("unexpected SCAN reply"));
-    }
-    let keys = match parts.pop() {
-        Some(Value::Array(items)) => items.iter().filter_map(string).collect(),
-        _ => Vec::new(),
-    };
-    let cursor = parts.first().and_then(string).unwrap_or_else(|| "0".into());
-    Ok((cursor, keys))
-}
-
-fn string(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.to_string()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
-        _ => None,
+        cursor = next;
     }
 }
 
@@ -171,12 +136,12 @@ pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
         .await
         .map_err(|e| repo.backend(e, "reading notify-keyspace-events"))?;
     let flags = match reply {
-        Value::Array(items) => items.get(1).and_then(string).unwrap_or_default(),
+        Value::Array(items) => items.get(1).and_then(scan::text).unwrap_or_default(),
         Value::Map(map) => map
             .inner()
             .values()
             .next()
-            .and_then(string)
+            .and_then(scan::text)
             .unwrap_or_default(),
         _ => String::new(),
     };

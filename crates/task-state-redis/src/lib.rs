@@ -27,6 +27,7 @@ mod expiry;
 mod keys;
 mod provider;
 mod repository;
+mod scan;
 mod scripts;
 mod settings;
 #[cfg(feature = "test-support")]

@@ -9,20 +9,20 @@ use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, ErrorKind, KeysInterface, LuaInterface, Pool,
     ReconnectPolicy, Value,
 };
-use fred::types::CustomCommand;
 use task_state_core::{
     compare_task_ids, format_log_entry_at, json_string, validate_name, validate_record,
-    validate_task_id, Clock, Error, Result, Scope, SystemClock, TaskList, TaskRecord,
-    TaskRepository, TaskStatus, TaskTime, Unreadable,
+    validate_task_id, validate_transition_from, Clock, Error, Result, Scope, SystemClock, TaskList,
+    TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable,
 };
 
 use crate::keys;
+use crate::scan;
 use crate::scripts::{Script, SCRIPTS};
 use crate::settings::{RedisRepositorySettings, RedisUrl};
 
-/// How many records one MGET fetches, and how many set members one SSCAN asks for: small
-/// enough that no single command keeps Redis busy for long.
-pub const BATCH_SIZE: usize = 500;
+/// How many records one MGET fetches (and set members one SSCAN asks for): small enough
+/// that no single command keeps Redis busy for long.
+pub const BATCH_SIZE: usize = scan::PAGE;
 
 /// The Redis backend: records, metadata and indexes in the layout of the Python
 /// `task_state` package, every mutation one Lua script.
@@ -267,8 +267,8 @@ impl RedisTaskRepository {
                 )))
             }
         };
-        let code = items.next().and_then(|v| value_string(&v));
-        let payload = items.next().and_then(|v| value_string(&v));
+        let code = items.next().and_then(|v| scan::text(&v));
+        let payload = items.next().and_then(|v| scan::text(&v));
         match code.as_deref() {
             Some("0") => Ok(Outcome::Missing),
             Some("2") => Ok(Outcome::Conflict(payload.unwrap_or_default())),
@@ -342,7 +342,7 @@ impl RedisTaskRepository {
             mode.to_owned(),
         ];
         let reply = self.eval(&SCRIPTS.save, &record.task_id, args).await?;
-        if value_string(&reply).as_deref() == Some("EXISTS") {
+        if scan::text(&reply).as_deref() == Some("EXISTS") {
             return Err(Error::AlreadyExists {
                 task_id: record.task_id,
             });
@@ -380,38 +380,18 @@ impl RedisTaskRepository {
         let mut members = Vec::new();
         let mut cursor = "0".to_owned();
         loop {
-            let reply: Value = client
-                .custom(
-                    CustomCommand::new_static("SSCAN", None::<u16>, false),
-                    vec![
-                        key.to_owned(),
-                        cursor.clone(),
-                        "COUNT".to_owned(),
-                        BATCH_SIZE.to_string(),
-                    ],
-                )
+            let (next, page) = scan::members_page(client, key, &cursor)
                 .await
                 .map_err(|e| self.read_error(e, key, "set"))?;
-            let Value::Array(mut parts) = reply else {
-                return Err(Error::backend(format!("unexpected SSCAN reply for {key}")));
-            };
-            if parts.len() != 2 {
-                return Err(Error::backend(format!("unexpected SSCAN reply for {key}")));
-            }
-            let page = parts.pop().unwrap_or(Value::Null);
-            cursor = value_string(&parts[0]).unwrap_or_else(|| "0".to_owned());
-            if let Value::Array(items) = page {
-                for item in items {
-                    if let Some(member) = value_string(&item) {
-                        if seen.insert(member.clone()) {
-                            members.push(member);
-                        }
-                    }
+            for member in page {
+                if seen.insert(member.clone()) {
+                    members.push(member);
                 }
             }
-            if cursor == "0" {
+            if next == "0" {
                 return Ok(members);
             }
+            cursor = next;
         }
     }
 
@@ -618,21 +598,10 @@ fn urlencoding_decode(text: &str) -> std::result::Result<String, std::string::Fr
     String::from_utf8(bytes)
 }
 
-fn value_string(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.to_string()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
-        Value::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
 fn int_pair(value: &Value) -> (i64, i64) {
     let int = |v: Option<&Value>| match v {
         Some(Value::Integer(i)) => *i,
-        Some(other) => value_string(other)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
+        Some(other) => scan::text(other).and_then(|s| s.parse().ok()).unwrap_or(0),
         None => 0,
     };
     match value {
@@ -697,13 +666,7 @@ impl TaskRepository for RedisTaskRepository {
         to: TaskStatus,
         log_entry: Option<&'a str>,
     ) -> Result<Option<TaskRecord>> {
-        if from.is_empty() {
-            return Err(Error::InvalidInput {
-                field: "from",
-                value: String::new(),
-                reason: "name at least one status to move from".to_owned(),
-            });
-        }
+        validate_transition_from(from)?;
         self.status_change(task_id, from, to, log_entry).await
     }
 

@@ -1,0 +1,77 @@
+//! SCAN and SSCAN a page at a time, and reading reply values as text.
+
+use fred::prelude::{Client, ClientLike, Error as FredError, Value};
+use fred::types::CustomCommand;
+
+/// Keys or members one SCAN or SSCAN step asks for: small enough that no single command
+/// keeps Redis busy for long.
+pub(crate) const PAGE: usize = 500;
+
+/// A reply value as text: a bulk or simple string, or an integer.
+pub(crate) fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+        Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// One `SCAN cursor MATCH pattern COUNT 500 TYPE kind` step: the next cursor ("0" at the
+/// end) and the keys.
+pub(crate) async fn keys_page(
+    client: &Client,
+    cursor: &str,
+    pattern: &str,
+    kind: &str,
+) -> Result<(String, Vec<String>), FredError> {
+    let args = vec![
+        cursor.to_owned(),
+        "MATCH".into(),
+        pattern.to_owned(),
+        "COUNT".into(),
+        PAGE.to_string(),
+        "TYPE".into(),
+        kind.to_owned(),
+    ];
+    page(client, "SCAN", args).await
+}
+
+/// One `SSCAN key cursor COUNT 500` step: the next cursor ("0" at the end) and the members.
+pub(crate) async fn members_page(
+    client: &Client,
+    key: &str,
+    cursor: &str,
+) -> Result<(String, Vec<String>), FredError> {
+    let args = vec![
+        key.to_owned(),
+        cursor.to_owned(),
+        "COUNT".into(),
+        PAGE.to_string(),
+    ];
+    page(client, "SSCAN", args).await
+}
+
+async fn page(
+    client: &Client,
+    command: &'static str,
+    args: Vec<String>,
+) -> Result<(String, Vec<String>), FredError> {
+    let reply: Value = client
+        .custom(CustomCommand::new_static(command, None::<u16>, false), args)
+        .await?;
+    match reply {
+        Value::Array(mut parts) if parts.len() == 2 => {
+            let items = match parts.pop() {
+                Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
+                _ => Vec::new(),
+            };
+            let cursor = parts.first().and_then(text).unwrap_or_else(|| "0".into());
+            Ok((cursor, items))
+        }
+        _ => Err(FredError::new(
+            fred::error::ErrorKind::Protocol,
+            format!("unexpected {command} reply"),
+        )),
+    }
+}
