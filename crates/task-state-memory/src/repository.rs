@@ -148,6 +148,30 @@ impl InMemoryTaskRepository {
         f(&mut store, now)
     }
 
+    /// Stores `record` whole, stamped, in its indexes; with `only_if_absent`, refuses an id
+    /// that has a record (`save` and `create`).
+    fn store_record(&self, mut record: TaskRecord, only_if_absent: bool) -> Result<TaskRecord> {
+        validate_record(&record)?;
+        let owner = Owner::of(&record);
+        self.with_store(|store, now| {
+            if only_if_absent && store.record(&record.task_id).is_some() {
+                return Err(Error::AlreadyExists {
+                    task_id: record.task_id.clone(),
+                });
+            }
+            record.updated_at = TaskTime::from_timestamp(now, &self.inner.zone);
+            store.put(
+                &record.task_id,
+                record.to_json(),
+                owner,
+                now,
+                self.ttl_span(),
+            );
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
     /// Reads the record of `task_id`, lets `change` edit it (given the time to stamp), and
     /// writes it back stamped when `change` says it changed something. `None` when the task
     /// does not exist; an error from `change` leaves the store untouched.
@@ -200,42 +224,12 @@ fn scope_key(scope: &Scope) -> String {
 
 #[async_trait]
 impl TaskRepository for InMemoryTaskRepository {
-    async fn save(&self, mut record: TaskRecord) -> Result<TaskRecord> {
-        validate_record(&record)?;
-        let owner = Owner::of(&record);
-        self.with_store(|store, now| {
-            record.updated_at = TaskTime::from_timestamp(now, &self.inner.zone);
-            store.put(
-                &record.task_id,
-                record.to_json(),
-                owner,
-                now,
-                self.ttl_span(),
-            );
-        });
-        Ok(record)
+    async fn save(&self, record: TaskRecord) -> Result<TaskRecord> {
+        self.store_record(record, false)
     }
 
-    async fn create(&self, mut record: TaskRecord) -> Result<TaskRecord> {
-        validate_record(&record)?;
-        let owner = Owner::of(&record);
-        self.with_store(|store, now| {
-            if store.record(&record.task_id).is_some() {
-                return Err(Error::AlreadyExists {
-                    task_id: record.task_id.clone(),
-                });
-            }
-            record.updated_at = TaskTime::from_timestamp(now, &self.inner.zone);
-            store.put(
-                &record.task_id,
-                record.to_json(),
-                owner,
-                now,
-                self.ttl_span(),
-            );
-            Ok(())
-        })?;
-        Ok(record)
+    async fn create(&self, record: TaskRecord) -> Result<TaskRecord> {
+        self.store_record(record, true)
     }
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
