@@ -23,6 +23,10 @@ pub struct ExpiryOptions {
     pub require_notifications: bool,
     /// How often the reconciler sweeps the indexes; zero disables it. Default 300 s.
     pub reconcile_interval: Duration,
+    /// Expired-key events buffered between the connection and the cleanup (default 16,384).
+    /// When a burst overflows it, the lost events are counted in
+    /// [`ExpiryStats::lagged`] and a reconciler sweep cleans what they named.
+    pub event_buffer: usize,
 }
 
 impl Default for ExpiryOptions {
@@ -30,6 +34,7 @@ impl Default for ExpiryOptions {
         ExpiryOptions {
             require_notifications: true,
             reconcile_interval: Duration::from_secs(300),
+            event_buffer: 16_384,
         }
     }
 }
@@ -191,6 +196,7 @@ impl ExpiryListener {
             })
             .with_performance_config(|p| {
                 p.default_command_timeout = settings.command_timeout();
+                p.broadcast_channel_capacity = options.event_buffer.max(1);
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_subscriber_client()

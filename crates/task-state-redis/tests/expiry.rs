@@ -147,6 +147,7 @@ async fn keyspace_events_must_be_on_unless_told_otherwise() {
         ExpiryOptions {
             require_notifications: false,
             reconcile_interval: Duration::ZERO,
+            ..Default::default()
         },
     )
     .await
@@ -194,5 +195,64 @@ async fn the_listener_resumes_after_a_restart() {
     }
     assert_eq!(listener.stats().cleanups, 1, "{:?}", listener.stats());
     assert_eq!(index_members(&repo).await, 0);
+    listener.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_falls_behind_says_so_and_sweeps() {
+    let Some(server) = server_or_skip_with(&["--notify-keyspace-events", "Ex"]) else {
+        return;
+    };
+    let repo = short_lived(&server.url()).await;
+    let long = RedisTaskRepository::connect(
+        RedisRepositorySettings::builder()
+            .with_write_url(server.url())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    // A buffer of 4 events for a burst of 400 expiries: it must overflow.
+    let options = ExpiryOptions {
+        reconcile_interval: Duration::from_secs(3600),
+        event_buffer: 4,
+        ..Default::default()
+    };
+    let listener = ExpiryListener::start(repo.clone(), options).await.unwrap();
+    let saves = (0..400).map(|i| {
+        let repo = repo.clone();
+        async move {
+            repo.save(TaskRecord::new(
+                i.to_string(),
+                "s",
+                "u",
+                TaskStatus::Running,
+            ))
+            .await
+            .unwrap()
+        }
+    });
+    futures::future::join_all(saves).await;
+    long.save(TaskRecord::new("keep", "s", "u", TaskStatus::Running))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while repo.list_ids(&Scope::All).await.unwrap().len() > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(repo.list_ids(&Scope::All).await.unwrap(), ["keep"]);
+    let stats = listener.stats();
+    assert!(stats.lagged > 0, "{stats:?}");
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("fell behind"),
+        "{stats:?}"
+    );
+    let sweeps = listener.reconcile_stats();
+    assert!(sweeps.runs >= 1, "a lag triggers a sweep: {sweeps:?}");
+    assert_eq!(index_members(&repo).await, 4 + 1);
     listener.stop().await;
 }

@@ -16,6 +16,7 @@ pub(crate) async fn run(
     let options = ExpiryOptions {
         require_notifications: !allow_missing_notifications,
         reconcile_interval,
+        ..ExpiryOptions::default()
     };
     let listener = ExpiryListener::start(repo.clone(), options).await?;
     tracing::info!(
