@@ -18,6 +18,39 @@ async fn short_lived(url: &str) -> RedisTaskRepository {
     RedisTaskRepository::connect(settings).await.unwrap()
 }
 
+/// Saves `count` tasks ("0", "1", ...) that expire after 1 s, then one long-lived task
+/// ("keep") of the same service and user, saved last with the default TTL, which keeps the
+/// index sets themselves alive. Returns the short-lived repository.
+async fn expiring_tasks(url: &str, count: usize) -> RedisTaskRepository {
+    let repo = short_lived(url).await;
+    let saves = (0..count).map(|i| {
+        let repo = repo.clone();
+        async move {
+            repo.save(TaskRecord::new(
+                i.to_string(),
+                "s",
+                "u",
+                TaskStatus::Running,
+            ))
+            .await
+            .unwrap()
+        }
+    });
+    futures::future::join_all(saves).await;
+    let long = RedisTaskRepository::connect(
+        RedisRepositorySettings::builder()
+            .with_write_url(url)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    long.save(TaskRecord::new("keep", "s", "u", TaskStatus::Running))
+        .await
+        .unwrap();
+    repo
+}
+
 async fn index_members(repo: &RedisTaskRepository) -> usize {
     let mut n = 0;
     for scope in [
@@ -45,28 +78,7 @@ async fn the_listener_cleans_expired_tasks_within_a_second() {
         ..Default::default()
     };
     let listener = ExpiryListener::start(repo.clone(), options).await.unwrap();
-    for i in 0..5 {
-        repo.save(TaskRecord::new(
-            i.to_string(),
-            "s",
-            "u",
-            TaskStatus::Running,
-        ))
-        .await
-        .unwrap();
-    }
-    // A long-lived task of the same user keeps the index sets themselves alive.
-    let long = RedisTaskRepository::connect(
-        RedisRepositorySettings::builder()
-            .with_write_url(server.url())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    long.save(TaskRecord::new("keep", "s", "u", TaskStatus::Running))
-        .await
-        .unwrap();
+    let repo = expiring_tasks(&server.url(), 5).await;
     assert_eq!(index_members(&repo).await, 6 * 4 + 1);
     // Records expire after 1 s; Redis reports an expiry within ~100 ms of it (active
     // cycle), and the cleanup must follow within a second.
@@ -98,34 +110,13 @@ async fn the_reconciler_cleans_what_no_listener_saw() {
     let Some(server) = server_or_skip_with(&[]) else {
         return;
     };
-    let repo = short_lived(&server.url()).await;
-    for i in 0..5 {
-        repo.save(TaskRecord::new(
-            i.to_string(),
-            "s",
-            "u",
-            TaskStatus::Running,
-        ))
-        .await
-        .unwrap();
-    }
-    let long = RedisTaskRepository::connect(
-        RedisRepositorySettings::builder()
-            .with_write_url(server.url())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    long.save(TaskRecord::new("keep", "s", "u", TaskStatus::Running))
-        .await
-        .unwrap();
+    let repo = expiring_tasks(&server.url(), 5).await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let removed = reconcile(&repo).await.unwrap();
     assert_eq!(removed, 5 * 4, "task ids from the four task indexes");
     assert_eq!(repo.list_ids(&Scope::All).await.unwrap(), ["keep"]);
     assert_eq!(repo.list_users_by_service("s").await.unwrap(), ["u"]);
-    long.delete("keep").await.unwrap();
+    repo.delete("keep").await.unwrap();
     assert_eq!(index_members(&repo).await, 0);
 }
 
@@ -204,14 +195,6 @@ async fn a_listener_that_falls_behind_says_so_and_sweeps() {
         return;
     };
     let repo = short_lived(&server.url()).await;
-    let long = RedisTaskRepository::connect(
-        RedisRepositorySettings::builder()
-            .with_write_url(server.url())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
     // A buffer of 4 events for a burst of 400 expiries: it must overflow.
     let options = ExpiryOptions {
         reconcile_interval: Duration::from_secs(3600),
@@ -219,23 +202,7 @@ async fn a_listener_that_falls_behind_says_so_and_sweeps() {
         ..Default::default()
     };
     let listener = ExpiryListener::start(repo.clone(), options).await.unwrap();
-    let saves = (0..400).map(|i| {
-        let repo = repo.clone();
-        async move {
-            repo.save(TaskRecord::new(
-                i.to_string(),
-                "s",
-                "u",
-                TaskStatus::Running,
-            ))
-            .await
-            .unwrap()
-        }
-    });
-    futures::future::join_all(saves).await;
-    long.save(TaskRecord::new("keep", "s", "u", TaskStatus::Running))
-        .await
-        .unwrap();
+    let repo = expiring_tasks(&server.url(), 400).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while repo.list_ids(&Scope::All).await.unwrap().len() > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
