@@ -9,17 +9,6 @@ use crate::repository::RedisTaskRepository;
 use crate::scan::{self, text};
 use crate::scripts::{Script, SCRIPTS};
 
-async fn scan_keys(
-    repo: &RedisTaskRepository,
-    cursor: &str,
-    pattern: &str,
-    kind: &str,
-) -> Result<(String, Vec<String>)> {
-    scan::keys_page(repo.writer().next(), cursor, pattern, kind)
-        .await
-        .map_err(|e| repo.backend(e, "scanning keys"))
-}
-
 async fn sscan_page(
     repo: &RedisTaskRepository,
     key: &str,
@@ -237,9 +226,8 @@ async fn check_records(
     // A user missing from a service's user set is one missing member, however many of
     // their tasks show it.
     let mut missing_users = std::collections::HashSet::new();
-    let mut cursor = "0".to_owned();
-    loop {
-        let (next, keys) = scan_keys(repo, &cursor, "task:*", "string").await?;
+    let mut pages = scan::KeyPages::new(repo, "task:*", "string");
+    while let Some(keys) = pages.next().await? {
         let ids: Vec<String> = keys
             .iter()
             .filter_map(|k| k.strip_prefix("task:"))
@@ -327,11 +315,8 @@ async fn check_records(
             done: report.records + report.unreadable,
             estimated_total: Some(estimated),
         });
-        cursor = next;
-        if cursor == "0" {
-            return Ok(());
-        }
     }
+    Ok(())
 }
 
 async fn check_indexes(
@@ -341,9 +326,8 @@ async fn check_indexes(
     progress: &mut (impl FnMut(&CheckProgress) + Send),
 ) -> Result<()> {
     let mut done = 0;
-    let mut cursor = "0".to_owned();
-    loop {
-        let (next, keys) = scan_keys(repo, &cursor, "index:*", "set").await?;
+    let mut pages = scan::KeyPages::new(repo, "index:*", "set");
+    while let Some(keys) = pages.next().await? {
         for key in keys {
             let Some(kind) = classify(&key) else { continue };
             let mut set_cursor = "0".to_owned();
@@ -396,11 +380,8 @@ async fn check_indexes(
                 }
             }
         }
-        cursor = next;
-        if cursor == "0" {
-            return Ok(());
-        }
     }
+    Ok(())
 }
 
 async fn users_without_tasks(
@@ -468,9 +449,8 @@ async fn check_metadata(
     progress: &mut (impl FnMut(&CheckProgress) + Send),
 ) -> Result<()> {
     let mut done = 0;
-    let mut cursor = "0".to_owned();
-    loop {
-        let (next, keys) = scan_keys(repo, &cursor, "task:*:metadata", "hash").await?;
+    let mut pages = scan::KeyPages::new(repo, "task:*:metadata", "hash");
+    while let Some(keys) = pages.next().await? {
         let ids: Vec<String> = keys
             .iter()
             .filter_map(|k| k.strip_prefix("task:")?.strip_suffix(":metadata"))
@@ -507,9 +487,15 @@ async fn check_metadata(
             done,
             estimated_total: None,
         });
-        cursor = next;
-        if cursor == "0" {
-            return Ok(());
-        }
     }
+    Ok(())
+}
+
+/// Compile-time guard: the check and the reconciler can be spawned on a multi-threaded
+/// runtime (their futures are `Send`).
+#[allow(dead_code)]
+fn futures_are_send(repo: &RedisTaskRepository) {
+    fn send<T: Send>(_: T) {}
+    send(check(repo, CheckOptions::default(), |_| {}));
+    send(crate::reconcile(repo));
 }

@@ -83,21 +83,14 @@ pub struct ReconcileStats {
 /// # Errors
 /// [`Error::Backend`] when Redis fails.
 pub async fn reconcile(repo: &RedisTaskRepository) -> Result<u64> {
-    let client = repo.writer().next();
-    let mut cursor = "0".to_owned();
     let mut removed = 0;
-    loop {
-        let (next, keys) = scan::keys_page(client, &cursor, "index:*", "set")
-            .await
-            .map_err(|e| repo.backend(e, "scanning indexes"))?;
+    let mut pages = scan::KeyPages::new(repo, "index:*", "set");
+    while let Some(keys) = pages.next().await? {
         for key in keys {
             removed += prune_index(repo, &key).await?;
         }
-        if next == "0" {
-            return Ok(removed);
-        }
-        cursor = next;
     }
+    Ok(removed)
 }
 
 async fn prune_index(repo: &RedisTaskRepository, key: &str) -> Result<u64> {

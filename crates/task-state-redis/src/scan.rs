@@ -1,6 +1,9 @@
 //! SCAN and SSCAN a page at a time, and reading reply values as text.
 
 use fred::prelude::{Client, ClientLike, Error as FredError, Value};
+use task_state_core::Result;
+
+use crate::repository::RedisTaskRepository;
 use fred::types::CustomCommand;
 
 /// Keys or members one SCAN or SSCAN step asks for: small enough that no single command
@@ -35,6 +38,41 @@ pub(crate) async fn keys_page(
         kind.to_owned(),
     ];
     page(client, "SCAN", args).await
+}
+
+/// The pages of keys that `SCAN … MATCH pattern TYPE kind` walks on the writer:
+/// `while let Some(keys) = pages.next().await? { … }`.
+pub(crate) struct KeyPages<'a> {
+    repo: &'a RedisTaskRepository,
+    pattern: &'a str,
+    kind: &'a str,
+    /// The cursor of the next step; `None` once the walk is over.
+    cursor: Option<String>,
+}
+
+impl<'a> KeyPages<'a> {
+    pub(crate) fn new(repo: &'a RedisTaskRepository, pattern: &'a str, kind: &'a str) -> Self {
+        KeyPages {
+            repo,
+            pattern,
+            kind,
+            cursor: Some("0".to_owned()),
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<String>>> {
+        let Some(cursor) = self.cursor.take() else {
+            return Ok(None);
+        };
+        let (next, keys) = keys_page(self.repo.writer().next(), &cursor, self.pattern, self.kind)
+            .await
+            .map_err(|e| self.repo.backend(e, &format!("scanning {}", self.pattern)))?;
+        if next != "0" {
+            self.cursor = Some(next);
+        }
+        Ok(Some(keys))
+    }
 }
 
 /// One `SSCAN key cursor COUNT 500` step: the next cursor ("0" at the end) and the members.
