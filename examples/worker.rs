@@ -11,8 +11,6 @@
 use std::error::Error;
 use std::sync::Arc;
 
-use task_state::memory::InMemoryTaskRepository;
-use task_state::redis::{RedisRepositorySettings, RedisTaskRepository};
 use task_state::serde_json::json;
 use task_state::{TaskRecord, TaskRepository, TaskStatus};
 
@@ -59,15 +57,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 /// The repository to use: Redis when `DMS_REDIS_WRITE_URL` is set, in memory otherwise.
 async fn repository() -> Result<Arc<dyn TaskRepository>, Box<dyn Error>> {
-    match std::env::var_os("DMS_REDIS_WRITE_URL") {
-        Some(url) if !url.is_empty() => {
-            let settings = RedisRepositorySettings::from_env()?;
-            println!("using Redis at {}", settings.write_url());
-            Ok(Arc::new(RedisTaskRepository::connect(settings).await?))
+    match std::env::var("DMS_REDIS_WRITE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let shown = task_state::redis::RedisUrl::parse(&url)?;
+            println!("using Redis at {shown}");
         }
         _ => {
-            println!("DMS_REDIS_WRITE_URL is unset: using the in-memory backend (nothing is kept)");
-            Ok(Arc::new(InMemoryTaskRepository::default()))
+            println!("DMS_REDIS_WRITE_URL is unset: using the in-memory backend (nothing is kept)")
         }
     }
+    Ok(task_state::repository_from_env().await?)
 }
