@@ -6,14 +6,23 @@ use task_state::{Error, TaskRecord, TaskStatus};
 
 #[tokio::test]
 async fn the_environment_chooses_the_backend() {
-    let Some(server) = server_or_skip() else { return };
-    for var in ["DMS_REDIS_READ_URL", "DMS_REDIS_TASK_TTL_SECONDS", "DMS_TIMEZONE"] {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    for var in [
+        "DMS_REDIS_READ_URL",
+        "DMS_REDIS_TASK_TTL_SECONDS",
+        "DMS_TIMEZONE",
+    ] {
         std::env::remove_var(var);
     }
 
     std::env::set_var("DMS_REDIS_WRITE_URL", server.url());
     let redis = task_state::repository_from_env().await.unwrap();
-    redis.save(TaskRecord::new("1", "s", "u", TaskStatus::Pending)).await.unwrap();
+    redis
+        .save(TaskRecord::new("1", "s", "u", TaskStatus::Pending))
+        .await
+        .unwrap();
     assert_eq!(server.cli(&["EXISTS", "task:1"]), "1", "saved in Redis");
 
     std::env::set_var("DMS_TIMEZONE", "Nowhere/Atlantis");
@@ -23,8 +32,14 @@ async fn the_environment_chooses_the_backend() {
 
     std::env::remove_var("DMS_REDIS_WRITE_URL");
     let memory = task_state::repository_from_env().await.unwrap();
-    assert!(memory.get("1").await.unwrap().is_none(), "a fresh in-memory store");
-    memory.save(TaskRecord::new("2", "s", "u", TaskStatus::Pending)).await.unwrap();
+    assert!(
+        memory.get("1").await.unwrap().is_none(),
+        "a fresh in-memory store"
+    );
+    memory
+        .save(TaskRecord::new("2", "s", "u", TaskStatus::Pending))
+        .await
+        .unwrap();
     assert_eq!(server.cli(&["EXISTS", "task:2"]), "0", "not in Redis");
     assert!(format!("{memory:?}").contains("InMemory"), "{memory:?}");
 }
