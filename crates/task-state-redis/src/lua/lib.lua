@@ -1,4 +1,4 @@
--- lib.lua: shared by every mutation script (prepended to each at build time).
+-- lib.lua: shared by every script (prepended to each at build time).
 --
 -- A record is edited as text, never decoded and re-encoded: cjson would rewrite numbers with
 -- 14 significant digits and turn [] into {}. The scanner below finds the byte ranges of the
