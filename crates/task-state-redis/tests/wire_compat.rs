@@ -388,11 +388,17 @@ async fn the_remembered_layout_is_exact_and_distrusted_when_stale() {
     }
     let check_layout = |server: &task_state_redis::testing::RedisServer| {
         let layout = server.cli(&["HGET", "task:1:metadata", "layout"]);
-        let (len, end) = layout.split_once(',').expect("a layout after an append");
+        let fields: Vec<usize> = layout.split(',').map(|f| f.parse().unwrap()).collect();
+        // length, the logs' closing bracket, and updated_at's value (1-based, inclusive)
+        let [len, end, u1, u2] = fields[..] else {
+            panic!("layout {layout:?}");
+        };
         let stored = server.cli(&["GET", "task:1"]);
-        assert_eq!(len.parse::<usize>().unwrap(), stored.len());
-        let end: usize = end.parse().unwrap();
+        assert_eq!(len, stored.len());
         assert_eq!(&stored[end - 2..end + 10], r#""],"result":"#);
+        let updated_at = repo_updated_at(&stored);
+        assert_eq!(&stored[u1 - 15..u1 - 1], r#","updated_at":"#);
+        assert_eq!(&stored[u1 - 1..u2], format!("\"{updated_at}\""));
     };
     check_layout(&server);
     let record = repo.get("1").await.unwrap().unwrap();
@@ -416,4 +422,33 @@ async fn the_remembered_layout_is_exact_and_distrusted_when_stale() {
     assert!(record.logs.last().unwrap().ends_with(",after"));
     assert!(record.parameters.contains_key("pad"));
     check_layout(&server);
+}
+
+/// The `updated_at` of a stored record, as written.
+fn repo_updated_at(stored: &str) -> String {
+    TaskRecord::from_json(stored)
+        .unwrap()
+        .updated_at
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_quick_append_takes_the_owner_from_the_record() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    repo.save(TaskRecord::new("1", "s", "bob", TaskStatus::Running))
+        .await
+        .unwrap();
+    repo.append_logs("1", &["first".to_owned()]).await.unwrap();
+    let layout = server.cli(&["HGET", "task:1:metadata", "layout"]);
+    assert_eq!(layout.split(',').count(), 4, "{layout}");
+    // A damaged metadata hash must not lead the next append astray.
+    server.cli(&["HSET", "task:1:metadata", "user_id", "mallory"]);
+    repo.append_logs("1", &["second".to_owned()]).await.unwrap();
+    assert_eq!(server.cli(&["HGET", "task:1:metadata", "user_id"]), "bob");
+    assert_eq!(server.cli(&["EXISTS", "index:user:mallory"]), "0");
+    let record = repo.get("1").await.unwrap().unwrap();
+    let messages: Vec<String> = record.log_entries().map(|e| e.message).collect();
+    assert_eq!(messages, ["first", "second"]);
 }
