@@ -155,6 +155,21 @@ local function load_full(rec)
   return rec
 end
 
+-- Whether tail, which starts at the `]` closing the logs (record position offset + 1), is the
+-- rest of the record: that bracket, members, the closing brace and nothing after it. Fills
+-- members (positions + offset) and members._close.
+local function parse_tail(tail, offset, members)
+  local i = skip_ws(tail, 2)
+  if not i then return false end
+  local c = byte(tail, i)
+  if c == 125 then
+    members._close = offset + i
+  elseif c ~= 44 or scan_from(tail, i + 1, members, offset, nil) ~= 'end' then
+    return false
+  end
+  return not skip_ws(tail, members._close - offset + 1)
+end
+
 -- Records up to this size are read whole in one call: cheaper than two ranges.
 local SMALL = 8192
 
@@ -198,18 +213,7 @@ local function load_fast(rec, hint)
   if not (hl2 == l1 + 1 or before == 34) then return nil end
   if before == 34 and byte(around, 1) == 92 then return nil end
   local tail = sub(around, 3)
-  local i = skip_ws(tail, 2)
-  if not i then return nil end
-  local c = byte(tail, i)
-  if c == 125 then
-    m._close = hl2 - 1 + i
-    if skip_ws(tail, i + 1) then return nil end
-  elseif c == 44 then
-    if scan_from(tail, i + 1, m, hl2 - 1, nil) ~= 'end' then return nil end
-    if skip_ws(tail, m._close - (hl2 - 1) + 1) then return nil end
-  else
-    return nil
-  end
+  if not parse_tail(tail, hl2 - 1, m) then return nil end
   rec.head, rec.tail, rec.m, rec.close = sub(head, 1, l1), tail, m, m._close
   rec.l1, rec.l2 = l1, hl2
   m.logs[2] = hl2
@@ -230,6 +234,19 @@ local function index_keys(service, user_id)
     'index:service:' .. service .. ':user:' .. user_id,
     'index:user:' .. user_id,
   }
+end
+
+-- Puts the task of key (`task:{id}`) into its five index sets and sets their TTL. A set of the
+-- wrong type is a typed error, raised before anything else of the task is written when this
+-- comes first (re-adding a task to the indexes it belongs to changes nothing but their TTL).
+local function refresh_indexes(key, service, user_id, ttl)
+  local id = string.match(key, '^task:(.*)$')
+  for i, k in ipairs(index_keys(service, user_id)) do
+    local member = id
+    if i == 3 then member = user_id end
+    if type(redis.pcall('SADD', k, member)) == 'table' then fail('TSWRONGTYPE', k, 'set') end
+    redis.call('EXPIRE', k, ttl)
+  end
 end
 
 -- The service and user_id of the record at key, read from as much of its head as needed
@@ -329,13 +346,7 @@ end
 local function commit(rec, ttl)
   local service, user_id = member_string(rec, 'service'), member_string(rec, 'user_id')
   if not service or not user_id then fail('TSDECODE', rec.key, 'no service or user_id') end
-  local id = string.match(rec.key, '^task:(.*)$')
-  for i, k in ipairs(index_keys(service, user_id)) do
-    local member = id
-    if i == 3 then member = user_id end
-    if type(redis.pcall('SADD', k, member)) == 'table' then fail('TSWRONGTYPE', k, 'set') end
-    redis.call('EXPIRE', k, ttl)
-  end
+  refresh_indexes(rec.key, service, user_id, ttl)
   table.sort(rec.edits, function(x, y) return x[1] < y[1] end)
   local shift = 0
   for _, e in ipairs(rec.edits) do
@@ -428,17 +439,8 @@ local function append_tail_only(key, meta, ttl, updated_at, entries)
   -- general path.
   if byte(around, 3) ~= 93 or byte(around, 2) ~= 34 or byte(around, 1) == 92 then return nil end
   local tail = sub(around, 3)
-  local i = skip_ws(tail, 2)
-  if not i or byte(tail, i) ~= 44 then return nil end
-  local m = {}
-  if scan_from(tail, i + 1, m, 0, nil) ~= 'end' or skip_ws(tail, m._close + 1) then return nil end
-  local id = string.match(key, '^task:(.*)$')
-  for k_index, k in ipairs(index_keys(service, user_id)) do
-    local member = id
-    if k_index == 3 then member = user_id end
-    if type(redis.pcall('SADD', k, member)) == 'table' then fail('TSWRONGTYPE', k, 'set') end
-    redis.call('EXPIRE', k, ttl)
-  end
+  if not parse_tail(tail, hl2 - 1, {}) then return nil end
+  refresh_indexes(key, service, user_id, ttl)
   local insert = ',' .. table.concat(entries, ',')
   redis.call('SETRANGE', key, hu1 - 1, updated_at)
   redis.call('SETRANGE', key, hl2 - 1, insert .. tail)

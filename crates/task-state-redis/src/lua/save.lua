@@ -39,8 +39,5 @@ redis.call('SET', key, json, 'EX', ttl)
 redis.call('HSET', meta, 'service', service, 'user_id', user_id)
 redis.call('HDEL', meta, 'layout')
 redis.call('EXPIRE', meta, ttl + 60)
-for i, k in ipairs(indexes) do
-  if i == 3 then redis.call('SADD', k, user_id) else redis.call('SADD', k, id) end
-  redis.call('EXPIRE', k, ttl)
-end
+refresh_indexes(key, service, user_id, ttl)
 return 'OK'
