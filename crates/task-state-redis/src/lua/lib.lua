@@ -250,12 +250,13 @@ local function refresh_indexes(key, service, user_id, ttl)
 end
 
 -- The service and user_id of the record at key, read from as much of its head as needed
--- (nil for what the record lacks, or when it is not an object).
-local function record_owner(key)
-  local size = 4096
+-- (nil for what the record lacks, or when it is not an object); with stop_key, only from the
+-- members before that one. size: the first read (4096 bytes by default), growing as needed.
+local function record_owner(key, stop_key, size)
+  size = size or 4096
   while true do
     local head = redis.call('GETRANGE', key, 0, size - 1)
-    local m, state = scan_object(head, 0, nil)
+    local m, state = scan_object(head, 0, stop_key)
     local function decoded(name)
       local span = m[name]
       if state == 'bad' or not span then return nil end
@@ -415,19 +416,12 @@ local function append_tail_only(key, meta, ttl, updated_at, entries)
   if type(n) ~= 'number' or n == 0 then return nil end
   local hint = redis.pcall('HGET', meta, 'layout')
   if type(hint) ~= 'string' then return nil end
-  -- The owner, from the record itself: its first members, before "status".
-  local head = redis.call('GETRANGE', key, 0, 255)
-  local owner, state = scan_object(head, 0, 'status')
-  if state ~= 'stop' then return nil end
-  local function decoded(name)
-    local span = owner[name]
-    return span and json_text(sub(head, span[1], span[2]))
-  end
-  local service, user_id = decoded('service'), decoded('user_id')
-  if not (service and user_id) then return nil end
   local hn, hl2, hu1, hu2 = string.match(hint, '^(%d+),(%d+),(%d+),(%d+)$')
   hn, hl2, hu1, hu2 = tonumber(hn), tonumber(hl2), tonumber(hu1), tonumber(hu2)
   if hn ~= n or not hu2 or hu1 < 15 or hu2 >= hl2 - 2 or hl2 >= n then return nil end
+  -- The owner, from the record itself: its first members, before "status".
+  local service, user_id = record_owner(key, 'status', 256)
+  if not (service and user_id) then return nil end
   if #updated_at ~= hu2 - hu1 + 1 then return nil end
   local old = redis.call('GETRANGE', key, hu1 - 15, hu2 - 1)
   local c = byte(old, 1)
