@@ -120,7 +120,7 @@ impl RedisServer {
         // a server of another test that was handed the same free port.
         let socket = self.dir.join("redis.sock");
         let _ = std::fs::remove_file(&socket);
-        let mut child = Command::new(server_binary())
+        let child = Command::new(server_binary())
             .args(["--port", &self.port.to_string()])
             .arg("--unixsocket")
             .arg(&socket)
@@ -137,21 +137,11 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait()? {
-                return Err(std::io::Error::other(format!(
-                    "redis-server exited: {status}"
-                )));
-            }
-            if socket.exists() && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        Err(std::io::Error::other("redis-server did not listen in time"))
+        let port = self.port;
+        self.child = Some(wait_until_ready(child, "redis-server", || {
+            socket.exists() && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })?);
+        Ok(())
     }
 
     /// The port.
@@ -206,6 +196,30 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Waits up to 10 s for `ready`, and gives the child back; kills it when it does not get
+/// ready in time, and reports it when it exits first.
+fn wait_until_ready(
+    mut child: Child,
+    what: &str,
+    ready: impl Fn() -> bool,
+) -> std::io::Result<Child> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Err(std::io::Error::other(format!("{what} exited: {status}")));
+        }
+        if ready() {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(std::io::Error::other(format!(
+        "{what} did not listen in time"
+    )))
 }
 
 /// A loopback port that was free a moment ago.
@@ -277,30 +291,17 @@ impl SentinelServer {
         }
         let path = self.dir.join("sentinel.conf");
         std::fs::write(&path, config)?;
-        let mut child = Command::new(server_binary())
+        let child = Command::new(server_binary())
             .arg(&path)
             .arg("--sentinel")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait()? {
-                return Err(std::io::Error::other(format!(
-                    "redis-server --sentinel exited: {status}"
-                )));
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(std::io::Error::other(
-            "redis-sentinel did not listen in time",
-        ))
+        let port = self.port;
+        self.child = Some(wait_until_ready(child, "redis-server --sentinel", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })?);
+        Ok(())
     }
 
     /// The port.
