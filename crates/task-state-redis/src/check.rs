@@ -389,18 +389,11 @@ async fn users_without_tasks(
     service: &str,
     users: &[String],
 ) -> Result<Vec<String>> {
-    if users.is_empty() {
-        return Ok(Vec::new());
-    }
-    let pipeline = repo.writer().next().pipeline();
-    for user in users {
-        let _: () = pipeline
-            .scard(format!("index:service:{service}:user:{user}"))
-            .await
-            .map_err(|e| repo.backend(e, "checking users"))?;
-    }
-    let counts: Vec<i64> = pipeline
-        .all()
+    let keys: Vec<String> = users
+        .iter()
+        .map(|user| format!("index:service:{service}:user:{user}"))
+        .collect();
+    let counts = scan::per_key(repo.writer().next(), "SCARD", keys)
         .await
         .map_err(|e| repo.backend(e, "checking users"))?;
     Ok(users
@@ -457,26 +450,17 @@ async fn check_metadata(
             .filter(|id| validate_task_id(id).is_ok())
             .map(str::to_owned)
             .collect();
-        if !ids.is_empty() {
-            let pipeline = repo.writer().next().pipeline();
-            for id in &ids {
-                let _: () = pipeline
-                    .exists(format!("task:{id}"))
-                    .await
-                    .map_err(|e| repo.backend(e, "checking metadata"))?;
-            }
-            let exists: Vec<i64> = pipeline
-                .all()
-                .await
-                .map_err(|e| repo.backend(e, "checking metadata"))?;
-            for (id, exists) in ids.iter().zip(exists) {
-                if exists == 0 {
-                    report.orphan_metadata += 1;
-                    if options.repair {
-                        let cleanup = repo.handle_task_expired(id).await?;
-                        if cleanup.removed {
-                            report.repaired += 1;
-                        }
+        let keys: Vec<String> = ids.iter().map(|id| format!("task:{id}")).collect();
+        let exists = scan::per_key(repo.writer().next(), "EXISTS", keys)
+            .await
+            .map_err(|e| repo.backend(e, "checking metadata"))?;
+        for (id, exists) in ids.iter().zip(exists) {
+            if exists == 0 {
+                report.orphan_metadata += 1;
+                if options.repair {
+                    let cleanup = repo.handle_task_expired(id).await?;
+                    if cleanup.removed {
+                        report.repaired += 1;
                     }
                 }
             }

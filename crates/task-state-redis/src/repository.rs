@@ -789,15 +789,8 @@ impl TaskRepository for RedisTaskRepository {
             }
             // MGET answers nil both for a missing key and for a key of another type.
             if !absent.is_empty() {
-                let pipeline = client.pipeline();
-                for (_, key) in &absent {
-                    let _: () = pipeline
-                        .exists(key.as_str())
-                        .await
-                        .map_err(|e| self.backend(e, "checking keys"))?;
-                }
-                let exists: Vec<i64> = pipeline
-                    .all()
+                let keys: Vec<String> = absent.iter().map(|(_, key)| (*key).clone()).collect();
+                let exists = scan::per_key(client, "EXISTS", keys)
                     .await
                     .map_err(|e| self.backend(e, "checking keys"))?;
                 for ((id, key), exists) in absent.iter().zip(exists) {

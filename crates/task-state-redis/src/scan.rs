@@ -75,6 +75,30 @@ impl<'a> KeyPages<'a> {
     }
 }
 
+/// One integer command with one key (`EXISTS`, `SCARD`) for each of `keys`, in one pipelined
+/// round trip; the answers in the order of the keys. Nothing is sent for no keys.
+pub(crate) async fn per_key(
+    client: &Client,
+    command: &'static str,
+    keys: impl IntoIterator<Item = String>,
+) -> Result<Vec<i64>, FredError> {
+    let pipeline = client.pipeline();
+    let mut sent = 0;
+    for key in keys {
+        let _: () = pipeline
+            .custom(
+                CustomCommand::new_static(command, None::<u16>, false),
+                vec![key],
+            )
+            .await?;
+        sent += 1;
+    }
+    if sent == 0 {
+        return Ok(Vec::new());
+    }
+    pipeline.all().await
+}
+
 /// One `SSCAN key cursor COUNT 500` step: the next cursor ("0" at the end) and the members.
 pub(crate) async fn members_page(
     client: &Client,
