@@ -42,6 +42,7 @@ async fn main() {
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod error;
+pub mod layout;
 mod log;
 mod model;
 mod repository;
@@ -53,7 +54,7 @@ pub mod conformance;
 
 pub use error::{BoxError, Error, Result};
 pub use log::{format_log_entry, format_log_entry_at, format_log_entry_with, LogEntry};
-pub use model::{json_string, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
+pub use model::{json_string, JobsField, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
 #[cfg(feature = "mock")]
 pub use repository::MockTaskRepository;
 pub use repository::{Scope, TaskList, TaskRepository, TaskRepositoryExt, Unreadable};

@@ -141,30 +141,137 @@ impl FromStr for PriorityLevel {
 }
 
 /// What the workload reported: a pod status snapshot and the launcher's combined output.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Read from a JSON object (or `null`) only; members other than the two are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TaskResult {
     /// A stringified Kubernetes pod status (often JSON text).
-    #[serde(default)]
     pub pod_status: Option<String>,
     /// stdout and stderr of the launcher, coalesced.
-    #[serde(default)]
     pub launcher_output: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for TaskResult {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ResultVisitor)
+    }
+}
+
+/// Reads a result object. Unlike a derived impl it refuses an array (which pydantic refuses
+/// too), so that the Redis scripts, which check records before editing them, accept exactly
+/// what this decoder accepts.
+struct ResultVisitor;
+
+impl<'de> Visitor<'de> for ResultVisitor {
+    type Value = TaskResult;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a result object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskResult, A::Error> {
+        let mut result = TaskResult::default();
+        let (mut pod_status, mut launcher_output) = (false, false);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let (seen, field) = match key.as_ref() {
+                "pod_status" => (&mut pod_status, &mut result.pod_status),
+                "launcher_output" => (&mut launcher_output, &mut result.launcher_output),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if std::mem::replace(seen, true) {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            *field = map.next_value()?;
+        }
+        Ok(result)
+    }
+}
+
 /// The name under which a record keeps its job ids: `jobs`, or `active_jobs` in newer DMS
-/// versions. A record is written back under the name it was read with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// versions, or both in a record some tool wrote for readers of either version. A record is
+/// written back under the names it was read with; where it has both, `active_jobs` is the
+/// list (the newer frontend reads only that one) and both are written with it.
+///
+/// A record made by [`TaskRecord::new`] has no name yet: a repository gives it the one it is
+/// configured with ([`JobsField`]) when it stores the record.
+#[derive(Debug, Clone, Copy, Default, Eq)]
 enum JobsKey {
     #[default]
+    New,
     Jobs,
     ActiveJobs,
+    Both,
+}
+
+/// A new record and one read with `jobs` are written alike, so they compare equal.
+impl PartialEq for JobsKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+            && matches!(self, JobsKey::Both) == matches!(other, JobsKey::Both)
+    }
 }
 
 impl JobsKey {
     fn as_str(self) -> &'static str {
         match self {
-            JobsKey::Jobs => "jobs",
-            JobsKey::ActiveJobs => "active_jobs",
+            JobsKey::New | JobsKey::Jobs => "jobs",
+            JobsKey::ActiveJobs | JobsKey::Both => "active_jobs",
+        }
+    }
+}
+
+/// The name of the job list in records a repository creates: `jobs` (the seed document's,
+/// the default) or `active_jobs` (newer DMS frontends, which ignore `jobs`). Set with
+/// `DMS_TASK_JOBS_FIELD`. A record that already has one of the members keeps it.
+///
+/// ```
+/// use task_state_core::JobsField;
+/// assert_eq!("active_jobs".parse::<JobsField>().unwrap(), JobsField::ActiveJobs);
+/// assert_eq!(JobsField::default().as_str(), "jobs");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum JobsField {
+    /// `jobs`.
+    #[default]
+    Jobs,
+    /// `active_jobs`.
+    ActiveJobs,
+}
+
+impl JobsField {
+    /// The variable that sets it.
+    pub const VAR: &'static str = "DMS_TASK_JOBS_FIELD";
+
+    /// The member name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobsField::Jobs => "jobs",
+            JobsField::ActiveJobs => "active_jobs",
+        }
+    }
+}
+
+impl fmt::Display for JobsField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobsField {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "jobs" => Ok(JobsField::Jobs),
+            "active_jobs" => Ok(JobsField::ActiveJobs),
+            other => Err(Error::InvalidInput {
+                field: "jobs field",
+                value: other.chars().take(64).collect(),
+                reason: "expected jobs or active_jobs".to_owned(),
+            }),
         }
     }
 }
@@ -253,7 +360,19 @@ impl TaskRecord {
             result: TaskResult::default(),
             priority: PriorityLevel::Low,
             extra: Map::new(),
-            jobs_key: JobsKey::Jobs,
+            jobs_key: JobsKey::New,
+        }
+    }
+
+    /// Gives a record made by [`TaskRecord::new`] the job list name `field`; a record read
+    /// from the store keeps the name it was read with. Repositories call this when they
+    /// store a record.
+    pub fn adopt_jobs_field(&mut self, field: JobsField) {
+        if matches!(self.jobs_key, JobsKey::New) {
+            self.jobs_key = match field {
+                JobsField::Jobs => JobsKey::Jobs,
+                JobsField::ActiveJobs => JobsKey::ActiveJobs,
+            };
         }
     }
 
@@ -300,7 +419,8 @@ impl TaskRecord {
     }
 
     /// The field name that holds the job ids in the stored JSON: `jobs`, or `active_jobs`
-    /// for a record read from a DMS version that uses that name.
+    /// for a record read from a DMS version that uses that name (or that has both members:
+    /// then both are written).
     pub fn jobs_field(&self) -> &'static str {
         self.jobs_key.as_str()
     }
@@ -322,12 +442,15 @@ pub fn json_string(text: &str) -> String {
 
 impl Serialize for TaskRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(11 + self.extra.len()))?;
+        let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("task_id", &self.task_id)?;
         map.serialize_entry("service", &self.service)?;
         map.serialize_entry("user_id", &self.user_id)?;
         map.serialize_entry("status", &self.status)?;
         map.serialize_entry("parameters", &self.parameters)?;
+        if matches!(self.jobs_key, JobsKey::Both) {
+            map.serialize_entry("jobs", &self.jobs)?;
+        }
         map.serialize_entry(self.jobs_key.as_str(), &self.jobs)?;
         map.serialize_entry("created_at", &self.created_at)?;
         map.serialize_entry("updated_at", &self.updated_at)?;
@@ -371,8 +494,9 @@ impl<'de> Visitor<'de> for RecordVisitor {
         let mut user_id: Option<String> = None;
         let mut status: Option<TaskStatus> = None;
         let mut parameters = Map::new();
-        let mut jobs = Vec::new();
-        let mut jobs_key = JobsKey::Jobs;
+        let mut jobs: Vec<String> = Vec::new();
+        let mut active_jobs: Option<Vec<String>> = None;
+        let mut has_jobs = false;
         let mut created_at: Option<TaskTime> = None;
         let mut updated_at: Option<TaskTime> = None;
         let mut logs = Vec::new();
@@ -386,11 +510,11 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 "user_id" => user_id = Some(map.next_value()?),
                 "status" => status = Some(map.next_value()?),
                 "parameters" => parameters = or_default(&mut map)?,
-                "jobs" => jobs = or_default(&mut map)?,
-                "active_jobs" => {
+                "jobs" => {
                     jobs = or_default(&mut map)?;
-                    jobs_key = JobsKey::ActiveJobs;
+                    has_jobs = true;
                 }
+                "active_jobs" => active_jobs = Some(or_default(&mut map)?),
                 "created_at" => created_at = map.next_value()?,
                 "updated_at" => updated_at = map.next_value()?,
                 "logs" => logs = or_default(&mut map)?,
@@ -402,6 +526,13 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 }
             }
         }
+        let jobs_key = match (has_jobs, &active_jobs) {
+            (false, None) => JobsKey::New,
+            (true, None) => JobsKey::Jobs,
+            (false, Some(_)) => JobsKey::ActiveJobs,
+            (true, Some(_)) => JobsKey::Both,
+        };
+        let jobs = active_jobs.unwrap_or(jobs);
         let now = || TaskTime::now(&SystemClock, &Zone::utc());
         Ok(TaskRecord {
             task_id: task_id.ok_or_else(|| de::Error::missing_field("task_id"))?,
@@ -467,6 +598,49 @@ mod tests {
         assert_eq!(record.jobs, ["slurm-500"]);
         assert_eq!(record.jobs_field(), "active_jobs");
         assert_eq!(record.to_json(), json);
+    }
+
+    #[test]
+    fn a_record_with_jobs_and_active_jobs_reads_active_jobs_and_writes_both() {
+        let json = SPEC_EXAMPLE.replace(
+            r#""jobs":["slurm-500"]"#,
+            r#""jobs":["old"],"active_jobs":["slurm-500"]"#,
+        );
+        let mut record = TaskRecord::from_json(&json).unwrap();
+        assert_eq!(record.jobs, ["slurm-500"]);
+        record.jobs = vec!["slurm-501".to_owned()];
+        assert!(record
+            .to_json()
+            .contains(r#""jobs":["slurm-501"],"active_jobs":["slurm-501"]"#));
+        // The order in the text does not matter.
+        let json = SPEC_EXAMPLE.replace(
+            r#""jobs":["slurm-500"]"#,
+            r#""active_jobs":["slurm-500"],"jobs":["old"]"#,
+        );
+        assert_eq!(TaskRecord::from_json(&json).unwrap().jobs, ["slurm-500"]);
+    }
+
+    #[test]
+    fn result_is_an_object_or_null_with_each_field_once() {
+        let with = |result: &str| {
+            SPEC_EXAMPLE.replace(r#"{"pod_status":null,"launcher_output":null}"#, result)
+        };
+        let record =
+            TaskRecord::from_json(&with(r#"{"launcher_output":"x","extra":[1]}"#)).unwrap();
+        assert_eq!(record.result.launcher_output.as_deref(), Some("x"));
+        assert_eq!(record.result.pod_status, None);
+        for bad in [
+            "[]",
+            r#"["a","b"]"#,
+            r#"{"pod_status":"a","pod_status":"b"}"#,
+            r#"{"pod_status":1}"#,
+            r#""x""#,
+        ] {
+            assert!(
+                matches!(TaskRecord::from_json(&with(bad)), Err(Error::Decode { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -258,55 +258,94 @@ impl ParseTimeError {
     }
 }
 
+/// Parses the timestamps Python's `isoformat()` writes, and the few forms around them that
+/// other writers use. The grammar is exact, so that the Redis scripts (which check a record
+/// before they edit it) accept the same texts: `YYYY-MM-DD`, then `T`, `t` or a space, then
+/// `HH:MM:SS`, an optional fraction of 1 to 9 digits (cut to microseconds), then nothing (a
+/// time without an offset), `Z`, `z`, or an offset `±HH`, `±HH:MM`, `±HH:MM:SS` or
+/// `±HH:MM:SS.fraction` (the fraction of the offset is dropped). The year is 1 or later and
+/// the date and time must exist (no February 30, no second 60).
 impl FromStr for TaskTime {
     type Err = ParseTimeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // The offset starts at the first sign or Z after the time of day.
-        let split = s
-            .char_indices()
-            .skip(11)
-            .find(|&(_, c)| matches!(c, '+' | '-' | 'Z' | 'z'))
-            .map(|(i, _)| i)
-            .unwrap_or(s.len());
-        let (local, offset) = s.split_at(split);
-        let local = local.replacen(' ', "T", 1);
-        if local.len() < 19 {
-            return Err(ParseTimeError::new(s, "expected YYYY-MM-DDTHH:MM:SS"));
+        let bad = |reason: &str| ParseTimeError::new(s, reason);
+        let b = s.as_bytes();
+        let shape = b.len() >= 19
+            && [4, 7].iter().all(|&i| b[i] == b'-')
+            && [13, 16].iter().all(|&i| b[i] == b':')
+            && matches!(b[10], b'T' | b't' | b' ')
+            && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+                .iter()
+                .all(|&i| b[i].is_ascii_digit());
+        if !shape {
+            return Err(bad("expected YYYY-MM-DDTHH:MM:SS"));
         }
-        let local: DateTime = local
-            .parse()
-            .map_err(|e: jiff::Error| ParseTimeError::new(s, e.to_string()))?;
-        let nanos = local.subsec_nanosecond();
-        let local = local
-            .with()
-            .subsec_nanosecond(nanos - nanos % 1000)
-            .build()
-            .map_err(|e| ParseTimeError::new(s, e.to_string()))?;
-        let offset = match offset {
+        let number = |from: usize, to: usize| -> i32 {
+            b[from..to]
+                .iter()
+                .fold(0, |n, d| n * 10 + i32::from(d - b'0'))
+        };
+        let year = number(0, 4);
+        if year < 1 {
+            return Err(bad("the year must be 1 or later"));
+        }
+        let mut rest = &s[19..];
+        let mut nanos = 0;
+        if let Some(fraction) = rest.strip_prefix('.') {
+            let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 9 {
+                return Err(bad("the fraction of a second has 1 to 9 digits"));
+            }
+            let value: i32 = fraction[..digits].parse().unwrap_or(0);
+            nanos = value * 10_i32.pow(9 - digits as u32);
+            nanos -= nanos % 1000;
+            rest = &fraction[digits..];
+        }
+        let local = DateTime::new(
+            year as i16,
+            number(5, 7) as i8,
+            number(8, 10) as i8,
+            number(11, 13) as i8,
+            number(14, 16) as i8,
+            number(17, 19) as i8,
+            nanos,
+        )
+        .map_err(|e| bad(&e.to_string()))?;
+        let offset = match rest {
             "" => None,
             "Z" | "z" => Some(Offset::UTC),
-            text => Some(parse_offset(text).ok_or_else(|| ParseTimeError::new(s, "bad offset"))?),
+            text => Some(parse_offset(text).ok_or_else(|| bad("bad offset"))?),
         };
         Ok(TaskTime { local, offset })
     }
 }
 
+/// `±HH`, `±HH:MM`, `±HH:MM:SS` or `±HH:MM:SS.digits`.
 fn parse_offset(text: &str) -> Option<Offset> {
     let (sign, rest) = match text.as_bytes().first()? {
         b'+' => (1, &text[1..]),
         b'-' => (-1, &text[1..]),
         _ => return None,
     };
-    let mut parts = rest.split(':');
-    let hours: i32 = parse_two(parts.next()?)?;
-    let minutes: i32 = parts.next().map(parse_two).unwrap_or(Some(0))?;
-    let seconds: i32 = match parts.next() {
-        // Python can write fractional offset seconds; the fraction is dropped.
-        Some(sec) => parse_two(sec.split('.').next()?)?,
+    let mut parts = rest.splitn(3, ':');
+    let hours = parse_two(parts.next()?)?;
+    let minutes = parts.next().map(parse_two).unwrap_or(Some(0))?;
+    let seconds = match parts.next() {
         None => 0,
+        Some(sec) => {
+            let (whole, fraction) = sec.split_at(sec.len().min(2));
+            let fraction_ok = fraction.is_empty()
+                || fraction
+                    .strip_prefix('.')
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()));
+            if !fraction_ok {
+                return None;
+            }
+            parse_two(whole)?
+        }
     };
-    if parts.next().is_some() || hours > 23 || minutes > 59 || seconds > 59 {
+    if hours > 23 || minutes > 59 || seconds > 59 {
         return None;
     }
     Offset::from_seconds(sign * (hours * 3600 + minutes * 60 + seconds)).ok()
@@ -421,6 +460,7 @@ mod tests {
             "2025-11-17T10:00:16+00:00",
             "2025-11-17T10:00:16.5",
             "1890-01-01T00:00:00+08:27:52",
+            "2024-02-29T23:59:59.999999-23:59",
         ] {
             let t: TaskTime = text.parse().unwrap();
             let back = t.to_string();
@@ -444,6 +484,28 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_forms_around_isoformat() {
+        for (text, shown) in [
+            ("2025-11-17t10:00:16+09", "2025-11-17T10:00:16+09:00"),
+            (
+                "2025-11-17T10:00:16.123456789z",
+                "2025-11-17T10:00:16.123456+00:00",
+            ),
+            (
+                "1890-01-01T00:00:00+08:27:52.5",
+                "1890-01-01T00:00:00+08:27:52",
+            ),
+            ("0001-01-01T00:00:00", "0001-01-01T00:00:00"),
+        ] {
+            assert_eq!(
+                text.parse::<TaskTime>().unwrap().to_string(),
+                shown,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_garbage() {
         for text in [
             "",
@@ -451,6 +513,20 @@ mod tests {
             "2025-13-01T00:00:00+00:00",
             "2025-11-17T10:00:16+9",
             "2025-11-17",
+            "2025-02-29T00:00:00+00:00",
+            "0000-01-01T00:00:00+00:00",
+            "2025-11-17T10:00:60+00:00",
+            "2025-11-17T24:00:00+00:00",
+            "2025-11-17T10:00:16.+09:00",
+            "2025-11-17T10:00:16.1234567890+09:00",
+            "2025-11-17T10:00:16+09:00:",
+            "2025-11-17T10:00:16+09:00:00.",
+            "2025-11-17T10:00:16+09:00:00.x",
+            "2025-11-17T10:00:16+0900",
+            "2025-11-17T10:00:16Zz",
+            "2025-11-17T10:00:16 +09:00",
+            "2025-11-17X10:00:16",
+            "20251117T100016.123",
         ] {
             assert!(text.parse::<TaskTime>().is_err(), "{text}");
         }

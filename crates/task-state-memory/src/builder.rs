@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use task_state_core::{Clock, SystemClock, Zone};
+use task_state_core::layout::{DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS};
+use task_state_core::{Clock, JobsField, SystemClock, Zone};
 
 use crate::InMemoryTaskRepository;
 
 /// How long a task lives after its last write when nothing else is set: 7776000 s (90
 /// days), the Python package's `DMS_REDIS_TASK_TTL_SECONDS` default.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(7_776_000);
+pub const DEFAULT_TTL: Duration = Duration::from_secs(DEFAULT_TTL_SECONDS);
 
 /// Builds an [`InMemoryTaskRepository`].
 ///
@@ -32,6 +33,7 @@ pub struct InMemoryTaskRepositoryBuilder {
     pub(crate) ttl: Duration,
     pub(crate) zone: Zone,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) jobs_field: JobsField,
 }
 
 impl Default for InMemoryTaskRepositoryBuilder {
@@ -40,15 +42,23 @@ impl Default for InMemoryTaskRepositoryBuilder {
             ttl: DEFAULT_TTL,
             zone: Zone::default(),
             clock: Arc::new(SystemClock),
+            jobs_field: JobsField::default(),
         }
     }
 }
 
 impl InMemoryTaskRepositoryBuilder {
-    /// How long a task lives after its last write (default [`DEFAULT_TTL`]). The metadata
+    /// How long a task lives after its last write (default [`DEFAULT_TTL`]; at most 100
+    /// years, [`MAX_TTL_SECONDS`], as on Redis: a longer TTL is cut to that). The metadata
     /// lives 60 s longer.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.ttl = ttl.min(Duration::from_secs(MAX_TTL_SECONDS));
+        self
+    }
+
+    /// The name of the job list in records this repository creates (default `jobs`).
+    pub fn jobs_field(mut self, field: JobsField) -> Self {
+        self.jobs_field = field;
         self
     }
 

@@ -13,9 +13,9 @@ use task_state_core::{
 };
 
 use crate::builder::InMemoryTaskRepositoryBuilder;
-use crate::store::{
-    record_key, service_key, service_user_key, user_key, users_key, Owner, Store, ALL_TASKS,
-};
+use crate::store::{Owner, Store};
+use task_state_core::layout::{record_key, scope_index, service_users};
+use task_state_core::JobsField;
 
 /// A [`TaskRepository`] in memory, with the keys, indexes, id counter and expiry of the
 /// Redis layout. Clones share the same data.
@@ -33,6 +33,7 @@ struct Inner {
     ttl: Duration,
     zone: Zone,
     clock: Arc<dyn Clock>,
+    jobs_field: JobsField,
 }
 
 impl Default for InMemoryTaskRepository {
@@ -70,6 +71,7 @@ impl InMemoryTaskRepository {
                 ttl: builder.ttl,
                 zone: builder.zone,
                 clock: builder.clock,
+                jobs_field: builder.jobs_field,
             }),
         }
     }
@@ -154,12 +156,17 @@ impl InMemoryTaskRepository {
         validate_record(&record)?;
         let owner = Owner::of(&record);
         self.with_store(|store, now| {
-            if only_if_absent && store.record(&record.task_id).is_some() {
+            if only_if_absent
+                && store
+                    .record(&record.task_id)
+                    .is_some_and(|json| !json.is_empty())
+            {
                 return Err(Error::AlreadyExists {
                     task_id: record.task_id.clone(),
                 });
             }
             record.updated_at = TaskTime::from_timestamp(now, &self.inner.zone);
+            record.adopt_jobs_field(self.inner.jobs_field);
             store.put(
                 &record.task_id,
                 record.to_json(),
@@ -190,6 +197,7 @@ impl InMemoryTaskRepository {
                 return Ok(Some(record));
             }
             record.updated_at = stamp;
+            record.adopt_jobs_field(self.inner.jobs_field);
             let owner = stored_owner(task_id, &record)?;
             store.put(task_id, record.to_json(), owner, now, self.ttl_span());
             Ok(Some(record))
@@ -197,10 +205,12 @@ impl InMemoryTaskRepository {
     }
 }
 
-/// The decoded record of `task_id`, if there is one.
+/// The decoded record of `task_id`, if there is one. An empty string is none, as the Python
+/// package reads it.
 fn read(store: &Store, task_id: &str) -> Result<Option<TaskRecord>> {
     store
         .record(task_id)
+        .filter(|json| !json.is_empty())
         .map(|json| TaskRecord::from_json_at(&record_key(task_id), json.as_bytes()))
         .transpose()
 }
@@ -211,15 +221,6 @@ fn stored_owner(task_id: &str, record: &TaskRecord) -> Result<Owner> {
         .and_then(|()| validate_name("user id", &record.user_id))
         .map_err(|e| Error::decode(record_key(task_id), e.to_string()))?;
     Ok(Owner::of(record))
-}
-
-fn scope_key(scope: &Scope) -> String {
-    match scope {
-        Scope::All => ALL_TASKS.to_owned(),
-        Scope::Service(service) => service_key(service),
-        Scope::ServiceUser { service, user_id } => service_user_key(service, user_id),
-        Scope::User(user_id) => user_key(user_id),
-    }
 }
 
 #[async_trait]
@@ -239,7 +240,11 @@ impl TaskRepository for InMemoryTaskRepository {
 
     async fn delete(&self, task_id: &str) -> Result<bool> {
         validate_task_id(task_id)?;
-        Ok(self.with_store(|store, _| store.remove(task_id)))
+        let ttl = self.ttl_span();
+        Ok(self.with_store(|store, now| {
+            let until = now.saturating_add(ttl).unwrap_or(Timestamp::MAX);
+            store.remove(task_id, until)
+        }))
     }
 
     async fn set_status<'a>(
@@ -326,7 +331,7 @@ impl TaskRepository for InMemoryTaskRepository {
 
     async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
         scope.validate()?;
-        let mut ids = self.with_store(|store, _| store.members(&scope_key(scope)));
+        let mut ids = self.with_store(|store, _| store.members(&scope_index(scope)));
         ids.sort_by(|a, b| compare_task_ids(a, b));
         Ok(ids)
     }
@@ -353,7 +358,7 @@ impl TaskRepository for InMemoryTaskRepository {
 
     async fn list_users_by_service(&self, service: &str) -> Result<Vec<String>> {
         validate_name("service", service)?;
-        Ok(self.with_store(|store, _| store.members(&users_key(service))))
+        Ok(self.with_store(|store, _| store.members(&service_users(service))))
     }
 
     async fn next_task_id(&self) -> Result<String> {

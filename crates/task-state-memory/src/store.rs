@@ -5,37 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use task_state_core::jiff::{SignedDuration, Timestamp};
 use task_state_core::TaskRecord;
 
-/// The set of every task id.
-pub(crate) const ALL_TASKS: &str = "index:tasks";
-/// The counter behind `next_task_id`.
-pub(crate) const SEQUENCE: &str = "task:id:sequence";
-/// How long the metadata hash outlives the record: long enough for the expiry cleanup to
-/// read which indexes hold the id.
-pub(crate) const METADATA_GRACE: SignedDuration = SignedDuration::from_secs(60);
+use task_state_core::layout::{self, TaskIndexes, METADATA_GRACE_SECONDS};
 
-pub(crate) fn record_key(task_id: &str) -> String {
-    format!("task:{task_id}")
-}
-
-fn metadata_key(task_id: &str) -> String {
-    format!("task:{task_id}:metadata")
-}
-
-pub(crate) fn service_key(service: &str) -> String {
-    format!("index:service:{service}")
-}
-
-pub(crate) fn users_key(service: &str) -> String {
-    format!("index:service:{service}:users")
-}
-
-pub(crate) fn service_user_key(service: &str, user_id: &str) -> String {
-    format!("index:service:{service}:user:{user_id}")
-}
-
-pub(crate) fn user_key(user_id: &str) -> String {
-    format!("index:user:{user_id}")
-}
+/// How long the metadata hash outlives the record.
+const METADATA_GRACE: SignedDuration = SignedDuration::from_secs(METADATA_GRACE_SECONDS as i64);
 
 /// What the metadata hash holds: which service and user index a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +26,8 @@ impl Owner {
         }
     }
 
-    /// The four sets that hold the task id (the fifth, the service's user set, holds the
-    /// user id).
-    fn task_sets(&self) -> [String; 4] {
-        [
-            ALL_TASKS.to_owned(),
-            service_key(&self.service),
-            service_user_key(&self.service, &self.user_id),
-            user_key(&self.user_id),
-        ]
+    fn indexes(&self) -> TaskIndexes {
+        TaskIndexes::of(&self.service, &self.user_id)
     }
 }
 
@@ -102,7 +68,7 @@ impl Store {
                 .remove(&id)
                 .filter(|metadata| metadata.expires_at > at);
             if let Some(owner) = owner {
-                self.unindex(&id, &owner.value);
+                self.unindex(&id, &owner.value, None);
             }
         }
         self.metadata
@@ -115,8 +81,10 @@ impl Store {
         self.records.get(task_id).map(|r| r.value.as_str())
     }
 
-    /// Writes the record, its metadata and its five index sets, all with fresh expiry times;
-    /// when the task was indexed under another owner, it leaves those indexes first.
+    /// Writes the record, its metadata and its five index sets. No expiry time moves earlier:
+    /// each key lives at least `ttl` from now, the metadata 60 s longer than the record, and
+    /// each index at least as long as the record. When the task was indexed under another
+    /// owner, it leaves those indexes first.
     pub(crate) fn put(
         &mut self,
         task_id: &str,
@@ -127,37 +95,52 @@ impl Store {
     ) {
         let old = self.metadata.get(task_id).map(|m| m.value.clone());
         if let Some(old) = old.filter(|old| *old != owner) {
-            self.unindex(task_id, &old);
+            self.unindex(task_id, &old, None);
         }
-        let expires_at = after(now, ttl);
-        for key in owner.task_sets() {
-            self.add(&key, task_id, expires_at);
+        let record_expiry = self
+            .records
+            .get(task_id)
+            .map_or(after(now, ttl), |r| r.expires_at.max(after(now, ttl)));
+        let indexes = owner.indexes();
+        for key in indexes.task_sets() {
+            self.add(key, task_id, record_expiry);
         }
-        self.add(&users_key(&owner.service), &owner.user_id, expires_at);
+        self.add(&indexes.service_users, &owner.user_id, record_expiry);
         self.records.insert(
             task_id.to_owned(),
             Expiring {
                 value: json,
-                expires_at,
+                expires_at: record_expiry,
             },
         );
+        let metadata_expiry = self
+            .metadata
+            .get(task_id)
+            .map_or(after(record_expiry, METADATA_GRACE), |m| {
+                m.expires_at.max(after(record_expiry, METADATA_GRACE))
+            });
         self.metadata.insert(
             task_id.to_owned(),
             Expiring {
                 value: owner,
-                expires_at: after(expires_at, METADATA_GRACE),
+                expires_at: metadata_expiry,
             },
         );
     }
 
-    /// Removes the record, its metadata and its index entries. Returns whether any of the
-    /// record or the entries existed.
-    pub(crate) fn remove(&mut self, task_id: &str) -> bool {
+    /// Removes the record, its metadata and its index entries; the sets left non-empty live
+    /// at least until `refresh_until`, as the Python package refreshes them. Returns whether
+    /// any of the record or the entries existed.
+    pub(crate) fn remove(&mut self, task_id: &str, refresh_until: Timestamp) -> bool {
         let had_record = self.records.remove(task_id).is_some();
         let owner = self.metadata.remove(task_id).map(|m| m.value);
         let had_entry = match owner {
-            Some(owner) => self.unindex(task_id, &owner),
-            None => self.remove_member(ALL_TASKS, task_id),
+            Some(owner) => self.unindex(task_id, &owner, Some(refresh_until)),
+            None => {
+                let removed = self.remove_member(layout::TASK_INDEX, task_id);
+                self.extend(layout::TASK_INDEX, refresh_until);
+                removed
+            }
         };
         had_record || had_entry
     }
@@ -187,10 +170,10 @@ impl Store {
         let mut keys: Vec<String> = self
             .records
             .keys()
-            .map(|id| record_key(id))
-            .chain(self.metadata.keys().map(|id| metadata_key(id)))
+            .map(|id| layout::record_key(id))
+            .chain(self.metadata.keys().map(|id| layout::metadata_key(id)))
             .chain(self.sets.keys().cloned())
-            .chain(self.sequence.map(|_| SEQUENCE.to_owned()))
+            .chain(self.sequence.map(|_| layout::SEQUENCE.to_owned()))
             .collect();
         keys.sort();
         keys
@@ -198,23 +181,28 @@ impl Store {
 
     /// When `key` expires; `None` when it does not exist or never expires.
     pub(crate) fn expires_at(&self, key: &str) -> Option<Timestamp> {
-        if let Some(rest) = key.strip_prefix("task:") {
-            return match rest.strip_suffix(":metadata") {
-                Some(id) => self.metadata.get(id).map(|m| m.expires_at),
-                None => self.records.get(rest).map(|r| r.expires_at),
-            };
+        match layout::LayoutKey::parse(key) {
+            Some(layout::LayoutKey::Record(id)) => self.records.get(&id).map(|r| r.expires_at),
+            Some(layout::LayoutKey::Metadata(id)) => self.metadata.get(&id).map(|m| m.expires_at),
+            _ => self.sets.get(key).map(|s| s.expires_at),
         }
-        self.sets.get(key).map(|s| s.expires_at)
     }
 
-    /// SADD, then EXPIRE of the set.
+    /// SADD, then an expiry no earlier than before.
     fn add(&mut self, key: &str, member: &str, expires_at: Timestamp) {
         let set = self.sets.entry(key.to_owned()).or_insert_with(|| Expiring {
             value: BTreeSet::new(),
             expires_at,
         });
         set.value.insert(member.to_owned());
-        set.expires_at = expires_at;
+        set.expires_at = set.expires_at.max(expires_at);
+    }
+
+    /// Moves the expiry of an existing set to `until` if that is later.
+    fn extend(&mut self, key: &str, until: Timestamp) {
+        if let Some(set) = self.sets.get_mut(key) {
+            set.expires_at = set.expires_at.max(until);
+        }
     }
 
     /// SREM; like Redis, a set left empty is gone. Returns whether the member was there.
@@ -230,17 +218,22 @@ impl Store {
     }
 
     /// Takes the id out of its owner's four sets, and the user out of the service's user
-    /// set when that was their last task there. Returns whether any entry existed.
-    fn unindex(&mut self, task_id: &str, owner: &Owner) -> bool {
+    /// set when that was their last task there; with `refresh_until`, the sets left
+    /// non-empty live at least that long. Returns whether any entry existed.
+    fn unindex(&mut self, task_id: &str, owner: &Owner, refresh_until: Option<Timestamp>) -> bool {
+        let indexes = owner.indexes();
         let mut removed = false;
-        for key in owner.task_sets() {
-            removed |= self.remove_member(&key, task_id);
+        for key in indexes.task_sets() {
+            removed |= self.remove_member(key, task_id);
         }
-        if !self
-            .sets
-            .contains_key(&service_user_key(&owner.service, &owner.user_id))
-        {
-            self.remove_member(&users_key(&owner.service), &owner.user_id);
+        if !self.sets.contains_key(&indexes.service_user) {
+            self.remove_member(&indexes.service_users, &owner.user_id);
+        }
+        if let Some(until) = refresh_until {
+            for key in indexes.task_sets() {
+                self.extend(key, until);
+            }
+            self.extend(&indexes.service_users, until);
         }
         removed
     }

@@ -39,7 +39,7 @@ pub use expiry::{
 };
 pub use provider::RedisRepositoryProvider;
 pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
-pub use scripts::script_source;
+pub use scripts::{lua_library, script_source};
 pub use settings::{
     RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, DEFAULT_TTL_SECONDS,
     READ_URL_VAR, TIMEZONE_VAR, TLS_CA_FILE_VAR, TTL_VAR, WRITE_URL_VAR,

@@ -173,7 +173,7 @@ impl RedisTaskRepository {
             .eval(
                 &SCRIPTS.remove,
                 task_id,
-                vec![task_id.to_owned(), "expired".to_owned()],
+                vec![task_id.to_owned(), "expired".to_owned(), self.ttl()],
             )
             .await?;
         let (removed, had_metadata) = int_pair(&reply);
@@ -270,9 +270,9 @@ impl RedisTaskRepository {
         let code = items.next().and_then(|v| scan::text(&v));
         let payload = items.next().and_then(|v| scan::text(&v));
         match code.as_deref() {
-            Some("0") => Ok(Outcome::Missing),
-            Some("2") => Ok(Outcome::Conflict(payload.unwrap_or_default())),
-            Some("1") => Ok(Outcome::Done(payload.filter(|p| !p.is_empty()))),
+            Some("missing") => Ok(Outcome::Missing),
+            Some("conflict") => Ok(Outcome::Conflict(payload.unwrap_or_default())),
+            Some("applied") => Ok(Outcome::Done(payload.filter(|p| !p.is_empty()))),
             _ => Err(Error::backend(format!(
                 "unexpected reply from script {}",
                 script.name
@@ -333,6 +333,7 @@ impl RedisTaskRepository {
     async fn store(&self, mut record: TaskRecord, mode: &str) -> Result<TaskRecord> {
         validate_record(&record)?;
         record.updated_at = self.now();
+        record.adopt_jobs_field(self.inner.settings.jobs_field());
         let args = vec![
             self.ttl(),
             record.task_id.clone(),
@@ -434,10 +435,11 @@ impl RedisTaskRepository {
 }
 
 /// The typed error a script raised with `fail(kind, key, detail)` (see `lua/lib.lua`):
-/// `TSWRONGTYPE\x1f<key>\x1f<expected>\x1f` or `TSDECODE\x1f<key>\x1f<reason>\x1f`,
+/// `TSWRONGTYPE\x1f<key>\x1f<expected>\x1f`, `TSDECODE\x1f<key>\x1f<reason>\x1f` or
+/// `TSINVALID\x1f<argument>\x1f<reason>\x1f`,
 /// wherever in the message Redis put it.
 fn typed_script_error(details: &str) -> Option<Error> {
-    for kind in ["TSWRONGTYPE", "TSDECODE"] {
+    for kind in ["TSWRONGTYPE", "TSDECODE", "TSINVALID"] {
         let Some(start) = details.find(&format!("{kind}\x1f")) else {
             continue;
         };
@@ -452,6 +454,16 @@ fn typed_script_error(details: &str) -> Option<Error> {
                     "set" => "set",
                     _ => "string",
                 },
+            }
+        } else if kind == "TSINVALID" {
+            Error::InvalidInput {
+                field: match key.as_str() {
+                    "ttl" => "ttl",
+                    "jobs field" => "jobs field",
+                    _ => "script argument",
+                },
+                value: String::new(),
+                reason: detail.to_owned(),
             }
         } else {
             Error::Decode {
@@ -659,7 +671,7 @@ impl TaskRepository for RedisTaskRepository {
             .eval(
                 &SCRIPTS.remove,
                 task_id,
-                vec![task_id.to_owned(), "delete".to_owned()],
+                vec![task_id.to_owned(), "delete".to_owned(), self.ttl()],
             )
             .await?;
         Ok(int_pair(&reply).0 > 0)
@@ -735,7 +747,8 @@ impl TaskRepository for RedisTaskRepository {
         validate_task_id(task_id)?;
         let jobs = task_state_core::serde_json::to_string(jobs)
             .map_err(|e| Error::backend(format!("encoding job ids: {e}")))?;
-        self.mutate_record(&SCRIPTS.set_jobs, task_id, vec![jobs])
+        let field = self.inner.settings.jobs_field().as_str().to_owned();
+        self.mutate_record(&SCRIPTS.set_jobs, task_id, vec![jobs, field])
             .await
     }
 

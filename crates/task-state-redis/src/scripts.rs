@@ -1,4 +1,4 @@
-//! The Lua scripts, each `lua/lib.lua` followed by one operation, run with EVALSHA.
+//! The Lua scripts, each the parts of `lua/lib/` followed by one operation, run with EVALSHA.
 
 use std::sync::LazyLock;
 
@@ -20,17 +20,44 @@ impl Script {
     }
 }
 
+/// The parts of `lua/lib/`, in the order they are joined: each may use what the ones before
+/// it define.
+macro_rules! lib {
+    () => {
+        concat!(
+            include_str!("lua/lib/errors.lua"),
+            "\n",
+            include_str!("lua/lib/bytes.lua"),
+            "\n",
+            include_str!("lua/lib/scanner.lua"),
+            "\n",
+            include_str!("lua/lib/model.lua"),
+            "\n",
+            include_str!("lua/lib/layout.lua"),
+            "\n",
+            include_str!("lua/lib/edit.lua"),
+            "\n",
+            include_str!("lua/lib/commit.lua"),
+            "\n",
+        )
+    };
+}
+
 macro_rules! script {
     ($name:literal) => {
         Script::new(
             $name,
-            concat!(
-                include_str!("lua/lib.lua"),
-                "\n",
-                include_str!(concat!("lua/", $name, ".lua"))
-            ),
+            concat!(lib!(), include_str!(concat!("lua/", $name, ".lua"))),
         )
     };
+}
+
+/// The shared library every script starts with, for tests that run their own Lua on top of
+/// it (for instance to check that it builds the same key names as
+/// [`task_state_core::layout`]).
+#[doc(hidden)]
+pub fn lua_library() -> &'static str {
+    lib!()
 }
 
 /// Every script of the backend.

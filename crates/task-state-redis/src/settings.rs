@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use task_state_core::{Error, Result, Zone, DEFAULT_TIMEZONE};
+use task_state_core::layout::MAX_TTL_SECONDS;
+use task_state_core::{Error, JobsField, Result, Zone, DEFAULT_TIMEZONE};
 
 /// The variable that names the Redis URL for writes (and reads, without a read URL).
 pub const WRITE_URL_VAR: &str = "DMS_REDIS_WRITE_URL";
@@ -17,7 +18,7 @@ pub const TIMEZONE_VAR: &str = "DMS_TIMEZONE";
 /// the system's), for servers with a private CA.
 pub const TLS_CA_FILE_VAR: &str = "DMS_REDIS_TLS_CA_FILE";
 /// The TTL when none is configured: 90 days.
-pub const DEFAULT_TTL_SECONDS: u64 = 7_776_000;
+pub use task_state_core::layout::DEFAULT_TTL_SECONDS;
 
 /// A Redis URL whose password never shows: `Display` and `Debug` print `***` in its place.
 ///
@@ -172,6 +173,7 @@ pub struct RedisRepositorySettings {
     command_timeout: Duration,
     pool_size: usize,
     tls_ca_file: Option<std::path::PathBuf>,
+    jobs_field: JobsField,
 }
 
 impl RedisRepositorySettings {
@@ -229,6 +231,11 @@ impl RedisRepositorySettings {
     pub fn tls_ca_file(&self) -> Option<&std::path::Path> {
         self.tls_ca_file.as_deref()
     }
+
+    /// The name of the job list in records this repository creates (`DMS_TASK_JOBS_FIELD`).
+    pub fn jobs_field(&self) -> JobsField {
+        self.jobs_field
+    }
 }
 
 impl fmt::Debug for RedisRepositorySettings {
@@ -242,6 +249,7 @@ impl fmt::Debug for RedisRepositorySettings {
             .field("command_timeout", &self.command_timeout)
             .field("pool_size", &self.pool_size)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("jobs_field", &self.jobs_field)
             .finish()
     }
 }
@@ -257,6 +265,7 @@ pub struct RedisRepositorySettingsBuilder {
     command_timeout: Duration,
     pool_size: usize,
     tls_ca_file: Option<std::path::PathBuf>,
+    jobs_field: Option<String>,
 }
 
 impl Default for RedisRepositorySettingsBuilder {
@@ -270,6 +279,7 @@ impl Default for RedisRepositorySettingsBuilder {
             command_timeout: Duration::from_secs(10),
             pool_size: 4,
             tls_ca_file: None,
+            jobs_field: None,
         }
     }
 }
@@ -289,6 +299,7 @@ impl RedisRepositorySettingsBuilder {
             ttl: present(TTL_VAR),
             timezone: present(TIMEZONE_VAR),
             tls_ca_file: present(TLS_CA_FILE_VAR).map(Into::into),
+            jobs_field: present(JobsField::VAR),
             ..Self::default()
         }
     }
@@ -341,6 +352,12 @@ impl RedisRepositorySettingsBuilder {
         self
     }
 
+    /// The name of the job list in records this repository creates (default `jobs`).
+    pub fn with_jobs_field(mut self, field: JobsField) -> Self {
+        self.jobs_field = Some(field.as_str().to_owned());
+        self
+    }
+
     /// Checks everything.
     ///
     /// # Errors
@@ -359,13 +376,23 @@ impl RedisRepositorySettingsBuilder {
         let ttl_seconds = match self.ttl {
             None => DEFAULT_TTL_SECONDS,
             Some(text) => match text.trim().parse::<u64>() {
-                Ok(n) if n > 0 && n <= i64::MAX as u64 / 2 => n,
+                Ok(n) if n > 0 && n <= MAX_TTL_SECONDS => n,
                 _ => {
                     return Err(Error::Config(format!(
-                        "{TTL_VAR}: {text:?} is not a positive whole number of seconds"
+                        "{TTL_VAR}: {text:?} is not a whole number of seconds from 1 to \
+                         {MAX_TTL_SECONDS} (100 years)"
                     )))
                 }
             },
+        };
+        let jobs_field = match self.jobs_field {
+            None => JobsField::default(),
+            Some(text) => text.parse().map_err(|_| {
+                Error::Config(format!(
+                    "{}: {text:?} is neither jobs nor active_jobs",
+                    JobsField::VAR
+                ))
+            })?,
         };
         let zone_name = self.timezone.unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned());
         let zone = Zone::named(zone_name.trim())
@@ -400,6 +427,7 @@ impl RedisRepositorySettingsBuilder {
             command_timeout: self.command_timeout,
             pool_size: self.pool_size,
             tls_ca_file: self.tls_ca_file,
+            jobs_field,
         })
     }
 }

@@ -17,7 +17,7 @@ for i = 2, #ARGV do
   if service then
     gone = redis.call('SCARD', 'index:service:' .. service .. ':user:' .. member) == 0
   else
-    gone = redis.call('EXISTS', 'task:' .. member) == 0
+    gone = redis.call('EXISTS', record_key(member)) == 0
   end
   if gone then removed = removed + redis.call('SREM', KEYS[1], member) end
 end

@@ -1,16 +1,25 @@
--- set_jobs.lua: replaces a task's scheduler job ids (the "jobs" member, or "active_jobs"
--- in records of DMS versions that use that name).
+-- set_jobs.lua: replaces a task's scheduler job ids and stamps updated_at, in one atomic step.
+-- The list is the record's "jobs" member, or "active_jobs" in records of DMS versions that
+-- use that name; a record that has both gets the list in both, so that every reader sees it;
+-- a record that has neither gets the member named by ARGV[5].
 --
 -- KEYS[1] task:{id}            KEYS[2] task:{id}:metadata
 -- ARGV[1] ttl in seconds       ARGV[2] updated_at as a JSON string
 -- ARGV[3] 'record' to return the updated record, 'ack' to return ''
 -- ARGV[4] the job ids as a JSON array of strings
--- Returns {'0'} when the task does not exist, else {'1', record or ''}.
-local rec = load_record(KEYS[1], KEYS[2])
-if not rec then return {'0'} end
-local name = 'jobs'
-if not rec.m.jobs and rec.m.active_jobs then name = 'active_jobs' end
-set_member(rec, name, ARGV[4])
+-- ARGV[5] the member name for a record that has neither: 'jobs' or 'active_jobs'
+-- Returns {'missing'} when the task does not exist, else {'applied', record or ''}.
+local ttl_ms = checked_ttl(ARGV[1])
+if ARGV[5] ~= 'jobs' and ARGV[5] ~= 'active_jobs' then
+  fail('TSINVALID', 'jobs field', 'must be jobs or active_jobs')
+end
+local rec = read_record(KEYS[1])
+if not rec then return {'missing'} end
+local names = {}
+for _, name in ipairs({'jobs', 'active_jobs'}) do
+  if rec.by_name[name] then names[#names + 1] = name end
+end
+if #names == 0 then names[1] = ARGV[5] end
+for _, name in ipairs(names) do set_member(rec, name, ARGV[4]) end
 set_member(rec, 'updated_at', ARGV[2])
-commit(rec, tonumber(ARGV[1]))
-return reply(rec, ARGV[3])
+return applied(commit(rec, KEYS[2], ttl_ms), ARGV[3])

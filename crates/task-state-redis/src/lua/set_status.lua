@@ -7,21 +7,20 @@
 -- ARGV[4] the new status as a JSON string
 -- ARGV[5] allowed current statuses, space separated ('' allows any)
 -- ARGV[6..] log entries as JSON strings
--- Returns {'0'} when the task does not exist, {'2', current status} when the current status
--- is not allowed (nothing written), else {'1', record or ''}.
-local rec = load_record(KEYS[1], KEYS[2])
-if not rec then return {'0'} end
+-- Returns {'missing'} when the task does not exist, {'conflict', current status} when the
+-- current status is not allowed (nothing written), else {'applied', record or ''}.
+local ttl_ms = checked_ttl(ARGV[1])
+local rec = read_record(KEYS[1])
+if not rec then return {'missing'} end
 if ARGV[5] ~= '' then
-  local current = member_string(rec, 'status')
-  if not current then fail('TSDECODE', rec.key, 'no status') end
+  local current = rec.by_name.status.text
   local allowed = false
   for name in string.gmatch(ARGV[5], '%S+') do
     if name == current then allowed = true end
   end
-  if not allowed then return {'2', current} end
+  if not allowed then return {'conflict', current} end
 end
 set_member(rec, 'status', ARGV[4])
 set_member(rec, 'updated_at', ARGV[2])
-append_logs(rec, {unpack(ARGV, 6)})
-commit(rec, tonumber(ARGV[1]))
-return reply(rec, ARGV[3])
+append_entries(rec, argv_from(6))
+return applied(commit(rec, KEYS[2], ttl_ms), ARGV[3])

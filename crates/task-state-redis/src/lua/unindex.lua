@@ -8,17 +8,18 @@
 -- ARGV[4..] the ids to check
 -- Returns the number of ids removed.
 local kind, want_service, want_user = ARGV[1], ARGV[2], ARGV[3]
+read_checked('set', 'SCARD', KEYS[1])
 local removed = 0
 for i = 4, #ARGV do
   local id = ARGV[i]
-  local key = 'task:' .. id
+  local key = record_key(id)
   local t = redis.call('TYPE', key)['ok']
   local belongs = false
   if t == 'string' then
     if kind == 'tasks' then
       belongs = true
     else
-      local service, user_id = record_owner(key)
+      local service, user_id = record_owner(redis.call('GET', key))
       if service == nil or user_id == nil then
         belongs = true -- cannot tell: leave it
       elseif kind == 'service' then

@@ -1,0 +1,83 @@
+-- lib/edit.lua: edits of a record read by read_record. Each edit replaces the bytes from..to
+-- of the text (an insertion has to = from - 1) with JSON that the client encoded; the bytes
+-- outside the edits stay exactly as they were.
+
+local function edit(rec, from, to, json)
+  rec.edits[#rec.edits + 1] = {from, to, json, #rec.edits}
+end
+
+-- Inserts members (`"name":json`, comma separated) after the last member of the object whose
+-- members and opening brace are given.
+local function insert_members(rec, members, open, text)
+  local last = members[#members]
+  if last then
+    edit(rec, last.to + 1, last.to, ',' .. text)
+  else
+    edit(rec, open + 1, open, text)
+  end
+end
+
+-- Replaces the value of a top-level member (its last occurrence, the one the model reads), or
+-- adds the member at the end of the record.
+local function set_member(rec, name, json)
+  local m = rec.by_name[name]
+  if m then
+    edit(rec, m.from, m.to, json)
+  else
+    insert_members(rec, rec.members, rec.open, cjson.encode(name) .. ':' .. json)
+  end
+end
+
+-- Appends log entries (JSON strings) after the last element of the logs array, or writes a
+-- new array where logs is null or absent.
+local function append_entries(rec, entries)
+  if #entries == 0 then return end
+  local joined = table.concat(entries, ',')
+  local logs = rec.by_name.logs
+  if logs and logs.count then
+    if logs.last then
+      edit(rec, logs.last + 1, logs.last, ',' .. joined)
+    else
+      edit(rec, logs.from + 1, logs.from, joined)
+    end
+  else
+    set_member(rec, 'logs', '[' .. joined .. ']')
+  end
+end
+
+-- Sets pod_status and launcher_output (JSON strings; nil keeps a field) of the result,
+-- keeping its other members; a null or absent result becomes a whole new one.
+local function set_result(rec, pod_status, launcher_output)
+  local result = rec.by_name.result
+  local given = {{'pod_status', pod_status}, {'launcher_output', launcher_output}}
+  if not (result and result.fields) then
+    set_member(rec, 'result', '{"pod_status":' .. (pod_status or 'null') ..
+      ',"launcher_output":' .. (launcher_output or 'null') .. '}')
+    return
+  end
+  local added = {}
+  for _, f in ipairs(given) do
+    local name, json = f[1], f[2]
+    local field = result.by_name[name]
+    if json and field then
+      edit(rec, field.from, field.to, json)
+    elseif json then
+      added[#added + 1] = '"' .. name .. '":' .. json
+    end
+  end
+  if #added > 0 then insert_members(rec, result.fields, result.from, table.concat(added, ',')) end
+end
+
+-- The record's text with the edits applied.
+local function edited_text(rec)
+  local edits = rec.edits
+  table.sort(edits, function(x, y) return x[1] < y[1] or (x[1] == y[1] and x[4] < y[4]) end)
+  local out, pos, s = {}, 1, rec.s
+  for _, e in ipairs(edits) do
+    out[#out + 1] = sub(s, pos, e[1] - 1)
+    out[#out + 1] = e[3]
+    pos = e[2] + 1
+  end
+  out[#out + 1] = sub(s, pos)
+  return table.concat(out)
+end

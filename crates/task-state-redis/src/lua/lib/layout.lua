@@ -1,0 +1,61 @@
+-- lib/layout.lua: the key names of the layout (the same as task_state_core::layout) and the
+-- rule for TTLs: a write only ever extends a key's TTL, never shortens it.
+
+local TASK_PREFIX, METADATA_SUFFIX = 'task:', ':metadata'
+local TASK_INDEX = 'index:tasks'
+-- How long the metadata hash outlives the record, in milliseconds: long enough for the expiry
+-- cleanup to read which indexes hold the id.
+local METADATA_GRACE_MS = 60000
+-- The longest TTL a script accepts, in seconds (100 years of 365.25 days): Redis refuses
+-- expiry times that overflow, and a refusal half-way through a script would leave it half done.
+local MAX_TTL_SECONDS = 3155760000
+
+local function record_key(id) return TASK_PREFIX .. id end
+local function metadata_key(id) return TASK_PREFIX .. id .. METADATA_SUFFIX end
+
+-- The five index sets of a task of service and user_id, by name, each with the member the
+-- task puts there; ORDER lists the names in the order they are written.
+local INDEX_ORDER = {'tasks', 'service', 'service_users', 'service_user', 'user'}
+local function indexes_of(id, service, user_id)
+  local service_key = 'index:service:' .. service
+  return {
+    tasks = {key = TASK_INDEX, member = id},
+    service = {key = service_key, member = id},
+    service_users = {key = service_key .. ':users', member = user_id},
+    service_user = {key = service_key .. ':user:' .. user_id, member = id},
+    user = {key = 'index:user:' .. user_id, member = id},
+  }
+end
+
+-- The task id of a record key.
+local function task_id_of(key)
+  return sub(key, #TASK_PREFIX + 1)
+end
+
+-- ARGV's ttl in seconds, checked before anything is read or written.
+local function checked_ttl(text)
+  local ttl = tonumber(text)
+  if not ttl or ttl < 1 or ttl > MAX_TTL_SECONDS or ttl ~= math.floor(ttl) then
+    fail('TSINVALID', 'ttl', 'must be a whole number of seconds from 1 to ' .. MAX_TTL_SECONDS)
+  end
+  return ttl * 1000
+end
+
+-- What PTTL answers for a key, read before the script writes it: -2 (absent), -1 (no TTL) or
+-- the milliseconds left. A target of -1 means "never expires".
+local function longer_ttl(current, target)
+  if current == -1 or target == -1 then return -1 end
+  if current > target then return current end
+  return target
+end
+
+-- Gives key, which the script has just written, the TTL target unless that would shorten
+-- the TTL it had before (current, from PTTL before the write). A key the script created
+-- (current -2) has no TTL yet and gets target.
+local function extend_ttl(key, current, target)
+  if target == -1 then
+    if current >= 0 then redis.call('PERSIST', key) end
+  elseif current == -2 or (current >= 0 and current < target) then
+    redis.call('PEXPIRE', key, target)
+  end
+end
