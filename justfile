@@ -9,6 +9,12 @@ default:
 test:
     cargo test --workspace --all-features
 
+# A long campaign of the write path's property suite (crates/task-state-redis/tests/property.rs):
+# CASES generated records and operation sequences (100,000 by default) on Redis and in memory,
+# checked against the model. `just test` runs 256 of them.
+fuzz CASES="100000":
+    TASK_STATE_PROPTEST_CASES={{CASES}} cargo test --release -p task-state-redis --all-features --test property -- --nocapture
+
 # Formatting, clippy and rustdoc, each with warnings as errors.
 lint:
     cargo fmt --all --check

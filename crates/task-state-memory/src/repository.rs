@@ -294,6 +294,12 @@ impl TaskRepository for InMemoryTaskRepository {
     }
 
     async fn append_logs(&self, task_id: &str, messages: &[String]) -> Result<bool> {
+        if messages.is_empty() {
+            validate_task_id(task_id)?;
+            return Ok(self.with_store(|store, _| {
+                store.record(task_id).is_some_and(|json| !json.is_empty())
+            }));
+        }
         let appended = self.mutate(task_id, |record, now| {
             record.logs.extend(
                 messages

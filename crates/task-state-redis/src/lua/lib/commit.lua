@@ -87,6 +87,10 @@ end
 -- indexes; ttl_ms from checked_ttl. A task whose metadata names another owner than the
 -- record leaves that owner's indexes. Returns the new text.
 local function commit(rec, meta_key, ttl_ms)
+  -- The owner's names become keys: a record whose names could not be keys is not edited.
+  if not (valid_name(rec.service) and valid_name(rec.user_id)) then
+    fail('TSDECODE', rec.key, 'service or user_id cannot be part of a key')
+  end
   local id = task_id_of(rec.key)
   local meta = metadata_plan(meta_key)
   local move = move_plan(id, meta.service, meta.user_id, rec.service, rec.user_id)

@@ -111,8 +111,8 @@ end
 
 local RULES = {
   task_id = string_rule(nil),
-  service = string_rule(valid_name),
-  user_id = string_rule(valid_name),
+  service = string_rule(nil),
+  user_id = string_rule(nil),
   status = string_rule(function(v) return STATUSES[v] end),
   parameters = object_rule,
   jobs = string_array_rule,

@@ -1,0 +1,576 @@
+//! The write path, proved against the world: differential property tests.
+//!
+//! Each case stores a record written the way other tools write records (`support/world.rs`),
+//! then applies a random sequence of every mutation, interleaved with rewrites by another
+//! writer (same length or not, with or without KEEPTTL, the metadata hash left stale), on the
+//! Redis backend and on the memory backend, and checks each step against a reference model:
+//! serde_json decodes the record, the operation is applied to the decoded record.
+//!
+//! For every step:
+//! - both backends give the same outcome as the model: applied, missing, conflict, or a decode
+//!   error for a record the model cannot read, in which case nothing was written;
+//! - the stored text is valid JSON that decodes to the model's record;
+//! - members the operation does not touch keep their exact bytes, in order;
+//! - a record in the Python package's compact format stays byte-identical to its output;
+//! - the task is in its owner's five indexes, the metadata names that owner, and no TTL was
+//!   shortened: index and metadata TTLs cover the record's.
+//!
+//! `TASK_STATE_PROPTEST_CASES` sets the number of cases (256 by default; `just fuzz` runs a
+//! long campaign).
+
+mod common;
+#[path = "support/world.rs"]
+mod world;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use fred::prelude::{HashesInterface, KeysInterface, SetsInterface};
+use fred::types::Expiration;
+use proptest::prelude::*;
+use task_state_core::{
+    format_log_entry_at, layout, Error, ManualClock, TaskRecord, TaskRepository, TaskStatus,
+    TaskTime, Zone,
+};
+use task_state_memory::InMemoryTaskRepository;
+use task_state_redis::testing::{server_or_skip, RedisServer};
+use task_state_redis::RedisTaskRepository;
+use world::Rng;
+
+const TTL: u64 = 3600;
+
+struct Fixture {
+    _server: RedisServer,
+    redis: RedisTaskRepository,
+    memory: InMemoryTaskRepository,
+    clock: ManualClock,
+    zone: Zone,
+    runtime: tokio::runtime::Runtime,
+}
+
+static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+static CASE: AtomicUsize = AtomicUsize::new(0);
+
+fn fixture() -> Option<&'static Fixture> {
+    FIXTURE
+        .get_or_init(|| {
+            let server = server_or_skip()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let clock = common::clock();
+            let settings = task_state_redis::RedisRepositorySettings::builder()
+                .with_write_url(server.url())
+                .with_ttl_seconds(TTL)
+                .with_timezone("Asia/Seoul")
+                .with_command_timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let redis = runtime
+                .block_on(RedisTaskRepository::connect(settings))
+                .unwrap()
+                .with_clock(Arc::new(clock.clone()));
+            let zone = Zone::named("Asia/Seoul").unwrap();
+            let memory = InMemoryTaskRepository::builder()
+                .ttl(Duration::from_secs(TTL))
+                .zone(zone.clone())
+                .clock(Arc::new(clock.clone()))
+                .build();
+            Some(Fixture {
+                _server: server,
+                redis,
+                memory,
+                clock,
+                zone,
+                runtime,
+            })
+        })
+        .as_ref()
+}
+
+/// One step of a case.
+#[derive(Debug, Clone)]
+enum Step {
+    AppendLog(String),
+    AppendLogs(Vec<String>),
+    SetStatus(TaskStatus, Option<String>),
+    Transition(Vec<TaskStatus>, TaskStatus, Option<String>),
+    UpdateResult(Option<String>, Option<String>),
+    SetJobs(Vec<String>),
+    /// Saves the current record (as the model reads it) with a new status, and maybe a new
+    /// owner.
+    Resave(TaskStatus, bool),
+    /// Another writer stores a new record text; `keep_ttl`: with KEEPTTL, else EX; the
+    /// metadata hash is left as it was.
+    Rewrite {
+        text: String,
+        keep_ttl: bool,
+    },
+}
+
+fn status(rng: &mut Rng) -> TaskStatus {
+    rng.pick(&TaskStatus::ALL)
+}
+
+fn message(rng: &mut Rng) -> String {
+    let m = world::text(rng, 6);
+    if m.is_empty() {
+        "x".to_owned()
+    } else {
+        m
+    }
+}
+
+fn steps(rng: &mut Rng, id: &str, service: &str, user: &str, current_len: usize) -> Vec<Step> {
+    let mut out = Vec::new();
+    for _ in 0..1 + rng.below(6) {
+        let step = match rng.below(10) {
+            0 => Step::AppendLog(message(rng)),
+            1 => Step::AppendLogs((0..rng.below(4)).map(|_| message(rng)).collect()),
+            2 => Step::SetStatus(status(rng), rng.one_in(2).then(|| message(rng))),
+            3 => {
+                let mut from: Vec<TaskStatus> = TaskStatus::ALL
+                    .into_iter()
+                    .filter(|_| rng.one_in(2))
+                    .collect();
+                if from.is_empty() {
+                    from.push(status(rng));
+                }
+                Step::Transition(from, status(rng), rng.one_in(2).then(|| message(rng)))
+            }
+            4 => Step::UpdateResult(
+                rng.one_in(2).then(|| world::text(rng, 6)),
+                rng.one_in(2).then(|| world::text(rng, 6)),
+            ),
+            5 => Step::SetJobs((0..rng.below(3)).map(|_| message(rng)).collect()),
+            6 => Step::Resave(status(rng), rng.one_in(3)),
+            7 | 8 => {
+                let mut text = world::record(rng, id, service, user, true);
+                if rng.one_in(2) && text.len() + 9 <= current_len {
+                    // The same length as before: the case a remembered position would miss.
+                    let pad = current_len - text.len();
+                    if let Some(close) = text.rfind('}') {
+                        text.insert_str(close, &format!(",\"pad\":\"{}\"", "p".repeat(pad - 9)));
+                    }
+                }
+                Step::Rewrite {
+                    text,
+                    keep_ttl: rng.one_in(2),
+                }
+            }
+            _ => Step::AppendLogs(vec![message(rng), message(rng)]),
+        };
+        out.push(step);
+    }
+    out
+}
+
+/// What an operation did, comparable across backends and the model.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    /// Applied (or a read that changed nothing), with the record it returned, if any.
+    Ok(Option<Box<TaskRecord>>),
+    Missing,
+    Conflict(TaskStatus),
+    Decode,
+    Other(String),
+}
+
+fn outcome_of(result: task_state_core::Result<Option<TaskRecord>>) -> Outcome {
+    match result {
+        Ok(Some(record)) => Outcome::Ok(Some(Box::new(record))),
+        Ok(None) => Outcome::Missing,
+        Err(Error::Conflict { current, .. }) => Outcome::Conflict(current),
+        Err(Error::Decode { .. }) => Outcome::Decode,
+        Err(other) => Outcome::Other(other.to_string()),
+    }
+}
+
+/// The members of a JSON object text, in order, with their values' exact bytes.
+fn raw_members(text: &str) -> Vec<(String, String)> {
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value: Box<serde_json::value::RawValue> = map.next_value()?;
+                out.push((key, value.get().to_owned()));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(Members).expect("an object")
+}
+
+/// The reference: what `step` does to the stored text, by the model.
+fn expected(text: &str, step: &Step, now: TaskTime, key: &str) -> (Outcome, Option<TaskRecord>) {
+    if matches!(step, Step::AppendLogs(ms) if ms.is_empty()) {
+        return (Outcome::Ok(None), None);
+    }
+    let record = match TaskRecord::from_json_at(key, text.as_bytes()) {
+        Ok(record) => record,
+        Err(_) => return (Outcome::Decode, None),
+    };
+    let names_ok = task_state_core::validate_name("service", &record.service).is_ok()
+        && task_state_core::validate_name("user id", &record.user_id).is_ok();
+    let mut next = record.clone();
+    let entry = |m: &str| format_log_entry_at(m, now);
+    match step {
+        Step::AppendLog(m) => {
+            next.logs.push(entry(m));
+        }
+        Step::AppendLogs(ms) => {
+            next.logs.extend(ms.iter().map(|m| entry(m)));
+        }
+        Step::SetStatus(s, m) => {
+            next.status = *s;
+            next.logs.extend(m.as_deref().map(entry));
+        }
+        Step::Transition(from, to, m) => {
+            if !from.contains(&record.status) {
+                return (Outcome::Conflict(record.status), None);
+            }
+            next.status = *to;
+            next.logs.extend(m.as_deref().map(entry));
+        }
+        Step::UpdateResult(p, l) => {
+            if p.is_none() && l.is_none() {
+                return (Outcome::Ok(Some(Box::new(record))), None);
+            }
+            if let Some(p) = p {
+                next.result.pod_status = Some(p.clone());
+            }
+            if let Some(l) = l {
+                next.result.launcher_output = Some(l.clone());
+            }
+        }
+        Step::SetJobs(jobs) => {
+            next.jobs = jobs.clone();
+        }
+        Step::Resave(..) | Step::Rewrite { .. } => unreachable!("not a mutation"),
+    };
+    if !names_ok {
+        return (Outcome::Decode, None);
+    }
+    next.updated_at = now;
+    let returned = match step {
+        Step::AppendLogs(_) => None,
+        _ => Some(Box::new(next.clone())),
+    };
+    (Outcome::Ok(returned), Some(next))
+}
+
+async fn redis_step(repo: &RedisTaskRepository, id: &str, step: &Step) -> Outcome {
+    match step {
+        Step::AppendLog(m) => outcome_of(repo.append_log(id, m).await),
+        Step::AppendLogs(ms) => match repo.append_logs(id, ms).await {
+            Ok(true) => Outcome::Ok(None),
+            Ok(false) => Outcome::Missing,
+            Err(e) => outcome_of(Err(e)),
+        },
+        Step::SetStatus(s, m) => outcome_of(repo.set_status(id, *s, m.as_deref()).await),
+        Step::Transition(f, t, m) => outcome_of(repo.transition(id, f, *t, m.as_deref()).await),
+        Step::UpdateResult(p, l) => {
+            outcome_of(repo.update_result(id, p.as_deref(), l.as_deref()).await)
+        }
+        Step::SetJobs(j) => outcome_of(repo.set_jobs(id, j).await),
+        _ => unreachable!(),
+    }
+}
+
+async fn memory_step(repo: &InMemoryTaskRepository, id: &str, step: &Step) -> Outcome {
+    match step {
+        Step::AppendLog(m) => outcome_of(repo.append_log(id, m).await),
+        Step::AppendLogs(ms) => match repo.append_logs(id, ms).await {
+            Ok(true) => Outcome::Ok(None),
+            Ok(false) => Outcome::Missing,
+            Err(e) => outcome_of(Err(e)),
+        },
+        Step::SetStatus(s, m) => outcome_of(repo.set_status(id, *s, m.as_deref()).await),
+        Step::Transition(f, t, m) => outcome_of(repo.transition(id, f, *t, m.as_deref()).await),
+        Step::UpdateResult(p, l) => {
+            outcome_of(repo.update_result(id, p.as_deref(), l.as_deref()).await)
+        }
+        Step::SetJobs(j) => outcome_of(repo.set_jobs(id, j).await),
+        _ => unreachable!(),
+    }
+}
+
+/// The keys of one task as they stand: record text, metadata owner, and the PTTLs.
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    text: Option<String>,
+    metadata: Vec<(String, String)>,
+    record_pttl: i64,
+    metadata_pttl: i64,
+}
+
+async fn snapshot(repo: &RedisTaskRepository, id: &str) -> Snapshot {
+    let client = repo.writer().next();
+    let text: Option<String> = client.get(layout::record_key(id)).await.unwrap();
+    let mut metadata: Vec<(String, String)> = client
+        .hgetall::<std::collections::HashMap<String, String>, _>(layout::metadata_key(id))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    metadata.sort();
+    Snapshot {
+        text,
+        metadata,
+        record_pttl: client.pttl(layout::record_key(id)).await.unwrap(),
+        metadata_pttl: client.pttl(layout::metadata_key(id)).await.unwrap(),
+    }
+}
+
+/// The task is in the five indexes of the owner its record names, the metadata names that
+/// owner, and every index and the metadata outlive the record.
+async fn assert_indexed(repo: &RedisTaskRepository, id: &str, record: &TaskRecord, context: &str) {
+    let client = repo.writer().next();
+    let indexes = layout::TaskIndexes::of(&record.service, &record.user_id);
+    let record_pttl: i64 = client.pttl(layout::record_key(id)).await.unwrap();
+    for (key, member) in [
+        (&indexes.tasks, id),
+        (&indexes.service, id),
+        (&indexes.service_users, record.user_id.as_str()),
+        (&indexes.service_user, id),
+        (&indexes.user, id),
+    ] {
+        let is_member: bool = client.sismember(key, member).await.unwrap();
+        assert!(is_member, "{context}: {member} not in {key}");
+        let pttl: i64 = client.pttl(key).await.unwrap();
+        assert!(
+            pttl == -1 || (record_pttl != -1 && pttl + 50 >= record_pttl),
+            "{context}: {key} expires in {pttl} ms, before its record ({record_pttl} ms)"
+        );
+    }
+    let owner: Vec<Option<String>> = client
+        .hmget(layout::metadata_key(id), vec!["service", "user_id"])
+        .await
+        .unwrap();
+    assert_eq!(
+        owner,
+        [Some(record.service.clone()), Some(record.user_id.clone())],
+        "{context}: metadata"
+    );
+    let metadata_pttl: i64 = client.pttl(layout::metadata_key(id)).await.unwrap();
+    assert!(
+        metadata_pttl == -1 || metadata_pttl + 50 >= record_pttl + 60_000,
+        "{context}: metadata expires in {metadata_pttl} ms, record in {record_pttl} ms"
+    );
+}
+
+fn is_python_compact(text: &str) -> bool {
+    TaskRecord::from_json(text).is_ok_and(|r| r.to_json() == text)
+}
+
+/// The members an operation may change.
+fn touched(step: &Step) -> &'static [&'static str] {
+    match step {
+        Step::AppendLog(_) | Step::AppendLogs(_) => &["updated_at", "logs"],
+        Step::SetStatus(..) | Step::Transition(..) => &["status", "updated_at", "logs"],
+        Step::UpdateResult(..) => &["result", "updated_at"],
+        Step::SetJobs(_) => &["jobs", "active_jobs", "updated_at"],
+        _ => &[],
+    }
+}
+
+fn untouched_members(text: &str, step: &Step) -> Vec<(String, String)> {
+    let skip = touched(step);
+    raw_members(text)
+        .into_iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .collect()
+}
+
+async fn run_case(f: &Fixture, seed: u64) {
+    let case = CASE.fetch_add(1, Ordering::Relaxed);
+    let mut rng = Rng::new(seed);
+    let id = format!("p{case}");
+    let service = format!("svc{}", case % 7);
+    let user = format!("user{}", rng.below(3));
+    let first = world::record(&mut rng, &id, &service, &user, true);
+    let client = f.redis.writer().next();
+
+    // The first record, as another tool stored it (with its metadata and indexes, as a
+    // save by that tool would leave them).
+    let plan = steps(&mut rng, &id, &service, &user, first.len());
+    let mut trail = vec![format!("seed {seed}: first record {first:?}")];
+    store_foreign(f, &id, &service, &user, &first).await;
+
+    for step in plan {
+        trail.push(format!("{step:?}"));
+        let context = trail.join("\n  then ");
+        f.clock.advance(Duration::from_millis(1 + (seed % 5)));
+        let now = TaskTime::now(&f.clock, &f.zone);
+        let before = snapshot(&f.redis, &id).await;
+        match &step {
+            Step::Rewrite { text, keep_ttl } => {
+                let expiration = if *keep_ttl {
+                    Some(Expiration::KEEPTTL)
+                } else {
+                    Some(Expiration::EX(TTL as i64))
+                };
+                let _: () = client
+                    .set(
+                        layout::record_key(&id),
+                        text.as_str(),
+                        expiration,
+                        None,
+                        false,
+                    )
+                    .await
+                    .unwrap();
+                let owner = TaskRecord::from_json(text).ok();
+                let (s, u) = owner
+                    .as_ref()
+                    .filter(|r| {
+                        task_state_core::validate_name("s", &r.service).is_ok()
+                            && task_state_core::validate_name("u", &r.user_id).is_ok()
+                    })
+                    .map_or((service.as_str(), user.as_str()), |r| {
+                        (r.service.as_str(), r.user_id.as_str())
+                    });
+                f.memory.insert_raw(&id, s, u, text).unwrap();
+                continue;
+            }
+            Step::Resave(status, move_owner) => {
+                let current = f.redis.get(&id).await;
+                let Ok(Some(mut record)) = current else {
+                    continue;
+                };
+                if task_state_core::validate_record(&record).is_err() {
+                    continue;
+                }
+                record.status = *status;
+                if *move_owner {
+                    record.user_id = format!("user{}", rng.below(3));
+                }
+                let saved = f.redis.save(record.clone()).await.unwrap();
+                let saved_memory = f.memory.save(record.clone()).await.unwrap();
+                assert_eq!(saved, saved_memory, "{context}");
+                let after = snapshot(&f.redis, &id).await;
+                assert_eq!(
+                    after.text.as_deref(),
+                    Some(saved.to_json().as_str()),
+                    "{context}"
+                );
+                assert!(
+                    after.record_pttl + 50 >= before.record_pttl,
+                    "{context}: TTL shortened"
+                );
+                assert_indexed(&f.redis, &id, &saved, &context).await;
+                continue;
+            }
+            _ => {}
+        }
+        let text = before.text.clone().unwrap_or_default();
+        let (want, want_record) = expected(&text, &step, now, &layout::record_key(&id));
+        let got = redis_step(&f.redis, &id, &step).await;
+        let got_memory = memory_step(&f.memory, &id, &step).await;
+        assert_eq!(got, want, "redis, {context}");
+        assert_eq!(got_memory, want, "memory, {context}");
+        let after = snapshot(&f.redis, &id).await;
+        let Some(want_record) = want_record else {
+            // Refused, a conflict, or nothing to write: nothing changed.
+            assert_eq!(after.text, before.text, "{context}: the record changed");
+            assert_eq!(
+                after.metadata, before.metadata,
+                "{context}: the metadata changed"
+            );
+            continue;
+        };
+        let stored = after.text.clone().expect("the record is there");
+        let decoded = TaskRecord::from_json(&stored)
+            .unwrap_or_else(|e| panic!("{context}: stored text does not decode: {e}\n{stored}"));
+        assert_eq!(decoded, want_record, "{context}: stored record");
+        assert_eq!(
+            untouched_members(&stored, &step),
+            untouched_members(&text, &step),
+            "{context}: members the operation does not touch changed"
+        );
+        if is_python_compact(&text) {
+            assert_eq!(stored, want_record.to_json(), "{context}: Python's bytes");
+        }
+        let memory_text = f
+            .memory
+            .get(&id)
+            .await
+            .unwrap()
+            .expect("memory has the record");
+        assert_eq!(memory_text, want_record, "{context}: memory record");
+        assert!(
+            before.record_pttl == -2 || after.record_pttl + 50 >= before.record_pttl,
+            "{context}: the record's TTL was shortened"
+        );
+        assert_indexed(&f.redis, &id, &want_record, &context).await;
+    }
+}
+
+/// Stores `text` as another tool would: the record, the metadata, the five indexes.
+async fn store_foreign(f: &Fixture, id: &str, service: &str, user: &str, text: &str) {
+    let client = f.redis.writer().next();
+    let _: () = client
+        .set(
+            layout::record_key(id),
+            text,
+            Some(Expiration::EX(TTL as i64)),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    let _: () = client
+        .hset(
+            layout::metadata_key(id),
+            vec![("service", service), ("user_id", user)],
+        )
+        .await
+        .unwrap();
+    let _: () = client
+        .expire(layout::metadata_key(id), TTL as i64 + 60, None)
+        .await
+        .unwrap();
+    let indexes = layout::TaskIndexes::of(service, user);
+    for (key, member) in [
+        (&indexes.tasks, id),
+        (&indexes.service, id),
+        (&indexes.service_users, user),
+        (&indexes.service_user, id),
+        (&indexes.user, id),
+    ] {
+        let _: () = client.sadd(key, member).await.unwrap();
+        let _: () = client.expire(key, TTL as i64, None).await.unwrap();
+    }
+    f.memory.insert_raw(id, service, user, text).unwrap();
+}
+
+fn cases() -> u32 {
+    std::env::var("TASK_STATE_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_mutation_agrees_with_the_model_on_records_of_the_world(seed in any::<u64>()) {
+        let Some(f) = fixture() else { return Ok(()) };
+        f.runtime.block_on(run_case(f, seed));
+    }
+}
