@@ -31,6 +31,8 @@ macro_rules! lib {
             "\n",
             include_str!("lua/lib/scanner.lua"),
             "\n",
+            include_str!("lua/lib/hint.lua"),
+            "\n",
             include_str!("lua/lib/model.lua"),
             "\n",
             include_str!("lua/lib/layout.lua"),

@@ -15,7 +15,14 @@ const PYTHON: &str = r#"{"task_id":"1","service":"render","user_id":"bob","statu
 
 fn plant(server: &task_state_redis::testing::RedisServer, id: &str, json: &str) {
     server.cli(&["SET", &format!("task:{id}"), json, "EX", "3600"]);
-    server.cli(&["HSET", &format!("task:{id}:metadata"), "service", "render", "user_id", "bob"]);
+    server.cli(&[
+        "HSET",
+        &format!("task:{id}:metadata"),
+        "service",
+        "render",
+        "user_id",
+        "bob",
+    ]);
 }
 
 /// Defect 1: white space inside an empty logs array used to give `[ ,"<entry>"]`.
@@ -24,9 +31,14 @@ async fn white_space_in_empty_arrays_gives_valid_json() {
     let Some((server, repo)) = fresh().await else {
         return;
     };
-    for (i, logs) in [r#""logs":[ ]"#, "\"logs\":[\n]", r#""logs" : [ ]"#, "\"logs\":[\t\r\n ]"]
-        .into_iter()
-        .enumerate()
+    for (i, logs) in [
+        r#""logs":[ ]"#,
+        "\"logs\":[\n]",
+        r#""logs" : [ ]"#,
+        "\"logs\":[\t\r\n ]",
+    ]
+    .into_iter()
+    .enumerate()
     {
         let id = format!("{}", i + 1);
         let json = PYTHON
@@ -37,7 +49,10 @@ async fn white_space_in_empty_arrays_gives_valid_json() {
         assert_eq!(record.logs.len(), 1, "{logs}");
         let stored = server.cli(&["GET", &format!("task:{id}")]);
         let value: serde_json::Value = serde_json::from_str(&stored).expect("valid JSON");
-        assert!(value["logs"][0].as_str().unwrap().ends_with(",first"), "{stored}");
+        assert!(
+            value["logs"][0].as_str().unwrap().ends_with(",first"),
+            "{stored}"
+        );
     }
 }
 
@@ -51,7 +66,10 @@ async fn an_array_ending_where_the_logs_ended_does_not_take_the_entry() {
     repo.save(TaskRecord::new("1", "render", "bob", TaskStatus::Running))
         .await
         .unwrap();
-    let messages = ["first message, long enough to be cut", "second message, long enough too"];
+    let messages = [
+        "first message, long enough to be cut",
+        "second message, long enough too",
+    ];
     for message in messages {
         repo.append_log("1", message).await.unwrap();
     }
@@ -104,7 +122,10 @@ async fn a_short_ttl_writer_never_shortens_a_ttl() {
         .save(TaskRecord::new("2", "render", "bob", TaskStatus::Running))
         .await
         .unwrap();
-    short.append_log("1", "from the short writer").await.unwrap();
+    short
+        .append_log("1", "from the short writer")
+        .await
+        .unwrap();
     let pttl = |key: &str| server.cli(&["PTTL", key]).parse::<i64>().unwrap();
     let day = 86_400_000;
     for key in [
@@ -115,7 +136,11 @@ async fn a_short_ttl_writer_never_shortens_a_ttl() {
         "index:service:render:user:bob",
         "index:user:bob",
     ] {
-        assert!(pttl(key) > 80 * day, "{key} was shortened to {} ms", pttl(key));
+        assert!(
+            pttl(key) > 80 * day,
+            "{key} was shortened to {} ms",
+            pttl(key)
+        );
     }
     assert!(pttl("task:1:metadata") > pttl("task:1"));
     assert!(pttl("task:2") <= 2000);
@@ -124,7 +149,10 @@ async fn a_short_ttl_writer_never_shortens_a_ttl() {
     assert_eq!(server.cli(&["EXISTS", "task:2"]), "0");
     let ids = long.list_ids(&task_state_core::Scope::All).await.unwrap();
     assert!(ids.contains(&"1".to_owned()), "{ids:?}");
-    let listed = long.list(&task_state_core::Scope::Service("render".into())).await.unwrap();
+    let listed = long
+        .list(&task_state_core::Scope::Service("render".into()))
+        .await
+        .unwrap();
     assert_eq!(listed.records.len(), 1);
     let users = long.list_users_by_service("render").await.unwrap();
     assert_eq!(users, ["bob"]);
@@ -155,7 +183,9 @@ async fn a_record_the_model_cannot_decode_is_never_changed() {
         let results = [
             repo.append_log("1", "x").await.map(|_| ()),
             repo.append_logs("1", &["x".to_owned()]).await.map(|_| ()),
-            repo.set_status("1", TaskStatus::Failed, Some("x")).await.map(|_| ()),
+            repo.set_status("1", TaskStatus::Failed, Some("x"))
+                .await
+                .map(|_| ()),
             repo.transition("1", &[TaskStatus::Running], TaskStatus::Failed, None)
                 .await
                 .map(|_| ()),
@@ -188,8 +218,7 @@ async fn jobs_and_active_jobs_together_stay_one_list() {
         .unwrap();
     assert_eq!(record.jobs, ["slurm-7"]);
     assert_eq!(repo.get("1").await.unwrap().unwrap().jobs, ["slurm-7"]);
-    let stored: serde_json::Value =
-        serde_json::from_str(&server.cli(&["GET", "task:1"])).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&server.cli(&["GET", "task:1"])).unwrap();
     assert_eq!(stored["jobs"], serde_json::json!(["slurm-7"]));
     assert_eq!(stored["active_jobs"], serde_json::json!(["slurm-7"]));
 }

@@ -381,13 +381,22 @@ async fn no_remembered_position_is_trusted_after_another_writer() {
     for _ in 0..4 {
         assert!(repo.append_logs("1", &batch).await.unwrap());
     }
-    // Older versions remembered where the logs ended in the metadata hash; this one
-    // remembers nothing and drops that field.
+    // Older versions remembered where the logs ended without a digest; such a hint is never
+    // trusted, and is replaced by one with a SHA1 over the record.
     server.cli(&["HSET", "task:1:metadata", "layout", "99,98,20,40"]);
     repo.append_logs("1", &["more".to_owned()]).await.unwrap();
-    assert_eq!(server.cli(&["HEXISTS", "task:1:metadata", "layout"]), "0");
+    let hint = server.cli(&["HGET", "task:1:metadata", "layout"]);
+    assert!(
+        hint.starts_with("v2\x1f") || hint.starts_with("v2\u{1f}"),
+        "{hint:?}"
+    );
+    // A hint that another writer changed is not trusted either.
+    let forged = format!("{}\u{1f}eve", hint.strip_suffix("\u{1f}u").unwrap());
+    server.cli(&["HSET", "task:1:metadata", "layout", &forged]);
+    repo.append_logs("1", &["more".to_owned()]).await.unwrap();
+    assert_eq!(server.cli(&["EXISTS", "index:user:eve"]), "0");
     let record = repo.get("1").await.unwrap().unwrap();
-    assert_eq!(record.logs.len(), 2001);
+    assert_eq!(record.logs.len(), 2002);
 
     // Another writer stores a record of the same length whose last member before the tail
     // is an array that ends where the logs ended.
@@ -404,7 +413,7 @@ async fn no_remembered_position_is_trusted_after_another_writer() {
     server.cli(&["SET", "task:1", &other_json, "KEEPTTL"]);
     repo.append_logs("1", &["after".to_owned()]).await.unwrap();
     let record = repo.get("1").await.unwrap().unwrap();
-    assert_eq!(record.logs.len(), 2001);
+    assert_eq!(record.logs.len(), 2002);
     assert!(record.logs.last().unwrap().ends_with(",after"));
     assert!(record.parameters.contains_key("pad"));
 }

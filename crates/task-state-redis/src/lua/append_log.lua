@@ -1,4 +1,5 @@
--- append_log.lua: appends log entries to a task and stamps updated_at, in one atomic step.
+-- append_log.lua: appends log entries to a task and stamps updated_at, in one atomic step. A
+-- record this project wrote last (its layout hint trusted) is not scanned.
 --
 -- KEYS[1] task:{id}            KEYS[2] task:{id}:metadata
 -- ARGV[1] ttl in seconds       ARGV[2] updated_at as a JSON string
@@ -6,8 +7,13 @@
 -- ARGV[4..] log entries as JSON strings
 -- Returns {'missing'} when the task does not exist, else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
-local rec = read_record(KEYS[1])
-if not rec then return {'missing'} end
-set_member(rec, 'updated_at', ARGV[2])
-append_entries(rec, argv_from(4))
-return applied(commit(rec, KEYS[2], ttl_ms), ARGV[3])
+local meta = metadata_plan(KEYS[2])
+local entries = argv_from(4)
+local rec, text = quick_append(KEYS[1], meta, ARGV[2], entries)
+if not rec then
+  rec = read_record(KEYS[1], meta.layout, text or false)
+  if not rec then return {'missing'} end
+  set_member(rec, 'updated_at', ARGV[2])
+  append_entries(rec, entries)
+end
+return applied(commit(rec, meta, ttl_ms), ARGV[3])

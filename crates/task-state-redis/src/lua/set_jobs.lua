@@ -13,7 +13,8 @@ local ttl_ms = checked_ttl(ARGV[1])
 if ARGV[5] ~= 'jobs' and ARGV[5] ~= 'active_jobs' then
   fail('TSINVALID', 'jobs field', 'must be jobs or active_jobs')
 end
-local rec = read_record(KEYS[1])
+local meta = metadata_plan(KEYS[2])
+local rec = read_record(KEYS[1], meta.layout)
 if not rec then return {'missing'} end
 local names = {}
 for _, name in ipairs({'jobs', 'active_jobs'}) do
@@ -22,4 +23,4 @@ end
 if #names == 0 then names[1] = ARGV[5] end
 for _, name in ipairs(names) do set_member(rec, name, ARGV[4]) end
 set_member(rec, 'updated_at', ARGV[2])
-return applied(commit(rec, KEYS[2], ttl_ms), ARGV[3])
+return applied(commit(rec, meta, ttl_ms), ARGV[3])

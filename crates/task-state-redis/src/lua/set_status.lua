@@ -10,7 +10,8 @@
 -- Returns {'missing'} when the task does not exist, {'conflict', current status} when the
 -- current status is not allowed (nothing written), else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
-local rec = read_record(KEYS[1])
+local meta = metadata_plan(KEYS[2])
+local rec = read_record(KEYS[1], meta.layout)
 if not rec then return {'missing'} end
 if ARGV[5] ~= '' then
   local current = rec.by_name.status.text
@@ -23,4 +24,4 @@ end
 set_member(rec, 'status', ARGV[4])
 set_member(rec, 'updated_at', ARGV[2])
 append_entries(rec, argv_from(6))
-return applied(commit(rec, KEYS[2], ttl_ms), ARGV[3])
+return applied(commit(rec, meta, ttl_ms), ARGV[3])

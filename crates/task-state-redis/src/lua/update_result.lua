@@ -8,7 +8,8 @@
 -- ARGV[5] launcher_output as a JSON string, or '' to keep it
 -- Returns {'missing'} when the task does not exist, else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
-local rec = read_record(KEYS[1])
+local meta = metadata_plan(KEYS[2])
+local rec = read_record(KEYS[1], meta.layout)
 if not rec then return {'missing'} end
 local function given(v)
   if v == '' then return nil end
@@ -16,4 +17,4 @@ local function given(v)
 end
 set_result(rec, given(ARGV[4]), given(ARGV[5]))
 set_member(rec, 'updated_at', ARGV[2])
-return applied(commit(rec, KEYS[2], ttl_ms), ARGV[3])
+return applied(commit(rec, meta, ttl_ms), ARGV[3])

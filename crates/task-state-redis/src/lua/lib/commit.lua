@@ -18,15 +18,6 @@ local function index_plan(id, service, user_id)
   return indexes
 end
 
--- The metadata hash: its service, user_id and (from older versions) layout fields, and PTTL.
-local function metadata_plan(key)
-  local fields = read_checked('hash', 'HMGET', key, 'service', 'user_id', 'layout')
-  return {
-    key = key, service = fields[1] or nil, user_id = fields[2] or nil,
-    layout = fields[3] or nil, pttl = redis.call('PTTL', key),
-  }
-end
-
 -- What leaving the indexes of an old owner takes, when a task moves from (old_service,
 -- old_user) to (service, user_id); nil when it does not move.
 local function move_plan(id, old_service, old_user, service, user_id)
@@ -71,28 +62,62 @@ local function write_move(move)
   end
 end
 
--- Writes the owner into the metadata hash where it differs, drops the layout field older
--- versions kept there, and lets the hash outlive the record by the grace period.
-local function write_metadata(meta, service, user_id, ttl)
+-- Writes the owner into the metadata hash where it differs, and the layout hint (or drops a
+-- hint that no longer holds), and lets the hash outlive the record by the grace period.
+local function write_metadata(meta, service, user_id, ttl, layout)
   if meta.service ~= service or meta.user_id ~= user_id then
     redis.call('HSET', meta.key, 'service', service, 'user_id', user_id)
   end
-  if meta.layout then redis.call('HDEL', meta.key, 'layout') end
+  if layout then
+    redis.call('HSET', meta.key, 'layout', layout)
+  elseif meta.layout then
+    redis.call('HDEL', meta.key, 'layout')
+  end
   local target = -1
   if ttl ~= -1 then target = ttl + METADATA_GRACE_MS end
   extend_ttl(meta.key, meta.pttl, target)
 end
 
--- Writes an edited record (read_record, then edits) with its metadata (at meta_key) and
--- indexes; ttl_ms from checked_ttl. A task whose metadata names another owner than the
--- record leaves that owner's indexes. Returns the new text.
-local function commit(rec, meta_key, ttl_ms)
+-- Where byte p of the record (outside every edited range) stands after the edits.
+local function position_after(rec, p)
+  local shift = 0
+  for _, e in ipairs(rec.edits) do
+    if e[1] <= p and e[2] < p then shift = shift + #e[3] - (e[2] - e[1] + 1) end
+  end
+  return p + shift
+end
+
+-- The layout hint for the edited text: where updated_at's new value and the last log entry
+-- stand. nil where the edits do not say (no updated_at or no log entry before the edit).
+local function next_hint(rec, text)
+  local u_from, u_to, last
+  if rec.hint then
+    u_from, u_to, last = rec.hint.u_from, rec.hint.u_to, rec.hint.last
+  else
+    local u, logs = rec.by_name.updated_at, rec.by_name.logs
+    if not (u and logs and logs.last) then return nil end
+    u_from, u_to, last = u.from, u.to, logs.last
+  end
+  local stamp, appended = nil, 0
+  for _, e in ipairs(rec.edits) do
+    if e[1] == u_from and e[2] == u_to then stamp = e[3] end
+    if e[1] == last + 1 and e[2] == last then appended = #e[3] end
+  end
+  if not stamp then return nil end
+  local new_u = position_after(rec, u_from)
+  return hint_for(text, new_u, new_u + #stamp - 1, position_after(rec, last) + appended,
+    rec.service, rec.user_id)
+end
+
+-- Writes an edited record (read_record or quick_append, then edits) with its metadata (meta,
+-- from metadata_plan) and indexes; ttl_ms from checked_ttl. A task whose metadata names
+-- another owner than the record leaves that owner's indexes. Returns the new text.
+local function commit(rec, meta, ttl_ms)
   -- The owner's names become keys: a record whose names could not be keys is not edited.
   if not (valid_name(rec.service) and valid_name(rec.user_id)) then
     fail('TSDECODE', rec.key, 'service or user_id cannot be part of a key')
   end
   local id = task_id_of(rec.key)
-  local meta = metadata_plan(meta_key)
   local move = move_plan(id, meta.service, meta.user_id, rec.service, rec.user_id)
   local indexes = index_plan(id, rec.service, rec.user_id)
   local ttl = longer_ttl(redis.call('PTTL', rec.key), ttl_ms)
@@ -100,7 +125,7 @@ local function commit(rec, meta_key, ttl_ms)
   write_record(rec.key, text, ttl)
   write_indexes(indexes, ttl)
   write_move(move)
-  write_metadata(meta, rec.service, rec.user_id, ttl)
+  write_metadata(meta, rec.service, rec.user_id, ttl, next_hint(rec, text))
   return text
 end
 

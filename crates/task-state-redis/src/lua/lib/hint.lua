@@ -1,0 +1,45 @@
+-- lib/hint.lua: the layout hint, and the metadata hash that keeps it.
+--
+-- After each edit, the metadata hash remembers (field "layout") where updated_at's value and
+-- the last log entry stand in the record as that edit left it, with the record's owner and a
+-- SHA1 over the record and all of that. A later script trusts the hint only when the SHA1
+-- matches the record it reads: then the record is byte for byte the one a script checked and
+-- wrote, so the text checks (the costly part of a scan) and, for a log append, the scan itself
+-- can be skipped. A record another writer changed in any byte, or a hint another writer
+-- touched, fails the SHA1 and is scanned and checked whole. Older versions kept a hint
+-- without a SHA1 ("<length>,<position>..."), which is never trusted.
+
+local HINT_SEP = '\031'
+
+-- The hint for text s: updated_at's value at u_from..u_to, the last log entry ending at last.
+local function hint_for(s, u_from, u_to, last, service, user_id)
+  local rest = table.concat({u_from, u_to, last, service, user_id}, HINT_SEP)
+  return 'v2' .. HINT_SEP .. redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) .. HINT_SEP .. rest
+end
+
+-- The hint, as {u_from, u_to, last, service, user_id}, when it is one of this version's and
+-- its SHA1 matches text s; else nil.
+local function trusted_hint(s, hint)
+  if not hint then return nil end
+  local digest, rest = match(hint, '^v2\031(%x+)\031(.*)$')
+  if not digest or redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) ~= digest then
+    return nil
+  end
+  local u_from, u_to, last, service, user_id =
+    match(rest, '^(%d+)\031(%d+)\031(%d+)\031([^\031]*)\031([^\031]*)$')
+  if not u_from then return nil end
+  return {
+    u_from = tonumber(u_from), u_to = tonumber(u_to), last = tonumber(last),
+    service = service, user_id = user_id,
+  }
+end
+
+-- The metadata hash at key: its service, user_id and layout fields, and its PTTL. Read (and
+-- its type checked) before anything is written.
+local function metadata_plan(key)
+  local fields = read_checked('hash', 'HMGET', key, 'service', 'user_id', 'layout')
+  return {
+    key = key, service = fields[1] or nil, user_id = fields[2] or nil,
+    layout = fields[3] or nil, pttl = redis.call('PTTL', key),
+  }
+end
