@@ -1530,3 +1530,39 @@ async fn assert_absent_from(
         );
     }
 }
+
+/// Records made with [`TaskRecord::new`] (or read without a job list) are stored with the job
+/// list named as the repository is configured (`field`: `DMS_TASK_JOBS_FIELD`), by `save` and
+/// `create` alike, and keep that name through `set_jobs`; a record that already names its
+/// list `jobs` or `active_jobs` keeps that name whatever the setting.
+///
+/// Not in [`run_all`]: it needs to know the repository's setting. Run it once per setting.
+pub async fn new_records_use_the_jobs_field(repo: &dyn TaskRepository, field: crate::JobsField) {
+    let check = "new_records_use_the_jobs_field";
+    let named = |record: &TaskRecord| record.jobs_field();
+    let saved = ok(repo.save(new_record("cf-jf-1", "cf-jf", "u")).await, check);
+    assert_eq!(named(&saved), field.as_str(), "{check}: save");
+    assert_eq!(
+        named(&fetch(repo, "cf-jf-1", check).await),
+        field.as_str(),
+        "{check}"
+    );
+    ok(
+        repo.create(new_record("cf-jf-2", "cf-jf", "u")).await,
+        check,
+    );
+    let jobs = strings(&["slurm-1"]);
+    let updated = some(repo.set_jobs("cf-jf-2", &jobs).await, check, "cf-jf-2");
+    assert_eq!(named(&updated), field.as_str(), "{check}: set_jobs");
+    assert_eq!(updated.jobs, jobs, "{check}");
+    for (id, name) in [("cf-jf-3", "jobs"), ("cf-jf-4", "active_jobs")] {
+        let json = format!(
+            r#"{{"task_id":"{id}","service":"cf-jf","user_id":"u","status":"pending","{name}":["a"]}}"#
+        );
+        let record = ok(TaskRecord::from_json(&json), check);
+        ok(repo.save(record).await, check);
+        let updated = some(repo.set_jobs(id, &jobs).await, check, id);
+        assert_eq!(named(&updated), name, "{check}: a record keeps its name");
+        assert_eq!(updated.jobs, jobs, "{check}");
+    }
+}

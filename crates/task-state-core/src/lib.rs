@@ -58,7 +58,9 @@ pub use model::{json_string, JobsField, PriorityLevel, TaskRecord, TaskResult, T
 #[cfg(feature = "mock")]
 pub use repository::MockTaskRepository;
 pub use repository::{Scope, TaskList, TaskRepository, TaskRepositoryExt, Unreadable};
-pub use time::{Clock, ManualClock, ParseTimeError, SystemClock, TaskTime, Zone, DEFAULT_TIMEZONE};
+pub use time::{
+    Clock, ManualClock, ParseTimeError, SystemClock, TaskTime, Zone, DEFAULT_TIMEZONE, TIMEZONE_VAR,
+};
 pub use validate::{
     compare_task_ids, validate_name, validate_record, validate_task_id, validate_transition_from,
     MAX_NAME_BYTES,

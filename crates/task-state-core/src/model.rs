@@ -321,7 +321,8 @@ pub struct TaskRecord {
 
 impl TaskRecord {
     /// A new record with empty parameters, jobs, logs and result, low priority, and both
-    /// timestamps at the system clock's now in `Asia/Seoul`.
+    /// timestamps at the system clock's now in the zone of `DMS_TIMEZONE` (`Asia/Seoul` when
+    /// unset), as Python's `now()` gives them ([`Zone::configured`]).
     /// Use [`TaskRecord::new_at`] to choose the time.
     ///
     /// ```
@@ -335,7 +336,7 @@ impl TaskRecord {
         user_id: impl Into<String>,
         status: TaskStatus,
     ) -> Self {
-        let now = TaskTime::now(&SystemClock, &Zone::default());
+        let now = TaskTime::now(&SystemClock, &Zone::configured());
         Self::new_at(task_id, service, user_id, status, now)
     }
 

@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 /// The zone the Python package uses when `DMS_TIMEZONE` is unset.
 pub const DEFAULT_TIMEZONE: &str = "Asia/Seoul";
 
+/// The variable that names the time zone of timestamps.
+pub const TIMEZONE_VAR: &str = "DMS_TIMEZONE";
+
 /// An IANA time zone, remembered with its name.
 ///
 /// ```
@@ -46,6 +49,22 @@ impl Zone {
             name: name.to_owned(),
             tz,
         })
+    }
+
+    /// The zone that `DMS_TIMEZONE` names, as the Python package's `now()` uses it, or
+    /// `Asia/Seoul` when the variable is unset or names no zone (a repository configured from
+    /// the environment reports such a name as an error).
+    ///
+    /// ```
+    /// use task_state_core::Zone;
+    /// let zone = Zone::configured();
+    /// assert!(!zone.name().is_empty());
+    /// ```
+    pub fn configured() -> Self {
+        std::env::var(TIMEZONE_VAR)
+            .ok()
+            .and_then(|name| Zone::named(name.trim()).ok())
+            .unwrap_or_default()
     }
 
     /// UTC.

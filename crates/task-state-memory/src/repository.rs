@@ -29,7 +29,7 @@ pub struct InMemoryTaskRepository {
 }
 
 struct Inner {
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     ttl: Duration,
     zone: Zone,
     clock: Arc<dyn Clock>,
@@ -67,7 +67,7 @@ impl InMemoryTaskRepository {
     pub(crate) fn from_builder(builder: InMemoryTaskRepositoryBuilder) -> Self {
         InMemoryTaskRepository {
             inner: Arc::new(Inner {
-                store: Mutex::new(Store::default()),
+                store: Arc::new(Mutex::new(Store::default())),
                 ttl: builder.ttl,
                 zone: builder.zone,
                 clock: builder.clock,
@@ -79,6 +79,31 @@ impl InMemoryTaskRepository {
     /// How long a task lives after its last write.
     pub fn ttl(&self) -> Duration {
         self.inner.ttl
+    }
+
+    /// The same store, written with another TTL: for tests of writers that share one store
+    /// with different TTLs (no write shortens a TTL another writer gave).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use task_state_memory::InMemoryTaskRepository;
+    /// let long = InMemoryTaskRepository::new();
+    /// let short = long.with_ttl(Duration::from_secs(2));
+    /// assert_eq!(short.ttl(), Duration::from_secs(2));
+    /// ```
+    pub fn with_ttl(&self, ttl: Duration) -> Self {
+        let inner = &self.inner;
+        InMemoryTaskRepository {
+            inner: Arc::new(Inner {
+                store: inner.store.clone(),
+                ttl: ttl.min(Duration::from_secs(
+                    task_state_core::layout::MAX_TTL_SECONDS,
+                )),
+                zone: inner.zone.clone(),
+                clock: inner.clock.clone(),
+                jobs_field: inner.jobs_field,
+            }),
+        }
     }
 
     /// The zone of the timestamps written.

@@ -27,3 +27,14 @@ async fn run_all_with_a_still_clock_in_another_zone() {
     );
     conformance::run_all(&repo).await;
 }
+
+#[tokio::test]
+async fn new_records_use_the_jobs_field() {
+    use task_state_core::JobsField;
+    for field in [JobsField::Jobs, JobsField::ActiveJobs] {
+        let repo = task_state_memory::InMemoryTaskRepository::builder()
+            .jobs_field(field)
+            .build();
+        task_state_core::conformance::new_records_use_the_jobs_field(&repo, field).await;
+    }
+}

@@ -359,3 +359,55 @@ async fn a_panic_under_the_lock_does_not_disable_the_repository() {
     failing.save(record("1", "s", "u")).await.unwrap();
     assert_eq!(failing.list_all().await.unwrap().ids(), ["1"]);
 }
+
+/// No write shortens a TTL: a writer with a short TTL on the same store leaves the shared
+/// indexes (and the records it touches) the longer TTL another writer gave them.
+#[tokio::test]
+async fn a_short_ttl_writer_never_shortens_a_ttl() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use task_state_core::{ManualClock, TaskRecord, TaskRepository, TaskStatus};
+    use task_state_memory::InMemoryTaskRepository;
+
+    let clock = ManualClock::new("2025-11-17T01:00:16Z".parse().unwrap());
+    let long = InMemoryTaskRepository::builder()
+        .ttl(Duration::from_secs(3600))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let short = long.with_ttl(Duration::from_secs(2));
+    long.save(TaskRecord::new("1", "render", "bob", TaskStatus::Running))
+        .await
+        .unwrap();
+    short
+        .save(TaskRecord::new("2", "render", "bob", TaskStatus::Running))
+        .await
+        .unwrap();
+    short
+        .append_log("1", "from the short writer")
+        .await
+        .unwrap();
+    for key in [
+        "task:1",
+        "index:tasks",
+        "index:service:render",
+        "index:service:render:users",
+        "index:service:render:user:bob",
+        "index:user:bob",
+    ] {
+        let left = long.key_ttl(key).unwrap();
+        assert!(left > Duration::from_secs(3500), "{key}: {left:?}");
+    }
+    assert!(long.key_ttl("task:1:metadata").unwrap() > long.key_ttl("task:1").unwrap());
+    assert!(long.key_ttl("task:2").unwrap() <= Duration::from_secs(2));
+    clock.advance(Duration::from_secs(3));
+    assert!(long.get("2").await.unwrap().is_none());
+    let listed = long
+        .list(&task_state_core::Scope::Service("render".into()))
+        .await
+        .unwrap();
+    assert_eq!(listed.records.len(), 1);
+    assert_eq!(long.list_users_by_service("render").await.unwrap(), ["bob"]);
+    // Deleting task 1 leaves no empty index behind, and expiry cleaned task 2.
+    assert!(long.delete("1").await.unwrap());
+    assert_eq!(long.keys(), Vec::<String>::new());
+}

@@ -13,7 +13,7 @@ pub const READ_URL_VAR: &str = "DMS_REDIS_READ_URL";
 /// The variable that sets the TTL of records and indexes, in seconds.
 pub const TTL_VAR: &str = "DMS_REDIS_TASK_TTL_SECONDS";
 /// The variable that names the IANA time zone of timestamps.
-pub const TIMEZONE_VAR: &str = "DMS_TIMEZONE";
+pub use task_state_core::TIMEZONE_VAR;
 /// The variable that names a PEM file of CA certificates to trust for `rediss://` (instead of
 /// the system's), for servers with a private CA.
 pub const TLS_CA_FILE_VAR: &str = "DMS_REDIS_TLS_CA_FILE";

@@ -4,3 +4,23 @@
 mod common;
 
 task_state_core::conformance_tests!(common::fresh);
+
+#[tokio::test]
+async fn new_records_use_the_jobs_field() {
+    use task_state_core::JobsField;
+    let Some(server) = task_state_redis::testing::server_or_skip() else {
+        return;
+    };
+    for field in [JobsField::Jobs, JobsField::ActiveJobs] {
+        let settings = task_state_redis::RedisRepositorySettings::builder()
+            .with_write_url(server.url())
+            .with_jobs_field(field)
+            .build()
+            .unwrap();
+        let repo = task_state_redis::RedisTaskRepository::connect(settings)
+            .await
+            .unwrap();
+        task_state_core::conformance::new_records_use_the_jobs_field(&repo, field).await;
+        server.cli(&["FLUSHALL"]);
+    }
+}
