@@ -438,3 +438,33 @@ async fn an_edit_takes_the_owner_from_the_record_not_the_metadata() {
     let messages: Vec<String> = record.log_entries().map(|e| e.message).collect();
     assert_eq!(messages, ["first", "second"]);
 }
+
+/// As Python's `_cleanup_user_index` does, a delete refreshes the TTL of the sets it leaves
+/// non-empty (never shortening one).
+#[tokio::test]
+async fn delete_refreshes_the_sets_it_leaves_non_empty() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    for id in ["1", "2"] {
+        repo.save(TaskRecord::new(id, "s", "u", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    let sets = [
+        "index:tasks",
+        "index:service:s",
+        "index:service:s:users",
+        "index:service:s:user:u",
+        "index:user:u",
+    ];
+    for key in sets {
+        server.cli(&["EXPIRE", key, "100"]);
+    }
+    assert!(repo.delete("1").await.unwrap());
+    for key in sets {
+        let ttl: i64 = server.cli(&["TTL", key]).parse().unwrap();
+        assert!(ttl > 7_000_000, "{key}: {ttl}");
+        assert_eq!(server.cli(&["SISMEMBER", key, "1"]), "0", "{key}");
+    }
+}
