@@ -15,7 +15,8 @@ use task_state_core::{PriorityLevel, TaskStatus};
 ///
 /// Connection settings come from DMS_REDIS_WRITE_URL, DMS_REDIS_READ_URL,
 /// DMS_REDIS_TASK_TTL_SECONDS and DMS_TIMEZONE; the global flags override them.
-/// Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict.
+/// Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 5 refused by the
+/// server (out of memory, read-only replica, ...: nothing was written).
 #[derive(Debug, Parser)]
 #[command(name = "task-state", version, max_term_width = 100)]
 pub(crate) struct Cli {

@@ -18,6 +18,10 @@ pub(crate) enum Exit {
     NotFound = 3,
     /// The task is not in a status that allows the change.
     Conflict = 4,
+    /// The server refused the command for a reason of its own state (out of memory, a
+    /// read-only replica, not enough replicas, a busy script, loading, primary down); nothing
+    /// was written.
+    Refused = 5,
     /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
     Interrupted = 130,
 }
@@ -82,6 +86,7 @@ impl From<Error> for Failure {
             Error::NotFound { .. } => Exit::NotFound,
             Error::Conflict { .. } | Error::AlreadyExists { .. } => Exit::Conflict,
             Error::InvalidInput { .. } => Exit::Usage,
+            Error::Refused { .. } => Exit::Refused,
             _ => Exit::Error,
         };
         Failure::new(exit, e.to_string())
@@ -116,6 +121,15 @@ mod tests {
         assert_eq!(
             Failure::from(Error::backend("connection refused")).exit(),
             Exit::Error
+        );
+        let refused = Failure::from(Error::Refused {
+            reason: task_state_core::Refusal::OutOfMemory,
+            message: "updating task \"7\": OOM command not allowed".into(),
+        });
+        assert_eq!(refused.exit(), Exit::Refused);
+        assert_eq!(
+            refused.message.as_deref(),
+            Some("the server refused: it is out of memory (updating task \"7\": OOM command not allowed)")
         );
     }
 

@@ -730,6 +730,34 @@ fn an_unreachable_server_is_one_line_without_the_password() {
 }
 
 #[test]
+fn writes_refused_by_the_server_exit_5_naming_the_cause() {
+    let env = env_or_skip!();
+    let id = env.ok(&["create", "--service", "render", "--user", "alice"]);
+    let id = id.trim();
+    let before = env.ok(&["get", id, "--json"]);
+    env.server
+        .cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    env.server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    for args in [
+        vec!["log", id, "a line"],
+        vec!["status", id, "running"],
+        vec!["result", id, "--pod-status", "phase=Running"],
+        vec!["jobs", id, "slurm-1"],
+        vec!["create", "--service", "render", "--user", "bob"],
+    ] {
+        let output = env.run(&args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 5, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("out of memory"), "{args:?}: {err}");
+        assert!(err.contains("OOM"), "{args:?}: {err}");
+        assert!(!err.contains("wrong kind"), "{args:?}: {err}");
+    }
+    env.server.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(env.ok(&["get", id, "--json"]), before);
+}
+
+#[test]
 fn fsck_reports_repairs_and_exits_by_what_remains() {
     let env = env_or_skip!();
     for user in ["alice", "bob", "alice"] {

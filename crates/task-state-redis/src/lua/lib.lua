@@ -26,6 +26,17 @@ local function fail(kind, key, reason)
   error(kind .. '\031' .. key .. '\031' .. reason .. '\031', 0)
 end
 
+-- redis.pcall that turns a WRONGTYPE error of key into a typed error naming it, and raises any
+-- other error (OOM, READONLY, NOREPLICAS, ...) unchanged: Redis 7 takes the error table
+-- itself, Redis 6.2 only its text (its error handler cannot concatenate a table).
+local function pcall_typed(expected, command, key, ...)
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) ~= 'table' or not reply.err then return reply end
+  if sub(reply.err, 1, 9) == 'WRONGTYPE' then fail('TSWRONGTYPE', key, expected) end
+  if redis.REDIS_VERSION then error(reply) end
+  error(reply.err, 0)
+end
+
 -- The first index at or after i that is not JSON white space (nil at the end). Compact JSON
 -- has none, so the byte test almost always answers without a pattern search.
 local function skip_ws(s, i)
@@ -244,7 +255,7 @@ local function refresh_indexes(key, service, user_id, ttl)
   for i, k in ipairs(index_keys(service, user_id)) do
     local member = id
     if i == 3 then member = user_id end
-    if type(redis.pcall('SADD', k, member)) == 'table' then fail('TSWRONGTYPE', k, 'set') end
+    pcall_typed('set', 'SADD', k, member)
     redis.call('EXPIRE', k, ttl)
   end
 end
@@ -271,14 +282,12 @@ end
 -- Loads the record of KEYS[1] (metadata KEYS[2]) for editing; nil when it does not exist.
 -- pcall turns a key of the wrong type into a typed error naming it, without a TYPE call.
 local function load_record(key, meta)
-  local n = redis.pcall('STRLEN', key)
-  if type(n) == 'table' then fail('TSWRONGTYPE', key, 'string') end
+  local n = pcall_typed('string', 'STRLEN', key)
   if n == 0 then
     if redis.call('EXISTS', key) == 0 then return nil end
     fail('TSDECODE', key, 'empty record')
   end
-  local hint = redis.pcall('HGET', meta, 'layout')
-  if type(hint) == 'table' then fail('TSWRONGTYPE', meta, 'hash') end
+  local hint = pcall_typed('hash', 'HGET', meta, 'layout')
   local rec = {key = key, meta = meta, n = n, edits = {}}
   if not (hint and load_fast(rec, hint)) then load_full(rec) end
   return rec
