@@ -794,6 +794,45 @@ fn fsck_reports_repairs_and_exits_by_what_remains() {
     assert_eq!(env.server.cli(&["SISMEMBER", "index:user:alice", "1"]), "1");
 }
 
+#[test]
+fn fsck_reports_keys_of_the_wrong_type_and_never_repairs_them() {
+    let env = env_or_skip!();
+    for user in ["alice", "bob"] {
+        env.ok(&["create", "--service", "render", "--user", user]);
+    }
+    env.server.cli(&["DEL", "index:user:alice"]);
+    env.server.cli(&["RPUSH", "index:user:alice", "1"]);
+    env.server.cli(&["SREM", "index:user:bob", "2"]);
+    for args in [&["fsck"][..], &["fsck", "--repair"]] {
+        let found = env.run(args);
+        assert_eq!(code(&found), 1, "{}", stderr(&found));
+        let table = String::from_utf8_lossy(&found.stdout).into_owned();
+        let row = table
+            .lines()
+            .find(|l| l.contains("index:user:alice"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(row.contains("set") && row.contains("list"), "{row}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.trim_start().starts_with("keys of the wrong type")
+                    && l.trim_end().ends_with('1')),
+            "{table}"
+        );
+        assert!(
+            stderr(&found).contains("1 keys of the wrong type"),
+            "{}",
+            stderr(&found)
+        );
+        assert_eq!(
+            env.server.cli(&["LRANGE", "index:user:alice", "0", "-1"]),
+            "1"
+        );
+    }
+    // The rest was repaired.
+    assert_eq!(env.server.cli(&["SISMEMBER", "index:user:bob", "2"]), "1");
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([name, &child.id().to_string()])

@@ -2,22 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use fred::prelude::{HashesInterface, KeysInterface, SetsInterface, Value};
-use task_state_core::{validate_task_id, Result};
+use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value};
+use task_state_core::{validate_name, validate_task_id, Error, Result};
 
 use crate::repository::RedisTaskRepository;
 use crate::scan::{self, text};
 use crate::scripts::{Script, SCRIPTS};
-
-async fn sscan_page(
-    repo: &RedisTaskRepository,
-    key: &str,
-    cursor: &str,
-) -> Result<(String, Vec<String>)> {
-    scan::members_page(repo.writer().next(), key, cursor)
-        .await
-        .map_err(|e| repo.backend(e, &format!("scanning {key}")))
-}
 
 /// Records one MGET reads.
 const RECORDS_PER_MGET: usize = 100;
@@ -67,6 +57,17 @@ pub struct IndexDiff {
     pub extra: u64,
 }
 
+/// A key of the layout that holds another type than the layout says. The check reports it
+/// and goes on; the repair never deletes or rewrites it (it may be another application's
+/// key, or hold data someone needs): an operator decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongTypeKey {
+    /// What the layout expects there: `string`, `set` or `hash`.
+    pub expected: &'static str,
+    /// What the key holds (`list`, `zset`, ...), as `TYPE` names it.
+    pub found: String,
+}
+
 /// What [`check`] found (and repaired).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
@@ -84,6 +85,9 @@ pub struct CheckReport {
     pub orphan_metadata: u64,
     /// Fixes applied (index members added or removed, metadata written or cleaned).
     pub repaired: u64,
+    /// Keys of the layout that hold another type than the layout says, by key. A task with
+    /// such a key is not repaired: its repair would have to write that key.
+    pub wrong_type: BTreeMap<String, WrongTypeKey>,
 }
 
 impl CheckReport {
@@ -99,12 +103,34 @@ impl CheckReport {
 
     /// True when nothing is out of place (unreadable records aside).
     pub fn is_consistent(&self) -> bool {
-        self.indexes.is_empty() && self.metadata_mismatch == 0 && self.orphan_metadata == 0
+        self.indexes.is_empty()
+            && self.metadata_mismatch == 0
+            && self.orphan_metadata == 0
+            && self.wrong_type.is_empty()
     }
 
     fn diff(&mut self, key: &str) -> &mut IndexDiff {
         self.indexes.entry(key.to_owned()).or_default()
     }
+
+    fn wrong(&mut self, key: &str, expected: &'static str, found: String) {
+        self.wrong_type
+            .insert(key.to_owned(), WrongTypeKey { expected, found });
+    }
+}
+
+/// Reports `key` as holding another type than `expected`, with the type it holds.
+async fn note_wrong_type(
+    repo: &RedisTaskRepository,
+    report: &mut CheckReport,
+    key: &str,
+    expected: &'static str,
+) -> Result<()> {
+    let found = scan::types(repo.writer().next(), vec![key.to_owned()])
+        .await
+        .map_err(|e| repo.backend(e, &format!("reading the type of {key}")))?;
+    report.wrong(key, expected, found.into_iter().next().unwrap_or_default());
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]
@@ -113,8 +139,8 @@ struct Owner {
     user_id: String,
 }
 
-/// What an index set holds, read from its key.
-enum IndexKind {
+/// What an index set of the layout holds, read from its key.
+pub(crate) enum IndexKind {
     Tasks,
     Service(String),
     ServiceUser(String, String),
@@ -122,20 +148,28 @@ enum IndexKind {
     Users(String),
 }
 
-fn classify(key: &str) -> Option<IndexKind> {
+/// The index of the layout that `key` names: `index:tasks`, `index:service:{s}`,
+/// `index:service:{s}:users`, `index:service:{s}:user:{u}` or `index:user:{u}`, with valid
+/// names ([`validate_name`]). `None` for any other key, such as an application's own
+/// `index:recent-searches` or `index:service:a:b:c`, which the check, the repair and the
+/// reconciler leave alone.
+pub(crate) fn classify(key: &str) -> Option<IndexKind> {
+    let valid = |name: &str| validate_name("name", name).is_ok();
     let rest = key.strip_prefix("index:")?;
     if rest == "tasks" {
         return Some(IndexKind::Tasks);
     }
     if let Some(user) = rest.strip_prefix("user:") {
-        return (!user.contains(':')).then(|| IndexKind::User(user.to_owned()));
+        return valid(user).then(|| IndexKind::User(user.to_owned()));
     }
     let service_part = rest.strip_prefix("service:")?;
     let parts: Vec<&str> = service_part.split(':').collect();
     match parts.as_slice() {
-        [s] => Some(IndexKind::Service((*s).to_owned())),
-        [s, "users"] => Some(IndexKind::Users((*s).to_owned())),
-        [s, "user", u] => Some(IndexKind::ServiceUser((*s).to_owned(), (*u).to_owned())),
+        [s] if valid(s) => Some(IndexKind::Service((*s).to_owned())),
+        [s, "users"] if valid(s) => Some(IndexKind::Users((*s).to_owned())),
+        [s, "user", u] if valid(s) && valid(u) => {
+            Some(IndexKind::ServiceUser((*s).to_owned(), (*u).to_owned()))
+        }
         _ => None,
     }
 }
@@ -169,51 +203,116 @@ pub async fn check(
     Ok(report)
 }
 
-/// The owners of `ids`' records: `None` for a missing record, `Err` for an unreadable one.
-async fn owners(
-    repo: &RedisTaskRepository,
-    ids: &[String],
-) -> Result<Vec<Option<std::result::Result<Owner, String>>>> {
+/// What the store holds at a task's record key.
+enum Found {
+    Missing,
+    /// A key of another type, named by `TYPE`.
+    WrongType(String),
+    Unreadable(String),
+    Owner(Owner),
+}
+
+/// What the records of `ids` are.
+async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(RECORDS_PER_MGET) {
         let keys: Vec<String> = chunk.iter().map(|id| format!("task:{id}")).collect();
         let values: Vec<Value> = repo
             .writer()
             .next()
-            .mget(keys)
+            .mget(keys.clone())
             .await
             .map_err(|e| repo.backend(e, "reading records"))?;
-        for value in values {
+        let start = out.len();
+        let mut absent = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
             let bytes = match &value {
                 Value::String(s) => s.as_bytes().to_vec(),
                 Value::Bytes(b) => b.to_vec(),
                 _ => {
-                    out.push(None);
+                    absent.push(i);
+                    out.push(Found::Missing);
                     continue;
                 }
             };
-            out.push(Some(
-                task_state_core::serde_json::from_slice::<Owner>(&bytes).map_err(|e| e.to_string()),
-            ));
+            out.push(
+                match task_state_core::serde_json::from_slice::<Owner>(&bytes) {
+                    Ok(owner) => Found::Owner(owner),
+                    Err(e) => Found::Unreadable(e.to_string()),
+                },
+            );
+        }
+        // MGET answers nil both for a missing key and for a key of another type.
+        let names: Vec<String> = absent.iter().map(|&i| keys[i].clone()).collect();
+        let types = scan::types(repo.writer().next(), names)
+            .await
+            .map_err(|e| repo.backend(e, "checking records"))?;
+        for (i, kind) in absent.into_iter().zip(types) {
+            if kind != "none" {
+                out[start + i] = Found::WrongType(kind);
+            }
         }
     }
     Ok(out)
 }
 
+/// Runs a repair script. A key of the wrong type that the script found (it checks before it
+/// writes, so it wrote nothing) is reported, and the check goes on.
 async fn run_script(
     repo: &RedisTaskRepository,
+    report: &mut CheckReport,
     script: &Script,
     keys: Vec<String>,
     args: Vec<String>,
 ) -> Result<u64> {
-    let reply = repo
-        .eval_keys(script, keys, args)
-        .await
-        .map_err(|e| repo.backend(e, &format!("repairing with {}", script.name)))?;
-    Ok(match reply {
-        Value::Integer(n) => n.max(0) as u64,
-        _ => 0,
-    })
+    match repo.eval_keys(script, keys.clone(), args).await {
+        Ok(Value::Integer(n)) => Ok(n.max(0) as u64),
+        Ok(_) => Ok(0),
+        Err(e) => match wrong_type_of_script(&e, &keys) {
+            Some((key, expected)) => {
+                note_wrong_type(repo, report, &key, expected).await?;
+                Ok(0)
+            }
+            None => Err(repo.backend(e, &format!("repairing with {}", script.name))),
+        },
+    }
+}
+
+/// The key of the wrong type a script failed on: the one its typed error names, or, for a
+/// bare `WRONGTYPE`, its first key.
+fn wrong_type_of_script(e: &FredError, keys: &[String]) -> Option<(String, &'static str)> {
+    match crate::repository::typed_script_error(e.details()) {
+        Some(Error::WrongType { key, expected }) => Some((key, expected)),
+        Some(_) => None,
+        None if e.details().contains("WRONGTYPE") => Some((keys.first()?.clone(), "set")),
+        None => None,
+    }
+}
+
+/// What the layout expects at a `task:*` key: a record (`task:{id}`, a string) or a
+/// metadata hash (`task:{id}:metadata`); `None` for other keys (`task:id:sequence`, ...).
+fn task_key_kind(key: &str) -> Option<(&str, &'static str)> {
+    let rest = key.strip_prefix("task:")?;
+    let (id, expected) = match rest.strip_suffix(":metadata") {
+        Some(id) => (id, "hash"),
+        None => (rest, "string"),
+    };
+    validate_task_id(id).ok().map(|()| (id, expected))
+}
+
+/// One answer of a pipeline: the value, `None` for a key of the wrong type.
+fn answer(
+    answer: Option<std::result::Result<Value, FredError>>,
+) -> Result<Option<Value>, FredError> {
+    match answer {
+        Some(Ok(value)) => Ok(Some(value)),
+        Some(Err(e)) if scan::is_wrong_type(&e) => Ok(None),
+        Some(Err(e)) => Err(e),
+        None => Err(FredError::new(
+            fred::error::ErrorKind::Protocol,
+            "answers missing",
+        )),
+    }
 }
 
 async fn check_records(
@@ -226,21 +325,36 @@ async fn check_records(
     // A user missing from a service's user set is one missing member, however many of
     // their tasks show it.
     let mut missing_users = std::collections::HashSet::new();
-    let mut pages = scan::KeyPages::new(repo, "task:*", "string");
+    // Every type, so that a record or metadata key of another type is reported too.
+    let mut pages = scan::KeyPages::new(repo, "task:*", "");
     while let Some(keys) = pages.next().await? {
-        let ids: Vec<String> = keys
+        let keys: Vec<(&str, &str, &'static str)> = keys
             .iter()
-            .filter_map(|k| k.strip_prefix("task:"))
-            .filter(|id| validate_task_id(id).is_ok())
-            .map(str::to_owned)
+            .filter_map(|k| task_key_kind(k).map(|(id, expected)| (k.as_str(), id, expected)))
             .collect();
+        let names: Vec<String> = keys.iter().map(|k| k.0.to_owned()).collect();
+        let types = scan::types(repo.writer().next(), names)
+            .await
+            .map_err(|e| repo.backend(e, "checking records"))?;
+        let mut ids = Vec::new();
+        for ((key, id, expected), found) in keys.iter().zip(types) {
+            if found == "none" {
+                continue;
+            }
+            if found != *expected {
+                report.wrong(key, expected, found);
+            } else if *expected == "string" {
+                ids.push((*id).to_owned());
+            }
+        }
         let found = owners(repo, &ids).await?;
         let pipeline = repo.writer().next().pipeline();
         let mut checked = Vec::new();
         for (id, owner) in ids.iter().zip(found) {
             match owner {
-                None => {}
-                Some(Err(reason)) => {
+                Found::Missing => {}
+                Found::WrongType(kind) => report.wrong(&format!("task:{id}"), "string", kind),
+                Found::Unreadable(reason) => {
                     report.unreadable += 1;
                     if report.unreadable_examples.len() < EXAMPLES {
                         report
@@ -248,7 +362,7 @@ async fn check_records(
                             .push((format!("task:{id}"), reason));
                     }
                 }
-                Some(Ok(owner)) => {
+                Found::Owner(owner) => {
                     report.records += 1;
                     let (s, u) = (&owner.service, &owner.user_id);
                     let expected = [
@@ -272,23 +386,26 @@ async fn check_records(
                 }
             }
         }
-        let answers: Vec<Value> = if checked.is_empty() {
+        let answers: Vec<std::result::Result<Value, FredError>> = if checked.is_empty() {
             Vec::new()
         } else {
-            pipeline
-                .all()
-                .await
-                .map_err(|e| repo.backend(e, "checking indexes"))?
+            pipeline.try_all().await
         };
         let mut answers = answers.into_iter();
         for (id, owner, expected) in checked {
             let mut broken = false;
+            // A key of the wrong type: reported, and the task not repaired, since its
+            // repair would write that key.
+            let mut blocked = false;
             for (key, member) in &expected {
-                let present = matches!(
-                    answers.next(),
-                    Some(Value::Integer(1)) | Some(Value::Boolean(true))
-                );
-                if !present {
+                let Some(present) =
+                    answer(answers.next()).map_err(|e| repo.backend(e, "checking indexes"))?
+                else {
+                    note_wrong_type(repo, report, key, "set").await?;
+                    blocked = true;
+                    continue;
+                };
+                if !matches!(present, Value::Integer(1) | Value::Boolean(true)) {
                     broken = true;
                     let first = !key.ends_with(":users")
                         || missing_users.insert((key.clone(), member.clone()));
@@ -297,17 +414,27 @@ async fn check_records(
                     }
                 }
             }
-            let meta = match answers.next() {
-                Some(Value::Array(fields)) => fields.iter().map(text).collect::<Vec<_>>(),
-                _ => Vec::new(),
-            };
-            if meta != [Some(owner.service.clone()), Some(owner.user_id.clone())] {
-                report.metadata_mismatch += 1;
-                broken = true;
+            let meta_key = format!("task:{id}:metadata");
+            match answer(answers.next()).map_err(|e| repo.backend(e, "checking metadata"))? {
+                None => {
+                    note_wrong_type(repo, report, &meta_key, "hash").await?;
+                    blocked = true;
+                }
+                Some(meta) => {
+                    let meta = match meta {
+                        Value::Array(fields) => fields.iter().map(text).collect::<Vec<_>>(),
+                        _ => Vec::new(),
+                    };
+                    if meta != [Some(owner.service.clone()), Some(owner.user_id.clone())] {
+                        report.metadata_mismatch += 1;
+                        broken = true;
+                    }
+                }
             }
-            if broken && options.repair {
-                let keys = vec![format!("task:{id}"), format!("task:{id}:metadata")];
-                report.repaired += run_script(repo, &SCRIPTS.reindex, keys, vec![id]).await?;
+            if broken && !blocked && options.repair {
+                let keys = vec![format!("task:{id}"), meta_key];
+                report.repaired +=
+                    run_script(repo, report, &SCRIPTS.reindex, keys, vec![id]).await?;
             }
         }
         progress(&CheckProgress {
@@ -326,86 +453,131 @@ async fn check_indexes(
     progress: &mut (impl FnMut(&CheckProgress) + Send),
 ) -> Result<()> {
     let mut done = 0;
-    let mut pages = scan::KeyPages::new(repo, "index:*", "set");
+    // Every type, so that an index key of another type is reported too.
+    let mut pages = scan::KeyPages::new(repo, "index:*", "");
     while let Some(keys) = pages.next().await? {
-        for key in keys {
-            let Some(kind) = classify(&key) else { continue };
-            let mut set_cursor = "0".to_owned();
-            loop {
-                let (set_next, members) = sscan_page(repo, &key, &set_cursor).await?;
-                done += members.len() as u64;
-                let extra = match &kind {
-                    IndexKind::Users(service) => {
-                        users_without_tasks(repo, service, &members).await?
-                    }
-                    kind => tasks_not_belonging(repo, kind, &members).await?,
-                };
-                if !extra.is_empty() {
-                    report.diff(&key).extra += extra.len() as u64;
-                    if options.repair {
-                        let (script, mut args) = match &kind {
-                            IndexKind::Users(service) => {
-                                (&SCRIPTS.prune, vec![format!("users:{service}")])
-                            }
-                            IndexKind::Tasks => (
-                                &SCRIPTS.unindex,
-                                vec!["tasks".into(), String::new(), String::new()],
-                            ),
-                            IndexKind::Service(s) => (
-                                &SCRIPTS.unindex,
-                                vec!["service".into(), s.clone(), String::new()],
-                            ),
-                            IndexKind::ServiceUser(s, u) => (
-                                &SCRIPTS.unindex,
-                                vec!["service_user".into(), s.clone(), u.clone()],
-                            ),
-                            IndexKind::User(u) => (
-                                &SCRIPTS.unindex,
-                                vec!["user".into(), String::new(), u.clone()],
-                            ),
-                        };
-                        args.extend(extra);
-                        report.repaired +=
-                            run_script(repo, script, vec![key.clone()], args).await?;
-                    }
+        let keys: Vec<(String, IndexKind)> = keys
+            .into_iter()
+            .filter_map(|key| classify(&key).map(|kind| (key, kind)))
+            .collect();
+        let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let types = scan::types(repo.writer().next(), names)
+            .await
+            .map_err(|e| repo.backend(e, "checking indexes"))?;
+        for ((key, kind), found) in keys.into_iter().zip(types) {
+            match found.as_str() {
+                "set" => {
+                    check_index(repo, options, report, &key, &kind, &mut done, progress).await?
                 }
-                progress(&CheckProgress {
-                    phase: CheckPhase::Indexes,
-                    done,
-                    estimated_total: None,
-                });
-                set_cursor = set_next;
-                if set_cursor == "0" {
-                    break;
-                }
+                "none" => {}
+                _ => report.wrong(&key, "set", found),
             }
         }
     }
     Ok(())
 }
 
+/// One index set against the records, SSCAN page by SSCAN page.
+async fn check_index(
+    repo: &RedisTaskRepository,
+    options: CheckOptions,
+    report: &mut CheckReport,
+    key: &str,
+    kind: &IndexKind,
+    done: &mut u64,
+    progress: &mut (impl FnMut(&CheckProgress) + Send),
+) -> Result<()> {
+    let mut set_cursor = "0".to_owned();
+    loop {
+        let (set_next, members) =
+            match scan::members_page(repo.writer().next(), key, &set_cursor).await {
+                Ok(page) => page,
+                // Replaced by a key of another type since the SCAN saw it.
+                Err(e) if scan::is_wrong_type(&e) => {
+                    return note_wrong_type(repo, report, key, "set").await
+                }
+                Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
+            };
+        *done += members.len() as u64;
+        let extra = match kind {
+            IndexKind::Users(service) => {
+                users_without_tasks(repo, report, service, &members).await?
+            }
+            kind => tasks_not_belonging(repo, report, kind, &members).await?,
+        };
+        if !extra.is_empty() {
+            report.diff(key).extra += extra.len() as u64;
+            if options.repair {
+                let (script, mut args) = match kind {
+                    IndexKind::Users(service) => (&SCRIPTS.prune, vec![format!("users:{service}")]),
+                    IndexKind::Tasks => (
+                        &SCRIPTS.unindex,
+                        vec!["tasks".into(), String::new(), String::new()],
+                    ),
+                    IndexKind::Service(s) => (
+                        &SCRIPTS.unindex,
+                        vec!["service".into(), s.clone(), String::new()],
+                    ),
+                    IndexKind::ServiceUser(s, u) => (
+                        &SCRIPTS.unindex,
+                        vec!["service_user".into(), s.clone(), u.clone()],
+                    ),
+                    IndexKind::User(u) => (
+                        &SCRIPTS.unindex,
+                        vec!["user".into(), String::new(), u.clone()],
+                    ),
+                };
+                args.extend(extra);
+                report.repaired +=
+                    run_script(repo, report, script, vec![key.to_owned()], args).await?;
+            }
+        }
+        progress(&CheckProgress {
+            phase: CheckPhase::Indexes,
+            done: *done,
+            estimated_total: None,
+        });
+        set_cursor = set_next;
+        if set_cursor == "0" {
+            return Ok(());
+        }
+    }
+}
+
+/// The users of `index:service:{service}:users` without a task there. A user whose index is
+/// a key of the wrong type is reported, not counted.
 async fn users_without_tasks(
     repo: &RedisTaskRepository,
+    report: &mut CheckReport,
     service: &str,
     users: &[String],
 ) -> Result<Vec<String>> {
     let keys: Vec<String> = users
         .iter()
+        .filter(|user| validate_name("user id", user).is_ok())
         .map(|user| format!("index:service:{service}:user:{user}"))
         .collect();
-    let counts = scan::per_key(repo.writer().next(), "SCARD", keys)
+    let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
         .await
         .map_err(|e| repo.backend(e, "checking users"))?;
-    Ok(users
+    let mut extra = Vec::new();
+    let valid = users
         .iter()
-        .zip(counts)
-        .filter(|(_, n)| *n == 0)
-        .map(|(u, _)| u.clone())
-        .collect())
+        .filter(|user| validate_name("user id", user).is_ok());
+    for ((user, key), count) in valid.zip(&keys).zip(counts) {
+        match count {
+            Ok(0) => extra.push(user.clone()),
+            Ok(_) => {}
+            Err(e) if scan::is_wrong_type(&e) => note_wrong_type(repo, report, key, "set").await?,
+            Err(e) => return Err(repo.backend(e, "checking users")),
+        }
+    }
+    Ok(extra)
 }
 
 async fn tasks_not_belonging(
     repo: &RedisTaskRepository,
+    report: &mut CheckReport,
     kind: &IndexKind,
     ids: &[String],
 ) -> Result<Vec<String>> {
@@ -418,9 +590,14 @@ async fn tasks_not_belonging(
     let mut extra = Vec::new();
     for (id, owner) in valid.into_iter().zip(found) {
         let belongs = match owner {
-            None => false,
-            Some(Err(_)) => true, // unreadable: reported in the records phase, left alone
-            Some(Ok(owner)) => match kind {
+            Found::Missing => false,
+            Found::WrongType(found) => {
+                // Reported, and the index entry left alone.
+                report.wrong(&format!("task:{id}"), "string", found);
+                true
+            }
+            Found::Unreadable(_) => true, // reported in the records phase, left alone
+            Found::Owner(owner) => match kind {
                 IndexKind::Tasks => true,
                 IndexKind::Service(s) => &owner.service == s,
                 IndexKind::ServiceUser(s, u) => &owner.service == s && &owner.user_id == u,
@@ -458,9 +635,14 @@ async fn check_metadata(
             if exists == 0 {
                 report.orphan_metadata += 1;
                 if options.repair {
-                    let cleanup = repo.handle_task_expired(id).await?;
-                    if cleanup.removed {
-                        report.repaired += 1;
+                    match repo.handle_task_expired(id).await {
+                        Ok(cleanup) if cleanup.removed => report.repaired += 1,
+                        Ok(_) => {}
+                        // The cleanup checks every key's type before it writes.
+                        Err(Error::WrongType { key, expected }) => {
+                            note_wrong_type(repo, report, &key, expected).await?
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
             }

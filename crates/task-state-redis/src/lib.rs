@@ -33,7 +33,9 @@ mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use check::{check, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff};
+pub use check::{
+    check, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff, WrongTypeKey,
+};
 pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
 };

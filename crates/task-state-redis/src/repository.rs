@@ -472,7 +472,7 @@ fn refused(e: &FredError, context: &str, urls: &[&RedisUrl]) -> Option<Error> {
 /// The typed error a script raised with `fail(kind, key, detail)` (see `lua/lib.lua`):
 /// `TSWRONGTYPE\x1f<key>\x1f<expected>\x1f` or `TSDECODE\x1f<key>\x1f<reason>\x1f`,
 /// wherever in the message Redis put it.
-fn typed_script_error(details: &str) -> Option<Error> {
+pub(crate) fn typed_script_error(details: &str) -> Option<Error> {
     for kind in ["TSWRONGTYPE", "TSDECODE"] {
         let Some(start) = details.find(&format!("{kind}\x1f")) else {
             continue;

@@ -40,11 +40,12 @@ pub(crate) async fn run(
         Err(Failure::new(
             Exit::Error,
             format!(
-                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes",
+                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes, {} keys of the wrong type",
                 remaining.missing(),
                 remaining.extra(),
                 remaining.metadata_mismatch,
-                remaining.orphan_metadata
+                remaining.orphan_metadata,
+                remaining.wrong_type.len()
             ),
         ))
     }
@@ -91,6 +92,18 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
     if !report.indexes.is_empty() {
         out.line(&table.to_string())?;
     }
+    // Never repaired: such a key may be another application's, or hold data someone needs.
+    let mut wrong = out.table(&["key of the wrong type", "expected", "found"]);
+    for (key, kind) in &report.wrong_type {
+        wrong.add_row(vec![
+            key.clone(),
+            kind.expected.to_owned(),
+            kind.found.clone(),
+        ]);
+    }
+    if !report.wrong_type.is_empty() {
+        out.line(&wrong.to_string())?;
+    }
     let mut summary = out.table(&[]);
     summary.add_row(vec!["records".to_owned(), report.records.to_string()]);
     summary.add_row(vec![
@@ -112,6 +125,10 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
     summary.add_row(vec![
         "orphan metadata".to_owned(),
         report.orphan_metadata.to_string(),
+    ]);
+    summary.add_row(vec![
+        "keys of the wrong type".to_owned(),
+        report.wrong_type.len().to_string(),
     ]);
     out.line(&summary.to_string())?;
     for (key, reason) in &report.unreadable_examples {
