@@ -71,9 +71,10 @@ impl Failure {
 }
 
 /// Newlines would break "one line on stderr"; passwords must never show. The repository's
-/// messages are masked already: this is the second line of defence.
+/// messages are masked already: this is the second line of defence (the password of any URL
+/// in the message, whatever its length, and the configured passwords anywhere).
 fn one_line(message: &str, secrets: &[String]) -> String {
-    let mut line = message.replace(['\r', '\n'], " ");
+    let mut line = task_state_redis::mask_url_passwords(&message.replace(['\r', '\n'], " "));
     for secret in secrets {
         line = line.replace(secret.as_str(), "***");
     }
@@ -140,5 +141,8 @@ mod tests {
             &["hunter22".into()],
         );
         assert_eq!(line, "cannot connect to redis://:***@x");
+        // Too short to mask by its text, masked by its place in the URL.
+        let line = one_line("cannot connect to redis://u:p@x: a pipe", &[]);
+        assert_eq!(line, "cannot connect to redis://u:***@x: a pipe");
     }
 }

@@ -353,6 +353,20 @@ fn list_reports_unreadable_records_and_lists_the_rest() {
 }
 
 #[test]
+fn list_of_an_index_of_the_wrong_type_says_so() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "render", "--user", "zed"]);
+    env.server.cli(&["DEL", "index:user:zed"]);
+    env.server.cli(&["SET", "index:user:zed", "not a set"]);
+    let output = env.run(&["list", "--user", "zed"]);
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(err.contains("index:user:zed"), "{err}");
+    assert!(err.contains("wrong kind of value"), "{err}");
+    assert!(!err.contains("could not be read"), "{err}");
+}
+
+#[test]
 fn users_lists_the_users_of_a_service() {
     let env = env_or_skip!();
     env.ok(&["create", "--service", "render", "--user", "zoe"]);

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::check::IndexKind;
-use crate::repository::RedisTaskRepository;
+use crate::repository::{scrub, RedisTaskRepository};
 use crate::scan;
 use crate::scripts::SCRIPTS;
 
@@ -265,8 +265,13 @@ impl ExpiryListener {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_subscriber_client()
-            .map_err(|e| Error::Config(format!("{url}: {}", e.details())))?;
-        let fail = |message: String| Error::backend(format!("expiry listener on {url}: {message}"));
+            .map_err(|e| Error::Config(scrub(&format!("{url}: {}", e.details()), &[url])))?;
+        let fail = |message: String| {
+            Error::backend(scrub(
+                &format!("expiry listener on {url}: {message}"),
+                &[url],
+            ))
+        };
         match tokio::time::timeout(settings.connect_timeout(), subscriber.init()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(fail(e.details().to_owned())),

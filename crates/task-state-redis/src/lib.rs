@@ -26,6 +26,7 @@ mod check;
 mod expiry;
 mod keys;
 mod provider;
+mod redact;
 mod repository;
 mod scan;
 mod scripts;
@@ -40,6 +41,7 @@ pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
 };
 pub use provider::RedisRepositoryProvider;
+pub use redact::mask_url_passwords;
 pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
 pub use scripts::script_source;
 pub use settings::{

@@ -631,9 +631,11 @@ fn describe(e: &FredError) -> String {
     }
 }
 
-/// Removes any password of `urls` that a message might carry.
-fn scrub(message: &str, urls: &[&RedisUrl]) -> String {
-    let mut message = message.to_owned();
+/// Removes any password of `urls` that a message might carry: the password of every URL in
+/// it, whatever its length, and the passwords of `urls` wherever else they appear, when they
+/// are long enough (3 bytes) not to mask ordinary words.
+pub(crate) fn scrub(message: &str, urls: &[&RedisUrl]) -> String {
+    let mut message = crate::redact::mask_url_passwords(message);
     for url in urls {
         if let Ok(parsed) = url::Url::parse(url.expose()) {
             if let Some(password) = parsed.password().filter(|p| p.len() >= 3) {
@@ -737,10 +739,11 @@ impl TaskRepository for RedisTaskRepository {
     async fn append_logs(&self, task_id: &str, messages: &[String]) -> Result<bool> {
         validate_task_id(task_id)?;
         if messages.is_empty() {
+            // On the writer, as a write would be: a lagging replica may not have the task yet.
             let key = keys::record(task_id);
             let exists: i64 = self
                 .inner
-                .reader
+                .writer
                 .next()
                 .exists(&key)
                 .await
@@ -887,10 +890,15 @@ impl TaskRepository for RedisTaskRepository {
         match value {
             None => Ok("1".to_owned()),
             Some(text) => {
-                let current: i64 = text.trim().parse().map_err(|_| {
+                // Python's `int(raw) + 1` has no upper limit: one past i64::MAX (which INCR
+                // stops at) is still an answer.
+                let current: i128 = text.trim().parse().map_err(|_| {
                     Error::decode(keys::SEQUENCE, format!("{text:?} is not an integer"))
                 })?;
-                Ok((current + 1).to_string())
+                let next = current.checked_add(1).ok_or_else(|| {
+                    Error::decode(keys::SEQUENCE, format!("{text:?} is out of range"))
+                })?;
+                Ok(next.to_string())
             }
         }
     }
@@ -914,6 +922,18 @@ mod tests {
             Some(Error::WrongType { ref key, expected: "set" }) if key == "index:user:a b"
         ));
         assert!(typed_script_error("ERR something else").is_none());
+    }
+
+    #[test]
+    fn short_passwords_are_scrubbed_without_mangling_the_message() {
+        let url = RedisUrl::parse("redis://worker:ab@127.0.0.1:1/0").unwrap();
+        let message = "cannot connect to redis://worker:ab@127.0.0.1:1/0: a tab about ab";
+        assert_eq!(
+            scrub(message, &[&url]),
+            "cannot connect to redis://worker:***@127.0.0.1:1/0: a tab about ab"
+        );
+        let long = RedisUrl::parse("redis://:hunter22@h/0").unwrap();
+        assert_eq!(scrub("auth hunter22 failed", &[&long]), "auth *** failed");
     }
 
     #[test]
