@@ -111,11 +111,7 @@ pub(crate) enum Command {
         interval: Duration,
     },
     /// Check that records, indexes and metadata agree; exit 1 when they do not
-    Fsck {
-        /// Repair what is found, then check again
-        #[arg(long)]
-        repair: bool,
-    },
+    Fsck(FsckArgs),
     /// Clean expired tasks' index entries until SIGINT or SIGTERM: the expiry listener and the
     /// periodic reconciler
     Janitor {
@@ -142,6 +138,24 @@ pub(crate) struct ListArgs {
     #[arg(long, value_name = "STATUS", value_parser = status_parser())]
     pub(crate) status: Vec<TaskStatus>,
     /// Print one record JSON a line instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `fsck`.
+#[derive(Debug, Args)]
+pub(crate) struct FsckArgs {
+    /// Repair what is found, then check again
+    #[arg(long)]
+    pub(crate) repair: bool,
+    /// Only compare index:user:USER with the union of the user's index:service:*:user:USER
+    /// sets, and with --repair repair index:user:USER only (the global --ttl is its TTL)
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+    /// With --user: only this service's index:service:SERVICE:user:USER
+    #[arg(long, value_name = "SERVICE", requires = "user")]
+    pub(crate) service: Option<String>,
+    /// Print one JSON object instead of tables
     #[arg(long)]
     pub(crate) json: bool,
 }

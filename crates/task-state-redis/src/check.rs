@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value};
-use task_state_core::{validate_name, validate_task_id, Error, Result};
+use task_state_core::{compare_task_ids, validate_name, validate_task_id, Error, Result};
 
 use crate::repository::RedisTaskRepository;
 use crate::scan::{self, text};
@@ -657,11 +657,227 @@ async fn check_metadata(
     Ok(())
 }
 
+/// What [`check_user`] does besides looking.
+#[derive(Debug, Clone, Default)]
+pub struct UserCheckOptions {
+    /// Compare with this service's `index:service:{s}:user:{u}` only, instead of every
+    /// service the user has such an index in.
+    pub service: Option<String>,
+    /// Repair `index:user:{u}` (and nothing else): add the missing ids, remove the extra ids
+    /// whose record is gone or names another user. See [`check_user`].
+    pub repair: bool,
+}
+
+/// What [`check_user`] found, with the field names of the DMS frontend's
+/// `scripts/redis_index_consistency_check.py` when serialized.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UserIndexReport {
+    /// The user checked.
+    pub user_id: String,
+    /// The services compared, sorted.
+    pub services: Vec<String>,
+    /// Members of `index:user:{u}`.
+    pub user_index_count: u64,
+    /// Distinct ids in the `index:service:{s}:user:{u}` sets of those services.
+    pub service_union_count: u64,
+    /// Ids of the services' sets that `index:user:{u}` lacks, in task id order.
+    pub missing_in_user_index: Vec<String>,
+    /// Ids of `index:user:{u}` that none of the services' sets has, in task id order.
+    pub extra_in_user_index: Vec<String>,
+    /// With repair: ids added to or removed from `index:user:{u}`; absent without repair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<u64>,
+}
+
+impl UserIndexReport {
+    /// True when `index:user:{u}` holds exactly the services' ids.
+    pub fn is_consistent(&self) -> bool {
+        self.missing_in_user_index.is_empty() && self.extra_in_user_index.is_empty()
+    }
+}
+
+/// `pattern` with the glob characters of SCAN's MATCH escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The members of `key`, SSCAN page by page, on the writer. A key of another type is
+/// [`Error::WrongType`].
+async fn scan_members(
+    repo: &RedisTaskRepository,
+    key: &str,
+    mut each: impl FnMut(Vec<String>) + Send,
+) -> Result<()> {
+    let mut cursor = "0".to_owned();
+    loop {
+        let (next, members) = match scan::members_page(repo.writer().next(), key, &cursor).await {
+            Ok(page) => page,
+            Err(e) if scan::is_wrong_type(&e) => {
+                return Err(Error::WrongType {
+                    key: key.to_owned(),
+                    expected: "set",
+                })
+            }
+            Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
+        };
+        each(members);
+        if next == "0" {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// The consistency check scoped like the DMS frontend's
+/// `scripts/redis_index_consistency_check.py`: `index:user:{user_id}` against the union of
+/// the `index:service:{s}:user:{user_id}` sets, of every service the user has one in (found
+/// with SCAN pages) or of `options.service` only.
+///
+/// With `options.repair`, only `index:user:{user_id}` is written: the missing ids are added,
+/// then every added or extra id is checked against its record by the atomic `unindex.lua`,
+/// which removes it when the record is gone or names another user. An extra id whose record
+/// names this user stays (its service's index is what lacks it: the store-wide [`check`]
+/// repairs that), so a check afterwards may still find it. The index's TTL is set to the
+/// configured TTL when the repair created the key, and otherwise only ever raised to it.
+/// The report is the one found before the repair.
+///
+/// Memory holds the ids of this one user (and the service names), never the store.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad user id or service, [`Error::WrongType`] when one of
+/// the sets compared has another type, [`Error::Backend`] when Redis fails.
+///
+/// ```no_run
+/// # async fn run(repo: task_state_redis::RedisTaskRepository) -> task_state_core::Result<()> {
+/// use task_state_redis::{check_user, UserCheckOptions};
+/// let report = check_user(&repo, "alice", UserCheckOptions::default()).await?;
+/// println!("{}", task_state_core::serde_json::to_string(&report).unwrap());
+/// # Ok(()) }
+/// ```
+pub async fn check_user(
+    repo: &RedisTaskRepository,
+    user_id: &str,
+    options: UserCheckOptions,
+) -> Result<UserIndexReport> {
+    validate_name("user id", user_id)?;
+    let services = match &options.service {
+        Some(service) => {
+            validate_name("service", service)?;
+            vec![service.clone()]
+        }
+        None => {
+            let pattern = format!("index:service:*:user:{}", glob_escape(user_id));
+            let mut services = std::collections::BTreeSet::new();
+            let mut pages = scan::KeyPages::new(repo, &pattern, "set");
+            while let Some(keys) = pages.next().await? {
+                for key in keys {
+                    if let Some(IndexKind::ServiceUser(s, u)) = classify(&key) {
+                        if u == user_id {
+                            services.insert(s);
+                        }
+                    }
+                }
+            }
+            services.into_iter().collect()
+        }
+    };
+    let mut union = std::collections::HashSet::new();
+    for service in &services {
+        let key = format!("index:service:{service}:user:{user_id}");
+        scan_members(repo, &key, |members| union.extend(members)).await?;
+    }
+    let user_key = format!("index:user:{user_id}");
+    let mut in_user = std::collections::HashSet::new();
+    scan_members(repo, &user_key, |members| in_user.extend(members)).await?;
+    let sorted = |ids: Vec<&String>| {
+        let mut ids: Vec<String> = ids.into_iter().cloned().collect();
+        ids.sort_by(|a, b| compare_task_ids(a, b));
+        ids
+    };
+    let mut report = UserIndexReport {
+        user_id: user_id.to_owned(),
+        user_index_count: in_user.len() as u64,
+        service_union_count: union.len() as u64,
+        missing_in_user_index: sorted(union.difference(&in_user).collect()),
+        extra_in_user_index: sorted(in_user.difference(&union).collect()),
+        services,
+        repaired: None,
+    };
+    if options.repair {
+        report.repaired = Some(repair_user_index(repo, &report, &user_key).await?);
+    }
+    Ok(report)
+}
+
+async fn repair_user_index(
+    repo: &RedisTaskRepository,
+    report: &UserIndexReport,
+    user_key: &str,
+) -> Result<u64> {
+    let client = repo.writer().next();
+    let ttl_before: i64 = client
+        .ttl(user_key)
+        .await
+        .map_err(|e| repo.backend(e, &format!("reading the TTL of {user_key}")))?;
+    let mut added = 0u64;
+    for page in report.missing_in_user_index.chunks(scan::PAGE) {
+        let n: u64 = client
+            .sadd(user_key, page.to_vec())
+            .await
+            .map_err(|e| repo.backend(e, &format!("repairing {user_key}")))?;
+        added += n;
+    }
+    let ttl = repo.settings().ttl_seconds();
+    let created = ttl_before == -2 && added > 0;
+    if created || (ttl_before >= 0 && (ttl_before as u64) < ttl) {
+        let _: () = client
+            .expire(user_key, ttl as i64, None)
+            .await
+            .map_err(|e| repo.backend(e, &format!("setting the TTL of {user_key}")))?;
+    }
+    // The check of every id against its record, atomic per page: what was just added (a task
+    // deleted meanwhile) and what is extra.
+    let mut removed = 0u64;
+    let mut scratch = CheckReport::default();
+    let candidates: Vec<&String> = report
+        .missing_in_user_index
+        .iter()
+        .chain(&report.extra_in_user_index)
+        .collect();
+    for page in candidates.chunks(scan::PAGE) {
+        let mut args = vec!["user".to_owned(), String::new(), report.user_id.clone()];
+        args.extend(page.iter().map(|id| (*id).clone()));
+        removed += run_script(
+            repo,
+            &mut scratch,
+            &SCRIPTS.unindex,
+            vec![user_key.to_owned()],
+            args,
+        )
+        .await?;
+    }
+    if let Some((key, wrong)) = scratch.wrong_type.into_iter().next() {
+        return Err(Error::WrongType {
+            key,
+            expected: wrong.expected,
+        });
+    }
+    Ok(added + removed)
+}
+
 /// Compile-time guard: the check and the reconciler can be spawned on a multi-threaded
 /// runtime (their futures are `Send`).
 #[allow(dead_code)]
 fn futures_are_send(repo: &RedisTaskRepository) {
     fn send<T: Send>(_: T) {}
     send(check(repo, CheckOptions::default(), |_| {}));
+    send(check_user(repo, "u", UserCheckOptions::default()));
     send(crate::reconcile(repo));
 }

@@ -35,7 +35,8 @@ mod settings;
 pub mod testing;
 
 pub use check::{
-    check, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff, WrongTypeKey,
+    check, check_user, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff,
+    UserCheckOptions, UserIndexReport, WrongTypeKey,
 };
 pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
