@@ -15,7 +15,8 @@ use task_state_core::{PriorityLevel, TaskStatus};
 ///
 /// Connection settings come from DMS_REDIS_WRITE_URL, DMS_REDIS_READ_URL,
 /// DMS_REDIS_TASK_TTL_SECONDS and DMS_TIMEZONE; the global flags override them.
-/// Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict.
+/// Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 5 refused by the
+/// server (out of memory, read-only replica, ...: nothing was written).
 #[derive(Debug, Parser)]
 #[command(name = "task-state", version, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -110,11 +111,7 @@ pub(crate) enum Command {
         interval: Duration,
     },
     /// Check that records, indexes and metadata agree; exit 1 when they do not
-    Fsck {
-        /// Repair what is found, then check again
-        #[arg(long)]
-        repair: bool,
-    },
+    Fsck(FsckArgs),
     /// Clean expired tasks' index entries until SIGINT or SIGTERM: the expiry listener and the
     /// periodic reconciler
     Janitor {
@@ -141,6 +138,24 @@ pub(crate) struct ListArgs {
     #[arg(long, value_name = "STATUS", value_parser = status_parser())]
     pub(crate) status: Vec<TaskStatus>,
     /// Print one record JSON a line instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `fsck`.
+#[derive(Debug, Args)]
+pub(crate) struct FsckArgs {
+    /// Repair what is found, then check again
+    #[arg(long)]
+    pub(crate) repair: bool,
+    /// Only compare index:user:USER with the union of the user's index:service:*:user:USER
+    /// sets, and with --repair repair index:user:USER only (the global --ttl is its TTL)
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+    /// With --user: only this service's index:service:SERVICE:user:USER
+    #[arg(long, value_name = "SERVICE", requires = "user")]
+    pub(crate) service: Option<String>,
+    /// Print one JSON object instead of tables
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -18,6 +18,10 @@ pub(crate) enum Exit {
     NotFound = 3,
     /// The task is not in a status that allows the change.
     Conflict = 4,
+    /// The server refused the command for a reason of its own state (out of memory, a
+    /// read-only replica, not enough replicas, a busy script, loading, primary down); nothing
+    /// was written.
+    Refused = 5,
     /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
     Interrupted = 130,
 }
@@ -67,9 +71,10 @@ impl Failure {
 }
 
 /// Newlines would break "one line on stderr"; passwords must never show. The repository's
-/// messages are masked already: this is the second line of defence.
+/// messages are masked already: this is the second line of defence (the password of any URL
+/// in the message, whatever its length, and the configured passwords anywhere).
 fn one_line(message: &str, secrets: &[String]) -> String {
-    let mut line = message.replace(['\r', '\n'], " ");
+    let mut line = task_state_redis::mask_url_passwords(&message.replace(['\r', '\n'], " "));
     for secret in secrets {
         line = line.replace(secret.as_str(), "***");
     }
@@ -82,6 +87,7 @@ impl From<Error> for Failure {
             Error::NotFound { .. } => Exit::NotFound,
             Error::Conflict { .. } | Error::AlreadyExists { .. } => Exit::Conflict,
             Error::InvalidInput { .. } => Exit::Usage,
+            Error::Refused { .. } => Exit::Refused,
             _ => Exit::Error,
         };
         Failure::new(exit, e.to_string())
@@ -117,6 +123,15 @@ mod tests {
             Failure::from(Error::backend("connection refused")).exit(),
             Exit::Error
         );
+        let refused = Failure::from(Error::Refused {
+            reason: task_state_core::Refusal::OutOfMemory,
+            message: "updating task \"7\": OOM command not allowed".into(),
+        });
+        assert_eq!(refused.exit(), Exit::Refused);
+        assert_eq!(
+            refused.message.as_deref(),
+            Some("the server refused: it is out of memory (updating task \"7\": OOM command not allowed)")
+        );
     }
 
     #[test]
@@ -126,5 +141,8 @@ mod tests {
             &["hunter22".into()],
         );
         assert_eq!(line, "cannot connect to redis://:***@x");
+        // Too short to mask by its text, masked by its place in the URL.
+        let line = one_line("cannot connect to redis://u:p@x: a pipe", &[]);
+        assert_eq!(line, "cannot connect to redis://u:***@x: a pipe");
     }
 }

@@ -10,7 +10,8 @@
 //! $ task-state list --service render
 //! ```
 //!
-//! Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 130 interrupted.
+//! Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 5 refused by the
+//! server, 130 interrupted.
 //! See `docs/cli.md` for a full session.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

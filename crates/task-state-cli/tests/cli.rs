@@ -353,6 +353,20 @@ fn list_reports_unreadable_records_and_lists_the_rest() {
 }
 
 #[test]
+fn list_of_an_index_of_the_wrong_type_says_so() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "render", "--user", "zed"]);
+    env.server.cli(&["DEL", "index:user:zed"]);
+    env.server.cli(&["SET", "index:user:zed", "not a set"]);
+    let output = env.run(&["list", "--user", "zed"]);
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "{err}");
+    assert!(err.contains("index:user:zed"), "{err}");
+    assert!(err.contains("wrong kind of value"), "{err}");
+    assert!(!err.contains("could not be read"), "{err}");
+}
+
+#[test]
 fn users_lists_the_users_of_a_service() {
     let env = env_or_skip!();
     env.ok(&["create", "--service", "render", "--user", "zoe"]);
@@ -730,6 +744,34 @@ fn an_unreachable_server_is_one_line_without_the_password() {
 }
 
 #[test]
+fn writes_refused_by_the_server_exit_5_naming_the_cause() {
+    let env = env_or_skip!();
+    let id = env.ok(&["create", "--service", "render", "--user", "alice"]);
+    let id = id.trim();
+    let before = env.ok(&["get", id, "--json"]);
+    env.server
+        .cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    env.server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    for args in [
+        vec!["log", id, "a line"],
+        vec!["status", id, "running"],
+        vec!["result", id, "--pod-status", "phase=Running"],
+        vec!["jobs", id, "slurm-1"],
+        vec!["create", "--service", "render", "--user", "bob"],
+    ] {
+        let output = env.run(&args);
+        let err = stderr(&output);
+        assert_eq!(code(&output), 5, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("out of memory"), "{args:?}: {err}");
+        assert!(err.contains("OOM"), "{args:?}: {err}");
+        assert!(!err.contains("wrong kind"), "{args:?}: {err}");
+    }
+    env.server.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(env.ok(&["get", id, "--json"]), before);
+}
+
+#[test]
 fn fsck_reports_repairs_and_exits_by_what_remains() {
     let env = env_or_skip!();
     for user in ["alice", "bob", "alice"] {
@@ -764,6 +806,189 @@ fn fsck_reports_repairs_and_exits_by_what_remains() {
     assert!(String::from_utf8_lossy(&repaired.stdout).contains("after repair: consistent"));
     assert_eq!(code(&env.run(&["fsck"])), 0);
     assert_eq!(env.server.cli(&["SISMEMBER", "index:user:alice", "1"]), "1");
+}
+
+#[test]
+fn fsck_reports_keys_of_the_wrong_type_and_never_repairs_them() {
+    let env = env_or_skip!();
+    for user in ["alice", "bob"] {
+        env.ok(&["create", "--service", "render", "--user", user]);
+    }
+    env.server.cli(&["DEL", "index:user:alice"]);
+    env.server.cli(&["RPUSH", "index:user:alice", "1"]);
+    env.server.cli(&["SREM", "index:user:bob", "2"]);
+    for args in [&["fsck"][..], &["fsck", "--repair"]] {
+        let found = env.run(args);
+        assert_eq!(code(&found), 1, "{}", stderr(&found));
+        let table = String::from_utf8_lossy(&found.stdout).into_owned();
+        let row = table
+            .lines()
+            .find(|l| l.contains("index:user:alice"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(row.contains("set") && row.contains("list"), "{row}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.trim_start().starts_with("keys of the wrong type")
+                    && l.trim_end().ends_with('1')),
+            "{table}"
+        );
+        assert!(
+            stderr(&found).contains("1 keys of the wrong type"),
+            "{}",
+            stderr(&found)
+        );
+        assert_eq!(
+            env.server.cli(&["LRANGE", "index:user:alice", "0", "-1"]),
+            "1"
+        );
+    }
+    // The rest was repaired.
+    assert_eq!(env.server.cli(&["SISMEMBER", "index:user:bob", "2"]), "1");
+}
+
+fn json_of(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.trim().lines().count(), 1, "one object: {text}");
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn fsck_user_compares_the_user_index_with_the_service_indexes() {
+    let env = env_or_skip!();
+    for (service, user) in [
+        ("render", "alice"),
+        ("render", "alice"),
+        ("train", "alice"),
+        ("render", "bob"),
+    ] {
+        env.ok(&["create", "--service", service, "--user", user]);
+    }
+    assert_eq!(code(&env.run(&["fsck", "--user", "alice"])), 0);
+    let clean = env.run(&["fsck", "--user", "alice", "--json"]);
+    assert_eq!(code(&clean), 0, "{}", stderr(&clean));
+    assert_eq!(
+        json_of(&clean),
+        serde_json::json!({
+            "user_id": "alice",
+            "services": ["render", "train"],
+            "user_index_count": 3,
+            "service_union_count": 3,
+            "missing_in_user_index": [],
+            "extra_in_user_index": [],
+        })
+    );
+
+    env.server.cli(&["SREM", "index:user:alice", "1"]);
+    env.server
+        .cli(&["SADD", "index:user:alice", "ghost", "4", "10"]);
+    let bob_before = env
+        .server
+        .cli(&["SMEMBERS", "index:service:render:user:bob"]);
+    let found = env.run(&["fsck", "--user", "alice", "--json"]);
+    assert_eq!(code(&found), 1, "{}", stderr(&found));
+    assert_eq!(
+        json_of(&found),
+        serde_json::json!({
+            "user_id": "alice",
+            "services": ["render", "train"],
+            "user_index_count": 5,
+            "service_union_count": 3,
+            "missing_in_user_index": ["1"],
+            "extra_in_user_index": ["4", "10", "ghost"],
+        })
+    );
+    let scoped = env.run(&["fsck", "--user", "alice", "--service", "train", "--json"]);
+    assert_eq!(code(&scoped), 1);
+    let scoped = json_of(&scoped);
+    assert_eq!(scoped["services"], serde_json::json!(["train"]));
+    assert_eq!(scoped["service_union_count"], 1);
+    assert_eq!(
+        scoped["extra_in_user_index"],
+        serde_json::json!(["2", "4", "10", "ghost"])
+    );
+    let table = env.run(&["fsck", "--user", "alice"]);
+    assert_eq!(code(&table), 1);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("ghost") && text.contains("render, train"),
+        "{text}"
+    );
+
+    // The repair puts 1 back and removes what has no record or another owner; a short
+    // --ttl never shortens the index's TTL.
+    let ttl_before: i64 = env
+        .server
+        .cli(&["TTL", "index:user:alice"])
+        .parse()
+        .unwrap();
+    let repaired = env.run(&[
+        "--ttl", "100", "fsck", "--user", "alice", "--repair", "--json",
+    ]);
+    assert_eq!(code(&repaired), 0, "{}", stderr(&repaired));
+    let repaired = json_of(&repaired);
+    assert_eq!(repaired["missing_in_user_index"], serde_json::json!(["1"]));
+    assert_eq!(repaired["repaired"], 4);
+    let mut members: Vec<String> = env
+        .server
+        .cli(&["SMEMBERS", "index:user:alice"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    members.sort();
+    assert_eq!(members, ["1", "2", "3"]);
+    let ttl_after: i64 = env
+        .server
+        .cli(&["TTL", "index:user:alice"])
+        .parse()
+        .unwrap();
+    assert!(ttl_after >= ttl_before - 2, "{ttl_before} -> {ttl_after}");
+    assert_eq!(
+        env.server
+            .cli(&["SMEMBERS", "index:service:render:user:bob"]),
+        bob_before,
+        "only index:user:alice is repaired"
+    );
+    assert_eq!(code(&env.run(&["fsck", "--user", "alice"])), 0);
+    assert_eq!(code(&env.run(&["fsck"])), 0, "the whole store agrees");
+
+    // A user index that is gone altogether is rebuilt with the configured TTL.
+    env.server.cli(&["DEL", "index:user:alice"]);
+    let rebuilt = env.run(&["--ttl", "1000", "fsck", "--user", "alice", "--repair"]);
+    assert_eq!(code(&rebuilt), 0, "{}", stderr(&rebuilt));
+    assert_eq!(env.server.cli(&["SCARD", "index:user:alice"]), "3");
+    let ttl: i64 = env
+        .server
+        .cli(&["TTL", "index:user:alice"])
+        .parse()
+        .unwrap();
+    assert!((990..=1000).contains(&ttl), "{ttl}");
+}
+
+#[test]
+fn fsck_json_prints_one_object() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "render", "--user", "alice"]);
+    let clean = env.run(&["fsck", "--json"]);
+    assert_eq!(code(&clean), 0, "{}", stderr(&clean));
+    let clean = json_of(&clean);
+    assert_eq!(clean["consistent"], true);
+    assert_eq!(clean["records"], 1);
+    env.server.cli(&["SADD", "index:tasks", "ghost"]);
+    env.server.cli(&["DEL", "index:service:render:users"]);
+    env.server.cli(&["SET", "index:service:render:users", "x"]);
+    let found = env.run(&["fsck", "--json", "--repair"]);
+    assert_eq!(code(&found), 1, "{}", stderr(&found));
+    let found = json_of(&found);
+    assert_eq!(found["consistent"], false);
+    assert_eq!(found["indexes"]["index:tasks"]["extra"], 1);
+    assert_eq!(
+        found["wrong_type"]["index:service:render:users"],
+        serde_json::json!({"expected": "set", "found": "string"})
+    );
+    assert!(found["repaired"].as_u64().unwrap() >= 1);
+    assert_eq!(found["after_repair"]["consistent"], false);
+    assert_eq!(found["after_repair"]["extra"], 0);
 }
 
 fn signal(child: &Child, name: &str) {

@@ -67,6 +67,33 @@ pub enum Error {
         /// What the layout expects there (`string`, `set`, `hash`).
         expected: &'static str,
     },
+    /// The server refused the command for a reason of its own state, not of the data: it is
+    /// out of memory, a read-only replica, short of replicas, busy with a script, loading its
+    /// data set, or a replica whose primary is down. The command did not run (a script stops
+    /// at its first write, before anything was written), so the store is as it was; what to
+    /// do depends on the [`Refusal`].
+    ///
+    /// ```
+    /// use task_state_core::{Error, Refusal};
+    ///
+    /// fn retry_later(e: &Error) -> bool {
+    ///     matches!(e, Error::Refused { reason, .. } if reason.is_transient())
+    /// }
+    /// let e = Error::Refused {
+    ///     reason: Refusal::Loading,
+    ///     message: "reading task:1: LOADING Redis is loading the dataset in memory".into(),
+    /// };
+    /// assert!(retry_later(&e));
+    /// assert_eq!(e.to_string(), "the server refused: it is loading its data set \
+    ///     (reading task:1: LOADING Redis is loading the dataset in memory)");
+    /// ```
+    #[error("the server refused: {reason} ({message})")]
+    Refused {
+        /// Why the server refused.
+        reason: Refusal,
+        /// What was refused and the server's own words, without any password.
+        message: String,
+    },
     /// Settings that cannot work: a missing variable, a malformed URL, an unknown time zone.
     #[error("configuration: {0}")]
     Config(String),
@@ -79,6 +106,95 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+}
+
+/// Why a server refused a command ([`Error::Refused`]), from the error code of its reply.
+///
+/// Each variant says what a caller should do. The transient ones
+/// ([`Refusal::is_transient`]) pass by themselves and are worth a retry after a pause; the
+/// others need an operator (or a failover) first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// `OOM`: used memory is above `maxmemory` and the eviction policy cannot (or may not)
+    /// free any. Do not retry in a loop: an operator must raise `maxmemory`, choose an
+    /// eviction policy, or delete data (deletes are still accepted).
+    OutOfMemory,
+    /// `READONLY`: the write URL points at a read-only replica, as after a failover that
+    /// demoted the old primary. Point the write URL at the primary (or at Sentinel, which
+    /// follows failovers), then retry.
+    ReadOnlyReplica,
+    /// `NOREPLICAS`: the primary has fewer connected replicas than its
+    /// `min-replicas-to-write`. Retry after a pause; when it lasts, an operator must bring
+    /// the replicas back (or lower the setting).
+    NotEnoughReplicas,
+    /// `BUSY`: another client's script has run longer than `busy-reply-threshold`
+    /// (`lua-time-limit` before Redis 7). Retry after a pause; a script that never ends needs
+    /// an operator's `SCRIPT KILL`.
+    BusyScript,
+    /// `LOADING`: the server is loading its data set after a start or a full resync. Retry
+    /// after a pause.
+    Loading,
+    /// `MASTERDOWN`: a replica that lost its primary and is told not to serve stale data
+    /// (`replica-serve-stale-data no`). Retry after a pause: Sentinel or the operator brings
+    /// a primary back.
+    PrimaryDown,
+}
+
+impl Refusal {
+    /// Every refusal, in declaration order.
+    pub const ALL: [Refusal; 6] = [
+        Refusal::OutOfMemory,
+        Refusal::ReadOnlyReplica,
+        Refusal::NotEnoughReplicas,
+        Refusal::BusyScript,
+        Refusal::Loading,
+        Refusal::PrimaryDown,
+    ];
+
+    /// The error code that Redis opens its reply with: `OOM`, `READONLY`, `NOREPLICAS`,
+    /// `BUSY`, `LOADING`, `MASTERDOWN`.
+    ///
+    /// ```
+    /// use task_state_core::Refusal;
+    /// assert_eq!(Refusal::OutOfMemory.code(), "OOM");
+    /// assert_eq!(Refusal::from_code("READONLY"), Some(Refusal::ReadOnlyReplica));
+    /// ```
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::OutOfMemory => "OOM",
+            Refusal::ReadOnlyReplica => "READONLY",
+            Refusal::NotEnoughReplicas => "NOREPLICAS",
+            Refusal::BusyScript => "BUSY",
+            Refusal::Loading => "LOADING",
+            Refusal::PrimaryDown => "MASTERDOWN",
+        }
+    }
+
+    /// The refusal whose error code is `code` (exactly, as Redis spells it).
+    pub fn from_code(code: &str) -> Option<Refusal> {
+        Refusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// True for the refusals that pass by themselves (busy, loading, not enough replicas,
+    /// primary down): a retry after a pause may succeed. Out of memory and a read-only
+    /// replica need a change of configuration first.
+    pub fn is_transient(self) -> bool {
+        !matches!(self, Refusal::OutOfMemory | Refusal::ReadOnlyReplica)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::OutOfMemory => "it is out of memory",
+            Refusal::ReadOnlyReplica => "it is a read-only replica",
+            Refusal::NotEnoughReplicas => "it has not enough replicas",
+            Refusal::BusyScript => "it is busy running a script",
+            Refusal::Loading => "it is loading its data set",
+            Refusal::PrimaryDown => "its primary is down",
+        })
+    }
 }
 
 fn list_statuses(statuses: &[TaskStatus]) -> String {

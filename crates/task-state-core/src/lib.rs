@@ -52,7 +52,7 @@ mod validate;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Refusal, Result};
 pub use log::{format_log_entry, format_log_entry_at, format_log_entry_with, LogEntry};
 pub use model::{json_string, JobsField, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
 #[cfg(feature = "mock")]

@@ -46,7 +46,8 @@ pub(crate) struct Store {
     records: HashMap<String, Expiring<String>>,
     metadata: HashMap<String, Expiring<Owner>>,
     sets: HashMap<String, Expiring<BTreeSet<String>>>,
-    sequence: Option<u64>,
+    /// An i64, as Redis keeps the counter that INCR increments.
+    sequence: Option<i64>,
 }
 
 impl Store {
@@ -153,16 +154,18 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// INCR of the id counter.
-    pub(crate) fn next_id(&mut self) -> u64 {
-        let next = self.peek_id();
+    /// INCR of the id counter. (Redis refuses to go past i64::MAX; 2^63 ids are out of reach
+    /// here, so the counter stops there instead.)
+    pub(crate) fn next_id(&mut self) -> i64 {
+        let next = self.sequence.unwrap_or(0).saturating_add(1);
         self.sequence = Some(next);
         next
     }
 
-    /// The counter plus one, 1 when it does not exist.
-    pub(crate) fn peek_id(&self) -> u64 {
-        self.sequence.unwrap_or(0).saturating_add(1)
+    /// The counter plus one, 1 when it does not exist; one past i64::MAX at the end, as
+    /// Python's `int(raw) + 1` answers.
+    pub(crate) fn peek_id(&self) -> i128 {
+        i128::from(self.sequence.unwrap_or(0)) + 1
     }
 
     /// Every key, sorted.
@@ -236,5 +239,19 @@ impl Store {
             self.extend(&indexes.service_users, until);
         }
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peeked_id_goes_one_past_i64_max() {
+        let mut store = Store::default();
+        assert_eq!(store.peek_id(), 1);
+        assert_eq!(store.next_id(), 1);
+        store.sequence = Some(i64::MAX);
+        assert_eq!(store.peek_id().to_string(), "9223372036854775808");
     }
 }

@@ -2,22 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use fred::prelude::{HashesInterface, KeysInterface, SetsInterface, Value};
-use task_state_core::{validate_task_id, Result};
+use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value};
+use task_state_core::{compare_task_ids, validate_name, validate_task_id, Error, Result};
 
 use crate::repository::RedisTaskRepository;
 use crate::scan::{self, text};
 use crate::scripts::{Script, SCRIPTS};
-
-async fn sscan_page(
-    repo: &RedisTaskRepository,
-    key: &str,
-    cursor: &str,
-) -> Result<(String, Vec<String>)> {
-    scan::members_page(repo.writer().next(), key, cursor)
-        .await
-        .map_err(|e| repo.backend(e, &format!("scanning {key}")))
-}
 
 /// Records one MGET reads.
 const RECORDS_PER_MGET: usize = 100;
@@ -67,6 +57,17 @@ pub struct IndexDiff {
     pub extra: u64,
 }
 
+/// A key of the layout that holds another type than the layout says. The check reports it
+/// and goes on; the repair never deletes or rewrites it (it may be another application's
+/// key, or hold data someone needs): an operator decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongTypeKey {
+    /// What the layout expects there: `string`, `set` or `hash`.
+    pub expected: &'static str,
+    /// What the key holds (`list`, `zset`, ...), as `TYPE` names it.
+    pub found: String,
+}
+
 /// What [`check`] found (and repaired).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
@@ -84,6 +85,9 @@ pub struct CheckReport {
     pub orphan_metadata: u64,
     /// Fixes applied (index members added or removed, metadata written or cleaned).
     pub repaired: u64,
+    /// Keys of the layout that hold another type than the layout says, by key. A task with
+    /// such a key is not repaired: its repair would have to write that key.
+    pub wrong_type: BTreeMap<String, WrongTypeKey>,
 }
 
 impl CheckReport {
@@ -99,12 +103,34 @@ impl CheckReport {
 
     /// True when nothing is out of place (unreadable records aside).
     pub fn is_consistent(&self) -> bool {
-        self.indexes.is_empty() && self.metadata_mismatch == 0 && self.orphan_metadata == 0
+        self.indexes.is_empty()
+            && self.metadata_mismatch == 0
+            && self.orphan_metadata == 0
+            && self.wrong_type.is_empty()
     }
 
     fn diff(&mut self, key: &str) -> &mut IndexDiff {
         self.indexes.entry(key.to_owned()).or_default()
     }
+
+    fn wrong(&mut self, key: &str, expected: &'static str, found: String) {
+        self.wrong_type
+            .insert(key.to_owned(), WrongTypeKey { expected, found });
+    }
+}
+
+/// Reports `key` as holding another type than `expected`, with the type it holds.
+async fn note_wrong_type(
+    repo: &RedisTaskRepository,
+    report: &mut CheckReport,
+    key: &str,
+    expected: &'static str,
+) -> Result<()> {
+    let found = scan::types(repo.writer().next(), vec![key.to_owned()])
+        .await
+        .map_err(|e| repo.backend(e, &format!("reading the type of {key}")))?;
+    report.wrong(key, expected, found.into_iter().next().unwrap_or_default());
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]
@@ -113,8 +139,8 @@ struct Owner {
     user_id: String,
 }
 
-/// What an index set holds, read from its key.
-enum IndexKind {
+/// What an index set of the layout holds, read from its key.
+pub(crate) enum IndexKind {
     Tasks,
     Service(String),
     ServiceUser(String, String),
@@ -122,20 +148,28 @@ enum IndexKind {
     Users(String),
 }
 
-fn classify(key: &str) -> Option<IndexKind> {
+/// The index of the layout that `key` names: `index:tasks`, `index:service:{s}`,
+/// `index:service:{s}:users`, `index:service:{s}:user:{u}` or `index:user:{u}`, with valid
+/// names ([`validate_name`]). `None` for any other key, such as an application's own
+/// `index:recent-searches` or `index:service:a:b:c`, which the check, the repair and the
+/// reconciler leave alone.
+pub(crate) fn classify(key: &str) -> Option<IndexKind> {
+    let valid = |name: &str| validate_name("name", name).is_ok();
     let rest = key.strip_prefix("index:")?;
     if rest == "tasks" {
         return Some(IndexKind::Tasks);
     }
     if let Some(user) = rest.strip_prefix("user:") {
-        return (!user.contains(':')).then(|| IndexKind::User(user.to_owned()));
+        return valid(user).then(|| IndexKind::User(user.to_owned()));
     }
     let service_part = rest.strip_prefix("service:")?;
     let parts: Vec<&str> = service_part.split(':').collect();
     match parts.as_slice() {
-        [s] => Some(IndexKind::Service((*s).to_owned())),
-        [s, "users"] => Some(IndexKind::Users((*s).to_owned())),
-        [s, "user", u] => Some(IndexKind::ServiceUser((*s).to_owned(), (*u).to_owned())),
+        [s] if valid(s) => Some(IndexKind::Service((*s).to_owned())),
+        [s, "users"] if valid(s) => Some(IndexKind::Users((*s).to_owned())),
+        [s, "user", u] if valid(s) && valid(u) => {
+            Some(IndexKind::ServiceUser((*s).to_owned(), (*u).to_owned()))
+        }
         _ => None,
     }
 }
@@ -169,51 +203,116 @@ pub async fn check(
     Ok(report)
 }
 
-/// The owners of `ids`' records: `None` for a missing record, `Err` for an unreadable one.
-async fn owners(
-    repo: &RedisTaskRepository,
-    ids: &[String],
-) -> Result<Vec<Option<std::result::Result<Owner, String>>>> {
+/// What the store holds at a task's record key.
+enum Found {
+    Missing,
+    /// A key of another type, named by `TYPE`.
+    WrongType(String),
+    Unreadable(String),
+    Owner(Owner),
+}
+
+/// What the records of `ids` are.
+async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(RECORDS_PER_MGET) {
         let keys: Vec<String> = chunk.iter().map(|id| format!("task:{id}")).collect();
         let values: Vec<Value> = repo
             .writer()
             .next()
-            .mget(keys)
+            .mget(keys.clone())
             .await
             .map_err(|e| repo.backend(e, "reading records"))?;
-        for value in values {
+        let start = out.len();
+        let mut absent = Vec::new();
+        for (i, value) in values.into_iter().enumerate() {
             let bytes = match &value {
                 Value::String(s) => s.as_bytes().to_vec(),
                 Value::Bytes(b) => b.to_vec(),
                 _ => {
-                    out.push(None);
+                    absent.push(i);
+                    out.push(Found::Missing);
                     continue;
                 }
             };
-            out.push(Some(
-                task_state_core::serde_json::from_slice::<Owner>(&bytes).map_err(|e| e.to_string()),
-            ));
+            out.push(
+                match task_state_core::serde_json::from_slice::<Owner>(&bytes) {
+                    Ok(owner) => Found::Owner(owner),
+                    Err(e) => Found::Unreadable(e.to_string()),
+                },
+            );
+        }
+        // MGET answers nil both for a missing key and for a key of another type.
+        let names: Vec<String> = absent.iter().map(|&i| keys[i].clone()).collect();
+        let types = scan::types(repo.writer().next(), names)
+            .await
+            .map_err(|e| repo.backend(e, "checking records"))?;
+        for (i, kind) in absent.into_iter().zip(types) {
+            if kind != "none" {
+                out[start + i] = Found::WrongType(kind);
+            }
         }
     }
     Ok(out)
 }
 
+/// Runs a repair script. A key of the wrong type that the script found (it checks before it
+/// writes, so it wrote nothing) is reported, and the check goes on.
 async fn run_script(
     repo: &RedisTaskRepository,
+    report: &mut CheckReport,
     script: &Script,
     keys: Vec<String>,
     args: Vec<String>,
 ) -> Result<u64> {
-    let reply = repo
-        .eval_keys(script, keys, args)
-        .await
-        .map_err(|e| repo.backend(e, &format!("repairing with {}", script.name)))?;
-    Ok(match reply {
-        Value::Integer(n) => n.max(0) as u64,
-        _ => 0,
-    })
+    match repo.eval_keys(script, keys.clone(), args).await {
+        Ok(Value::Integer(n)) => Ok(n.max(0) as u64),
+        Ok(_) => Ok(0),
+        Err(e) => match wrong_type_of_script(&e, &keys) {
+            Some((key, expected)) => {
+                note_wrong_type(repo, report, &key, expected).await?;
+                Ok(0)
+            }
+            None => Err(repo.backend(e, &format!("repairing with {}", script.name))),
+        },
+    }
+}
+
+/// The key of the wrong type a script failed on: the one its typed error names, or, for a
+/// bare `WRONGTYPE`, its first key.
+fn wrong_type_of_script(e: &FredError, keys: &[String]) -> Option<(String, &'static str)> {
+    match crate::repository::typed_script_error(e.details()) {
+        Some(Error::WrongType { key, expected }) => Some((key, expected)),
+        Some(_) => None,
+        None if e.details().contains("WRONGTYPE") => Some((keys.first()?.clone(), "set")),
+        None => None,
+    }
+}
+
+/// What the layout expects at a `task:*` key: a record (`task:{id}`, a string) or a
+/// metadata hash (`task:{id}:metadata`); `None` for other keys (`task:id:sequence`, ...).
+fn task_key_kind(key: &str) -> Option<(&str, &'static str)> {
+    let rest = key.strip_prefix("task:")?;
+    let (id, expected) = match rest.strip_suffix(":metadata") {
+        Some(id) => (id, "hash"),
+        None => (rest, "string"),
+    };
+    validate_task_id(id).ok().map(|()| (id, expected))
+}
+
+/// One answer of a pipeline: the value, `None` for a key of the wrong type.
+fn answer(
+    answer: Option<std::result::Result<Value, FredError>>,
+) -> Result<Option<Value>, FredError> {
+    match answer {
+        Some(Ok(value)) => Ok(Some(value)),
+        Some(Err(e)) if scan::is_wrong_type(&e) => Ok(None),
+        Some(Err(e)) => Err(e),
+        None => Err(FredError::new(
+            fred::error::ErrorKind::Protocol,
+            "answers missing",
+        )),
+    }
 }
 
 async fn check_records(
@@ -226,21 +325,36 @@ async fn check_records(
     // A user missing from a service's user set is one missing member, however many of
     // their tasks show it.
     let mut missing_users = std::collections::HashSet::new();
-    let mut pages = scan::KeyPages::new(repo, "task:*", "string");
+    // Every type, so that a record or metadata key of another type is reported too.
+    let mut pages = scan::KeyPages::new(repo, "task:*", "");
     while let Some(keys) = pages.next().await? {
-        let ids: Vec<String> = keys
+        let keys: Vec<(&str, &str, &'static str)> = keys
             .iter()
-            .filter_map(|k| k.strip_prefix("task:"))
-            .filter(|id| validate_task_id(id).is_ok())
-            .map(str::to_owned)
+            .filter_map(|k| task_key_kind(k).map(|(id, expected)| (k.as_str(), id, expected)))
             .collect();
+        let names: Vec<String> = keys.iter().map(|k| k.0.to_owned()).collect();
+        let types = scan::types(repo.writer().next(), names)
+            .await
+            .map_err(|e| repo.backend(e, "checking records"))?;
+        let mut ids = Vec::new();
+        for ((key, id, expected), found) in keys.iter().zip(types) {
+            if found == "none" {
+                continue;
+            }
+            if found != *expected {
+                report.wrong(key, expected, found);
+            } else if *expected == "string" {
+                ids.push((*id).to_owned());
+            }
+        }
         let found = owners(repo, &ids).await?;
         let pipeline = repo.writer().next().pipeline();
         let mut checked = Vec::new();
         for (id, owner) in ids.iter().zip(found) {
             match owner {
-                None => {}
-                Some(Err(reason)) => {
+                Found::Missing => {}
+                Found::WrongType(kind) => report.wrong(&format!("task:{id}"), "string", kind),
+                Found::Unreadable(reason) => {
                     report.unreadable += 1;
                     if report.unreadable_examples.len() < EXAMPLES {
                         report
@@ -248,7 +362,7 @@ async fn check_records(
                             .push((format!("task:{id}"), reason));
                     }
                 }
-                Some(Ok(owner)) => {
+                Found::Owner(owner) => {
                     report.records += 1;
                     let (s, u) = (&owner.service, &owner.user_id);
                     let expected = [
@@ -272,23 +386,26 @@ async fn check_records(
                 }
             }
         }
-        let answers: Vec<Value> = if checked.is_empty() {
+        let answers: Vec<std::result::Result<Value, FredError>> = if checked.is_empty() {
             Vec::new()
         } else {
-            pipeline
-                .all()
-                .await
-                .map_err(|e| repo.backend(e, "checking indexes"))?
+            pipeline.try_all().await
         };
         let mut answers = answers.into_iter();
         for (id, owner, expected) in checked {
             let mut broken = false;
+            // A key of the wrong type: reported, and the task not repaired, since its
+            // repair would write that key.
+            let mut blocked = false;
             for (key, member) in &expected {
-                let present = matches!(
-                    answers.next(),
-                    Some(Value::Integer(1)) | Some(Value::Boolean(true))
-                );
-                if !present {
+                let Some(present) =
+                    answer(answers.next()).map_err(|e| repo.backend(e, "checking indexes"))?
+                else {
+                    note_wrong_type(repo, report, key, "set").await?;
+                    blocked = true;
+                    continue;
+                };
+                if !matches!(present, Value::Integer(1) | Value::Boolean(true)) {
                     broken = true;
                     let first = !key.ends_with(":users")
                         || missing_users.insert((key.clone(), member.clone()));
@@ -297,17 +414,27 @@ async fn check_records(
                     }
                 }
             }
-            let meta = match answers.next() {
-                Some(Value::Array(fields)) => fields.iter().map(text).collect::<Vec<_>>(),
-                _ => Vec::new(),
-            };
-            if meta != [Some(owner.service.clone()), Some(owner.user_id.clone())] {
-                report.metadata_mismatch += 1;
-                broken = true;
+            let meta_key = format!("task:{id}:metadata");
+            match answer(answers.next()).map_err(|e| repo.backend(e, "checking metadata"))? {
+                None => {
+                    note_wrong_type(repo, report, &meta_key, "hash").await?;
+                    blocked = true;
+                }
+                Some(meta) => {
+                    let meta = match meta {
+                        Value::Array(fields) => fields.iter().map(text).collect::<Vec<_>>(),
+                        _ => Vec::new(),
+                    };
+                    if meta != [Some(owner.service.clone()), Some(owner.user_id.clone())] {
+                        report.metadata_mismatch += 1;
+                        broken = true;
+                    }
+                }
             }
-            if broken && options.repair {
-                let keys = vec![format!("task:{id}"), format!("task:{id}:metadata")];
-                report.repaired += run_script(repo, &SCRIPTS.reindex, keys, vec![id]).await?;
+            if broken && !blocked && options.repair {
+                let keys = vec![format!("task:{id}"), meta_key];
+                report.repaired +=
+                    run_script(repo, report, &SCRIPTS.reindex, keys, vec![id]).await?;
             }
         }
         progress(&CheckProgress {
@@ -326,86 +453,131 @@ async fn check_indexes(
     progress: &mut (impl FnMut(&CheckProgress) + Send),
 ) -> Result<()> {
     let mut done = 0;
-    let mut pages = scan::KeyPages::new(repo, "index:*", "set");
+    // Every type, so that an index key of another type is reported too.
+    let mut pages = scan::KeyPages::new(repo, "index:*", "");
     while let Some(keys) = pages.next().await? {
-        for key in keys {
-            let Some(kind) = classify(&key) else { continue };
-            let mut set_cursor = "0".to_owned();
-            loop {
-                let (set_next, members) = sscan_page(repo, &key, &set_cursor).await?;
-                done += members.len() as u64;
-                let extra = match &kind {
-                    IndexKind::Users(service) => {
-                        users_without_tasks(repo, service, &members).await?
-                    }
-                    kind => tasks_not_belonging(repo, kind, &members).await?,
-                };
-                if !extra.is_empty() {
-                    report.diff(&key).extra += extra.len() as u64;
-                    if options.repair {
-                        let (script, mut args) = match &kind {
-                            IndexKind::Users(service) => {
-                                (&SCRIPTS.prune, vec![format!("users:{service}")])
-                            }
-                            IndexKind::Tasks => (
-                                &SCRIPTS.unindex,
-                                vec!["tasks".into(), String::new(), String::new()],
-                            ),
-                            IndexKind::Service(s) => (
-                                &SCRIPTS.unindex,
-                                vec!["service".into(), s.clone(), String::new()],
-                            ),
-                            IndexKind::ServiceUser(s, u) => (
-                                &SCRIPTS.unindex,
-                                vec!["service_user".into(), s.clone(), u.clone()],
-                            ),
-                            IndexKind::User(u) => (
-                                &SCRIPTS.unindex,
-                                vec!["user".into(), String::new(), u.clone()],
-                            ),
-                        };
-                        args.extend(extra);
-                        report.repaired +=
-                            run_script(repo, script, vec![key.clone()], args).await?;
-                    }
+        let keys: Vec<(String, IndexKind)> = keys
+            .into_iter()
+            .filter_map(|key| classify(&key).map(|kind| (key, kind)))
+            .collect();
+        let names: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let types = scan::types(repo.writer().next(), names)
+            .await
+            .map_err(|e| repo.backend(e, "checking indexes"))?;
+        for ((key, kind), found) in keys.into_iter().zip(types) {
+            match found.as_str() {
+                "set" => {
+                    check_index(repo, options, report, &key, &kind, &mut done, progress).await?
                 }
-                progress(&CheckProgress {
-                    phase: CheckPhase::Indexes,
-                    done,
-                    estimated_total: None,
-                });
-                set_cursor = set_next;
-                if set_cursor == "0" {
-                    break;
-                }
+                "none" => {}
+                _ => report.wrong(&key, "set", found),
             }
         }
     }
     Ok(())
 }
 
+/// One index set against the records, SSCAN page by SSCAN page.
+async fn check_index(
+    repo: &RedisTaskRepository,
+    options: CheckOptions,
+    report: &mut CheckReport,
+    key: &str,
+    kind: &IndexKind,
+    done: &mut u64,
+    progress: &mut (impl FnMut(&CheckProgress) + Send),
+) -> Result<()> {
+    let mut set_cursor = "0".to_owned();
+    loop {
+        let (set_next, members) =
+            match scan::members_page(repo.writer().next(), key, &set_cursor).await {
+                Ok(page) => page,
+                // Replaced by a key of another type since the SCAN saw it.
+                Err(e) if scan::is_wrong_type(&e) => {
+                    return note_wrong_type(repo, report, key, "set").await
+                }
+                Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
+            };
+        *done += members.len() as u64;
+        let extra = match kind {
+            IndexKind::Users(service) => {
+                users_without_tasks(repo, report, service, &members).await?
+            }
+            kind => tasks_not_belonging(repo, report, kind, &members).await?,
+        };
+        if !extra.is_empty() {
+            report.diff(key).extra += extra.len() as u64;
+            if options.repair {
+                let (script, mut args) = match kind {
+                    IndexKind::Users(service) => (&SCRIPTS.prune, vec![format!("users:{service}")]),
+                    IndexKind::Tasks => (
+                        &SCRIPTS.unindex,
+                        vec!["tasks".into(), String::new(), String::new()],
+                    ),
+                    IndexKind::Service(s) => (
+                        &SCRIPTS.unindex,
+                        vec!["service".into(), s.clone(), String::new()],
+                    ),
+                    IndexKind::ServiceUser(s, u) => (
+                        &SCRIPTS.unindex,
+                        vec!["service_user".into(), s.clone(), u.clone()],
+                    ),
+                    IndexKind::User(u) => (
+                        &SCRIPTS.unindex,
+                        vec!["user".into(), String::new(), u.clone()],
+                    ),
+                };
+                args.extend(extra);
+                report.repaired +=
+                    run_script(repo, report, script, vec![key.to_owned()], args).await?;
+            }
+        }
+        progress(&CheckProgress {
+            phase: CheckPhase::Indexes,
+            done: *done,
+            estimated_total: None,
+        });
+        set_cursor = set_next;
+        if set_cursor == "0" {
+            return Ok(());
+        }
+    }
+}
+
+/// The users of `index:service:{service}:users` without a task there. A user whose index is
+/// a key of the wrong type is reported, not counted.
 async fn users_without_tasks(
     repo: &RedisTaskRepository,
+    report: &mut CheckReport,
     service: &str,
     users: &[String],
 ) -> Result<Vec<String>> {
     let keys: Vec<String> = users
         .iter()
+        .filter(|user| validate_name("user id", user).is_ok())
         .map(|user| format!("index:service:{service}:user:{user}"))
         .collect();
-    let counts = scan::per_key(repo.writer().next(), "SCARD", keys)
+    let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
         .await
         .map_err(|e| repo.backend(e, "checking users"))?;
-    Ok(users
+    let mut extra = Vec::new();
+    let valid = users
         .iter()
-        .zip(counts)
-        .filter(|(_, n)| *n == 0)
-        .map(|(u, _)| u.clone())
-        .collect())
+        .filter(|user| validate_name("user id", user).is_ok());
+    for ((user, key), count) in valid.zip(&keys).zip(counts) {
+        match count {
+            Ok(0) => extra.push(user.clone()),
+            Ok(_) => {}
+            Err(e) if scan::is_wrong_type(&e) => note_wrong_type(repo, report, key, "set").await?,
+            Err(e) => return Err(repo.backend(e, "checking users")),
+        }
+    }
+    Ok(extra)
 }
 
 async fn tasks_not_belonging(
     repo: &RedisTaskRepository,
+    report: &mut CheckReport,
     kind: &IndexKind,
     ids: &[String],
 ) -> Result<Vec<String>> {
@@ -418,9 +590,14 @@ async fn tasks_not_belonging(
     let mut extra = Vec::new();
     for (id, owner) in valid.into_iter().zip(found) {
         let belongs = match owner {
-            None => false,
-            Some(Err(_)) => true, // unreadable: reported in the records phase, left alone
-            Some(Ok(owner)) => match kind {
+            Found::Missing => false,
+            Found::WrongType(found) => {
+                // Reported, and the index entry left alone.
+                report.wrong(&format!("task:{id}"), "string", found);
+                true
+            }
+            Found::Unreadable(_) => true, // reported in the records phase, left alone
+            Found::Owner(owner) => match kind {
                 IndexKind::Tasks => true,
                 IndexKind::Service(s) => &owner.service == s,
                 IndexKind::ServiceUser(s, u) => &owner.service == s && &owner.user_id == u,
@@ -458,9 +635,14 @@ async fn check_metadata(
             if exists == 0 {
                 report.orphan_metadata += 1;
                 if options.repair {
-                    let cleanup = repo.handle_task_expired(id).await?;
-                    if cleanup.removed {
-                        report.repaired += 1;
+                    match repo.handle_task_expired(id).await {
+                        Ok(cleanup) if cleanup.removed => report.repaired += 1,
+                        Ok(_) => {}
+                        // The cleanup checks every key's type before it writes.
+                        Err(Error::WrongType { key, expected }) => {
+                            note_wrong_type(repo, report, &key, expected).await?
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -475,11 +657,227 @@ async fn check_metadata(
     Ok(())
 }
 
+/// What [`check_user`] does besides looking.
+#[derive(Debug, Clone, Default)]
+pub struct UserCheckOptions {
+    /// Compare with this service's `index:service:{s}:user:{u}` only, instead of every
+    /// service the user has such an index in.
+    pub service: Option<String>,
+    /// Repair `index:user:{u}` (and nothing else): add the missing ids, remove the extra ids
+    /// whose record is gone or names another user. See [`check_user`].
+    pub repair: bool,
+}
+
+/// What [`check_user`] found, with the field names of the DMS frontend's
+/// `scripts/redis_index_consistency_check.py` when serialized.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UserIndexReport {
+    /// The user checked.
+    pub user_id: String,
+    /// The services compared, sorted.
+    pub services: Vec<String>,
+    /// Members of `index:user:{u}`.
+    pub user_index_count: u64,
+    /// Distinct ids in the `index:service:{s}:user:{u}` sets of those services.
+    pub service_union_count: u64,
+    /// Ids of the services' sets that `index:user:{u}` lacks, in task id order.
+    pub missing_in_user_index: Vec<String>,
+    /// Ids of `index:user:{u}` that none of the services' sets has, in task id order.
+    pub extra_in_user_index: Vec<String>,
+    /// With repair: ids added to or removed from `index:user:{u}`; absent without repair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<u64>,
+}
+
+impl UserIndexReport {
+    /// True when `index:user:{u}` holds exactly the services' ids.
+    pub fn is_consistent(&self) -> bool {
+        self.missing_in_user_index.is_empty() && self.extra_in_user_index.is_empty()
+    }
+}
+
+/// `pattern` with the glob characters of SCAN's MATCH escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The members of `key`, SSCAN page by page, on the writer. A key of another type is
+/// [`Error::WrongType`].
+async fn scan_members(
+    repo: &RedisTaskRepository,
+    key: &str,
+    mut each: impl FnMut(Vec<String>) + Send,
+) -> Result<()> {
+    let mut cursor = "0".to_owned();
+    loop {
+        let (next, members) = match scan::members_page(repo.writer().next(), key, &cursor).await {
+            Ok(page) => page,
+            Err(e) if scan::is_wrong_type(&e) => {
+                return Err(Error::WrongType {
+                    key: key.to_owned(),
+                    expected: "set",
+                })
+            }
+            Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
+        };
+        each(members);
+        if next == "0" {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// The consistency check scoped like the DMS frontend's
+/// `scripts/redis_index_consistency_check.py`: `index:user:{user_id}` against the union of
+/// the `index:service:{s}:user:{user_id}` sets, of every service the user has one in (found
+/// with SCAN pages) or of `options.service` only.
+///
+/// With `options.repair`, only `index:user:{user_id}` is written: the missing ids are added,
+/// then every added or extra id is checked against its record by the atomic `unindex.lua`,
+/// which removes it when the record is gone or names another user. An extra id whose record
+/// names this user stays (its service's index is what lacks it: the store-wide [`check`]
+/// repairs that), so a check afterwards may still find it. The index's TTL is set to the
+/// configured TTL when the repair created the key, and otherwise only ever raised to it.
+/// The report is the one found before the repair.
+///
+/// Memory holds the ids of this one user (and the service names), never the store.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad user id or service, [`Error::WrongType`] when one of
+/// the sets compared has another type, [`Error::Backend`] when Redis fails.
+///
+/// ```no_run
+/// # async fn run(repo: task_state_redis::RedisTaskRepository) -> task_state_core::Result<()> {
+/// use task_state_redis::{check_user, UserCheckOptions};
+/// let report = check_user(&repo, "alice", UserCheckOptions::default()).await?;
+/// println!("{}", task_state_core::serde_json::to_string(&report).unwrap());
+/// # Ok(()) }
+/// ```
+pub async fn check_user(
+    repo: &RedisTaskRepository,
+    user_id: &str,
+    options: UserCheckOptions,
+) -> Result<UserIndexReport> {
+    validate_name("user id", user_id)?;
+    let services = match &options.service {
+        Some(service) => {
+            validate_name("service", service)?;
+            vec![service.clone()]
+        }
+        None => {
+            let pattern = format!("index:service:*:user:{}", glob_escape(user_id));
+            let mut services = std::collections::BTreeSet::new();
+            let mut pages = scan::KeyPages::new(repo, &pattern, "set");
+            while let Some(keys) = pages.next().await? {
+                for key in keys {
+                    if let Some(IndexKind::ServiceUser(s, u)) = classify(&key) {
+                        if u == user_id {
+                            services.insert(s);
+                        }
+                    }
+                }
+            }
+            services.into_iter().collect()
+        }
+    };
+    let mut union = std::collections::HashSet::new();
+    for service in &services {
+        let key = format!("index:service:{service}:user:{user_id}");
+        scan_members(repo, &key, |members| union.extend(members)).await?;
+    }
+    let user_key = format!("index:user:{user_id}");
+    let mut in_user = std::collections::HashSet::new();
+    scan_members(repo, &user_key, |members| in_user.extend(members)).await?;
+    let sorted = |ids: Vec<&String>| {
+        let mut ids: Vec<String> = ids.into_iter().cloned().collect();
+        ids.sort_by(|a, b| compare_task_ids(a, b));
+        ids
+    };
+    let mut report = UserIndexReport {
+        user_id: user_id.to_owned(),
+        user_index_count: in_user.len() as u64,
+        service_union_count: union.len() as u64,
+        missing_in_user_index: sorted(union.difference(&in_user).collect()),
+        extra_in_user_index: sorted(in_user.difference(&union).collect()),
+        services,
+        repaired: None,
+    };
+    if options.repair {
+        report.repaired = Some(repair_user_index(repo, &report, &user_key).await?);
+    }
+    Ok(report)
+}
+
+async fn repair_user_index(
+    repo: &RedisTaskRepository,
+    report: &UserIndexReport,
+    user_key: &str,
+) -> Result<u64> {
+    let client = repo.writer().next();
+    let ttl_before: i64 = client
+        .ttl(user_key)
+        .await
+        .map_err(|e| repo.backend(e, &format!("reading the TTL of {user_key}")))?;
+    let mut added = 0u64;
+    for page in report.missing_in_user_index.chunks(scan::PAGE) {
+        let n: u64 = client
+            .sadd(user_key, page.to_vec())
+            .await
+            .map_err(|e| repo.backend(e, &format!("repairing {user_key}")))?;
+        added += n;
+    }
+    let ttl = repo.settings().ttl_seconds();
+    let created = ttl_before == -2 && added > 0;
+    if created || (ttl_before >= 0 && (ttl_before as u64) < ttl) {
+        let _: () = client
+            .expire(user_key, ttl as i64, None)
+            .await
+            .map_err(|e| repo.backend(e, &format!("setting the TTL of {user_key}")))?;
+    }
+    // The check of every id against its record, atomic per page: what was just added (a task
+    // deleted meanwhile) and what is extra.
+    let mut removed = 0u64;
+    let mut scratch = CheckReport::default();
+    let candidates: Vec<&String> = report
+        .missing_in_user_index
+        .iter()
+        .chain(&report.extra_in_user_index)
+        .collect();
+    for page in candidates.chunks(scan::PAGE) {
+        let mut args = vec!["user".to_owned(), String::new(), report.user_id.clone()];
+        args.extend(page.iter().map(|id| (*id).clone()));
+        removed += run_script(
+            repo,
+            &mut scratch,
+            &SCRIPTS.unindex,
+            vec![user_key.to_owned()],
+            args,
+        )
+        .await?;
+    }
+    if let Some((key, wrong)) = scratch.wrong_type.into_iter().next() {
+        return Err(Error::WrongType {
+            key,
+            expected: wrong.expected,
+        });
+    }
+    Ok(added + removed)
+}
+
 /// Compile-time guard: the check and the reconciler can be spawned on a multi-threaded
 /// runtime (their futures are `Send`).
 #[allow(dead_code)]
 fn futures_are_send(repo: &RedisTaskRepository) {
     fn send<T: Send>(_: T) {}
     send(check(repo, CheckOptions::default(), |_| {}));
+    send(check_user(repo, "u", UserCheckOptions::default()));
     send(crate::reconcile(repo));
 }

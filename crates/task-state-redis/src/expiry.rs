@@ -7,11 +7,12 @@ use fred::clients::SubscriberClient;
 use fred::prelude::{Builder, ClientLike, EventInterface, PubsubInterface, ReconnectPolicy, Value};
 use fred::types::CustomCommand;
 use task_state_core::jiff::Timestamp;
-use task_state_core::{validate_task_id, Error, Result};
+use task_state_core::{validate_name, validate_task_id, Error, Result};
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::repository::{RedisTaskRepository, BATCH_SIZE};
+use crate::check::IndexKind;
+use crate::repository::{scrub, RedisTaskRepository};
 use crate::scan;
 use crate::scripts::SCRIPTS;
 
@@ -75,47 +76,118 @@ pub struct ReconcileStats {
     pub last_error: Option<String>,
 }
 
-/// Removes, from every index set, the ids whose record no longer exists, and from every
-/// `index:service:{s}:users` set the users without tasks there: SCAN over `index:*`, then
-/// SSCAN and one small atomic script per batch of 500 members, so Redis is never blocked
-/// for long and the store is never held in memory. Returns the number of members removed.
+/// Removes, from every index set of the layout, the ids whose record no longer exists, and
+/// from every `index:service:{s}:users` set the users without tasks there: SCAN over
+/// `index:*`, then SSCAN and one small atomic script per page of 500 members, so Redis is
+/// never blocked for long and no set is held in memory. Returns the number of members
+/// removed.
+///
+/// Only keys of the layout are touched (`index:tasks`, `index:service:{s}`,
+/// `index:service:{s}:users`, `index:service:{s}:user:{u}`, `index:user:{u}` with valid
+/// names): another application's `index:recent-searches` in the same database is left
+/// alone. A key of the wrong type is never touched either: it is logged and skipped (the
+/// consistency check reports it).
 ///
 /// # Errors
-/// [`Error::Backend`] when Redis fails.
+/// [`Error::Backend`] (or [`Error::Refused`]) when Redis fails.
 pub async fn reconcile(repo: &RedisTaskRepository) -> Result<u64> {
     let mut removed = 0;
     let mut pages = scan::KeyPages::new(repo, "index:*", "set");
     while let Some(keys) = pages.next().await? {
         for key in keys {
-            removed += prune_index(repo, &key).await?;
+            let Some(kind) = crate::check::classify(&key) else {
+                continue; // not a key of the layout
+            };
+            let service = match kind {
+                IndexKind::Users(service) => Some(service),
+                _ => None,
+            };
+            removed += prune_index(repo, &key, service.as_deref()).await?;
         }
     }
     Ok(removed)
 }
 
-async fn prune_index(repo: &RedisTaskRepository, key: &str) -> Result<u64> {
-    let mode = match key
-        .strip_prefix("index:service:")
-        .and_then(|rest| rest.strip_suffix(":users"))
-    {
-        Some(service) if !service.contains(':') => format!("users:{service}"),
-        _ => "tasks".to_owned(),
+/// Prunes one index set, SSCAN page by page: for `index:service:{service}:users` (with
+/// `service`) the users without tasks there, else the ids without a record.
+async fn prune_index(repo: &RedisTaskRepository, key: &str, service: Option<&str>) -> Result<u64> {
+    let mode = match service {
+        Some(service) => format!("users:{service}"),
+        None => "tasks".to_owned(),
     };
-    let members = repo.scan_set(key).await?;
     let mut removed = 0;
-    for chunk in members.chunks(BATCH_SIZE) {
-        let mut args = Vec::with_capacity(chunk.len() + 1);
-        args.push(mode.clone());
-        args.extend(chunk.iter().cloned());
-        let reply = repo
-            .eval_keys(&SCRIPTS.prune, vec![key.to_owned()], args)
-            .await
-            .map_err(|e| repo.backend(e, &format!("pruning {key}")))?;
-        if let Value::Integer(n) = reply {
-            removed += n.max(0) as u64;
+    let mut cursor = "0".to_owned();
+    loop {
+        let (next, mut members) = match scan::members_page(repo.writer().next(), key, &cursor).await
+        {
+            Ok(page) => page,
+            Err(e) if scan::is_wrong_type(&e) => {
+                tracing::warn!(key, "reconciler: key of the wrong type left alone");
+                return Ok(removed);
+            }
+            Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
+        };
+        if let Some(service) = service {
+            members = users_to_prune(repo, service, members).await?;
+        }
+        if !members.is_empty() {
+            let mut args = Vec::with_capacity(members.len() + 1);
+            args.push(mode.clone());
+            args.extend(members);
+            match repo
+                .eval_keys(&SCRIPTS.prune, vec![key.to_owned()], args)
+                .await
+            {
+                Ok(Value::Integer(n)) => removed += n.max(0) as u64,
+                Ok(_) => {}
+                // A user index that became a key of another type meanwhile: the script
+                // stopped at its SCARD, before any SREM.
+                Err(e) if e.details().contains("WRONGTYPE") => {
+                    tracing::warn!(key, "reconciler: a user index of the wrong type left alone");
+                }
+                Err(e) => return Err(repo.backend(e, &format!("pruning {key}"))),
+            }
+        }
+        if next == "0" {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
+}
+
+/// The users (of `index:service:{service}:users`) whose task index there is empty, for the
+/// script to check again and remove; a user whose index has the wrong type is left alone.
+async fn users_to_prune(
+    repo: &RedisTaskRepository,
+    service: &str,
+    users: Vec<String>,
+) -> Result<Vec<String>> {
+    let users: Vec<String> = users
+        .into_iter()
+        .filter(|user| validate_name("user id", user).is_ok())
+        .collect();
+    let keys: Vec<String> = users
+        .iter()
+        .map(|user| format!("index:service:{service}:user:{user}"))
+        .collect();
+    let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
+        .await
+        .map_err(|e| repo.backend(e, "checking users"))?;
+    let mut out = Vec::new();
+    for ((user, key), count) in users.into_iter().zip(&keys).zip(counts) {
+        match count {
+            Ok(0) => out.push(user),
+            Ok(_) => {}
+            Err(e) if scan::is_wrong_type(&e) => {
+                tracing::warn!(
+                    key = key.as_str(),
+                    "reconciler: key of the wrong type left alone"
+                );
+            }
+            Err(e) => return Err(repo.backend(e, "checking users")),
         }
     }
-    Ok(removed)
+    Ok(out)
 }
 
 /// Checks that Redis publishes expired-key events (`notify-keyspace-events` with `E` and
@@ -193,8 +265,13 @@ impl ExpiryListener {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build_subscriber_client()
-            .map_err(|e| Error::Config(format!("{url}: {}", e.details())))?;
-        let fail = |message: String| Error::backend(format!("expiry listener on {url}: {message}"));
+            .map_err(|e| Error::Config(scrub(&format!("{url}: {}", e.details()), &[url])))?;
+        let fail = |message: String| {
+            Error::backend(scrub(
+                &format!("expiry listener on {url}: {message}"),
+                &[url],
+            ))
+        };
         match tokio::time::timeout(settings.connect_timeout(), subscriber.init()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(fail(e.details().to_owned())),

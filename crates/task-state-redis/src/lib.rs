@@ -26,6 +26,7 @@ mod check;
 mod expiry;
 mod keys;
 mod provider;
+mod redact;
 mod repository;
 mod scan;
 mod scripts;
@@ -33,11 +34,15 @@ mod settings;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use check::{check, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff};
+pub use check::{
+    check, check_user, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff,
+    UserCheckOptions, UserIndexReport, WrongTypeKey,
+};
 pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
 };
 pub use provider::RedisRepositoryProvider;
+pub use redact::mask_url_passwords;
 pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
 pub use scripts::{lua_library, script_source};
 pub use settings::{

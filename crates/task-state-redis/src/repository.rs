@@ -11,8 +11,8 @@ use fred::prelude::{
 };
 use task_state_core::{
     compare_task_ids, format_log_entry_at, json_string, validate_name, validate_record,
-    validate_task_id, validate_transition_from, Clock, Error, Result, Scope, SystemClock, TaskList,
-    TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable,
+    validate_task_id, validate_transition_from, Clock, Error, Refusal, Result, Scope, SystemClock,
+    TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable,
 };
 
 use crate::keys;
@@ -396,16 +396,18 @@ impl RedisTaskRepository {
         }
     }
 
+    /// The error for a failed command: [`Error::Refused`] when the server refused it for a
+    /// reason of its own state (out of memory, read-only, ...), else [`Error::Backend`].
     pub(crate) fn backend(&self, e: FredError, context: &str) -> Error {
-        let message = scrub(
-            &format!("{context}: {}", describe(&e)),
-            &[
-                self.inner.settings.write_url(),
-                self.inner.settings.read_url(),
-            ],
-        );
+        let urls = [
+            self.inner.settings.write_url(),
+            self.inner.settings.read_url(),
+        ];
+        if let Some(refused) = refused(&e, context, &urls) {
+            return refused;
+        }
         Error::Backend {
-            message,
+            message: scrub(&format!("{context}: {}", describe(&e)), &urls),
             source: Some(Box::new(e)),
         }
     }
@@ -434,11 +436,45 @@ impl RedisTaskRepository {
     }
 }
 
-/// The typed error a script raised with `fail(kind, key, detail)` (see `lua/lib.lua`):
+/// The refusal that a server's error reply names, with the server's words from its code on
+/// (without the ` script: …` that Redis 7 appends). The code opens a command's own reply, and
+/// a script's on Redis 7 (`OOM command not allowed … script: …`); Redis 6.2 wraps an error
+/// raised inside a script (`Error running script (call to f_…): @user_script:12:
+/// @user_script: 12: -OOM command not allowed …`), so a code is also found as a word after a
+/// space or a `-`.
+fn refusal(details: &str) -> Option<(Refusal, &str)> {
+    let starts = std::iter::once(0).chain(
+        details
+            .char_indices()
+            .filter(|(_, c)| *c == ' ' || *c == '-')
+            .map(|(i, _)| i + 1),
+    );
+    for start in starts {
+        let rest = &details[start..];
+        let word = rest.split(' ').next().unwrap_or_default();
+        if let Some(refusal) = Refusal::from_code(word) {
+            let words = rest.split(" script: ").next().unwrap_or(rest);
+            return Some((refusal, words.trim_end()));
+        }
+    }
+    None
+}
+
+/// [`Error::Refused`] for an error that is a refusal, with the context and without any
+/// password of `urls`.
+fn refused(e: &FredError, context: &str, urls: &[&RedisUrl]) -> Option<Error> {
+    let (reason, words) = refusal(e.details())?;
+    Some(Error::Refused {
+        reason,
+        message: scrub(&format!("{context}: {words}"), urls),
+    })
+}
+
+/// The typed error a script raised with `fail(kind, key, detail)` (see `lua/lib/errors.lua`):
 /// `TSWRONGTYPE\x1f<key>\x1f<expected>\x1f`, `TSDECODE\x1f<key>\x1f<reason>\x1f` or
 /// `TSINVALID\x1f<argument>\x1f<reason>\x1f`,
 /// wherever in the message Redis put it.
-fn typed_script_error(details: &str) -> Option<Error> {
+pub(crate) fn typed_script_error(details: &str) -> Option<Error> {
     for kind in ["TSWRONGTYPE", "TSDECODE", "TSINVALID"] {
         let Some(start) = details.find(&format!("{kind}\x1f")) else {
             continue;
@@ -552,9 +588,15 @@ pub(crate) async fn connect_pool(
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
         .build_pool(settings.pool_size())
         .map_err(|e| Error::Config(scrub(&format!("{url}: {}", describe(&e)), &[url])))?;
-    let fail = |message: String, source: Option<FredError>| Error::Backend {
-        message: scrub(&message, &[url]),
-        source: source.map(|e| Box::new(e) as task_state_core::BoxError),
+    let fail = |message: String, source: Option<FredError>| {
+        let context = format!("connecting to {url}");
+        if let Some(refused) = source.as_ref().and_then(|e| refused(e, &context, &[url])) {
+            return refused;
+        }
+        Error::Backend {
+            message: scrub(&message, &[url]),
+            source: source.map(|e| Box::new(e) as task_state_core::BoxError),
+        }
     };
     let connected = tokio::time::timeout(connect_timeout, pool.init()).await;
     let result = match connected {
@@ -601,9 +643,11 @@ fn describe(e: &FredError) -> String {
     }
 }
 
-/// Removes any password of `urls` that a message might carry.
-fn scrub(message: &str, urls: &[&RedisUrl]) -> String {
-    let mut message = message.to_owned();
+/// Removes any password of `urls` that a message might carry: the password of every URL in
+/// it, whatever its length, and the passwords of `urls` wherever else they appear, when they
+/// are long enough (3 bytes) not to mask ordinary words.
+pub(crate) fn scrub(message: &str, urls: &[&RedisUrl]) -> String {
+    let mut message = crate::redact::mask_url_passwords(message);
     for url in urls {
         if let Ok(parsed) = url::Url::parse(url.expose()) {
             if let Some(password) = parsed.password().filter(|p| p.len() >= 3) {
@@ -707,10 +751,11 @@ impl TaskRepository for RedisTaskRepository {
     async fn append_logs(&self, task_id: &str, messages: &[String]) -> Result<bool> {
         validate_task_id(task_id)?;
         if messages.is_empty() {
+            // On the writer, as a write would be: a lagging replica may not have the task yet.
             let key = keys::record(task_id);
             let exists: i64 = self
                 .inner
-                .reader
+                .writer
                 .next()
                 .exists(&key)
                 .await
@@ -858,10 +903,15 @@ impl TaskRepository for RedisTaskRepository {
         match value {
             None => Ok("1".to_owned()),
             Some(text) => {
-                let current: i64 = text.trim().parse().map_err(|_| {
+                // Python's `int(raw) + 1` has no upper limit: one past i64::MAX (which INCR
+                // stops at) is still an answer.
+                let current: i128 = text.trim().parse().map_err(|_| {
                     Error::decode(keys::SEQUENCE, format!("{text:?} is not an integer"))
                 })?;
-                Ok((current + 1).to_string())
+                let next = current.checked_add(1).ok_or_else(|| {
+                    Error::decode(keys::SEQUENCE, format!("{text:?} is out of range"))
+                })?;
+                Ok(next.to_string())
             }
         }
     }
@@ -885,5 +935,48 @@ mod tests {
             Some(Error::WrongType { ref key, expected: "set" }) if key == "index:user:a b"
         ));
         assert!(typed_script_error("ERR something else").is_none());
+    }
+
+    #[test]
+    fn short_passwords_are_scrubbed_without_mangling_the_message() {
+        let url = RedisUrl::parse("redis://worker:ab@127.0.0.1:1/0").unwrap();
+        let message = "cannot connect to redis://worker:ab@127.0.0.1:1/0: a tab about ab";
+        assert_eq!(
+            scrub(message, &[&url]),
+            "cannot connect to redis://worker:***@127.0.0.1:1/0: a tab about ab"
+        );
+        let long = RedisUrl::parse("redis://:hunter22@h/0").unwrap();
+        assert_eq!(scrub("auth hunter22 failed", &[&long]), "auth *** failed");
+    }
+
+    #[test]
+    fn refusals_are_found_wherever_redis_puts_their_code() {
+        let cases = [
+            // A command's own reply.
+            ("LOADING Redis is loading the dataset in memory", Refusal::Loading),
+            ("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.", Refusal::BusyScript),
+            ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", Refusal::PrimaryDown),
+            // Raised inside a script, Redis 7.
+            ("OOM command not allowed when used memory > 'maxmemory'. script: 9a, on @user_script:486.", Refusal::OutOfMemory),
+            ("READONLY You can't write against a read only replica. script: 9a, on @user_script:486.", Refusal::ReadOnlyReplica),
+            // Raised inside a script, Redis 6.2.
+            ("ERR Error running script (call to f_9a): @user_script:247: @user_script: 247: -NOREPLICAS Not enough good replicas to write.", Refusal::NotEnoughReplicas),
+            ("Error running script (call to f_9a): @user_script:1: @user_script: 1: -OOM command not allowed when used memory > 'maxmemory'.", Refusal::OutOfMemory),
+        ];
+        for (details, want) in cases {
+            let (found, words) = refusal(details).unwrap_or_else(|| panic!("{details}"));
+            assert_eq!(found, want, "{details}");
+            assert!(words.starts_with(want.code()), "{words}");
+            assert!(!words.contains("script: 9a"), "{words}");
+        }
+        for other in [
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "ERR value is not an integer or out of range",
+            "BUSYKEY Target key name already exists.",
+            "NOSCRIPT No matching script. Please use EVAL.",
+            "ERR Error running script (call to f_9a): @user_script:1: TSDECODE\x1ftask:1\x1fOOM\x1f",
+        ] {
+            assert!(refusal(other).is_none(), "{other}");
+        }
     }
 }

@@ -20,24 +20,84 @@ pub(crate) fn text(value: &Value) -> Option<String> {
     }
 }
 
-/// One `SCAN cursor MATCH pattern COUNT 500 TYPE kind` step: the next cursor ("0" at the
-/// end) and the keys.
+/// One `SCAN cursor MATCH pattern COUNT 500 TYPE kind` step (without `TYPE` for an empty
+/// `kind`: keys of every type): the next cursor ("0" at the end) and the keys.
 pub(crate) async fn keys_page(
     client: &Client,
     cursor: &str,
     pattern: &str,
     kind: &str,
 ) -> Result<(String, Vec<String>), FredError> {
-    let args = vec![
+    let mut args = vec![
         cursor.to_owned(),
         "MATCH".into(),
         pattern.to_owned(),
         "COUNT".into(),
         PAGE.to_string(),
-        "TYPE".into(),
-        kind.to_owned(),
     ];
+    if !kind.is_empty() {
+        args.extend(["TYPE".to_owned(), kind.to_owned()]);
+    }
     page(client, "SCAN", args).await
+}
+
+/// True for a `WRONGTYPE` reply.
+pub(crate) fn is_wrong_type(e: &FredError) -> bool {
+    e.details().starts_with("WRONGTYPE")
+}
+
+/// [`per_key`] where each key's command may fail on its own (a key of the wrong type): one
+/// answer a key, in the order of the keys. `Err` only when the round trip failed.
+pub(crate) async fn per_key_each(
+    client: &Client,
+    command: &'static str,
+    keys: impl IntoIterator<Item = String>,
+) -> Result<Vec<Result<i64, FredError>>, FredError> {
+    let pipeline = client.pipeline();
+    let mut sent = 0;
+    for key in keys {
+        let _: () = pipeline
+            .custom(
+                CustomCommand::new_static(command, None::<u16>, false),
+                vec![key],
+            )
+            .await?;
+        sent += 1;
+    }
+    if sent == 0 {
+        return Ok(Vec::new());
+    }
+    let answers: Vec<Result<i64, FredError>> = pipeline.try_all().await;
+    if answers.len() != sent {
+        let first = answers.into_iter().find_map(Result::err);
+        return Err(first.unwrap_or_else(|| {
+            FredError::new(fred::error::ErrorKind::Protocol, "answers missing")
+        }));
+    }
+    Ok(answers)
+}
+
+/// `TYPE` of each of `keys` (`none` for a missing key), in one pipelined round trip.
+pub(crate) async fn types(client: &Client, keys: Vec<String>) -> Result<Vec<String>, FredError> {
+    let pipeline = client.pipeline();
+    let mut sent = 0;
+    for key in keys {
+        let _: () = pipeline
+            .custom(
+                CustomCommand::new_static("TYPE", None::<u16>, false),
+                vec![key],
+            )
+            .await?;
+        sent += 1;
+    }
+    if sent == 0 {
+        return Ok(Vec::new());
+    }
+    let answers: Vec<Value> = pipeline.all().await?;
+    Ok(answers
+        .iter()
+        .map(|v| text(v).unwrap_or_else(|| "none".to_owned()))
+        .collect())
 }
 
 /// The pages of keys that `SCAN … MATCH pattern TYPE kind` walks on the writer:

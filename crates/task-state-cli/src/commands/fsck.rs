@@ -1,53 +1,184 @@
-//! `fsck [--repair]`: the consistency check, with a progress bar on a terminal.
+//! `fsck [--repair] [--json]`: the consistency check, with a progress bar on a terminal;
+//! `fsck --user U [--service S]`: the check of one user's index.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
 use task_state_redis::{
-    check, CheckOptions, CheckPhase, CheckProgress, CheckReport, RedisTaskRepository,
+    check, check_user, CheckOptions, CheckPhase, CheckProgress, CheckReport, RedisTaskRepository,
+    UserCheckOptions, UserIndexReport,
 };
 
+use crate::cli::FsckArgs;
 use crate::failure::{Exit, Failure};
 use crate::output::Output;
 
-/// Checks (and with `repair`, repairs, then checks again) and prints a summary table.
-/// Inconsistencies that remain give exit code 1.
+/// Checks (and with `repair`, repairs, then checks again) and prints a summary table, or one
+/// JSON object. Inconsistencies that remain give exit code 1.
 pub(crate) async fn run(
     repo: &RedisTaskRepository,
-    repair: bool,
+    args: FsckArgs,
     out: &mut Output,
 ) -> Result<(), Failure> {
+    if let Some(user) = args.user {
+        return run_user(repo, user, args.service, args.repair, args.json, out).await;
+    }
+    let repair = args.repair;
     let first = checked(repo, repair).await?;
-    print_report(&first, out)?;
     let remaining = if repair {
-        out.line(&format!("repaired: {}", first.repaired))?;
-        let again = checked(repo, false).await?;
-        out.line(&format!(
-            "after repair: {}",
-            if again.is_consistent() {
-                "consistent"
-            } else {
-                "still inconsistent"
-            }
-        ))?;
-        again
+        checked(repo, false).await?
     } else {
-        first
+        first.clone()
     };
+    if args.json {
+        let mut object = report_json(&first);
+        if repair {
+            object["after_repair"] = report_json(&remaining);
+        }
+        out.line(&object.to_string())?;
+    } else {
+        print_report(&first, out)?;
+        if repair {
+            out.line(&format!("repaired: {}", first.repaired))?;
+            out.line(&format!(
+                "after repair: {}",
+                if remaining.is_consistent() {
+                    "consistent"
+                } else {
+                    "still inconsistent"
+                }
+            ))?;
+        }
+    }
     if remaining.is_consistent() {
         Ok(())
     } else {
         Err(Failure::new(
             Exit::Error,
             format!(
-                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes",
+                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes, {} keys of the wrong type",
                 remaining.missing(),
                 remaining.extra(),
                 remaining.metadata_mismatch,
-                remaining.orphan_metadata
+                remaining.orphan_metadata,
+                remaining.wrong_type.len()
             ),
         ))
     }
+}
+
+/// The store-wide report as one JSON object.
+fn report_json(report: &CheckReport) -> Value {
+    let indexes: serde_json::Map<String, Value> = report
+        .indexes
+        .iter()
+        .map(|(key, diff)| {
+            (
+                key.clone(),
+                json!({"missing": diff.missing, "extra": diff.extra}),
+            )
+        })
+        .collect();
+    let wrong_type: serde_json::Map<String, Value> = report
+        .wrong_type
+        .iter()
+        .map(|(key, kind)| {
+            (
+                key.clone(),
+                json!({"expected": kind.expected, "found": kind.found}),
+            )
+        })
+        .collect();
+    let unreadable: Vec<Value> = report
+        .unreadable_examples
+        .iter()
+        .map(|(key, reason)| json!({"key": key, "reason": reason}))
+        .collect();
+    json!({
+        "consistent": report.is_consistent(),
+        "records": report.records,
+        "unreadable": report.unreadable,
+        "unreadable_examples": unreadable,
+        "missing": report.missing(),
+        "extra": report.extra(),
+        "indexes": indexes,
+        "metadata_mismatch": report.metadata_mismatch,
+        "orphan_metadata": report.orphan_metadata,
+        "wrong_type": wrong_type,
+        "repaired": report.repaired,
+    })
+}
+
+/// `fsck --user U [--service S] [--repair] [--json]`; with repair, the exit code follows a
+/// check after it.
+async fn run_user(
+    repo: &RedisTaskRepository,
+    user: String,
+    service: Option<String>,
+    repair: bool,
+    json: bool,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    let options = |repair| UserCheckOptions {
+        service: service.clone(),
+        repair,
+    };
+    let found = check_user(repo, &user, options(repair)).await?;
+    let remaining = if repair {
+        check_user(repo, &user, options(false)).await?
+    } else {
+        found.clone()
+    };
+    if json {
+        let text = serde_json::to_string(&found)
+            .map_err(|e| Failure::new(Exit::Error, format!("cannot encode the report: {e}")))?;
+        out.line(&text)?;
+    } else {
+        print_user_report(&found, out)?;
+        if let Some(repaired) = found.repaired {
+            out.line(&format!("repaired: {repaired}"))?;
+            out.line(&format!(
+                "after repair: {}",
+                if remaining.is_consistent() {
+                    "consistent"
+                } else {
+                    "still inconsistent"
+                }
+            ))?;
+        }
+    }
+    if remaining.is_consistent() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::Error,
+            format!(
+                "inconsistent: index:user:{user} lacks {} and has {} extra of the services' ids",
+                remaining.missing_in_user_index.len(),
+                remaining.extra_in_user_index.len()
+            ),
+        ))
+    }
+}
+
+fn print_user_report(report: &UserIndexReport, out: &mut Output) -> Result<(), Failure> {
+    let mut table = out.table(&[]);
+    let rows = [
+        ("user", report.user_id.clone()),
+        ("services", report.services.join(", ")),
+        ("user index", report.user_index_count.to_string()),
+        ("services' union", report.service_union_count.to_string()),
+        (
+            "missing in user index",
+            report.missing_in_user_index.join(" "),
+        ),
+        ("extra in user index", report.extra_in_user_index.join(" ")),
+    ];
+    for (name, value) in rows {
+        table.add_row(vec![name.to_owned(), value]);
+    }
+    out.line(&table.to_string()).map_err(Failure::from)
 }
 
 async fn checked(repo: &RedisTaskRepository, repair: bool) -> Result<CheckReport, Failure> {
@@ -91,6 +222,18 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
     if !report.indexes.is_empty() {
         out.line(&table.to_string())?;
     }
+    // Never repaired: such a key may be another application's, or hold data someone needs.
+    let mut wrong = out.table(&["key of the wrong type", "expected", "found"]);
+    for (key, kind) in &report.wrong_type {
+        wrong.add_row(vec![
+            key.clone(),
+            kind.expected.to_owned(),
+            kind.found.clone(),
+        ]);
+    }
+    if !report.wrong_type.is_empty() {
+        out.line(&wrong.to_string())?;
+    }
     let mut summary = out.table(&[]);
     summary.add_row(vec!["records".to_owned(), report.records.to_string()]);
     summary.add_row(vec![
@@ -112,6 +255,10 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
     summary.add_row(vec![
         "orphan metadata".to_owned(),
         report.orphan_metadata.to_string(),
+    ]);
+    summary.add_row(vec![
+        "keys of the wrong type".to_owned(),
+        report.wrong_type.len().to_string(),
     ]);
     out.line(&summary.to_string())?;
     for (key, reason) in &report.unreadable_examples {

@@ -25,6 +25,8 @@ pub(crate) async fn run(
     while let Some(item) = records.next().await {
         let record = match item {
             Ok(record) => record,
+            // The index itself is not a set: nothing of the scope can be listed.
+            Err(e @ Error::WrongType { .. }) if is_index(&e) => return Err(e.into()),
             // One bad record (or a bad id in an index) must not hide the others.
             Err(
                 e @ (Error::Decode { .. } | Error::WrongType { .. } | Error::InvalidInput { .. }),
@@ -55,6 +57,11 @@ pub(crate) async fn run(
         ));
     }
     Ok(())
+}
+
+/// True for an error about an index key rather than a record.
+fn is_index(e: &Error) -> bool {
+    matches!(e, Error::WrongType { key, .. } if key.starts_with("index:"))
 }
 
 fn scope(service: Option<String>, user: Option<String>) -> Scope {

@@ -59,7 +59,7 @@ async fn dispatch(
             follow,
             interval,
         } => logs::run(repo, &id, follow.then_some(interval), out).await,
-        Command::Fsck { repair } => fsck::run(repo, repair, out).await,
+        Command::Fsck(args) => fsck::run(repo, args, out).await,
         Command::Janitor {
             reconcile_interval,
             allow_missing_notifications,

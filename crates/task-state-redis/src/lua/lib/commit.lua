@@ -40,8 +40,10 @@ local function write_record(key, text, ttl)
 end
 
 -- Puts the task into each index it is missing from, and gives each index at least the
--- record's TTL (ttl; -1: the record never expires), so that an index outlives its records.
+-- record's TTL (ttl; -1: the record never expires) and a margin, so that an index outlives
+-- its records.
 local function write_indexes(indexes, ttl)
+  if ttl ~= -1 then ttl = ttl + INDEX_MARGIN_MS end
   for _, name in ipairs(INDEX_ORDER) do
     local index = indexes[name]
     if not index.present then redis.call('SADD', index.key, index.member) end

@@ -6,6 +6,11 @@ local TASK_INDEX = 'index:tasks'
 -- How long the metadata hash outlives the record, in milliseconds: long enough for the expiry
 -- cleanup to read which indexes hold the id.
 local METADATA_GRACE_MS = 60000
+-- How much longer than its record an index is kept, in milliseconds. Redis does not read the
+-- clock the same way for every expiry command of a script (SET's PX and PEXPIRE can differ by
+-- the time the script has run), so an index given exactly the record's TTL could expire a few
+-- milliseconds before it.
+local INDEX_MARGIN_MS = 1000
 -- The longest TTL a script accepts, in seconds (100 years of 365.25 days): Redis refuses
 -- expiry times that overflow, and a refusal half-way through a script would leave it half done.
 local MAX_TTL_SECONDS = 3155760000
