@@ -315,7 +315,7 @@ impl RedisTaskRepository {
         validate_task_id(task_id)?;
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let mut extra = vec![json_string(to.as_str()), allowed.join(" ")];
-        extra.extend(self.entries(log_entry));
+        extra.extend(self.entries(log_entry.filter(|m| !m.is_empty())));
         match self
             .mutate(&SCRIPTS.set_status, task_id, true, extra)
             .await?
@@ -648,7 +648,9 @@ impl TaskRepository for RedisTaskRepository {
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
         match self.get_raw(task_id).await? {
+            // An empty string is no record, as Python's `if not raw: return None`.
             None => Ok(None),
+            Some(bytes) if bytes.is_empty() => Ok(None),
             Some(bytes) => TaskRecord::from_json_at(&keys::record(task_id), &bytes).map(Some),
         }
     }
