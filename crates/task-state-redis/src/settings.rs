@@ -393,7 +393,7 @@ impl RedisRepositorySettingsBuilder {
     pub fn build(self) -> Result<RedisRepositorySettings> {
         let write = self
             .write_url
-            .ok_or_else(|| Error::Config(format!("{WRITE_URL_VAR} is not set")))?;
+            .ok_or_else(|| Error::Config(format!("{WRITE_URL_VAR} is required")))?;
         let write_url = RedisUrl::parse(&write)
             .map_err(|e| Error::Config(format!("{WRITE_URL_VAR}: {}", strip(e))))?;
         let read_url = match self.read_url {
@@ -583,7 +583,7 @@ mod tests {
 
     #[test]
     fn missing_write_url_names_the_variable() {
-        assert!(config_message(from(&[])).contains(WRITE_URL_VAR));
+        assert_eq!(config_message(from(&[])), "DMS_REDIS_WRITE_URL is required");
         assert!(config_message(from(&[(WRITE_URL_VAR, "  ")])).contains(WRITE_URL_VAR));
     }
 
