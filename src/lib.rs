@@ -8,6 +8,7 @@
 //! - `mock`: `MockTaskRepository`, a mockall mock of [`TaskRepository`].
 //! - `conformance`: `conformance` and `conformance_tests!`, the suite every backend passes,
 //!   to run on a backend of one's own.
+//! - `time`: conversions between `TaskTime` and `time::OffsetDateTime`.
 //! - `test-support`: `redis::testing`, private `redis-server` processes for tests.
 #![warn(missing_docs)]
 
