@@ -1,5 +1,7 @@
 //! The whole conformance suite on a real Redis: every check as its own test on a fresh
 //! private server, once on the repository itself and once through `Arc<dyn TaskRepository>`.
+//! With `TASK_STATE_TEST_REDIS_URL` set, on that server instead, one test at a time, each
+//! on a flushed database (see `task_state_redis::testing::ExternalRedis`).
 
 mod common;
 
@@ -26,4 +28,4 @@ fn raw<G>(_: &G, repo: &RedisTaskRepository) -> Raw {
     Raw(repo.clone())
 }
 
-task_state_core::conformance_tests!(common::fresh, raw_records = raw);
+task_state_core::conformance_tests!(common::suite_store, raw_records = raw);
