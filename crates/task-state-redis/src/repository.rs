@@ -521,11 +521,11 @@ pub struct ExpiredCleanup {
 /// The URL that reaches the server of a client configuration: the inverse of
 /// [`client_config`] for a single server or a Sentinel group.
 fn url_of(config: &Config) -> Result<String> {
-    let scheme = if config.tls.is_some() {
-        "rediss"
-    } else {
-        "redis"
-    };
+    #[cfg(feature = "tls")]
+    let tls = config.tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    let tls = false;
+    let scheme = if tls { "rediss" } else { "redis" };
     let (scheme, first, query) = match &config.server {
         ServerConfig::Centralized { server } => (scheme.to_owned(), server, String::new()),
         ServerConfig::Sentinel {
