@@ -66,5 +66,7 @@ async fn repository() -> Result<Arc<dyn TaskRepository>, Box<dyn Error>> {
             println!("DMS_REDIS_WRITE_URL is unset: using the in-memory backend (nothing is kept)")
         }
     }
-    Ok(task_state::repository_from_env().await?)
+    // The explicit fallback: a production service calls `repository_from_env()`, which
+    // fails without DMS_REDIS_WRITE_URL.
+    Ok(task_state::repository_from_env_or_memory().await?)
 }

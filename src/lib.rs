@@ -1,8 +1,15 @@
 //! task-state: task lifecycle state shared with the DMS frontend's Python `task_state`
-//! package. This facade re-exports the core and, behind features, the backends.
+//! package. This facade re-exports the core and, behind features, the backends, so that a
+//! downstream crate needs this one dependency.
 //!
 //! - `memory` (default): [`memory`], the in-memory backend (`task-state-memory`).
-//! - `redis` (default): [`redis`], the Redis backend (`task-state-redis`).
+//! - `redis` (default): [`redis`], the Redis backend (`task-state-redis`); `tls` (default)
+//!   adds `rediss://` URLs.
+//! - `mock`: `MockTaskRepository`, a mockall mock of [`TaskRepository`].
+//! - `conformance`: `conformance` and `conformance_tests!`, the suite every backend passes,
+//!   to run on a backend of one's own.
+//! - `time`: conversions between `TaskTime` and `time::OffsetDateTime`.
+//! - `test-support`: `redis::testing`, private `redis-server` processes for tests.
 #![warn(missing_docs)]
 
 pub use task_state_core::*;
@@ -15,13 +22,14 @@ pub use task_state_memory as memory;
 #[cfg(feature = "redis")]
 pub use task_state_redis as redis;
 
-/// The repository the environment asks for: Redis when `DMS_REDIS_WRITE_URL` is set (with
-/// the other `DMS_*` variables, as [`redis::RedisRepositorySettings::from_env`] reads them),
-/// else the in-memory backend, which keeps nothing beyond the process: the embedded default
-/// for a service run without Redis, and for tests.
+/// The Redis repository the `DMS_*` variables describe, as Python's
+/// `RedisRepositorySettings.from_env()`: `DMS_REDIS_WRITE_URL` is required, and the other
+/// variables are read as [`redis::RedisRepositorySettings::from_env`] reads them. It never
+/// falls back to a store in memory; [`repository_from_env_or_memory`] does, on purpose.
 ///
 /// # Errors
-/// [`Error::Config`] for bad `DMS_*` values, [`Error::Backend`] when Redis cannot be reached.
+/// [`Error::Config`] (`DMS_REDIS_WRITE_URL is required`, or naming the bad variable),
+/// [`Error::Backend`] when Redis cannot be reached.
 ///
 /// ```no_run
 /// # async fn run() -> task_state::Result<()> {
@@ -29,14 +37,41 @@ pub use task_state_redis as redis;
 /// let id = repo.next_task_id().await?;
 /// # Ok(()) }
 /// ```
-#[cfg(all(feature = "memory", feature = "redis"))]
+#[cfg(feature = "redis")]
 pub async fn repository_from_env() -> Result<std::sync::Arc<dyn TaskRepository>> {
-    let configured = std::env::var_os(redis::WRITE_URL_VAR).is_some_and(|url| !url.is_empty());
+    let settings = redis::RedisRepositorySettings::from_env()?;
+    let repo = redis::RedisTaskRepository::connect(settings).await?;
+    Ok(std::sync::Arc::new(repo))
+}
+
+/// Redis as [`repository_from_env`] when `DMS_REDIS_WRITE_URL` is set, else the in-memory
+/// backend, which keeps nothing beyond the process: for examples, tests and local runs.
+/// It logs (tracing, at `info`) which backend it chose, and for Redis the URL without its
+/// password. A production service calls [`repository_from_env`], which fails instead.
+///
+/// # Errors
+/// As [`repository_from_env`] when the variable is set.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> task_state::Result<()> {
+/// std::env::remove_var("DMS_REDIS_WRITE_URL");
+/// let repo = task_state::repository_from_env_or_memory().await?;
+/// assert!(format!("{repo:?}").contains("InMemory"));
+/// # Ok(()) }
+/// ```
+#[cfg(all(feature = "memory", feature = "redis"))]
+pub async fn repository_from_env_or_memory() -> Result<std::sync::Arc<dyn TaskRepository>> {
+    let configured = std::env::var(redis::WRITE_URL_VAR).is_ok_and(|url| !url.trim().is_empty());
     if configured {
-        let settings = redis::RedisRepositorySettings::from_env()?;
-        let repo = redis::RedisTaskRepository::connect(settings).await?;
-        Ok(std::sync::Arc::new(repo))
+        let repo = repository_from_env().await?;
+        tracing::info!(backend = "redis", ?repo, "task-state backend chosen: Redis");
+        Ok(repo)
     } else {
+        tracing::info!(
+            backend = "memory",
+            "task-state backend chosen: in memory ({} is unset; nothing is kept)",
+            redis::WRITE_URL_VAR
+        );
         Ok(std::sync::Arc::new(
             memory::InMemoryTaskRepository::default(),
         ))

@@ -188,7 +188,7 @@ pub(crate) struct StatusArgs {
     /// The new status
     #[arg(value_parser = status_parser())]
     pub(crate) status: TaskStatus,
-    /// Append this log entry in the same step
+    /// Append this log entry in the same step (an empty one appends nothing, as in Python)
     #[arg(long, value_name = "MSG")]
     pub(crate) log: Option<String>,
     /// Only if the current status is this one (repeat for several); else exit 4

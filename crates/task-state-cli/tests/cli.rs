@@ -396,6 +396,21 @@ fn status_sets_the_status_and_logs_the_message() {
 }
 
 #[test]
+fn status_with_an_empty_log_appends_nothing() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    env.ok(&["status", "1", "running", "--log", ""]);
+    assert_eq!(env.record("1")["status"], "running");
+    env.ok(&["status", "1", "completed", "--if", "running", "--log", ""]);
+    assert_eq!(env.record("1")["status"], "completed");
+    assert_eq!(
+        env.messages("1"),
+        Vec::<String>::new(),
+        "as Python's `if log_entry:`"
+    );
+}
+
+#[test]
 fn status_if_another_status_is_a_conflict_naming_it() {
     let env = env_or_skip!();
     env.ok(&["create", "--service", "s", "--user", "u"]);

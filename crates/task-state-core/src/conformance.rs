@@ -23,6 +23,9 @@
 
 use std::fmt::Debug;
 
+/// The attribute that [`RawRecords`] implementations need, re-exported so that a backend's
+/// tests need no dependency of their own for it.
+pub use async_trait::async_trait;
 use futures::future::join_all;
 use futures::StreamExt;
 use serde_json::{Map, Value};
@@ -72,7 +75,27 @@ macro_rules! conformance_tests {
             concurrent_appends_keep_every_line,
             concurrent_result_updates_keep_both_fields,
             concurrent_transitions_have_one_winner,
+            empty_log_entry_appends_nothing,
         );
+    };
+    ($setup:path, raw_records = $raw:path) => {
+        $crate::conformance_tests!($setup);
+        $crate::conformance_tests!(@raw $setup, $raw;
+            empty_stored_record_is_none,
+        );
+    };
+    (@raw $setup:path, $raw:path; $($check:ident),* $(,)?) => {
+        mod raw_records {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Some((_guard, repo)) = $setup().await else { return };
+                    let raw = $raw(&_guard, &repo);
+                    $crate::conformance::$check(&repo, &raw).await;
+                }
+            )*
+        }
     };
     (@each $setup:path; $($check:ident),* $(,)?) => {
         mod direct {
@@ -107,6 +130,20 @@ macro_rules! conformance_tests {
     };
 }
 
+/// The hook of the checks that need a record no repository method would write: it stores
+/// `text` under the record key of `task_id` (`task:{id}`) exactly as given, as another writer
+/// might, bypassing the repository. Whether index entries come with it is up to the backend.
+///
+/// A backend's tests implement it on a small type of their own and name a function that
+/// makes one from the fresh store, `fn(&guard, &repo) -> impl RawRecords`:
+/// `task_state_core::conformance_tests!(fresh, raw_records = raw);`. The checks that take it
+/// run only there (in a module `raw_records`), not in [`run_all`].
+#[async_trait]
+pub trait RawRecords: Send + Sync {
+    /// Stores `text` as the record of `task_id`, byte for byte.
+    async fn plant_raw(&self, task_id: &str, text: &str);
+}
+
 /// Runs every check, one after another, on one repository.
 ///
 /// [`task_id_sequence`] runs first and needs a store whose id counter was never used.
@@ -133,6 +170,7 @@ pub async fn run_all(repo: &dyn TaskRepository) {
     concurrent_appends_keep_every_line(repo).await;
     concurrent_result_updates_keep_both_fields(repo).await;
     concurrent_transitions_have_one_winner(repo).await;
+    empty_log_entry_appends_nothing(repo).await;
 }
 
 /// `next_task_id` gives `"1"`, `"2"`, `"3"`, ... and `peek_next_task_id` gives `"1"` on a
@@ -1207,6 +1245,69 @@ pub async fn concurrent_transitions_have_one_winner(repo: &dyn TaskRepository) {
     assert_eq!(record.status, *status, "{CHECK}: final status");
     assert_eq!(record.logs.len(), 1, "{CHECK}: only the winner logs");
     assert_log_entry(&record.logs[0], message, CHECK);
+}
+
+/// An empty `log_entry` (`Some("")`) appends nothing, as Python's `if log_entry:`: neither
+/// `set_status` nor `transition` writes an entry for it, while both still change the status
+/// and stamp `updated_at`; a non-empty entry is still appended.
+pub async fn empty_log_entry_appends_nothing(repo: &dyn TaskRepository) {
+    const CHECK: &str = "empty_log_entry_appends_nothing";
+    use TaskStatus::*;
+    let id = "cf-emptylog-1";
+    let before = saved(repo, id, "cf-emptylog-svc", "cf-emptylog-user", CHECK).await;
+
+    let running = some(repo.set_status(id, Running, Some("")).await, CHECK, id);
+    assert_eq!(
+        running.status, Running,
+        "{CHECK}: set_status still sets the status"
+    );
+    assert_eq!(
+        running.logs, before.logs,
+        "{CHECK}: set_status with \"\" appends nothing"
+    );
+    assert_stamped(&before, &running, CHECK);
+    assert_stored(repo, &running, CHECK).await;
+
+    let done = some(
+        repo.transition(id, &[Running], Completed, Some("")).await,
+        CHECK,
+        id,
+    );
+    assert_eq!(done.status, Completed, "{CHECK}: transition still applies");
+    assert_eq!(
+        done.logs, before.logs,
+        "{CHECK}: transition with \"\" appends nothing"
+    );
+    assert_stamped(&running, &done, CHECK);
+    assert_stored(repo, &done, CHECK).await;
+
+    let logged = some(repo.set_status(id, Failed, Some(" ")).await, CHECK, id);
+    assert_eq!(
+        logged.logs.len(),
+        1,
+        "{CHECK}: a blank but non-empty entry is appended"
+    );
+    assert_log_entry(&logged.logs[0], " ", CHECK);
+}
+
+/// `get` of a record key that holds an empty string is `Ok(None)`, as Python's
+/// `if not raw: return None`, while a non-empty text that is not a record is
+/// [`Error::Decode`] naming the key.
+pub async fn empty_stored_record_is_none(repo: &dyn TaskRepository, raw: &dyn RawRecords) {
+    const CHECK: &str = "empty_stored_record_is_none";
+    let id = "cf-raw-empty";
+    raw.plant_raw(id, "not a record").await;
+    let garbled = repo.get(id).await;
+    assert!(
+        matches!(garbled, Err(Error::Decode { ref key, .. }) if key == "task:cf-raw-empty"),
+        "{CHECK}: a planted non-record must be Error::Decode naming task:{id}, got {garbled:?}"
+    );
+    raw.plant_raw(id, "").await;
+    let empty = repo.get(id).await;
+    assert!(
+        matches!(empty, Ok(None)),
+        "{CHECK}: an empty stored string must read as no record, got {empty:?}"
+    );
 }
 
 // ----------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@
 //! - `mock`: `MockTaskRepository`, a [mockall](https://docs.rs/mockall) mock of the trait.
 //! - `conformance`: the conformance suite (`task_state_core::conformance`) that each backend's
 //!   tests run.
+//! - `time`: `From<TaskTime> for time::OffsetDateTime` and
+//!   `TryFrom<time::OffsetDateTime> for TaskTime` (microseconds; see the impls).
 #![cfg_attr(
     feature = "mock",
     doc = r#"
@@ -47,6 +49,8 @@ mod log;
 mod model;
 mod repository;
 mod time;
+#[cfg(feature = "time")]
+mod time_compat;
 mod validate;
 
 #[cfg(feature = "conformance")]

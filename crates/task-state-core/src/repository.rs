@@ -131,7 +131,8 @@ pub trait TaskRepository: Send + Sync + Debug + 'static {
     /// [`Error::InvalidInput`] for a bad task id, service or user id.
     async fn create(&self, record: TaskRecord) -> Result<TaskRecord>;
 
-    /// The task's record, or `None` when there is none.
+    /// The task's record, or `None` when there is none. An empty stored string counts as no
+    /// record, as in Python (`if not raw: return None`).
     ///
     /// # Errors
     /// [`Error::Decode`] when the stored record cannot be read, [`Error::WrongType`] when the
@@ -146,7 +147,8 @@ pub trait TaskRepository: Send + Sync + Debug + 'static {
     /// [`Error::InvalidInput`] for a bad task id.
     async fn delete(&self, task_id: &str) -> Result<bool>;
 
-    /// Sets the status and, when `log_entry` is given, appends it as a log entry.
+    /// Sets the status and, when `log_entry` is given, appends it as a log entry. An empty
+    /// `log_entry` (`Some("")`) appends nothing, as Python's `if log_entry:`.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad task id.
@@ -158,7 +160,8 @@ pub trait TaskRepository: Send + Sync + Debug + 'static {
     ) -> Result<Option<TaskRecord>>;
 
     /// Sets the status to `to` only if the current status is one of `from`, atomically (with
-    /// the optional log entry). The frontend's "cancel unless already finished" is
+    /// the optional log entry, which appends nothing when empty, as in
+    /// [`TaskRepository::set_status`]). The frontend's "cancel unless already finished" is
     /// `transition(id, &[Pending, Dispatching, Running], CancelRequested, ..)`.
     ///
     /// # Errors

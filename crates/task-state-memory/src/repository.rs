@@ -240,6 +240,11 @@ fn read(store: &Store, task_id: &str) -> Result<Option<TaskRecord>> {
         .transpose()
 }
 
+/// The log entry to append: none for `None` or an empty one, as Python's `if log_entry:`.
+fn non_empty(log_entry: Option<&str>) -> Option<&str> {
+    log_entry.filter(|message| !message.is_empty())
+}
+
 /// The owner of a record read back, whose names become keys again.
 fn stored_owner(task_id: &str, record: &TaskRecord) -> Result<Owner> {
     validate_name("service", &record.service)
@@ -260,7 +265,11 @@ impl TaskRepository for InMemoryTaskRepository {
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
-        self.with_store(|store, _| read(store, task_id))
+        // An empty stored string is no record, as Python's `if not raw: return None`.
+        self.with_store(|store, _| match store.record(task_id) {
+            Some("") => Ok(None),
+            _ => read(store, task_id),
+        })
     }
 
     async fn delete(&self, task_id: &str) -> Result<bool> {
@@ -282,7 +291,7 @@ impl TaskRepository for InMemoryTaskRepository {
             record.status = status;
             record
                 .logs
-                .extend(log_entry.map(|message| format_log_entry_at(message, now)));
+                .extend(non_empty(log_entry).map(|message| format_log_entry_at(message, now)));
             Ok(true)
         })
     }
@@ -306,7 +315,7 @@ impl TaskRepository for InMemoryTaskRepository {
             record.status = to;
             record
                 .logs
-                .extend(log_entry.map(|message| format_log_entry_at(message, now)));
+                .extend(non_empty(log_entry).map(|message| format_log_entry_at(message, now)));
             Ok(true)
         })
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use task_state_core::conformance;
+use task_state_core::conformance::{self, async_trait, RawRecords};
 use task_state_core::{ManualClock, TaskRepository, Zone};
 use task_state_memory::InMemoryTaskRepository;
 
@@ -12,7 +12,23 @@ async fn fresh() -> Option<((), InMemoryTaskRepository)> {
     Some(((), InMemoryTaskRepository::default()))
 }
 
-task_state_core::conformance_tests!(fresh);
+/// Plants raw records with `insert_raw`, indexed under a service and user of the suite's own.
+struct Raw(InMemoryTaskRepository);
+
+#[async_trait]
+impl RawRecords for Raw {
+    async fn plant_raw(&self, task_id: &str, text: &str) {
+        self.0
+            .insert_raw(task_id, "cf-raw-svc", "cf-raw-user", text)
+            .expect("plant a raw record");
+    }
+}
+
+fn raw(_: &(), repo: &InMemoryTaskRepository) -> Raw {
+    Raw(repo.clone())
+}
+
+task_state_core::conformance_tests!(fresh, raw_records = raw);
 
 /// The suite does not depend on the clock or the zone: a clock that never moves, in a zone
 /// with daylight saving time, through `Box<dyn TaskRepository>`.

@@ -41,11 +41,14 @@ pub use check::{
 pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
 };
-pub use provider::RedisRepositoryProvider;
+pub use provider::{
+    ListenerStatus, NotificationCheck, ReconcilerStatus, RedisRepositoryProvider, RuntimeStatus,
+};
 pub use redact::mask_url_passwords;
 pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
 pub use scripts::{lua_library, script_source};
 pub use settings::{
-    RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, DEFAULT_TTL_SECONDS,
-    READ_URL_VAR, TIMEZONE_VAR, TLS_CA_FILE_VAR, TTL_VAR, WRITE_URL_VAR,
+    RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, DEFAULT_RECONCILE_INTERVAL,
+    DEFAULT_TTL_SECONDS, READ_URL_VAR, RECONCILE_INTERVAL_VAR, REQUIRE_NOTIFICATIONS_VAR,
+    TIMEZONE_VAR, TLS_CA_FILE_VAR, TTL_VAR, WRITE_URL_VAR,
 };

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, ErrorKind, KeysInterface, LuaInterface, Pool,
-    ReconnectPolicy, Value,
+    ReconnectPolicy, ServerConfig, Value,
 };
 use task_state_core::{
     compare_task_ids, format_log_entry_at, json_string, validate_name, validate_record,
     validate_task_id, validate_transition_from, Clock, Error, Refusal, Result, Scope, SystemClock,
-    TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable,
+    TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable, Zone,
 };
 
 use crate::keys;
@@ -109,6 +109,50 @@ impl RedisTaskRepository {
             return Err(e);
         }
         Ok(repo)
+    }
+
+    /// A repository on pools the application already has, as the Python package's
+    /// `RedisTaskRepository(reader, writer, ttl_seconds=, tzinfo=)`: writes go to `writer`,
+    /// reads to `reader` (pass the same pool twice for one server). Nothing is sent yet: the
+    /// pools should be connected (`init`), and scripts are loaded on first use.
+    ///
+    /// The settings it reports ([`settings`](Self::settings)) carry the pools' server
+    /// addresses and credentials, so that the expiry listener can open its own connection to
+    /// the same server, and the default timeouts. The writer pool should be built with
+    /// `max_command_attempts = 1`, as [`connect`](Self::connect) does, so that a mutation
+    /// whose reply was lost is never sent twice. [`close`](Self::close) quits both pools.
+    ///
+    /// ```no_run
+    /// # async fn run() -> task_state_core::Result<()> {
+    /// use fred::prelude::{Builder, ClientLike, Config};
+    /// use task_state_core::Zone;
+    /// use task_state_redis::RedisTaskRepository;
+    ///
+    /// let config = Config::from_url("redis://127.0.0.1:6379/0").unwrap();
+    /// let pool = Builder::from_config(config).build_pool(4).unwrap();
+    /// pool.init().await.unwrap();
+    /// let repo = RedisTaskRepository::from_pools(pool.clone(), pool, 86_400, Zone::utc())?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a TTL of zero or a pool of a kind this backend does not support
+    /// (Redis Cluster, a unix socket).
+    pub fn from_pools(reader: Pool, writer: Pool, ttl_seconds: u64, zone: Zone) -> Result<Self> {
+        let settings = RedisRepositorySettings::builder()
+            .with_write_url(url_of(&writer.next().client_config())?)
+            .with_read_url(url_of(&reader.next().client_config())?)
+            .with_ttl_seconds(ttl_seconds)
+            .with_timezone(zone.name())
+            .build()?;
+        Ok(RedisTaskRepository {
+            inner: Arc::new(Inner {
+                writer,
+                reader,
+                settings,
+                clock: Arc::new(SystemClock),
+            }),
+        })
     }
 
     /// The same repository with another clock, for tests that fix "now".
@@ -315,7 +359,7 @@ impl RedisTaskRepository {
         validate_task_id(task_id)?;
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let mut extra = vec![json_string(to.as_str()), allowed.join(" ")];
-        extra.extend(self.entries(log_entry));
+        extra.extend(self.entries(log_entry.filter(|m| !m.is_empty())));
         match self
             .mutate(&SCRIPTS.set_status, task_id, true, extra)
             .await?
@@ -522,6 +566,56 @@ pub struct ExpiredCleanup {
     pub had_metadata: bool,
 }
 
+/// The URL that reaches the server of a client configuration: the inverse of
+/// [`client_config`] for a single server or a Sentinel group.
+fn url_of(config: &Config) -> Result<String> {
+    #[cfg(feature = "tls")]
+    let tls = config.tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    let tls = false;
+    let scheme = if tls { "rediss" } else { "redis" };
+    let (scheme, first, query) = match &config.server {
+        ServerConfig::Centralized { server } => (scheme.to_owned(), server, String::new()),
+        ServerConfig::Sentinel {
+            hosts,
+            service_name,
+            password,
+            ..
+        } => {
+            let first = hosts
+                .first()
+                .ok_or_else(|| Error::Config("a Sentinel pool without hosts".to_owned()))?;
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("sentinelServiceName", service_name);
+            for host in &hosts[1..] {
+                query.append_pair("node", &format!("{}:{}", host.host, host.port));
+            }
+            if let Some(password) = password {
+                query.append_pair("sentinelPassword", password);
+            }
+            (format!("{scheme}-sentinel"), first, query.finish())
+        }
+        _ => {
+            return Err(Error::Config(
+                "only pools on one server or a Sentinel group are supported".to_owned(),
+            ))
+        }
+    };
+    let mut url = url::Url::parse(&format!("{scheme}://{}:{}/", first.host, first.port))
+        .map_err(|e| Error::Config(format!("the pool's server address: {e}")))?;
+    if let Some(user) = &config.username {
+        let _ = url.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        let _ = url.set_password(Some(password));
+    }
+    url.set_path(&config.database.unwrap_or(0).to_string());
+    if !query.is_empty() {
+        url.set_query(Some(&query));
+    }
+    Ok(url.into())
+}
+
 /// The client configuration for `url`: what fred reads from the URL, with the CA file of the
 /// settings as the TLS trust roots when one is set.
 pub(crate) fn client_config(url: &RedisUrl, settings: &RedisRepositorySettings) -> Result<Config> {
@@ -704,7 +798,9 @@ impl TaskRepository for RedisTaskRepository {
 
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
         match self.get_raw(task_id).await? {
+            // An empty string is no record, as Python's `if not raw: return None`.
             None => Ok(None),
+            Some(bytes) if bytes.is_empty() => Ok(None),
             Some(bytes) => TaskRecord::from_json_at(&keys::record(task_id), &bytes).map(Some),
         }
     }

@@ -17,6 +17,14 @@ pub use task_state_core::TIMEZONE_VAR;
 /// The variable that names a PEM file of CA certificates to trust for `rediss://` (instead of
 /// the system's), for servers with a private CA.
 pub const TLS_CA_FILE_VAR: &str = "DMS_REDIS_TLS_CA_FILE";
+/// The variable that sets how often the provider's reconciler sweeps the indexes, in
+/// seconds (default 300; `0` turns the reconciler off).
+pub const RECONCILE_INTERVAL_VAR: &str = "DMS_REDIS_RECONCILE_INTERVAL_SECONDS";
+/// The variable that says whether the provider refuses to start when the server does not
+/// publish expired-key events (`true`, the default) or only warns (`false`).
+pub const REQUIRE_NOTIFICATIONS_VAR: &str = "DMS_REDIS_REQUIRE_KEYEVENT_NOTIFICATIONS";
+/// The reconciler's interval when none is configured: 300 s.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
 /// The TTL when none is configured: 90 days.
 pub use task_state_core::layout::DEFAULT_TTL_SECONDS;
 
@@ -174,6 +182,8 @@ pub struct RedisRepositorySettings {
     pool_size: usize,
     tls_ca_file: Option<std::path::PathBuf>,
     jobs_field: JobsField,
+    reconcile_interval: Duration,
+    require_notifications: bool,
 }
 
 impl RedisRepositorySettings {
@@ -183,8 +193,10 @@ impl RedisRepositorySettings {
     }
 
     /// Reads `DMS_REDIS_WRITE_URL` (required), `DMS_REDIS_READ_URL` (default: the write
-    /// URL), `DMS_REDIS_TASK_TTL_SECONDS` (default 7776000) and `DMS_TIMEZONE` (default
-    /// `Asia/Seoul`).
+    /// URL), `DMS_REDIS_TASK_TTL_SECONDS` (default 7776000), `DMS_TIMEZONE` (default
+    /// `Asia/Seoul`), `DMS_REDIS_TLS_CA_FILE`, and for the provider
+    /// `DMS_REDIS_RECONCILE_INTERVAL_SECONDS` (default 300) and
+    /// `DMS_REDIS_REQUIRE_KEYEVENT_NOTIFICATIONS` (default `true`).
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable that is missing or wrong.
@@ -236,6 +248,17 @@ impl RedisRepositorySettings {
     pub fn jobs_field(&self) -> JobsField {
         self.jobs_field
     }
+
+    /// How often the provider's reconciler sweeps the indexes; zero when it is off.
+    pub fn reconcile_interval(&self) -> Duration {
+        self.reconcile_interval
+    }
+
+    /// Whether the provider refuses to start when the server does not publish expired-key
+    /// events (`notify-keyspace-events` without `E` and `x` or `A`), or only warns.
+    pub fn require_keyevent_notifications(&self) -> bool {
+        self.require_notifications
+    }
 }
 
 impl fmt::Debug for RedisRepositorySettings {
@@ -250,6 +273,8 @@ impl fmt::Debug for RedisRepositorySettings {
             .field("pool_size", &self.pool_size)
             .field("tls_ca_file", &self.tls_ca_file)
             .field("jobs_field", &self.jobs_field)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .field("require_notifications", &self.require_notifications)
             .finish()
     }
 }
@@ -266,6 +291,8 @@ pub struct RedisRepositorySettingsBuilder {
     pool_size: usize,
     tls_ca_file: Option<std::path::PathBuf>,
     jobs_field: Option<String>,
+    reconcile_interval: Option<String>,
+    require_notifications: Option<String>,
 }
 
 impl Default for RedisRepositorySettingsBuilder {
@@ -280,6 +307,8 @@ impl Default for RedisRepositorySettingsBuilder {
             pool_size: 4,
             tls_ca_file: None,
             jobs_field: None,
+            reconcile_interval: None,
+            require_notifications: None,
         }
     }
 }
@@ -300,6 +329,8 @@ impl RedisRepositorySettingsBuilder {
             timezone: present(TIMEZONE_VAR),
             tls_ca_file: present(TLS_CA_FILE_VAR).map(Into::into),
             jobs_field: present(JobsField::VAR),
+            reconcile_interval: present(RECONCILE_INTERVAL_VAR),
+            require_notifications: present(REQUIRE_NOTIFICATIONS_VAR),
             ..Self::default()
         }
     }
@@ -358,6 +389,20 @@ impl RedisRepositorySettingsBuilder {
         self
     }
 
+    /// How often the provider's reconciler sweeps the indexes (default 300 s; zero turns it
+    /// off). Whole seconds count; a fraction is dropped.
+    pub fn with_reconcile_interval(mut self, interval: Duration) -> Self {
+        self.reconcile_interval = Some(interval.as_secs().to_string());
+        self
+    }
+
+    /// Whether the provider refuses to start without expired-key events (default `true`);
+    /// `false` starts it with a warning, for managed servers that forbid `CONFIG GET`.
+    pub fn with_require_keyevent_notifications(mut self, required: bool) -> Self {
+        self.require_notifications = Some(required.to_string());
+        self
+    }
+
     /// Checks everything.
     ///
     /// # Errors
@@ -365,7 +410,7 @@ impl RedisRepositorySettingsBuilder {
     pub fn build(self) -> Result<RedisRepositorySettings> {
         let write = self
             .write_url
-            .ok_or_else(|| Error::Config(format!("{WRITE_URL_VAR} is not set")))?;
+            .ok_or_else(|| Error::Config(format!("{WRITE_URL_VAR} is required")))?;
         let write_url = RedisUrl::parse(&write)
             .map_err(|e| Error::Config(format!("{WRITE_URL_VAR}: {}", strip(e))))?;
         let read_url = match self.read_url {
@@ -418,6 +463,26 @@ impl RedisRepositorySettingsBuilder {
                 )));
             }
         }
+        let reconcile_interval = match self.reconcile_interval {
+            None => DEFAULT_RECONCILE_INTERVAL,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(n) if n <= u64::from(u32::MAX) => Duration::from_secs(n),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{RECONCILE_INTERVAL_VAR}: {text:?} is not a whole number of seconds \
+                         (0 turns the reconciler off)"
+                    )))
+                }
+            },
+        };
+        let require_notifications = match self.require_notifications {
+            None => true,
+            Some(text) => parse_flag(&text).ok_or_else(|| {
+                Error::Config(format!(
+                    "{REQUIRE_NOTIFICATIONS_VAR}: {text:?} is not true or false"
+                ))
+            })?,
+        };
         Ok(RedisRepositorySettings {
             write_url,
             read_url,
@@ -428,7 +493,19 @@ impl RedisRepositorySettingsBuilder {
             pool_size: self.pool_size,
             tls_ca_file: self.tls_ca_file,
             jobs_field,
+            reconcile_interval,
+            require_notifications,
         })
+    }
+}
+
+/// A flag as pydantic reads a `bool` setting: `true`/`false`, `1`/`0`, `yes`/`no`,
+/// `on`/`off`, in any case.
+fn parse_flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
     }
 }
 
@@ -456,6 +533,9 @@ impl fmt::Debug for RedisRepositorySettingsBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("pool_size", &self.pool_size)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .field("require_notifications", &self.require_notifications)
             .finish()
     }
 }
@@ -492,8 +572,46 @@ mod tests {
     }
 
     #[test]
+    fn provider_settings_default_and_parse() {
+        let url = (WRITE_URL_VAR, "redis://localhost");
+        let s = from(&[url]).unwrap();
+        assert_eq!(s.reconcile_interval(), Duration::from_secs(300));
+        assert!(s.require_keyevent_notifications());
+        let s = from(&[
+            url,
+            (RECONCILE_INTERVAL_VAR, "0"),
+            (REQUIRE_NOTIFICATIONS_VAR, "False"),
+        ])
+        .unwrap();
+        assert_eq!(s.reconcile_interval(), Duration::ZERO);
+        assert!(!s.require_keyevent_notifications());
+        let s = from(&[
+            url,
+            (RECONCILE_INTERVAL_VAR, " 60 "),
+            (REQUIRE_NOTIFICATIONS_VAR, "1"),
+        ])
+        .unwrap();
+        assert_eq!(s.reconcile_interval(), Duration::from_secs(60));
+        assert!(s.require_keyevent_notifications());
+        for bad in ["-1", "ten", "1.5"] {
+            let message = config_message(from(&[url, (RECONCILE_INTERVAL_VAR, bad)]));
+            assert!(message.contains(RECONCILE_INTERVAL_VAR), "{bad}: {message}");
+        }
+        let message = config_message(from(&[url, (REQUIRE_NOTIFICATIONS_VAR, "maybe")]));
+        assert!(message.contains(REQUIRE_NOTIFICATIONS_VAR), "{message}");
+        let built = RedisRepositorySettings::builder()
+            .with_write_url("redis://localhost")
+            .with_reconcile_interval(Duration::from_secs(5))
+            .with_require_keyevent_notifications(false)
+            .build()
+            .unwrap();
+        assert_eq!(built.reconcile_interval(), Duration::from_secs(5));
+        assert!(!built.require_keyevent_notifications());
+    }
+
+    #[test]
     fn missing_write_url_names_the_variable() {
-        assert!(config_message(from(&[])).contains(WRITE_URL_VAR));
+        assert_eq!(config_message(from(&[])), "DMS_REDIS_WRITE_URL is required");
         assert!(config_message(from(&[(WRITE_URL_VAR, "  ")])).contains(WRITE_URL_VAR));
     }
 

@@ -3,6 +3,9 @@
 //! Each [`RedisServer`] runs on a free loopback port with its own directory, keeps nothing on
 //! disk, and is killed when dropped, so tests run in parallel, each with a fresh key space,
 //! and can restart or reconfigure their server.
+//!
+//! [`test_redis_or_skip`] gives the conformance tests the server of
+//! `TASK_STATE_TEST_REDIS_URL` instead, when it is set: see [`ExternalRedis`].
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -69,8 +72,19 @@ pub fn server_or_skip() -> Option<RedisServer> {
 }
 
 /// [`server_or_skip`] with extra `redis-server` arguments.
+///
+/// With [`EXTERNAL_URL_VAR`] set and no `redis-server` installed, a test that needs its own
+/// server (to restart, kill or reconfigure it) is skipped and says so, even under CI: the
+/// external server cannot stand in for it.
 pub fn server_or_skip_with(args: &[&str]) -> Option<RedisServer> {
     if !redis_available() {
+        if std::env::var_os(EXTERNAL_URL_VAR).is_some() {
+            eprintln!(
+                "skipping on {EXTERNAL_URL_VAR}: this test restarts or reconfigures a private \
+                 redis-server, and redis-server is not installed"
+            );
+            return None;
+        }
         if std::env::var_os("CI").is_some() {
             panic!("redis-server is not installed, and CI is set: the Redis tests must run");
         }
@@ -530,4 +544,139 @@ pub fn command_calls(server: &RedisServer, command: &str) -> u64 {
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+// A Redis the user already has ----------------------------------------------------------
+
+/// The variable that points the Redis conformance tests at an existing, dedicated server
+/// (a managed service, say) instead of private `redis-server` processes: a URL as
+/// `DMS_REDIS_WRITE_URL` takes it, database included. The tests flush that database.
+pub const EXTERNAL_URL_VAR: &str = "TASK_STATE_TEST_REDIS_URL";
+/// Set to `1` to let the tests flush a database of [`EXTERNAL_URL_VAR`] that holds keys they
+/// did not write; without it they refuse to start there.
+pub const EXTERNAL_FLUSH_VAR: &str = "TASK_STATE_TEST_REDIS_FLUSH";
+/// The key by which the tests mark a database as theirs, so that a later run may flush it
+/// without [`EXTERNAL_FLUSH_VAR`].
+pub const EXTERNAL_MARKER_KEY: &str = "task-state-tests:owned";
+
+/// The Redis of one test: a private server, or a turn on the external one.
+#[derive(Debug)]
+pub enum TestRedis {
+    /// A private `redis-server`, killed when dropped.
+    Private(RedisServer),
+    /// The server of [`EXTERNAL_URL_VAR`], flushed, held by this test alone until dropped.
+    External(ExternalRedis),
+}
+
+impl TestRedis {
+    /// The URL to connect to.
+    pub fn url(&self) -> String {
+        match self {
+            TestRedis::Private(server) => server.url(),
+            TestRedis::External(external) => external.url.clone(),
+        }
+    }
+
+    /// The private server, to inspect, restart or reconfigure; `None` on the external one.
+    pub fn private(&self) -> Option<&RedisServer> {
+        match self {
+            TestRedis::Private(server) => Some(server),
+            TestRedis::External(_) => None,
+        }
+    }
+}
+
+/// One test's turn on the external server: tests run there one at a time (each expects a
+/// fresh key space, and one database per test would need more databases than a managed
+/// service offers), in the order they ask; the database is flushed at the start of each.
+#[derive(Debug)]
+pub struct ExternalRedis {
+    url: String,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl ExternalRedis {
+    /// Waits for the turn on `url`, then flushes its database: when it holds only what
+    /// earlier tests left (the marker [`EXTERNAL_MARKER_KEY`] is there), or when `flush` is
+    /// true; otherwise it refuses. Marks the database as the tests'.
+    ///
+    /// # Errors
+    /// When the server cannot be reached, or holds keys of others and `flush` is false.
+    pub async fn lease(url: &str, flush: bool) -> Result<Self, String> {
+        static TURN: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
+            std::sync::OnceLock::new();
+        let turn = TURN
+            .get_or_init(Default::default)
+            .clone()
+            .lock_owned()
+            .await;
+        let settings = crate::RedisRepositorySettings::builder()
+            .with_write_url(url)
+            .with_pool_size(1)
+            .build()
+            .map_err(|e| format!("{EXTERNAL_URL_VAR}: {e}"))?;
+        let shown = settings.write_url().to_string();
+        let repo = crate::RedisTaskRepository::connect(settings)
+            .await
+            .map_err(|e| format!("{EXTERNAL_URL_VAR}: {e}"))?;
+        let prepared = prepare(&repo, &shown, flush).await;
+        repo.close().await;
+        prepared?;
+        Ok(ExternalRedis {
+            url: url.to_owned(),
+            _turn: turn,
+        })
+    }
+}
+
+async fn prepare(
+    repo: &crate::RedisTaskRepository,
+    shown: &str,
+    flush: bool,
+) -> Result<(), String> {
+    use fred::prelude::{ClientLike, Value};
+    use fred::types::CustomCommand;
+    let client = repo.writer().next();
+    let run = |name: &'static str, args: Vec<String>| async move {
+        client
+            .custom::<Value, String>(CustomCommand::new_static(name, None::<u16>, false), args)
+            .await
+            .map_err(|e| format!("{shown}: {name}: {e}"))
+    };
+    let count = |v: Value| v.as_u64().unwrap_or(0);
+    let keys = count(run("DBSIZE", vec![]).await?);
+    let ours = count(run("EXISTS", vec![EXTERNAL_MARKER_KEY.to_owned()]).await?) > 0;
+    if keys > 0 && !ours && !flush {
+        return Err(format!(
+            "{shown} holds {keys} keys that these tests did not write; they flush the \
+             database, so they refuse to start (set {EXTERNAL_FLUSH_VAR}=1 to flush it anyway)"
+        ));
+    }
+    run("FLUSHDB", vec![]).await?;
+    run(
+        "SET",
+        vec![
+            EXTERNAL_MARKER_KEY.to_owned(),
+            "task-state tests".to_owned(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The Redis for a test that only needs a fresh key space (the conformance suite): the
+/// server of [`EXTERNAL_URL_VAR`] when it is set (waiting for the turn, flushing; panicking
+/// when it holds keys of others and [`EXTERNAL_FLUSH_VAR`] is not `1`), else a private
+/// server as [`server_or_skip`] starts one.
+pub async fn test_redis_or_skip() -> Option<TestRedis> {
+    match std::env::var(EXTERNAL_URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => {
+            let flush = std::env::var(EXTERNAL_FLUSH_VAR).is_ok_and(|v| v.trim() == "1");
+            match ExternalRedis::lease(url.trim(), flush).await {
+                Ok(external) => Some(TestRedis::External(external)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        _ => server_or_skip().map(TestRedis::Private),
+    }
 }

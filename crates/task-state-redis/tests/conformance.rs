@@ -1,9 +1,34 @@
 //! The whole conformance suite on a real Redis: every check as its own test on a fresh
 //! private server, once on the repository itself and once through `Arc<dyn TaskRepository>`.
+//! With `TASK_STATE_TEST_REDIS_URL` set, on that server instead, one test at a time, each
+//! on a flushed database (see `task_state_redis::testing::ExternalRedis`).
 
 mod common;
 
-task_state_core::conformance_tests!(common::fresh);
+use fred::prelude::KeysInterface;
+use task_state_core::conformance::{async_trait, RawRecords};
+use task_state_redis::RedisTaskRepository;
+
+/// Plants raw records with a plain `SET` on the writer, as another writer would.
+struct Raw(RedisTaskRepository);
+
+#[async_trait]
+impl RawRecords for Raw {
+    async fn plant_raw(&self, task_id: &str, text: &str) {
+        self.0
+            .writer()
+            .next()
+            .set::<(), _, _>(format!("task:{task_id}"), text, None, None, false)
+            .await
+            .expect("plant a raw record");
+    }
+}
+
+fn raw<G>(_: &G, repo: &RedisTaskRepository) -> Raw {
+    Raw(repo.clone())
+}
+
+task_state_core::conformance_tests!(common::suite_store, raw_records = raw);
 
 #[tokio::test]
 async fn new_records_use_the_jobs_field() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use task_state_core::ManualClock;
-use task_state_redis::testing::{server_or_skip, RedisServer};
+use task_state_redis::testing::{server_or_skip, test_redis_or_skip, RedisServer, TestRedis};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
 
 /// A repository on a fresh private server, with the system clock.
@@ -13,6 +13,16 @@ pub async fn fresh() -> Option<(RedisServer, RedisTaskRepository)> {
     let server = server_or_skip()?;
     let repo = connect(&server).await;
     Some((server, repo))
+}
+
+/// A repository for the conformance suite: on the server of `TASK_STATE_TEST_REDIS_URL`
+/// when it is set (one test at a time, flushed), else on a fresh private server.
+pub async fn suite_store() -> Option<(TestRedis, RedisTaskRepository)> {
+    let redis = test_redis_or_skip().await?;
+    let repo = RedisTaskRepository::connect(settings_for(&redis.url()))
+        .await
+        .expect("connect to the test Redis");
+    Some((redis, repo))
 }
 
 /// A repository on `server`, zone Asia/Seoul.
@@ -23,8 +33,12 @@ pub async fn connect(server: &RedisServer) -> RedisTaskRepository {
 }
 
 pub fn settings(server: &RedisServer) -> RedisRepositorySettings {
+    settings_for(&server.url())
+}
+
+pub fn settings_for(url: &str) -> RedisRepositorySettings {
     RedisRepositorySettings::builder()
-        .with_write_url(server.url())
+        .with_write_url(url)
         .with_timezone("Asia/Seoul")
         .with_command_timeout(Duration::from_secs(5))
         .with_connect_timeout(Duration::from_secs(10))
