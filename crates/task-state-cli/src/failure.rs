@@ -18,6 +18,9 @@ pub(crate) enum Exit {
     NotFound = 3,
     /// The task is not in a status that allows the change.
     Conflict = 4,
+    /// `fsck` could not do its check (Redis unreachable, a scan that failed): whether the
+    /// store is consistent is not known. (Exit 1 from `fsck` means "inconsistent".)
+    Unchecked = 5,
     /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
     Interrupted = 130,
 }
@@ -49,6 +52,12 @@ impl Failure {
         Failure::from(Error::NotFound {
             task_id: task_id.to_owned(),
         })
+    }
+
+    /// The same failure with another exit code.
+    pub(crate) fn with_exit(mut self, exit: Exit) -> Self {
+        self.exit = exit;
+        self
     }
 
     #[cfg(test)]

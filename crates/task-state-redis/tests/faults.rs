@@ -211,6 +211,9 @@ async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
         .save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
         .await
         .unwrap();
+    // Scripts are loaded on first use; loaded here, so that the first EVALSHA through the
+    // proxy runs the script instead of meeting NOSCRIPT.
+    direct.load_scripts().await.unwrap();
     let (port, dropped) = lossy_proxy(server.port()).await;
     let settings = RedisRepositorySettings::builder()
         .with_write_url(format!("redis://127.0.0.1:{port}/0"))

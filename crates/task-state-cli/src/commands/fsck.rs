@@ -11,7 +11,8 @@ use crate::failure::{Exit, Failure};
 use crate::output::Output;
 
 /// Checks (and with `repair`, repairs, then checks again) and prints a summary table.
-/// Inconsistencies that remain give exit code 1.
+/// Inconsistencies that remain, unreadable records among them, give exit code 1; a check
+/// that could not be done gives [`Exit::Unchecked`].
 pub(crate) async fn run(
     repo: &RedisTaskRepository,
     repair: bool,
@@ -34,17 +35,18 @@ pub(crate) async fn run(
     } else {
         first
     };
-    if remaining.is_consistent() {
+    if remaining.is_consistent() && remaining.unreadable == 0 {
         Ok(())
     } else {
         Err(Failure::new(
             Exit::Error,
             format!(
-                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes",
+                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes, {} unreadable records",
                 remaining.missing(),
                 remaining.extra(),
                 remaining.metadata_mismatch,
-                remaining.orphan_metadata
+                remaining.orphan_metadata,
+                remaining.unreadable
             ),
         ))
     }
@@ -76,7 +78,7 @@ async fn checked(repo: &RedisTaskRepository, repair: bool) -> Result<CheckReport
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(report?)
+    report.map_err(|e| Failure::from(e).with_exit(Exit::Unchecked))
 }
 
 fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
