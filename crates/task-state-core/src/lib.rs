@@ -40,6 +40,7 @@ async fn main() {
 "#
 )]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod log;
@@ -49,12 +50,14 @@ mod time;
 mod validate;
 
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 
 pub use error::{BoxError, Error, Result};
 pub use log::{format_log_entry, format_log_entry_at, format_log_entry_with, LogEntry};
 pub use model::{json_string, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
 #[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub use repository::MockTaskRepository;
 pub use repository::{Scope, TaskList, TaskRepository, TaskRepositoryExt, Unreadable};
 pub use time::{Clock, ManualClock, ParseTimeError, SystemClock, TaskTime, Zone, DEFAULT_TIMEZONE};
