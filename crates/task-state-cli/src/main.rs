@@ -24,12 +24,8 @@ mod settings;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::Cli;
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if cli.command.is_offline() {
         return match commands::offline(cli.command) {
             Ok(()) => ExitCode::SUCCESS,

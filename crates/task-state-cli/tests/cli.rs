@@ -1128,6 +1128,11 @@ fn colour_follows_the_flag_the_terminal_and_no_color() {
     assert!(on_terminal(&env, &list, &[("NO_COLOR", "")]).contains(escape));
     assert!(!on_terminal(&env, &list, &[("NO_COLOR", "1")]).contains(escape));
     assert!(!on_terminal(&env, &format!("{BIN} --color never list"), &[]).contains(escape));
+    // clap's own help follows the flag too.
+    let help =
+        |args: &[&str]| String::from_utf8(env.command(args).output().unwrap().stdout).unwrap();
+    assert!(help(&["--color", "always", "--help"]).contains(escape));
+    assert!(!help(&["--help"]).contains(escape));
 }
 
 #[test]
