@@ -594,6 +594,11 @@ pub(crate) async fn connect_pool(
             format!("cannot connect to {url} within {connect_timeout:?}"),
             None,
         )),
+        // fred's own handshake timeout is the same length: the same message either way.
+        Ok(Err(e)) if *e.kind() == ErrorKind::Timeout => Err(fail(
+            format!("cannot connect to {url} within {connect_timeout:?}"),
+            Some(e),
+        )),
         Ok(Err(e)) => Err(fail(
             format!("cannot connect to {url}: {}", describe(&e)),
             Some(e),
