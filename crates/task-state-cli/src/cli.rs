@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::Value;
+use task_state_core::jiff::{SignedDuration, Timestamp};
 use task_state_core::{PriorityLevel, TaskStatus};
 
 /// Inspect and change task state in Redis (the DMS task_state layout).
@@ -16,9 +17,10 @@ use task_state_core::{PriorityLevel, TaskStatus};
 /// Connection settings come from DMS_REDIS_WRITE_URL, DMS_REDIS_READ_URL,
 /// DMS_REDIS_TASK_TTL_SECONDS and DMS_TIMEZONE; the global flags override them.
 /// Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 5 refused by the
-/// server (out of memory, read-only replica, ...: nothing was written).
+/// server (out of memory, read-only replica, ...: nothing was written), 6 fsck could not
+/// check, 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "task-state", version, max_term_width = 100)]
+#[command(name = "task-state", version, max_term_width = 100, after_help = EXAMPLES)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
@@ -26,8 +28,52 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// Parses the command line, with clap's own help and errors coloured as `--color` says
+/// (clap's `auto` already ignores an empty `NO_COLOR`).
+pub(crate) fn parse() -> Cli {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command().color(clap_color(&args));
+    let matches = command
+        .try_get_matches_from_mut(args)
+        .unwrap_or_else(|e| e.exit());
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// The `--color` value among `args`, read before clap parses them.
+fn clap_color(args: &[std::ffi::OsString]) -> clap::ColorChoice {
+    let mut value = None;
+    let mut args = args.iter().filter_map(|a| a.to_str());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        } else if arg == "--color" {
+            value = args.next();
+        } else if let Some(v) = arg.strip_prefix("--color=") {
+            value = Some(v);
+        }
+    }
+    match value {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    }
+}
+
+/// Lines that work when pasted into a POSIX shell in this order (a test runs them).
+pub(crate) const EXAMPLES: &str = r#"Examples:
+  export DMS_REDIS_WRITE_URL=redis://127.0.0.1:6379/0
+  id=$(task-state create --service render --user alice --param frames=240 --param 'scene="forest"')
+  task-state status "$id" running --log "worker started"
+  printf 'frame 1 done\nframe 2 done\n' | task-state log "$id" -
+  task-state status "$id"
+  task-state logs "$id" --tail 2
+  task-state status "$id" completed --if running
+  task-state list --service render
+  task-state get "$id" --json"#;
+
 /// Flags that every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
     /// Redis URL for writes [default: $DMS_REDIS_WRITE_URL]
     #[arg(long, global = true, value_name = "URL")]
@@ -44,9 +90,36 @@ pub(crate) struct GlobalArgs {
     /// How long to wait for Redis, to connect and for each command [default: 5 to connect, 10 a command]
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub(crate) timeout: Option<Duration>,
-    /// More logging on stderr (-v info, -vv debug)
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG, when set, takes precedence
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// When to colour the output: auto colours on a terminal unless NO_COLOR is set and
+    /// not empty
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub(crate) color: ColorChoice,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set to a non-empty value.
+    Auto,
+    /// Always, even into a pipe or with `NO_COLOR`.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream that is (or is not) a terminal, given `NO_COLOR`.
+    pub(crate) fn enabled(self, is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            // no-color.org: set and not empty disables colour; empty does not count.
+            ColorChoice::Auto => is_terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
 }
 
 /// The subcommands.
@@ -69,7 +142,7 @@ pub(crate) enum Command {
     },
     /// Register a new pending task and print its id
     Create(CreateArgs),
-    /// Set a task's status
+    /// Set a task's status, or print it when no new status is given
     Status(StatusArgs),
     /// Append a log entry; a MESSAGE of `-` appends each line of stdin
     Log {
@@ -92,6 +165,9 @@ pub(crate) enum Command {
     Delete {
         /// The task id
         id: String,
+        /// Print what would be deleted, and delete nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Take the next id of the task id sequence and print it
     NextId {
@@ -100,17 +176,9 @@ pub(crate) enum Command {
         peek: bool,
     },
     /// Print a task's log entries
-    Logs {
-        /// The task id
-        id: String,
-        /// Keep printing new entries until the task reaches a terminal status
-        #[arg(short, long)]
-        follow: bool,
-        /// How often to poll with --follow, in seconds
-        #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds, requires = "follow")]
-        interval: Duration,
-    },
-    /// Check that records, indexes and metadata agree; exit 1 when they do not
+    Logs(LogsArgs),
+    /// Check that records, indexes and metadata agree; exit 1 when they do not, 6 when the
+    /// check could not be done
     Fsck(FsckArgs),
     /// Clean expired tasks' index entries until SIGINT or SIGTERM: the expiry listener and the
     /// periodic reconciler
@@ -122,7 +190,92 @@ pub(crate) enum Command {
         /// CONFIG GET); the reconciler then does the cleaning
         #[arg(long)]
         allow_missing_notifications: bool,
+        /// Seconds between two log lines of the counters
+        #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+        stats_interval: Duration,
     },
+    /// Print a shell completion script
+    ///
+    /// For bash: task-state completions bash > ~/.local/share/bash-completion/completions/task-state
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff)
+    ///
+    /// To read it: task-state man > task-state.1 && man ./task-state.1
+    Man,
+}
+
+impl Command {
+    /// Whether the command runs without Redis.
+    pub(crate) fn is_offline(&self) -> bool {
+        matches!(self, Command::Completions { .. } | Command::Man)
+    }
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The task id
+    pub(crate) id: String,
+    /// Keep printing new entries until the task reaches a terminal status; a lost
+    /// connection is waited out
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    /// How often to poll with --follow, in seconds
+    #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds, requires = "follow")]
+    pub(crate) interval: Duration,
+    /// Only the last N entries (with --follow: then the new ones)
+    #[arg(long, value_name = "N")]
+    pub(crate) tail: Option<usize>,
+    /// Only entries written at or after TIME: RFC 3339 (2026-11-29T17:04:38+09:00) or an
+    /// age such as 90s, 15m, 2h, 1d
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub(crate) since: Option<Since>,
+}
+
+/// `--since`: a moment, or an age to subtract from now when the command runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Since {
+    /// This moment.
+    At(Timestamp),
+    /// This long before now.
+    Ago(Duration),
+}
+
+impl Since {
+    /// The moment, with `now` for an age.
+    pub(crate) fn resolve(self, now: Timestamp) -> Timestamp {
+        match self {
+            Since::At(at) => at,
+            Since::Ago(age) => SignedDuration::try_from(age)
+                .ok()
+                .and_then(|age| now.checked_sub(age).ok())
+                .unwrap_or(Timestamp::MIN),
+        }
+    }
+}
+
+fn parse_since(text: &str) -> Result<Since, String> {
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Ok(Since::At(at));
+    }
+    let unit_at = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(unit_at);
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if scale > 0 => Ok(Since::Ago(Duration::from_secs(n.saturating_mul(scale)))),
+        _ => Err(format!(
+            "{text:?} is neither an RFC 3339 time with an offset (2026-11-29T17:04:38+09:00) nor an age (90s, 15m, 2h, 1d)"
+        )),
+    }
 }
 
 /// `list`.
@@ -172,7 +325,8 @@ pub(crate) struct CreateArgs {
     /// The task id [default: the next id of the sequence]
     #[arg(long)]
     pub(crate) id: Option<String>,
-    /// A parameter; the value is JSON: `frames=240`, `name="a b"`, `opts={"x":[1]}`
+    /// A parameter; the value is JSON, quoted for the shell: --param frames=240 --param name='"a b"' --param opts='{"x":[1]}'
+
     #[arg(long = "param", value_name = "KEY=JSON", value_parser = parse_param)]
     pub(crate) params: Vec<(String, Value)>,
     /// Scheduling priority
@@ -185,14 +339,14 @@ pub(crate) struct CreateArgs {
 pub(crate) struct StatusArgs {
     /// The task id
     pub(crate) id: String,
-    /// The new status
+    /// The new status; without it, the current status is printed
     #[arg(value_parser = status_parser())]
-    pub(crate) status: TaskStatus,
+    pub(crate) status: Option<TaskStatus>,
     /// Append this log entry in the same step (an empty one appends nothing, as in Python)
-    #[arg(long, value_name = "MSG")]
+    #[arg(long, value_name = "MSG", requires = "status")]
     pub(crate) log: Option<String>,
     /// Only if the current status is this one (repeat for several); else exit 4
-    #[arg(long = "if", value_name = "STATUS", value_parser = status_parser())]
+    #[arg(long = "if", value_name = "STATUS", value_parser = status_parser(), requires = "status")]
     pub(crate) only_if: Vec<TaskStatus>,
 }
 
@@ -262,7 +416,6 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {
@@ -279,6 +432,43 @@ mod tests {
         assert!(parse_param("name=bare words").is_err());
         assert!(parse_param("=1").is_err());
         assert!(parse_param("novalue").is_err());
+    }
+
+    #[test]
+    fn since_takes_a_time_or_an_age() {
+        let at: Timestamp = "2026-11-29T08:04:38Z".parse().unwrap();
+        assert_eq!(
+            parse_since("2026-11-29T17:04:38+09:00").unwrap(),
+            Since::At(at)
+        );
+        assert_eq!(
+            parse_since("15m").unwrap(),
+            Since::Ago(Duration::from_secs(900))
+        );
+        assert_eq!(
+            parse_since("2h").unwrap().resolve(at),
+            "2026-11-29T06:04:38Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            parse_since("1d").unwrap(),
+            Since::Ago(Duration::from_secs(86_400))
+        );
+        for bad in ["", "m", "10x", "yesterday", "2026-11-29"] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn colour_follows_the_flag_the_terminal_and_no_color() {
+        use std::ffi::OsStr;
+        let set = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        assert!(ColorChoice::Auto.enabled(true, None));
+        assert!(ColorChoice::Auto.enabled(true, empty));
+        assert!(!ColorChoice::Auto.enabled(true, set));
+        assert!(!ColorChoice::Auto.enabled(false, None));
+        assert!(ColorChoice::Always.enabled(false, set));
+        assert!(!ColorChoice::Never.enabled(true, None));
     }
 
     #[test]

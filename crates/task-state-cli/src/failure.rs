@@ -22,6 +22,9 @@ pub(crate) enum Exit {
     /// read-only replica, not enough replicas, a busy script, loading, primary down); nothing
     /// was written.
     Refused = 5,
+    /// `fsck` could not do its check (Redis unreachable, a scan that failed): whether the
+    /// store is consistent is not known. (Exit 1 from `fsck` means "inconsistent".)
+    Unchecked = 6,
     /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
     Interrupted = 130,
 }
@@ -53,6 +56,12 @@ impl Failure {
         Failure::from(Error::NotFound {
             task_id: task_id.to_owned(),
         })
+    }
+
+    /// The same failure with another exit code.
+    pub(crate) fn with_exit(mut self, exit: Exit) -> Self {
+        self.exit = exit;
+        self
     }
 
     #[cfg(test)]

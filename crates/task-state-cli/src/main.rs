@@ -10,8 +10,8 @@
 //! $ task-state list --service render
 //! ```
 //!
-//! Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 5 refused by the
-//! server, 130 interrupted.
+//! Exit codes: 0 success, 1 error (fsck: inconsistent), 2 usage, 3 task not found, 4 conflict,
+//! 5 refused by the server, 6 fsck could not check, 130 interrupted.
 //! See `docs/cli.md` for a full session.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -24,19 +24,30 @@ mod settings;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::Cli;
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // The janitor runs as a service: its progress is the point of its log.
+    let cli = cli::parse();
+    if cli.command.is_offline() {
+        return match commands::offline(cli.command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(failure) => failure.report(&[]),
+        };
+    }
+    // The janitor runs as a service: its progress is the point of its log, and its lines
+    // need their time.
     let janitor = matches!(cli.command, cli::Command::Janitor { .. });
-    init_tracing(if janitor {
+    let verbose = if janitor {
         cli.global.verbose.max(1)
     } else {
         cli.global.verbose
-    });
+    };
+    let ansi = cli.global.color.enabled(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    if let Err(message) = init_tracing(verbose, janitor, ansi) {
+        eprintln!("task-state: {message}");
+        return ExitCode::from(failure::Exit::Usage as u8);
+    }
     let secrets = settings::secrets(&cli.global);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -57,20 +68,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, so that stdout carries only the command's output.
-fn init_tracing(verbose: u8) {
-    use tracing_subscriber::filter::LevelFilter;
+/// Logs go to stderr, so that stdout carries only the command's output. `RUST_LOG`, when
+/// set and not empty, replaces the level that `-v` chooses (`RUST_LOG=debug`,
+/// `RUST_LOG=task_state_redis=trace,info`).
+///
+/// # Errors
+/// A message naming `RUST_LOG` when its directives do not parse.
+fn init_tracing(verbose: u8, with_time: bool, ansi: bool) -> Result<(), String> {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
     let level = match verbose {
         0 => LevelFilter::WARN,
         1 => LevelFilter::INFO,
         2 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
-    tracing_subscriber::fmt()
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::builder()
+            .parse(&directives)
+            .map_err(|e| format!("RUST_LOG: {e}"))?,
+        _ => EnvFilter::default().add_directive(level.into()),
+    };
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_target(false);
+    if with_time {
+        builder.init();
+    } else {
+        builder.without_time().init();
+    }
+    Ok(())
 }

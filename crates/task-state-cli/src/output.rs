@@ -7,21 +7,30 @@ use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
 use owo_colors::OwoColorize;
 use task_state_core::{LogEntry, TaskRecord, TaskStatus};
 
-/// Buffered stdout, and whether to colour it.
+use crate::cli::ColorChoice;
+
+/// Below this many columns a terminal's reported width is not believed: a pty that says 0
+/// (or 1) would squeeze every column to a letter.
+const MIN_TERMINAL_WIDTH: u16 = 20;
+
+/// Buffered stdout, whether to colour it, and whether to fit tables to the terminal.
 #[derive(Debug)]
 pub(crate) struct Output {
     out: BufWriter<Stdout>,
     color: bool,
+    terminal: bool,
 }
 
 impl Output {
-    /// Colour when stdout is a terminal and `NO_COLOR` is unset.
-    pub(crate) fn stdout() -> Self {
+    /// Colour as `--color` says (see [`ColorChoice::enabled`]).
+    pub(crate) fn stdout(choice: ColorChoice) -> Self {
         let stdout = io::stdout();
-        let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let terminal = stdout.is_terminal();
+        let color = choice.enabled(terminal, std::env::var_os("NO_COLOR").as_deref());
         Output {
             out: BufWriter::new(stdout),
             color,
+            terminal,
         }
     }
 
@@ -42,11 +51,26 @@ impl Output {
         let mut table = Table::new();
         table.load_preset(presets::NOTHING);
         if self.color {
-            table
-                .enforce_styling()
-                .set_content_arrangement(ContentArrangement::Dynamic);
+            table.enforce_styling();
         } else {
             table.force_no_tty();
+        }
+        // Wrap to the terminal only when it reports a usable width; otherwise (a pipe, or a
+        // terminal that says 0 columns) every row stays on one line.
+        let width = if self.terminal {
+            terminal_width()
+        } else {
+            None
+        };
+        match width {
+            Some(width) => {
+                table
+                    .set_width(width)
+                    .set_content_arrangement(ContentArrangement::Dynamic);
+            }
+            None => {
+                table.set_content_arrangement(ContentArrangement::Disabled);
+            }
         }
         if !header.is_empty() {
             let cells = header.iter().map(|h| {
@@ -103,6 +127,12 @@ impl Output {
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// The width of the terminal on stdout, when it reports one worth wrapping to.
+fn terminal_width() -> Option<u16> {
+    let probe = Table::new();
+    probe.width().filter(|w| *w >= MIN_TERMINAL_WIDTH)
 }
 
 /// The columns of `list`.

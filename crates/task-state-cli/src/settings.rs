@@ -1,7 +1,8 @@
 //! Connection settings: the `DMS_*` variables, overridden by the global flags.
 
+use task_state_core::Error;
 use task_state_redis::{
-    RedisRepositorySettings, RedisRepositorySettingsBuilder, READ_URL_VAR, WRITE_URL_VAR,
+    RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, READ_URL_VAR, WRITE_URL_VAR,
 };
 
 use crate::cli::GlobalArgs;
@@ -17,10 +18,10 @@ const POOL_SIZE: usize = 1;
 pub(crate) fn build(global: &GlobalArgs) -> Result<RedisRepositorySettings, Failure> {
     let mut builder = RedisRepositorySettingsBuilder::from_env().with_pool_size(POOL_SIZE);
     if let Some(url) = &global.write_url {
-        builder = builder.with_write_url(url);
+        builder = builder.with_write_url(flag_url("--write-url", url)?);
     }
     if let Some(url) = &global.read_url {
-        builder = builder.with_read_url(url);
+        builder = builder.with_read_url(flag_url("--read-url", url)?);
     }
     if let Some(ttl) = global.ttl {
         builder = builder.with_ttl_seconds(ttl);
@@ -33,7 +34,26 @@ pub(crate) fn build(global: &GlobalArgs) -> Result<RedisRepositorySettings, Fail
             .with_connect_timeout(timeout)
             .with_command_timeout(timeout);
     }
-    Ok(builder.build()?)
+    builder.build().map_err(|e| match e {
+        Error::Config(message) if message == format!("{WRITE_URL_VAR} is not set") => {
+            Failure::from(Error::Config(format!(
+                "no Redis URL: set {WRITE_URL_VAR} or pass --write-url redis://host:port"
+            )))
+        }
+        other => other.into(),
+    })
+}
+
+/// A URL given as a flag, checked here so that its error names the flag and not the
+/// variable that the flag overrides.
+fn flag_url<'a>(flag: &str, url: &'a str) -> Result<&'a str, Failure> {
+    match RedisUrl::parse(url) {
+        Ok(_) => Ok(url),
+        Err(Error::Config(message)) => {
+            Err(Failure::from(Error::Config(format!("{flag}: {message}"))))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// The passwords in the configured URLs, to mask in any message as a last resort.

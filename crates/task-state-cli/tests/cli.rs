@@ -1089,3 +1089,605 @@ fn janitor_needs_keyspace_events_unless_told_otherwise() {
     let status = wait_with_deadline(&mut janitor, Duration::from_secs(5)).expect("janitor stops");
     assert!(status.success(), "{status:?}");
 }
+
+// Timeouts, connections and commands sent ----------------------------------------------
+
+#[test]
+fn a_silent_server_times_out_within_the_timeout() {
+    // Accepts connections and never answers, as a hung server or a black-holing proxy does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let started = Instant::now();
+    let output = bare_command(&["--write-url", &url, "--timeout", "5", "get", "1"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("task-state: backend: cannot connect to"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("within 5s"), "{err}");
+    // About the 5 s asked for; the bound leaves room for a loaded machine.
+    assert!(took >= Duration::from_millis(4_500), "{took:?}");
+    assert!(took < Duration::from_secs(9), "{took:?}");
+}
+
+#[test]
+fn a_url_flag_without_a_scheme_gets_a_hint_naming_the_flag() {
+    for (flag, url) in [
+        ("--write-url", "127.0.0.1:6379"),
+        ("--write-url", "localhost:6379"),
+        ("--read-url", "replica:6379"),
+    ] {
+        let mut cmd = bare_command(&[flag, url, "get", "1"]);
+        cmd.env("DMS_REDIS_WRITE_URL", "redis://127.0.0.1:1/0");
+        let output = cmd.output().unwrap();
+        assert_eq!(code(&output), 1);
+        let err = stderr(&output);
+        assert!(err.contains(&format!("{flag}: ")), "{err}");
+        assert!(err.contains("redis://host:port"), "{err}");
+        assert!(!err.contains("DMS_REDIS"), "{err}");
+    }
+}
+
+/// Every command's `calls` in `INFO commandstats`, and the connections received so far.
+fn server_counters(server: &RedisServer) -> (std::collections::BTreeMap<String, u64>, u64) {
+    let mut calls = std::collections::BTreeMap::new();
+    for line in server.cli(&["INFO", "commandstats"]).lines() {
+        let Some(rest) = line.trim().strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let (name, stats) = rest.split_once(':').unwrap();
+        let n = stats
+            .strip_prefix("calls=")
+            .and_then(|s| s.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        calls.insert(name.to_owned(), n);
+    }
+    let connections = server
+        .cli(&["INFO", "stats"])
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("total_connections_received:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    (calls, connections)
+}
+
+#[test]
+fn one_get_opens_one_connection_and_sends_a_few_commands() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "render", "--user", "alice"]);
+    let (before, connections_before) = server_counters(&env.server);
+    assert_eq!(env.ok(&["status", "1"]), "pending\n");
+    let (after, connections_after) = server_counters(&env.server);
+    let mut sent = std::collections::BTreeMap::new();
+    for (name, n) in &after {
+        let delta = n - before.get(name).copied().unwrap_or(0);
+        if delta > 0 {
+            sent.insert(name.clone(), delta);
+        }
+    }
+    // The two INFO calls of the first reading show in the second, and so do the two
+    // redis-cli connections of the second reading.
+    *sent.get_mut("info").unwrap() -= 2;
+    sent.retain(|_, n| *n > 0);
+    let total: u64 = sent.values().sum();
+    assert_eq!(connections_after - connections_before - 2, 1, "{sent:?}");
+    assert!(!sent.contains_key("script|load"), "{sent:?}");
+    assert_eq!(sent.get("get"), Some(&1), "{sent:?}");
+    // PING, SELECT, CLIENT ID and INFO of the client's handshake, the GET, the QUIT.
+    assert!(total <= 6, "{total} commands: {sent:?}");
+}
+
+// CLI habits -----------------------------------------------------------------------------
+
+#[test]
+fn global_flags_have_their_own_help_heading() {
+    for args in [&["--help"][..], &["get", "--help"], &["logs", "--help"]] {
+        let help = String::from_utf8(bare_command(args).output().unwrap().stdout).unwrap();
+        let heading = help.find("\nGlobal options:\n").expect(&help);
+        for flag in ["--write-url", "--read-url", "--timeout", "--color"] {
+            let at = help.find(flag).expect(flag);
+            assert!(at > heading, "{flag} is not under Global options:\n{help}");
+        }
+    }
+}
+
+/// The indented lines after `Examples:` in `--help`.
+fn help_examples() -> Vec<String> {
+    let help = String::from_utf8(bare_command(&["--help"]).output().unwrap().stdout).unwrap();
+    let start = help.find("\nExamples:\n").expect("an Examples section");
+    help[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_help_examples_work_when_pasted_into_a_shell() {
+    let env = env_or_skip!();
+    let examples = help_examples();
+    assert!(examples.len() >= 5, "{examples:?}");
+    assert!(
+        examples[0].starts_with("export DMS_REDIS_WRITE_URL=redis://"),
+        "{examples:?}"
+    );
+    // Pasted as they are, but pointed at the private server.
+    let mut script = format!("set -eu\nexport DMS_REDIS_WRITE_URL={}\n", env.server.url());
+    for line in &examples[1..] {
+        script.push_str(line);
+        script.push('\n');
+    }
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .env_remove("DMS_REDIS_READ_URL")
+        .output()
+        .expect("bash is needed for this test");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    assert!(out.contains("running\n"), "{out}");
+    assert!(out.contains("frame 2 done\n"), "{out}");
+    assert_eq!(env.record("1")["status"], "completed");
+    assert_eq!(env.record("1")["parameters"]["scene"], "forest");
+
+    // The `--param` examples of `create --help`, pasted too.
+    let help =
+        String::from_utf8(bare_command(&["create", "--help"]).output().unwrap().stdout).unwrap();
+    let params = help
+        .split("quoted for the shell:")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect(&help)
+        .trim()
+        .to_owned();
+    let script = format!(
+        "set -eu\nexport DMS_REDIS_WRITE_URL={}\ntask-state create --service s --user u {params}",
+        env.server.url()
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{script}\n{}", stderr(&output));
+    let id = String::from_utf8(output.stdout).unwrap();
+    let record = env.record(id.trim());
+    assert_eq!(record["parameters"]["frames"], 240, "{record}");
+    assert_eq!(record["parameters"]["name"], "a b", "{record}");
+    assert_eq!(record["parameters"]["opts"]["x"][0], 1, "{record}");
+}
+
+/// Runs `command` (a shell line) on a pseudo-terminal with `script`, and gives what the
+/// terminal showed, with `\r\n` as `\n`.
+fn on_terminal(env: &Env, command: &str, vars: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", command, "/dev/null"])
+        .env("DMS_REDIS_WRITE_URL", env.server.url())
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!("this test needs `script` (util-linux, Debian package bsdutils): {e}")
+    });
+    assert!(output.status.success(), "{}", stderr(&output));
+    String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n")
+}
+
+/// `text` without its ANSI escape sequences (`ESC [ … letter`).
+fn without_colour(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn tables_keep_their_rows_when_the_terminal_reports_width_0() {
+    let env = env_or_skip!();
+    env.ok(&[
+        "create",
+        "--service",
+        "a-rather-long-service-name",
+        "--user",
+        "a-rather-long-user-name",
+    ]);
+    env.ok(&["jobs", "1", "slurm-123456789"]);
+    // Coloured, as on any terminal: the colour codes are taken out before looking.
+    let shown = without_colour(&on_terminal(
+        &env,
+        &format!("stty cols 0 rows 0; {BIN} list"),
+        &[],
+    ));
+    let row = shown
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_else(|| panic!("no row for task 1 in\n{shown}"));
+    for cell in [
+        "a-rather-long-service-name",
+        "a-rather-long-user-name",
+        "pending",
+        "slurm-123456789",
+    ] {
+        assert!(row.contains(cell), "{cell} not on one line in\n{shown}");
+    }
+}
+
+#[test]
+fn colour_follows_the_flag_the_terminal_and_no_color() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    let escape = "\x1b[";
+    // Into a pipe: only with --color always.
+    let piped = |args: &[&str], no_color: Option<&str>| {
+        let mut cmd = env.command(args);
+        cmd.env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            cmd.env("NO_COLOR", value);
+        }
+        String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+    };
+    assert!(!piped(&["list"], None).contains(escape));
+    assert!(piped(&["--color", "always", "list"], Some("1")).contains(escape));
+    assert!(!piped(&["--color", "never", "list"], None).contains(escape));
+    // On a terminal: colour unless NO_COLOR is set and not empty.
+    let list = format!("{BIN} list");
+    assert!(on_terminal(&env, &list, &[]).contains(escape));
+    assert!(on_terminal(&env, &list, &[("NO_COLOR", "")]).contains(escape));
+    assert!(!on_terminal(&env, &list, &[("NO_COLOR", "1")]).contains(escape));
+    assert!(!on_terminal(&env, &format!("{BIN} --color never list"), &[]).contains(escape));
+    // clap's own help follows the flag too.
+    let help =
+        |args: &[&str]| String::from_utf8(env.command(args).output().unwrap().stdout).unwrap();
+    assert!(help(&["--color", "always", "--help"]).contains(escape));
+    assert!(!help(&["--help"]).contains(escape));
+}
+
+#[test]
+fn status_without_a_new_status_prints_the_current_one() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    assert_eq!(env.ok(&["status", "1"]), "pending\n");
+    env.ok(&["status", "1", "running"]);
+    assert_eq!(env.ok(&["status", "1"]), "running\n");
+    assert_eq!(code(&env.run(&["status", "2"])), 3);
+    // --log and --if change a status: without one they are a usage error.
+    let usage = env.run(&["status", "1", "--log", "hello"]);
+    assert_eq!(code(&usage), 2, "{}", stderr(&usage));
+    assert_eq!(code(&env.run(&["status", "1", "--if", "pending"])), 2);
+    assert!(env.messages("1").is_empty());
+}
+
+#[test]
+fn completions_and_the_man_page_need_no_redis() {
+    let bash = bare_command(&["completions", "bash"]).output().unwrap();
+    assert_eq!(code(&bash), 0, "{}", stderr(&bash));
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    assert!(bash.contains("-F _task__state"), "{bash}");
+    assert!(bash.contains("--write-url"));
+    let zsh = String::from_utf8(
+        bare_command(&["completions", "zsh"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(zsh.starts_with("#compdef task-state"), "{zsh}");
+    let man = bare_command(&["man"]).output().unwrap();
+    assert_eq!(code(&man), 0, "{}", stderr(&man));
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH task-state"),
+        "{man}"
+    );
+    assert!(man.contains(".TH task-state"), "{man}");
+    assert!(man.contains("fsck"));
+    assert_eq!(
+        code(&bare_command(&["completions", "klingon"]).output().unwrap()),
+        2
+    );
+}
+
+/// A record with three entries an hour apart, written as the Python package writes it.
+fn plant_hourly_logs(env: &Env) {
+    let stored = r#"{"task_id":"1","service":"s","user_id":"u","status":"running","parameters":{},"jobs":[],"created_at":"2026-01-01T00:00:00+09:00","updated_at":"2026-01-01T02:00:00+09:00","logs":["2026-01-01T00:00:00+09:00,zero","2026-01-01T01:00:00+09:00,one","2026-01-01T02:00:00+09:00,two"],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
+    env.server.cli(&["SET", "task:1", stored]);
+    env.server.cli(&["SADD", "index:tasks", "1"]);
+}
+
+fn messages_of(printed: &str) -> Vec<&str> {
+    printed
+        .lines()
+        .map(|l| l.split_once("  ").unwrap().1)
+        .collect()
+}
+
+#[test]
+fn logs_tail_and_since_select_entries() {
+    let env = env_or_skip!();
+    plant_hourly_logs(&env);
+    let logs = |args: &[&str]| {
+        let mut all = vec!["logs", "1"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    assert_eq!(messages_of(&logs(&[])), ["zero", "one", "two"]);
+    assert_eq!(messages_of(&logs(&["--tail", "2"])), ["one", "two"]);
+    assert_eq!(messages_of(&logs(&["--tail", "0"])), Vec::<&str>::new());
+    assert_eq!(messages_of(&logs(&["--tail", "9"])), ["zero", "one", "two"]);
+    assert_eq!(
+        messages_of(&logs(&["--since", "2026-01-01T01:00:00+09:00"])),
+        ["one", "two"]
+    );
+    // The same moment in UTC, and half an hour later.
+    assert_eq!(
+        messages_of(&logs(&["--since", "2025-12-31T16:30:00Z"])),
+        ["two"]
+    );
+    assert_eq!(
+        messages_of(&logs(&["--since", "2025-12-31T15:00:00Z", "--tail", "1"])),
+        ["two"]
+    );
+    // An age: the entries are months old.
+    assert_eq!(messages_of(&logs(&["--since", "1h"])), Vec::<&str>::new());
+    let bad = env.run(&["logs", "1", "--since", "yesterday"]);
+    assert_eq!(code(&bad), 2);
+    assert!(stderr(&bad).contains("RFC 3339"), "{}", stderr(&bad));
+}
+
+#[test]
+fn logs_follow_prints_only_new_entries_and_survives_a_server_restart() {
+    // Persisted, so that the task is still there when the server is back.
+    let Some(server) = task_state_redis::testing::server_or_skip_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]) else {
+        return;
+    };
+    let mut env = Env { server };
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    env.ok(&["log", "1", "old"]);
+    let mut follow = env
+        .command(&[
+            "--timeout",
+            "2",
+            "logs",
+            "1",
+            "--follow",
+            "--tail",
+            "1",
+            "--interval",
+            "0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    env.ok(&["log", "1", "before"]);
+    std::thread::sleep(Duration::from_millis(500));
+    env.server.restart().expect("the server comes back");
+    // Down for a while: the follower sees errors and waits them out.
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(&["log", "1", "after"]);
+    env.ok(&["status", "1", "completed", "--log", "done"]);
+    let status = wait_with_deadline(&mut follow, Duration::from_secs(15)).expect("follow ends");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut follow.stdout.take().unwrap(), &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut follow.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert_eq!(
+        messages_of(&out),
+        ["old", "before", "after", "done"],
+        "{err}"
+    );
+}
+
+#[test]
+fn logs_follow_waits_out_a_server_that_is_down() {
+    let Some(server) = task_state_redis::testing::server_or_skip_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]) else {
+        return;
+    };
+    let mut env = Env { server };
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    let mut follow = env
+        .command(&[
+            "--timeout",
+            "1",
+            "logs",
+            "1",
+            "--follow",
+            "--interval",
+            "0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    env.server.kill();
+    // Longer than the command timeout: reads fail, and are tried again.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert!(follow.try_wait().unwrap().is_none(), "follow gave up");
+    env.server.restart().expect("the server comes back");
+    env.ok(&["status", "1", "failed", "--log", "boom"]);
+    let status = wait_with_deadline(&mut follow, Duration::from_secs(15)).expect("follow ends");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut follow.stdout.take().unwrap(), &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut follow.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?} {err}");
+    assert_eq!(messages_of(&out), ["boom"], "{err}");
+    assert!(err.contains("lost Redis, still following"), "{err}");
+    assert!(err.contains("Redis is back"), "{err}");
+}
+
+#[test]
+fn fsck_tells_inconsistent_from_could_not_check() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    assert_eq!(code(&env.run(&["fsck"])), 0);
+    // An unreadable record is a problem, not a pass.
+    env.server.cli(&["SET", "task:1", "{not json"]);
+    let unreadable = env.run(&["fsck"]);
+    assert_eq!(code(&unreadable), 1, "{}", stderr(&unreadable));
+    assert!(
+        stderr(&unreadable).contains("1 unreadable records"),
+        "{}",
+        stderr(&unreadable)
+    );
+    // No server: the check could not be done.
+    let port = free_port().unwrap();
+    let unchecked = bare_command(&[
+        "--write-url",
+        &format!("redis://127.0.0.1:{port}/0"),
+        "--timeout",
+        "1",
+        "fsck",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(code(&unchecked), 6, "{}", stderr(&unchecked));
+    assert!(
+        stderr(&unchecked).contains("cannot connect"),
+        "{}",
+        stderr(&unchecked)
+    );
+}
+
+#[test]
+fn delete_dry_run_says_what_would_go_and_deletes_nothing() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "render", "--user", "alice"]);
+    env.ok(&["create", "--service", "render", "--user", "alice"]);
+    let plan = env.ok(&["delete", "1", "--dry-run"]);
+    for expected in [
+        "would delete task \"1\"",
+        "task:1\n",
+        "task:1:metadata",
+        "index:tasks",
+        "index:service:render\n",
+        "index:user:alice",
+        "index:service:render:user:alice",
+    ] {
+        assert!(plan.contains(expected), "{expected} missing from\n{plan}");
+    }
+    // Task 2 keeps alice in the service's users.
+    assert!(!plan.contains(":users"), "{plan}");
+    assert_eq!(env.record("1")["status"], "pending");
+    assert_eq!(env.server.cli(&["SISMEMBER", "index:tasks", "1"]), "1");
+    env.ok(&["delete", "2"]);
+    let last = env.ok(&["delete", "1", "--dry-run"]);
+    assert!(
+        last.contains("alice of index:service:render:users"),
+        "{last}"
+    );
+    assert_eq!(code(&env.run(&["delete", "9", "--dry-run"])), 3);
+    assert_eq!(env.record("1")["task_id"], "1");
+}
+
+// Tracing ----------------------------------------------------------------------------------
+
+#[test]
+fn rust_log_sets_what_is_logged_on_stderr() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    let quiet = env.run(&["get", "1"]);
+    assert!(quiet.stderr.is_empty(), "{}", stderr(&quiet));
+    let mut cmd = env.command(&["get", "1"]);
+    cmd.env("RUST_LOG", "debug");
+    let debug = cmd.output().unwrap();
+    assert_eq!(code(&debug), 0);
+    assert!(stderr(&debug).contains("connecting"), "{}", stderr(&debug));
+    assert!(!String::from_utf8_lossy(&debug.stdout).contains("connecting"));
+    let mut cmd = env.command(&["get", "1"]);
+    cmd.env("RUST_LOG", "task_state=notalevel");
+    let bad = cmd.output().unwrap();
+    assert_eq!(code(&bad), 2);
+    assert!(stderr(&bad).contains("RUST_LOG"), "{}", stderr(&bad));
+}
+
+#[test]
+fn janitor_logs_its_counters_with_timestamps() {
+    let Some(server) =
+        task_state_redis::testing::server_or_skip_with(&["--notify-keyspace-events", "Ex"])
+    else {
+        return;
+    };
+    let env = Env { server };
+    let mut janitor = env
+        .command(&[
+            "janitor",
+            "--reconcile-interval",
+            "0",
+            "--stats-interval",
+            "0.5",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_800));
+    signal(&janitor, "-TERM");
+    let status = wait_with_deadline(&mut janitor, Duration::from_secs(5)).expect("janitor stops");
+    assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut janitor.stderr.take().unwrap(), &mut log).unwrap();
+    let counters: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("janitor counters"))
+        .collect();
+    assert!(counters.len() >= 2, "{log}");
+    assert!(counters[0].contains("cleanups=0"), "{log}");
+    for line in log.lines() {
+        // 2026-12-02T07:31:10.123456Z  INFO ...
+        let stamp = line.split_whitespace().next().unwrap_or_default();
+        assert!(
+            stamp.len() >= 20 && stamp.as_bytes()[4] == b'-' && stamp.contains('T'),
+            "no timestamp: {line}"
+        );
+    }
+}

@@ -42,6 +42,7 @@ async fn main() {
 "#
 )]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 pub mod layout;
@@ -54,12 +55,14 @@ mod time_compat;
 mod validate;
 
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 
 pub use error::{BoxError, Error, Refusal, Result};
 pub use log::{format_log_entry, format_log_entry_at, format_log_entry_with, LogEntry};
 pub use model::{json_string, JobsField, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
 #[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub use repository::MockTaskRepository;
 pub use repository::{Scope, TaskList, TaskRepository, TaskRepositoryExt, Unreadable};
 pub use time::{

@@ -51,6 +51,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod repository;

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod check;
 mod expiry;
@@ -32,6 +33,7 @@ mod scan;
 mod scripts;
 mod settings;
 #[cfg(feature = "test-support")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-support")))]
 pub mod testing;
 
 pub use check::{

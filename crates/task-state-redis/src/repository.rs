@@ -57,6 +57,8 @@ pub struct RedisTaskRepository {
 struct Inner {
     writer: Pool,
     reader: Pool,
+    /// The reader is the writer pool: close it once.
+    shared: bool,
     settings: RedisRepositorySettings,
     clock: Arc<dyn Clock>,
 }
@@ -78,37 +80,51 @@ enum Outcome {
 }
 
 impl RedisTaskRepository {
-    /// Connects a writer pool to the write URL and a reader pool to the read URL, pings
-    /// both and loads the scripts. Both pools reconnect by themselves after a dropped
-    /// connection, with exponential back-off; a command waits for the reconnection at most
-    /// the command timeout.
+    /// Connects a writer pool to the write URL and, when the read URL differs, a reader
+    /// pool to the read URL. Both pools reconnect by themselves after a dropped connection,
+    /// with exponential back-off; a command waits for the reconnection at most the command
+    /// timeout.
+    ///
+    /// When the read URL is the write URL (the default), reads share the writer pool, so a
+    /// short-lived caller opens one connection (at [`pool_size`] 1), not two. Reads then
+    /// follow the writer's rule of sending a command at most once: a read whose connection
+    /// dropped mid-flight returns an error instead of being re-sent.
+    ///
+    /// Scripts are loaded on first use (the first `EVALSHA` that meets `NOSCRIPT` loads its
+    /// script and runs it again); [`load_scripts`](Self::load_scripts) loads them all up
+    /// front for a long-running process that prefers to pay that cost at start.
+    ///
+    /// [`pool_size`]: RedisRepositorySettings::pool_size
     ///
     /// # Errors
     /// [`Error::Backend`] when a server cannot be reached within the connect timeout or
     /// refuses the credentials; [`Error::Config`] for a URL the client library rejects.
-    /// Nothing stays open after an error.
+    /// The connect timeout bounds the whole call: a server that accepts the connection and
+    /// never answers gives the error after that time, not later. Nothing stays open after an
+    /// error.
     pub async fn connect(settings: RedisRepositorySettings) -> Result<Self> {
         let writer = connect_pool(settings.write_url(), &settings, 1).await?;
-        let reader = match connect_pool(settings.read_url(), &settings, 3).await {
-            Ok(reader) => reader,
-            Err(e) => {
-                let _ = writer.quit().await;
-                return Err(e);
+        let shared = settings.read_url() == settings.write_url();
+        let reader = if shared {
+            writer.clone()
+        } else {
+            match connect_pool(settings.read_url(), &settings, 3).await {
+                Ok(reader) => reader,
+                Err(e) => {
+                    close_pool(&writer, settings.command_timeout()).await;
+                    return Err(e);
+                }
             }
         };
-        let repo = RedisTaskRepository {
+        Ok(RedisTaskRepository {
             inner: Arc::new(Inner {
                 writer,
                 reader,
+                shared,
                 settings,
                 clock: Arc::new(SystemClock),
             }),
-        };
-        if let Err(e) = repo.load_scripts().await {
-            repo.close().await;
-            return Err(e);
-        }
-        Ok(repo)
+        })
     }
 
     /// A repository on pools the application already has, as the Python package's
@@ -149,6 +165,7 @@ impl RedisTaskRepository {
             inner: Arc::new(Inner {
                 writer,
                 reader,
+                shared: false,
                 settings,
                 clock: Arc::new(SystemClock),
             }),
@@ -162,6 +179,7 @@ impl RedisTaskRepository {
             inner: Arc::new(Inner {
                 writer: inner.writer.clone(),
                 reader: inner.reader.clone(),
+                shared: inner.shared,
                 settings: inner.settings.clone(),
                 clock,
             }),
@@ -176,6 +194,7 @@ impl RedisTaskRepository {
             inner: Arc::new(Inner {
                 writer: inner.writer.clone(),
                 reader: inner.writer.clone(),
+                shared: true,
                 settings: inner.settings.clone(),
                 clock: inner.clock.clone(),
             }),
@@ -198,10 +217,14 @@ impl RedisTaskRepository {
         &self.inner.reader
     }
 
-    /// Closes both pools. Commands issued afterwards fail.
+    /// Closes both pools (the one pool, when reads share the writer's). Commands issued
+    /// afterwards fail.
     pub async fn close(&self) {
-        let _ = self.inner.writer.quit().await;
-        let _ = self.inner.reader.quit().await;
+        let timeout = self.inner.settings.command_timeout();
+        close_pool(&self.inner.writer, timeout).await;
+        if !self.inner.shared {
+            close_pool(&self.inner.reader, timeout).await;
+        }
     }
 
     /// Cleans the index entries of a task whose record has expired, using its metadata
@@ -228,7 +251,23 @@ impl RedisTaskRepository {
         })
     }
 
-    async fn load_scripts(&self) -> Result<()> {
+    /// Loads every script into the writer's server with `SCRIPT LOAD`, for a long-running
+    /// process that wants the first mutation to take one round trip. Not needed for
+    /// correctness: [`connect`](Self::connect) leaves the scripts to be loaded on first use.
+    ///
+    /// ```no_run
+    /// # async fn run() -> task_state_core::Result<()> {
+    /// use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
+    ///
+    /// let settings = RedisRepositorySettings::from_env()?;
+    /// let repo = RedisTaskRepository::connect(settings).await?;
+    /// repo.load_scripts().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Backend`] naming the script that could not be loaded.
+    pub async fn load_scripts(&self) -> Result<()> {
         let client = self.inner.writer.next();
         for script in [
             &SCRIPTS.save,
@@ -692,34 +731,43 @@ pub(crate) async fn connect_pool(
             source: source.map(|e| Box::new(e) as task_state_core::BoxError),
         }
     };
-    let connected = tokio::time::timeout(connect_timeout, pool.init()).await;
+    // `connect_pool` hands back each client's connection task, so that a pool that never
+    // connected can be stopped at once: a QUIT to a server that does not answer would wait
+    // for another timeout (fred's `init` keeps no handle once its future is dropped).
+    let tasks = pool.connect_pool();
+    // fred's handshake (PING or HELLO/AUTH, SELECT, CLIENT ID, INFO) has run when the pool
+    // reports itself connected, so no PING of our own is needed.
+    let connected = tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await;
     let result = match connected {
         Err(_) => Err(fail(
             format!("cannot connect to {url} within {connect_timeout:?}"),
             None,
         )),
+        // fred's own handshake timeout is the same length: the same message either way.
+        Ok(Err(e)) if *e.kind() == ErrorKind::Timeout => Err(fail(
+            format!("cannot connect to {url} within {connect_timeout:?}"),
+            Some(e),
+        )),
         Ok(Err(e)) => Err(fail(
             format!("cannot connect to {url}: {}", describe(&e)),
             Some(e),
         )),
-        Ok(Ok(_handle)) => {
-            match tokio::time::timeout(connect_timeout, pool.next().ping::<String>(None)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(fail(
-                    format!("ping to {url} failed: {}", describe(&e)),
-                    Some(e),
-                )),
-                Err(_) => Err(fail(format!("ping to {url} timed out"), None)),
-            }
-        }
+        Ok(Ok(())) => Ok(()),
     };
     match result {
         Ok(()) => Ok(pool),
         Err(e) => {
-            let _ = pool.quit().await;
+            for task in tasks {
+                task.abort();
+            }
             Err(e)
         }
     }
+}
+
+/// QUITs a pool, waiting at most `timeout` (a stalled server may never answer the QUIT).
+async fn close_pool(pool: &Pool, timeout: std::time::Duration) {
+    let _ = tokio::time::timeout(timeout, pool.quit()).await;
 }
 
 fn describe(e: &FredError) -> String {

@@ -50,7 +50,8 @@ impl RedisUrl {
     /// (see `docs/high-availability.md`).
     ///
     /// # Errors
-    /// [`Error::Config`] for an empty or malformed URL, another scheme, a bad database
+    /// [`Error::Config`] for an empty or malformed URL, one without a scheme (the message
+    /// suggests `redis://host:port`), another scheme, a bad database
     /// number, a Sentinel URL without `sentinelServiceName`, or `rediss://` when TLS
     /// support is not compiled in. The message never
     /// contains the password.
@@ -58,6 +59,14 @@ impl RedisUrl {
         let text = text.trim();
         if text.is_empty() {
             return Err(Error::Config("the Redis URL is empty".to_owned()));
+        }
+        // `host:port` alone would parse as a URL of scheme `host`, or not at all; the text
+        // is not echoed because it may carry a password.
+        if !text.contains("://") {
+            return Err(Error::Config(
+                "the Redis URL has no scheme: write it as redis://host:port (or rediss://, redis-sentinel://)"
+                    .to_owned(),
+            ));
         }
         let url = url::Url::parse(text)
             .map_err(|e| Error::Config(format!("malformed Redis URL: {e}")))?;
@@ -634,6 +643,19 @@ mod tests {
                 config_message(from(&[(WRITE_URL_VAR, bad)])).contains(WRITE_URL_VAR),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_gets_a_hint() {
+        for bare in [
+            "localhost:6379",
+            "127.0.0.1:6379",
+            "user:hunter2@cache:6379/0",
+        ] {
+            let message = config_message(from(&[(WRITE_URL_VAR, bare)]));
+            assert!(message.contains("redis://host:port"), "{bare}: {message}");
+            assert!(!message.contains("hunter2"), "{message}");
         }
     }
 

@@ -236,6 +236,40 @@ fn wait_until_ready(
     )))
 }
 
+/// The variable that lets tests skip (instead of fail) when a tool they need, such as
+/// `openssl` or `python3`, is not installed. Ignored under `CI`, where every test must run.
+pub const SKIP_MISSING_TOOLS_VAR: &str = "TASK_STATE_SKIP_MISSING_TOOLS";
+
+/// Whether `tool` can be run (`tool version_arg` exits 0). When it cannot, panics with a
+/// message that names the tool and what needs it, unless [`SKIP_MISSING_TOOLS_VAR`] is set
+/// and `CI` is not: then prints why and returns `false`, so the test can return early.
+///
+/// ```no_run
+/// use task_state_redis::testing::require_tool;
+/// if !require_tool("openssl", "version", "the TLS test makes its certificates with it") {
+///     return;
+/// }
+/// ```
+pub fn require_tool(tool: &str, version_arg: &str, why: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    let opted_out = std::env::var_os(SKIP_MISSING_TOOLS_VAR).is_some_and(|v| !v.is_empty());
+    if opted_out && std::env::var_os("CI").is_none() {
+        eprintln!("skipping: `{tool}` is not installed ({why}); {SKIP_MISSING_TOOLS_VAR} is set");
+        return false;
+    }
+    panic!(
+        "`{tool}` is not installed, and {why}: install it, or set {SKIP_MISSING_TOOLS_VAR}=1 to skip this test (not under CI)"
+    );
+}
+
 /// A loopback port that was free a moment ago.
 ///
 /// # Errors

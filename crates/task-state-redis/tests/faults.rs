@@ -22,6 +22,34 @@ fn quick(url: &str) -> RedisRepositorySettings {
         .unwrap()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_within_the_connect_timeout() {
+    // Accepts and holds connections without a byte in reply.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(format!("redis://127.0.0.1:{port}/0"))
+        .with_read_url(format!("redis://localhost:{port}/0"))
+        .with_connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = RedisTaskRepository::connect(settings).await.unwrap_err();
+    let took = started.elapsed();
+    // The connect timeout, not that plus a wait for a QUIT that is never answered.
+    assert!(took >= Duration::from_millis(900), "took {took:?}");
+    assert!(took < Duration::from_millis(1_800), "took {took:?}");
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert!(err.to_string().contains("within 1s"), "{err}");
+    held.abort();
+}
+
 #[tokio::test]
 async fn a_server_that_is_down_fails_fast() {
     let port = free_port().unwrap();
@@ -211,6 +239,9 @@ async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
         .save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
         .await
         .unwrap();
+    // Scripts are loaded on first use; loaded here, so that the first EVALSHA through the
+    // proxy runs the script instead of meeting NOSCRIPT.
+    direct.load_scripts().await.unwrap();
     let (port, dropped) = lossy_proxy(server.port()).await;
     let settings = RedisRepositorySettings::builder()
         .with_write_url(format!("redis://127.0.0.1:{port}/0"))

@@ -5,7 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
-use task_state_redis::testing::{redis_available, server_binary, RedisServer, SERVER_VAR};
+use task_state_redis::testing::{
+    redis_available, require_tool, server_binary, RedisServer, SERVER_VAR,
+};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, TLS_CA_FILE_VAR};
 
 /// A CA and a server certificate for localhost and 127.0.0.1, made with openssl.
@@ -68,16 +70,19 @@ fn certificates(dir: &Path) -> bool {
 
 #[tokio::test]
 async fn rediss_urls_connect_with_the_configured_ca() {
-    let dir = std::env::temp_dir().join(format!("task-state-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    if !certificates(&dir) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "openssl is needed for the TLS test"
-        );
-        eprintln!("skipping: openssl could not make certificates");
+    if !require_tool(
+        "openssl",
+        "version",
+        "the TLS test makes its certificates with it",
+    ) {
         return;
     }
+    let dir = std::env::temp_dir().join(format!("task-state-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(
+        certificates(&dir),
+        "openssl could not make the certificates"
+    );
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
     if !redis_available() {
         assert!(std::env::var_os("CI").is_none(), "redis-server is needed");
@@ -163,4 +168,30 @@ fn a_missing_ca_file_is_a_config_error_naming_the_variable() {
         matches!(err, Error::Config(ref m) if m.contains(TLS_CA_FILE_VAR)),
         "{err:?}"
     );
+}
+
+#[test]
+fn a_missing_tool_fails_naming_it_unless_opted_out() {
+    let opted_out = std::env::var_os(task_state_redis::testing::SKIP_MISSING_TOOLS_VAR)
+        .is_some_and(|v| !v.is_empty())
+        && std::env::var_os("CI").is_none();
+    let result = std::panic::catch_unwind(|| {
+        require_tool("task-state-no-such-tool", "--version", "this test needs it")
+    });
+    match result {
+        Ok(found) => {
+            assert!(opted_out, "a missing tool passed silently");
+            assert!(!found);
+        }
+        Err(panic) => {
+            assert!(!opted_out);
+            let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(message.contains("`task-state-no-such-tool`"), "{message}");
+            assert!(
+                message.contains("TASK_STATE_SKIP_MISSING_TOOLS"),
+                "{message}"
+            );
+        }
+    }
+    assert!(require_tool("openssl", "version", "the TLS test") || opted_out);
 }

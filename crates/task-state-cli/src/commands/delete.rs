@@ -1,14 +1,54 @@
-//! `delete <ID>`.
+//! `delete <ID> [--dry-run]`.
 
-use task_state_core::TaskRepository;
+use task_state_core::{Scope, TaskRepository};
 
 use crate::failure::Failure;
+use crate::output::Output;
 
-/// Deleting a task that is not there exits 3, so that a script notices a wrong id.
-pub(crate) async fn run(repo: &dyn TaskRepository, id: &str) -> Result<(), Failure> {
+/// Deleting a task that is not there exits 3, so that a script notices a wrong id. With
+/// `dry_run`, prints the keys and index entries that would go, and deletes nothing.
+pub(crate) async fn run(
+    repo: &dyn TaskRepository,
+    id: &str,
+    dry_run: bool,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    if dry_run {
+        let record = repo.get(id).await?.ok_or_else(|| Failure::not_found(id))?;
+        out.line(&format!(
+            "would delete task {id:?} (service {}, user {}, status {}):",
+            record.service, record.user_id, record.status
+        ))?;
+        let scope = Scope::ServiceUser {
+            service: record.service.clone(),
+            user_id: record.user_id.clone(),
+        };
+        let last = repo.list_ids(&scope).await?.iter().all(|other| other == id);
+        for line in what_goes(id, &record.service, &record.user_id, last) {
+            out.line(&format!("  {line}"))?;
+        }
+        return Ok(());
+    }
     if repo.delete(id).await? {
         Ok(())
     } else {
         Err(Failure::not_found(id))
     }
+}
+
+/// The keys and index entries of a task, in the layout of docs/wire-format.md; the user's
+/// entry in the service's users only when this is the user's `last` task there.
+fn what_goes(id: &str, service: &str, user: &str, last: bool) -> Vec<String> {
+    let mut lines = vec![
+        format!("key task:{id}"),
+        format!("key task:{id}:metadata"),
+        format!("member {id} of index:tasks"),
+        format!("member {id} of index:service:{service}"),
+        format!("member {id} of index:user:{user}"),
+        format!("member {id} of index:service:{service}:user:{user}"),
+    ];
+    if last {
+        lines.push(format!("member {user} of index:service:{service}:users"));
+    }
+    lines
 }

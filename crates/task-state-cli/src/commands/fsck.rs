@@ -15,7 +15,8 @@ use crate::failure::{Exit, Failure};
 use crate::output::Output;
 
 /// Checks (and with `repair`, repairs, then checks again) and prints a summary table, or one
-/// JSON object. Inconsistencies that remain give exit code 1.
+/// JSON object. Inconsistencies that remain, unreadable records among them, give exit code 1;
+/// a check that could not be done gives [`Exit::Unchecked`].
 pub(crate) async fn run(
     repo: &RedisTaskRepository,
     args: FsckArgs,
@@ -43,7 +44,7 @@ pub(crate) async fn run(
             out.line(&format!("repaired: {}", first.repaired))?;
             out.line(&format!(
                 "after repair: {}",
-                if remaining.is_consistent() {
+                if remaining.is_consistent() && remaining.unreadable == 0 {
                     "consistent"
                 } else {
                     "still inconsistent"
@@ -51,18 +52,19 @@ pub(crate) async fn run(
             ))?;
         }
     }
-    if remaining.is_consistent() {
+    if remaining.is_consistent() && remaining.unreadable == 0 {
         Ok(())
     } else {
         Err(Failure::new(
             Exit::Error,
             format!(
-                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes, {} keys of the wrong type",
+                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes, {} keys of the wrong type, {} unreadable records",
                 remaining.missing(),
                 remaining.extra(),
                 remaining.metadata_mismatch,
                 remaining.orphan_metadata,
-                remaining.wrong_type.len()
+                remaining.wrong_type.len(),
+                remaining.unreadable
             ),
         ))
     }
@@ -207,7 +209,7 @@ async fn checked(repo: &RedisTaskRepository, repair: bool) -> Result<CheckReport
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(report?)
+    report.map_err(|e| Failure::from(e).with_exit(Exit::Unchecked))
 }
 
 fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {

@@ -7,11 +7,13 @@ use task_state_redis::{ExpiryListener, ExpiryOptions, RedisTaskRepository};
 
 use crate::failure::Failure;
 
-/// Runs until a signal, then stops cleanly and logs the counters.
+/// Runs until a signal, logging the counters every `stats_interval`, then stops cleanly
+/// and logs them once more.
 pub(crate) async fn run(
     repo: &RedisTaskRepository,
     reconcile_interval: Duration,
     allow_missing_notifications: bool,
+    stats_interval: Duration,
 ) -> Result<(), Failure> {
     let options = ExpiryOptions {
         require_notifications: !allow_missing_notifications,
@@ -24,11 +26,27 @@ pub(crate) async fn run(
         reconcile_interval_s = reconcile_interval.as_secs(),
         "janitor running: cleaning expired tasks' index entries"
     );
-    wait_for_signal().await;
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + stats_interval, stats_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = ticks.tick() => log_counters(&listener, "janitor counters"),
+        }
+    }
     tracing::info!("stopping");
+    log_counters(&listener, "janitor stopped");
+    listener.stop().await;
+    Ok(())
+}
+
+/// One line with every counter, totals since the start.
+fn log_counters(listener: &ExpiryListener, what: &str) {
     let stats = listener.stats();
     let sweeps = listener.reconcile_stats();
-    listener.stop().await;
     tracing::info!(
         messages = stats.messages,
         task_messages = stats.task_messages,
@@ -38,9 +56,8 @@ pub(crate) async fn run(
         reconnects = stats.reconnects,
         sweeps = sweeps.runs,
         swept = sweeps.members_removed,
-        "janitor stopped"
+        "{what}"
     );
-    Ok(())
 }
 
 async fn wait_for_signal() {

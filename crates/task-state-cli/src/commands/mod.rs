@@ -19,23 +19,53 @@ mod result;
 mod status;
 mod users;
 
+use std::io::Write;
+
+use clap::CommandFactory;
 use task_state_redis::RedisTaskRepository;
 
 use crate::cli::{Cli, Command};
-use crate::failure::Failure;
+use crate::failure::{Exit, Failure};
 use crate::output::Output;
 use crate::settings;
 
 /// Connects, runs the command, and closes the connections.
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
-    let settings = settings::build(&cli.global)?;
-    tracing::debug!(?settings, "connecting");
-    let repo = RedisTaskRepository::connect(settings).await?;
-    let mut out = Output::stdout();
+    let fsck = matches!(cli.command, Command::Fsck { .. });
+    let connected = async {
+        let settings = settings::build(&cli.global)?;
+        tracing::debug!(?settings, "connecting");
+        Ok::<_, Failure>(RedisTaskRepository::connect(settings).await?)
+    };
+    let repo = match connected.await {
+        Ok(repo) => repo,
+        // For fsck, exit 1 means "inconsistent": a check that could not start is not that.
+        Err(failure) if fsck => return Err(failure.with_exit(Exit::Unchecked)),
+        Err(failure) => return Err(failure),
+    };
+    let mut out = Output::stdout(cli.global.color);
     let result = dispatch(&repo, cli.command, &mut out).await;
     let flushed = out.flush().map_err(Failure::from);
     repo.close().await;
     result.and(flushed)
+}
+
+/// The commands that need no Redis: completions and the manual page, on stdout.
+pub(crate) fn offline(command: Command) -> Result<(), Failure> {
+    let mut cli = Cli::command();
+    // Rendered in memory first: clap_complete panics when its writer fails, and a closed
+    // pipe (`task-state man | head`) is not a failure.
+    let mut text = Vec::new();
+    match command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut cli, "task-state", &mut text);
+        }
+        Command::Man => clap_mangen::Man::new(cli).render(&mut text)?,
+        _ => return Err(Failure::new(Exit::Error, "this command needs Redis")),
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&text)?;
+    Ok(stdout.flush()?)
 }
 
 async fn dispatch(
@@ -48,21 +78,27 @@ async fn dispatch(
         Command::List(args) => list::run(repo, args, out).await,
         Command::Users { service } => users::run(repo, &service, out).await,
         Command::Create(args) => create::run(repo, args, repo.settings().zone(), out).await,
-        Command::Status(args) => status::run(repo, args).await,
+        Command::Status(args) => status::run(repo, args, out).await,
         Command::Log { id, message } => log::run(repo, &id, &message).await,
         Command::Result(args) => result::run(repo, args).await,
         Command::Jobs { id, job_ids } => jobs::run(repo, &id, &job_ids).await,
-        Command::Delete { id } => delete::run(repo, &id).await,
+        Command::Delete { id, dry_run } => delete::run(repo, &id, dry_run, out).await,
         Command::NextId { peek } => next_id::run(repo, peek, out).await,
-        Command::Logs {
-            id,
-            follow,
-            interval,
-        } => logs::run(repo, &id, follow.then_some(interval), out).await,
+        Command::Logs(args) => logs::run(repo, args, out).await,
         Command::Fsck(args) => fsck::run(repo, args, out).await,
         Command::Janitor {
             reconcile_interval,
             allow_missing_notifications,
-        } => janitor::run(repo, reconcile_interval, allow_missing_notifications).await,
+            stats_interval,
+        } => {
+            janitor::run(
+                repo,
+                reconcile_interval,
+                allow_missing_notifications,
+                stats_interval,
+            )
+            .await
+        }
+        Command::Completions { .. } | Command::Man => offline(command),
     }
 }

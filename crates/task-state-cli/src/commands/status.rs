@@ -1,18 +1,32 @@
-//! `status <ID> <STATUS> [--log MSG] [--if STATUS]...`.
+//! `status <ID> [<STATUS> [--log MSG] [--if STATUS]...]`.
 
 use task_state_core::TaskRepository;
 
 use crate::cli::StatusArgs;
 use crate::failure::Failure;
+use crate::output::Output;
 
-/// With `--if`, the check and the change are one atomic `transition`; a task in another
-/// status is a conflict (exit 4) whose message names that status.
-pub(crate) async fn run(repo: &dyn TaskRepository, args: StatusArgs) -> Result<(), Failure> {
+/// Without a new status, prints the current one (read from the read URL), so that
+/// `s=$(task-state status "$id")` works. With `--if`, the check and the change are one
+/// atomic `transition`; a task in another status is a conflict (exit 4) whose message
+/// names that status.
+pub(crate) async fn run(
+    repo: &dyn TaskRepository,
+    args: StatusArgs,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    let Some(status) = args.status else {
+        let record = repo
+            .get(&args.id)
+            .await?
+            .ok_or_else(|| Failure::not_found(&args.id))?;
+        return Ok(out.line(record.status.as_str())?);
+    };
     let log = args.log.as_deref();
     let updated = if args.only_if.is_empty() {
-        repo.set_status(&args.id, args.status, log).await?
+        repo.set_status(&args.id, status, log).await?
     } else {
-        repo.transition(&args.id, &args.only_if, args.status, log)
+        repo.transition(&args.id, &args.only_if, status, log)
             .await?
     };
     match updated {
