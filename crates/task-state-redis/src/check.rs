@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value};
 use task_state_core::{compare_task_ids, validate_name, validate_task_id, Error, Result};
 
+use crate::keys::{self, LayoutKey};
 use crate::repository::RedisTaskRepository;
 use crate::scan::{self, text};
 use crate::scripts::{Script, SCRIPTS};
@@ -154,22 +155,12 @@ pub(crate) enum IndexKind {
 /// `index:recent-searches` or `index:service:a:b:c`, which the check, the repair and the
 /// reconciler leave alone.
 pub(crate) fn classify(key: &str) -> Option<IndexKind> {
-    let valid = |name: &str| validate_name("name", name).is_ok();
-    let rest = key.strip_prefix("index:")?;
-    if rest == "tasks" {
-        return Some(IndexKind::Tasks);
-    }
-    if let Some(user) = rest.strip_prefix("user:") {
-        return valid(user).then(|| IndexKind::User(user.to_owned()));
-    }
-    let service_part = rest.strip_prefix("service:")?;
-    let parts: Vec<&str> = service_part.split(':').collect();
-    match parts.as_slice() {
-        [s] if valid(s) => Some(IndexKind::Service((*s).to_owned())),
-        [s, "users"] if valid(s) => Some(IndexKind::Users((*s).to_owned())),
-        [s, "user", u] if valid(s) && valid(u) => {
-            Some(IndexKind::ServiceUser((*s).to_owned(), (*u).to_owned()))
-        }
+    match LayoutKey::parse(key)? {
+        LayoutKey::TaskIndex => Some(IndexKind::Tasks),
+        LayoutKey::ServiceIndex(service) => Some(IndexKind::Service(service)),
+        LayoutKey::ServiceUsers(service) => Some(IndexKind::Users(service)),
+        LayoutKey::ServiceUserIndex(service, user) => Some(IndexKind::ServiceUser(service, user)),
+        LayoutKey::UserIndex(user) => Some(IndexKind::User(user)),
         _ => None,
     }
 }
@@ -216,7 +207,7 @@ enum Found {
 async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(RECORDS_PER_MGET) {
-        let keys: Vec<String> = chunk.iter().map(|id| format!("task:{id}")).collect();
+        let keys: Vec<String> = chunk.iter().map(|id| keys::record(id)).collect();
         let values: Vec<Value> = repo
             .writer()
             .next()
@@ -291,13 +282,12 @@ fn wrong_type_of_script(e: &FredError, keys: &[String]) -> Option<(String, &'sta
 
 /// What the layout expects at a `task:*` key: a record (`task:{id}`, a string) or a
 /// metadata hash (`task:{id}:metadata`); `None` for other keys (`task:id:sequence`, ...).
-fn task_key_kind(key: &str) -> Option<(&str, &'static str)> {
-    let rest = key.strip_prefix("task:")?;
-    let (id, expected) = match rest.strip_suffix(":metadata") {
-        Some(id) => (id, "hash"),
-        None => (rest, "string"),
-    };
-    validate_task_id(id).ok().map(|()| (id, expected))
+fn task_key_kind(key: &str) -> Option<(String, &'static str)> {
+    match LayoutKey::parse(key)? {
+        LayoutKey::Record(id) => Some((id, "string")),
+        LayoutKey::Metadata(id) => Some((id, "hash")),
+        _ => None,
+    }
 }
 
 /// One answer of a pipeline: the value, `None` for a key of the wrong type.
@@ -321,14 +311,19 @@ async fn check_records(
     report: &mut CheckReport,
     progress: &mut (impl FnMut(&CheckProgress) + Send),
 ) -> Result<()> {
-    let estimated: u64 = repo.writer().next().scard("index:tasks").await.unwrap_or(0);
+    let estimated: u64 = repo
+        .writer()
+        .next()
+        .scard(keys::TASK_INDEX)
+        .await
+        .unwrap_or(0);
     // A user missing from a service's user set is one missing member, however many of
     // their tasks show it.
     let mut missing_users = std::collections::HashSet::new();
     // Every type, so that a record or metadata key of another type is reported too.
     let mut pages = scan::KeyPages::new(repo, "task:*", "");
     while let Some(keys) = pages.next().await? {
-        let keys: Vec<(&str, &str, &'static str)> = keys
+        let keys: Vec<(&str, String, &'static str)> = keys
             .iter()
             .filter_map(|k| task_key_kind(k).map(|(id, expected)| (k.as_str(), id, expected)))
             .collect();
@@ -344,7 +339,7 @@ async fn check_records(
             if found != *expected {
                 report.wrong(key, expected, found);
             } else if *expected == "string" {
-                ids.push((*id).to_owned());
+                ids.push(id.clone());
             }
         }
         let found = owners(repo, &ids).await?;
@@ -353,24 +348,22 @@ async fn check_records(
         for (id, owner) in ids.iter().zip(found) {
             match owner {
                 Found::Missing => {}
-                Found::WrongType(kind) => report.wrong(&format!("task:{id}"), "string", kind),
+                Found::WrongType(kind) => report.wrong(&keys::record(id), "string", kind),
                 Found::Unreadable(reason) => {
                     report.unreadable += 1;
                     if report.unreadable_examples.len() < EXAMPLES {
-                        report
-                            .unreadable_examples
-                            .push((format!("task:{id}"), reason));
+                        report.unreadable_examples.push((keys::record(id), reason));
                     }
                 }
                 Found::Owner(owner) => {
                     report.records += 1;
                     let (s, u) = (&owner.service, &owner.user_id);
                     let expected = [
-                        ("index:tasks".to_owned(), id.clone()),
-                        (format!("index:service:{s}"), id.clone()),
-                        (format!("index:service:{s}:users"), u.clone()),
-                        (format!("index:service:{s}:user:{u}"), id.clone()),
-                        (format!("index:user:{u}"), id.clone()),
+                        (keys::TASK_INDEX.to_owned(), id.clone()),
+                        (keys::service_index(s), id.clone()),
+                        (keys::service_users(s), u.clone()),
+                        (keys::service_user_index(s, u), id.clone()),
+                        (keys::user_index(u), id.clone()),
                     ];
                     for (key, member) in &expected {
                         let _: () = pipeline
@@ -379,7 +372,7 @@ async fn check_records(
                             .map_err(|e| repo.backend(e, "checking indexes"))?;
                     }
                     let _: () = pipeline
-                        .hmget(format!("task:{id}:metadata"), vec!["service", "user_id"])
+                        .hmget(keys::metadata(id), vec!["service", "user_id"])
                         .await
                         .map_err(|e| repo.backend(e, "checking metadata"))?;
                     checked.push((id.clone(), owner, expected));
@@ -414,7 +407,7 @@ async fn check_records(
                     }
                 }
             }
-            let meta_key = format!("task:{id}:metadata");
+            let meta_key = keys::metadata(&id);
             match answer(answers.next()).map_err(|e| repo.backend(e, "checking metadata"))? {
                 None => {
                     note_wrong_type(repo, report, &meta_key, "hash").await?;
@@ -432,7 +425,7 @@ async fn check_records(
                 }
             }
             if broken && !blocked && options.repair {
-                let keys = vec![format!("task:{id}"), meta_key];
+                let keys = vec![keys::record(&id), meta_key];
                 report.repaired +=
                     run_script(repo, report, &SCRIPTS.reindex, keys, vec![id]).await?;
             }
@@ -555,7 +548,7 @@ async fn users_without_tasks(
     let keys: Vec<String> = users
         .iter()
         .filter(|user| validate_name("user id", user).is_ok())
-        .map(|user| format!("index:service:{service}:user:{user}"))
+        .map(|user| keys::service_user_index(service, user))
         .collect();
     let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
         .await
@@ -593,7 +586,7 @@ async fn tasks_not_belonging(
             Found::Missing => false,
             Found::WrongType(found) => {
                 // Reported, and the index entry left alone.
-                report.wrong(&format!("task:{id}"), "string", found);
+                report.wrong(&keys::record(&id), "string", found);
                 true
             }
             Found::Unreadable(_) => true, // reported in the records phase, left alone
@@ -623,11 +616,12 @@ async fn check_metadata(
     while let Some(keys) = pages.next().await? {
         let ids: Vec<String> = keys
             .iter()
-            .filter_map(|k| k.strip_prefix("task:")?.strip_suffix(":metadata"))
-            .filter(|id| validate_task_id(id).is_ok())
-            .map(str::to_owned)
+            .filter_map(|k| match LayoutKey::parse(k)? {
+                LayoutKey::Metadata(id) => Some(id),
+                _ => None,
+            })
             .collect();
-        let keys: Vec<String> = ids.iter().map(|id| format!("task:{id}")).collect();
+        let keys: Vec<String> = ids.iter().map(|id| keys::record(id)).collect();
         let exists = scan::per_key(repo.writer().next(), "EXISTS", keys)
             .await
             .map_err(|e| repo.backend(e, "checking metadata"))?;
@@ -790,10 +784,10 @@ pub async fn check_user(
     };
     let mut union = std::collections::HashSet::new();
     for service in &services {
-        let key = format!("index:service:{service}:user:{user_id}");
+        let key = keys::service_user_index(service, user_id);
         scan_members(repo, &key, |members| union.extend(members)).await?;
     }
-    let user_key = format!("index:user:{user_id}");
+    let user_key = keys::user_index(user_id);
     let mut in_user = std::collections::HashSet::new();
     scan_members(repo, &user_key, |members| in_user.extend(members)).await?;
     let sorted = |ids: Vec<&String>| {

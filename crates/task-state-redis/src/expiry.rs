@@ -7,11 +7,12 @@ use fred::clients::SubscriberClient;
 use fred::prelude::{Builder, ClientLike, EventInterface, PubsubInterface, ReconnectPolicy, Value};
 use fred::types::CustomCommand;
 use task_state_core::jiff::Timestamp;
-use task_state_core::{validate_name, validate_task_id, Error, Result};
+use task_state_core::{validate_name, Error, Result};
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::check::IndexKind;
+use crate::keys;
 use crate::repository::{scrub, RedisTaskRepository};
 use crate::scan;
 use crate::scripts::SCRIPTS;
@@ -168,7 +169,7 @@ async fn users_to_prune(
         .collect();
     let keys: Vec<String> = users
         .iter()
-        .map(|user| format!("index:service:{service}:user:{user}"))
+        .map(|user| keys::service_user_index(service, user))
         .collect();
     let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
         .await
@@ -396,12 +397,13 @@ async fn handle_event(repo: &RedisTaskRepository, stats: &Mutex<ExpiryStats>, op
         s.messages += 1;
         s.last_message_at = Some(Timestamp::now());
     }
-    let Some(task_id) = key.strip_prefix("task:") else {
-        return;
-    };
-    if op != "expired" || validate_task_id(task_id).is_err() {
+    let Some(keys::LayoutKey::Record(task_id)) = keys::LayoutKey::parse(key) else {
         return; // task:{id}:metadata, task:id:sequence, ...
+    };
+    if op != "expired" {
+        return;
     }
+    let task_id = task_id.as_str();
     lock(stats).task_messages += 1;
     match repo.handle_task_expired(task_id).await {
         Ok(cleanup) => {
