@@ -87,6 +87,10 @@ pub(crate) struct GlobalArgs {
     /// IANA time zone of timestamps [default: $DMS_TIMEZONE, else Asia/Seoul]
     #[arg(long, global = true, value_name = "ZONE")]
     pub(crate) timezone: Option<String>,
+    /// Name of the job list in records this command creates: jobs or active_jobs (a record
+    /// that has one keeps it) [default: $DMS_TASK_JOBS_FIELD, else jobs]
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_jobs_field)]
+    pub(crate) jobs_field: Option<task_state_core::JobsField>,
     /// How long to wait for Redis, to connect and for each command [default: 5 to connect, 10 a command]
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub(crate) timeout: Option<Duration>,
@@ -478,4 +482,9 @@ mod tests {
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("NaN").is_err());
     }
+}
+
+fn parse_jobs_field(text: &str) -> Result<task_state_core::JobsField, String> {
+    text.parse()
+        .map_err(|_| "expected jobs or active_jobs".to_owned())
 }

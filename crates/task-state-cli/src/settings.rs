@@ -29,6 +29,9 @@ pub(crate) fn build(global: &GlobalArgs) -> Result<RedisRepositorySettings, Fail
     if let Some(zone) = &global.timezone {
         builder = builder.with_timezone(zone);
     }
+    if let Some(field) = global.jobs_field {
+        builder = builder.with_jobs_field(field);
+    }
     if let Some(timeout) = global.timeout {
         builder = builder
             .with_connect_timeout(timeout)

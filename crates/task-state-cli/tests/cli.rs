@@ -1691,3 +1691,33 @@ fn janitor_logs_its_counters_with_timestamps() {
         );
     }
 }
+
+#[test]
+fn jobs_field_names_the_job_list_of_new_records() {
+    let env = env_or_skip!();
+    let id = env.ok(&[
+        "--jobs-field",
+        "active_jobs",
+        "create",
+        "--service",
+        "render",
+        "--user",
+        "bob",
+    ]);
+    let id = id.trim();
+    let record = env.record(id);
+    assert!(record.get("active_jobs").is_some(), "{record}");
+    assert!(record.get("jobs").is_none(), "{record}");
+    // From the environment too; a record that has a name keeps it.
+    let output = env
+        .command(&["jobs", id, "slurm-1"])
+        .env("DMS_TASK_JOBS_FIELD", "jobs")
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let record = env.record(id);
+    assert_eq!(record["active_jobs"], serde_json::json!(["slurm-1"]));
+    assert!(record.get("jobs").is_none(), "{record}");
+    let bad = env.run(&["--jobs-field", "tasks", "get", id]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+}
