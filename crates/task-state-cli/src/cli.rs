@@ -417,6 +417,11 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+fn parse_jobs_field(text: &str) -> Result<task_state_core::JobsField, String> {
+    text.parse()
+        .map_err(|_| "expected jobs or active_jobs".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
