@@ -488,8 +488,3 @@ mod tests {
         assert!(parse_seconds("NaN").is_err());
     }
 }
-
-fn parse_jobs_field(text: &str) -> Result<task_state_core::JobsField, String> {
-    text.parse()
-        .map_err(|_| "expected jobs or active_jobs".to_owned())
-}
