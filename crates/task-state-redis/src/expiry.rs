@@ -42,7 +42,7 @@ impl Default for ExpiryOptions {
 }
 
 /// What the listener has done, like the Python package's listener stats.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExpiryStats {
     /// Expired-key events received.
     pub messages: u64,
@@ -61,7 +61,15 @@ pub struct ExpiryStats {
     /// The last error.
     pub last_error: Option<String>,
     /// When the last event arrived.
+    #[serde(serialize_with = "as_text")]
     pub last_message_at: Option<Timestamp>,
+}
+
+fn as_text<S: serde::Serializer>(at: &Option<Timestamp>, serializer: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serializer.collect_str(at),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// What the reconciler has done.

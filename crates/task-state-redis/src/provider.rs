@@ -122,45 +122,9 @@ pub struct RuntimeStatus {
     pub reconciler: Option<ReconcilerStatus>,
 }
 
-/// [`ExpiryStats`] in a serializable form.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct ListenerStatus {
-    /// Expired-key events received.
-    pub messages: u64,
-    /// Of those, events for task records.
-    pub task_messages: u64,
-    /// Tasks whose index entries were cleaned.
-    pub cleanups: u64,
-    /// Tasks whose metadata hash was gone too.
-    pub metadata_missing: u64,
-    /// Cleanups that failed.
-    pub failures: u64,
-    /// Reconnections of the subscriber.
-    pub reconnects: u64,
-    /// Events lost because the listener fell behind.
-    pub lagged: u64,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// When the last event arrived.
-    pub last_message_at: Option<String>,
-}
-
-impl From<ExpiryStats> for ListenerStatus {
-    fn from(s: ExpiryStats) -> Self {
-        ListenerStatus {
-            messages: s.messages,
-            task_messages: s.task_messages,
-            cleanups: s.cleanups,
-            metadata_missing: s.metadata_missing,
-            failures: s.failures,
-            reconnects: s.reconnects,
-            lagged: s.lagged,
-            last_error: s.last_error,
-            last_message_at: s.last_message_at.map(|t| t.to_string()),
-        }
-    }
-}
+/// The listener's counters in the runtime status: [`ExpiryStats`], which serializes with
+/// `last_message_at` as an RFC 3339 string.
+pub type ListenerStatus = ExpiryStats;
 
 /// [`ReconcileStats`] in a serializable form, with the interval.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -296,7 +260,7 @@ impl RedisRepositoryProvider {
             connected: state.repo.is_some(),
             notifications_required: self.settings.require_keyevent_notifications(),
             notifications: state.notifications.clone(),
-            listener: background.map(|b| b.listener.stats().into()),
+            listener: background.map(|b| b.listener.stats()),
             reconciler: background
                 .and_then(|b| b.reconciler.as_ref())
                 .map(|r| r.status(self.settings.reconcile_interval())),

@@ -269,25 +269,8 @@ fn expected(text: &str, step: &Step, now: TaskTime, key: &str) -> (Outcome, Opti
     (Outcome::Ok(returned), Some(next))
 }
 
-async fn redis_step(repo: &RedisTaskRepository, id: &str, step: &Step) -> Outcome {
-    match step {
-        Step::AppendLog(m) => outcome_of(repo.append_log(id, m).await),
-        Step::AppendLogs(ms) => match repo.append_logs(id, ms).await {
-            Ok(true) => Outcome::Ok(None),
-            Ok(false) => Outcome::Missing,
-            Err(e) => outcome_of(Err(e)),
-        },
-        Step::SetStatus(s, m) => outcome_of(repo.set_status(id, *s, m.as_deref()).await),
-        Step::Transition(f, t, m) => outcome_of(repo.transition(id, f, *t, m.as_deref()).await),
-        Step::UpdateResult(p, l) => {
-            outcome_of(repo.update_result(id, p.as_deref(), l.as_deref()).await)
-        }
-        Step::SetJobs(j) => outcome_of(repo.set_jobs(id, j).await),
-        _ => unreachable!(),
-    }
-}
-
-async fn memory_step(repo: &InMemoryTaskRepository, id: &str, step: &Step) -> Outcome {
+/// Applies a mutation step on either backend.
+async fn apply_step(repo: &dyn TaskRepository, id: &str, step: &Step) -> Outcome {
     match step {
         Step::AppendLog(m) => outcome_of(repo.append_log(id, m).await),
         Step::AppendLogs(ms) => match repo.append_logs(id, ms).await {
@@ -480,8 +463,8 @@ async fn run_case(f: &Fixture, seed: u64) {
         }
         let text = before.text.clone().unwrap_or_default();
         let (want, want_record) = expected(&text, &step, now, &layout::record_key(&id));
-        let got = redis_step(&f.redis, &id, &step).await;
-        let got_memory = memory_step(&f.memory, &id, &step).await;
+        let got = apply_step(&f.redis, &id, &step).await;
+        let got_memory = apply_step(&f.memory, &id, &step).await;
         assert_eq!(got, want, "redis, {context}");
         assert_eq!(got_memory, want, "memory, {context}");
         let after = snapshot(&f.redis, &id).await;
