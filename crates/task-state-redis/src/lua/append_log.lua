@@ -11,7 +11,10 @@ local meta = metadata_plan(KEYS[2])
 local entries = argv_from(4)
 local rec, text = quick_append(KEYS[1], meta, ARGV[2], entries)
 if not rec then
-  rec = read_record(KEYS[1], meta.layout, text or false)
+  -- The hint was checked already where a text was read: not again (a SHA1 of the record).
+  local hint = meta.layout
+  if text then hint = nil end
+  rec = read_record(KEYS[1], hint, text)
   if not rec then return {'missing'} end
   set_member(rec, 'updated_at', ARGV[2])
   append_entries(rec, entries)

@@ -85,10 +85,11 @@ end
 -- The quickest append, for a record whose layout hint is trusted (lib/hint.lua): the record
 -- is not scanned; updated_at is replaced and the entries go after the last log entry, where
 -- the hint says they stand. Returns the record to commit, or nil and the text read (nil when
--- there is none) for the general path.
+-- nothing was read) for the general path; a text returned had no trusted hint.
 local function quick_append(key, meta, updated_at, entries)
+  if #entries == 0 then return nil end
   local s = read_checked('string', 'GET', key)
-  if #entries == 0 or not s or s == '' then return nil, s end
+  if not s or s == '' then return nil, s end
   local hint = trusted_hint(s, meta.layout)
   if not hint then return nil, s end
   local rec = {key = key, s = s, edits = {}, hint = hint,
