@@ -737,7 +737,13 @@ pub(crate) async fn connect_pool(
     let tasks = pool.connect_pool();
     // fred's handshake (PING or HELLO/AUTH, SELECT, CLIENT ID, INFO) has run when the pool
     // reports itself connected, so no PING of our own is needed.
-    let connected = tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await;
+    let connected = tokio::time::timeout(connect_timeout, async {
+        tokio::select! {
+            result = pool.wait_for_connect() => result,
+            () = all_connected(&pool) => Ok(()),
+        }
+    })
+    .await;
     let result = match connected {
         Err(_) => Err(fail(
             format!("cannot connect to {url} within {connect_timeout:?}"),
@@ -762,6 +768,16 @@ pub(crate) async fn connect_pool(
             }
             Err(e)
         }
+    }
+}
+
+/// Returns once every client of `pool` is connected. fred's `wait_for_connect` reads a
+/// client's state and then subscribes to its connect event: a connection made between the two
+/// is never announced to it, and it waits forever (seen on a loaded machine). Watching the
+/// state as well closes that gap; `wait_for_connect` still reports a failed first attempt.
+async fn all_connected(pool: &Pool) {
+    while !pool.clients().iter().all(|client| client.is_connected()) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 
