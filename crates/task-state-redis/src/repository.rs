@@ -11,8 +11,8 @@ use fred::prelude::{
 };
 use task_state_core::{
     compare_task_ids, format_log_entry_at, json_string, validate_name, validate_record,
-    validate_task_id, validate_transition_from, Clock, Error, Refusal, Result, Scope, SystemClock,
-    TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable, Zone,
+    validate_task_id, validate_transition_from, BackendKind, Clock, Error, Refusal, Result, Scope,
+    SystemClock, TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable, Zone,
 };
 
 use crate::keys;
@@ -479,9 +479,20 @@ impl RedisTaskRepository {
         }
     }
 
-    /// The error for a failed command: [`Error::Refused`] when the server refused it for a
-    /// reason of its own state (out of memory, read-only, ...), else [`Error::Backend`].
+    /// The error for a failed command that changes nothing (a read, or a repair that checks
+    /// before it writes): [`Error::Refused`] when the server refused it for a reason of its
+    /// own state (out of memory, read-only, ...), else [`Error::Backend`].
     pub(crate) fn backend(&self, e: FredError, context: &str) -> Error {
+        self.failed(e, context, false)
+    }
+
+    /// As [`backend`](Self::backend), for a mutation: a timeout or a broken connection is
+    /// [`BackendKind::ReplyLost`], since the command may have run.
+    fn backend_write(&self, e: FredError, context: &str) -> Error {
+        self.failed(e, context, true)
+    }
+
+    fn failed(&self, e: FredError, context: &str, mutation: bool) -> Error {
         let urls = [
             self.inner.settings.write_url(),
             self.inner.settings.read_url(),
@@ -490,6 +501,7 @@ impl RedisTaskRepository {
             return refused;
         }
         Error::Backend {
+            kind: kind_of(&e, mutation),
             message: scrub(&format!("{context}: {}", describe(&e)), &urls),
             source: Some(Box::new(e)),
         }
@@ -515,7 +527,7 @@ impl RedisTaskRepository {
                 expected: "string",
             };
         }
-        self.backend(e, &format!("updating task {task_id:?}"))
+        self.backend_write(e, &format!("updating task {task_id:?}"))
     }
 }
 
@@ -726,7 +738,13 @@ pub(crate) async fn connect_pool(
         if let Some(refused) = source.as_ref().and_then(|e| refused(e, &context, &[url])) {
             return refused;
         }
+        let kind = match source.as_ref().map(|e| kind_of(e, false)) {
+            Some(BackendKind::Auth) => BackendKind::Auth,
+            Some(BackendKind::Timeout) | None => BackendKind::Connect { timed_out: true },
+            Some(_) => BackendKind::Connect { timed_out: false },
+        };
         Error::Backend {
+            kind,
             message: scrub(&message, &[url]),
             source: source.map(|e| Box::new(e) as task_state_core::BoxError),
         }
@@ -784,6 +802,26 @@ async fn all_connected(pool: &Pool) {
 /// QUITs a pool, waiting at most `timeout` (a stalled server may never answer the QUIT).
 async fn close_pool(pool: &Pool, timeout: std::time::Duration) {
     let _ = tokio::time::timeout(timeout, pool.quit()).await;
+}
+
+/// What kind of failure a command's error is. fred queues a command while it reconnects and
+/// writes it once connected, so for a mutation every timeout or broken connection may have
+/// come after the write: [`BackendKind::ReplyLost`].
+pub(crate) fn kind_of(e: &FredError, mutation: bool) -> BackendKind {
+    let auth = ["NOAUTH", "WRONGPASS", "NOPERM"]
+        .iter()
+        .any(|code| e.details().starts_with(code));
+    match e.kind() {
+        ErrorKind::Auth => BackendKind::Auth,
+        _ if auth => BackendKind::Auth,
+        ErrorKind::Timeout if mutation => BackendKind::ReplyLost { timed_out: true },
+        ErrorKind::IO | ErrorKind::Canceled if mutation => {
+            BackendKind::ReplyLost { timed_out: false }
+        }
+        ErrorKind::Timeout => BackendKind::Timeout,
+        ErrorKind::IO | ErrorKind::Canceled => BackendKind::Disconnected,
+        _ => BackendKind::Other,
+    }
 }
 
 fn describe(e: &FredError) -> String {
@@ -1047,7 +1085,7 @@ impl TaskRepository for RedisTaskRepository {
                 d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {
                     Error::decode(keys::SEQUENCE, d.to_owned())
                 }
-                _ => self.backend(e, "taking the next task id"),
+                _ => self.backend_write(e, "taking the next task id"),
             })?;
         Ok(id.to_string())
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{fresh, settings};
-use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
+use task_state_core::{BackendKind, Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{free_port, server_or_skip_with};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,6 +46,14 @@ async fn a_server_that_never_answers_fails_within_the_connect_timeout() {
     assert!(took >= Duration::from_millis(900), "took {took:?}");
     assert!(took < Duration::from_millis(1_800), "took {took:?}");
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert_eq!(
+        err.backend_kind(),
+        Some(BackendKind::Connect { timed_out: true })
+    );
+    assert!(
+        err.is_timeout() && err.is_connection() && err.is_retryable(),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("within 1s"), "{err}");
     held.abort();
 }
@@ -63,6 +71,15 @@ async fn a_server_that_is_down_fails_fast() {
         started.elapsed()
     );
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    // Refused, not timed out: nothing was sent, so it may be retried.
+    assert_eq!(
+        err.backend_kind(),
+        Some(BackendKind::Connect { timed_out: false })
+    );
+    assert!(
+        err.is_connection() && err.is_retryable() && !err.is_timeout(),
+        "{err:?}"
+    );
     assert!(!format!("{err} {err:?}").contains("sekrit99"));
 }
 
@@ -74,6 +91,8 @@ async fn a_wrong_password_is_a_backend_error_without_the_password() {
     let url = format!("redis://:wrong-pass@127.0.0.1:{}/0", server.port());
     let err = RedisTaskRepository::connect(quick(&url)).await.unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert_eq!(err.backend_kind(), Some(BackendKind::Auth), "{err:?}");
+    assert!(!err.is_retryable() && !err.is_connection(), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("wrong-pass"), "{shown}");
     let good = format!("redis://:right-pass@127.0.0.1:{}/0", server.port());
@@ -129,6 +148,20 @@ async fn a_slow_server_gives_a_timeout_not_a_hang() {
         started.elapsed()
     );
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    // A read that timed out changed nothing: it may be repeated.
+    assert_eq!(err.backend_kind(), Some(BackendKind::Timeout), "{err:?}");
+    assert!(err.is_timeout() && err.is_retryable() && !err.is_reply_lost());
+    // A mutation that timed out may have run once the server wakes: not to be repeated.
+    let err = repo
+        .set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.backend_kind(),
+        Some(BackendKind::ReplyLost { timed_out: true }),
+        "{err:?}"
+    );
+    assert!(err.is_timeout() && err.is_reply_lost() && !err.is_retryable());
     sleeper.join().unwrap().unwrap();
 }
 
@@ -147,7 +180,18 @@ async fn the_repository_reconnects_after_a_restart() {
         matches!(during, Ok(Err(Error::Backend { .. }))),
         "{during:?}"
     );
+    // fred queues a command until it has reconnected, so a mutation that gave up cannot
+    // be known not to have been written: reported as a lost reply, never as retryable.
+    let during = during.unwrap().unwrap_err();
+    assert!(
+        during.is_reply_lost() && !during.is_retryable(),
+        "{during:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(7));
+    // A read against the stopped server is retryable, on the link or on the timeout.
+    let read = repo.get("1").await.unwrap_err();
+    assert!(read.is_retryable(), "{read:?}");
+    assert!(read.is_connection() || read.is_timeout(), "{read:?}");
     server.restart().unwrap();
     // The data is gone (no persistence) and the scripts too: both must be handled.
     let mut saved = None;
@@ -257,6 +301,13 @@ async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
         "the proxy never dropped a reply"
     );
     assert!(matches!(outcome, Err(Error::Backend { .. })), "{outcome:?}");
+    let lost = outcome.unwrap_err();
+    assert_eq!(
+        lost.backend_kind(),
+        Some(BackendKind::ReplyLost { timed_out: false }),
+        "{lost:?}"
+    );
+    assert!(lost.is_reply_lost() && lost.is_connection() && !lost.is_retryable());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let record = direct.get("1").await.unwrap().unwrap();
     let copies = record
