@@ -1650,6 +1650,27 @@ fn rust_log_sets_what_is_logged_on_stderr() {
 }
 
 #[test]
+fn fred_log_messages_are_logged_through_tracing() {
+    let env = env_or_skip!();
+    let mut cmd = env.command(&["next-id"]);
+    cmd.env("RUST_LOG", "fred=debug,task_state_redis=info");
+    let output = cmd.output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let log = stderr(&output);
+    // fred's own words, through the `log` crate, with the level tracing gives them.
+    assert!(
+        log.contains("DEBUG") && log.contains("Initializing router"),
+        "{log}"
+    );
+    // And the backend's own events at the level asked for.
+    assert!(log.contains("connected to Redis"), "{log}");
+    assert!(
+        !log.contains("script not on the server"),
+        "debug of the backend: {log}"
+    );
+}
+
+#[test]
 fn janitor_logs_its_counters_with_timestamps() {
     let Some(server) =
         task_state_redis::testing::server_or_skip_with(&["--notify-keyspace-events", "Ex"])

@@ -421,7 +421,8 @@ mod tests {
         if cfg!(unix) && std::path::Path::new("/usr/share/zoneinfo/Asia/Seoul").exists() {
             assert!(db.contains("ZoneInfo(/usr/share/zoneinfo)"), "{db}");
         } else {
-            assert!(cfg!(feature = "tzdb-bundle"), "no tz database: {db}");
+            let bundled = cfg!(feature = "tzdb-bundle");
+            assert!(bundled, "no tz database: {db}");
         }
         assert_eq!(Zone::default().name(), DEFAULT_TIMEZONE);
         assert_eq!(Zone::named("Asia/Seoul").unwrap().name(), "Asia/Seoul");

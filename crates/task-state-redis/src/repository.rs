@@ -14,6 +14,7 @@ use task_state_core::{
     validate_task_id, validate_transition_from, BackendKind, Clock, Error, Refusal, Result, Scope,
     SystemClock, TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable, Zone,
 };
+use tracing::field::Empty;
 
 use crate::keys;
 use crate::scan;
@@ -234,6 +235,7 @@ impl RedisTaskRepository {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad task id, [`Error::WrongType`] when a key of the
     /// layout has the wrong type.
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     pub async fn handle_task_expired(&self, task_id: &str) -> Result<ExpiredCleanup> {
         validate_task_id(task_id)?;
         let reply = self
@@ -311,12 +313,14 @@ impl RedisTaskRepository {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> std::result::Result<Value, FredError> {
+        let started = std::time::Instant::now();
         let client = self.inner.writer.next();
         let first = client
             .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
             .await;
         let result = match first {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
+                tracing::debug!(script = script.name, server = ?client.active_connections(), "script not on the server (NOSCRIPT): loading it");
                 client.script_load::<String, _>(script.body).await?;
                 client
                     .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
@@ -324,6 +328,7 @@ impl RedisTaskRepository {
             }
             other => other,
         };
+        note_script(script, started);
         result
     }
 
@@ -779,13 +784,77 @@ pub(crate) async fn connect_pool(
         Ok(Ok(())) => Ok(()),
     };
     match result {
-        Ok(()) => Ok(pool),
+        Ok(()) => {
+            log_connection_events(&pool, url);
+            tracing::info!(%url, size = pool.size(), "connected to Redis");
+            Ok(pool)
+        }
         Err(e) => {
             for task in tasks {
                 task.abort();
             }
             Err(e)
         }
+    }
+}
+
+/// Logs a connected pool's connection events: a lost connection (a warning, once per
+/// outage; the failed attempts after it at debug), the reconnection (info, with how long the
+/// connection was down), and a reconnection to another server than before (a warning), as
+/// after a Sentinel failover. The listeners end with the pool's clients.
+fn log_connection_events(pool: &Pool, url: &RedisUrl) {
+    use fred::interfaces::EventInterface;
+    use std::sync::{Mutex, PoisonError};
+    /// The pool's link, shared by its clients: one warning when the first loses its
+    /// connection, one line when the last is back.
+    struct Link {
+        server: Option<fred::types::config::Server>,
+        down: HashSet<usize>,
+        down_since: Option<std::time::Instant>,
+    }
+    let link = Arc::new(Mutex::new(Link {
+        server: pool.active_connections().into_iter().next(),
+        down: HashSet::new(),
+        down_since: None,
+    }));
+    for (i, client) in pool.clients().iter().enumerate() {
+        let (on_error, error_url, watched) = (link.clone(), url.clone(), client.clone());
+        // Detached: each listener ends when its client is dropped.
+        drop(client.on_error(move |(error, server)| {
+            let url = &error_url;
+            // `close` (QUIT) ends the connection on purpose.
+            if watched.state() == fred::types::ClientState::Disconnecting {
+                return std::future::ready(Ok(()));
+            }
+            let error = scrub(error.details(), &[url]);
+            let server = server.map(|s| s.to_string()).unwrap_or_default();
+            let mut link = on_error.lock().unwrap_or_else(PoisonError::into_inner);
+            if link.down.is_empty() {
+                link.down_since = Some(std::time::Instant::now());
+                tracing::warn!(%url, server, error, "connection to Redis lost; reconnecting");
+            } else {
+                tracing::debug!(%url, server, error, client = i, "connection to Redis failed");
+            }
+            link.down.insert(i);
+            std::future::ready(Ok(()))
+        }));
+        let (link, url) = (link.clone(), url.clone());
+        drop(client.on_reconnect(move |server| {
+            let mut link = link.lock().unwrap_or_else(PoisonError::into_inner);
+            link.down.remove(&i);
+            if let Some(before) = link.server.replace(server.clone()).filter(|b| *b != server) {
+                tracing::warn!(%url, from = %before, to = %server, "reconnected to another server than before (a failover)");
+            }
+            match link.down_since.filter(|_| link.down.is_empty()) {
+                Some(since) => {
+                    link.down_since = None;
+                    let down_ms = since.elapsed().as_millis() as u64;
+                    tracing::info!(%url, %server, down_ms, "reconnected to Redis");
+                }
+                None => tracing::debug!(%url, %server, client = i, "client reconnected"),
+            }
+            std::future::ready(Ok(()))
+        }));
     }
 }
 
@@ -802,6 +871,14 @@ async fn all_connected(pool: &Pool) {
 /// QUITs a pool, waiting at most `timeout` (a stalled server may never answer the QUIT).
 async fn close_pool(pool: &Pool, timeout: std::time::Duration) {
     let _ = tokio::time::timeout(timeout, pool.quit()).await;
+}
+
+/// Records on the operation's span (see the `instrument` attributes of the trait's methods)
+/// which script ran and how long it took, NOSCRIPT reload included.
+fn note_script(script: &Script, started: std::time::Instant) {
+    let span = tracing::Span::current();
+    span.record("script", script.name);
+    span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1e3);
 }
 
 /// What kind of failure a command's error is. fred queues a command while it reconnects and
@@ -890,14 +967,17 @@ fn conflict(task_id: &str, current: &str, expected: &[TaskStatus]) -> Error {
 
 #[async_trait]
 impl TaskRepository for RedisTaskRepository {
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = %record.task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn save(&self, record: TaskRecord) -> Result<TaskRecord> {
         self.store(record, "save").await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = %record.task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn create(&self, record: TaskRecord) -> Result<TaskRecord> {
         self.store(record, "create").await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id), err(level = "debug"))]
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
         match self.get_raw(task_id).await? {
             // An empty string is no record, as Python's `if not raw: return None`.
@@ -907,6 +987,7 @@ impl TaskRepository for RedisTaskRepository {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn delete(&self, task_id: &str) -> Result<bool> {
         validate_task_id(task_id)?;
         let reply = self
@@ -919,6 +1000,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(int_pair(&reply).0 > 0)
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, %status, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn set_status<'a>(
         &self,
         task_id: &str,
@@ -928,6 +1010,7 @@ impl TaskRepository for RedisTaskRepository {
         self.status_change(task_id, &[], status, log_entry).await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, to = %to, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn transition<'a>(
         &self,
         task_id: &str,
@@ -939,6 +1022,7 @@ impl TaskRepository for RedisTaskRepository {
         self.status_change(task_id, from, to, log_entry).await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn append_log(&self, task_id: &str, message: &str) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
         let entries = self.entries([message]);
@@ -946,6 +1030,7 @@ impl TaskRepository for RedisTaskRepository {
             .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, lines = messages.len(), script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn append_logs(&self, task_id: &str, messages: &[String]) -> Result<bool> {
         validate_task_id(task_id)?;
         if messages.is_empty() {
@@ -970,6 +1055,7 @@ impl TaskRepository for RedisTaskRepository {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn update_result<'a>(
         &self,
         task_id: &str,
@@ -986,6 +1072,7 @@ impl TaskRepository for RedisTaskRepository {
             .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, jobs = jobs.len(), script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn set_jobs(&self, task_id: &str, jobs: &[String]) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
         let jobs = task_state_core::serde_json::to_string(jobs)
@@ -995,6 +1082,7 @@ impl TaskRepository for RedisTaskRepository {
             .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(?scope), err(level = "debug"))]
     async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
         scope.validate()?;
         let mut ids = self.scan_set(&keys::scope_index(scope)).await?;
@@ -1002,6 +1090,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(ids)
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(tasks = task_ids.len()), err(level = "debug"))]
     async fn list_by_ids(&self, task_ids: &[String]) -> Result<TaskList> {
         let mut list = TaskList::default();
         let mut valid = Vec::with_capacity(task_ids.len());
@@ -1067,6 +1156,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(list)
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(service = service), err(level = "debug"))]
     async fn list_users_by_service(&self, service: &str) -> Result<Vec<String>> {
         validate_name("service", service)?;
         let mut users = self.scan_set(&keys::service_users(service)).await?;
@@ -1074,6 +1164,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(users)
     }
 
+    #[tracing::instrument(level = "info", skip_all, err(level = "debug"))]
     async fn next_task_id(&self) -> Result<String> {
         let id: i64 = self
             .inner
@@ -1090,6 +1181,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(id.to_string())
     }
 
+    #[tracing::instrument(level = "info", skip_all, err(level = "debug"))]
     async fn peek_next_task_id(&self) -> Result<String> {
         let value: Option<String> = self
             .inner
