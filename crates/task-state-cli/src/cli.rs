@@ -306,6 +306,9 @@ pub(crate) struct FsckArgs {
     /// Repair what is found, then check again
     #[arg(long)]
     pub(crate) repair: bool,
+    /// With --repair: print what the repair would change, and change nothing
+    #[arg(long, requires = "repair")]
+    pub(crate) dry_run: bool,
     /// Only compare index:user:USER with the union of the user's index:service:*:user:USER
     /// sets, and with --repair repair index:user:USER only (the global --ttl is its TTL)
     #[arg(long, value_name = "USER")]
