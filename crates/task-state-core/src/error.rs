@@ -121,7 +121,7 @@ pub enum Error {
 /// | kind | [`is_connection`] | [`is_timeout`] | [`is_retryable`] | what to do |
 /// | --- | --- | --- | --- | --- |
 /// | [`Connect`](BackendKind::Connect) | yes | when `timed_out` | yes | retry with back-off; alert when it lasts |
-/// | [`Disconnected`](BackendKind::Disconnected) | yes | no | yes | retry with back-off (a read: nothing changed) |
+/// | [`Disconnected`](BackendKind::Disconnected) | yes | no | yes | retry with back-off: nothing was sent or changed |
 /// | [`Timeout`](BackendKind::Timeout) | no | yes | yes | retry (a read); if it lasts the server is overloaded or stalled |
 /// | [`ReplyLost`](BackendKind::ReplyLost) | when not `timed_out` | when `timed_out` | **no** | read the task back to learn whether the change happened, then decide |
 /// | [`Auth`](BackendKind::Auth) | no | no | no | fix the credentials or the ACL |
@@ -141,18 +141,17 @@ pub enum BackendKind {
         /// to a refusal.
         timed_out: bool,
     },
-    /// A read failed because the connection was down or broke while it waited. Reads change
-    /// nothing, so repeating one is safe.
+    /// No usable connection: a read whose connection was down or broke while it waited, or
+    /// a mutation that found no connection within the command timeout and so was never sent.
+    /// Nothing changed: repeating the call is safe.
     Disconnected,
     /// A read got no reply within the command timeout. Repeating it is safe.
     Timeout,
     /// A mutation's command was sent, or may have been, and its reply never came: the
     /// command timeout ran out (`timed_out`) or the connection broke. **It may have been
     /// applied**, and the backend does not send it again (a second `append_log` would
-    /// write the line twice). Read the task back to find out. Commands wait for a
-    /// reconnection and are then written, so a mutation that failed on a connection that
-    /// was down all along is reported this way too: the client cannot tell that it was
-    /// never written.
+    /// write the line twice). Read the task back to find out. (A mutation that found no
+    /// connection to send it on is [`Disconnected`](BackendKind::Disconnected) instead.)
     ReplyLost {
         /// The command timeout ran out, as opposed to the connection breaking.
         timed_out: bool,
@@ -328,7 +327,8 @@ impl Error {
 
     /// True when the same call, repeated after a pause, is safe and may succeed: nothing was
     /// changed, and the cause may pass. That is a failure to connect, a read that lost its
-    /// connection or timed out, and a transient refusal ([`Refusal::is_transient`]: busy,
+    /// connection or timed out, a mutation that found no connection and was not sent, and a
+    /// transient refusal ([`Refusal::is_transient`]: busy,
     /// loading, not enough replicas, primary down; the command did not run).
     ///
     /// False for a mutation whose reply was lost ([`is_reply_lost`](Error::is_reply_lost)):

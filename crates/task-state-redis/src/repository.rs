@@ -30,7 +30,12 @@ pub const BATCH_SIZE: usize = scan::PAGE;
 ///
 /// Commands on the writer pool are sent at most once: fred re-sends a command that was in
 /// flight when a connection dropped, and a script that ran but whose reply was lost must not
-/// run twice. Such a mutation returns an error; it may or may not have been applied.
+/// run twice. Such a mutation returns an error of kind
+/// [`BackendKind::ReplyLost`](task_state_core::BackendKind::ReplyLost)
+/// ([`Error::is_reply_lost`]): it may or may not have been applied. A mutation is handed to
+/// the client only once a connection is up; one that finds none within the command timeout
+/// is [`BackendKind::Disconnected`](task_state_core::BackendKind::Disconnected), not sent, and
+/// safe to retry ([`Error::is_retryable`]).
 ///
 /// Writes go to the writer pool, reads (`get`, listings, `peek_next_task_id`) to the reader
 /// pool, which may point at a replica. Clones share the pools.
@@ -314,22 +319,57 @@ impl RedisTaskRepository {
         args: Vec<String>,
     ) -> std::result::Result<Value, FredError> {
         let started = std::time::Instant::now();
-        let client = self.inner.writer.next();
-        let first = client
-            .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+        let result = self
+            .on_writer(|client| async move {
+                let first = client
+                    .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+                    .await;
+                match first {
+                    Err(e) if e.details().starts_with("NOSCRIPT") => {
+                        tracing::debug!(script = script.name, server = ?client.active_connections(), "script not on the server (NOSCRIPT): loading it");
+                        client.script_load::<String, _>(script.body).await?;
+                        client
+                            .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
+                            .await
+                    }
+                    other => other,
+                }
+            })
             .await;
-        let result = match first {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                tracing::debug!(script = script.name, server = ?client.active_connections(), "script not on the server (NOSCRIPT): loading it");
-                client.script_load::<String, _>(script.body).await?;
-                client
-                    .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
-                    .await
-            }
-            other => other,
-        };
         note_script(script, started);
         result
+    }
+
+    /// Runs a mutation on a writer client once one is connected, all within the command
+    /// timeout. fred queues a command while it reconnects and writes it afterwards, so a
+    /// command handed to it during an outage could not be told apart, when it fails, from
+    /// one whose reply was lost: handed over only once a connection is up, a mutation that
+    /// found none within the timeout is known not to have been sent ([`NOT_SENT`],
+    /// [`BackendKind::Disconnected`]).
+    async fn on_writer<'a, T, F, Fut>(&'a self, command: F) -> std::result::Result<T, FredError>
+    where
+        F: FnOnce(&'a fred::clients::Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
+    {
+        let budget = self.inner.settings.command_timeout();
+        let deadline = tokio::time::Instant::now() + budget;
+        let client = loop {
+            let client = self.inner.writer.next_connected();
+            if client.is_connected() {
+                break client;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(FredError::new(ErrorKind::Canceled, NOT_SENT));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        match tokio::time::timeout_at(deadline, command(client)).await {
+            Ok(result) => result,
+            Err(_) => Err(FredError::new(
+                ErrorKind::Timeout,
+                format!("no reply within {budget:?}"),
+            )),
+        }
     }
 
     /// Runs one of the record-editing scripts with the common arguments.
@@ -881,10 +921,18 @@ fn note_script(script: &Script, started: std::time::Instant) {
     span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1e3);
 }
 
-/// What kind of failure a command's error is. fred queues a command while it reconnects and
-/// writes it once connected, so for a mutation every timeout or broken connection may have
-/// come after the write: [`BackendKind::ReplyLost`].
+/// The error of a mutation that found no connection within the command timeout, and so was
+/// never handed to fred (see `RedisTaskRepository::on_writer`).
+const NOT_SENT: &str = "no connection within the command timeout; not sent";
+
+/// What kind of failure a command's error is. A mutation is handed to fred only on a
+/// connected client, so for a mutation every timeout or broken connection may have come after
+/// the write: [`BackendKind::ReplyLost`]. (fred may still queue it, if the connection drops
+/// just then, and write it after a reconnection.)
 pub(crate) fn kind_of(e: &FredError, mutation: bool) -> BackendKind {
+    if e.details() == NOT_SENT {
+        return BackendKind::Disconnected;
+    }
     let auth = ["NOAUTH", "WRONGPASS", "NOPERM"]
         .iter()
         .any(|code| e.details().starts_with(code));
@@ -1167,10 +1215,7 @@ impl TaskRepository for RedisTaskRepository {
     #[tracing::instrument(level = "info", skip_all, err(level = "debug"))]
     async fn next_task_id(&self) -> Result<String> {
         let id: i64 = self
-            .inner
-            .writer
-            .next()
-            .incr(keys::SEQUENCE)
+            .on_writer(|client| client.incr(keys::SEQUENCE))
             .await
             .map_err(|e| match e.details() {
                 d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{fresh, settings};
+use fred::prelude::ClientLike;
 use task_state_core::{BackendKind, Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{free_port, server_or_skip_with};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
@@ -174,19 +175,28 @@ async fn the_repository_reconnects_after_a_restart() {
         .await
         .unwrap();
     server.kill();
+    // Once the client knows the connection is gone, a mutation is never handed to it: it
+    // fails as not sent, which may be retried, not as a lost reply.
+    for _ in 0..500 {
+        if !repo.writer().clients().iter().any(|c| c.is_connected()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     let during = tokio::time::timeout(Duration::from_secs(10), repo.append_log("1", "x")).await;
     assert!(
         matches!(during, Ok(Err(Error::Backend { .. }))),
         "{during:?}"
     );
-    // fred queues a command until it has reconnected, so a mutation that gave up cannot
-    // be known not to have been written: reported as a lost reply, never as retryable.
     let during = during.unwrap().unwrap_err();
-    assert!(
-        during.is_reply_lost() && !during.is_retryable(),
+    assert_eq!(
+        during.backend_kind(),
+        Some(BackendKind::Disconnected),
         "{during:?}"
     );
+    assert!(during.is_retryable() && during.is_connection() && !during.is_reply_lost());
+    assert!(during.to_string().contains("not sent"), "{during}");
     assert!(started.elapsed() < Duration::from_secs(7));
     // A read against the stopped server is retryable, on the link or on the timeout.
     let read = repo.get("1").await.unwrap_err();
