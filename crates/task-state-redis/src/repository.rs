@@ -1273,6 +1273,39 @@ mod tests {
     }
 
     #[test]
+    fn failures_are_classified_by_what_the_command_may_have_done() {
+        let e = |kind, details: &str| FredError::new(kind, details.to_owned());
+        let timeout = e(ErrorKind::Timeout, "Request timed out.");
+        let closed = e(ErrorKind::IO, "Connection closed.");
+        assert_eq!(kind_of(&timeout, false), BackendKind::Timeout);
+        assert_eq!(
+            kind_of(&timeout, true),
+            BackendKind::ReplyLost { timed_out: true }
+        );
+        assert_eq!(kind_of(&closed, false), BackendKind::Disconnected);
+        assert_eq!(
+            kind_of(&closed, true),
+            BackendKind::ReplyLost { timed_out: false }
+        );
+        // Never handed to the client: not sent, whatever the command.
+        let not_sent = e(ErrorKind::Canceled, NOT_SENT);
+        assert_eq!(kind_of(&not_sent, true), BackendKind::Disconnected);
+        for details in [
+            "NOAUTH Authentication required.",
+            "NOPERM this user has no permissions",
+        ] {
+            assert_eq!(
+                kind_of(&e(ErrorKind::Unknown, details), true),
+                BackendKind::Auth
+            );
+        }
+        assert_eq!(
+            kind_of(&e(ErrorKind::Protocol, "bad frame"), true),
+            BackendKind::Other
+        );
+    }
+
+    #[test]
     fn short_passwords_are_scrubbed_without_mangling_the_message() {
         let url = RedisUrl::parse("redis://worker:ab@127.0.0.1:1/0").unwrap();
         let message = "cannot connect to redis://worker:ab@127.0.0.1:1/0: a tab about ab";
