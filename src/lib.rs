@@ -10,16 +10,21 @@
 //!   to run on a backend of one's own.
 //! - `time`: conversions between `TaskTime` and `time::OffsetDateTime`.
 //! - `test-support`: `redis::testing`, private `redis-server` processes for tests.
+//! - `tzdb-bundle`: embed the IANA tz database, for systems without `/usr/share/zoneinfo`
+//!   (the system's database is used where there is one; see [`Zone`]).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use task_state_core::*;
 
 /// The in-memory backend.
 #[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use task_state_memory as memory;
 
 /// The Redis backend.
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use task_state_redis as redis;
 
 /// The Redis repository the `DMS_*` variables describe, as Python's
@@ -38,6 +43,7 @@ pub use task_state_redis as redis;
 /// # Ok(()) }
 /// ```
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub async fn repository_from_env() -> Result<std::sync::Arc<dyn TaskRepository>> {
     let settings = redis::RedisRepositorySettings::from_env()?;
     let repo = redis::RedisTaskRepository::connect(settings).await?;
@@ -60,6 +66,7 @@ pub async fn repository_from_env() -> Result<std::sync::Arc<dyn TaskRepository>>
 /// # Ok(()) }
 /// ```
 #[cfg(all(feature = "memory", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "memory", feature = "redis"))))]
 pub async fn repository_from_env_or_memory() -> Result<std::sync::Arc<dyn TaskRepository>> {
     let configured = std::env::var(redis::WRITE_URL_VAR).is_ok_and(|url| !url.trim().is_empty());
     if configured {

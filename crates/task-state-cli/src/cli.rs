@@ -18,7 +18,8 @@ use task_state_core::{PriorityLevel, TaskStatus};
 /// DMS_REDIS_TASK_TTL_SECONDS and DMS_TIMEZONE; the global flags override them.
 /// Exit codes: 0 success, 1 error, 2 usage, 3 task not found, 4 conflict, 5 refused by the
 /// server (out of memory, read-only replica, ...: nothing was written), 6 fsck could not
-/// check, 130 interrupted.
+/// check, 7 a change whose reply was lost (it may have been applied: check before repeating
+/// it), 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "task-state", version, max_term_width = 100, after_help = EXAMPLES)]
 pub(crate) struct Cli {
@@ -305,6 +306,9 @@ pub(crate) struct FsckArgs {
     /// Repair what is found, then check again
     #[arg(long)]
     pub(crate) repair: bool,
+    /// With --repair: print what the repair would change, and change nothing
+    #[arg(long, requires = "repair")]
+    pub(crate) dry_run: bool,
     /// Only compare index:user:USER with the union of the user's index:service:*:user:USER
     /// sets, and with --repair repair index:user:USER only (the global --ttl is its TTL)
     #[arg(long, value_name = "USER")]

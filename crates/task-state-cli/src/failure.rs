@@ -25,6 +25,9 @@ pub(crate) enum Exit {
     /// `fsck` could not do its check (Redis unreachable, a scan that failed): whether the
     /// store is consistent is not known. (Exit 1 from `fsck` means "inconsistent".)
     Unchecked = 6,
+    /// A change was sent and its reply never came (a timeout, a dropped connection): it may
+    /// or may not have been applied. Read the task back before doing it again.
+    ReplyLost = 7,
     /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
     Interrupted = 130,
 }
@@ -97,8 +100,15 @@ impl From<Error> for Failure {
             Error::Conflict { .. } | Error::AlreadyExists { .. } => Exit::Conflict,
             Error::InvalidInput { .. } => Exit::Usage,
             Error::Refused { .. } => Exit::Refused,
+            _ if e.is_reply_lost() => Exit::ReplyLost,
             _ => Exit::Error,
         };
+        if e.is_reply_lost() {
+            return Failure::new(
+                exit,
+                format!("{e} (it may have been applied: check with `task-state get` before repeating it)"),
+            );
+        }
         Failure::new(exit, e.to_string())
     }
 }
@@ -132,6 +142,16 @@ mod tests {
             Failure::from(Error::backend("connection refused")).exit(),
             Exit::Error
         );
+        let lost = Failure::from(Error::backend_of(
+            task_state_core::BackendKind::ReplyLost { timed_out: true },
+            "updating task \"7\": timed out",
+        ));
+        assert_eq!(lost.exit(), Exit::ReplyLost);
+        assert!(lost
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("may have been applied"));
         let refused = Failure::from(Error::Refused {
             reason: task_state_core::Refusal::OutOfMemory,
             message: "updating task \"7\": OOM command not allowed".into(),

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Exit codes: 0 success, 1 error (fsck: inconsistent), 2 usage, 3 task not found, 4 conflict,
-//! 5 refused by the server, 6 fsck could not check, 130 interrupted.
+//! 5 refused by the server, 6 fsck could not check, 7 a change whose reply was lost (it may
+//! have been applied), 130 interrupted.
 //! See `docs/cli.md` for a full session.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 

@@ -1628,6 +1628,129 @@ fn delete_dry_run_says_what_would_go_and_deletes_nothing() {
     assert_eq!(env.record("1")["task_id"], "1");
 }
 
+/// Every key with its type and value (`DUMP`, as redis-cli prints it) and whether it has a
+/// TTL: what a dry run must leave as it was.
+fn store_snapshot(server: &RedisServer) -> std::collections::BTreeMap<String, (String, bool)> {
+    server
+        .cli(&["KEYS", "*"])
+        .lines()
+        .filter(|key| !key.is_empty())
+        .map(|key| {
+            let dump = server.cli(&["DUMP", key]);
+            let ttl: i64 = server.cli(&["PTTL", key]).parse().unwrap();
+            (key.to_owned(), (dump, ttl > 0))
+        })
+        .collect()
+}
+
+#[test]
+fn fsck_repair_dry_run_lists_the_repairs_and_changes_nothing() {
+    let env = env_or_skip!();
+    for user in ["alice", "bob"] {
+        env.ok(&["create", "--service", "render", "--user", user]);
+    }
+    env.server.cli(&["SREM", "index:user:alice", "1"]);
+    env.server.cli(&["SADD", "index:tasks", "ghost"]);
+    env.server.cli(&["DEL", "task:2:metadata"]);
+    env.server.cli(&[
+        "HSET",
+        "task:9:metadata",
+        "service",
+        "render",
+        "user_id",
+        "carol",
+    ]);
+    let before = store_snapshot(&env.server);
+
+    let dry = env.run(&["fsck", "--repair", "--dry-run"]);
+    assert_eq!(code(&dry), 1, "still inconsistent: {}", stderr(&dry));
+    let text = String::from_utf8_lossy(&dry.stdout).into_owned();
+    for expected in [
+        "the repair would:",
+        "reindex task 1: add to index:user:alice\n",
+        "reindex task 2: rewrite task:2:metadata",
+        "remove from index:tasks: ghost",
+        "clean task:9:metadata and the index entries it names",
+        "dry run: nothing was changed",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from\n{text}");
+    }
+    assert!(!text.contains("repaired:"), "{text}");
+    assert_eq!(
+        store_snapshot(&env.server),
+        before,
+        "a dry run changed the store"
+    );
+
+    let json = env.run(&["fsck", "--repair", "--dry-run", "--json"]);
+    assert_eq!(code(&json), 1);
+    let object = json_of(&json);
+    assert_eq!(object["dry_run"], true);
+    assert_eq!(object["repaired"], 0);
+    assert!(object.get("after_repair").is_none(), "{object}");
+    let repairs = object["repairs"].as_array().unwrap();
+    assert_eq!(repairs.len(), 4, "{object}");
+    assert!(repairs.contains(&serde_json::json!({
+        "action": "remove_from_index", "key": "index:tasks", "members": ["ghost"]
+    })));
+    assert!(repairs.contains(&serde_json::json!({
+        "action": "reindex", "task_id": "1", "add_to": ["index:user:alice"], "metadata": false
+    })));
+    assert_eq!(store_snapshot(&env.server), before);
+
+    // The repair then does what the dry run listed.
+    let repaired = env.run(&["fsck", "--repair"]);
+    assert_eq!(code(&repaired), 0, "{}", stderr(&repaired));
+    assert_eq!(env.server.cli(&["SISMEMBER", "index:user:alice", "1"]), "1");
+    assert_eq!(env.server.cli(&["SISMEMBER", "index:tasks", "ghost"]), "0");
+    assert_eq!(env.server.cli(&["EXISTS", "task:9:metadata"]), "0");
+    let clean = env.run(&["fsck", "--repair", "--dry-run"]);
+    assert_eq!(code(&clean), 0, "{}", stderr(&clean));
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("would change nothing"));
+    // --dry-run means nothing without --repair.
+    assert_eq!(code(&env.run(&["fsck", "--dry-run"])), 2);
+}
+
+#[test]
+fn fsck_user_repair_dry_run_lists_the_ids_and_changes_nothing() {
+    let env = env_or_skip!();
+    for (service, user) in [("render", "alice"), ("render", "alice"), ("render", "bob")] {
+        env.ok(&["create", "--service", service, "--user", user]);
+    }
+    env.server.cli(&["SREM", "index:user:alice", "1"]);
+    // 3 is bob's (removed), ghost has no record (removed).
+    env.server.cli(&["SADD", "index:user:alice", "3", "ghost"]);
+    let before = store_snapshot(&env.server);
+    let dry = env.run(&["fsck", "--user", "alice", "--repair", "--dry-run"]);
+    assert_eq!(code(&dry), 1, "{}", stderr(&dry));
+    let text = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(text.contains("add to index:user:alice: 1\n"), "{text}");
+    assert!(
+        text.contains("remove from index:user:alice: 3 ghost\n"),
+        "{text}"
+    );
+    assert!(text.contains("dry run: nothing was changed"), "{text}");
+    let json = json_of(&env.run(&["fsck", "--user", "alice", "--repair", "--dry-run", "--json"]));
+    assert_eq!(
+        json["would_repair"],
+        serde_json::json!({"add": ["1"], "remove": ["3", "ghost"]})
+    );
+    assert!(json.get("repaired").is_none(), "{json}");
+    assert_eq!(
+        store_snapshot(&env.server),
+        before,
+        "a dry run changed the store"
+    );
+    assert_eq!(code(&env.run(&["fsck", "--user", "alice", "--repair"])), 0);
+    assert_eq!(
+        env.server
+            .cli(&["SMEMBERS", "index:user:alice"])
+            .lines()
+            .count(),
+        2
+    );
+}
+
 // Tracing ----------------------------------------------------------------------------------
 
 #[test]
@@ -1647,6 +1770,27 @@ fn rust_log_sets_what_is_logged_on_stderr() {
     let bad = cmd.output().unwrap();
     assert_eq!(code(&bad), 2);
     assert!(stderr(&bad).contains("RUST_LOG"), "{}", stderr(&bad));
+}
+
+#[test]
+fn fred_log_messages_are_logged_through_tracing() {
+    let env = env_or_skip!();
+    let mut cmd = env.command(&["next-id"]);
+    cmd.env("RUST_LOG", "fred=debug,task_state_redis=info");
+    let output = cmd.output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let log = stderr(&output);
+    // fred's own words, through the `log` crate, with the level tracing gives them.
+    assert!(
+        log.contains("DEBUG") && log.contains("Initializing router"),
+        "{log}"
+    );
+    // And the backend's own events at the level asked for.
+    assert!(log.contains("connected to Redis"), "{log}");
+    assert!(
+        !log.contains("script not on the server"),
+        "debug of the backend: {log}"
+    );
 }
 
 #[test]

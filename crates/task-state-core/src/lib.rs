@@ -58,7 +58,7 @@ mod validate;
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 
-pub use error::{BoxError, Error, Refusal, Result};
+pub use error::{BackendKind, BoxError, Error, Refusal, Result};
 pub use log::{format_log_entry, format_log_entry_at, format_log_entry_with, LogEntry};
 pub use model::{json_string, JobsField, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
 #[cfg(feature = "mock")]

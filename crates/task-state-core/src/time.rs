@@ -1,8 +1,11 @@
 //! Time zones, the clock, and timestamps in the form Python's `isoformat()` writes.
 //!
 //! Zone rules come from [jiff](https://docs.rs/jiff): the system's tz database
-//! (`/usr/share/zoneinfo`, which Debian and most images keep current), with the database
-//! bundled into jiff as the fallback where a system has none. `time-tz` 2.x was not chosen
+//! (`/usr/share/zoneinfo`, which Debian and most images keep current; `TZDIR` names another
+//! place). The feature `tzdb-bundle` embeds jiff's copy of the database as the fallback, for
+//! systems that have none (distroless or scratch images, Alpine without `tzdata`); without
+//! either, only `UTC` is known and a repository configured with another zone fails with
+//! [`Error::Config`] saying so. The `task-state` command turns the feature on. `time-tz` 2.x was not chosen
 //! because it bundles 2022 data, which gets `America/Mexico_City` wrong from 2023 on (Mexico
 //! dropped daylight saving time in October 2022); `time-tz` 3 is still a pre-release. A test
 //! checks Mexico City in July 2023 (UTC-06:00).
@@ -43,8 +46,17 @@ impl Zone {
     /// # Errors
     /// [`Error::Config`] when the name is not in the tz database.
     pub fn named(name: &str) -> Result<Self> {
-        let tz = TimeZone::get(name)
-            .map_err(|e| Error::Config(format!("unknown time zone {name:?}: {e}")))?;
+        let tz = TimeZone::get(name).map_err(|e| {
+            // Without a system database (and without the bundled one) every name but UTC
+            // fails: say how to get one, not only that the name is unknown.
+            let hint = if jiff::tz::db().is_definitively_empty() {
+                " (no tz database found: install the system's tzdata, set TZDIR, or enable \
+                 the `tzdb-bundle` feature)"
+            } else {
+                ""
+            };
+            Error::Config(format!("unknown time zone {name:?}: {e}{hint}"))
+        })?;
         Ok(Zone {
             name: name.to_owned(),
             tz,
@@ -398,6 +410,22 @@ mod tests {
     fn at(zone: &str, utc: &str) -> String {
         let zone = Zone::named(zone).unwrap();
         TaskTime::from_timestamp(utc.parse().unwrap(), &zone).to_string()
+    }
+
+    /// The system's database is read first, bundled or not; the bundle is only the fallback
+    /// of a system without one. (`cargo test -p task-state-core` runs this without the
+    /// bundle; the workspace's test run has it, since the command turns it on.)
+    #[test]
+    fn zones_come_from_the_system_database_where_there_is_one() {
+        let db = format!("{:?}", jiff::tz::db());
+        if cfg!(unix) && std::path::Path::new("/usr/share/zoneinfo/Asia/Seoul").exists() {
+            assert!(db.contains("ZoneInfo(/usr/share/zoneinfo)"), "{db}");
+        } else {
+            let bundled = cfg!(feature = "tzdb-bundle");
+            assert!(bundled, "no tz database: {db}");
+        }
+        assert_eq!(Zone::default().name(), DEFAULT_TIMEZONE);
+        assert_eq!(Zone::named("Asia/Seoul").unwrap().name(), "Asia/Seoul");
     }
 
     #[test]

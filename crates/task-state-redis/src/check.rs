@@ -14,6 +14,8 @@ use crate::scripts::{Script, SCRIPTS};
 const RECORDS_PER_MGET: usize = 100;
 /// Unreadable record keys kept as examples in the report.
 const EXAMPLES: usize = 20;
+/// Repairs listed in the report (the others are only counted).
+const REPAIRS_LISTED: usize = 1_000;
 
 /// What [`check`] does besides looking.
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,6 +71,74 @@ pub struct WrongTypeKey {
     pub found: String,
 }
 
+/// One change of the repair, as [`CheckReport::repairs`] lists them: what [`check`] with
+/// `repair` does, and without it what it would do (`fsck --repair --dry-run`).
+///
+/// Each is one atomic script that checks again before it writes, so a task changed between
+/// the check and the repair may see less done than listed. Serialized with an `action` tag:
+/// `{"action": "remove_from_index", "key": "index:tasks", "members": ["ghost"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Repair {
+    /// `reindex.lua` on a task whose record is readable: add it to the index sets that lack
+    /// it, and rewrite its metadata hash when that is missing or names another owner.
+    Reindex {
+        /// The task.
+        task_id: String,
+        /// The index sets that lack it (or its user, for `index:service:{s}:users`).
+        add_to: Vec<String>,
+        /// Its metadata hash is rewritten.
+        metadata: bool,
+    },
+    /// `unindex.lua` (or `prune.lua`, for a service's user set): remove from an index set
+    /// the members that do not belong there.
+    RemoveFromIndex {
+        /// The index set.
+        key: String,
+        /// The task ids (or users) to remove.
+        members: Vec<String>,
+    },
+    /// A metadata hash whose record is gone: the index entries it names are removed, then
+    /// the hash (as after an expiry).
+    CleanOrphanMetadata {
+        /// The task whose record is gone.
+        task_id: String,
+    },
+}
+
+impl std::fmt::Display for Repair {
+    /// One line: `reindex task 5: add to index:tasks, index:user:alice; rewrite its metadata`,
+    /// `remove from index:tasks: ghost 17`, `clean task:9:metadata, whose record is gone`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Repair::Reindex {
+                task_id,
+                add_to,
+                metadata,
+            } => {
+                write!(f, "reindex task {task_id}:")?;
+                if !add_to.is_empty() {
+                    write!(f, " add to {}", add_to.join(", "))?;
+                }
+                if *metadata {
+                    let sep = if add_to.is_empty() { "" } else { ";" };
+                    write!(f, "{sep} rewrite {}", keys::metadata(task_id))?;
+                }
+                Ok(())
+            }
+            Repair::RemoveFromIndex { key, members } => {
+                write!(f, "remove from {key}: {}", members.join(" "))
+            }
+            Repair::CleanOrphanMetadata { task_id } => write!(
+                f,
+                "clean {} and the index entries it names: its record is gone",
+                keys::metadata(task_id)
+            ),
+        }
+    }
+}
+
 /// What [`check`] found (and repaired).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
@@ -86,6 +156,12 @@ pub struct CheckReport {
     pub orphan_metadata: u64,
     /// Fixes applied (index members added or removed, metadata written or cleaned).
     pub repaired: u64,
+    /// The repairs, in the order the check found them: done with `repair`, to be done
+    /// without it (a dry run). The first 1,000; the others are counted in
+    /// [`repairs_not_listed`](Self::repairs_not_listed).
+    pub repairs: Vec<Repair>,
+    /// Repairs beyond those listed.
+    pub repairs_not_listed: u64,
     /// Keys of the layout that hold another type than the layout says, by key. A task with
     /// such a key is not repaired: its repair would have to write that key.
     pub wrong_type: BTreeMap<String, WrongTypeKey>,
@@ -112,6 +188,14 @@ impl CheckReport {
 
     fn diff(&mut self, key: &str) -> &mut IndexDiff {
         self.indexes.entry(key.to_owned()).or_default()
+    }
+
+    fn plan(&mut self, repair: Repair) {
+        if self.repairs.len() < REPAIRS_LISTED {
+            self.repairs.push(repair);
+        } else {
+            self.repairs_not_listed += 1;
+        }
     }
 
     fn wrong(&mut self, key: &str, expected: &'static str, found: String) {
@@ -387,6 +471,7 @@ async fn check_records(
         let mut answers = answers.into_iter();
         for (id, owner, expected) in checked {
             let mut broken = false;
+            let mut add_to = Vec::new();
             // A key of the wrong type: reported, and the task not repaired, since its
             // repair would write that key.
             let mut blocked = false;
@@ -400,6 +485,7 @@ async fn check_records(
                 };
                 if !matches!(present, Value::Integer(1) | Value::Boolean(true)) {
                     broken = true;
+                    add_to.push(key.clone());
                     let first = !key.ends_with(":users")
                         || missing_users.insert((key.clone(), member.clone()));
                     if first {
@@ -408,6 +494,7 @@ async fn check_records(
                 }
             }
             let meta_key = keys::metadata(&id);
+            let mut metadata = false;
             match answer(answers.next()).map_err(|e| repo.backend(e, "checking metadata"))? {
                 None => {
                     note_wrong_type(repo, report, &meta_key, "hash").await?;
@@ -421,8 +508,16 @@ async fn check_records(
                     if meta != [Some(owner.service.clone()), Some(owner.user_id.clone())] {
                         report.metadata_mismatch += 1;
                         broken = true;
+                        metadata = true;
                     }
                 }
+            }
+            if broken && !blocked {
+                report.plan(Repair::Reindex {
+                    task_id: id.clone(),
+                    add_to,
+                    metadata,
+                });
             }
             if broken && !blocked && options.repair {
                 let keys = vec![keys::record(&id), meta_key];
@@ -500,6 +595,10 @@ async fn check_index(
         };
         if !extra.is_empty() {
             report.diff(key).extra += extra.len() as u64;
+            report.plan(Repair::RemoveFromIndex {
+                key: key.to_owned(),
+                members: extra.clone(),
+            });
             if options.repair {
                 let (script, mut args) = match kind {
                     IndexKind::Users(service) => (&SCRIPTS.prune, vec![format!("users:{service}")]),
@@ -628,6 +727,9 @@ async fn check_metadata(
         for (id, exists) in ids.iter().zip(exists) {
             if exists == 0 {
                 report.orphan_metadata += 1;
+                report.plan(Repair::CleanOrphanMetadata {
+                    task_id: id.clone(),
+                });
                 if options.repair {
                     match repo.handle_task_expired(id).await {
                         Ok(cleanup) if cleanup.removed => report.repaired += 1,
@@ -810,6 +912,65 @@ pub async fn check_user(
     Ok(report)
 }
 
+/// What [`check_user`] with `repair` would change in `index:user:{u}`, found from the
+/// report of a check without repair and the records it names, without writing anything
+/// (`fsck --user U --repair --dry-run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UserRepairPlan {
+    /// Ids the repair would add: those of the services' sets whose record names this user
+    /// (or cannot be read: the repair leaves such an id where it put it).
+    pub add: Vec<String>,
+    /// Ids the repair would remove: those of `index:user:{u}` alone whose record is gone,
+    /// is a key of another type, or names another user.
+    pub remove: Vec<String>,
+}
+
+/// The changes that [`check_user`] with `repair` would make, for `report` (a check
+/// without repair). The repair may do less where a task changes meanwhile: it checks each
+/// id against its record again, atomically.
+///
+/// # Errors
+/// [`Error::Backend`] when Redis fails.
+///
+/// ```no_run
+/// # async fn run(repo: task_state_redis::RedisTaskRepository) -> task_state_core::Result<()> {
+/// use task_state_redis::{check_user, plan_user_repair, UserCheckOptions};
+/// let report = check_user(&repo, "alice", UserCheckOptions::default()).await?;
+/// let plan = plan_user_repair(&repo, &report).await?;
+/// println!("would add {:?}, would remove {:?}", plan.add, plan.remove);
+/// # Ok(()) }
+/// ```
+pub async fn plan_user_repair(
+    repo: &RedisTaskRepository,
+    report: &UserIndexReport,
+) -> Result<UserRepairPlan> {
+    let user = report.user_id.as_str();
+    // An unreadable record cannot be judged: the repair leaves its id as it finds it.
+    let stays = |found: &Found| match found {
+        Found::Owner(owner) => owner.user_id == user,
+        Found::Unreadable(_) => true,
+        Found::Missing | Found::WrongType(_) => false,
+    };
+    let missing = owners(repo, &report.missing_in_user_index).await?;
+    let extra = owners(repo, &report.extra_in_user_index).await?;
+    Ok(UserRepairPlan {
+        add: report
+            .missing_in_user_index
+            .iter()
+            .zip(&missing)
+            .filter(|(_, found)| stays(found))
+            .map(|(id, _)| id.clone())
+            .collect(),
+        remove: report
+            .extra_in_user_index
+            .iter()
+            .zip(&extra)
+            .filter(|(_, found)| !stays(found))
+            .map(|(id, _)| id.clone())
+            .collect(),
+    })
+}
+
 async fn repair_user_index(
     repo: &RedisTaskRepository,
     report: &UserIndexReport,
@@ -873,5 +1034,6 @@ fn futures_are_send(repo: &RedisTaskRepository) {
     fn send<T: Send>(_: T) {}
     send(check(repo, CheckOptions::default(), |_| {}));
     send(check_user(repo, "u", UserCheckOptions::default()));
+    send(plan_user_repair(repo, &UserIndexReport::default()));
     send(crate::reconcile(repo));
 }

@@ -37,8 +37,8 @@ mod settings;
 pub mod testing;
 
 pub use check::{
-    check, check_user, CheckOptions, CheckPhase, CheckProgress, CheckReport, IndexDiff,
-    UserCheckOptions, UserIndexReport, WrongTypeKey,
+    check, check_user, plan_user_repair, CheckOptions, CheckPhase, CheckProgress, CheckReport,
+    IndexDiff, Repair, UserCheckOptions, UserIndexReport, UserRepairPlan, WrongTypeKey,
 };
 pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,

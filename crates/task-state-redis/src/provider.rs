@@ -310,12 +310,14 @@ async fn ping_pool(
     match tokio::time::timeout(timeout, pool.next().ping::<String>(None)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(Error::Backend {
+            kind: crate::repository::kind_of(&e, false),
             message: format!("ping of the {name} pool at {url} failed: {}", e.details()),
             source: Some(Box::new(e)),
         }),
-        Err(_) => Err(Error::backend(format!(
-            "ping of the {name} pool at {url}: no answer within {timeout:?}"
-        ))),
+        Err(_) => Err(Error::backend_of(
+            task_state_core::BackendKind::Timeout,
+            format!("ping of the {name} pool at {url}: no answer within {timeout:?}"),
+        )),
     }
 }
 

@@ -11,9 +11,10 @@ use fred::prelude::{
 };
 use task_state_core::{
     compare_task_ids, format_log_entry_at, json_string, validate_name, validate_record,
-    validate_task_id, validate_transition_from, Clock, Error, Refusal, Result, Scope, SystemClock,
-    TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable, Zone,
+    validate_task_id, validate_transition_from, BackendKind, Clock, Error, Refusal, Result, Scope,
+    SystemClock, TaskList, TaskRecord, TaskRepository, TaskStatus, TaskTime, Unreadable, Zone,
 };
+use tracing::field::Empty;
 
 use crate::keys;
 use crate::scan;
@@ -29,7 +30,12 @@ pub const BATCH_SIZE: usize = scan::PAGE;
 ///
 /// Commands on the writer pool are sent at most once: fred re-sends a command that was in
 /// flight when a connection dropped, and a script that ran but whose reply was lost must not
-/// run twice. Such a mutation returns an error; it may or may not have been applied.
+/// run twice. Such a mutation returns an error of kind
+/// [`BackendKind::ReplyLost`](task_state_core::BackendKind::ReplyLost)
+/// ([`Error::is_reply_lost`]): it may or may not have been applied. A mutation is handed to
+/// the client only once a connection is up; one that finds none within the command timeout
+/// is [`BackendKind::Disconnected`](task_state_core::BackendKind::Disconnected), not sent, and
+/// safe to retry ([`Error::is_retryable`]).
 ///
 /// Writes go to the writer pool, reads (`get`, listings, `peek_next_task_id`) to the reader
 /// pool, which may point at a replica. Clones share the pools.
@@ -234,6 +240,7 @@ impl RedisTaskRepository {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad task id, [`Error::WrongType`] when a key of the
     /// layout has the wrong type.
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     pub async fn handle_task_expired(&self, task_id: &str) -> Result<ExpiredCleanup> {
         validate_task_id(task_id)?;
         let reply = self
@@ -311,20 +318,58 @@ impl RedisTaskRepository {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> std::result::Result<Value, FredError> {
-        let client = self.inner.writer.next();
-        let first = client
-            .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+        let started = std::time::Instant::now();
+        let result = self
+            .on_writer(|client| async move {
+                let first = client
+                    .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+                    .await;
+                match first {
+                    Err(e) if e.details().starts_with("NOSCRIPT") => {
+                        tracing::debug!(script = script.name, server = ?client.active_connections(), "script not on the server (NOSCRIPT): loading it");
+                        client.script_load::<String, _>(script.body).await?;
+                        client
+                            .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
+                            .await
+                    }
+                    other => other,
+                }
+            })
             .await;
-        let result = match first {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                client.script_load::<String, _>(script.body).await?;
-                client
-                    .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
-                    .await
-            }
-            other => other,
-        };
+        note_script(script, started);
         result
+    }
+
+    /// Runs a mutation on a writer client once one is connected, all within the command
+    /// timeout. fred queues a command while it reconnects and writes it afterwards, so a
+    /// command handed to it during an outage could not be told apart, when it fails, from
+    /// one whose reply was lost: handed over only once a connection is up, a mutation that
+    /// found none within the timeout is known not to have been sent ([`NOT_SENT`],
+    /// [`BackendKind::Disconnected`]).
+    async fn on_writer<'a, T, F, Fut>(&'a self, command: F) -> std::result::Result<T, FredError>
+    where
+        F: FnOnce(&'a fred::clients::Client) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
+    {
+        let budget = self.inner.settings.command_timeout();
+        let deadline = tokio::time::Instant::now() + budget;
+        let client = loop {
+            let client = self.inner.writer.next_connected();
+            if client.is_connected() {
+                break client;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(FredError::new(ErrorKind::Canceled, NOT_SENT));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        match tokio::time::timeout_at(deadline, command(client)).await {
+            Ok(result) => result,
+            Err(_) => Err(FredError::new(
+                ErrorKind::Timeout,
+                format!("no reply within {budget:?}"),
+            )),
+        }
     }
 
     /// Runs one of the record-editing scripts with the common arguments.
@@ -479,9 +524,20 @@ impl RedisTaskRepository {
         }
     }
 
-    /// The error for a failed command: [`Error::Refused`] when the server refused it for a
-    /// reason of its own state (out of memory, read-only, ...), else [`Error::Backend`].
+    /// The error for a failed command that changes nothing (a read, or a repair that checks
+    /// before it writes): [`Error::Refused`] when the server refused it for a reason of its
+    /// own state (out of memory, read-only, ...), else [`Error::Backend`].
     pub(crate) fn backend(&self, e: FredError, context: &str) -> Error {
+        self.failed(e, context, false)
+    }
+
+    /// As [`backend`](Self::backend), for a mutation: a timeout or a broken connection is
+    /// [`BackendKind::ReplyLost`], since the command may have run.
+    fn backend_write(&self, e: FredError, context: &str) -> Error {
+        self.failed(e, context, true)
+    }
+
+    fn failed(&self, e: FredError, context: &str, mutation: bool) -> Error {
         let urls = [
             self.inner.settings.write_url(),
             self.inner.settings.read_url(),
@@ -490,6 +546,7 @@ impl RedisTaskRepository {
             return refused;
         }
         Error::Backend {
+            kind: kind_of(&e, mutation),
             message: scrub(&format!("{context}: {}", describe(&e)), &urls),
             source: Some(Box::new(e)),
         }
@@ -515,7 +572,7 @@ impl RedisTaskRepository {
                 expected: "string",
             };
         }
-        self.backend(e, &format!("updating task {task_id:?}"))
+        self.backend_write(e, &format!("updating task {task_id:?}"))
     }
 }
 
@@ -726,7 +783,13 @@ pub(crate) async fn connect_pool(
         if let Some(refused) = source.as_ref().and_then(|e| refused(e, &context, &[url])) {
             return refused;
         }
+        let kind = match source.as_ref().map(|e| kind_of(e, false)) {
+            Some(BackendKind::Auth) => BackendKind::Auth,
+            Some(BackendKind::Timeout) | None => BackendKind::Connect { timed_out: true },
+            Some(_) => BackendKind::Connect { timed_out: false },
+        };
         Error::Backend {
+            kind,
             message: scrub(&message, &[url]),
             source: source.map(|e| Box::new(e) as task_state_core::BoxError),
         }
@@ -761,13 +824,77 @@ pub(crate) async fn connect_pool(
         Ok(Ok(())) => Ok(()),
     };
     match result {
-        Ok(()) => Ok(pool),
+        Ok(()) => {
+            log_connection_events(&pool, url);
+            tracing::info!(%url, size = pool.size(), "connected to Redis");
+            Ok(pool)
+        }
         Err(e) => {
             for task in tasks {
                 task.abort();
             }
             Err(e)
         }
+    }
+}
+
+/// Logs a connected pool's connection events: a lost connection (a warning, once per
+/// outage; the failed attempts after it at debug), the reconnection (info, with how long the
+/// connection was down), and a reconnection to another server than before (a warning), as
+/// after a Sentinel failover. The listeners end with the pool's clients.
+fn log_connection_events(pool: &Pool, url: &RedisUrl) {
+    use fred::interfaces::EventInterface;
+    use std::sync::{Mutex, PoisonError};
+    /// The pool's link, shared by its clients: one warning when the first loses its
+    /// connection, one line when the last is back.
+    struct Link {
+        server: Option<fred::types::config::Server>,
+        down: HashSet<usize>,
+        down_since: Option<std::time::Instant>,
+    }
+    let link = Arc::new(Mutex::new(Link {
+        server: pool.active_connections().into_iter().next(),
+        down: HashSet::new(),
+        down_since: None,
+    }));
+    for (i, client) in pool.clients().iter().enumerate() {
+        let (on_error, error_url, watched) = (link.clone(), url.clone(), client.clone());
+        // Detached: each listener ends when its client is dropped.
+        drop(client.on_error(move |(error, server)| {
+            let url = &error_url;
+            // `close` (QUIT) ends the connection on purpose.
+            if watched.state() == fred::types::ClientState::Disconnecting {
+                return std::future::ready(Ok(()));
+            }
+            let error = scrub(error.details(), &[url]);
+            let server = server.map(|s| s.to_string()).unwrap_or_default();
+            let mut link = on_error.lock().unwrap_or_else(PoisonError::into_inner);
+            if link.down.is_empty() {
+                link.down_since = Some(std::time::Instant::now());
+                tracing::warn!(%url, server, error, "connection to Redis lost; reconnecting");
+            } else {
+                tracing::debug!(%url, server, error, client = i, "connection to Redis failed");
+            }
+            link.down.insert(i);
+            std::future::ready(Ok(()))
+        }));
+        let (link, url) = (link.clone(), url.clone());
+        drop(client.on_reconnect(move |server| {
+            let mut link = link.lock().unwrap_or_else(PoisonError::into_inner);
+            link.down.remove(&i);
+            if let Some(before) = link.server.replace(server.clone()).filter(|b| *b != server) {
+                tracing::warn!(%url, from = %before, to = %server, "reconnected to another server than before (a failover)");
+            }
+            match link.down_since.filter(|_| link.down.is_empty()) {
+                Some(since) => {
+                    link.down_since = None;
+                    let down_ms = since.elapsed().as_millis() as u64;
+                    tracing::info!(%url, %server, down_ms, "reconnected to Redis");
+                }
+                None => tracing::debug!(%url, %server, client = i, "client reconnected"),
+            }
+            std::future::ready(Ok(()))
+        }));
     }
 }
 
@@ -784,6 +911,42 @@ async fn all_connected(pool: &Pool) {
 /// QUITs a pool, waiting at most `timeout` (a stalled server may never answer the QUIT).
 async fn close_pool(pool: &Pool, timeout: std::time::Duration) {
     let _ = tokio::time::timeout(timeout, pool.quit()).await;
+}
+
+/// Records on the operation's span (see the `instrument` attributes of the trait's methods)
+/// which script ran and how long it took, NOSCRIPT reload included.
+fn note_script(script: &Script, started: std::time::Instant) {
+    let span = tracing::Span::current();
+    span.record("script", script.name);
+    span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1e3);
+}
+
+/// The error of a mutation that found no connection within the command timeout, and so was
+/// never handed to fred (see `RedisTaskRepository::on_writer`).
+const NOT_SENT: &str = "no connection within the command timeout; not sent";
+
+/// What kind of failure a command's error is. A mutation is handed to fred only on a
+/// connected client, so for a mutation every timeout or broken connection may have come after
+/// the write: [`BackendKind::ReplyLost`]. (fred may still queue it, if the connection drops
+/// just then, and write it after a reconnection.)
+pub(crate) fn kind_of(e: &FredError, mutation: bool) -> BackendKind {
+    if e.details() == NOT_SENT {
+        return BackendKind::Disconnected;
+    }
+    let auth = ["NOAUTH", "WRONGPASS", "NOPERM"]
+        .iter()
+        .any(|code| e.details().starts_with(code));
+    match e.kind() {
+        ErrorKind::Auth => BackendKind::Auth,
+        _ if auth => BackendKind::Auth,
+        ErrorKind::Timeout if mutation => BackendKind::ReplyLost { timed_out: true },
+        ErrorKind::IO | ErrorKind::Canceled if mutation => {
+            BackendKind::ReplyLost { timed_out: false }
+        }
+        ErrorKind::Timeout => BackendKind::Timeout,
+        ErrorKind::IO | ErrorKind::Canceled => BackendKind::Disconnected,
+        _ => BackendKind::Other,
+    }
 }
 
 fn describe(e: &FredError) -> String {
@@ -852,14 +1015,17 @@ fn conflict(task_id: &str, current: &str, expected: &[TaskStatus]) -> Error {
 
 #[async_trait]
 impl TaskRepository for RedisTaskRepository {
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = %record.task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn save(&self, record: TaskRecord) -> Result<TaskRecord> {
         self.store(record, "save").await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = %record.task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn create(&self, record: TaskRecord) -> Result<TaskRecord> {
         self.store(record, "create").await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id), err(level = "debug"))]
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
         match self.get_raw(task_id).await? {
             // An empty string is no record, as Python's `if not raw: return None`.
@@ -869,6 +1035,7 @@ impl TaskRepository for RedisTaskRepository {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn delete(&self, task_id: &str) -> Result<bool> {
         validate_task_id(task_id)?;
         let reply = self
@@ -881,6 +1048,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(int_pair(&reply).0 > 0)
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, %status, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn set_status<'a>(
         &self,
         task_id: &str,
@@ -890,6 +1058,7 @@ impl TaskRepository for RedisTaskRepository {
         self.status_change(task_id, &[], status, log_entry).await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, to = %to, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn transition<'a>(
         &self,
         task_id: &str,
@@ -901,6 +1070,7 @@ impl TaskRepository for RedisTaskRepository {
         self.status_change(task_id, from, to, log_entry).await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn append_log(&self, task_id: &str, message: &str) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
         let entries = self.entries([message]);
@@ -908,6 +1078,7 @@ impl TaskRepository for RedisTaskRepository {
             .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, lines = messages.len(), script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn append_logs(&self, task_id: &str, messages: &[String]) -> Result<bool> {
         validate_task_id(task_id)?;
         if messages.is_empty() {
@@ -932,6 +1103,7 @@ impl TaskRepository for RedisTaskRepository {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn update_result<'a>(
         &self,
         task_id: &str,
@@ -948,6 +1120,7 @@ impl TaskRepository for RedisTaskRepository {
             .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, jobs = jobs.len(), script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn set_jobs(&self, task_id: &str, jobs: &[String]) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
         let jobs = task_state_core::serde_json::to_string(jobs)
@@ -957,6 +1130,7 @@ impl TaskRepository for RedisTaskRepository {
             .await
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(?scope), err(level = "debug"))]
     async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
         scope.validate()?;
         let mut ids = self.scan_set(&keys::scope_index(scope)).await?;
@@ -964,6 +1138,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(ids)
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(tasks = task_ids.len()), err(level = "debug"))]
     async fn list_by_ids(&self, task_ids: &[String]) -> Result<TaskList> {
         let mut list = TaskList::default();
         let mut valid = Vec::with_capacity(task_ids.len());
@@ -1029,6 +1204,7 @@ impl TaskRepository for RedisTaskRepository {
         Ok(list)
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(service = service), err(level = "debug"))]
     async fn list_users_by_service(&self, service: &str) -> Result<Vec<String>> {
         validate_name("service", service)?;
         let mut users = self.scan_set(&keys::service_users(service)).await?;
@@ -1036,22 +1212,21 @@ impl TaskRepository for RedisTaskRepository {
         Ok(users)
     }
 
+    #[tracing::instrument(level = "info", skip_all, err(level = "debug"))]
     async fn next_task_id(&self) -> Result<String> {
         let id: i64 = self
-            .inner
-            .writer
-            .next()
-            .incr(keys::SEQUENCE)
+            .on_writer(|client| client.incr(keys::SEQUENCE))
             .await
             .map_err(|e| match e.details() {
                 d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {
                     Error::decode(keys::SEQUENCE, d.to_owned())
                 }
-                _ => self.backend(e, "taking the next task id"),
+                _ => self.backend_write(e, "taking the next task id"),
             })?;
         Ok(id.to_string())
     }
 
+    #[tracing::instrument(level = "info", skip_all, err(level = "debug"))]
     async fn peek_next_task_id(&self) -> Result<String> {
         let value: Option<String> = self
             .inner
@@ -1095,6 +1270,39 @@ mod tests {
             Some(Error::WrongType { ref key, expected: "set" }) if key == "index:user:a b"
         ));
         assert!(typed_script_error("ERR something else").is_none());
+    }
+
+    #[test]
+    fn failures_are_classified_by_what_the_command_may_have_done() {
+        let e = |kind, details: &str| FredError::new(kind, details.to_owned());
+        let timeout = e(ErrorKind::Timeout, "Request timed out.");
+        let closed = e(ErrorKind::IO, "Connection closed.");
+        assert_eq!(kind_of(&timeout, false), BackendKind::Timeout);
+        assert_eq!(
+            kind_of(&timeout, true),
+            BackendKind::ReplyLost { timed_out: true }
+        );
+        assert_eq!(kind_of(&closed, false), BackendKind::Disconnected);
+        assert_eq!(
+            kind_of(&closed, true),
+            BackendKind::ReplyLost { timed_out: false }
+        );
+        // Never handed to the client: not sent, whatever the command.
+        let not_sent = e(ErrorKind::Canceled, NOT_SENT);
+        assert_eq!(kind_of(&not_sent, true), BackendKind::Disconnected);
+        for details in [
+            "NOAUTH Authentication required.",
+            "NOPERM this user has no permissions",
+        ] {
+            assert_eq!(
+                kind_of(&e(ErrorKind::Unknown, details), true),
+                BackendKind::Auth
+            );
+        }
+        assert_eq!(
+            kind_of(&e(ErrorKind::Protocol, "bad frame"), true),
+            BackendKind::Other
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{fresh, settings};
-use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
+use fred::prelude::ClientLike;
+use task_state_core::{BackendKind, Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{free_port, server_or_skip_with};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,6 +47,14 @@ async fn a_server_that_never_answers_fails_within_the_connect_timeout() {
     assert!(took >= Duration::from_millis(900), "took {took:?}");
     assert!(took < Duration::from_millis(1_800), "took {took:?}");
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert_eq!(
+        err.backend_kind(),
+        Some(BackendKind::Connect { timed_out: true })
+    );
+    assert!(
+        err.is_timeout() && err.is_connection() && err.is_retryable(),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("within 1s"), "{err}");
     held.abort();
 }
@@ -63,6 +72,15 @@ async fn a_server_that_is_down_fails_fast() {
         started.elapsed()
     );
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    // Refused, not timed out: nothing was sent, so it may be retried.
+    assert_eq!(
+        err.backend_kind(),
+        Some(BackendKind::Connect { timed_out: false })
+    );
+    assert!(
+        err.is_connection() && err.is_retryable() && !err.is_timeout(),
+        "{err:?}"
+    );
     assert!(!format!("{err} {err:?}").contains("sekrit99"));
 }
 
@@ -74,6 +92,8 @@ async fn a_wrong_password_is_a_backend_error_without_the_password() {
     let url = format!("redis://:wrong-pass@127.0.0.1:{}/0", server.port());
     let err = RedisTaskRepository::connect(quick(&url)).await.unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    assert_eq!(err.backend_kind(), Some(BackendKind::Auth), "{err:?}");
+    assert!(!err.is_retryable() && !err.is_connection(), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("wrong-pass"), "{shown}");
     let good = format!("redis://:right-pass@127.0.0.1:{}/0", server.port());
@@ -129,6 +149,20 @@ async fn a_slow_server_gives_a_timeout_not_a_hang() {
         started.elapsed()
     );
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+    // A read that timed out changed nothing: it may be repeated.
+    assert_eq!(err.backend_kind(), Some(BackendKind::Timeout), "{err:?}");
+    assert!(err.is_timeout() && err.is_retryable() && !err.is_reply_lost());
+    // A mutation that timed out may have run once the server wakes: not to be repeated.
+    let err = repo
+        .set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.backend_kind(),
+        Some(BackendKind::ReplyLost { timed_out: true }),
+        "{err:?}"
+    );
+    assert!(err.is_timeout() && err.is_reply_lost() && !err.is_retryable());
     sleeper.join().unwrap().unwrap();
 }
 
@@ -141,13 +175,33 @@ async fn the_repository_reconnects_after_a_restart() {
         .await
         .unwrap();
     server.kill();
+    // Once the client knows the connection is gone, a mutation is never handed to it: it
+    // fails as not sent, which may be retried, not as a lost reply.
+    for _ in 0..500 {
+        if !repo.writer().clients().iter().any(|c| c.is_connected()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     let during = tokio::time::timeout(Duration::from_secs(10), repo.append_log("1", "x")).await;
     assert!(
         matches!(during, Ok(Err(Error::Backend { .. }))),
         "{during:?}"
     );
+    let during = during.unwrap().unwrap_err();
+    assert_eq!(
+        during.backend_kind(),
+        Some(BackendKind::Disconnected),
+        "{during:?}"
+    );
+    assert!(during.is_retryable() && during.is_connection() && !during.is_reply_lost());
+    assert!(during.to_string().contains("not sent"), "{during}");
     assert!(started.elapsed() < Duration::from_secs(7));
+    // A read against the stopped server is retryable, on the link or on the timeout.
+    let read = repo.get("1").await.unwrap_err();
+    assert!(read.is_retryable(), "{read:?}");
+    assert!(read.is_connection() || read.is_timeout(), "{read:?}");
     server.restart().unwrap();
     // The data is gone (no persistence) and the scripts too: both must be handled.
     let mut saved = None;
@@ -257,6 +311,13 @@ async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
         "the proxy never dropped a reply"
     );
     assert!(matches!(outcome, Err(Error::Backend { .. })), "{outcome:?}");
+    let lost = outcome.unwrap_err();
+    assert_eq!(
+        lost.backend_kind(),
+        Some(BackendKind::ReplyLost { timed_out: false }),
+        "{lost:?}"
+    );
+    assert!(lost.is_reply_lost() && lost.is_connection() && !lost.is_retryable());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let record = direct.get("1").await.unwrap().unwrap();
     let copies = record

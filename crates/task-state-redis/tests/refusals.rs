@@ -176,6 +176,16 @@ fn assert_refused(errors: &[(&str, Error)], want: Refusal) {
             matches!(error, Error::Refused { reason, .. } if *reason == want),
             "{name}: {error:?}"
         );
+        // Out of memory and a read-only replica need a change first; the others pass.
+        assert_eq!(
+            error.is_retryable(),
+            want.is_transient(),
+            "{name}: {error:?}"
+        );
+        assert!(
+            !error.is_reply_lost() && !error.is_connection(),
+            "{name}: {error:?}"
+        );
         let shown = error.to_string();
         assert!(shown.contains(want.code()), "{name}: {shown}");
         assert!(!shown.contains("wrong kind"), "{name}: {shown}");

@@ -1,13 +1,13 @@
-//! `fsck [--repair] [--json]`: the consistency check, with a progress bar on a terminal;
-//! `fsck --user U [--service S]`: the check of one user's index.
+//! `fsck [--repair [--dry-run]] [--json]`: the consistency check, with a progress bar on a
+//! terminal; `fsck --user U [--service S]`: the check of one user's index.
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use task_state_redis::{
-    check, check_user, CheckOptions, CheckPhase, CheckProgress, CheckReport, RedisTaskRepository,
-    UserCheckOptions, UserIndexReport,
+    check, check_user, plan_user_repair, CheckOptions, CheckPhase, CheckProgress, CheckReport,
+    RedisTaskRepository, UserCheckOptions, UserIndexReport, UserRepairPlan,
 };
 
 use crate::cli::FsckArgs;
@@ -15,17 +15,20 @@ use crate::failure::{Exit, Failure};
 use crate::output::Output;
 
 /// Checks (and with `repair`, repairs, then checks again) and prints a summary table, or one
-/// JSON object. Inconsistencies that remain, unreadable records among them, give exit code 1;
+/// JSON object; with `dry_run`, checks and lists what the repair would change, changing
+/// nothing. Inconsistencies that remain, unreadable records among them, give exit code 1;
 /// a check that could not be done gives [`Exit::Unchecked`].
 pub(crate) async fn run(
     repo: &RedisTaskRepository,
     args: FsckArgs,
     out: &mut Output,
 ) -> Result<(), Failure> {
+    let dry_run = args.repair && args.dry_run;
+    let repair = args.repair && !dry_run;
     if let Some(user) = args.user {
-        return run_user(repo, user, args.service, args.repair, args.json, out).await;
+        let mode = Mode { repair, dry_run };
+        return run_user(repo, user, args.service, mode, args.json, out).await;
     }
-    let repair = args.repair;
     let first = checked(repo, repair).await?;
     let remaining = if repair {
         checked(repo, false).await?
@@ -37,9 +40,15 @@ pub(crate) async fn run(
         if repair {
             object["after_repair"] = report_json(&remaining);
         }
+        if dry_run {
+            object["dry_run"] = json!(true);
+        }
         out.line(&object.to_string())?;
     } else {
         print_report(&first, out)?;
+        if dry_run {
+            print_planned(&first, out)?;
+        }
         if repair {
             out.line(&format!("repaired: {}", first.repaired))?;
             out.line(&format!(
@@ -109,16 +118,46 @@ fn report_json(report: &CheckReport) -> Value {
         "orphan_metadata": report.orphan_metadata,
         "wrong_type": wrong_type,
         "repaired": report.repaired,
+        "repairs": report.repairs,
+        "repairs_not_listed": report.repairs_not_listed,
     })
 }
 
-/// `fsck --user U [--service S] [--repair] [--json]`; with repair, the exit code follows a
-/// check after it.
+/// What the repair would change (`--repair --dry-run`): one line each, then a line that says
+/// nothing was changed.
+fn print_planned(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
+    if report.repairs.is_empty() {
+        out.line("dry run: the repair would change nothing")?;
+        return Ok(());
+    }
+    out.line("the repair would:")?;
+    for repair in &report.repairs {
+        out.line(&format!("  {repair}"))?;
+    }
+    if report.repairs_not_listed > 0 {
+        out.line(&format!(
+            "  and {} more repairs, not listed",
+            report.repairs_not_listed
+        ))?;
+    }
+    out.line("dry run: nothing was changed")?;
+    Ok(())
+}
+
+/// `--repair` and `--dry-run` as they apply: at most one is true.
+#[derive(Debug, Clone, Copy)]
+struct Mode {
+    repair: bool,
+    dry_run: bool,
+}
+
+/// `fsck --user U [--service S] [--repair [--dry-run]] [--json]`; with repair, the exit code
+/// follows a check after it.
 async fn run_user(
     repo: &RedisTaskRepository,
     user: String,
     service: Option<String>,
-    repair: bool,
+    Mode { repair, dry_run }: Mode,
     json: bool,
     out: &mut Output,
 ) -> Result<(), Failure> {
@@ -132,12 +171,26 @@ async fn run_user(
     } else {
         found.clone()
     };
+    let plan = if dry_run {
+        Some(plan_user_repair(repo, &found).await?)
+    } else {
+        None
+    };
     if json {
-        let text = serde_json::to_string(&found)
-            .map_err(|e| Failure::new(Exit::Error, format!("cannot encode the report: {e}")))?;
-        out.line(&text)?;
+        let encode = |e: serde_json::Error| {
+            Failure::new(Exit::Error, format!("cannot encode the report: {e}"))
+        };
+        let mut object = serde_json::to_value(&found).map_err(encode)?;
+        if let Some(plan) = &plan {
+            object["dry_run"] = json!(true);
+            object["would_repair"] = serde_json::to_value(plan).map_err(encode)?;
+        }
+        out.line(&object.to_string())?;
     } else {
         print_user_report(&found, out)?;
+        if let Some(plan) = &plan {
+            print_user_plan(&found.user_id, plan, out)?;
+        }
         if let Some(repaired) = found.repaired {
             out.line(&format!("repaired: {repaired}"))?;
             out.line(&format!(
@@ -162,6 +215,25 @@ async fn run_user(
             ),
         ))
     }
+}
+
+fn print_user_plan(user: &str, plan: &UserRepairPlan, out: &mut Output) -> Result<(), Failure> {
+    let key = format!("index:user:{user}");
+    if plan.add.is_empty() && plan.remove.is_empty() {
+        out.line(&format!(
+            "dry run: the repair would change nothing in {key}"
+        ))?;
+        return Ok(());
+    }
+    out.line("the repair would:")?;
+    if !plan.add.is_empty() {
+        out.line(&format!("  add to {key}: {}", plan.add.join(" ")))?;
+    }
+    if !plan.remove.is_empty() {
+        out.line(&format!("  remove from {key}: {}", plan.remove.join(" ")))?;
+    }
+    out.line("dry run: nothing was changed")?;
+    Ok(())
 }
 
 fn print_user_report(report: &UserIndexReport, out: &mut Output) -> Result<(), Failure> {
