@@ -1,6 +1,7 @@
 //! How record fields read on a page. The one place that touches `parameters` and `extra`,
 //! whose types may change: both are read through their JSON text.
 
+use task_state_core::jiff::Timestamp;
 use task_state_core::{LogEntry, TaskRecord, TaskTime};
 
 /// `value` (anything that serializes as JSON) pretty-printed; numbers keep their digits.
@@ -26,6 +27,11 @@ pub(crate) fn extra(record: &TaskRecord) -> Option<String> {
 /// A time as the CLI's tables show it: local time to the second.
 pub(crate) fn short_time(at: &TaskTime) -> String {
     at.local().strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// A moment of the console's own (a count, a check), in UTC to the second.
+pub(crate) fn utc(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// A log entry split into its time and message; an entry that does not parse is all

@@ -154,7 +154,7 @@ impl Console {
         })
     }
 
-    /// The HTTP routes, for [`axum::serve`] or for tests (`tower::ServiceExt::oneshot`).
+    /// The HTTP routes, for [`axum::serve()`] or for tests (`tower::ServiceExt::oneshot`).
     pub fn router(&self) -> axum::Router {
         routes::router(self.app.clone())
     }

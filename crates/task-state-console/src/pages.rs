@@ -164,7 +164,7 @@ pub(crate) fn overview(
                     dt { "reconnects, events lost" } dd { (s.reconnects) ", " (s.lagged) }
                     dt { "last error" } dd { (s.last_error.as_deref().unwrap_or("none")) }
                     dt { "reconciler sweeps" } dd { (r.runs) ", " (r.members_removed) " members removed" }
-                    dt { "last sweep" } dd { (r.last_run_at.map(|t| t.to_string()).unwrap_or_else(|| "none yet".to_owned())) }
+                    dt { "last sweep" } dd { (r.last_run_at.map(fields::utc).unwrap_or_else(|| "none yet".to_owned())) }
                     dt { "last sweep error" } dd { (r.last_error.as_deref().unwrap_or("none")) }
                 }
             }
@@ -179,7 +179,7 @@ pub(crate) fn overview(
                 @match &check.last {
                     None => p { "Not run by this console yet. " a href="/check" { "Run it" } }
                     Some(f) => p {
-                        "Last run " (f.at) ": "
+                        "Last run " (fields::utc(f.at)) ": "
                         @match &f.outcome {
                             Ok(report) => (summary(report)),
                             Err(e) => span class="error" { "failed: " (e) },
@@ -195,7 +195,7 @@ pub(crate) fn overview(
 
 fn counts_table(c: &Counts) -> Markup {
     html! {
-        p { (c.total()) " tasks, counted " (c.at) " in " (format!("{:.1}", c.took.as_secs_f64())) " s"
+        p { (c.total()) " tasks, counted " (fields::utc(c.at)) " in " (format!("{:.1}", c.took.as_secs_f64())) " s"
             @if c.unreadable > 0 { "; " (c.unreadable) " unreadable records" } "." }
         div class="scroll" {
             table {
@@ -396,7 +396,7 @@ pub(crate) fn check(ctx: &Ctx, state: &CheckState, checkable: bool) -> Markup {
             }
             @if let Some(f) = &state.last {
                 h2 { "Last result" }
-                p { "Ended " (f.at) " after " (format!("{:.1}", f.took.as_secs_f64())) " s: "
+                p { "Ended " (fields::utc(f.at)) " after " (format!("{:.1}", f.took.as_secs_f64())) " s: "
                     @match &f.outcome { Ok(r) => (summary(r)), Err(e) => span class="error" { "failed: " (e) } } }
                 @if let Ok(report) = &f.outcome {
                     @if !report.indexes.is_empty() {
