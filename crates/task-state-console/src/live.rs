@@ -1,9 +1,10 @@
 //! A task's log, followed live as server-sent events until the task reaches a final status.
 //!
-//! Events: `log` (data: `{"at": …, "message": …}`, id: the entry's number from 1, so that a
-//! reconnecting `EventSource` resumes after the last one it had), `status` (data: the status, at
-//! the start and at every change) and `end` (data: the final status, or `deleted`), after which the stream closes.
-//! The repository has no read of a log's tail, so each poll reads the record.
+//! Events: `log` (data: `{"at": …, "message": …}`; id: the entry's number from 1, so that a
+//! reconnecting `EventSource` resumes after the last one it had), `status` (data: the
+//! status, at the start and at every change) and `end` (data: the final status, or
+//! `deleted`), after which the stream closes. The repository has no read of a log's tail, so
+//! each poll reads the record.
 
 use std::convert::Infallible;
 use std::sync::Arc;
