@@ -133,16 +133,27 @@ pub(crate) async fn count(repo: &dyn TaskRepository) -> Result<Counts> {
     })
 }
 
-/// Puts a count into the metrics; the gauges of services or statuses that are gone are
-/// dropped.
-pub(crate) fn publish(metrics: &Metrics, counts: &Counts) {
-    metrics.tasks.reset();
+/// Puts a count into the metrics. Every series is set before the series of services that are
+/// gone (in `previous`, not in `counts`) are removed, so a scrape meanwhile never sees a
+/// service without its numbers.
+pub(crate) fn publish(metrics: &Metrics, previous: Option<&Counts>, counts: &Counts) {
     for (service, statuses) in &counts.by_service {
         for (status, n) in statuses.iter() {
             metrics
                 .tasks
                 .with_label_values(&[service.as_str(), status.as_str()])
                 .set(n as f64);
+        }
+    }
+    let gone = previous
+        .into_iter()
+        .flat_map(|p| p.by_service.keys())
+        .filter(|service| !counts.by_service.contains_key(*service));
+    for service in gone {
+        for status in TaskStatus::ALL {
+            let _ = metrics
+                .tasks
+                .remove_label_values(&[service.as_str(), status.as_str()]);
         }
     }
     metrics.unreadable.set(counts.unreadable as i64);

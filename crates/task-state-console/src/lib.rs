@@ -193,7 +193,7 @@ impl App {
         let mut state = self.counts.write().unwrap_or_else(|e| e.into_inner());
         match outcome {
             Ok(counts) => {
-                counts::publish(&self.metrics, &counts);
+                counts::publish(&self.metrics, state.counts.as_ref(), &counts);
                 state.counts = Some(counts);
                 state.error = None;
                 Ok(())

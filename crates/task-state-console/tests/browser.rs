@@ -33,7 +33,7 @@ const CHROMIUM_ARGS: [&str; 11] = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--window-size=1100,900",
+    "--window-size=1100,1300",
     "--lang=en",
 ];
 
@@ -382,7 +382,7 @@ async fn the_console_works_in_a_real_browser() {
     .await;
 
     // A narrow screen: the task page still reads without sideways scrolling of the page.
-    client.set_window_size(400, 900).await.unwrap();
+    client.set_window_size(400, 1300).await.unwrap();
     client.goto(&format!("{writable}/tasks/5")).await.unwrap();
     wait_text(&client, "#status", |t| t == "cancel_requested").await;
     let overflow = client

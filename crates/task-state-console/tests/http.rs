@@ -761,3 +761,56 @@ async fn the_check_page_runs_the_check_and_shows_its_table() {
         StatusCode::NOT_IMPLEMENTED
     );
 }
+
+#[tokio::test]
+async fn the_task_gauges_follow_the_store_from_count_to_count() {
+    let (console, repo) = memory(config(false));
+    plant(repo.as_ref(), "1", "render", "alice").await;
+    plant(repo.as_ref(), "2", "etl", "alice").await;
+    console.refresh_counts().await.unwrap();
+    let before = get(&console, "/metrics").await.body;
+    assert!(
+        before.contains(r#"task_state_tasks{service="etl",status="pending"} 1"#),
+        "{before}"
+    );
+    repo.delete("2").await.unwrap();
+    repo.set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+    let after = get(&console, "/metrics").await.body;
+    assert!(!after.contains(r#"service="etl""#), "{after}");
+    assert!(
+        after.contains(r#"task_state_tasks{service="render",status="running"} 1"#),
+        "{after}"
+    );
+    assert!(
+        after.contains(r#"task_state_tasks{service="render",status="pending"} 0"#),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn odd_task_ids_are_encoded_in_links_and_found_again() {
+    let (console, repo) = memory(config(false));
+    let id = "a/b <c>&d";
+    plant(repo.as_ref(), id, "render", "alice").await;
+    let list = get(&console, "/tasks").await;
+    let href = "/tasks/a%2Fb%20%3Cc%3E%26d";
+    assert!(
+        list.body
+            .contains(&format!(r#"<a href="{href}">a/b &lt;c&gt;&amp;d</a>"#)),
+        "{}",
+        list.body
+    );
+    let page = get(&console, href).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<h1>Task a/b &lt;c&gt;&amp;d</h1>"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(&format!(r#"data-events="{href}/events""#)));
+}
