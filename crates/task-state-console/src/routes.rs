@@ -314,6 +314,7 @@ async fn login_page(State(app): Shared, headers: HeaderMap) -> Markup {
 
 #[derive(Deserialize)]
 struct LoginForm {
+    #[serde(default)]
     token: String,
 }
 
@@ -347,8 +348,11 @@ async fn login(State(app): Shared, headers: HeaderMap, Form(form): Form<LoginFor
     }
 }
 
+/// A write's form. A missing field reads as empty, so that a forged form without it is
+/// refused (and logged) like one with a wrong token, not rejected before the check.
 #[derive(Deserialize)]
 struct WriteForm {
+    #[serde(default)]
     csrf: String,
 }
 

@@ -187,6 +187,13 @@ async fn cancel_needs_a_token_a_session_and_its_csrf_token(
     )
     .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let without = post(console, "/tasks/1/cancel", "", &[("cookie", &cookie)]).await;
+    assert_eq!(without.status, StatusCode::FORBIDDEN);
+    assert!(
+        without.body.contains("CSRF token is not this session"),
+        "{}",
+        without.body
+    );
     let cross = post(
         console,
         "/tasks/1/cancel",
