@@ -30,7 +30,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     utf8_percent_encode(text, COMPONENT).to_string()
 }
 
@@ -431,14 +431,15 @@ fn phase(phase: CheckPhase) -> &'static str {
     }
 }
 
-/// The sign-in form.
-pub(crate) fn login(ctx: &Ctx, problem: Option<&str>) -> Markup {
+/// The sign-in form; `next` is where it leads after signing in.
+pub(crate) fn login(ctx: &Ctx, problem: Option<&str>, next: Option<&str>) -> Markup {
     let body = html! {
         @if !ctx.writes {
             p { "Writes are off: start the console with " code { "--allow-writes" } " to sign in." }
         } @else {
             @if let Some(problem) = problem { p class="error" role="alert" { (problem) } }
             form method="post" action="/login" {
+                @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                 label { "Token (" code { "name:secret" } ", as in TASK_STATE_CONSOLE_TOKEN) "
                     input type="password" name="token" autocomplete="off" required; }
                 button type="submit" { "Sign in" }

@@ -308,14 +308,25 @@ async fn run_check(State(app): Shared, headers: HeaderMap) -> Result<Redirect, P
     Ok(Redirect::to("/check"))
 }
 
-async fn login_page(State(app): Shared, headers: HeaderMap) -> Markup {
-    pages::login(&ctx(&app, &headers), None)
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `next` when it is a path of this console, so that signing in never leads elsewhere.
+fn local_path(next: Option<String>) -> Option<String> {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+}
+
+async fn login_page(State(app): Shared, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Markup {
+    pages::login(&ctx(&app, &headers), None, local_path(q.next).as_deref())
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
     token: String,
+    next: Option<String>,
 }
 
 async fn login(State(app): Shared, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
@@ -327,13 +338,14 @@ async fn login(State(app): Shared, headers: HeaderMap, Form(form): Form<LoginFor
         tracing::warn!(%reason, "refused a cross-site sign-in");
         return Problem::new(&ctx, StatusCode::FORBIDDEN, "Refused", reason).into_response();
     }
+    let next = local_path(form.next);
     match app.config.operator_of(form.token.trim()) {
         Some(operator) => {
             tracing::info!(target: "task_state_console::audit", %operator, action = "sign_in", "operator signed in");
             let id = app.sessions.open(operator);
             (
                 [(header::SET_COOKIE, auth::session_cookie(&id))],
-                Redirect::to("/"),
+                Redirect::to(next.as_deref().unwrap_or("/")),
             )
                 .into_response()
         }
@@ -341,7 +353,7 @@ async fn login(State(app): Shared, headers: HeaderMap, Form(form): Form<LoginFor
             tracing::warn!(target: "task_state_console::audit", action = "sign_in", "sign-in with a token that is not configured");
             (
                 StatusCode::UNAUTHORIZED,
-                pages::login(&ctx, Some("That token is not valid.")),
+                pages::login(&ctx, Some("That token is not valid."), next.as_deref()),
             )
                 .into_response()
         }
@@ -446,7 +458,10 @@ async fn confirm(app: Arc<App>, headers: HeaderMap, id: String, action: Action) 
     let ctx = ctx(&app, &headers);
     let session = match writer(&app, &ctx, &headers, None, action.as_str(), Some(&id)) {
         Ok(session) => session,
-        Err(_) if app.config.allow_writes => return Redirect::to("/login").into_response(),
+        Err(_) if app.config.allow_writes => {
+            let back = format!("{}/{}", pages::task_url(&id), action.as_str());
+            return Redirect::to(&format!("/login?next={}", pages::encode(&back))).into_response();
+        }
         Err(problem) => return problem.into_response(),
     };
     match record(&app, &ctx, &id).await {

@@ -147,7 +147,16 @@ async fn cancel_needs_a_token_a_session_and_its_csrf_token(
     assert!(refused.body.contains("not signed in"));
     let confirm = get(console, "/tasks/1/cancel").await;
     assert_eq!(confirm.status, StatusCode::SEE_OTHER);
-    assert_eq!(confirm.header("location"), "/login");
+    assert_eq!(
+        confirm.header("location"),
+        "/login?next=%2Ftasks%2F1%2Fcancel"
+    );
+    let form = get(console, "/login?next=%2Ftasks%2F1%2Fcancel").await;
+    assert!(
+        form.body.contains(r#"name="next" value="/tasks/1/cancel""#),
+        "{}",
+        form.body
+    );
 
     // A token that is not configured.
     let bad = post(
@@ -168,6 +177,30 @@ async fn cancel_needs_a_token_a_session_and_its_csrf_token(
     )
     .await;
     assert_eq!(cross.status, StatusCode::FORBIDDEN);
+
+    // Signing in leads back to a page of the console, never elsewhere.
+    let back = post(
+        console,
+        "/login",
+        &format!("token={ALICE}&next=%2Ftasks%2F1%2Fcancel"),
+        &[],
+    )
+    .await;
+    assert_eq!(back.header("location"), "/tasks/1/cancel");
+    for away in [
+        "%2F%2Fattacker.example",
+        "https%3A%2F%2Fattacker.example",
+        "%2F%5Cattacker.example",
+    ] {
+        let stay = post(
+            console,
+            "/login",
+            &format!("token={ALICE}&next={away}"),
+            &[],
+        )
+        .await;
+        assert_eq!(stay.header("location"), "/", "{away}");
+    }
 
     let (cookie, csrf) = sign_in(console, ALICE).await;
     assert!(get_with(console, "/", &[("cookie", &cookie)])
