@@ -100,11 +100,36 @@ fn console_serves_with_the_cli_configuration_until_sigterm() {
     let (status, _) = get(port, "/", &format!("rebound.example:{port}"));
     assert_eq!(status, "HTTP/1.1 421 Misdirected Request");
 
+    // A followed log stays open until the task ends; stopping must not wait for it.
+    let created = command(&url, &["create", "--service", "render", "--user", "alice"])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let id = String::from_utf8(created.stdout).unwrap();
+    let mut follow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        follow,
+        "GET /tasks/{}/events HTTP/1.1\r\nHost: {listen}\r\n\r\n",
+        id.trim()
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    let n = follow.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200 OK"));
+
     let killed = Command::new("kill")
         .args(["-TERM", &console.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while console.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the console did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let output = console.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{:?}: {log}", output.status);

@@ -112,6 +112,9 @@ pub(crate) struct App {
     pub(crate) counts: RwLock<CountState>,
     pub(crate) check: check_job::CheckJob,
     pub(crate) sessions: auth::Sessions,
+    /// Becomes true when the server shuts down, so that the followed logs end: a graceful
+    /// shutdown waits for every connection, and an event stream would never end by itself.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// The last count of the tasks, and the error of the last attempt when it failed.
@@ -150,6 +153,7 @@ impl Console {
                 counts: RwLock::new(CountState::default()),
                 check: check_job::CheckJob::default(),
                 sessions: auth::Sessions::default(),
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
         })
     }
@@ -179,6 +183,11 @@ impl Console {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let refresher = tokio::spawn(self.app.clone().refresh_forever());
+        let app = self.app.clone();
+        let shutdown = async move {
+            shutdown.await;
+            app.stopping.send_replace(true);
+        };
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use task_state_core::{TaskRepository, TaskStatus};
+use tokio::sync::watch;
 
 use crate::fields;
 
@@ -22,17 +23,21 @@ struct Follow {
     sent: usize,
     status: Option<TaskStatus>,
     poll: Duration,
+    stopping: watch::Receiver<bool>,
     pending: std::collections::VecDeque<Event>,
     first: bool,
     done: bool,
 }
 
-/// The event stream of `task_id`'s log, from entry `from` (0-based) on.
+/// The event stream of `task_id`'s log, from entry `from` (0-based) on, until the task's
+/// final status or until `stopping` turns true (the server shuts down; the browser then
+/// reconnects to wherever the console comes back).
 pub(crate) fn follow(
     repo: Arc<dyn TaskRepository>,
     task_id: String,
     from: usize,
     poll: Duration,
+    stopping: watch::Receiver<bool>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let state = Follow {
         repo,
@@ -40,6 +45,7 @@ pub(crate) fn follow(
         sent: from,
         status: None,
         poll,
+        stopping,
         pending: Default::default(),
         first: true,
         done: false,
@@ -49,11 +55,15 @@ pub(crate) fn follow(
             if let Some(event) = s.pending.pop_front() {
                 return Some((Ok(event), s));
             }
-            if s.done {
+            if s.done || *s.stopping.borrow() {
                 return None;
             }
             if !s.first {
-                tokio::time::sleep(s.poll).await;
+                let poll = s.poll;
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = s.stopping.changed() => return None,
+                }
             }
             s.first = false;
             s.poll_once().await;

@@ -267,7 +267,14 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let from = resume.or(q.from).unwrap_or(0);
-    live::follow(app.store.repo.clone(), id, from, app.config.live_poll).into_response()
+    live::follow(
+        app.store.repo.clone(),
+        id,
+        from,
+        app.config.live_poll,
+        app.stopping.subscribe(),
+    )
+    .into_response()
 }
 
 async fn users(State(app): Shared, headers: HeaderMap, Path(service): Path<String>) -> PageResult {
