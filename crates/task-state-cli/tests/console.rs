@@ -43,6 +43,16 @@ fn get(port: u16, path: &str, host: &str) -> (String, String) {
     )
 }
 
+/// The console's process, killed if a failed assertion leaves it running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_for_port(child: &mut Child, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -77,8 +87,9 @@ fn console_serves_with_the_cli_configuration_until_sigterm() {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
+    .map(KillOnDrop)
     .unwrap();
-    wait_for_port(&mut console, port);
+    wait_for_port(&mut console.0, port);
 
     let (status, body) = get(port, "/healthz", &listen);
     assert_eq!(
@@ -118,21 +129,29 @@ fn console_serves_with_the_cli_configuration_until_sigterm() {
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200 OK"));
 
     let killed = Command::new("kill")
-        .args(["-TERM", &console.id().to_string()])
+        .args(["-TERM", &console.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while console.try_wait().unwrap().is_none() {
+    while console.0.try_wait().unwrap().is_none() {
         assert!(
             Instant::now() < deadline,
             "the console did not stop on SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let output = console.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{:?}: {log}", output.status);
+    let mut stderr = String::new();
+    console
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = console.0.wait().unwrap();
+    let log = stderr;
+    assert!(status.success(), "{status:?}: {log}");
     assert!(log.contains("INFO console running"), "{log}");
     assert!(log.contains("stopping"), "{log}");
     assert!(!log.contains(PASSWORD), "{log}");
