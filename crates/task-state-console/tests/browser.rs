@@ -8,15 +8,17 @@
 mod common;
 
 use std::net::TcpStream;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt;
 use task_state_console::{Backend, Console, ConsoleConfig};
 use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
-use task_state_redis::testing::{free_port, require_tool};
+use task_state_redis::testing::{free_port, require_tool, RedisServer};
 use task_state_redis::RedisTaskRepository;
 
 /// How long anything in the browser may take on a loaded machine.
@@ -219,7 +221,7 @@ async fn the_console_works_in_a_real_browser() {
     {
         return;
     }
-    let Some((_server, repo)) = redis_with(&[], |s| s.url()).await else {
+    let Some((server, repo)) = redis_with(&[], |s| s.url()).await else {
         return;
     };
     plant_store(&repo).await;
@@ -231,7 +233,25 @@ async fn the_console_works_in_a_real_browser() {
     let writable = serve(writable, &repo).await;
     let driver = Driver::start();
     let client = driver.browser().await;
+    // The browser is closed whatever happens: killing chromedriver would leave it running.
+    let outcome = AssertUnwindSafe(scenario(&client, &server, &repo, &read_only, &writable))
+        .catch_unwind()
+        .await;
+    let _ = client.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
 
+/// Every step, on the read-only console at `read_only` and the writable one at `writable`.
+async fn scenario(
+    client: &Client,
+    server: &RedisServer,
+    repo: &RedisTaskRepository,
+    read_only: &str,
+    writable: &str,
+) {
+    let client = client.clone();
     // The overview's counts are the store's.
     client.goto(&format!("{read_only}/")).await.unwrap();
     let counts = wait_text(&client, "#counts + p", |t| t.contains("tasks")).await;
@@ -335,7 +355,7 @@ async fn the_console_works_in_a_real_browser() {
     );
 
     // The consistency check, with a missing index entry.
-    _server.cli(&["SREM", "index:service:render", "8"]);
+    server.cli(&["SREM", "index:service:render", "8"]);
     client.goto(&format!("{read_only}/check")).await.unwrap();
     click(&client, Locator::Css("form button")).await;
     let summary = wait_text(&client, "main", |t| t.contains("Last result")).await;
@@ -392,6 +412,4 @@ async fn the_console_works_in_a_real_browser() {
         "the page is wider than a narrow screen"
     );
     screenshot(&client, "task-narrow").await;
-
-    client.close().await.unwrap();
 }
