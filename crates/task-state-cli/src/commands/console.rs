@@ -111,7 +111,14 @@ fn default_hosts(listen: SocketAddr) -> Vec<String> {
         return Vec::new();
     }
     let port = listen.port();
-    vec![listen.to_string(), format!("localhost:{port}")]
+    let mut hosts = vec![listen.to_string(), format!("localhost:{port}")];
+    if port == 80 {
+        // Browsers leave the default port out of `Host`.
+        let ip = listen.to_string();
+        hosts.push(ip.trim_end_matches(":80").to_owned());
+        hosts.push("localhost".to_owned());
+    }
+    hosts
 }
 
 #[cfg(test)]
@@ -127,6 +134,10 @@ mod tests {
         assert_eq!(
             default_hosts("[::1]:9000".parse().unwrap()),
             ["[::1]:9000", "localhost:9000"]
+        );
+        assert_eq!(
+            default_hosts("127.0.0.1:80".parse().unwrap()),
+            ["127.0.0.1:80", "localhost:80", "127.0.0.1", "localhost"]
         );
         assert!(default_hosts("0.0.0.0:8080".parse().unwrap()).is_empty());
     }
