@@ -10,10 +10,19 @@ use task_state_redis::{check, CheckOptions, CheckProgress, CheckReport, RedisTas
 /// The check as the pages see it.
 #[derive(Debug, Default)]
 pub(crate) struct CheckState {
-    /// The running check's latest progress (`None` before its first batch).
-    pub(crate) running: Option<Option<CheckProgress>>,
+    /// The running check, if one runs.
+    pub(crate) running: Option<Running>,
     /// The last check that ended.
     pub(crate) last: Option<Finished>,
+}
+
+/// How far the running check is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Running {
+    /// Before its first batch.
+    Starting,
+    /// After a batch.
+    At(CheckProgress),
 }
 
 /// A check that ended.
@@ -38,14 +47,14 @@ impl CheckJob {
             if state.running.is_some() {
                 return false;
             }
-            state.running = Some(None);
+            state.running = Some(Running::Starting);
         }
         let shared = self.state.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             let progress = shared.clone();
             let outcome = check(&repo, CheckOptions { repair: false }, move |p| {
-                lock(&progress).running = Some(Some(*p));
+                lock(&progress).running = Some(Running::At(*p));
             })
             .await
             .map_err(|e| e.to_string());

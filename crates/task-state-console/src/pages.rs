@@ -7,7 +7,7 @@ use task_state_core::{TaskRecord, TaskStatus};
 use task_state_redis::{CheckPhase, CheckReport, ExpiryStats, ReconcileStats};
 
 use crate::auth::Session;
-use crate::check_job::CheckState;
+use crate::check_job::{CheckState, Running};
 use crate::counts::Counts;
 use crate::fields;
 use crate::listing::{Filter, Page};
@@ -380,8 +380,8 @@ pub(crate) fn check(ctx: &Ctx, state: &CheckState, checkable: bool) -> Markup {
             @if let Some(progress) = running {
                 p id="check-progress" {
                     @match progress {
-                        None => "Starting…",
-                        Some(p) => {
+                        Running::Starting => "Starting…",
+                        Running::At(p) => {
                             (phase(p.phase)) ": " (p.done)
                             @if let Some(total) = p.estimated_total { " of about " (total) }
                             " "
