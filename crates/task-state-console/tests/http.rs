@@ -694,6 +694,12 @@ async fn metrics_parse_and_have_the_expected_families() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(cleaned, 1.0);
+    // The overview shows the same counters.
+    let overview = get(&console, "/").await.body;
+    assert!(
+        overview.contains("<dt>cleanups</dt><dd>1 (metadata missing: 0)</dd>"),
+        "{overview}"
+    );
     drop(console);
     Arc::try_unwrap(listener).unwrap().stop().await;
 }
