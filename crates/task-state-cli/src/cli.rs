@@ -199,6 +199,8 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
         stats_interval: Duration,
     },
+    /// Serve the operator console, /metrics and /healthz over HTTP until SIGINT or SIGTERM
+    Console(crate::commands::console::ConsoleArgs),
     /// Print a shell completion script
     ///
     /// For bash: task-state completions bash > ~/.local/share/bash-completion/completions/task-state

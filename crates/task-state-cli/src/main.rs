@@ -33,9 +33,12 @@ fn main() -> ExitCode {
             Err(failure) => failure.report(&[]),
         };
     }
-    // The janitor runs as a service: its progress is the point of its log, and its lines
-    // need their time.
-    let janitor = matches!(cli.command, cli::Command::Janitor { .. });
+    // The janitor and the console run as services: their progress (and the console's audit
+    // of writes) is the point of their log, and its lines need their time.
+    let janitor = matches!(
+        cli.command,
+        cli::Command::Janitor { .. } | cli::Command::Console(_)
+    );
     let verbose = if janitor {
         cli.global.verbose.max(1)
     } else {

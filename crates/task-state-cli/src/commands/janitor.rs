@@ -60,7 +60,7 @@ fn log_counters(listener: &ExpiryListener, what: &str) {
     );
 }
 
-async fn wait_for_signal() {
+pub(super) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

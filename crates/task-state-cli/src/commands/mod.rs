@@ -5,6 +5,7 @@
 //! on any backend; those that need Redis itself (`get --json`, `fsck` and `janitor`)
 //! take the [`RedisTaskRepository`].
 
+pub(crate) mod console;
 mod create;
 mod delete;
 mod fsck;
@@ -99,6 +100,7 @@ async fn dispatch(
             )
             .await
         }
+        Command::Console(args) => console::run(repo, args).await,
         Command::Completions { .. } | Command::Man => offline(command),
     }
 }

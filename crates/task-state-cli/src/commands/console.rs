@@ -1,0 +1,144 @@
+//! `console`: the operator console, `/metrics` and `/healthz` over HTTP (the
+//! `task-state-console` crate), until SIGINT or SIGTERM; with `--janitor`, the expiry
+//! listener and the reconciler in the same process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use task_state_console::{Backend, Console, ConsoleConfig, OperatorToken, TOKEN_VAR};
+use task_state_core::Error;
+use task_state_redis::{ExpiryListener, ExpiryOptions, RedisTaskRepository};
+
+use crate::failure::Failure;
+
+/// `console`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConsoleArgs {
+    /// The address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Offer "request cancellation" and delete to operators who sign in with a token of
+    /// TASK_STATE_CONSOLE_TOKEN (name:secret; several separated by commas)
+    #[arg(long)]
+    allow_writes: bool,
+    /// Run the expiry listener and the reconciler in this process, as `janitor` does
+    #[arg(long)]
+    janitor: bool,
+    /// With --janitor: seconds between reconciler sweeps; 0 disables them
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "300",
+        requires = "janitor"
+    )]
+    reconcile_interval: u64,
+    /// With --janitor: only warn when notify-keyspace-events lacks E and x
+    #[arg(long, requires = "janitor")]
+    allow_missing_notifications: bool,
+    /// Seconds between two counts of the tasks, for the overview and task_state_tasks
+    #[arg(long, value_name = "SECONDS", default_value = "60",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    metrics_interval: u64,
+    /// A Host header to answer (repeat for several) [default: the --listen address, and
+    /// localhost with its port when that is a loopback address; any host when it is not]
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+}
+
+/// Serves until a signal, then stops the janitor if it ran.
+pub(crate) async fn run(repo: &RedisTaskRepository, args: ConsoleArgs) -> Result<(), Failure> {
+    let tokens = match std::env::var(TOKEN_VAR) {
+        Ok(text) => OperatorToken::parse_list(&text)?,
+        Err(_) => Vec::new(),
+    };
+    let mut config = ConsoleConfig::default();
+    config.allow_writes = args.allow_writes;
+    config.tokens = tokens;
+    config.metrics_interval = Duration::from_secs(args.metrics_interval);
+    config.allowed_hosts = if args.allowed_hosts.is_empty() {
+        default_hosts(args.listen)
+    } else {
+        args.allowed_hosts
+    };
+    let listener = match args.janitor {
+        true => {
+            let options = ExpiryOptions {
+                require_notifications: !args.allow_missing_notifications,
+                reconcile_interval: Duration::from_secs(args.reconcile_interval),
+                ..ExpiryOptions::default()
+            };
+            Some(Arc::new(
+                ExpiryListener::start(repo.clone(), options).await?,
+            ))
+        }
+        false => None,
+    };
+    let mut backend = Backend::redis(repo.clone());
+    if let Some(listener) = &listener {
+        backend = backend.with_janitor(listener.clone());
+    }
+    let console = Console::new(config, backend)?;
+    let socket = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+    tracing::info!(
+        listen = %args.listen,
+        writes = args.allow_writes,
+        janitor = listener.is_some(),
+        write_url = %repo.settings().write_url(),
+        "console running: http://{}/",
+        args.listen
+    );
+    let served = console
+        .serve(socket, super::janitor::wait_for_signal())
+        .await;
+    tracing::info!("stopping");
+    if let Some(listener) = listener {
+        match Arc::try_unwrap(listener) {
+            Ok(listener) => listener.stop().await,
+            Err(_) => tracing::warn!("expiry listener still shared; not stopped"),
+        }
+    }
+    Ok(served?)
+}
+
+/// The hosts a console on `listen` answers by default: on a loopback address, that address
+/// and `localhost` with the port (a page of another site that a DNS trick points at
+/// 127.0.0.1 sends its own name and is refused); on another address, any host.
+fn default_hosts(listen: SocketAddr) -> Vec<String> {
+    if !listen.ip().is_loopback() {
+        return Vec::new();
+    }
+    let port = listen.port();
+    let mut hosts = vec![listen.to_string(), format!("localhost:{port}")];
+    if port == 80 {
+        // Browsers leave the default port out of `Host`.
+        let ip = listen.to_string();
+        hosts.push(ip.trim_end_matches(":80").to_owned());
+        hosts.push("localhost".to_owned());
+    }
+    hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_consoles_answer_only_their_own_names() {
+        assert_eq!(
+            default_hosts("127.0.0.1:8080".parse().unwrap()),
+            ["127.0.0.1:8080", "localhost:8080"]
+        );
+        assert_eq!(
+            default_hosts("[::1]:9000".parse().unwrap()),
+            ["[::1]:9000", "localhost:9000"]
+        );
+        assert_eq!(
+            default_hosts("127.0.0.1:80".parse().unwrap()),
+            ["127.0.0.1:80", "localhost:80", "127.0.0.1", "localhost"]
+        );
+        assert!(default_hosts("0.0.0.0:8080".parse().unwrap()).is_empty());
+    }
+}

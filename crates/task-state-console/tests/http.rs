@@ -1,0 +1,862 @@
+//! The console over HTTP, through its router, on the memory backend and on a private Redis.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use http_body_util::BodyExt;
+use task_state_console::{Backend, Console};
+use task_state_core::{MockTaskRepository, TaskList, TaskRecord, TaskRepository, TaskStatus};
+use task_state_redis::{ExpiryListener, ExpiryOptions};
+
+const SCRIPT: &str = "<script>alert(1)</script>";
+
+#[tokio::test]
+async fn store_text_is_escaped_on_every_page() {
+    let (console, repo) = memory(config(true));
+    let record = TaskRecord::new("7", "render", "<b>eve</b>", TaskStatus::Running).with_parameters(
+        serde_json::from_str(r#"{"title":"<img src=x onerror=alert(2)>","n":0.30000000000000004}"#)
+            .unwrap(),
+    );
+    repo.save(record).await.unwrap();
+    repo.append_log("7", SCRIPT).await.unwrap();
+    repo.set_jobs("7", &["<i>job</i>".to_owned()])
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+    for path in [
+        "/",
+        "/tasks",
+        "/tasks/7",
+        "/services/render/users",
+        "/tasks?user=%3Cb%3Eeve%3C%2Fb%3E",
+    ] {
+        let page = get(&console, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        for raw in ["<script>alert", "<b>eve", "<img", "<i>job"] {
+            assert!(!page.body.contains(raw), "{path} shows {raw} unescaped");
+        }
+        assert!(page.body.contains("&lt;b&gt;eve&lt;/b&gt;"), "{path}");
+    }
+    let task = get(&console, "/tasks/7").await;
+    assert!(task.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(task.body.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    // Parameters are pretty-printed and keep their digits.
+    assert!(
+        task.body.contains("\n  &quot;n&quot;: 0.30000000000000004"),
+        "{}",
+        task.body
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_restrictive_content_security_policy() {
+    let (console, repo) = memory(config(false));
+    plant(repo.as_ref(), "1", "render", "alice").await;
+    for path in [
+        "/",
+        "/tasks",
+        "/tasks/1",
+        "/tasks/404",
+        "/no/such/page",
+        "/metrics",
+        "/healthz",
+        "/check",
+        "/login",
+        "/static/console.js",
+        "/static/console.css",
+    ] {
+        let reply = get(&console, path).await;
+        let csp = reply.header("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp:?}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp:?}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp:?}");
+        assert!(!csp.contains("unsafe"), "{path}: {csp:?}");
+        assert_eq!(reply.header("x-content-type-options"), "nosniff", "{path}");
+    }
+    assert_eq!(
+        get(&console, "/tasks/404").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // No page has an inline script: the only script is the console's file.
+    let page = get(&console, "/tasks/1").await;
+    assert_eq!(page.body.matches("<script").count(), 1);
+    assert!(page
+        .body
+        .contains(r#"<script src="/static/console.js" defer></script>"#));
+}
+
+#[tokio::test]
+async fn hosts_outside_the_allowed_list_are_refused() {
+    let mut config = config(false);
+    config.allowed_hosts = vec![HOST.to_owned()];
+    let (console, _) = memory(config);
+    assert_eq!(get(&console, "/").await.status, StatusCode::OK);
+    let request = Request::get("/")
+        .header("host", "attacker.example")
+        .body(Body::empty())
+        .unwrap();
+    let reply = send(&console, request).await;
+    assert_eq!(reply.status, StatusCode::MISDIRECTED_REQUEST);
+    assert!(reply
+        .header("content-security-policy")
+        .contains("default-src 'none'"));
+}
+
+#[tokio::test]
+async fn writes_are_refused_while_they_are_off() {
+    let (console, repo) = memory(config(false));
+    plant(repo.as_ref(), "1", "render", "alice").await;
+    let page = get(&console, "/tasks/1").await;
+    assert!(!page.body.contains("Request cancellation"));
+    let login = post(&console, "/login", &format!("token={ALICE}"), &[]).await;
+    assert_eq!(login.status, StatusCode::FORBIDDEN);
+    assert_eq!(login.header("set-cookie"), "");
+    for path in ["/tasks/1/cancel", "/tasks/1/delete"] {
+        assert_eq!(
+            post(&console, path, "csrf=x", &[]).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(get(&console, path).await.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        repo.get("1").await.unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+}
+
+/// The cancel flow, checked step by step on `repo` behind `console`.
+async fn cancel_needs_a_token_a_session_and_its_csrf_token(
+    console: &Console,
+    repo: &dyn TaskRepository,
+) {
+    let log = LogCapture::default();
+    let _guard = log.install();
+    plant(repo, "1", "render", "bob").await;
+    repo.set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap();
+
+    // Without a session: refused, and the confirmation page sends to the sign-in.
+    let refused = post(console, "/tasks/1/cancel", "csrf=x", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("not signed in"));
+    let confirm = get(console, "/tasks/1/cancel").await;
+    assert_eq!(confirm.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        confirm.header("location"),
+        "/login?next=%2Ftasks%2F1%2Fcancel"
+    );
+    let form = get(console, "/login?next=%2Ftasks%2F1%2Fcancel").await;
+    assert!(
+        form.body.contains(r#"name="next" value="/tasks/1/cancel""#),
+        "{}",
+        form.body
+    );
+
+    // A token that is not configured.
+    let bad = post(
+        console,
+        "/login",
+        "token=alice:correct-horse-battery-staple",
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(bad.header("set-cookie"), "");
+    // A sign-in from another site.
+    let cross = post(
+        console,
+        "/login",
+        &format!("token={ALICE}"),
+        &[("origin", "http://attacker.example")],
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+
+    // Signing in leads back to a page of the console, never elsewhere.
+    let back = post(
+        console,
+        "/login",
+        &format!("token={ALICE}&next=%2Ftasks%2F1%2Fcancel"),
+        &[],
+    )
+    .await;
+    assert_eq!(back.header("location"), "/tasks/1/cancel");
+    for away in [
+        "%2F%2Fattacker.example",
+        "https%3A%2F%2Fattacker.example",
+        "%2F%5Cattacker.example",
+    ] {
+        let stay = post(
+            console,
+            "/login",
+            &format!("token={ALICE}&next={away}"),
+            &[],
+        )
+        .await;
+        assert_eq!(stay.header("location"), "/", "{away}");
+    }
+
+    let (cookie, csrf) = sign_in(console, ALICE).await;
+    assert!(get_with(console, "/", &[("cookie", &cookie)])
+        .await
+        .body
+        .contains("Signed in as <strong>alice</strong>"));
+    let confirm = get_with(console, "/tasks/1/cancel", &[("cookie", &cookie)]).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert_eq!(confirm.csrf(), csrf);
+
+    // The session without its CSRF token, and with it from another origin.
+    let forged = post(
+        console,
+        "/tasks/1/cancel",
+        "csrf=guess",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let without = post(console, "/tasks/1/cancel", "", &[("cookie", &cookie)]).await;
+    assert_eq!(without.status, StatusCode::FORBIDDEN);
+    assert!(
+        without.body.contains("CSRF token is not this session"),
+        "{}",
+        without.body
+    );
+    let cross = post(
+        console,
+        "/tasks/1/cancel",
+        &format!("csrf={csrf}"),
+        &[("cookie", &cookie), ("origin", "http://attacker.example")],
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let fetched = post(
+        console,
+        "/tasks/1/cancel",
+        &format!("csrf={csrf}"),
+        &[
+            ("cookie", &cookie),
+            ("origin", ""),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    )
+    .await;
+    assert_eq!(fetched.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        repo.get("1").await.unwrap().unwrap().status,
+        TaskStatus::Running
+    );
+
+    // All of it: the transition happens, with a log entry naming the operator.
+    let done = post(
+        console,
+        "/tasks/1/cancel",
+        &format!("csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.header("location"), "/tasks/1");
+    let record = repo.get("1").await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::CancelRequested);
+    assert!(record
+        .logs
+        .last()
+        .unwrap()
+        .ends_with(",cancellation requested by alice in the console"));
+
+    // Once more: the task is no longer pending, dispatching or running.
+    let again = post(
+        console,
+        "/tasks/1/cancel",
+        &format!("csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.body.contains("cancel_requested"), "{}", again.body);
+
+    let logged = log.text();
+    assert!(
+        logged.contains("operator=alice action=\"cancel\" task_id=1 outcome=\"ok\""),
+        "{logged}"
+    );
+    assert!(logged.contains("write refused"), "{logged}");
+    assert!(
+        !logged.contains("correct-horse"),
+        "a token secret was logged: {logged}"
+    );
+    let metrics = get(console, "/metrics").await.body;
+    assert!(
+        metrics.contains(r#"task_state_console_writes_total{action="cancel",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_needs_a_token_a_session_and_its_csrf_token_in_memory() {
+    let (console, repo) = memory(config(true));
+    cancel_needs_a_token_a_session_and_its_csrf_token(&console, repo.as_ref()).await;
+}
+
+#[tokio::test]
+async fn cancel_needs_a_token_a_session_and_its_csrf_token_on_redis() {
+    let Some((console, repo, _server)) = redis(config(true)).await else {
+        return;
+    };
+    cancel_needs_a_token_a_session_and_its_csrf_token(&console, &repo).await;
+}
+
+#[tokio::test]
+async fn delete_is_confirmed_and_removes_the_task() {
+    let (console, repo) = memory(config(true));
+    plant(repo.as_ref(), "5", "render", "bob").await;
+    let (cookie, csrf) = sign_in(&console, ALICE).await;
+    let confirm = get_with(&console, "/tasks/5/delete", &[("cookie", &cookie)]).await;
+    assert!(confirm.body.contains("cannot be undone"));
+    assert!(
+        repo.get("5").await.unwrap().is_some(),
+        "a confirmation page deletes nothing"
+    );
+    let done = post(
+        &console,
+        "/tasks/5/delete",
+        &format!("csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(repo.get("5").await.unwrap().is_none());
+    let gone = post(
+        &console,
+        "/tasks/5/delete",
+        &format!("csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    // After signing out the cookie opens nothing.
+    let out = post(
+        &console,
+        "/logout",
+        &format!("csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    plant(repo.as_ref(), "6", "render", "bob").await;
+    let after = post(
+        &console,
+        "/tasks/6/delete",
+        &format!("csrf={csrf}"),
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::FORBIDDEN);
+    assert!(repo.get("6").await.unwrap().is_some());
+}
+
+/// Ids `1..=n` in the order of `list_ids`.
+fn ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| i.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_page_of_a_hundred_thousand_tasks_reads_only_that_page() {
+    let mut mock = MockTaskRepository::new();
+    mock.expect_list_ids().returning(|_| Ok(ids(100_000)));
+    mock.expect_list_by_ids()
+        .times(1)
+        .withf(|ids| ids.len() == 50 && ids[0] == "5001" && ids[49] == "5050")
+        .returning(|ids| {
+            Ok(TaskList {
+                records: ids
+                    .iter()
+                    .map(|id| TaskRecord::new(id, "render", "alice", TaskStatus::Pending))
+                    .collect(),
+                unreadable: Vec::new(),
+            })
+        });
+    let console = Console::new(config(false), Backend::any(Arc::new(mock))).unwrap();
+    let page = get(&console, "/tasks?after=5000").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body
+            .contains("Tasks 5001–5050 of 100000 in the index."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"href="/tasks?after=5050" rel="next""#));
+    assert!(page.body.contains(r#"href="/tasks?after=4950" rel="prev""#));
+    assert_eq!(page.body.matches("<a href=\"/tasks/").count(), 50);
+}
+
+#[tokio::test]
+async fn the_task_list_pages_in_task_id_order_and_filters_on_redis() {
+    let Some((console, repo, _server)) = redis(config(false)).await else {
+        return;
+    };
+    for i in 1..=120 {
+        let user = if i % 3 == 0 { "carol" } else { "dave" };
+        plant(&repo, &i.to_string(), "render", user).await;
+        if i % 10 == 0 {
+            repo.set_status(&i.to_string(), TaskStatus::Failed, None)
+                .await
+                .unwrap();
+        }
+    }
+    plant(&repo, "x-1", "etl", "dave").await;
+    let first = get(&console, "/tasks").await;
+    assert!(
+        first.body.contains("Tasks 1–50 of 121 in the index."),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains(r#"href="/tasks?after=50" rel="next""#));
+    let last = get(&console, "/tasks?after=100").await;
+    assert!(last.body.contains("Tasks 101–121 of 121"), "{}", last.body);
+    // Numeric ids first, in numeric order, then the others.
+    let order: Vec<&str> = last
+        .body
+        .split("<a href=\"/tasks/")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert_eq!(order.first(), Some(&"101"));
+    assert_eq!(order.last(), Some(&"x-1"));
+    assert!(!last.body.contains("rel=\"next\""));
+
+    let failed = get(&console, "/tasks?service=render&user=carol&status=failed").await;
+    let shown: Vec<&str> = failed
+        .body
+        .split("<a href=\"/tasks/")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert_eq!(shown, ["30", "60", "90", "120"]);
+    let bad = get(&console, "/tasks?status=lost").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let users = get(&console, "/services/render/users").await;
+    assert!(
+        users.body.contains("2 users have tasks in"),
+        "{}",
+        users.body
+    );
+    assert!(users
+        .body
+        .contains(r#"href="/tasks?service=render&amp;user=carol""#));
+}
+
+#[tokio::test]
+async fn the_overview_counts_match_the_store() {
+    let (console, repo) = memory(config(false));
+    assert!(get(&console, "/").await.body.contains("Counting the tasks"));
+    for i in 1..=7 {
+        plant(
+            repo.as_ref(),
+            &i.to_string(),
+            if i <= 4 { "render" } else { "etl" },
+            "alice",
+        )
+        .await;
+    }
+    repo.set_status("2", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+    let page = get(&console, "/").await;
+    assert!(page.body.contains("7 tasks, counted"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<a href="/tasks?service=render&amp;status=pending">3</a>"#),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(r#"<a href="/tasks?service=render&amp;status=running">1</a>"#));
+    assert!(page
+        .body
+        .contains(r#"<a href="/tasks?service=etl&amp;status=pending">3</a>"#));
+    // The most recently updated comes first.
+    let recent = &page.body[page.body.find("Most recently updated").unwrap()..];
+    assert!(recent.find("/tasks/2\"").unwrap() < recent.find("/tasks/7\"").unwrap());
+}
+
+/// The next server-sent event of `body`, as its text.
+async fn next_event(body: &mut Body) -> String {
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let frame = tokio::time::timeout(Duration::from_secs(20), body.frame())
+            .await
+            .expect("an event within 20 s")
+            .expect("the stream goes on")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn the_live_log_streams_new_entries_until_the_task_ends() {
+    let (console, repo) = memory(config(false));
+    plant(repo.as_ref(), "3", "render", "alice").await;
+    repo.append_log("3", "first").await.unwrap();
+    let request = Request::get("/tasks/3/events?from=0")
+        .header("host", HOST)
+        .body(Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(console.router(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let first = next_event(&mut body).await;
+    assert!(
+        first.contains("event: log\nid: 1\ndata: {\"at\":"),
+        "{first}"
+    );
+    assert!(first.contains("\"message\":\"first\""), "{first}");
+    assert!(next_event(&mut body)
+        .await
+        .contains("event: status\ndata: pending"));
+    repo.append_log("3", SCRIPT).await.unwrap();
+    let second = next_event(&mut body).await;
+    assert!(second.contains("id: 2\n"), "{second}");
+    assert!(
+        second.contains(r#""message":"<script>alert(1)</script>""#),
+        "{second}"
+    );
+    repo.set_status("3", TaskStatus::Completed, Some("done"))
+        .await
+        .unwrap();
+    assert!(next_event(&mut body).await.contains("\"message\":\"done\""));
+    assert!(next_event(&mut body)
+        .await
+        .contains("event: status\ndata: completed"));
+    assert!(next_event(&mut body)
+        .await
+        .contains("event: end\ndata: completed"));
+    let end = tokio::time::timeout(Duration::from_secs(20), body.frame())
+        .await
+        .unwrap();
+    assert!(end.is_none(), "the stream closes after the final status");
+
+    // A reconnecting EventSource resumes after its Last-Event-ID.
+    let request = Request::get("/tasks/3/events?from=0")
+        .header("host", HOST)
+        .header("last-event-id", "2")
+        .body(Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(console.router(), request)
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let resumed = next_event(&mut body).await;
+    assert!(
+        resumed.contains("id: 3\n") && resumed.contains("\"message\":\"done\""),
+        "{resumed}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_parse_and_have_the_expected_families() {
+    let Some((server, repo)) =
+        common::redis_with(&["--notify-keyspace-events", "Ex"], |s| s.url()).await
+    else {
+        return;
+    };
+    let listener = Arc::new(
+        ExpiryListener::start(repo.clone(), ExpiryOptions::default())
+            .await
+            .unwrap(),
+    );
+    let console = Console::new(
+        config(false),
+        Backend::redis(repo.clone()).with_janitor(listener.clone()),
+    )
+    .unwrap();
+    plant(&repo, "1", "render", "alice").await;
+    plant(&repo, "2", "render", "bob").await;
+    plant(&repo, "3", "etl", "bob").await;
+    repo.set_status("3", TaskStatus::Failed, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+    assert_eq!(get(&console, "/tasks/1").await.status, StatusCode::OK);
+    assert_eq!(
+        get(&console, "/tasks/99").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let reply = get(&console, "/metrics").await;
+    assert!(reply
+        .header("content-type")
+        .starts_with("text/plain; version=0.0.4"));
+    let lines = reply.body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("the metrics parse");
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value(
+            "task_state_tasks",
+            &[("service", "render"), ("status", "pending")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            "task_state_tasks",
+            &[("service", "etl"), ("status", "failed")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "task_state_tasks",
+            &[("service", "etl"), ("status", "running")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(value("task_state_tasks_unreadable", &[]), Some(0.0));
+    assert!(
+        value(
+            "task_state_repository_operations_total",
+            &[("operation", "get"), ("outcome", "ok")]
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert!(
+        value(
+            "task_state_repository_operations_total",
+            &[("operation", "list_by_ids"), ("outcome", "ok")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(scrape
+        .docs
+        .contains_key("task_state_repository_operation_duration_seconds"));
+    assert!(reply.body.contains(
+        "task_state_repository_operation_duration_seconds_bucket{operation=\"get\",le=\"0.001\"}"
+    ));
+    for family in [
+        "task_state_expiry_messages_total",
+        "task_state_expiry_cleanups_total",
+        "task_state_expiry_failures_total",
+        "task_state_reconcile_runs_total",
+        "task_state_tasks_refresh_timestamp_seconds",
+    ] {
+        assert!(
+            value(family, &[]).is_some(),
+            "{family} missing:\n{}",
+            reply.body
+        );
+    }
+
+    // An expired task: the listener cleans it, and its counters show on the next scrape.
+    server.cli(&["PEXPIRE", "task:2", "1"]);
+    let mut cleaned = 0.0;
+    for _ in 0..200 {
+        let body = get(&console, "/metrics").await.body;
+        let lines = body.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        cleaned = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "task_state_expiry_cleanups_total")
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .unwrap_or(0.0);
+        if cleaned >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cleaned, 1.0);
+    // The overview shows the same counters.
+    let overview = get(&console, "/").await.body;
+    assert!(
+        overview.contains("<dt>cleanups</dt><dd>1 (metadata missing: 0)</dd>"),
+        "{overview}"
+    );
+    drop(console);
+    Arc::try_unwrap(listener).unwrap().stop().await;
+}
+
+#[tokio::test]
+async fn healthz_pings_both_pools_and_no_page_shows_the_password() {
+    const PASSWORD: &str = "pw-9d1c4b7e";
+    let log = LogCapture::default();
+    let _guard = log.install();
+    let Some((mut server, repo)) = common::redis_with(&["--requirepass", PASSWORD], |s| {
+        format!("redis://:{PASSWORD}@127.0.0.1:{}/0", s.port())
+    })
+    .await
+    else {
+        return;
+    };
+    let console = Console::new(config(true), Backend::redis(repo.clone())).unwrap();
+    plant(&repo, "1", "render", "alice").await;
+    console.refresh_counts().await.unwrap();
+    let ok = get(&console, "/healthz").await;
+    assert_eq!((ok.status, ok.body.as_str()), (StatusCode::OK, "ok\n"));
+    let mut seen = Vec::new();
+    for path in ["/", "/tasks", "/tasks/1", "/check", "/metrics", "/login"] {
+        seen.push(get(&console, path).await);
+    }
+    server.kill();
+    let down = get(&console, "/healthz").await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        down.body
+    );
+    assert!(
+        down.body.starts_with("unavailable: the writer pool"),
+        "{}",
+        down.body
+    );
+    seen.push(down);
+    seen.push(get(&console, "/tasks/1").await);
+    for reply in &seen {
+        assert!(!reply.body.contains(PASSWORD), "{}", reply.body);
+        for (name, value) in &reply.headers {
+            assert!(!value.to_str().unwrap_or("").contains(PASSWORD), "{name}");
+        }
+    }
+    assert!(!log.text().contains(PASSWORD), "{}", log.text());
+}
+
+#[tokio::test]
+async fn the_check_page_runs_the_check_and_shows_its_table() {
+    let Some((console, repo, server)) = redis(config(false)).await else {
+        return;
+    };
+    for i in 1..=30 {
+        plant(&repo, &i.to_string(), "render", "alice").await;
+    }
+    server.cli(&["SREM", "index:tasks", "7"]);
+    let cross = post(
+        &console,
+        "/check",
+        "",
+        &[("origin", "http://attacker.example")],
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    let started = post(&console, "/check", "", &[]).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    let mut page = get(&console, "/check").await;
+    for _ in 0..300 {
+        if !page.body.contains("check-progress") {
+            break;
+        }
+        // While it runs the page reloads itself every second.
+        assert!(page
+            .body
+            .contains(r#"<meta http-equiv="refresh" content="1">"#));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        page = get(&console, "/check").await;
+    }
+    assert!(page.body.contains("inconsistent"), "{}", page.body);
+    assert!(
+        page.body.contains(
+            "<td><code>index:tasks</code></td><td class=\"num\">1</td><td class=\"num\">0</td>"
+        ),
+        "{}",
+        page.body
+    );
+    let overview = get(&console, "/").await;
+    assert!(
+        overview
+            .body
+            .contains("30 records, 1 missing and 0 extra index entries"),
+        "{}",
+        overview.body
+    );
+
+    let (memory_console, _) = memory(config(false));
+    assert!(get(&memory_console, "/check")
+        .await
+        .body
+        .contains("needs the Redis backend"));
+    assert_eq!(
+        post(&memory_console, "/check", "", &[]).await.status,
+        StatusCode::NOT_IMPLEMENTED
+    );
+}
+
+#[tokio::test]
+async fn the_task_gauges_follow_the_store_from_count_to_count() {
+    let (console, repo) = memory(config(false));
+    plant(repo.as_ref(), "1", "render", "alice").await;
+    plant(repo.as_ref(), "2", "etl", "alice").await;
+    console.refresh_counts().await.unwrap();
+    let before = get(&console, "/metrics").await.body;
+    assert!(
+        before.contains(r#"task_state_tasks{service="etl",status="pending"} 1"#),
+        "{before}"
+    );
+    repo.delete("2").await.unwrap();
+    repo.set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+    let after = get(&console, "/metrics").await.body;
+    assert!(!after.contains(r#"service="etl""#), "{after}");
+    assert!(
+        after.contains(r#"task_state_tasks{service="render",status="running"} 1"#),
+        "{after}"
+    );
+    assert!(
+        after.contains(r#"task_state_tasks{service="render",status="pending"} 0"#),
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn odd_task_ids_are_encoded_in_links_and_found_again() {
+    let (console, repo) = memory(config(false));
+    let id = "a/b <c>&d";
+    plant(repo.as_ref(), id, "render", "alice").await;
+    let list = get(&console, "/tasks").await;
+    let href = "/tasks/a%2Fb%20%3Cc%3E%26d";
+    assert!(
+        list.body
+            .contains(&format!(r#"<a href="{href}">a/b &lt;c&gt;&amp;d</a>"#)),
+        "{}",
+        list.body
+    );
+    let page = get(&console, href).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<h1>Task a/b &lt;c&gt;&amp;d</h1>"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(&format!(r#"data-events="{href}/events""#)));
+}
