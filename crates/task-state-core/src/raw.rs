@@ -552,6 +552,14 @@ mod tests {
     }
 
     #[test]
+    fn reads_from_a_value_too() {
+        let value = serde_json::json!({"b": [1, 2.5], "a": {"x": null}});
+        let map: RawMap = serde_json::from_value(value).unwrap();
+        assert_eq!(map.to_string(), r#"{"a":{"x":null},"b":[1,2.5]}"#);
+        assert!(serde_json::from_value::<RawMap>(serde_json::json!([1])).is_err());
+    }
+
+    #[test]
     fn equality_ignores_the_order_but_not_the_text() {
         let a: RawMap = r#"{"x":1,"y":2}"#.parse().unwrap();
         let b: RawMap = r#"{"y":2,"x":1}"#.parse().unwrap();
