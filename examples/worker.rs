@@ -11,7 +11,6 @@
 use std::error::Error;
 use std::sync::Arc;
 
-use task_state::serde_json::json;
 use task_state::{TaskRecord, TaskRepository, TaskStatus};
 
 #[tokio::main]
@@ -21,10 +20,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let id = repo.next_task_id().await?;
     let mut record = TaskRecord::new(&id, "render", "alice", Pending);
-    record
-        .parameters
-        .insert("scene".into(), json!("castle.blend"));
-    record.parameters.insert("frames".into(), json!(240));
+    record.parameters.insert("scene", "castle.blend");
+    record.parameters.insert("frames", 240);
     repo.save(record).await?;
     println!("registered task {id}");
 

@@ -20,13 +20,9 @@ async fn life(repo: &dyn TaskRepository, clock: &ManualClock) -> Vec<String> {
         let mut record = TaskRecord::new(id.as_str(), "render", format!("user{}", n % 2), Pending);
         record.created_at =
             task_state::TaskTime::from_timestamp(clock.now(), &Zone::named("Asia/Seoul").unwrap());
-        record
-            .parameters
-            .insert("frames".into(), serde_json::json!(240 + n));
-        record.parameters.insert(
-            "ratio".into(),
-            serde_json::from_str("0.30000000000000004").unwrap(),
-        );
+        record.parameters.insert("frames", 240 + n);
+        let ratio = serde_json::value::RawValue::from_string("0.30000000000000004".to_owned());
+        record.parameters.insert_raw("ratio", ratio.unwrap());
         repo.create(record).await.unwrap();
         clock.advance(Duration::from_micros(484_074)); // to a whole second: no fraction
         repo.transition(

@@ -74,12 +74,16 @@ async fn the_service_serves_tasks_health_and_metrics_and_shuts_down() {
         (StatusCode::OK, Some("ok"))
     );
 
-    let body = r#"{"service":"render","user_id":"alice","parameters":{"frames":240}}"#;
+    let body = r#"{"service":"render","user_id":"alice","parameters":{"frames":240,"ratio":0.30000000000000004,"big":123456789012345678901234567890}}"#;
     let (status, created) = http.send(Method::POST, "/tasks", body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["task_id"], "1");
     assert_eq!(created["status"], "pending");
     assert_eq!(created["parameters"]["frames"], 240);
+    // The parameters are stored as the client sent them, every digit kept.
+    assert!(server.cli(&["GET", "task:1"]).contains(
+        r#""parameters":{"frames":240,"ratio":0.30000000000000004,"big":123456789012345678901234567890}"#
+    ));
     assert_eq!(server.cli(&["SISMEMBER", "index:user:alice", "1"]), "1");
 
     let (status, fetched) = http.get("/tasks/1").await;

@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use task_state::redis::RedisRepositoryProvider;
-use task_state::serde_json::{json, Map, Value};
-use task_state::{Error, TaskRecord, TaskRepository, TaskStatus};
+use task_state::serde_json::json;
+use task_state::{Error, RawMap, TaskRecord, TaskRepository, TaskStatus};
 use tokio::net::TcpListener;
 
 /// The body of `POST /tasks`.
@@ -22,9 +22,9 @@ pub(crate) struct NewTask {
     pub(crate) service: String,
     /// The user who asked for it.
     pub(crate) user_id: String,
-    /// Anything the workload needs, stored as given.
+    /// Anything the workload needs, stored as given: each value keeps its exact text.
     #[serde(default)]
-    pub(crate) parameters: Map<String, Value>,
+    pub(crate) parameters: RawMap,
 }
 
 /// The routes: `/healthz`, `/admin/metrics`, `POST /tasks`, `GET /tasks/{id}`.

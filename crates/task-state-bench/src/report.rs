@@ -1,6 +1,9 @@
 //! The figures of a run: operation rows and targets, printed as a table or as JSON lines.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+/// The fields of a JSON line, in the order they were added.
+pub type Fields = indexmap::IndexMap<String, Value>;
 
 /// One measured operation.
 #[derive(Debug, Clone)]
@@ -18,7 +21,7 @@ pub struct Row {
     /// A short human note for the table.
     pub note: String,
     /// Further figures for the JSON line.
-    pub extra: Map<String, Value>,
+    pub extra: Fields,
 }
 
 impl Row {
@@ -37,7 +40,7 @@ impl Row {
             p99_us,
             concurrency,
             note: String::new(),
-            extra: Map::new(),
+            extra: Fields::new(),
         }
     }
 
@@ -54,8 +57,8 @@ impl Row {
     }
 
     /// The JSON line: `op`, `ops_per_sec`, `p50_us`, `p99_us`, `concurrency`, then the extras.
-    pub fn to_json(&self) -> Value {
-        let mut object = Map::new();
+    pub fn to_json(&self) -> Fields {
+        let mut object = Fields::new();
         object.insert("op".into(), json!(self.op));
         object.insert("ops_per_sec".into(), json!(round(self.ops_per_sec, 1)));
         object.insert("p50_us".into(), json!(round(self.p50_us, 1)));
@@ -64,7 +67,7 @@ impl Row {
         for (k, v) in &self.extra {
             object.insert(k.clone(), v.clone());
         }
-        Value::Object(object)
+        object
     }
 }
 
@@ -93,16 +96,19 @@ impl Target {
         }
     }
 
-    /// The JSON line: `target`, `value`, `goal`, `pass`, `verdict`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "target": self.name,
-            "value": self.value.map(|v| round(v, 4)),
-            "shown": self.shown,
-            "goal": self.goal,
-            "pass": self.pass,
-            "verdict": self.verdict(),
-        })
+    /// The JSON line: `target`, `value`, `shown`, `goal`, `pass`, `verdict`.
+    pub fn to_json(&self) -> Fields {
+        [
+            ("target", json!(self.name)),
+            ("value", json!(self.value.map(|v| round(v, 4)))),
+            ("shown", json!(self.shown)),
+            ("goal", json!(self.goal)),
+            ("pass", json!(self.pass)),
+            ("verdict", json!(self.verdict())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 }
 
@@ -110,7 +116,7 @@ impl Target {
 #[derive(Debug, Clone, Default)]
 pub struct Results {
     /// Facts about the run: server version, URL kind, pool size, options.
-    pub context: Map<String, Value>,
+    pub context: Fields,
     /// The operations, in the order they ran.
     pub rows: Vec<Row>,
     /// The targets.
@@ -126,13 +132,19 @@ fn round(value: f64, digits: i32) -> f64 {
 pub fn print_json(results: &Results) {
     let mut context = results.context.clone();
     context.insert("op".into(), json!("context"));
-    println!("{}", Value::Object(context));
+    println!("{}", line(&context));
     for row in &results.rows {
-        println!("{}", row.to_json());
+        println!("{}", line(&row.to_json()));
     }
     for target in &results.targets {
-        println!("{}", target.to_json());
+        println!("{}", line(&target.to_json()));
     }
+}
+
+/// One JSON object, compact, its fields in order.
+fn line(fields: &Fields) -> String {
+    // Maps with string keys and JSON values always serialize.
+    serde_json::to_string(fields).unwrap_or_default()
 }
 
 /// Prints the figures as a table, then the targets.
@@ -174,7 +186,7 @@ mod tests {
     #[test]
     fn a_row_has_the_required_fields_first() {
         let row = Row::new("get", 1234.56, 100.04, 250.0, 16).with("record_bytes", 900);
-        let line = row.to_json().to_string();
+        let line = line(&row.to_json());
         assert!(
             line.starts_with(
                 r#"{"op":"get","ops_per_sec":1234.6,"p50_us":100.0,"p99_us":250.0,"concurrency":16"#
@@ -198,5 +210,9 @@ mod tests {
         assert_eq!(t.verdict(), "MISS");
         t.pass = None;
         assert_eq!(t.to_json()["verdict"], "n/a");
+        assert_eq!(
+            line(&t.to_json()),
+            r#"{"target":"x","value":1.0,"shown":"1","goal":">= 1","pass":null,"verdict":"n/a"}"#
+        );
     }
 }

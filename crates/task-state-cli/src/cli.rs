@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use task_state_core::jiff::{SignedDuration, Timestamp};
 use task_state_core::{PriorityLevel, TaskStatus};
 
@@ -338,7 +338,7 @@ pub(crate) struct CreateArgs {
     /// A parameter; the value is JSON, quoted for the shell: --param frames=240 --param name='"a b"' --param opts='{"x":[1]}'
 
     #[arg(long = "param", value_name = "KEY=JSON", value_parser = parse_param)]
-    pub(crate) params: Vec<(String, Value)>,
+    pub(crate) params: Vec<(String, Box<RawValue>)>,
     /// Scheduling priority
     #[arg(long, default_value = "low", value_parser = priority_parser())]
     pub(crate) priority: PriorityLevel,
@@ -392,15 +392,16 @@ fn priority_parser() -> impl TypedValueParser<Value = PriorityLevel> {
         .map(|name| name.parse().expect("a listed priority parses"))
 }
 
-/// `KEY=JSON`, the value parsed as JSON so that numbers and nesting are kept.
-fn parse_param(text: &str) -> Result<(String, Value), String> {
+/// `KEY=JSON`, the value checked as JSON and kept as its text, so that numbers keep every
+/// digit.
+fn parse_param(text: &str) -> Result<(String, Box<RawValue>), String> {
     let (key, json) = text
         .split_once('=')
         .ok_or_else(|| "expected KEY=JSON".to_owned())?;
     if key.is_empty() {
         return Err("the key is empty".to_owned());
     }
-    let value = serde_json::from_str(json).map_err(|e| {
+    let value = RawValue::from_string(json.to_owned()).map_err(|e| {
         format!("the value of {key:?} is not JSON ({e}); quote strings: {key}='\"text\"'")
     })?;
     Ok((key.to_owned(), value))
@@ -441,9 +442,11 @@ mod tests {
     fn params_keep_json_values_exactly() {
         let (key, value) = parse_param("ratio=0.30000000000000004").unwrap();
         assert_eq!(key, "ratio");
-        assert_eq!(value.to_string(), "0.30000000000000004");
+        assert_eq!(value.get(), "0.30000000000000004");
+        let (_, value) = parse_param("big=123456789012345678901234567890").unwrap();
+        assert_eq!(value.get(), "123456789012345678901234567890");
         let (_, value) = parse_param(r#"opts={"a":[1,{}],"b":"x=y"}"#).unwrap();
-        assert_eq!(value.to_string(), r#"{"a":[1,{}],"b":"x=y"}"#);
+        assert_eq!(value.get(), r#"{"a":[1,{}],"b":"x=y"}"#);
         assert!(parse_param("name=bare words").is_err());
         assert!(parse_param("=1").is_err());
         assert!(parse_param("novalue").is_err());

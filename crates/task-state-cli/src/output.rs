@@ -185,14 +185,11 @@ pub(crate) fn record_table(out: &Output, record: &TaskRecord) -> Table {
     field("created", text(&record.created_at.to_string()));
     field("updated", text(&record.updated_at.to_string()));
     field("jobs", text(&or_dash(record.jobs.join(", "))));
-    field(
-        "parameters",
-        text(&serde_json::to_string(&record.parameters).unwrap_or_default()),
-    );
+    field("parameters", text(&record.parameters.to_string()));
     field("pod status", optional(&record.result.pod_status));
     field("launcher output", optional(&record.result.launcher_output));
     for (name, value) in &record.extra {
-        field(name, text(&value.to_string()));
+        field(name, text(value.get()));
     }
     field("logs", text(&record.logs.len().to_string()));
     table

@@ -141,6 +141,8 @@ fn create_takes_ids_from_the_sequence_and_get_shows_the_task() {
         "ratio=0.30000000000000004",
         "--param",
         r#"opts={"tags":["a","b"],"deep":{}}"#,
+        "--param",
+        "big=123456789012345678901234567890",
         "--priority",
         "high",
     ]);
@@ -148,7 +150,7 @@ fn create_takes_ids_from_the_sequence_and_get_shows_the_task() {
     let record = env.ok(&["get", "2", "--json"]);
     assert!(
         record.contains(
-            r#""parameters":{"frames":240,"ratio":0.30000000000000004,"opts":{"tags":["a","b"],"deep":{}}}"#
+            r#""parameters":{"frames":240,"ratio":0.30000000000000004,"opts":{"tags":["a","b"],"deep":{}},"big":123456789012345678901234567890}"#
         ),
         "{record}"
     );

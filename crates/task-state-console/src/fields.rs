@@ -1,16 +1,71 @@
-//! How record fields read on a page. The one place that touches `parameters` and `extra`,
-//! whose types may change: both are read through their JSON text.
+//! How record fields read on a page. The one place that touches `parameters` and `extra`
+//! (each a [`task_state_core::RawMap`]): both are printed from their JSON text.
 
 use task_state_core::jiff::Timestamp;
 use task_state_core::{LogEntry, TaskRecord, TaskTime};
 
-/// `value` (anything that serializes as JSON) pretty-printed; numbers keep their digits.
+/// `value` (anything that serializes as JSON) pretty-printed from its text, so that every
+/// number keeps its digits (`1e400`, 30-digit integers) and any depth prints.
 fn pretty(value: &impl serde::Serialize) -> String {
     let text = serde_json::to_string(value).unwrap_or_default();
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(parsed) => serde_json::to_string_pretty(&parsed).unwrap_or(text),
-        Err(_) => text,
+    indent_json(&text)
+}
+
+/// Re-indents JSON text by its tokens, two spaces a level, without parsing its values;
+/// empty objects and arrays stay `{}` and `[]`.
+fn indent_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                while chars.next_if(|n| n.is_ascii_whitespace()).is_some() {}
+                let close = if c == '{' { '}' } else { ']' };
+                if chars.next_if_eq(&close).is_some() {
+                    out.push(c);
+                    out.push(close);
+                } else {
+                    out.push(c);
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
     }
+    out
 }
 
 /// The parameters, pretty-printed.
@@ -40,5 +95,28 @@ pub(crate) fn log_line(raw: &str) -> (String, String) {
     match LogEntry::parse(raw) {
         Ok(entry) => (entry.at.to_string(), entry.message),
         Err(_) => (String::new(), raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::indent_json;
+
+    #[test]
+    fn json_is_indented_by_its_tokens_and_keeps_every_digit() {
+        let text = r#"{"big":123456789012345678901234567890,"huge":1e400,"s":"a,{\"b\":[1]}","e":{},"l":[ ],"n":[1,{"x":null}]}"#;
+        let pretty = indent_json(text);
+        assert_eq!(
+            pretty,
+            "{\n  \"big\": 123456789012345678901234567890,\n  \"huge\": 1e400,\n  \
+             \"s\": \"a,{\\\"b\\\":[1]}\",\n  \"e\": {},\n  \"l\": [],\n  \"n\": [\n    1,\n    \
+             {\n      \"x\": null\n    }\n  ]\n}"
+        );
+        // Only white space between tokens was added (this text has none inside strings).
+        let squeezed = pretty
+            .replace('\n', "")
+            .replace("  ", "")
+            .replace(": ", ":");
+        assert_eq!(squeezed, text.replace("[ ]", "[]"));
     }
 }

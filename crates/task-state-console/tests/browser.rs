@@ -187,7 +187,10 @@ async fn plant_store(repo: &RedisTaskRepository) {
         };
         let record = TaskRecord::new(i.to_string(), service, user, TaskStatus::Pending)
             .with_parameters(
-                serde_json::from_str(r#"{"frames":240,"scene":"forest, night"}"#).unwrap(),
+                serde_json::from_str::<task_state_core::RawMap>(
+                    r#"{"frames":240,"scene":"forest, night"}"#,
+                )
+                .unwrap(),
             );
         repo.save(record).await.unwrap();
     }

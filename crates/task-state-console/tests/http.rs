@@ -19,8 +19,10 @@ const SCRIPT: &str = "<script>alert(1)</script>";
 async fn store_text_is_escaped_on_every_page() {
     let (console, repo) = memory(config(true));
     let record = TaskRecord::new("7", "render", "<b>eve</b>", TaskStatus::Running).with_parameters(
-        serde_json::from_str(r#"{"title":"<img src=x onerror=alert(2)>","n":0.30000000000000004}"#)
-            .unwrap(),
+        serde_json::from_str::<task_state_core::RawMap>(
+            r#"{"title":"<img src=x onerror=alert(2)>","n":0.30000000000000004}"#,
+        )
+        .unwrap(),
     );
     repo.save(record).await.unwrap();
     repo.append_log("7", SCRIPT).await.unwrap();

@@ -28,7 +28,6 @@ use std::fmt::Debug;
 pub use async_trait::async_trait;
 use futures::future::join_all;
 use futures::StreamExt;
-use serde_json::{Map, Value};
 
 use crate::{
     compare_task_ids, Error, LogEntry, Result, Scope, TaskRecord, TaskRepository,
@@ -82,6 +81,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!($setup);
         $crate::conformance_tests!(@raw $setup, $raw;
             empty_stored_record_is_none,
+            values_kept_as_text_hold_any_json,
         );
     };
     (@raw $setup:path, $raw:path; $($check:ident),* $(,)?) => {
@@ -1310,6 +1310,101 @@ pub async fn empty_stored_record_is_none(repo: &dyn TaskRepository, raw: &dyn Ra
     );
 }
 
+/// The model keeps the values of `parameters`, of unknown members and of a result's other
+/// members as text ([`crate::RawMap`]): a record another writer left with numbers past `f64`
+/// (`1e400`), `-0`, `1E+2`, lone surrogate escapes (`"\ud800"`) or nesting 10,000 levels deep
+/// in those values reads, and every mutation keeps their bytes. A lone surrogate escape where
+/// the model decodes a string (a key of the record, of its parameters or of its result, or a
+/// member it knows) makes the record [`Error::Decode`], for reads and mutations alike.
+///
+/// The records are planted with [`RawRecords::plant_raw`] and owned by service `s`, user `u`.
+pub async fn values_kept_as_text_hold_any_json(repo: &dyn TaskRepository, raw: &dyn RawRecords) {
+    const CHECK: &str = "values_kept_as_text_hold_any_json";
+    let id = "cf-raw-text";
+    let deep = format!("{}-0{}", "[{\"k\":".repeat(5_000), "}]".repeat(5_000));
+    let params = format!(
+        r#"{{"huge":1e400,"neg":-0,"e":1E+2,"big":-123456789012345678901234567890,"lone":"\ud800 \uDFFF","deep":{deep},"in":{{"\udc00":[1.50]}}}}"#
+    );
+    let result_extra = r#"{"exit":"\udc00","code":1e-400}"#;
+    let extra = format!(r#"{{"later":{deep},"x":"\ud83d"}}"#);
+    let record = format!(
+        r#"{{"task_id":"{id}","service":"s","user_id":"u","status":"running","parameters":{params},"jobs":[],"created_at":"2001-02-03T04:05:06+09:00","updated_at":"2001-02-03T04:05:06+09:00","logs":[],"result":{{"pod_status":null,"launcher_output":null,{}}},"priority":"low",{}}}"#,
+        &result_extra[1..result_extra.len() - 1],
+        &extra[1..extra.len() - 1],
+    );
+    raw.plant_raw(id, &record).await;
+    let kept = |record: &TaskRecord, after: &str| {
+        assert_eq!(
+            record.parameters.to_string(),
+            params,
+            "{CHECK}: parameters changed by {after}"
+        );
+        assert_eq!(
+            record.result.extra.to_string(),
+            result_extra,
+            "{CHECK}: the result's other members changed by {after}"
+        );
+        assert_eq!(
+            record.extra.to_string(),
+            extra,
+            "{CHECK}: unknown members changed by {after}"
+        );
+    };
+    let got = ok(repo.get(id).await, CHECK).expect("the planted record reads");
+    assert_eq!(got.to_json(), record, "{CHECK}: the record as planted");
+    use TaskStatus::*;
+    let steps: Vec<(&str, Option<TaskRecord>)> = vec![
+        ("append_log", ok(repo.append_log(id, "x").await, CHECK)),
+        (
+            "set_status",
+            ok(repo.set_status(id, Completed, Some("done")).await, CHECK),
+        ),
+        (
+            "update_result",
+            ok(repo.update_result(id, Some("pod"), None).await, CHECK),
+        ),
+        (
+            "set_jobs",
+            ok(repo.set_jobs(id, &strings(&["j"])).await, CHECK),
+        ),
+        ("get", ok(repo.get(id).await, CHECK)),
+    ];
+    for (after, record) in steps {
+        let record = record.unwrap_or_else(|| panic!("{CHECK}: {after} found no record"));
+        kept(&record, after);
+    }
+
+    let lone_where_decoded = [
+        record.replace(r#""task_id":"#, r#""\ud800":1,"task_id":"#),
+        record.replace(r#""huge":"#, r#""\ud800":1,"huge":"#),
+        record.replace(r#""exit":"#, r#""\udc00":1,"exit":"#),
+        record.replace(r#""status":"running""#, r#""status":"running\ud800""#),
+        record.replace(
+            r#""logs":[]"#,
+            r#""logs":["2001-02-03T04:05:06+09:00,\udc00"]"#,
+        ),
+        record.replace(r#""pod_status":null"#, r#""pod_status":"\ud800""#),
+    ];
+    for bad in &lone_where_decoded {
+        raw.plant_raw(id, bad).await;
+        let read = repo.get(id).await;
+        assert!(
+            matches!(read, Err(Error::Decode { .. })),
+            "{CHECK}: a lone surrogate where the model decodes a string must be Error::Decode, \
+             got {read:?}"
+        );
+        let edit = repo.append_log(id, "x").await;
+        assert!(
+            matches!(edit, Err(Error::Decode { .. })),
+            "{CHECK}: append_log on such a record must be Error::Decode, got {edit:?}"
+        );
+        assert!(
+            matches!(repo.get(id).await, Err(Error::Decode { .. })),
+            "{CHECK}: a refused append_log changed the record"
+        );
+    }
+}
+
 // ----------------------------------------------------------------------------------------
 // Helpers
 
@@ -1322,8 +1417,8 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn parameters(json: &str) -> Map<String, Value> {
-    serde_json::from_str(json).expect("the check's own parameters parse")
+fn parameters(json: &str) -> crate::RawMap {
+    json.parse().expect("the check's own parameters parse")
 }
 
 fn bad_names() -> Vec<String> {

@@ -48,6 +48,7 @@ mod error;
 pub mod layout;
 mod log;
 mod model;
+pub mod raw;
 mod repository;
 mod time;
 #[cfg(feature = "time")]
@@ -61,6 +62,7 @@ pub mod conformance;
 pub use error::{BackendKind, BoxError, Error, Refusal, Result};
 pub use log::{format_log_entry, format_log_entry_at, format_log_entry_with, LogEntry};
 pub use model::{json_string, JobsField, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
+pub use raw::RawMap;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub use repository::MockTaskRepository;
@@ -75,5 +77,6 @@ pub use validate::{
 
 /// The jiff crate, whose `Timestamp` the [`Clock`] returns.
 pub use jiff;
-/// The serde_json crate, whose `Map` and `Value` hold parameters and unknown fields.
+/// The serde_json crate, whose `RawValue` holds each value of the parameters and unknown fields
+/// ([`RawMap`]). task-state enables only its `raw_value` feature.
 pub use serde_json;

@@ -6,9 +6,9 @@ use std::str::FromStr;
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::raw::RawMap;
 use crate::time::{Clock, SystemClock, TaskTime, Zone};
 
 /// Where a task is in its lifecycle.
@@ -142,13 +142,41 @@ impl FromStr for PriorityLevel {
 
 /// What the workload reported: a pod status snapshot and the launcher's combined output.
 ///
-/// Read from a JSON object (or `null`) only; members other than the two are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Read from a JSON object (or `null`) only. Members other than the two are kept in
+/// [`TaskResult::extra`], each with its exact text, and written after them.
+///
+/// ```
+/// use task_state_core::TaskResult;
+/// let mut result = TaskResult::default();
+/// result.pod_status = Some("phase=Running".to_owned());
+/// result.extra.insert("exit_code", 0);
+/// assert_eq!(
+///     task_state_core::serde_json::to_string(&result)?,
+///     r#"{"pod_status":"phase=Running","launcher_output":null,"exit_code":0}"#
+/// );
+/// # Ok::<(), task_state_core::serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TaskResult {
     /// A stringified Kubernetes pod status (often JSON text).
     pub pod_status: Option<String>,
     /// stdout and stderr of the launcher, coalesced.
     pub launcher_output: Option<String>,
+    /// Members other writers added to the result, kept so that writing it back loses nothing.
+    pub extra: RawMap,
+}
+
+impl Serialize for TaskResult {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2 + self.extra.len()))?;
+        map.serialize_entry("pod_status", &self.pod_status)?;
+        map.serialize_entry("launcher_output", &self.launcher_output)?;
+        for (key, value) in &self.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 impl<'de> Deserialize<'de> for TaskResult {
@@ -176,8 +204,8 @@ impl<'de> Visitor<'de> for ResultVisitor {
             let (seen, field) = match key.as_ref() {
                 "pod_status" => (&mut pod_status, &mut result.pod_status),
                 "launcher_output" => (&mut launcher_output, &mut result.launcher_output),
-                _ => {
-                    map.next_value::<de::IgnoredAny>()?;
+                other => {
+                    result.extra.keep(other, &mut map)?;
                     continue;
                 }
             };
@@ -279,8 +307,9 @@ impl FromStr for JobsField {
 /// One task, as stored under `task:{task_id}`.
 ///
 /// Serializing gives the Python package's JSON byte for byte: compact, fields in its order,
-/// raw UTF-8, `parameters` kept exactly as read (numbers keep their digits), fields unknown
-/// to this version kept in [`TaskRecord::extra`] and written back after the known ones.
+/// raw UTF-8, the values of `parameters` kept exactly as read (numbers keep their digits,
+/// see [`RawMap`]), fields unknown to this version kept in [`TaskRecord::extra`] and written
+/// back after the known ones.
 ///
 /// ```
 /// use task_state_core::{TaskRecord, TaskStatus};
@@ -288,6 +317,7 @@ impl FromStr for JobsField {
 /// let record = TaskRecord::from_json(json).unwrap();
 /// assert_eq!(record.status, TaskStatus::Running);
 /// assert_eq!(record.to_json(), json);
+/// assert_eq!(record.parameters["ratio"].get(), "0.30000000000000004");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -300,8 +330,8 @@ pub struct TaskRecord {
     pub user_id: String,
     /// Where the task is in its lifecycle.
     pub status: TaskStatus,
-    /// Free-form parameters, kept exactly.
-    pub parameters: Map<String, Value>,
+    /// Free-form parameters, each value kept exactly as read.
+    pub parameters: RawMap,
     /// Job ids given by external schedulers.
     pub jobs: Vec<String>,
     /// When the task was registered.
@@ -314,8 +344,9 @@ pub struct TaskRecord {
     pub result: TaskResult,
     /// Scheduling priority.
     pub priority: PriorityLevel,
-    /// Fields this version does not know, kept so that writing the record back loses nothing.
-    pub extra: Map<String, Value>,
+    /// Fields this version does not know, each value kept exactly as read, so that writing
+    /// the record back loses nothing.
+    pub extra: RawMap,
     jobs_key: JobsKey,
 }
 
@@ -353,14 +384,14 @@ impl TaskRecord {
             service: service.into(),
             user_id: user_id.into(),
             status,
-            parameters: Map::new(),
+            parameters: RawMap::new(),
             jobs: Vec::new(),
             created_at: now,
             updated_at: now,
             logs: Vec::new(),
             result: TaskResult::default(),
             priority: PriorityLevel::Low,
-            extra: Map::new(),
+            extra: RawMap::new(),
             jobs_key: JobsKey::New,
         }
     }
@@ -377,9 +408,21 @@ impl TaskRecord {
         }
     }
 
-    /// Sets the parameters (builder style).
-    pub fn with_parameters(mut self, parameters: Map<String, Value>) -> Self {
-        self.parameters = parameters;
+    /// Sets the parameters (builder style): a [`RawMap`], a `serde_json::Map`, or an array of
+    /// pairs.
+    ///
+    /// ```
+    /// use task_state_core::serde_json::json;
+    /// use task_state_core::{RawMap, TaskRecord, TaskStatus};
+    ///
+    /// let parameters = RawMap::try_from(json!({"frames": 240, "scene": "forest"}))?;
+    /// let record = TaskRecord::new("42", "render", "alice", TaskStatus::Pending)
+    ///     .with_parameters(parameters);
+    /// assert_eq!(record.parameters.get_as::<u32>("frames")?, Some(240));
+    /// # Ok::<(), task_state_core::serde_json::Error>(())
+    /// ```
+    pub fn with_parameters(mut self, parameters: impl Into<RawMap>) -> Self {
+        self.parameters = parameters.into();
         self
     }
 
@@ -494,7 +537,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
         let mut service: Option<String> = None;
         let mut user_id: Option<String> = None;
         let mut status: Option<TaskStatus> = None;
-        let mut parameters = Map::new();
+        let mut parameters = RawMap::new();
         let mut jobs: Vec<String> = Vec::new();
         let mut active_jobs: Option<Vec<String>> = None;
         let mut has_jobs = false;
@@ -503,7 +546,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
         let mut logs = Vec::new();
         let mut result = TaskResult::default();
         let mut priority = PriorityLevel::Low;
-        let mut extra = Map::new();
+        let mut extra = RawMap::new();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "task_id" => task_id = Some(map.next_value()?),
@@ -521,10 +564,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
                 "logs" => logs = or_default(&mut map)?,
                 "result" => result = or_default(&mut map)?,
                 "priority" => priority = or_default(&mut map)?,
-                other => {
-                    let value: Value = map.next_value()?;
-                    extra.insert(other.to_owned(), value);
-                }
+                other => extra.keep(other, &mut map)?,
             }
         }
         let jobs_key = match (has_jobs, &active_jobs) {
@@ -652,11 +692,98 @@ mod tests {
         );
         let mut record = TaskRecord::from_json(&json).unwrap();
         assert_eq!(record.extra.len(), 2);
+        assert_eq!(
+            record.extra["owner_team"].get(),
+            r#"{"name":"vision","ids":[1,2.50]}"#
+        );
         assert_eq!(record.to_json(), json);
         record.status = TaskStatus::Completed;
         assert!(record
             .to_json()
             .ends_with(r#","owner_team":{"name":"vision","ids":[1,2.50]},"flag":null}"#));
+    }
+
+    #[test]
+    fn values_kept_as_text_keep_any_number_escape_and_depth() {
+        let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+        let params = format!(r#"{{"a":1e400,"b":-0,"c":1E+2,"d":"\ud800 \u00e9\/","e":{deep}}}"#);
+        let json = SPEC_EXAMPLE
+            .replace(r#"{"retries":3,"ratio":0.30000000000000004}"#, &params)
+            .replace(
+                r#""launcher_output":null}"#,
+                &format!(r#""launcher_output":null,"exit":{deep},"raw":"\udc00"}}"#),
+            )
+            .replace(
+                r#","priority":"low"}"#,
+                &format!(r#","priority":"low","later":{deep},"x":"\ud83d x"}}"#),
+            );
+        let record = TaskRecord::from_json_at("task:5", json.as_bytes()).unwrap();
+        assert_eq!(record.to_json(), json);
+        assert_eq!(record.parameters["a"].get(), "1e400");
+        assert_eq!(record.result.extra["raw"].get(), r#""\udc00""#);
+        assert_eq!(record.extra["later"].get(), deep);
+    }
+
+    #[test]
+    fn strings_the_model_decodes_must_pair_their_surrogates_and_be_utf8() {
+        let bad_texts = [
+            SPEC_EXAMPLE.replace(r#""task_id":"5""#, r#""task_id":"\ud800""#),
+            SPEC_EXAMPLE.replace(r#""task_id":"5""#, r#""task_id":"5","\udc00":1"#),
+            SPEC_EXAMPLE.replace(r#"{"retries":3"#, r#"{"\ud800x":3"#),
+            SPEC_EXAMPLE.replace(r#""pod_status":null"#, r#""pod_status":"\ud800""#),
+            SPEC_EXAMPLE.replace(r#""pod_status":null"#, r#""\ud800":null"#),
+            SPEC_EXAMPLE.replace(r#""slurm-500""#, r#""\udc00\ud800""#),
+        ];
+        for bad in &bad_texts {
+            assert!(
+                matches!(TaskRecord::from_json(bad), Err(Error::Decode { .. })),
+                "{bad}"
+            );
+        }
+        // Text kept as it is must be UTF-8 too.
+        for (from, to) in [
+            (&br#""retries":3"#[..], &b"\"retries\":\"\xff\""[..]),
+            (
+                br#""pod_status":null"#,
+                b"\"pod_status\":null,\"x\":\"\xc0\xaf\"",
+            ),
+            (
+                br#","priority":"low""#,
+                b",\"priority\":\"low\",\"x\":[\"\xed\xa0\x80\"]",
+            ),
+        ] {
+            let at = SPEC_EXAMPLE
+                .find(std::str::from_utf8(from).unwrap())
+                .unwrap();
+            let mut bytes = SPEC_EXAMPLE.as_bytes()[..at].to_vec();
+            bytes.extend_from_slice(to);
+            bytes.extend_from_slice(&SPEC_EXAMPLE.as_bytes()[at + from.len()..]);
+            assert!(
+                matches!(
+                    TaskRecord::from_json_at("task:5", &bytes),
+                    Err(Error::Decode { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn a_result_keeps_its_other_members_in_order() {
+        let json = SPEC_EXAMPLE.replace(
+            r#"{"pod_status":null,"launcher_output":null}"#,
+            r#"{"exit_code":0,"pod_status":"x","ratio":1.50,"launcher_output":null}"#,
+        );
+        let mut record = TaskRecord::from_json(&json).unwrap();
+        assert_eq!(
+            record.result.extra.to_string(),
+            r#"{"exit_code":0,"ratio":1.50}"#
+        );
+        record.result.launcher_output = Some("done".to_owned());
+        assert!(record.to_json().contains(
+            r#""result":{"pod_status":"x","launcher_output":"done","exit_code":0,"ratio":1.50}"#
+        ));
     }
 
     #[test]

@@ -92,7 +92,10 @@ async fn an_array_ending_where_the_logs_ended_does_not_take_the_entry() {
     let record = repo.append_log("1", "third").await.unwrap().unwrap();
     let messages: Vec<String> = record.log_entries().map(|e| e.message).collect();
     assert_eq!(messages, [messages_first(), "third".to_owned()]);
-    assert_eq!(record.extra["tags"], serde_json::json!([shortened]));
+    assert_eq!(
+        record.extra.get_as::<Vec<String>>("tags").unwrap(),
+        Some(vec![shortened.to_owned()])
+    );
 }
 
 fn messages_first() -> String {

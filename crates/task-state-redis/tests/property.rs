@@ -10,7 +10,8 @@
 //! - both backends give the same outcome as the model: applied, missing, conflict, or a decode
 //!   error for a record the model cannot read, in which case nothing was written;
 //! - the stored text is valid JSON that decodes to the model's record;
-//! - members the operation does not touch keep their exact bytes, in order;
+//! - members the operation does not touch keep their exact bytes, in order, and so do the
+//!   members of the result other than the two that `update_result` sets;
 //! - a record in the Python package's compact format stays byte-identical to its output;
 //! - the task is in its owner's five indexes, the metadata names that owner, and no TTL was
 //!   shortened: index and metadata TTLs cover the record's.
@@ -372,6 +373,22 @@ fn touched(step: &Step) -> &'static [&'static str] {
     }
 }
 
+/// The members of the result (the last `result` member, the one the model reads) other than
+/// the two an update sets, with their exact bytes; empty when there is no result object.
+fn other_result_members(text: &str) -> Vec<(String, String)> {
+    let result = raw_members(text)
+        .into_iter()
+        .rev()
+        .find(|(key, _)| key == "result")
+        .filter(|(_, value)| value.starts_with('{'));
+    result.map_or_else(Vec::new, |(_, value)| {
+        raw_members(&value)
+            .into_iter()
+            .filter(|(key, _)| key != "pod_status" && key != "launcher_output")
+            .collect()
+    })
+}
+
 fn untouched_members(text: &str, step: &Step) -> Vec<(String, String)> {
     let skip = touched(step);
     raw_members(text)
@@ -488,6 +505,11 @@ async fn run_case(f: &Fixture, seed: u64) {
             untouched_members(&text, &step),
             "{context}: members the operation does not touch changed"
         );
+        assert_eq!(
+            other_result_members(&stored),
+            other_result_members(&text),
+            "{context}: the result's other members changed"
+        );
         if is_python_compact(&text) {
             assert_eq!(stored, want_record.to_json(), "{context}: Python's bytes");
         }
@@ -542,6 +564,60 @@ async fn store_foreign(f: &Fixture, id: &str, service: &str, user: &str, text: &
         let _: () = client.expire(key, TTL as i64, None).await.unwrap();
     }
     f.memory.insert_raw(id, service, user, text).unwrap();
+}
+
+/// The deepest nesting of arrays and objects in a JSON text.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for b in text.bytes() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The world's records reach every rule of the model about values it keeps as text: some
+/// decode with a lone surrogate escape, with nesting past serde_json's limit of 128 or with
+/// numbers past `f64`, and some are refused for a lone surrogate where the model decodes a
+/// string. (Without these, the differential suite would prove nothing about them.)
+#[test]
+fn the_world_reaches_the_rules_for_values_kept_as_text() {
+    let mut rng = Rng::new(7);
+    let (mut lone_kept, mut deep_kept, mut huge_kept, mut lone_refused, mut decoded) =
+        (0, 0, 0, 0, 0);
+    for n in 0..3000 {
+        let text = world::record(&mut rng, &format!("w{n}"), "svc", "user", true);
+        let has_lone = world::LONE_ESCAPES.iter().any(|l| text.contains(l));
+        match TaskRecord::from_json(&text) {
+            Ok(_) => {
+                decoded += 1;
+                lone_kept += usize::from(has_lone);
+                deep_kept += usize::from(nesting(&text) > 128);
+                huge_kept += usize::from(text.contains("1e400") || text.contains("1E400"));
+            }
+            Err(e) => {
+                lone_refused += usize::from(has_lone && e.to_string().contains("surrogate"));
+            }
+        }
+    }
+    assert!(decoded > 2000, "only {decoded} of 3000 records decode");
+    for (what, count) in [
+        ("decode with a lone surrogate", lone_kept),
+        ("decode nested deeper than 128", deep_kept),
+        ("decode with 1e400", huge_kept),
+        ("are refused for a lone surrogate", lone_refused),
+    ] {
+        assert!(count >= 20, "only {count} of 3000 records {what}");
+    }
 }
 
 fn cases() -> u32 {

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{clock, fresh, with_clock};
+use fred::prelude::KeysInterface;
 use task_state_core::{Error, Scope, TaskRecord, TaskRepository, TaskStatus};
 
 const SPEC_EXAMPLE: &str = r#"{"task_id":"5","service":"render","user_id":"bob","status":"running","parameters":{"retries":3,"ratio":0.30000000000000004},"jobs":["slurm-500"],"created_at":"2025-11-17T10:00:16.515926+09:00","updated_at":"2025-11-17T10:00:16+09:00","logs":["2025-11-17T10:00:16.515926+09:00,worker started"],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
@@ -407,10 +408,9 @@ async fn no_remembered_position_is_trusted_after_another_writer() {
     let mut other = TaskRecord::from_json(&stored).unwrap();
     let removed = other.logs.pop().unwrap();
     let pad = serde_json::to_string(&removed).unwrap().len() + 1;
-    other.parameters.insert(
-        "pad".into(),
-        serde_json::Value::String("x".repeat(pad - r#""pad":"""#.len())),
-    );
+    other
+        .parameters
+        .insert("pad", "x".repeat(pad - r#""pad":"""#.len()));
     let other_json = other.to_json();
     assert_eq!(other_json.len(), stored.len());
     server.cli(&["SET", "task:1", &other_json, "KEEPTTL"]);
@@ -470,4 +470,33 @@ async fn delete_refreshes_the_sets_it_leaves_non_empty() {
         assert!(ttl > 7_000_000, "{key}: {ttl}");
         assert_eq!(server.cli(&["SISMEMBER", key, "1"]), "0", "{key}");
     }
+}
+
+/// The scripts scan the values the model keeps as text without recursion, so a record nested
+/// 100,000 levels deep in its parameters (200 KB of brackets) is edited like any other, and
+/// those bytes stay as they were.
+#[tokio::test]
+async fn values_nested_100_000_levels_deep_are_edited_around_and_kept() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    let deep = format!("{}1e400{}", "[".repeat(100_000), "]".repeat(100_000));
+    let parameters = format!(r#""parameters":{{"retries":{deep},"ratio":0.30000000000000004}}"#);
+    let json = SPEC_EXAMPLE.replace(
+        r#""parameters":{"retries":3,"ratio":0.30000000000000004}"#,
+        &parameters,
+    );
+    // The metadata and indexes as Python leaves them; the record is too long for redis-cli.
+    plant(&server, "5", "render", "bob", "{}");
+    let client = repo.writer().next();
+    let _: () = client
+        .set("task:5", json.as_str(), None, None, false)
+        .await
+        .unwrap();
+    let record = repo.append_log("5", "deep").await.unwrap().unwrap();
+    assert_eq!(record.parameters["retries"].get(), deep);
+    let stored: String = client.get("task:5").await.unwrap();
+    assert!(stored.contains(&parameters));
+    assert_eq!(stored.len(), record.to_json().len());
+    assert!(stored.contains(",deep\"],\"result\""));
 }

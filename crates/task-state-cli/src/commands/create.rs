@@ -1,9 +1,8 @@
 //! `create --service S --user U [--id ID] [--param KEY=JSON]... [--priority low|high]`.
 
-use task_state_core::serde_json::Map;
 use task_state_core::{
-    validate_name, validate_task_id, SystemClock, TaskRecord, TaskRepository, TaskStatus, TaskTime,
-    Zone,
+    validate_name, validate_task_id, RawMap, SystemClock, TaskRecord, TaskRepository, TaskStatus,
+    TaskTime, Zone,
 };
 
 use crate::cli::CreateArgs;
@@ -26,7 +25,10 @@ pub(crate) async fn run(
         }
         None => repo.next_task_id().await?,
     };
-    let parameters: Map<String, _> = args.params.into_iter().collect();
+    let mut parameters = RawMap::new();
+    for (key, value) in args.params {
+        parameters.insert_raw(key, value);
+    }
     let now = TaskTime::now(&SystemClock, zone);
     let record = TaskRecord::new_at(id, args.service, args.user, TaskStatus::Pending, now)
         .with_parameters(parameters)

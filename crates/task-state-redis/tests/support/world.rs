@@ -1,7 +1,9 @@
 //! Records the way the world writes them, for the property suite: any member order, unknown
-//! members of every JSON type, RFC 8259 white space wherever it is allowed, every escape,
-//! numbers of every form, optional members missing or null, `jobs` and `active_jobs` alone
-//! or together, and now and then a record that no decoder should accept.
+//! members of every JSON type, RFC 8259 white space wherever it is allowed, every escape
+//! (lone surrogates too, which the model keeps inside values it holds as text and refuses in
+//! strings it decodes), numbers of every form (`1e400`, `-0`, `1E+2`, integers past 2^64),
+//! values nested thousands of levels deep, optional members missing or null, `jobs` and
+//! `active_jobs` alone or together, and now and then a record that no decoder should accept.
 #![allow(dead_code, unreachable_pub)]
 
 /// A small deterministic generator (xorshift64*), seeded by proptest.
@@ -60,18 +62,44 @@ pub enum Json {
 const NUMBERS: &[&str] = &[
     "0",
     "-0",
+    "-0.0",
     "7",
     "-12",
     "3.25",
+    "1.50",
     "-0.5",
     "0.30000000000000004",
     "1e5",
     "1E+5",
+    "1E+2",
+    "0e0",
     "2.5e-3",
     "-1.0E-300",
+    "9007199254740993",
+    "18446744073709551616",
     "12345678901234567890",
     "123456789012345678901234567890",
+    "-123456789012345678901234567890",
     "1e400",
+    "-1E400",
+    "1e-400",
+    "0.0000000000000000000000000000000000000001",
+];
+
+/// Numbers and words that are not JSON numbers: every decoder must refuse them.
+const BAD_NUMBERS: &[&str] = &[
+    "012",
+    "1.",
+    ".5",
+    "+1",
+    "1e",
+    "1e+",
+    "-",
+    "0x10",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1_000",
 ];
 
 const WHITE: &[&str] = &[" ", "\t", "\n", "\r\n", "  ", " \n\t"];
@@ -110,10 +138,52 @@ pub fn text(rng: &mut Rng, max: usize) -> String {
     (0..n).map(|_| rng.pick(PIECES)).collect()
 }
 
+/// Stands for a surrogate escape that is not in a pair: [`literal`] writes it as `\ud800`,
+/// `\uDFFF` and the like. (A Rust string cannot hold a surrogate; this character is never
+/// generated otherwise.)
+pub const LONE: char = '\u{10FFFF}';
+
+/// How [`literal`] writes [`LONE`]: surrogate escapes without their other half.
+pub const LONE_ESCAPES: &[&str] = &[
+    "\\ud800",
+    "\\uDBFF",
+    "\\udc00",
+    "\\uDFFF",
+    "\\ud800\\ud800",
+    "\\udc00\\ud800",
+    "\\ud83d\\u0041",
+];
+
+/// [`text`] for a string the model keeps as text (inside parameters and unknown members):
+/// now and then with a lone surrogate escape.
+pub fn raw_text(rng: &mut Rng, max: usize) -> String {
+    let mut s = text(rng, max);
+    if rng.one_in(8) {
+        let at = (0..=s.len())
+            .filter(|&i| s.is_char_boundary(i))
+            .nth(rng.below(s.chars().count() + 1))
+            .unwrap_or(0);
+        s.insert(at, LONE);
+    }
+    s
+}
+
+/// A string with a lone surrogate escape, where the model decodes strings.
+pub fn lone_text(rng: &mut Rng) -> String {
+    let mut s = text(rng, 3);
+    s.push(LONE);
+    s.push_str(&text(rng, 2));
+    s
+}
+
 /// A JSON string literal for `s`, each character plain or escaped at random.
 pub fn literal(rng: &mut Rng, s: &str, style: Style) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
+        if c == LONE {
+            out.push_str(rng.pick(LONE_ESCAPES));
+            continue;
+        }
         let must = c == '"' || c == '\\' || (c as u32) < 0x20;
         let escape = must || (style == Style::Spaced && rng.one_in(6)) || rng.one_in(20);
         if !escape {
@@ -149,20 +219,57 @@ pub fn literal(rng: &mut Rng, s: &str, style: Style) -> String {
     out
 }
 
-/// Any JSON value, nested at most `depth` more levels.
+/// Any JSON value, nested at most `depth` more levels (now and then far deeper, as text: see
+/// [`deep`]). Strings and keys may hold lone surrogates: the model keeps such values as text.
 pub fn value(rng: &mut Rng, depth: usize) -> Json {
+    if rng.one_in(40) {
+        return Json::Raw(deep(rng));
+    }
     let kinds = if depth == 0 { 4 } else { 6 };
     match rng.below(kinds) {
         0 => Json::Literal(rng.pick(&["true", "false", "null"])),
         1 => Json::Number((rng.pick(NUMBERS)).to_owned()),
-        2 | 3 => Json::Str(text(rng, 6)),
+        2 | 3 => Json::Str(raw_text(rng, 6)),
         4 => Json::Array((0..rng.below(4)).map(|_| value(rng, depth - 1)).collect()),
         _ => Json::Object(
             (0..rng.below(4))
-                .map(|_| (text(rng, 4), value(rng, depth - 1)))
+                .map(|_| (raw_text(rng, 4), value(rng, depth - 1)))
                 .collect(),
         ),
     }
+}
+
+/// A value nested 100 to 3,000 levels deep (serde_json's limit for values it decodes is 128;
+/// the model keeps these as text, at any depth): arrays and objects, white space, a number or
+/// a string at the bottom. Built as text, without recursion.
+pub fn deep(rng: &mut Rng) -> String {
+    let depth = if rng.one_in(4) {
+        1000 + rng.below(2001)
+    } else {
+        100 + rng.below(200)
+    };
+    let mut out = String::new();
+    let mut closers = Vec::with_capacity(depth);
+    for _ in 0..depth {
+        if rng.one_in(3) {
+            out.push_str(r#"{"k":"#);
+            closers.push('}');
+        } else {
+            out.push('[');
+            closers.push(']');
+        }
+        if rng.one_in(8) {
+            out.push(' ');
+        }
+    }
+    out.push_str(rng.pick(&["1e400", "-0", "\"\\uDFFF\"", "null", "[]", "{}"]));
+    while let Some(closer) = closers.pop() {
+        if closer == ']' && rng.one_in(8) {
+            out.push_str(",0");
+        }
+        out.push(closer);
+    }
+    out
 }
 
 fn ws(rng: &mut Rng, style: Style, out: &mut String) {
@@ -256,6 +363,8 @@ pub fn members(
 ) -> Vec<(String, Json)> {
     let mut m: Vec<(String, Json)> = Vec::new();
     let bad = |rng: &mut Rng| wild && rng.one_in(30);
+    // A lone surrogate escape in a string the model decodes: rarer, as there are many places.
+    let lone = |rng: &mut Rng| wild && rng.one_in(80);
     m.push(("task_id".into(), Json::Str(id.into())));
     m.push(("service".into(), Json::Str(service.into())));
     let user = if bad(rng) {
@@ -278,9 +387,17 @@ pub fn members(
             if bad(rng) {
                 Json::Array(vec![])
             } else {
+                // The keys of parameters are decoded: a lone surrogate there is refused.
                 Json::Object(
                     (0..rng.below(4))
-                        .map(|_| (text(rng, 4), value(rng, 3)))
+                        .map(|_| {
+                            let key = if lone(rng) {
+                                lone_text(rng)
+                            } else {
+                                text(rng, 4)
+                            };
+                            (key, value(rng, 3))
+                        })
                         .collect(),
                 )
             },
@@ -289,6 +406,8 @@ pub fn members(
     let jobs = |rng: &mut Rng| {
         if bad(rng) {
             Json::Array(vec![Json::Number("1".into())])
+        } else if lone(rng) {
+            Json::Array(vec![Json::Str(lone_text(rng))])
         } else if rng.one_in(4) {
             Json::Literal("null")
         } else {
@@ -320,6 +439,10 @@ pub fn members(
             "logs".into(),
             Json::Array(vec![Json::Str("a".into()), Json::Literal("true")]),
         )),
+        _ if lone(rng) => m.push((
+            "logs".into(),
+            Json::Array(vec![Json::Str("a".into()), Json::Str(lone_text(rng))]),
+        )),
         _ => m.push(("logs".into(), strings(rng, 4, 8))),
     }
     match rng.below(5) {
@@ -332,11 +455,19 @@ pub fn members(
                 match rng.below(3) {
                     0 => {}
                     1 => fields.push((name.to_owned(), Json::Literal("null"))),
+                    _ if lone(rng) => fields.push((name.to_owned(), Json::Str(lone_text(rng)))),
                     _ => fields.push((name.to_owned(), Json::Str(text(rng, 6)))),
                 }
             }
-            if rng.one_in(3) {
-                fields.push(("exit_code".to_owned(), value(rng, 1)));
+            // Other members, which the model keeps as text; their keys it decodes.
+            for _ in 0..rng.below(3) {
+                let key = if lone(rng) {
+                    lone_text(rng)
+                } else {
+                    rng.pick(&["exit_code", "node", "pod_status_v2", "é"])
+                        .to_owned()
+                };
+                fields.push((key, value(rng, 2)));
             }
             shuffle(rng, &mut fields);
             m.push(("result".into(), Json::Object(fields)));
@@ -358,6 +489,10 @@ pub fn members(
         let name = rng.pick(&["tags", "owner_team", "x1", "logs_v2", "é", "retries"]);
         m.push(((*name).to_owned(), value(rng, 3)));
     }
+    if lone(rng) {
+        // An unknown member whose key does not decode.
+        m.push((lone_text(rng), value(rng, 1)));
+    }
     if rng.one_in(10) {
         // A known member twice: the model reads the last one.
         let status = rng.pick(STATUSES);
@@ -374,8 +509,9 @@ pub fn shuffle<T>(rng: &mut Rng, items: &mut [T]) {
 }
 
 /// A record's text. Now and then (with `wild`) it is broken in a way a JSON decoder must
-/// refuse: cut short, a raw control character or a lone surrogate in a string, a number with a
-/// leading zero, trailing text, too deep.
+/// refuse: cut short, a raw control character, a malformed escape or a number outside JSON's
+/// grammar in a value the model keeps as text, trailing text, or brackets that do not match
+/// deep down. (A lone surrogate or deep nesting in such a value is fine: see [`value`].)
 pub fn record(rng: &mut Rng, id: &str, service: &str, user: &str, wild: bool) -> String {
     let style = if rng.one_in(3) {
         Style::Compact
@@ -384,14 +520,35 @@ pub fn record(rng: &mut Rng, id: &str, service: &str, user: &str, wild: bool) ->
     };
     let mut members = members(rng, id, service, user, wild);
     if wild && rng.one_in(15) {
-        let broken = match rng.below(5) {
+        let broken = match rng.below(6) {
             0 => Json::Raw("\"a\u{2}b\"".into()),
-            1 => Json::Raw("\"\\ud800x\"".into()),
-            2 => Json::Raw("012".into()),
+            1 => Json::Raw("\"\\u12G4\"".into()),
+            2 => Json::Raw(rng.pick(BAD_NUMBERS).into()),
             3 => Json::Raw("\"\\x\"".into()),
-            _ => Json::Raw(format!("{}{}", "[".repeat(130), "]".repeat(130))),
+            4 => Json::Raw(format!("{}{}", "[".repeat(3000), "]".repeat(2999))),
+            _ => {
+                let mut text = deep(rng);
+                // A closing bracket swapped for the other kind, somewhere deep down.
+                if let Some(at) = text.rfind([']', '}']) {
+                    let other = if text.as_bytes()[at] == b']' {
+                        "}"
+                    } else {
+                        "]"
+                    };
+                    text.replace_range(at..=at, other);
+                }
+                Json::Raw(text)
+            }
         };
-        members.push(("oops".into(), broken));
+        // Where the model keeps it as text: an unknown member, a parameter, a result member.
+        match rng.below(3) {
+            0 => members.push(("oops".into(), broken)),
+            1 => members.push((
+                "parameters".into(),
+                Json::Object(vec![("p".into(), broken)]),
+            )),
+            _ => members.push(("result".into(), Json::Object(vec![("r".into(), broken)]))),
+        }
     }
     let mut out = String::new();
     if style == Style::Spaced && rng.one_in(2) {

@@ -3,7 +3,10 @@
 -- A script changes a record only when the client can decode it before and after: otherwise
 -- a mutation would be applied and then reported as failed, and a caller that retried would
 -- apply it twice. read_record checks every member the model knows by the model's rules and
--- fails with TSDECODE, before anything is written, on a record that breaks one.
+-- fails with TSDECODE, before anything is written, on a record that breaks one. The model
+-- decodes the keys of the record, of its parameters and of its result, and the strings of the
+-- members it knows: those must not hold a lone surrogate escape. The values of parameters,
+-- of unknown members and of a result's other members it keeps as text: any valid JSON.
 
 local STATUSES = {
   pending = true, dispatching = true, running = true, completed = true, failed = true,
@@ -53,14 +56,16 @@ local function is_null(s, m)
   return byte(s, m.from) == LETTER_N
 end
 
-local function text_of(s, m)
-  if byte(s, m.from) ~= QUOTE then return nil end
-  return json_text(sub(s, m.from, m.to))
+-- The text of the string value of member m, or nil when it is not a string or does not
+-- decode (a lone surrogate escape).
+local function text_of(scan, m)
+  if byte(scan.s, m.from) ~= QUOTE or has_lone(scan, m.from, m.to) then return nil end
+  return json_text(sub(scan.s, m.from, m.to))
 end
 
 local function string_rule(check)
   return function(rec, m)
-    local v = text_of(rec.s, m)
+    local v = text_of(rec.scan, m)
     if v == nil then return 'is not a string' end
     if check and not check(v) then return 'has an unknown value' end
     m.text = v
@@ -69,41 +74,46 @@ end
 
 local function string_array_rule(rec, m)
   if is_null(rec.s, m) then return end
-  if byte(rec.s, m.from) ~= LBRACKET or not m.strings then return 'is not a list of strings' end
+  if byte(rec.s, m.from) ~= LBRACKET or not m.strings or has_lone(rec.scan, m.from, m.to) then
+    return 'is not a list of strings'
+  end
 end
 
-local function object_rule(rec, m)
+-- parameters: null, or an object whose keys decode; the values are kept as text.
+local function parameters_rule(rec, m)
   if is_null(rec.s, m) then return end
   if byte(rec.s, m.from) ~= LBRACE then return 'is not an object' end
+  if has_lone(rec.scan, m.from, m.to) and not scan_object(rec.scan, m.from, {}) then
+    return 'has a key that does not decode'
+  end
 end
 
 local function time_rule(rec, m)
   if is_null(rec.s, m) then return end
-  local v = text_of(rec.s, m)
+  local v = text_of(rec.scan, m)
   if v == nil or not valid_time(v) then return 'is not a timestamp' end
 end
 
 local function priority_rule(rec, m)
   if is_null(rec.s, m) then return end
-  local v = text_of(rec.s, m)
+  local v = text_of(rec.scan, m)
   if v == nil or not PRIORITIES[v] then return 'is not low or high' end
 end
 
--- result: null, or an object whose pod_status and launcher_output (each at most once) are
--- strings or null; other members are kept and may hold anything.
+-- result: null, or an object whose keys decode and whose pod_status and launcher_output (each
+-- at most once) are strings or null; other members are kept as text and may hold anything.
 local RESULT_FIELDS = {pod_status = true, launcher_output = true}
 local function result_rule(rec, m)
   if is_null(rec.s, m) then return end
   if byte(rec.s, m.from) ~= LBRACE then return 'is not an object' end
   local fields = {}
-  scan_object(rec.scan, m.from, 2, fields)
+  if not scan_object(rec.scan, m.from, fields) then return 'has a key that does not decode' end
   m.fields, m.by_name = fields, {}
   for _, f in ipairs(fields) do
     if RESULT_FIELDS[f.key] then
       if m.by_name[f.key] then return 'has ' .. f.key .. ' twice' end
-      if not is_null(rec.s, f) and byte(rec.s, f.from) ~= QUOTE then
-        return f.key .. ' is not a string'
-      end
+      local string = byte(rec.s, f.from) == QUOTE and not has_lone(rec.scan, f.from, f.to)
+      if not is_null(rec.s, f) and not string then return f.key .. ' is not a string' end
       m.by_name[f.key] = f
     end
   end
@@ -114,7 +124,7 @@ local RULES = {
   service = string_rule(nil),
   user_id = string_rule(nil),
   status = string_rule(function(v) return STATUSES[v] end),
-  parameters = object_rule,
+  parameters = parameters_rule,
   jobs = string_array_rule,
   active_jobs = string_array_rule,
   created_at = time_rule,
@@ -144,7 +154,7 @@ local function read_record(key, hint, s)
   local open = skip_ws(s, 1)
   if not open or byte(s, open) ~= LBRACE then fail('TSDECODE', key, 'not a JSON object') end
   local members = {}
-  local close = scan_object(scan, open, 1, members)
+  local close = scan_object(scan, open, members)
   if not close or skip_ws(s, close + 1) then fail('TSDECODE', key, 'not valid JSON') end
   local rec = {key = key, s = s, scan = scan, members = members, by_name = {},
                open = open, close = close, edits = {}}
@@ -172,11 +182,11 @@ local function record_owner(s)
   local open = skip_ws(s, 1)
   if not open or byte(s, open) ~= LBRACE then return nil, nil end
   local members = {}
-  if not scan_object(scan, open, 1, members) then return nil, nil end
+  if not scan_object(scan, open, members) then return nil, nil end
   local owner = {}
   for _, m in ipairs(members) do
     if m.key == 'service' or m.key == 'user_id' then
-      local v = text_of(s, m)
+      local v = text_of(scan, m)
       if v and valid_name(v) then owner[m.key] = v else owner[m.key] = nil end
     end
   end
