@@ -139,7 +139,10 @@ async fn prune_index(repo: &RedisTaskRepository, key: &str, service: Option<&str
         if let Some(service) = service {
             members = users_to_prune(repo, service, members).await?;
         }
-        if !members.is_empty() {
+        if !members.is_empty() && repo.is_cluster() {
+            // The records are in other slots: check, remove, check again (docs/cluster.md).
+            removed += crate::cluster::prune(repo, key, service, members).await?;
+        } else if !members.is_empty() {
             let mut args = Vec::with_capacity(members.len() + 1);
             args.push(mode.clone());
             args.extend(members);

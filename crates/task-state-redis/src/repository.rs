@@ -236,6 +236,9 @@ impl RedisTaskRepository {
     /// layout has the wrong type.
     pub async fn handle_task_expired(&self, task_id: &str) -> Result<ExpiredCleanup> {
         validate_task_id(task_id)?;
+        if self.is_cluster() {
+            return crate::cluster::handle_expired(self, task_id).await;
+        }
         let reply = self
             .eval(
                 &SCRIPTS.remove,
@@ -279,9 +282,13 @@ impl RedisTaskRepository {
             &SCRIPTS.prune,
             &SCRIPTS.reindex,
             &SCRIPTS.unindex,
-        ] {
+        ]
+        .into_iter()
+        .chain(crate::scripts::CLUSTER_SCRIPTS.all())
+        {
+            // On a cluster, on every primary.
             client
-                .script_load::<String, _>(script.body)
+                .script_load_cluster::<String, _>(script.body)
                 .await
                 .map_err(|e| self.backend(e, &format!("loading script {}", script.name)))?;
         }
@@ -317,7 +324,8 @@ impl RedisTaskRepository {
             .await;
         let result = match first {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
-                client.script_load::<String, _>(script.body).await?;
+                // On a cluster, on every primary (a new primary after a failover has none).
+                client.script_load_cluster::<String, _>(script.body).await?;
                 client
                     .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
                     .await
@@ -340,7 +348,11 @@ impl RedisTaskRepository {
         args.push(json_string(&self.now().to_string()));
         args.push(if want_record { "record" } else { "ack" }.to_owned());
         args.extend(extra);
-        let reply = self.eval(script, task_id, args).await?;
+        let reply = if self.is_cluster() {
+            crate::cluster::edit(self, script, task_id, args).await?
+        } else {
+            self.eval(script, task_id, args).await?
+        };
         let mut items = match reply {
             Value::Array(items) => items.into_iter(),
             other => {
@@ -417,6 +429,14 @@ impl RedisTaskRepository {
         validate_record(&record)?;
         record.updated_at = self.now();
         record.adopt_jobs_field(self.inner.settings.jobs_field());
+        if self.is_cluster() {
+            if crate::cluster::store(self, &record, mode).await? {
+                return Ok(record);
+            }
+            return Err(Error::AlreadyExists {
+                task_id: record.task_id,
+            });
+        }
         let args = vec![
             self.ttl(),
             record.task_id.clone(),
@@ -495,7 +515,7 @@ impl RedisTaskRepository {
         }
     }
 
-    fn read_error(&self, e: FredError, key: &str, expected: &'static str) -> Error {
+    pub(crate) fn read_error(&self, e: FredError, key: &str, expected: &'static str) -> Error {
         if e.details().starts_with("WRONGTYPE") {
             return Error::WrongType {
                 key: key.to_owned(),
@@ -505,7 +525,7 @@ impl RedisTaskRepository {
         self.backend(e, &format!("reading {key}"))
     }
 
-    fn script_error(&self, e: FredError, task_id: &str) -> Error {
+    pub(crate) fn script_error(&self, e: FredError, task_id: &str) -> Error {
         if let Some(error) = typed_script_error(e.details()) {
             return error;
         }
@@ -634,9 +654,22 @@ fn url_of(config: &Config) -> Result<String> {
             }
             (format!("{scheme}-sentinel"), first, query.finish())
         }
+        ServerConfig::Clustered { hosts, .. } => {
+            let first = hosts
+                .first()
+                .ok_or_else(|| Error::Config("a cluster pool without hosts".to_owned()))?;
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for host in &hosts[1..] {
+                query.append_pair("node", &format!("{}:{}", host.host, host.port));
+            }
+            (format!("{scheme}-cluster"), first, query.finish())
+        }
+        // Unix sockets, when another crate turns on fred's feature for them.
+        #[allow(unreachable_patterns)]
         _ => {
             return Err(Error::Config(
-                "only pools on one server or a Sentinel group are supported".to_owned(),
+                "only pools on one server, a Sentinel group or a cluster are supported"
+                    .to_owned(),
             ))
         }
     };
@@ -871,6 +904,9 @@ impl TaskRepository for RedisTaskRepository {
 
     async fn delete(&self, task_id: &str) -> Result<bool> {
         validate_task_id(task_id)?;
+        if self.is_cluster() {
+            return crate::cluster::delete(self, task_id).await;
+        }
         let reply = self
             .eval(
                 &SCRIPTS.remove,
@@ -979,10 +1015,13 @@ impl TaskRepository for RedisTaskRepository {
         let client = self.inner.reader.next();
         for chunk in valid.chunks(BATCH_SIZE) {
             let keys: Vec<String> = chunk.iter().map(|id| keys::record(id)).collect();
-            let values: Vec<Value> = client
-                .mget(keys.clone())
-                .await
-                .map_err(|e| self.backend(e, "reading records"))?;
+            // On a cluster the records are in many slots: one GET each, pipelined.
+            let values: Vec<Value> = if self.is_cluster() {
+                crate::cluster::get_each(client, keys.clone()).await
+            } else {
+                client.mget(keys.clone()).await
+            }
+            .map_err(|e| self.backend(e, "reading records"))?;
             let mut absent = Vec::new();
             for ((id, key), value) in chunk.iter().zip(&keys).zip(values) {
                 let decoded = match value {
