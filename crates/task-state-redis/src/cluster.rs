@@ -28,6 +28,45 @@ impl RedisTaskRepository {
     }
 }
 
+/// Whether the server refused `e`'s command without running it because the slot's keys are
+/// served elsewhere or not at all right now: a redirection (`MOVED`, `ASK`; the writer pool
+/// hands them back, see `connect_pool`), `TRYAGAIN` or `CLUSTERDOWN`.
+fn is_redirected(e: &FredError) -> bool {
+    let details = e.details();
+    details.starts_with("Too many redirections")
+        || details.starts_with("TRYAGAIN")
+        || details.starts_with("CLUSTERDOWN")
+}
+
+/// Runs `op` again while the cluster redirects it (see [`is_redirected`]: the server did not
+/// run it, so sending it again cannot apply it twice), pausing 10 ms to 200 ms between
+/// tries, for at most the command timeout. After a `MOVED` the client has read the new slot
+/// map already; during an `ASK` (a slot being migrated) the tries go on until the slot has
+/// moved. Elsewhere than on a cluster, `op` runs once.
+pub(crate) async fn redirected<T, F, Fut>(
+    repo: &RedisTaskRepository,
+    mut op: F,
+) -> std::result::Result<T, FredError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
+{
+    if !repo.is_cluster() {
+        return op().await;
+    }
+    let deadline = tokio::time::Instant::now() + repo.settings().command_timeout();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match op().await {
+            Err(e) if is_redirected(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// A task's owner: its service and user.
 type Owner = (String, String);
 
@@ -209,8 +248,10 @@ async fn leave(repo: &RedisTaskRepository, id: &str, old: &Owner, new: Option<&O
             .0
             > 0;
         // A task of theirs added to the service meanwhile puts them back.
-        let again = scan::per_key(repo.writer().next(), "SCARD", [indexes.service_user.clone()])
-            .await
+        let again = redirected(repo, || {
+            scan::per_key(repo.writer().next(), "SCARD", [indexes.service_user.clone()])
+        })
+        .await
             .map_err(|e| repo.backend(e, "checking users"))?;
         if again.first().copied().unwrap_or(0) > 0 {
             index_op(repo, &indexes.service_users, "add", user_id, &ttl).await?;
@@ -222,11 +263,10 @@ async fn leave(repo: &RedisTaskRepository, id: &str, old: &Owner, new: Option<&O
 /// The owner that the metadata hash of `id` names.
 async fn metadata_owner(repo: &RedisTaskRepository, id: &str) -> Result<Option<Owner>> {
     let key = keys::metadata(id);
-    let fields: Vec<Option<String>> = repo
-        .writer()
-        .next()
-        .hmget(&key, vec!["service", "user_id"])
-        .await
+    let fields: Vec<Option<String>> = redirected(repo, || {
+        repo.writer().next().hmget(&key, vec!["service", "user_id"])
+    })
+    .await
         .map_err(|e| repo.read_error(e, &key, "hash"))?;
     let mut fields = fields.into_iter();
     Ok(owner_of(
@@ -300,10 +340,7 @@ async fn settle(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
         return Ok(false);
     }
     let key = keys::metadata(id);
-    let deleted: i64 = repo
-        .writer()
-        .next()
-        .del(&key)
+    let deleted: i64 = redirected(repo, || repo.writer().next().del(&key))
         .await
         .map_err(|e| repo.backend(e, &format!("deleting {key}")))?;
     Ok(deleted > 0)
@@ -311,10 +348,7 @@ async fn settle(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
 
 async fn record_exists(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
     let key = keys::record(id);
-    let exists: i64 = repo
-        .writer()
-        .next()
-        .exists(&key)
+    let exists: i64 = redirected(repo, || repo.writer().next().exists(&key))
         .await
         .map_err(|e| repo.backend(e, &format!("reading {key}")))?;
     Ok(exists > 0)
@@ -327,8 +361,7 @@ async fn record_exists(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
 pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Option<u64>> {
     let key = keys::record(id);
     let client = repo.writer().next();
-    let text: Option<String> = client
-        .get(&key)
+    let text: Option<String> = redirected(repo, || client.get(&key))
         .await
         .map_err(|e| repo.read_error(e, &key, "string"))?;
     let Some(text) = text.filter(|t| !t.is_empty()) else {
@@ -337,8 +370,7 @@ pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Opti
     let Some(owner) = record_owner(&text) else {
         return Err(Error::decode(key, "no service or user_id"));
     };
-    let ttl: i64 = client
-        .pttl(&key)
+    let ttl: i64 = redirected(repo, || client.pttl(&key))
         .await
         .map_err(|e| repo.backend(e, &format!("reading {key}")))?;
     if ttl == -2 {
@@ -406,7 +438,7 @@ pub(crate) async fn prune(
         Some(_) => candidates,
         None => {
             let records: Vec<String> = candidates.iter().map(|id| keys::record(id)).collect();
-            let exists = scan::per_key(client, "EXISTS", records)
+            let exists = redirected(repo, || scan::per_key(client, "EXISTS", records.clone()))
                 .await
                 .map_err(|e| repo.backend(e, "checking records"))?;
             candidates
@@ -420,8 +452,7 @@ pub(crate) async fn prune(
     if gone.is_empty() {
         return Ok(0);
     }
-    let removed: i64 = client
-        .srem(key, gone.clone())
+    let removed: i64 = redirected(repo, || client.srem(key, gone.clone()))
         .await
         .map_err(|e| repo.read_error(e, key, "set"))?;
     let back_keys: Vec<String> = match service {
@@ -432,7 +463,7 @@ pub(crate) async fn prune(
         None => gone.iter().map(|id| keys::record(id)).collect(),
     };
     let command = if service.is_some() { "SCARD" } else { "EXISTS" };
-    let again = scan::per_key(client, command, back_keys)
+    let again = redirected(repo, || scan::per_key(client, command, back_keys.clone()))
         .await
         .map_err(|e| repo.backend(e, "checking again"))?;
     let back: Vec<String> = gone
@@ -442,8 +473,7 @@ pub(crate) async fn prune(
         .map(|(member, _)| member)
         .collect();
     if !back.is_empty() {
-        let _: i64 = client
-            .sadd(key, back.clone())
+        let _: i64 = redirected(repo, || client.sadd(key, back.clone()))
             .await
             .map_err(|e| repo.backend(e, &format!("restoring {key}")))?;
     }
@@ -492,10 +522,10 @@ async fn not_belonging(
 ) -> Result<Vec<String>> {
     let client = repo.writer().next();
     let records: Vec<String> = candidates.iter().map(|id| keys::record(id)).collect();
-    let texts = get_each(client, records.clone())
+    let texts = redirected(repo, || get_each(client, records.clone()))
         .await
         .map_err(|e| repo.backend(e, "reading records"))?;
-    let types = scan::types(client, records)
+    let types = redirected(repo, || scan::types(client, records.clone()))
         .await
         .map_err(|e| repo.backend(e, "checking records"))?;
     let mut out = Vec::new();
@@ -536,17 +566,61 @@ async fn unindex(
         return Ok(0);
     }
     let client = repo.writer().next();
-    let removed: i64 = client
-        .srem(key, gone.clone())
+    let removed: i64 = redirected(repo, || client.srem(key, gone.clone()))
         .await
         .map_err(|e| repo.read_error(e, key, "set"))?;
     let still = not_belonging(repo, kind, service, user, &gone).await?;
     let back: Vec<String> = gone.into_iter().filter(|id| !still.contains(id)).collect();
     if !back.is_empty() {
-        let _: i64 = client
-            .sadd(key, back.clone())
+        let _: i64 = redirected(repo, || client.sadd(key, back.clone()))
             .await
             .map_err(|e| repo.backend(e, &format!("restoring {key}")))?;
     }
     Ok((removed.max(0) as u64).saturating_sub(back.len() as u64))
+}
+
+/// A configuration for each node of the cluster that answers now (primaries and replicas,
+/// from `CLUSTER NODES`): `config`'s credentials and TLS, on that one server. For the
+/// expiry listener, whose events are node-local.
+pub(crate) async fn node_configs(
+    repo: &RedisTaskRepository,
+    config: &fred::prelude::Config,
+) -> Result<Vec<fred::prelude::Config>> {
+    use fred::prelude::{ClusterInterface, Server, ServerConfig};
+    let nodes: String = repo
+        .writer()
+        .next()
+        .cluster_nodes()
+        .await
+        .map_err(|e| repo.backend(e, "reading CLUSTER NODES"))?;
+    let mut configs = Vec::new();
+    for line in nodes.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(_id), Some(address), Some(flags)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if flags
+            .split(',')
+            .any(|f| matches!(f, "fail" | "noaddr" | "handshake"))
+        {
+            continue;
+        }
+        let address = address.split('@').next().unwrap_or(address);
+        let Some((host, port)) = address.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        let mut node = config.clone();
+        node.server = ServerConfig::Centralized {
+            server: Server::new(host, port),
+        };
+        configs.push(node);
+    }
+    if configs.is_empty() {
+        return Err(Error::backend("CLUSTER NODES named no node that answers"));
+    }
+    Ok(configs)
 }

@@ -208,9 +208,27 @@ async fn users_to_prune(
 /// # Errors
 /// [`Error::Config`] when the flags are missing, [`Error::Backend`] when CONFIG GET fails.
 pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
-    let reply: Value = repo
-        .writer()
-        .next()
+    let client = repo.writer().next();
+    if repo.is_cluster() {
+        // Every primary publishes its own keys' events: each must be configured.
+        let primaries = fred::prelude::ClusterInterface::cached_cluster_state(client)
+            .map(|state| state.unique_primary_nodes())
+            .unwrap_or_default();
+        for node in primaries {
+            notifications_on(repo, &client.with_cluster_node(node.clone()))
+                .await
+                .map_err(|e| match e {
+                    Error::Config(message) => Error::Config(format!("{node}: {message}")),
+                    other => other,
+                })?;
+        }
+        return Ok(());
+    }
+    notifications_on(repo, client).await
+}
+
+async fn notifications_on<C: ClientLike>(repo: &RedisTaskRepository, client: &C) -> Result<()> {
+    let reply: Value = client
         .custom(
             CustomCommand::new_static("CONFIG", None::<u16>, false),
             vec!["GET".to_owned(), "notify-keyspace-events".to_owned()],
@@ -242,7 +260,8 @@ pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
 pub struct ExpiryListener {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    subscriber: SubscriberClient,
+    /// One subscriber, or on a cluster one a node.
+    subscribers: Vec<SubscriberClient>,
     stats: Arc<Mutex<ExpiryStats>>,
     reconcile_stats: Arc<Mutex<ReconcileStats>>,
 }
@@ -266,51 +285,42 @@ impl ExpiryListener {
         let settings = repo.settings().clone();
         let url = settings.write_url();
         let config = crate::repository::client_config(url, &settings)?;
-        let subscriber = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = settings.connect_timeout();
-                c.internal_command_timeout = settings.connect_timeout();
-            })
-            .with_performance_config(|p| {
-                p.default_command_timeout = settings.command_timeout();
-                p.broadcast_channel_capacity = options.event_buffer.max(1);
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build_subscriber_client()
-            .map_err(|e| Error::Config(scrub(&format!("{url}: {}", e.details()), &[url])))?;
-        let fail = |message: String| {
-            Error::backend(scrub(
-                &format!("expiry listener on {url}: {message}"),
-                &[url],
-            ))
+        // Keyspace events are node-local: on a cluster, one subscriber on every node
+        // (docs/cluster.md).
+        let configs = if repo.is_cluster() {
+            crate::cluster::node_configs(&repo, &config).await?
+        } else {
+            vec![config]
         };
-        match tokio::time::timeout(settings.connect_timeout(), subscriber.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(fail(e.details().to_owned())),
-            Err(_) => {
-                let _ = subscriber.quit().await;
-                return Err(fail("cannot connect in time".to_owned()));
+        let channel = format!("__keyevent@{}__:expired", url.database());
+        let mut subscribers: Vec<SubscriberClient> = Vec::new();
+        for config in configs {
+            match subscribe(&settings, &options, config, &channel).await {
+                Ok(subscriber) => subscribers.push(subscriber),
+                Err(e) => {
+                    for subscriber in &subscribers {
+                        let _ = subscriber.quit().await;
+                    }
+                    return Err(e);
+                }
             }
         }
-        let channel = format!("__keyevent@{}__:expired", url.database());
-        let mut events = subscriber.keyspace_event_rx();
-        let mut reconnects = subscriber.reconnect_rx();
-        if let Err(e) = subscriber.subscribe(channel.as_str()).await {
-            let _ = subscriber.quit().await;
-            return Err(fail(e.details().to_owned()));
-        }
-        let resubscriber = subscriber.manage_subscriptions();
 
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, _) = watch::channel(false);
         let stats = Arc::new(Mutex::new(ExpiryStats::default()));
         let reconcile_stats = Arc::new(Mutex::new(ReconcileStats::default()));
         let sweep_now = Arc::new(Notify::new());
 
-        let listener = {
+        let mut tasks = Vec::new();
+        for subscriber in &subscribers {
+            let mut events = subscriber.keyspace_event_rx();
+            let mut reconnects = subscriber.reconnect_rx();
+            tasks.push(subscriber.manage_subscriptions());
             let repo = repo.clone();
             let stats = stats.clone();
             let sweep_now = sweep_now.clone();
-            tokio::spawn(async move {
+            let mut stopped = stop.subscribe();
+            tasks.push(tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = stopped.changed() => break,
@@ -338,9 +348,8 @@ impl ExpiryListener {
                         }
                     }
                 }
-            })
-        };
-        let mut tasks = vec![listener, resubscriber];
+            }));
+        }
 
         let interval = options.reconcile_interval;
         if !interval.is_zero() {
@@ -371,7 +380,7 @@ impl ExpiryListener {
         Ok(ExpiryListener {
             stop,
             tasks,
-            subscriber,
+            subscribers,
             stats,
             reconcile_stats,
         })
@@ -390,12 +399,55 @@ impl ExpiryListener {
     /// Stops listening and sweeping, and closes the subscriber connection.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.subscriber.quit().await;
+        for subscriber in &self.subscribers {
+            let _ = subscriber.quit().await;
+        }
         for task in self.tasks {
             task.abort();
             let _ = task.await;
         }
     }
+}
+
+/// A subscriber to `channel` on the server of `config`, connected and subscribed.
+async fn subscribe(
+    settings: &crate::RedisRepositorySettings,
+    options: &ExpiryOptions,
+    config: fred::prelude::Config,
+    channel: &str,
+) -> Result<SubscriberClient> {
+    let url = settings.write_url();
+    let subscriber = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = settings.connect_timeout();
+            c.internal_command_timeout = settings.connect_timeout();
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = settings.command_timeout();
+            p.broadcast_channel_capacity = options.event_buffer.max(1);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build_subscriber_client()
+        .map_err(|e| Error::Config(scrub(&format!("{url}: {}", e.details()), &[url])))?;
+    let fail = |message: String| {
+        Error::backend(scrub(
+            &format!("expiry listener on {url}: {message}"),
+            &[url],
+        ))
+    };
+    match tokio::time::timeout(settings.connect_timeout(), subscriber.init()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(fail(e.details().to_owned())),
+        Err(_) => {
+            let _ = subscriber.quit().await;
+            return Err(fail("cannot connect in time".to_owned()));
+        }
+    }
+    if let Err(e) = subscriber.subscribe(channel).await {
+        let _ = subscriber.quit().await;
+        return Err(fail(e.details().to_owned()));
+    }
+    Ok(subscriber)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

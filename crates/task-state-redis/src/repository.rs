@@ -104,7 +104,10 @@ impl RedisTaskRepository {
     /// error.
     pub async fn connect(settings: RedisRepositorySettings) -> Result<Self> {
         let writer = connect_pool(settings.write_url(), &settings, 1).await?;
-        let shared = settings.read_url() == settings.write_url();
+        // On a cluster, reads get a pool of their own even on the same URL: the writer's
+        // commands are sent once, and fred follows MOVED and ASK only by sending again.
+        let shared =
+            settings.read_url() == settings.write_url() && !settings.write_url().is_cluster();
         let reader = if shared {
             writer.clone()
         } else {
@@ -318,21 +321,23 @@ impl RedisTaskRepository {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> std::result::Result<Value, FredError> {
-        let client = self.inner.writer.next();
-        let first = client
-            .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
-            .await;
-        let result = match first {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                // On a cluster, on every primary (a new primary after a failover has none).
-                client.script_load_cluster::<String, _>(script.body).await?;
-                client
-                    .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
-                    .await
+        crate::cluster::redirected(self, || async {
+            let client = self.inner.writer.next();
+            let first = client
+                .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+                .await;
+            match first {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    // On a cluster, on every primary (a new primary after a failover has none).
+                    client.script_load_cluster::<String, _>(script.body).await?;
+                    client
+                        .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
+                        .await
+                }
+                other => other,
             }
-            other => other,
-        };
-        result
+        })
+        .await
     }
 
     /// Runs one of the record-editing scripts with the common arguments.
@@ -747,6 +752,11 @@ pub(crate) async fn connect_pool(
             c.connection_timeout = connect_timeout;
             c.internal_command_timeout = connect_timeout;
             c.max_command_attempts = attempts;
+            if attempts == 1 && url.is_cluster() {
+                // A redirection then comes back as an error the repository retries
+                // itself (the server did not run the command): see `cluster::redirected`.
+                c.max_redirections = 0;
+            }
         })
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout;
@@ -949,13 +959,10 @@ impl TaskRepository for RedisTaskRepository {
         if messages.is_empty() {
             // On the writer, as a write would be: a lagging replica may not have the task yet.
             let key = keys::record(task_id);
-            let exists: i64 = self
-                .inner
-                .writer
-                .next()
-                .exists(&key)
-                .await
-                .map_err(|e| self.backend(e, &format!("reading {key}")))?;
+            let exists: i64 =
+                crate::cluster::redirected(self, || self.inner.writer.next().exists(&key))
+                    .await
+                    .map_err(|e| self.backend(e, &format!("reading {key}")))?;
             return Ok(exists > 0);
         }
         let entries = self.entries(messages);
@@ -1076,11 +1083,7 @@ impl TaskRepository for RedisTaskRepository {
     }
 
     async fn next_task_id(&self) -> Result<String> {
-        let id: i64 = self
-            .inner
-            .writer
-            .next()
-            .incr(keys::SEQUENCE)
+        let id: i64 = crate::cluster::redirected(self, || self.inner.writer.next().incr(keys::SEQUENCE))
             .await
             .map_err(|e| match e.details() {
                 d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {

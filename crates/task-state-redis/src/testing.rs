@@ -763,6 +763,75 @@ impl RedisCluster {
         Ok(())
     }
 
+    /// Runs `redis-cli -c` (which follows redirections) with `args` on a running node, and
+    /// returns its output, trimmed: a command on a key reaches the key's primary.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let Some(node) = self.any_running() else {
+            return String::new();
+        };
+        let output = Command::new("redis-cli")
+            .args(["-c", "-p", &node.port().to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        self.cli(&["CLUSTER", "KEYSLOT", key]).parse().expect("a slot")
+    }
+
+    /// Moves one slot, keys and all, from the primary that serves it to the primary at
+    /// `to`, by hand as `redis-cli --cluster reshard` does: `CLUSTER SETSLOT … IMPORTING`
+    /// on the target and `MIGRATING` on the source, `MIGRATE` of the keys a batch at a
+    /// time, then `CLUSTER SETSLOT … NODE` on every primary. While it runs, the source
+    /// answers `ASK` for the keys already moved.
+    ///
+    /// # Errors
+    /// When no primary serves the slot, or a step fails.
+    pub fn move_slot(&self, slot: u16, to: usize) -> std::io::Result<()> {
+        let from = self
+            .primaries()
+            .into_iter()
+            .find(|&i| self.slots_of(i).iter().any(|r| r.contains(&slot)))
+            .ok_or_else(|| std::io::Error::other(format!("no primary serves slot {slot}")))?;
+        if from == to {
+            return Ok(());
+        }
+        let slot_text = slot.to_string();
+        let (source, target) = (&self.nodes[from], &self.nodes[to]);
+        let (source_id, target_id) = (self.node_id(from), self.node_id(to));
+        let step = |node: &RedisServer, args: &[&str]| -> std::io::Result<()> {
+            let reply = node.cli(args);
+            if reply == "OK" {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!("{args:?} on {}: {reply}", node.port())))
+            }
+        };
+        step(target, &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id])?;
+        step(source, &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id])?;
+        loop {
+            let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]);
+            let keys: Vec<&str> = keys.lines().map(str::trim).filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = target.port().to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            let reply = source.cli(&args);
+            if reply != "OK" && reply != "NOKEY" {
+                return Err(std::io::Error::other(format!("MIGRATE: {reply}")));
+            }
+        }
+        for i in self.primaries() {
+            step(&self.nodes[i], &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id])?;
+        }
+        Ok(())
+    }
+
     /// Runs `redis-cli` with `args` on every running node, and returns the outputs.
     pub fn cli_all(&self, args: &[&str]) -> Vec<String> {
         self.nodes
@@ -781,8 +850,8 @@ impl RedisCluster {
     }
 
     /// Waits until every running node reports `cluster_state:ok`, the running primaries
-    /// serve all 16,384 slots between them, and every running node's `CLUSTER NODES`
-    /// names the same primaries for them.
+    /// serve all 16,384 slots between them, every running replica is in sync with its
+    /// primary, and every running node's `CLUSTER NODES` names the same primaries.
     ///
     /// # Errors
     /// When that takes longer than `timeout`; the message says what was missing.
@@ -815,6 +884,15 @@ impl RedisCluster {
             .sum();
         if served != 16_384 {
             return Some(format!("the primaries serve {served} slots"));
+        }
+        for &i in &(0..self.nodes.len()).collect::<Vec<_>>() {
+            if !self.is_running(i) || self.primaries().contains(&i) {
+                continue;
+            }
+            let replication = self.nodes[i].cli(&["INFO", "replication"]);
+            if !replication.contains("master_link_status:up") {
+                return Some(format!("replica {} is not in sync", self.nodes[i].port()));
+            }
         }
         let views: std::collections::HashSet<Vec<String>> = self
             .cli_all(&["CLUSTER", "NODES"])

@@ -1,9 +1,14 @@
 //! The Redis backend on a real Redis Cluster: three primaries and three replicas on loopback
 //! (`testing::RedisCluster`). See docs/cluster.md.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use task_state_redis::testing::{cluster_or_skip, RedisCluster};
+use futures::future::join_all;
+use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
+use task_state_redis::testing::{cluster_or_skip, command_calls, RedisCluster};
+use task_state_redis::{check, reconcile, CheckOptions, ExpiryListener, ExpiryOptions, IndexDiff};
 
 fn cluster() -> Option<RedisCluster> {
     cluster_or_skip(&["--notify-keyspace-events", "Ex"])
@@ -23,8 +28,6 @@ fn the_test_cluster_has_three_primaries_serving_every_slot() {
     assert!(cluster.primary_of("task:1").is_some());
     cluster.wait_ok(Duration::from_secs(5)).unwrap();
 }
-
-mod common;
 
 use fred::prelude::KeysInterface;
 use task_state_core::conformance::{async_trait, RawRecords};
@@ -76,4 +79,525 @@ fn raw<G>(_: &G, repo: &RedisTaskRepository) -> Raw {
 mod conformance {
     use super::*;
     task_state_core::conformance_tests!(suite_store, raw_records = raw);
+}
+
+/// One connection to each primary: a writer of its own.
+async fn single_connection(cluster: &RedisCluster) -> RedisTaskRepository {
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(cluster.url())
+        .with_pool_size(1)
+        .with_command_timeout(Duration::from_secs(30))
+        .with_connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    RedisTaskRepository::connect(settings).await.unwrap()
+}
+
+/// Task ids whose records are served by each of the three primaries, `per_primary` each.
+fn ids_on_every_primary(cluster: &RedisCluster, per_primary: usize) -> Vec<String> {
+    let mut by_primary: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for i in 0.. {
+        let id = format!("c{i}");
+        let primary = cluster.primary_of(&format!("task:{id}")).unwrap();
+        let ids = by_primary.entry(primary).or_default();
+        if ids.len() < per_primary {
+            ids.push(id);
+        }
+        if by_primary.len() == 3 && by_primary.values().all(|ids| ids.len() == per_primary) {
+            break;
+        }
+    }
+    by_primary.into_values().flatten().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    let ids = ids_on_every_primary(&cluster, 2);
+    for id in &ids {
+        repo.save(TaskRecord::new(id.as_str(), "render", "bob", TaskStatus::Pending))
+            .await
+            .unwrap();
+        repo.set_status(id, TaskStatus::Running, Some("started"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // The Python frontend's names, on whichever primary serves them.
+    for id in &ids {
+        let record = cluster.cli(&["GET", &format!("task:{id}")]);
+        assert!(record.contains("\"status\":\"running\""), "{record}");
+        assert_eq!(
+            cluster.cli(&["HMGET", &format!("task:{id}:metadata"), "service", "user_id"]),
+            "render\nbob"
+        );
+        let ttl: i64 = cluster.cli(&["PTTL", &format!("task:{id}")]).parse().unwrap();
+        let meta_ttl: i64 = cluster
+            .cli(&["PTTL", &format!("task:{id}:metadata")])
+            .parse()
+            .unwrap();
+        assert!(meta_ttl > ttl + 55_000, "{meta_ttl} vs {ttl}");
+    }
+    for index in [
+        "index:tasks",
+        "index:service:render",
+        "index:service:render:user:bob",
+        "index:user:bob",
+    ] {
+        assert_eq!(
+            cluster.cli(&["SCARD", index]),
+            ids.len().to_string(),
+            "{index}"
+        );
+    }
+    assert_eq!(cluster.cli(&["SMEMBERS", "index:service:render:users"]), "bob");
+    // No layout hint on a cluster: the metadata hash holds the owner only.
+    assert_eq!(cluster.cli(&["HEXISTS", &format!("task:{}:metadata", ids[0]), "layout"]), "0");
+    // The mutations ran on every primary, one script each for the record.
+    let primaries = cluster.primaries();
+    let evals: Vec<u64> = primaries
+        .iter()
+        .map(|&i| command_calls(cluster.node(i), "evalsha"))
+        .collect();
+    assert!(evals.iter().all(|&n| n > 0), "{evals:?}");
+    // A listing reads them back, grouped by slot, from every primary.
+    let list = repo.list_by_service("render").await.unwrap();
+    assert_eq!(list.records.len(), ids.len());
+    assert!(list.unreadable.is_empty());
+    // A move to another owner leaves the old indexes, the old user the user set.
+    let mut moved = repo.get(&ids[0]).await.unwrap().unwrap();
+    moved.service = "train".into();
+    moved.user_id = "carol".into();
+    repo.save(moved).await.unwrap();
+    assert_eq!(cluster.cli(&["SISMEMBER", "index:service:render", &ids[0]]), "0");
+    assert_eq!(cluster.cli(&["SISMEMBER", "index:user:bob", &ids[0]]), "0");
+    assert_eq!(cluster.cli(&["SISMEMBER", "index:service:train:user:carol", &ids[0]]), "1");
+    assert_eq!(cluster.cli(&["SMEMBERS", "index:service:train:users"]), "carol");
+    assert_eq!(cluster.cli(&["SISMEMBER", "index:tasks", &ids[0]]), "1");
+    repo.delete(&ids[0]).await.unwrap();
+    assert_eq!(cluster.cli(&["EXISTS", "index:service:train:users"]), "0");
+    assert_eq!(cluster.cli(&["EXISTS", &format!("task:{}:metadata", ids[0])]), "0");
+    assert_eq!(cluster.cli(&["SISMEMBER", "index:tasks", &ids[0]]), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_index_entry_or_metadata_is_put_back_by_the_next_mutation() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    repo.save(TaskRecord::new("7", "render", "bob", TaskStatus::Pending))
+        .await
+        .unwrap();
+    // As a failure between the record and its follow-ups leaves it.
+    cluster.cli(&["SREM", "index:user:bob", "7"]);
+    cluster.cli(&["SREM", "index:service:render:users", "bob"]);
+    cluster.cli(&["DEL", "task:7:metadata"]);
+    assert_eq!(repo.list_by_user("bob").await.unwrap().records.len(), 0);
+    repo.append_log("7", "again").await.unwrap().unwrap();
+    assert_eq!(repo.list_by_user("bob").await.unwrap().records.len(), 1);
+    assert_eq!(cluster.cli(&["SMEMBERS", "index:service:render:users"]), "bob");
+    assert_eq!(cluster.cli(&["HGET", "task:7:metadata", "user_id"]), "bob");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_writers_keep_all_3200_lines_in_order() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    repo.save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
+        .await
+        .unwrap();
+    let writers = join_all((0..16).map(|_| single_connection(&cluster))).await;
+    let tasks = writers.into_iter().enumerate().map(|(w, writer)| {
+        tokio::spawn(async move {
+            for i in 0..200 {
+                if i % 2 == 0 {
+                    writer
+                        .append_log("1", &format!("w{w} line {i}"))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                } else {
+                    assert!(writer
+                        .append_logs("1", &[format!("w{w} line {i}")])
+                        .await
+                        .unwrap());
+                }
+            }
+        })
+    });
+    for task in join_all(tasks).await {
+        task.unwrap();
+    }
+    let record = repo.get("1").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 3200);
+    for w in 0..16 {
+        let prefix = format!("w{w} line ");
+        let mine: Vec<usize> = record
+            .log_entries()
+            .filter_map(|e| e.message.strip_prefix(&prefix).map(|n| n.parse().unwrap()))
+            .collect();
+        assert_eq!(mine, (0..200).collect::<Vec<_>>(), "writer {w}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_keep_both_result_fields_on_100_tasks() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    for i in 0..100 {
+        repo.save(TaskRecord::new(i.to_string(), "s", "u", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    let (a, b) = (
+        single_connection(&cluster).await,
+        single_connection(&cluster).await,
+    );
+    let pods = tokio::spawn(async move {
+        for i in 0..100 {
+            a.update_result(&i.to_string(), Some(&format!("pod {i}")), None)
+                .await
+                .unwrap();
+        }
+    });
+    let outputs = tokio::spawn(async move {
+        for i in 0..100 {
+            b.update_result(&i.to_string(), None, Some(&format!("output {i}")))
+                .await
+                .unwrap();
+        }
+    });
+    pods.await.unwrap();
+    outputs.await.unwrap();
+    let list = repo.list_all().await.unwrap();
+    assert_eq!(list.records.len(), 100);
+    for record in list.records {
+        let i = &record.task_id;
+        assert_eq!(record.result.pod_status, Some(format!("pod {i}")));
+        assert_eq!(record.result.launcher_output, Some(format!("output {i}")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_concurrent_transition_wins() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    let writers = Arc::new(join_all((0..8).map(|_| single_connection(&cluster))).await);
+    for round in 0..5 {
+        let id = format!("t{round}");
+        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
+            .await
+            .unwrap();
+        let attempts = (0..8).map(|w| {
+            let id = id.clone();
+            let writers = writers.clone();
+            tokio::spawn(async move {
+                writers[w]
+                    .transition(
+                        &id,
+                        &[TaskStatus::Running],
+                        TaskStatus::CancelRequested,
+                        Some(&format!("cancel by {w}")),
+                    )
+                    .await
+            })
+        });
+        let results: Vec<_> = join_all(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let wins = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+        let conflicts = results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Err(Error::Conflict {
+                        current: TaskStatus::CancelRequested,
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert_eq!((wins, conflicts), (1, 7), "{results:?}");
+        let record = repo.get(&id).await.unwrap().unwrap();
+        assert_eq!(record.status, TaskStatus::CancelRequested);
+        assert_eq!(record.logs.len(), 1, "only the winner logs");
+    }
+}
+
+/// Appends numbered lines to each of `ids` in turn until `stop`, each line sent once
+/// (never retried): returns the lines acknowledged and the lines that failed.
+async fn append_stream(
+    repo: RedisTaskRepository,
+    ids: Vec<String>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, usize)>>>,
+) -> Vec<(String, usize, String)> {
+    let mut failed = Vec::new();
+    let mut n = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        for id in &ids {
+            match repo.append_logs(id, &[format!("line {n}")]).await {
+                Ok(true) => acked.lock().unwrap().push((id.clone(), n)),
+                Ok(false) => panic!("task {id} vanished"),
+                Err(e) => {
+                    failed.push((id.clone(), n, e.to_string()));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            n += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    failed
+}
+
+/// The line numbers in a task's log, each once; panics on a duplicate.
+async fn lines_of(repo: &RedisTaskRepository, id: &str) -> HashSet<usize> {
+    let record = repo.get(id).await.unwrap().unwrap();
+    let mut seen = HashSet::new();
+    for entry in record.log_entries() {
+        let n: usize = entry.message.strip_prefix("line ").unwrap().parse().unwrap();
+        assert!(seen.insert(n), "line {n} of task {id} applied twice");
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_resume_after_a_primary_dies_and_none_is_applied_twice() {
+    let Some(mut cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    let ids = ids_on_every_primary(&cluster, 1);
+    for id in &ids {
+        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writer = tokio::spawn(append_stream(
+        repo.clone(),
+        ids.clone(),
+        stop.clone(),
+        acked.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let victim = cluster.primary_of(&format!("task:{}", ids[0])).unwrap();
+    cluster.kill(victim);
+    let killed_at = Instant::now();
+    let before = acked.lock().unwrap().len();
+    // Writes resume by themselves: on the dead primary's slots too, once its replica took over.
+    let resumed = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let done: HashSet<String> = acked.lock().unwrap()[before..]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        if ids.iter().all(|id| done.contains(id)) && killed_at.elapsed() > Duration::from_secs(1) {
+            break true;
+        }
+        if killed_at.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+    };
+    // A few more writes on the new topology.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed = writer.await.unwrap();
+    assert!(resumed, "writes did not resume within 60 s; failures: {:?}", &failed[..failed.len().min(5)]);
+    cluster.wait_ok(Duration::from_secs(30)).unwrap();
+    assert!(!cluster.primaries().contains(&victim));
+    let acked = acked.lock().unwrap().clone();
+    let failed_lines: HashSet<(String, usize)> =
+        failed.iter().map(|(id, n, _)| (id.clone(), *n)).collect();
+    for id in &ids {
+        let lines = lines_of(&repo, id).await;
+        for (_, n) in acked.iter().filter(|(i, _)| i == id) {
+            assert!(lines.contains(n), "acknowledged line {n} of task {id} lost");
+        }
+        for n in &lines {
+            let sent = acked.contains(&(id.clone(), *n)) || failed_lines.contains(&(id.clone(), *n));
+            assert!(sent, "line {n} of task {id} was never sent");
+        }
+    }
+    // The dead node comes back as a replica of the one that took over.
+    cluster.restart(victim).unwrap();
+    cluster.wait_ok(Duration::from_secs(30)).unwrap();
+    repo.append_log(&ids[0], "after the restart").await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_moved_between_primaries_under_writes_lose_nothing() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    let ids = ids_on_every_primary(&cluster, 2);
+    for id in &ids {
+        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writer = tokio::spawn(append_stream(
+        repo.clone(),
+        ids.clone(),
+        stop.clone(),
+        acked.clone(),
+    ));
+    // Each record's slot, and the slot of index:tasks, to the next primary and on, twice.
+    let mut keys: Vec<String> = ids.iter().map(|id| format!("task:{id}")).collect();
+    keys.push("index:tasks".to_owned());
+    let mover = tokio::task::spawn_blocking(move || {
+        for _ in 0..2 {
+            for key in &keys {
+                let slot = cluster.slot_of(key);
+                let from = cluster.primary_of(key).unwrap();
+                let primaries = cluster.primaries();
+                let at = primaries.iter().position(|&p| p == from).unwrap();
+                let to = primaries[(at + 1) % primaries.len()];
+                cluster.move_slot(slot, to).unwrap();
+                assert_eq!(cluster.primary_of(key), Some(to));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    });
+    let cluster = mover.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed = writer.await.unwrap();
+    assert!(failed.is_empty(), "writes failed while slots moved: {failed:?}");
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 100, "only {} writes", acked.len());
+    for id in &ids {
+        let lines = lines_of(&repo, id).await;
+        let sent: HashSet<usize> = acked
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(lines, sent, "task {id}");
+    }
+    let report = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(report.records, ids.len() as u64);
+    drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_listener_cleans_indexes_of_tasks_expiring_on_every_primary() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    let short = RedisTaskRepository::connect(
+        RedisRepositorySettings::builder()
+            .with_write_url(cluster.url())
+            .with_ttl_seconds(1)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let listener = ExpiryListener::start(
+        repo.clone(),
+        ExpiryOptions {
+            reconcile_interval: Duration::ZERO,
+            ..ExpiryOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // A long-lived task keeps the indexes alive; the short ones' records live on every
+    // primary and expire within a second.
+    repo.save(TaskRecord::new("keep", "render", "bob", TaskStatus::Running))
+        .await
+        .unwrap();
+    let ids = ids_on_every_primary(&cluster, 3);
+    for id in &ids {
+        short
+            .save(TaskRecord::new(id.as_str(), "render", "bob", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    assert_eq!(cluster.cli(&["SCARD", "index:tasks"]), (ids.len() + 1).to_string());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let clean = loop {
+        let sizes: Vec<String> = [
+            "index:tasks",
+            "index:service:render",
+            "index:service:render:user:bob",
+            "index:user:bob",
+        ]
+        .iter()
+        .map(|k| cluster.cli(&["SCARD", k]))
+        .collect();
+        let metadata_left = ids
+            .iter()
+            .filter(|id| cluster.cli(&["EXISTS", &format!("task:{id}:metadata")]) == "1")
+            .count();
+        if sizes.iter().all(|s| s == "1") && metadata_left == 0 {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let stats = listener.stats();
+    assert!(clean, "indexes not cleaned: {stats:?}");
+    assert!(stats.cleanups >= ids.len() as u64, "{stats:?}");
+    assert_eq!(stats.failures, 0, "{stats:?}");
+    assert_eq!(cluster.cli(&["SMEMBERS", "index:tasks"]), "keep");
+    listener.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_and_repairs_damage_across_slots_and_the_reconciler_prunes() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    for i in 0..60 {
+        let (service, user) = if i % 2 == 0 { ("render", "alice") } else { ("train", "bob") };
+        repo.save(TaskRecord::new(i.to_string(), service, user, TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    let clean = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    assert!(clean.is_consistent(), "{clean:?}");
+    assert_eq!(clean.records, 60);
+
+    cluster.cli(&["SREM", "index:service:render", "0", "2"]); // 2 missing
+    cluster.cli(&["SREM", "index:service:train:users", "bob"]); // 1 missing user
+    cluster.cli(&["SADD", "index:tasks", "ghost1", "ghost2"]); // 2 extra
+    cluster.cli(&["SADD", "index:service:render:users", "carol"]); // 1 extra user
+    cluster.cli(&["DEL", "task:3:metadata"]); // metadata missing
+    cluster.cli(&["HSET", "task:5:metadata", "user_id", "mallory"]); // metadata wrong
+    cluster.cli(&["DEL", "task:7"]); // record gone: 4 extra entries, orphan metadata
+    let found = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    let diff = |key: &str| found.indexes.get(key).copied().unwrap_or_default();
+    assert_eq!(diff("index:service:render"), IndexDiff { missing: 2, extra: 0 });
+    assert_eq!(diff("index:service:train:users"), IndexDiff { missing: 1, extra: 0 });
+    assert_eq!(diff("index:tasks"), IndexDiff { missing: 0, extra: 3 });
+    assert_eq!(diff("index:service:render:users"), IndexDiff { missing: 0, extra: 1 });
+    assert_eq!(diff("index:user:bob"), IndexDiff { missing: 0, extra: 1 });
+    assert_eq!(found.metadata_mismatch, 2);
+    assert_eq!(found.orphan_metadata, 1);
+    assert_eq!(found.records, 59);
+
+    let repaired = check(&repo, CheckOptions { repair: true }, |_| {}).await.unwrap();
+    assert!(repaired.repaired > 0, "{repaired:?}");
+    let after = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    assert!(after.is_consistent(), "{after:?}");
+    assert_eq!(after.records, 59);
+    assert_eq!(cluster.cli(&["HGET", "task:5:metadata", "user_id"]), "bob");
+
+    // The reconciler prunes ids whose record is gone, from sets on every primary.
+    for i in [10, 11, 20, 21] {
+        cluster.cli(&["DEL", &format!("task:{i}")]);
+    }
+    let removed = reconcile(&repo).await.unwrap();
+    // index:tasks, the service index, the user's service index and the user index of each.
+    assert_eq!(removed, 16);
+    assert_eq!(repo.list_all().await.unwrap().records.len(), 55);
+    assert_eq!(cluster.cli(&["SISMEMBER", "index:user:alice", "10"]), "0");
 }
