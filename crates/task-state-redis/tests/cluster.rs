@@ -601,3 +601,58 @@ async fn check_finds_and_repairs_damage_across_slots_and_the_reconciler_prunes()
     assert_eq!(repo.list_all().await.unwrap().records.len(), 55);
     assert_eq!(cluster.cli(&["SISMEMBER", "index:user:alice", "10"]), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_starts_on_a_cluster_and_checks_every_primary() {
+    let Some(cluster) = cluster() else { return };
+    let provider = task_state_redis::RedisRepositoryProvider::new(settings_of(&cluster));
+    let repo = provider.start().await.unwrap();
+    assert!(repo.is_cluster());
+    provider.ping().await.unwrap();
+    repo.save(TaskRecord::new("p1", "s", "u", TaskStatus::Pending))
+        .await
+        .unwrap();
+    provider.close().await;
+    // One primary without expired-key events: the provider refuses to start, naming it.
+    let primary = cluster.primaries()[1];
+    cluster
+        .node(primary)
+        .cli(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+    let provider = task_state_redis::RedisRepositoryProvider::new(settings_of(&cluster));
+    match provider.start().await {
+        Err(Error::Config(message)) => {
+            assert!(message.contains("notify-keyspace-events"), "{message}");
+            let port = cluster.node(primary).port().to_string();
+            assert!(message.contains(&port), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    provider.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_on_the_applications_own_cluster_pools() {
+    use fred::prelude::{Builder, ClientLike, Config};
+    let Some(cluster) = cluster() else { return };
+    let config = Config::from_url(&cluster.url()).unwrap();
+    let pool = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.max_command_attempts = 1;
+            c.max_redirections = 0;
+        })
+        .build_pool(2)
+        .unwrap();
+    pool.init().await.unwrap();
+    let repo =
+        RedisTaskRepository::from_pools(pool.clone(), pool, 3600, task_state_core::Zone::utc())
+            .unwrap();
+    assert!(repo.is_cluster());
+    assert!(repo.settings().write_url().to_string().starts_with("redis-cluster://127.0.0.1:"));
+    for id in ids_on_every_primary(&cluster, 1) {
+        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Pending))
+            .await
+            .unwrap();
+    }
+    assert_eq!(repo.list_all().await.unwrap().records.len(), 3);
+    repo.close().await;
+}
