@@ -141,6 +141,11 @@ impl RedisTaskRepository {
     /// `max_command_attempts = 1`, as [`connect`](Self::connect) does, so that a mutation
     /// whose reply was lost is never sent twice. [`close`](Self::close) quits both pools.
     ///
+    /// On a Redis Cluster (both pools clustered), the writer pool should also have
+    /// `max_redirections = 0`: fred follows a redirection only by sending the command again,
+    /// so the repository follows it itself (see `docs/cluster.md`); the reader pool may
+    /// keep fred's defaults.
+    ///
     /// ```no_run
     /// # async fn run() -> task_state_core::Result<()> {
     /// use fred::prelude::{Builder, ClientLike, Config};
@@ -155,8 +160,8 @@ impl RedisTaskRepository {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Config`] for a TTL of zero or a pool of a kind this backend does not support
-    /// (Redis Cluster, a unix socket).
+    /// [`Error::Config`] for a TTL of zero, a pool of a kind this backend does not support
+    /// (a unix socket), or a clustered pool with one that is not.
     pub fn from_pools(reader: Pool, writer: Pool, ttl_seconds: u64, zone: Zone) -> Result<Self> {
         let settings = RedisRepositorySettings::builder()
             .with_write_url(url_of(&writer.next().client_config())?)
