@@ -90,7 +90,12 @@ where
     let per_node: Vec<(u16, Vec<CommandStat>)> = nodes
         .primaries()
         .into_iter()
-        .map(|n| (n.port(), parse_commandstats(&n.cli(&["INFO", "commandstats"]))))
+        .map(|n| {
+            (
+                n.port(),
+                parse_commandstats(&n.cli(&["INFO", "commandstats"])),
+            )
+        })
         .collect();
     let total_commands: u64 = per_node.iter().map(|(_, s)| usage(s, command).0).sum();
     let total_usec: u64 = per_node.iter().map(|(_, s)| usage(s, command).1).sum();
@@ -129,49 +134,82 @@ async fn operations(
     let mut rows = Vec::new();
     let r = repo.clone();
     rows.push(
-        measure_on(nodes, topology, "save", "evalsha", ops, concurrency, move |i| {
-            let r = r.clone();
-            async move {
-                r.save(fixtures::task_record(&(i + 1).to_string(), i)).await?;
-                Ok(())
-            }
-        })
+        measure_on(
+            nodes,
+            topology,
+            "save",
+            "evalsha",
+            ops,
+            concurrency,
+            move |i| {
+                let r = r.clone();
+                async move {
+                    r.save(fixtures::task_record(&(i + 1).to_string(), i))
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
         .await?,
     );
     let r = repo.clone();
     rows.push(
-        measure_on(nodes, topology, "set_status", "evalsha", ops, concurrency, move |i| {
-            let r = r.clone();
-            async move {
-                r.set_status(&(i + 1).to_string(), TaskStatus::Running, Some("running"))
-                    .await?;
-                Ok(())
-            }
-        })
+        measure_on(
+            nodes,
+            topology,
+            "set_status",
+            "evalsha",
+            ops,
+            concurrency,
+            move |i| {
+                let r = r.clone();
+                async move {
+                    r.set_status(&(i + 1).to_string(), TaskStatus::Running, Some("running"))
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
         .await?,
     );
     let r = repo.clone();
     rows.push(
-        measure_on(nodes, topology, "append_log", "evalsha", ops, concurrency, move |i| {
-            let r = r.clone();
-            async move {
-                r.append_logs(&(i + 1).to_string(), &["a line of output".to_owned()])
-                    .await?;
-                Ok(())
-            }
-        })
+        measure_on(
+            nodes,
+            topology,
+            "append_log",
+            "evalsha",
+            ops,
+            concurrency,
+            move |i| {
+                let r = r.clone();
+                async move {
+                    r.append_logs(&(i + 1).to_string(), &["a line of output".to_owned()])
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
         .await?,
     );
     let r = repo.clone();
     rows.push(
-        measure_on(nodes, topology, "update_result", "evalsha", ops, concurrency, move |i| {
-            let r = r.clone();
-            async move {
-                r.update_result(&(i + 1).to_string(), Some("Running"), None)
-                    .await?;
-                Ok(())
-            }
-        })
+        measure_on(
+            nodes,
+            topology,
+            "update_result",
+            "evalsha",
+            ops,
+            concurrency,
+            move |i| {
+                let r = r.clone();
+                async move {
+                    r.update_result(&(i + 1).to_string(), Some("Running"), None)
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
         .await?,
     );
     let r = repo.clone();

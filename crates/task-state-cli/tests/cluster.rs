@@ -52,11 +52,20 @@ fn every_command_works_on_a_cluster() {
     assert_eq!(record["result"]["pod_status"], "Running");
     assert_eq!(record["jobs"], serde_json::json!(["slurm-9"]));
     let logs = ok(&cluster, &["logs", "1"]);
-    assert!(logs.contains("started") && logs.contains("frame 1 done"), "{logs}");
+    assert!(
+        logs.contains("started") && logs.contains("frame 1 done"),
+        "{logs}"
+    );
     let conflict = run(&cluster, &["status", "1", "cancelled", "--if", "pending"]);
     assert!(!conflict.status.success());
-    let listed = ok(&cluster, &["list", "--service", "render", "--user", "alice"]);
-    assert!(listed.contains('1') && listed.contains('3') && !listed.contains("bob"), "{listed}");
+    let listed = ok(
+        &cluster,
+        &["list", "--service", "render", "--user", "alice"],
+    );
+    assert!(
+        listed.contains('1') && listed.contains('3') && !listed.contains("bob"),
+        "{listed}"
+    );
     assert_eq!(ok(&cluster, &["users", "render"]), "alice\nbob\n");
     assert_eq!(run(&cluster, &["fsck"]).status.code(), Some(0));
     // An index entry lost, as a failure between a record and its follow-ups leaves it.
@@ -77,7 +86,15 @@ fn every_command_works_on_a_cluster() {
     std::thread::sleep(Duration::from_millis(1500));
     let short = ok(
         &cluster,
-        &["--ttl", "1", "create", "--service", "render", "--user", "alice"],
+        &[
+            "--ttl",
+            "1",
+            "create",
+            "--service",
+            "render",
+            "--user",
+            "alice",
+        ],
     );
     let short = short.trim().to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -86,7 +103,10 @@ fn every_command_works_on_a_cluster() {
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(cluster.cli(&["SISMEMBER", "index:service:render", &short]), "0");
+    assert_eq!(
+        cluster.cli(&["SISMEMBER", "index:service:render", &short]),
+        "0"
+    );
     assert_eq!(cluster.cli(&["SISMEMBER", "index:user:alice", &short]), "0");
     let status = Command::new("kill")
         .args(["-TERM", &janitor.id().to_string()])

@@ -91,10 +91,12 @@ async fn eval_on(
 ) -> Result<Value> {
     repo.eval_keys(script, vec![key.to_owned()], args)
         .await
-        .map_err(|e| match crate::repository::typed_script_error(e.details()) {
-            Some(error) => error,
-            None => repo.backend(e, &format!("updating {key}")),
-        })
+        .map_err(
+            |e| match crate::repository::typed_script_error(e.details()) {
+                Some(error) => error,
+                None => repo.backend(e, &format!("updating {key}")),
+            },
+        )
 }
 
 fn items(value: &Value) -> &[Value] {
@@ -140,7 +142,11 @@ pub(crate) async fn edit(
 
 /// `save` (`mode` `save`) or `create` (`mode` `create`) of a checked record: `Ok(false)`
 /// when `create` found the task already there.
-pub(crate) async fn store(repo: &RedisTaskRepository, record: &TaskRecord, mode: &str) -> Result<bool> {
+pub(crate) async fn store(
+    repo: &RedisTaskRepository,
+    record: &TaskRecord,
+    mode: &str,
+) -> Result<bool> {
     let args = vec![repo.ttl_arg(), record.to_json(), mode.to_owned()];
     let reply = eval_record(repo, &CLUSTER_SCRIPTS.save, &record.task_id, args).await?;
     if text_at(&reply, 0) == "EXISTS" {
@@ -219,7 +225,12 @@ async fn index_op(
 /// the task moves to `new`, only those that differ), and the old user out of the service's
 /// user set when no task of theirs is left there, checked again after the removal. Returns
 /// whether it removed anything.
-async fn leave(repo: &RedisTaskRepository, id: &str, old: &Owner, new: Option<&Owner>) -> Result<bool> {
+async fn leave(
+    repo: &RedisTaskRepository,
+    id: &str,
+    old: &Owner,
+    new: Option<&Owner>,
+) -> Result<bool> {
     let (service, user_id) = old;
     let indexes = TaskIndexes::of(service, user_id);
     let ttl = repo.ttl_ms().to_string();
@@ -235,7 +246,9 @@ async fn leave(repo: &RedisTaskRepository, id: &str, old: &Owner, new: Option<&O
     if user_changed {
         sets.push(indexes.user.as_str());
     }
-    let removals = sets.iter().map(|key| index_op(repo, key, "remove", id, &ttl));
+    let removals = sets
+        .iter()
+        .map(|key| index_op(repo, key, "remove", id, &ttl));
     let mut removed = futures::future::try_join_all(removals)
         .await?
         .iter()
@@ -249,10 +262,14 @@ async fn leave(repo: &RedisTaskRepository, id: &str, old: &Owner, new: Option<&O
             > 0;
         // A task of theirs added to the service meanwhile puts them back.
         let again = redirected(repo, || {
-            scan::per_key(repo.writer().next(), "SCARD", [indexes.service_user.clone()])
+            scan::per_key(
+                repo.writer().next(),
+                "SCARD",
+                [indexes.service_user.clone()],
+            )
         })
         .await
-            .map_err(|e| repo.backend(e, "checking users"))?;
+        .map_err(|e| repo.backend(e, "checking users"))?;
         if again.first().copied().unwrap_or(0) > 0 {
             index_op(repo, &indexes.service_users, "add", user_id, &ttl).await?;
         }
@@ -267,7 +284,7 @@ async fn metadata_owner(repo: &RedisTaskRepository, id: &str) -> Result<Option<O
         repo.writer().next().hmget(&key, vec!["service", "user_id"])
     })
     .await
-        .map_err(|e| repo.read_error(e, &key, "hash"))?;
+    .map_err(|e| repo.read_error(e, &key, "hash"))?;
     let mut fields = fields.into_iter();
     Ok(owner_of(
         fields.next().flatten().unwrap_or_default(),

@@ -678,8 +678,7 @@ fn url_of(config: &Config) -> Result<String> {
         #[allow(unreachable_patterns)]
         _ => {
             return Err(Error::Config(
-                "only pools on one server, a Sentinel group or a cluster are supported"
-                    .to_owned(),
+                "only pools on one server, a Sentinel group or a cluster are supported".to_owned(),
             ))
         }
     };
@@ -1088,14 +1087,15 @@ impl TaskRepository for RedisTaskRepository {
     }
 
     async fn next_task_id(&self) -> Result<String> {
-        let id: i64 = crate::cluster::redirected(self, || self.inner.writer.next().incr(keys::SEQUENCE))
-            .await
-            .map_err(|e| match e.details() {
-                d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {
-                    Error::decode(keys::SEQUENCE, d.to_owned())
-                }
-                _ => self.backend(e, "taking the next task id"),
-            })?;
+        let id: i64 =
+            crate::cluster::redirected(self, || self.inner.writer.next().incr(keys::SEQUENCE))
+                .await
+                .map_err(|e| match e.details() {
+                    d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {
+                        Error::decode(keys::SEQUENCE, d.to_owned())
+                    }
+                    _ => self.backend(e, "taking the next task id"),
+                })?;
         Ok(id.to_string())
     }
 

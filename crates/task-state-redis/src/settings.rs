@@ -734,7 +734,9 @@ mod tests {
             assert!(!message.contains("hunter7"), "{message}");
         }
         #[cfg(feature = "tls")]
-        assert!(RedisUrl::parse("rediss-cluster://n1:7000").unwrap().is_tls());
+        assert!(RedisUrl::parse("rediss-cluster://n1:7000")
+            .unwrap()
+            .is_tls());
         let mixed = RedisRepositorySettings::builder()
             .with_write_url("redis-cluster://n1:7000")
             .with_read_url("redis://n1:7000/0")

@@ -779,7 +779,9 @@ impl RedisCluster {
 
     /// The hash slot of `key` (`CLUSTER KEYSLOT`).
     pub fn slot_of(&self, key: &str) -> u16 {
-        self.cli(&["CLUSTER", "KEYSLOT", key]).parse().expect("a slot")
+        self.cli(&["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("a slot")
     }
 
     /// Moves one slot, keys and all, from the primary that serves it to the primary at
@@ -807,14 +809,27 @@ impl RedisCluster {
             if reply == "OK" {
                 Ok(())
             } else {
-                Err(std::io::Error::other(format!("{args:?} on {}: {reply}", node.port())))
+                Err(std::io::Error::other(format!(
+                    "{args:?} on {}: {reply}",
+                    node.port()
+                )))
             }
         };
-        step(target, &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id])?;
-        step(source, &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id])?;
+        step(
+            target,
+            &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id],
+        )?;
+        step(
+            source,
+            &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id],
+        )?;
         loop {
             let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]);
-            let keys: Vec<&str> = keys.lines().map(str::trim).filter(|k| !k.is_empty()).collect();
+            let keys: Vec<&str> = keys
+                .lines()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .collect();
             if keys.is_empty() {
                 break;
             }
@@ -827,7 +842,10 @@ impl RedisCluster {
             }
         }
         for i in self.primaries() {
-            step(&self.nodes[i], &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id])?;
+            step(
+                &self.nodes[i],
+                &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+            )?;
         }
         Ok(())
     }
@@ -925,7 +943,11 @@ pub fn cluster_or_skip(server_args: &[&str]) -> Option<RedisCluster> {
         eprintln!("skipping: redis-server is not installed");
         return None;
     }
-    if !require_tool("redis-cli", "--version", "the cluster tests create the cluster with it") {
+    if !require_tool(
+        "redis-cli",
+        "--version",
+        "the cluster tests create the cluster with it",
+    ) {
         return None;
     }
     Some(RedisCluster::start(server_args).expect("start the cluster"))

@@ -116,9 +116,14 @@ async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes(
     let repo = connect(&cluster).await;
     let ids = ids_on_every_primary(&cluster, 2);
     for id in &ids {
-        repo.save(TaskRecord::new(id.as_str(), "render", "bob", TaskStatus::Pending))
-            .await
-            .unwrap();
+        repo.save(TaskRecord::new(
+            id.as_str(),
+            "render",
+            "bob",
+            TaskStatus::Pending,
+        ))
+        .await
+        .unwrap();
         repo.set_status(id, TaskStatus::Running, Some("started"))
             .await
             .unwrap()
@@ -129,10 +134,18 @@ async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes(
         let record = cluster.cli(&["GET", &format!("task:{id}")]);
         assert!(record.contains("\"status\":\"running\""), "{record}");
         assert_eq!(
-            cluster.cli(&["HMGET", &format!("task:{id}:metadata"), "service", "user_id"]),
+            cluster.cli(&[
+                "HMGET",
+                &format!("task:{id}:metadata"),
+                "service",
+                "user_id"
+            ]),
             "render\nbob"
         );
-        let ttl: i64 = cluster.cli(&["PTTL", &format!("task:{id}")]).parse().unwrap();
+        let ttl: i64 = cluster
+            .cli(&["PTTL", &format!("task:{id}")])
+            .parse()
+            .unwrap();
         let meta_ttl: i64 = cluster
             .cli(&["PTTL", &format!("task:{id}:metadata")])
             .parse()
@@ -151,9 +164,15 @@ async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes(
             "{index}"
         );
     }
-    assert_eq!(cluster.cli(&["SMEMBERS", "index:service:render:users"]), "bob");
+    assert_eq!(
+        cluster.cli(&["SMEMBERS", "index:service:render:users"]),
+        "bob"
+    );
     // No layout hint on a cluster: the metadata hash holds the owner only.
-    assert_eq!(cluster.cli(&["HEXISTS", &format!("task:{}:metadata", ids[0]), "layout"]), "0");
+    assert_eq!(
+        cluster.cli(&["HEXISTS", &format!("task:{}:metadata", ids[0]), "layout"]),
+        "0"
+    );
     // The mutations ran on every primary, one script each for the record.
     let primaries = cluster.primaries();
     let evals: Vec<u64> = primaries
@@ -170,14 +189,26 @@ async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes(
     moved.service = "train".into();
     moved.user_id = "carol".into();
     repo.save(moved).await.unwrap();
-    assert_eq!(cluster.cli(&["SISMEMBER", "index:service:render", &ids[0]]), "0");
+    assert_eq!(
+        cluster.cli(&["SISMEMBER", "index:service:render", &ids[0]]),
+        "0"
+    );
     assert_eq!(cluster.cli(&["SISMEMBER", "index:user:bob", &ids[0]]), "0");
-    assert_eq!(cluster.cli(&["SISMEMBER", "index:service:train:user:carol", &ids[0]]), "1");
-    assert_eq!(cluster.cli(&["SMEMBERS", "index:service:train:users"]), "carol");
+    assert_eq!(
+        cluster.cli(&["SISMEMBER", "index:service:train:user:carol", &ids[0]]),
+        "1"
+    );
+    assert_eq!(
+        cluster.cli(&["SMEMBERS", "index:service:train:users"]),
+        "carol"
+    );
     assert_eq!(cluster.cli(&["SISMEMBER", "index:tasks", &ids[0]]), "1");
     repo.delete(&ids[0]).await.unwrap();
     assert_eq!(cluster.cli(&["EXISTS", "index:service:train:users"]), "0");
-    assert_eq!(cluster.cli(&["EXISTS", &format!("task:{}:metadata", ids[0])]), "0");
+    assert_eq!(
+        cluster.cli(&["EXISTS", &format!("task:{}:metadata", ids[0])]),
+        "0"
+    );
     assert_eq!(cluster.cli(&["SISMEMBER", "index:tasks", &ids[0]]), "0");
 }
 
@@ -195,7 +226,10 @@ async fn a_missing_index_entry_or_metadata_is_put_back_by_the_next_mutation() {
     assert_eq!(repo.list_by_user("bob").await.unwrap().records.len(), 0);
     repo.append_log("7", "again").await.unwrap().unwrap();
     assert_eq!(repo.list_by_user("bob").await.unwrap().records.len(), 1);
-    assert_eq!(cluster.cli(&["SMEMBERS", "index:service:render:users"]), "bob");
+    assert_eq!(
+        cluster.cli(&["SMEMBERS", "index:service:render:users"]),
+        "bob"
+    );
     assert_eq!(cluster.cli(&["HGET", "task:7:metadata", "user_id"]), "bob");
 }
 
@@ -245,9 +279,14 @@ async fn two_writers_keep_both_result_fields_on_100_tasks() {
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
     for i in 0..100 {
-        repo.save(TaskRecord::new(i.to_string(), "s", "u", TaskStatus::Running))
-            .await
-            .unwrap();
+        repo.save(TaskRecord::new(
+            i.to_string(),
+            "s",
+            "u",
+            TaskStatus::Running,
+        ))
+        .await
+        .unwrap();
     }
     let (a, b) = (
         single_connection(&cluster).await,
@@ -359,7 +398,12 @@ async fn lines_of(repo: &RedisTaskRepository, id: &str) -> HashSet<usize> {
     let record = repo.get(id).await.unwrap().unwrap();
     let mut seen = HashSet::new();
     for entry in record.log_entries() {
-        let n: usize = entry.message.strip_prefix("line ").unwrap().parse().unwrap();
+        let n: usize = entry
+            .message
+            .strip_prefix("line ")
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(seen.insert(n), "line {n} of task {id} applied twice");
     }
     seen
@@ -396,7 +440,10 @@ async fn writes_resume_after_a_primary_dies_and_none_is_applied_twice() {
             .map(|(id, _)| id.clone())
             .collect();
         if ids.iter().all(|id| done.contains(id)) && killed_at.elapsed() > Duration::from_secs(1) {
-            eprintln!("writes to every task resumed {:?} after the kill", killed_at.elapsed());
+            eprintln!(
+                "writes to every task resumed {:?} after the kill",
+                killed_at.elapsed()
+            );
             break true;
         }
         if killed_at.elapsed() > Duration::from_secs(60) {
@@ -408,7 +455,11 @@ async fn writes_resume_after_a_primary_dies_and_none_is_applied_twice() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let failed = writer.await.unwrap();
     eprintln!("{} writes failed during the failover", failed.len());
-    assert!(resumed, "writes did not resume within 60 s; failures: {:?}", &failed[..failed.len().min(5)]);
+    assert!(
+        resumed,
+        "writes did not resume within 60 s; failures: {:?}",
+        &failed[..failed.len().min(5)]
+    );
     cluster.wait_ok(Duration::from_secs(30)).unwrap();
     assert!(!cluster.primaries().contains(&victim));
     let acked = acked.lock().unwrap().clone();
@@ -420,14 +471,18 @@ async fn writes_resume_after_a_primary_dies_and_none_is_applied_twice() {
             assert!(lines.contains(n), "acknowledged line {n} of task {id} lost");
         }
         for n in &lines {
-            let sent = acked.contains(&(id.clone(), *n)) || failed_lines.contains(&(id.clone(), *n));
+            let sent =
+                acked.contains(&(id.clone(), *n)) || failed_lines.contains(&(id.clone(), *n));
             assert!(sent, "line {n} of task {id} was never sent");
         }
     }
     // The dead node comes back as a replica of the one that took over.
     cluster.restart(victim).unwrap();
     cluster.wait_ok(Duration::from_secs(30)).unwrap();
-    repo.append_log(&ids[0], "after the restart").await.unwrap().unwrap();
+    repo.append_log(&ids[0], "after the restart")
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,7 +525,10 @@ async fn slots_moved_between_primaries_under_writes_lose_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let failed = writer.await.unwrap();
-    assert!(failed.is_empty(), "writes failed while slots moved: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "writes failed while slots moved: {failed:?}"
+    );
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 100, "only {} writes", acked.len());
     for id in &ids {
@@ -512,17 +570,30 @@ async fn the_expiry_listener_cleans_indexes_of_tasks_expiring_on_every_primary()
     .unwrap();
     // A long-lived task keeps the indexes alive; the short ones' records live on every
     // primary and expire within a second.
-    repo.save(TaskRecord::new("keep", "render", "bob", TaskStatus::Running))
-        .await
-        .unwrap();
+    repo.save(TaskRecord::new(
+        "keep",
+        "render",
+        "bob",
+        TaskStatus::Running,
+    ))
+    .await
+    .unwrap();
     let ids = ids_on_every_primary(&cluster, 3);
     for id in &ids {
         short
-            .save(TaskRecord::new(id.as_str(), "render", "bob", TaskStatus::Running))
+            .save(TaskRecord::new(
+                id.as_str(),
+                "render",
+                "bob",
+                TaskStatus::Running,
+            ))
             .await
             .unwrap();
     }
-    assert_eq!(cluster.cli(&["SCARD", "index:tasks"]), (ids.len() + 1).to_string());
+    assert_eq!(
+        cluster.cli(&["SCARD", "index:tasks"]),
+        (ids.len() + 1).to_string()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let clean = loop {
         let sizes: Vec<String> = [
@@ -559,10 +630,19 @@ async fn check_finds_and_repairs_damage_across_slots_and_the_reconciler_prunes()
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
     for i in 0..60 {
-        let (service, user) = if i % 2 == 0 { ("render", "alice") } else { ("train", "bob") };
-        repo.save(TaskRecord::new(i.to_string(), service, user, TaskStatus::Running))
-            .await
-            .unwrap();
+        let (service, user) = if i % 2 == 0 {
+            ("render", "alice")
+        } else {
+            ("train", "bob")
+        };
+        repo.save(TaskRecord::new(
+            i.to_string(),
+            service,
+            user,
+            TaskStatus::Running,
+        ))
+        .await
+        .unwrap();
     }
     let clean = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
     assert!(clean.is_consistent(), "{clean:?}");
@@ -577,16 +657,48 @@ async fn check_finds_and_repairs_damage_across_slots_and_the_reconciler_prunes()
     cluster.cli(&["DEL", "task:7"]); // record gone: 4 extra entries, orphan metadata
     let found = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
     let diff = |key: &str| found.indexes.get(key).copied().unwrap_or_default();
-    assert_eq!(diff("index:service:render"), IndexDiff { missing: 2, extra: 0 });
-    assert_eq!(diff("index:service:train:users"), IndexDiff { missing: 1, extra: 0 });
-    assert_eq!(diff("index:tasks"), IndexDiff { missing: 0, extra: 3 });
-    assert_eq!(diff("index:service:render:users"), IndexDiff { missing: 0, extra: 1 });
-    assert_eq!(diff("index:user:bob"), IndexDiff { missing: 0, extra: 1 });
+    assert_eq!(
+        diff("index:service:render"),
+        IndexDiff {
+            missing: 2,
+            extra: 0
+        }
+    );
+    assert_eq!(
+        diff("index:service:train:users"),
+        IndexDiff {
+            missing: 1,
+            extra: 0
+        }
+    );
+    assert_eq!(
+        diff("index:tasks"),
+        IndexDiff {
+            missing: 0,
+            extra: 3
+        }
+    );
+    assert_eq!(
+        diff("index:service:render:users"),
+        IndexDiff {
+            missing: 0,
+            extra: 1
+        }
+    );
+    assert_eq!(
+        diff("index:user:bob"),
+        IndexDiff {
+            missing: 0,
+            extra: 1
+        }
+    );
     assert_eq!(found.metadata_mismatch, 2);
     assert_eq!(found.orphan_metadata, 1);
     assert_eq!(found.records, 59);
 
-    let repaired = check(&repo, CheckOptions { repair: true }, |_| {}).await.unwrap();
+    let repaired = check(&repo, CheckOptions { repair: true }, |_| {})
+        .await
+        .unwrap();
     assert!(repaired.repaired > 0, "{repaired:?}");
     let after = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
     assert!(after.is_consistent(), "{after:?}");
@@ -649,7 +761,11 @@ async fn a_repository_on_the_applications_own_cluster_pools() {
         RedisTaskRepository::from_pools(pool.clone(), pool, 3600, task_state_core::Zone::utc())
             .unwrap();
     assert!(repo.is_cluster());
-    assert!(repo.settings().write_url().to_string().starts_with("redis-cluster://127.0.0.1:"));
+    assert!(repo
+        .settings()
+        .write_url()
+        .to_string()
+        .starts_with("redis-cluster://127.0.0.1:"));
     for id in ids_on_every_primary(&cluster, 1) {
         repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Pending))
             .await
