@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use futures::future::BoxFuture;
 use task_state_core::{TaskRepository, TaskStatus};
 use task_state_redis::testing::{RedisCluster, RedisServer};
 use task_state_redis::RedisTaskRepository;
@@ -121,6 +122,44 @@ where
     })
 }
 
+/// One operation of the run: on the repository, task id, index.
+type Operation = fn(RedisTaskRepository, String, usize) -> BoxFuture<'static, Result<()>>;
+
+/// The operations, by name, with the top-level command whose statistics they are read by.
+const OPERATIONS: [(&str, &str, Operation); 5] = [
+    ("save", "evalsha", |r, id, i| {
+        Box::pin(async move {
+            r.save(fixtures::task_record(&id, i)).await?;
+            Ok(())
+        })
+    }),
+    ("set_status", "evalsha", |r, id, _| {
+        Box::pin(async move {
+            r.set_status(&id, TaskStatus::Running, Some("running"))
+                .await?;
+            Ok(())
+        })
+    }),
+    ("append_log", "evalsha", |r, id, _| {
+        Box::pin(async move {
+            r.append_logs(&id, &["a line of output".to_owned()]).await?;
+            Ok(())
+        })
+    }),
+    ("update_result", "evalsha", |r, id, _| {
+        Box::pin(async move {
+            r.update_result(&id, Some("Running"), None).await?;
+            Ok(())
+        })
+    }),
+    ("get", "get", |r, id, _| {
+        Box::pin(async move {
+            r.get(&id).await?;
+            Ok(())
+        })
+    }),
+];
+
 /// `save` of `ops` new tasks, then `set_status`, `append_log`, `update_result` and `get` on
 /// them, `ops` operations each with `concurrency` in flight, on `repo` whose servers are
 /// `nodes`.
@@ -132,97 +171,14 @@ async fn operations(
     concurrency: usize,
 ) -> Result<Vec<SpreadRow>> {
     let mut rows = Vec::new();
-    let r = repo.clone();
-    rows.push(
-        measure_on(
-            nodes,
-            topology,
-            "save",
-            "evalsha",
-            ops,
-            concurrency,
-            move |i| {
-                let r = r.clone();
-                async move {
-                    r.save(fixtures::task_record(&(i + 1).to_string(), i))
-                        .await?;
-                    Ok(())
-                }
-            },
-        )
-        .await?,
-    );
-    let r = repo.clone();
-    rows.push(
-        measure_on(
-            nodes,
-            topology,
-            "set_status",
-            "evalsha",
-            ops,
-            concurrency,
-            move |i| {
-                let r = r.clone();
-                async move {
-                    r.set_status(&(i + 1).to_string(), TaskStatus::Running, Some("running"))
-                        .await?;
-                    Ok(())
-                }
-            },
-        )
-        .await?,
-    );
-    let r = repo.clone();
-    rows.push(
-        measure_on(
-            nodes,
-            topology,
-            "append_log",
-            "evalsha",
-            ops,
-            concurrency,
-            move |i| {
-                let r = r.clone();
-                async move {
-                    r.append_logs(&(i + 1).to_string(), &["a line of output".to_owned()])
-                        .await?;
-                    Ok(())
-                }
-            },
-        )
-        .await?,
-    );
-    let r = repo.clone();
-    rows.push(
-        measure_on(
-            nodes,
-            topology,
-            "update_result",
-            "evalsha",
-            ops,
-            concurrency,
-            move |i| {
-                let r = r.clone();
-                async move {
-                    r.update_result(&(i + 1).to_string(), Some("Running"), None)
-                        .await?;
-                    Ok(())
-                }
-            },
-        )
-        .await?,
-    );
-    let r = repo.clone();
-    rows.push(
-        measure_on(nodes, topology, "get", "get", ops, concurrency, move |i| {
-            let r = r.clone();
-            async move {
-                r.get(&(i + 1).to_string()).await?;
-                Ok(())
-            }
+    for (name, command, op) in OPERATIONS {
+        let r = repo.clone();
+        let row = measure_on(nodes, topology, name, command, ops, concurrency, move |i| {
+            op(r.clone(), (i + 1).to_string(), i)
         })
-        .await?,
-    );
+        .await?;
+        rows.push(row);
+    }
     Ok(rows)
 }
 

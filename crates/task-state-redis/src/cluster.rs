@@ -489,7 +489,19 @@ pub(crate) async fn prune(
         .filter(|(_, n)| *n > 0)
         .map(|(member, _)| member)
         .collect();
+    put_back(repo, key, removed, back).await
+}
+
+/// The end of a removal that was checked again: puts `back` (the members removed that
+/// belong after all) back into `key`, and returns how many of the `removed` stayed removed.
+async fn put_back(
+    repo: &RedisTaskRepository,
+    key: &str,
+    removed: i64,
+    back: Vec<String>,
+) -> Result<u64> {
     if !back.is_empty() {
+        let client = repo.writer().next();
         let _: i64 = redirected(repo, || client.sadd(key, back.clone()))
             .await
             .map_err(|e| repo.backend(e, &format!("restoring {key}")))?;
@@ -588,12 +600,7 @@ async fn unindex(
         .map_err(|e| repo.read_error(e, key, "set"))?;
     let still = not_belonging(repo, kind, service, user, &gone).await?;
     let back: Vec<String> = gone.into_iter().filter(|id| !still.contains(id)).collect();
-    if !back.is_empty() {
-        let _: i64 = redirected(repo, || client.sadd(key, back.clone()))
-            .await
-            .map_err(|e| repo.backend(e, &format!("restoring {key}")))?;
-    }
-    Ok((removed.max(0) as u64).saturating_sub(back.len() as u64))
+    put_back(repo, key, removed, back).await
 }
 
 /// A configuration for each node of the cluster that answers now (primaries and replicas,

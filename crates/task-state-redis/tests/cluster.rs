@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::concurrency;
 use futures::future::join_all;
 use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{cluster_or_skip, command_calls, RedisCluster};
@@ -29,8 +32,6 @@ fn the_test_cluster_has_three_primaries_serving_every_slot() {
     cluster.wait_ok(Duration::from_secs(5)).unwrap();
 }
 
-use fred::prelude::KeysInterface;
-use task_state_core::conformance::{async_trait, RawRecords};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
 
 fn settings_of(cluster: &RedisCluster) -> RedisRepositorySettings {
@@ -57,26 +58,8 @@ async fn suite_store() -> Option<(RedisCluster, RedisTaskRepository)> {
     Some((cluster, repo))
 }
 
-/// Plants raw records with a plain `SET`, as another writer would.
-struct Raw(RedisTaskRepository);
-
-#[async_trait]
-impl RawRecords for Raw {
-    async fn plant_raw(&self, task_id: &str, text: &str) {
-        self.0
-            .writer()
-            .next()
-            .set::<(), _, _>(format!("task:{task_id}"), text, None, None, false)
-            .await
-            .expect("plant a raw record");
-    }
-}
-
-fn raw<G>(_: &G, repo: &RedisTaskRepository) -> Raw {
-    Raw(repo.clone())
-}
-
 mod conformance {
+    use super::common::raw;
     use super::*;
     task_state_core::conformance_tests!(suite_store, raw_records = raw);
 }
@@ -233,164 +216,90 @@ async fn a_missing_index_entry_or_metadata_is_put_back_by_the_next_mutation() {
     assert_eq!(cluster.cli(&["HGET", "task:7:metadata", "user_id"]), "bob");
 }
 
+async fn writers(cluster: &RedisCluster, n: usize) -> Vec<RedisTaskRepository> {
+    join_all((0..n).map(|_| single_connection(cluster))).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_writers_keep_all_3200_lines_in_order() {
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
-    repo.save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
-        .await
-        .unwrap();
-    let writers = join_all((0..16).map(|_| single_connection(&cluster))).await;
-    let tasks = writers.into_iter().enumerate().map(|(w, writer)| {
-        tokio::spawn(async move {
-            for i in 0..200 {
-                if i % 2 == 0 {
-                    writer
-                        .append_log("1", &format!("w{w} line {i}"))
-                        .await
-                        .unwrap()
-                        .unwrap();
-                } else {
-                    assert!(writer
-                        .append_logs("1", &[format!("w{w} line {i}")])
-                        .await
-                        .unwrap());
-                }
-            }
-        })
-    });
-    for task in join_all(tasks).await {
-        task.unwrap();
-    }
-    let record = repo.get("1").await.unwrap().unwrap();
-    assert_eq!(record.logs.len(), 3200);
-    for w in 0..16 {
-        let prefix = format!("w{w} line ");
-        let mine: Vec<usize> = record
-            .log_entries()
-            .filter_map(|e| e.message.strip_prefix(&prefix).map(|n| n.parse().unwrap()))
-            .collect();
-        assert_eq!(mine, (0..200).collect::<Vec<_>>(), "writer {w}");
-    }
+    let writers = writers(&cluster, 16).await;
+    concurrency::sixteen_writers_keep_all_3200_lines_in_order(&repo, writers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_keep_both_result_fields_on_100_tasks() {
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
-    for i in 0..100 {
-        repo.save(TaskRecord::new(
-            i.to_string(),
-            "s",
-            "u",
-            TaskStatus::Running,
-        ))
-        .await
-        .unwrap();
-    }
-    let (a, b) = (
-        single_connection(&cluster).await,
-        single_connection(&cluster).await,
-    );
-    let pods = tokio::spawn(async move {
-        for i in 0..100 {
-            a.update_result(&i.to_string(), Some(&format!("pod {i}")), None)
-                .await
-                .unwrap();
-        }
-    });
-    let outputs = tokio::spawn(async move {
-        for i in 0..100 {
-            b.update_result(&i.to_string(), None, Some(&format!("output {i}")))
-                .await
-                .unwrap();
-        }
-    });
-    pods.await.unwrap();
-    outputs.await.unwrap();
-    let list = repo.list_all().await.unwrap();
-    assert_eq!(list.records.len(), 100);
-    for record in list.records {
-        let i = &record.task_id;
-        assert_eq!(record.result.pod_status, Some(format!("pod {i}")));
-        assert_eq!(record.result.launcher_output, Some(format!("output {i}")));
-    }
+    let mut writers = writers(&cluster, 2).await;
+    let (b, a) = (writers.pop().unwrap(), writers.pop().unwrap());
+    concurrency::two_writers_keep_both_result_fields_on_100_tasks(&repo, a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_one_concurrent_transition_wins() {
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
-    let writers = Arc::new(join_all((0..8).map(|_| single_connection(&cluster))).await);
-    for round in 0..5 {
-        let id = format!("t{round}");
-        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
-            .await
-            .unwrap();
-        let attempts = (0..8).map(|w| {
-            let id = id.clone();
-            let writers = writers.clone();
-            tokio::spawn(async move {
-                writers[w]
-                    .transition(
-                        &id,
-                        &[TaskStatus::Running],
-                        TaskStatus::CancelRequested,
-                        Some(&format!("cancel by {w}")),
-                    )
-                    .await
-            })
-        });
-        let results: Vec<_> = join_all(attempts)
-            .await
-            .into_iter()
-            .map(|r| r.unwrap())
-            .collect();
-        let wins = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
-        let conflicts = results
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r,
-                    Err(Error::Conflict {
-                        current: TaskStatus::CancelRequested,
-                        ..
-                    })
-                )
-            })
-            .count();
-        assert_eq!((wins, conflicts), (1, 7), "{results:?}");
-        let record = repo.get(&id).await.unwrap().unwrap();
-        assert_eq!(record.status, TaskStatus::CancelRequested);
-        assert_eq!(record.logs.len(), 1, "only the winner logs");
-    }
+    let writers = writers(&cluster, 8).await;
+    concurrency::exactly_one_concurrent_transition_wins(&repo, writers).await;
 }
 
-/// Appends numbered lines to each of `ids` in turn until `stop`, each line sent once
-/// (never retried): returns the lines acknowledged and the lines that failed.
-async fn append_stream(
-    repo: RedisTaskRepository,
-    ids: Vec<String>,
+/// A writer that appends numbered lines to each of its tasks in turn, each line sent once
+/// (never retried), until stopped.
+struct AppendStream {
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The lines acknowledged, as (task, line).
     acked: Arc<Mutex<Vec<(String, usize)>>>,
-) -> Vec<(String, usize, String)> {
-    let mut failed = Vec::new();
-    let mut n = 0;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        for id in &ids {
-            match repo.append_logs(id, &[format!("line {n}")]).await {
-                Ok(true) => acked.lock().unwrap().push((id.clone(), n)),
-                Ok(false) => panic!("task {id} vanished"),
-                Err(e) => {
-                    failed.push((id.clone(), n, e.to_string()));
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            n += 1;
+    /// The lines that failed, with the error.
+    writer: tokio::task::JoinHandle<Vec<(String, usize, String)>>,
+}
+
+impl AppendStream {
+    /// Saves the tasks `ids` and starts appending to them.
+    async fn start(repo: &RedisTaskRepository, ids: &[String]) -> Self {
+        for id in ids {
+            repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
+                .await
+                .unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let (repo, ids) = (repo.clone(), ids.to_vec());
+        let (stopped, acks) = (stop.clone(), acked.clone());
+        let writer = tokio::spawn(async move {
+            let mut failed = Vec::new();
+            let mut n = 0;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                for id in &ids {
+                    match repo.append_logs(id, &[format!("line {n}")]).await {
+                        Ok(true) => acks.lock().unwrap().push((id.clone(), n)),
+                        Ok(false) => panic!("task {id} vanished"),
+                        Err(e) => {
+                            failed.push((id.clone(), n, e.to_string()));
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    n += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            failed
+        });
+        AppendStream {
+            stop,
+            acked,
+            writer,
+        }
     }
-    failed
+
+    /// Stops it: the lines acknowledged and those that failed.
+    async fn finish(self) -> (Vec<(String, usize)>, Vec<(String, usize, String)>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let failed = self.writer.await.unwrap();
+        let acked = self.acked.lock().unwrap().clone();
+        (acked, failed)
+    }
 }
 
 /// The line numbers in a task's log, each once; panics on a duplicate.
@@ -414,19 +323,8 @@ async fn writes_resume_after_a_primary_dies_and_none_is_applied_twice() {
     let Some(mut cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
     let ids = ids_on_every_primary(&cluster, 1);
-    for id in &ids {
-        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
-            .await
-            .unwrap();
-    }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let writer = tokio::spawn(append_stream(
-        repo.clone(),
-        ids.clone(),
-        stop.clone(),
-        acked.clone(),
-    ));
+    let stream = AppendStream::start(&repo, &ids).await;
+    let acked = stream.acked.clone();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let victim = cluster.primary_of(&format!("task:{}", ids[0])).unwrap();
     cluster.kill(victim);
@@ -452,8 +350,7 @@ async fn writes_resume_after_a_primary_dies_and_none_is_applied_twice() {
     };
     // A few more writes on the new topology.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let failed = writer.await.unwrap();
+    let (acked, failed) = stream.finish().await;
     eprintln!("{} writes failed during the failover", failed.len());
     assert!(
         resumed,
@@ -462,7 +359,6 @@ async fn writes_resume_after_a_primary_dies_and_none_is_applied_twice() {
     );
     cluster.wait_ok(Duration::from_secs(30)).unwrap();
     assert!(!cluster.primaries().contains(&victim));
-    let acked = acked.lock().unwrap().clone();
     let failed_lines: HashSet<(String, usize)> =
         failed.iter().map(|(id, n, _)| (id.clone(), *n)).collect();
     for id in &ids {
@@ -490,19 +386,7 @@ async fn slots_moved_between_primaries_under_writes_lose_nothing() {
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
     let ids = ids_on_every_primary(&cluster, 2);
-    for id in &ids {
-        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
-            .await
-            .unwrap();
-    }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let writer = tokio::spawn(append_stream(
-        repo.clone(),
-        ids.clone(),
-        stop.clone(),
-        acked.clone(),
-    ));
+    let stream = AppendStream::start(&repo, &ids).await;
     // Each record's slot, and the slot of index:tasks, to the next primary and on, twice.
     let mut keys: Vec<String> = ids.iter().map(|id| format!("task:{id}")).collect();
     keys.push("index:tasks".to_owned());
@@ -523,13 +407,11 @@ async fn slots_moved_between_primaries_under_writes_lose_nothing() {
     });
     let cluster = mover.await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let failed = writer.await.unwrap();
+    let (acked, failed) = stream.finish().await;
     assert!(
         failed.is_empty(),
         "writes failed while slots moved: {failed:?}"
     );
-    let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 100, "only {} writes", acked.len());
     for id in &ids {
         let lines = lines_of(&repo, id).await;
