@@ -197,6 +197,10 @@ impl RedisTaskRepository {
     /// The same repository reading from the writer: for a caller that must read its own
     /// write back at once, where the read URL points at a replica that may lag.
     pub fn reading_from_writer(&self) -> Self {
+        if self.is_cluster() {
+            // On a cluster both pools read from the primaries already.
+            return self.clone();
+        }
         let inner = &self.inner;
         RedisTaskRepository {
             inner: Arc::new(Inner {

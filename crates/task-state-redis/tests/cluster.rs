@@ -587,6 +587,33 @@ async fn check_finds_and_repairs_damage_across_slots_and_the_reconciler_prunes()
     assert_eq!(after.records, 59);
     assert_eq!(cluster.cli(&["HGET", "task:5:metadata", "user_id"]), "bob");
 
+    // The frontend script's check of one user's index, across the slots of its services.
+    cluster.cli(&["SREM", "index:user:alice", "4"]);
+    cluster.cli(&["SADD", "index:user:alice", "ghost3"]);
+    let options = task_state_redis::UserCheckOptions {
+        service: None,
+        repair: false,
+    };
+    let user = task_state_redis::check_user(&repo, "alice", options)
+        .await
+        .unwrap();
+    assert_eq!(user.services, ["render"]);
+    assert_eq!(user.missing_in_user_index, ["4"]);
+    assert_eq!(user.extra_in_user_index, ["ghost3"]);
+    let options = task_state_redis::UserCheckOptions {
+        service: None,
+        repair: true,
+    };
+    let user = task_state_redis::check_user(&repo, "alice", options)
+        .await
+        .unwrap();
+    assert_eq!(user.repaired, Some(2));
+    assert_eq!(cluster.cli(&["SISMEMBER", "index:user:alice", "4"]), "1");
+    assert_eq!(
+        cluster.cli(&["SISMEMBER", "index:user:alice", "ghost3"]),
+        "0"
+    );
+
     // The reconciler prunes ids whose record is gone, from sets on every primary.
     for i in [10, 11, 20, 21] {
         cluster.cli(&["DEL", &format!("task:{i}")]);
