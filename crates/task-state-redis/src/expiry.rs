@@ -259,9 +259,9 @@ async fn notifications_on<C: ClientLike>(repo: &RedisTaskRepository, client: &C)
 #[derive(Debug)]
 pub struct ExpiryListener {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// One subscriber, or on a cluster one a node.
-    subscribers: Vec<SubscriberClient>,
+    subscribers: Arc<Mutex<Vec<SubscriberClient>>>,
     stats: Arc<Mutex<ExpiryStats>>,
     reconcile_stats: Arc<Mutex<ReconcileStats>>,
 }
@@ -290,11 +290,13 @@ impl ExpiryListener {
         let configs = if repo.is_cluster() {
             crate::cluster::node_configs(&repo, &config).await?
         } else {
-            vec![config]
+            vec![config.clone()]
         };
         let channel = format!("__keyevent@{}__:expired", url.database());
         let mut subscribers: Vec<SubscriberClient> = Vec::new();
+        let mut known = std::collections::HashSet::new();
         for config in configs {
+            known.insert(server_of(&config));
             match subscribe(&settings, &options, config, &channel).await {
                 Ok(subscriber) => subscribers.push(subscriber),
                 Err(e) => {
@@ -307,48 +309,60 @@ impl ExpiryListener {
         }
 
         let (stop, _) = watch::channel(false);
-        let stats = Arc::new(Mutex::new(ExpiryStats::default()));
+        let shared = Listening {
+            repo: repo.clone(),
+            stats: Arc::new(Mutex::new(ExpiryStats::default())),
+            sweep_now: Arc::new(Notify::new()),
+            stopped: stop.subscribe(),
+        };
+        let stats = shared.stats.clone();
+        let sweep_now = shared.sweep_now.clone();
         let reconcile_stats = Arc::new(Mutex::new(ReconcileStats::default()));
-        let sweep_now = Arc::new(Notify::new());
 
         let mut tasks = Vec::new();
         for subscriber in &subscribers {
-            let mut events = subscriber.keyspace_event_rx();
-            let mut reconnects = subscriber.reconnect_rx();
-            tasks.push(subscriber.manage_subscriptions());
-            let repo = repo.clone();
-            let stats = stats.clone();
-            let sweep_now = sweep_now.clone();
+            tasks.extend(shared.listen(subscriber));
+        }
+        let subscribers = Arc::new(Mutex::new(subscribers));
+        let tasks = Arc::new(Mutex::new(tasks));
+        if repo.is_cluster() {
+            // Nodes added to the cluster later: looked for every NODE_REFRESH.
+            let shared = shared.clone();
+            let (subscribers, all_tasks) = (subscribers.clone(), tasks.clone());
+            let (settings, options) = (settings.clone(), options.clone());
             let mut stopped = stop.subscribe();
-            tasks.push(tokio::spawn(async move {
+            let watcher = tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = stopped.changed() => break,
-                        reconnect = reconnects.recv() => {
-                            if reconnect.is_ok() {
-                                lock(&stats).reconnects += 1;
-                                tracing::info!("expiry listener reconnected");
-                                sweep_now.notify_one();
-                            }
+                        _ = tokio::time::sleep(NODE_REFRESH) => {}
+                    }
+                    let Ok(configs) = crate::cluster::node_configs(&shared.repo, &config).await
+                    else {
+                        continue;
+                    };
+                    for node in configs {
+                        let server = server_of(&node);
+                        if known.contains(&server) {
+                            continue;
                         }
-                        event = events.recv() => match event {
-                            Ok(event) => handle_event(&repo, &stats, &event.operation, &event.key.as_str_lossy()).await,
-                            Err(broadcast::error::RecvError::Lagged(n)) => {
-                                let mut s = lock(&stats);
-                                s.lagged += n;
-                                s.last_error = Some(format!("fell behind by {n} events"));
-                                tracing::warn!(lost = n, "expiry listener fell behind; reconciling");
-                                sweep_now.notify_one();
+                        match subscribe(&settings, &options, node, &channel).await {
+                            Ok(subscriber) => {
+                                tracing::info!(node = %server.0, port = server.1, "expiry listener subscribed on a new node");
+                                lock(&all_tasks).extend(shared.listen(&subscriber));
+                                lock(&subscribers).push(subscriber);
+                                known.insert(server);
+                                // Its events before the subscription are lost.
+                                shared.sweep_now.notify_one();
                             }
-                            Err(broadcast::error::RecvError::Closed) => {
-                                lock(&stats).last_error = Some("event channel closed".to_owned());
-                                tracing::error!("expiry listener: event channel closed");
-                                break;
+                            Err(e) => {
+                                tracing::warn!(error = %e, "expiry listener: cannot subscribe on a new node yet");
                             }
                         }
                     }
                 }
-            }));
+            });
+            lock(&tasks).push(watcher);
         }
 
         let interval = options.reconcile_interval;
@@ -356,7 +370,7 @@ impl ExpiryListener {
             let repo = repo.clone();
             let rstats = reconcile_stats.clone();
             let mut stopped = stop.subscribe();
-            tasks.push(tokio::spawn(async move {
+            lock(&tasks).push(tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = stopped.changed() => break,
@@ -396,16 +410,92 @@ impl ExpiryListener {
         lock(&self.reconcile_stats).clone()
     }
 
-    /// Stops listening and sweeping, and closes the subscriber connection.
+    /// How many servers it is subscribed on: 1, or on a Redis Cluster every node (primaries
+    /// and replicas) that answered when it started or since (it looks for new nodes every
+    /// 5 s).
+    pub fn nodes(&self) -> usize {
+        lock(&self.subscribers).len()
+    }
+
+    /// Stops listening and sweeping, and closes the subscriber connections.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        for subscriber in &self.subscribers {
-            let _ = subscriber.quit().await;
-        }
-        for task in self.tasks {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
             task.abort();
             let _ = task.await;
         }
+        let subscribers = std::mem::take(&mut *lock(&self.subscribers));
+        for subscriber in &subscribers {
+            let _ = subscriber.quit().await;
+        }
+    }
+}
+
+/// How often the listener on a Redis Cluster looks for nodes added since it started.
+const NODE_REFRESH: Duration = Duration::from_secs(5);
+
+/// The host and port of a one-server configuration.
+fn server_of(config: &fred::prelude::Config) -> (String, u16) {
+    match &config.server {
+        fred::prelude::ServerConfig::Centralized { server } => {
+            (server.host.to_string(), server.port)
+        }
+        _ => (String::new(), 0),
+    }
+}
+
+/// What the task of every subscription shares.
+#[derive(Clone)]
+struct Listening {
+    repo: RedisTaskRepository,
+    stats: Arc<Mutex<ExpiryStats>>,
+    sweep_now: Arc<Notify>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Listening {
+    /// The tasks that keep `subscriber` subscribed and clean up after its events.
+    fn listen(&self, subscriber: &SubscriberClient) -> [JoinHandle<()>; 2] {
+        let mut events = subscriber.keyspace_event_rx();
+        let mut reconnects = subscriber.reconnect_rx();
+        let resubscriber = subscriber.manage_subscriptions();
+        let Listening {
+            repo,
+            stats,
+            sweep_now,
+            mut stopped,
+        } = self.clone();
+        let listener = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    reconnect = reconnects.recv() => {
+                        if reconnect.is_ok() {
+                            lock(&stats).reconnects += 1;
+                            tracing::info!("expiry listener reconnected");
+                            sweep_now.notify_one();
+                        }
+                    }
+                    event = events.recv() => match event {
+                        Ok(event) => handle_event(&repo, &stats, &event.operation, &event.key.as_str_lossy()).await,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let mut s = lock(&stats);
+                            s.lagged += n;
+                            s.last_error = Some(format!("fell behind by {n} events"));
+                            tracing::warn!(lost = n, "expiry listener fell behind; reconciling");
+                            sweep_now.notify_one();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {
+                            lock(&stats).last_error = Some("event channel closed".to_owned());
+                            tracing::error!("expiry listener: event channel closed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        [resubscriber, listener]
     }
 }
 

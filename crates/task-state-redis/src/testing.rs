@@ -599,6 +599,8 @@ pub fn command_calls(server: &RedisServer, command: &str) -> u64 {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// The arguments every node was started with.
+    args: Vec<String>,
 }
 
 /// The node timeout of a [`RedisCluster`], in milliseconds.
@@ -646,7 +648,10 @@ impl RedisCluster {
                 String::from_utf8_lossy(&output.stderr)
             )));
         }
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster {
+            nodes,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
         cluster.wait_ok(Duration::from_secs(60))?;
         Ok(cluster)
     }
@@ -736,6 +741,47 @@ impl RedisCluster {
     /// When it does not come back.
     pub fn restart(&mut self, index: usize) -> std::io::Result<()> {
         self.nodes[index].restart()
+    }
+
+    /// Starts a seventh (eighth, …) node with the cluster's arguments and adds it as a
+    /// primary without slots (`redis-cli --cluster add-node`), then waits until every node
+    /// knows it; returns its index. Move slots to it with [`move_slot`](Self::move_slot).
+    ///
+    /// # Errors
+    /// When it cannot be started or added, or the cluster does not agree within 30 s.
+    pub fn add_node(&mut self) -> std::io::Result<usize> {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let node = RedisServer::start_with(&args)?;
+        let seed = self
+            .any_running()
+            .ok_or_else(|| std::io::Error::other("no node is running"))?;
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{}", node.port()))
+            .arg(format!("127.0.0.1:{}", seed.port()))
+            .output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "redis-cli --cluster add-node failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let address = format!("127.0.0.1:{}@", node.port());
+        self.nodes.push(node);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .cli_all(&["CLUSTER", "NODES"])
+            .iter()
+            .all(|view| view.contains(&address))
+        {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("the nodes do not know the new node"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.wait_ok(Duration::from_secs(30))?;
+        Ok(self.nodes.len() - 1)
     }
 
     /// Moves `slots` slots from the primary at `from` to the primary at `to`, keys and all,

@@ -683,3 +683,71 @@ async fn a_repository_on_the_applications_own_cluster_pools() {
     assert_eq!(repo.list_all().await.unwrap().records.len(), 3);
     repo.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_expiry_listener_subscribes_on_a_node_added_later() {
+    let Some(mut cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    let listener = ExpiryListener::start(
+        repo.clone(),
+        ExpiryOptions {
+            reconcile_interval: Duration::ZERO,
+            ..ExpiryOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(listener.nodes(), 6);
+    let added = tokio::task::spawn_blocking(move || {
+        let added = cluster.add_node().unwrap();
+        cluster
+            .move_slot(cluster.slot_of("task:late"), added)
+            .unwrap();
+        (cluster, added)
+    });
+    let (cluster, added) = added.await.unwrap();
+    assert_eq!(cluster.primary_of("task:late"), Some(added));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listener.nodes() < 7 {
+        assert!(Instant::now() < deadline, "the new node was not subscribed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    repo.save(TaskRecord::new(
+        "keep",
+        "render",
+        "bob",
+        TaskStatus::Running,
+    ))
+    .await
+    .unwrap();
+    let short = RedisTaskRepository::connect(
+        RedisRepositorySettings::builder()
+            .with_write_url(cluster.url())
+            .with_ttl_seconds(1)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    short
+        .save(TaskRecord::new(
+            "late",
+            "render",
+            "bob",
+            TaskStatus::Running,
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.cli(&["SISMEMBER", "index:user:bob", "late"]) == "1" {
+        assert!(
+            Instant::now() < deadline,
+            "not cleaned: {:?}",
+            listener.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(cluster.cli(&["EXISTS", "task:late:metadata"]), "0");
+    assert_eq!(cluster.cli(&["SMEMBERS", "index:tasks"]), "keep");
+    listener.stop().await;
+}
