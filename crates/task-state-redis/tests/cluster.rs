@@ -428,28 +428,31 @@ async fn slots_moved_between_primaries_under_writes_lose_nothing() {
     drop(cluster);
 }
 
+/// A repository whose records live 1 s.
+async fn short_lived(cluster: &RedisCluster) -> RedisTaskRepository {
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(cluster.url())
+        .with_ttl_seconds(1)
+        .build()
+        .unwrap();
+    RedisTaskRepository::connect(settings).await.unwrap()
+}
+
+/// The expiry listener with the reconciler off: what is cleaned, the events cleaned.
+async fn listener_alone(repo: &RedisTaskRepository) -> ExpiryListener {
+    let options = ExpiryOptions {
+        reconcile_interval: Duration::ZERO,
+        ..ExpiryOptions::default()
+    };
+    ExpiryListener::start(repo.clone(), options).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_expiry_listener_cleans_indexes_of_tasks_expiring_on_every_primary() {
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
-    let short = RedisTaskRepository::connect(
-        RedisRepositorySettings::builder()
-            .with_write_url(cluster.url())
-            .with_ttl_seconds(1)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let listener = ExpiryListener::start(
-        repo.clone(),
-        ExpiryOptions {
-            reconcile_interval: Duration::ZERO,
-            ..ExpiryOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let short = short_lived(&cluster).await;
+    let listener = listener_alone(&repo).await;
     // A long-lived task keeps the indexes alive; the short ones' records live on every
     // primary and expire within a second.
     repo.save(TaskRecord::new(
@@ -688,15 +691,7 @@ async fn a_repository_on_the_applications_own_cluster_pools() {
 async fn the_expiry_listener_subscribes_on_a_node_added_later() {
     let Some(mut cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
-    let listener = ExpiryListener::start(
-        repo.clone(),
-        ExpiryOptions {
-            reconcile_interval: Duration::ZERO,
-            ..ExpiryOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let listener = listener_alone(&repo).await;
     assert_eq!(listener.nodes(), 6);
     let added = tokio::task::spawn_blocking(move || {
         let added = cluster.add_node().unwrap();
@@ -720,15 +715,7 @@ async fn the_expiry_listener_subscribes_on_a_node_added_later() {
     ))
     .await
     .unwrap();
-    let short = RedisTaskRepository::connect(
-        RedisRepositorySettings::builder()
-            .with_write_url(cluster.url())
-            .with_ttl_seconds(1)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let short = short_lived(&cluster).await;
     short
         .save(TaskRecord::new(
             "late",
