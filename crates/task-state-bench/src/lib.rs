@@ -20,5 +20,6 @@ pub mod limit;
 pub mod memory;
 pub mod python;
 pub mod report;
+pub mod spread;
 pub mod stats;
 pub mod suite;

@@ -59,6 +59,10 @@ struct Cli {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Instead of the suite: the same operations on a private server and on a private
+    /// three-primary Redis Cluster, with each primary's share of the work.
+    #[arg(long)]
+    cluster: bool,
     /// Internal: stream every task of --url and print what it took, as JSON.
     #[arg(long, hide = true)]
     stream_probe: bool,
@@ -79,6 +83,12 @@ async fn run(cli: Cli) -> Result<()> {
         let url = cli.url.as_deref().unwrap_or("redis://127.0.0.1:6379/0");
         let figures = suite::stream_probe(url, pool_size, cli.stream_batch).await?;
         println!("{figures}");
+        return Ok(());
+    }
+    if cli.cluster {
+        let ops = cli.ops.unwrap_or(if cli.quick { 3_000 } else { 20_000 });
+        let rows = task_state_bench::spread::run(ops, cli.concurrency.max(1), pool_size).await?;
+        task_state_bench::spread::print_table(&rows);
         return Ok(());
     }
     let base = if cli.quick {

@@ -292,12 +292,14 @@ async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(RECORDS_PER_MGET) {
         let keys: Vec<String> = chunk.iter().map(|id| keys::record(id)).collect();
-        let values: Vec<Value> = repo
-            .writer()
-            .next()
-            .mget(keys.clone())
-            .await
-            .map_err(|e| repo.backend(e, "reading records"))?;
+        let client = repo.writer().next();
+        // On a cluster the records are in many slots: one GET each, pipelined.
+        let values: Vec<Value> = if repo.is_cluster() {
+            crate::cluster::get_each(client, keys.clone()).await
+        } else {
+            client.mget(keys.clone()).await
+        }
+        .map_err(|e| repo.backend(e, "reading records"))?;
         let start = out.len();
         let mut absent = Vec::new();
         for (i, value) in values.into_iter().enumerate() {
@@ -340,6 +342,15 @@ async fn run_script(
     keys: Vec<String>,
     args: Vec<String>,
 ) -> Result<u64> {
+    if repo.is_cluster() {
+        return match crate::cluster::repair(repo, script.name, &keys, args).await {
+            Err(Error::WrongType { key, expected }) => {
+                note_wrong_type(repo, report, &key, expected).await?;
+                Ok(0)
+            }
+            other => other,
+        };
+    }
     match repo.eval_keys(script, keys.clone(), args).await {
         Ok(Value::Integer(n)) => Ok(n.max(0) as u64),
         Ok(_) => Ok(0),

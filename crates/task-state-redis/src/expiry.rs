@@ -139,7 +139,10 @@ async fn prune_index(repo: &RedisTaskRepository, key: &str, service: Option<&str
         if let Some(service) = service {
             members = users_to_prune(repo, service, members).await?;
         }
-        if !members.is_empty() {
+        if !members.is_empty() && repo.is_cluster() {
+            // The records are in other slots: check, remove, check again (docs/cluster.md).
+            removed += crate::cluster::prune(repo, key, service, members).await?;
+        } else if !members.is_empty() {
             let mut args = Vec::with_capacity(members.len() + 1);
             args.push(mode.clone());
             args.extend(members);
@@ -205,9 +208,27 @@ async fn users_to_prune(
 /// # Errors
 /// [`Error::Config`] when the flags are missing, [`Error::Backend`] when CONFIG GET fails.
 pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
-    let reply: Value = repo
-        .writer()
-        .next()
+    let client = repo.writer().next();
+    if repo.is_cluster() {
+        // Every primary publishes its own keys' events: each must be configured.
+        let primaries = fred::prelude::ClusterInterface::cached_cluster_state(client)
+            .map(|state| state.unique_primary_nodes())
+            .unwrap_or_default();
+        for node in primaries {
+            notifications_on(repo, &client.with_cluster_node(node.clone()))
+                .await
+                .map_err(|e| match e {
+                    Error::Config(message) => Error::Config(format!("{node}: {message}")),
+                    other => other,
+                })?;
+        }
+        return Ok(());
+    }
+    notifications_on(repo, client).await
+}
+
+async fn notifications_on<C: ClientLike>(repo: &RedisTaskRepository, client: &C) -> Result<()> {
+    let reply: Value = client
         .custom(
             CustomCommand::new_static("CONFIG", None::<u16>, false),
             vec!["GET".to_owned(), "notify-keyspace-events".to_owned()],
@@ -238,8 +259,9 @@ pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
 #[derive(Debug)]
 pub struct ExpiryListener {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    subscriber: SubscriberClient,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// One subscriber, or on a cluster one a node.
+    subscribers: Arc<Mutex<Vec<SubscriberClient>>>,
     stats: Arc<Mutex<ExpiryStats>>,
     reconcile_stats: Arc<Mutex<ReconcileStats>>,
 }
@@ -263,88 +285,92 @@ impl ExpiryListener {
         let settings = repo.settings().clone();
         let url = settings.write_url();
         let config = crate::repository::client_config(url, &settings)?;
-        let subscriber = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = settings.connect_timeout();
-                c.internal_command_timeout = settings.connect_timeout();
-            })
-            .with_performance_config(|p| {
-                p.default_command_timeout = settings.command_timeout();
-                p.broadcast_channel_capacity = options.event_buffer.max(1);
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .build_subscriber_client()
-            .map_err(|e| Error::Config(scrub(&format!("{url}: {}", e.details()), &[url])))?;
-        let fail = |message: String| {
-            Error::backend(scrub(
-                &format!("expiry listener on {url}: {message}"),
-                &[url],
-            ))
+        // Keyspace events are node-local: on a cluster, one subscriber on every node
+        // (docs/cluster.md).
+        let configs = if repo.is_cluster() {
+            crate::cluster::node_configs(&repo, &config).await?
+        } else {
+            vec![config.clone()]
         };
-        match tokio::time::timeout(settings.connect_timeout(), subscriber.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(fail(e.details().to_owned())),
-            Err(_) => {
-                let _ = subscriber.quit().await;
-                return Err(fail("cannot connect in time".to_owned()));
+        let channel = format!("__keyevent@{}__:expired", url.database());
+        let mut subscribers: Vec<SubscriberClient> = Vec::new();
+        let mut known = std::collections::HashSet::new();
+        for config in configs {
+            known.insert(server_of(&config));
+            match subscribe(&settings, &options, config, &channel).await {
+                Ok(subscriber) => subscribers.push(subscriber),
+                Err(e) => {
+                    for subscriber in &subscribers {
+                        let _ = subscriber.quit().await;
+                    }
+                    return Err(e);
+                }
             }
         }
-        let channel = format!("__keyevent@{}__:expired", url.database());
-        let mut events = subscriber.keyspace_event_rx();
-        let mut reconnects = subscriber.reconnect_rx();
-        if let Err(e) = subscriber.subscribe(channel.as_str()).await {
-            let _ = subscriber.quit().await;
-            return Err(fail(e.details().to_owned()));
-        }
-        let resubscriber = subscriber.manage_subscriptions();
 
-        let (stop, mut stopped) = watch::channel(false);
-        let stats = Arc::new(Mutex::new(ExpiryStats::default()));
+        let (stop, _) = watch::channel(false);
+        let shared = Listening {
+            repo: repo.clone(),
+            stats: Arc::new(Mutex::new(ExpiryStats::default())),
+            sweep_now: Arc::new(Notify::new()),
+            stopped: stop.subscribe(),
+        };
+        let stats = shared.stats.clone();
+        let sweep_now = shared.sweep_now.clone();
         let reconcile_stats = Arc::new(Mutex::new(ReconcileStats::default()));
-        let sweep_now = Arc::new(Notify::new());
 
-        let listener = {
-            let repo = repo.clone();
-            let stats = stats.clone();
-            let sweep_now = sweep_now.clone();
-            tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for subscriber in &subscribers {
+            tasks.extend(shared.listen(subscriber));
+        }
+        let subscribers = Arc::new(Mutex::new(subscribers));
+        let tasks = Arc::new(Mutex::new(tasks));
+        if repo.is_cluster() {
+            // Nodes added to the cluster later: looked for every NODE_REFRESH.
+            let shared = shared.clone();
+            let (subscribers, all_tasks) = (subscribers.clone(), tasks.clone());
+            let (settings, options) = (settings.clone(), options.clone());
+            let mut stopped = stop.subscribe();
+            let watcher = tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = stopped.changed() => break,
-                        reconnect = reconnects.recv() => {
-                            if reconnect.is_ok() {
-                                lock(&stats).reconnects += 1;
-                                tracing::info!("expiry listener reconnected");
-                                sweep_now.notify_one();
-                            }
+                        _ = tokio::time::sleep(NODE_REFRESH) => {}
+                    }
+                    let Ok(configs) = crate::cluster::node_configs(&shared.repo, &config).await
+                    else {
+                        continue;
+                    };
+                    for node in configs {
+                        let server = server_of(&node);
+                        if known.contains(&server) {
+                            continue;
                         }
-                        event = events.recv() => match event {
-                            Ok(event) => handle_event(&repo, &stats, &event.operation, &event.key.as_str_lossy()).await,
-                            Err(broadcast::error::RecvError::Lagged(n)) => {
-                                let mut s = lock(&stats);
-                                s.lagged += n;
-                                s.last_error = Some(format!("fell behind by {n} events"));
-                                tracing::warn!(lost = n, "expiry listener fell behind; reconciling");
-                                sweep_now.notify_one();
+                        match subscribe(&settings, &options, node, &channel).await {
+                            Ok(subscriber) => {
+                                tracing::info!(node = %server.0, port = server.1, "expiry listener subscribed on a new node");
+                                lock(&all_tasks).extend(shared.listen(&subscriber));
+                                lock(&subscribers).push(subscriber);
+                                known.insert(server);
+                                // Its events before the subscription are lost.
+                                shared.sweep_now.notify_one();
                             }
-                            Err(broadcast::error::RecvError::Closed) => {
-                                lock(&stats).last_error = Some("event channel closed".to_owned());
-                                tracing::error!("expiry listener: event channel closed");
-                                break;
+                            Err(e) => {
+                                tracing::warn!(error = %e, "expiry listener: cannot subscribe on a new node yet");
                             }
                         }
                     }
                 }
-            })
-        };
-        let mut tasks = vec![listener, resubscriber];
+            });
+            lock(&tasks).push(watcher);
+        }
 
         let interval = options.reconcile_interval;
         if !interval.is_zero() {
             let repo = repo.clone();
             let rstats = reconcile_stats.clone();
             let mut stopped = stop.subscribe();
-            tasks.push(tokio::spawn(async move {
+            lock(&tasks).push(tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = stopped.changed() => break,
@@ -368,7 +394,7 @@ impl ExpiryListener {
         Ok(ExpiryListener {
             stop,
             tasks,
-            subscriber,
+            subscribers,
             stats,
             reconcile_stats,
         })
@@ -384,15 +410,134 @@ impl ExpiryListener {
         lock(&self.reconcile_stats).clone()
     }
 
-    /// Stops listening and sweeping, and closes the subscriber connection.
+    /// How many servers it is subscribed on: 1, or on a Redis Cluster every node (primaries
+    /// and replicas) that answered when it started or since (it looks for new nodes every
+    /// 5 s).
+    pub fn nodes(&self) -> usize {
+        lock(&self.subscribers).len()
+    }
+
+    /// Stops listening and sweeping, and closes the subscriber connections.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.subscriber.quit().await;
-        for task in self.tasks {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
             task.abort();
             let _ = task.await;
         }
+        let subscribers = std::mem::take(&mut *lock(&self.subscribers));
+        for subscriber in &subscribers {
+            let _ = subscriber.quit().await;
+        }
     }
+}
+
+/// How often the listener on a Redis Cluster looks for nodes added since it started.
+const NODE_REFRESH: Duration = Duration::from_secs(5);
+
+/// The host and port of a one-server configuration.
+fn server_of(config: &fred::prelude::Config) -> (String, u16) {
+    match &config.server {
+        fred::prelude::ServerConfig::Centralized { server } => {
+            (server.host.to_string(), server.port)
+        }
+        _ => (String::new(), 0),
+    }
+}
+
+/// What the task of every subscription shares.
+#[derive(Clone)]
+struct Listening {
+    repo: RedisTaskRepository,
+    stats: Arc<Mutex<ExpiryStats>>,
+    sweep_now: Arc<Notify>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Listening {
+    /// The tasks that keep `subscriber` subscribed and clean up after its events.
+    fn listen(&self, subscriber: &SubscriberClient) -> [JoinHandle<()>; 2] {
+        let mut events = subscriber.keyspace_event_rx();
+        let mut reconnects = subscriber.reconnect_rx();
+        let resubscriber = subscriber.manage_subscriptions();
+        let Listening {
+            repo,
+            stats,
+            sweep_now,
+            mut stopped,
+        } = self.clone();
+        let listener = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    reconnect = reconnects.recv() => {
+                        if reconnect.is_ok() {
+                            lock(&stats).reconnects += 1;
+                            tracing::info!("expiry listener reconnected");
+                            sweep_now.notify_one();
+                        }
+                    }
+                    event = events.recv() => match event {
+                        Ok(event) => handle_event(&repo, &stats, &event.operation, &event.key.as_str_lossy()).await,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let mut s = lock(&stats);
+                            s.lagged += n;
+                            s.last_error = Some(format!("fell behind by {n} events"));
+                            tracing::warn!(lost = n, "expiry listener fell behind; reconciling");
+                            sweep_now.notify_one();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {
+                            lock(&stats).last_error = Some("event channel closed".to_owned());
+                            tracing::error!("expiry listener: event channel closed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        [resubscriber, listener]
+    }
+}
+
+/// A subscriber to `channel` on the server of `config`, connected and subscribed.
+async fn subscribe(
+    settings: &crate::RedisRepositorySettings,
+    options: &ExpiryOptions,
+    config: fred::prelude::Config,
+    channel: &str,
+) -> Result<SubscriberClient> {
+    let url = settings.write_url();
+    let subscriber = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = settings.connect_timeout();
+            c.internal_command_timeout = settings.connect_timeout();
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = settings.command_timeout();
+            p.broadcast_channel_capacity = options.event_buffer.max(1);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build_subscriber_client()
+        .map_err(|e| Error::Config(scrub(&format!("{url}: {}", e.details()), &[url])))?;
+    let fail = |message: String| {
+        Error::backend(scrub(
+            &format!("expiry listener on {url}: {message}"),
+            &[url],
+        ))
+    };
+    match tokio::time::timeout(settings.connect_timeout(), subscriber.init()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(fail(e.details().to_owned())),
+        Err(_) => {
+            let _ = subscriber.quit().await;
+            return Err(fail("cannot connect in time".to_owned()));
+        }
+    }
+    if let Err(e) = subscriber.subscribe(channel).await {
+        let _ = subscriber.quit().await;
+        return Err(fail(e.details().to_owned()));
+    }
+    Ok(subscriber)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

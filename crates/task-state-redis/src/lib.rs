@@ -24,6 +24,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod check;
+mod cluster;
 mod expiry;
 mod keys;
 mod provider;

@@ -110,7 +110,10 @@ impl RedisTaskRepository {
     /// error.
     pub async fn connect(settings: RedisRepositorySettings) -> Result<Self> {
         let writer = connect_pool(settings.write_url(), &settings, 1).await?;
-        let shared = settings.read_url() == settings.write_url();
+        // On a cluster, reads get a pool of their own even on the same URL: the writer's
+        // commands are sent once, and fred follows MOVED and ASK only by sending again.
+        let shared =
+            settings.read_url() == settings.write_url() && !settings.write_url().is_cluster();
         let reader = if shared {
             writer.clone()
         } else {
@@ -144,6 +147,11 @@ impl RedisTaskRepository {
     /// `max_command_attempts = 1`, as [`connect`](Self::connect) does, so that a mutation
     /// whose reply was lost is never sent twice. [`close`](Self::close) quits both pools.
     ///
+    /// On a Redis Cluster (both pools clustered), the writer pool should also have
+    /// `max_redirections = 0`: fred follows a redirection only by sending the command again,
+    /// so the repository follows it itself (see `docs/cluster.md`); the reader pool may
+    /// keep fred's defaults.
+    ///
     /// ```no_run
     /// # async fn run() -> task_state_core::Result<()> {
     /// use fred::prelude::{Builder, ClientLike, Config};
@@ -158,8 +166,8 @@ impl RedisTaskRepository {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Config`] for a TTL of zero or a pool of a kind this backend does not support
-    /// (Redis Cluster, a unix socket).
+    /// [`Error::Config`] for a TTL of zero, a pool of a kind this backend does not support
+    /// (a unix socket), or a clustered pool with one that is not.
     pub fn from_pools(reader: Pool, writer: Pool, ttl_seconds: u64, zone: Zone) -> Result<Self> {
         let settings = RedisRepositorySettings::builder()
             .with_write_url(url_of(&writer.next().client_config())?)
@@ -195,6 +203,10 @@ impl RedisTaskRepository {
     /// The same repository reading from the writer: for a caller that must read its own
     /// write back at once, where the read URL points at a replica that may lag.
     pub fn reading_from_writer(&self) -> Self {
+        if self.is_cluster() {
+            // On a cluster both pools read from the primaries already.
+            return self.clone();
+        }
         let inner = &self.inner;
         RedisTaskRepository {
             inner: Arc::new(Inner {
@@ -243,6 +255,9 @@ impl RedisTaskRepository {
     #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     pub async fn handle_task_expired(&self, task_id: &str) -> Result<ExpiredCleanup> {
         validate_task_id(task_id)?;
+        if self.is_cluster() {
+            return crate::cluster::handle_expired(self, task_id).await;
+        }
         let reply = self
             .eval(
                 &SCRIPTS.remove,
@@ -286,9 +301,13 @@ impl RedisTaskRepository {
             &SCRIPTS.prune,
             &SCRIPTS.reindex,
             &SCRIPTS.unindex,
-        ] {
+        ]
+        .into_iter()
+        .chain(crate::scripts::CLUSTER_SCRIPTS.all())
+        {
+            // On a cluster, on every primary.
             client
-                .script_load::<String, _>(script.body)
+                .script_load_cluster::<String, _>(script.body)
                 .await
                 .map_err(|e| self.backend(e, &format!("loading script {}", script.name)))?;
         }
@@ -319,15 +338,17 @@ impl RedisTaskRepository {
         args: Vec<String>,
     ) -> std::result::Result<Value, FredError> {
         let started = std::time::Instant::now();
-        let result = self
-            .on_writer(|client| async move {
+        let result = crate::cluster::redirected(self, || {
+            let (keys, args) = (keys.clone(), args.clone());
+            self.on_writer(move |client| async move {
                 let first = client
                     .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
                     .await;
                 match first {
                     Err(e) if e.details().starts_with("NOSCRIPT") => {
                         tracing::debug!(script = script.name, server = ?client.active_connections(), "script not on the server (NOSCRIPT): loading it");
-                        client.script_load::<String, _>(script.body).await?;
+                        // On a cluster, on every primary (a new primary after a failover has none).
+                        client.script_load_cluster::<String, _>(script.body).await?;
                         client
                             .evalsha::<Value, _, _, _>(script.sha.as_str(), keys, args)
                             .await
@@ -335,7 +356,8 @@ impl RedisTaskRepository {
                     other => other,
                 }
             })
-            .await;
+        })
+        .await;
         note_script(script, started);
         result
     }
@@ -385,7 +407,11 @@ impl RedisTaskRepository {
         args.push(json_string(&self.now().to_string()));
         args.push(if want_record { "record" } else { "ack" }.to_owned());
         args.extend(extra);
-        let reply = self.eval(script, task_id, args).await?;
+        let reply = if self.is_cluster() {
+            crate::cluster::edit(self, script, task_id, args).await?
+        } else {
+            self.eval(script, task_id, args).await?
+        };
         let mut items = match reply {
             Value::Array(items) => items.into_iter(),
             other => {
@@ -462,6 +488,14 @@ impl RedisTaskRepository {
         validate_record(&record)?;
         record.updated_at = self.now();
         record.adopt_jobs_field(self.inner.settings.jobs_field());
+        if self.is_cluster() {
+            if crate::cluster::store(self, &record, mode).await? {
+                return Ok(record);
+            }
+            return Err(Error::AlreadyExists {
+                task_id: record.task_id,
+            });
+        }
         let args = vec![
             self.ttl(),
             record.task_id.clone(),
@@ -552,7 +586,7 @@ impl RedisTaskRepository {
         }
     }
 
-    fn read_error(&self, e: FredError, key: &str, expected: &'static str) -> Error {
+    pub(crate) fn read_error(&self, e: FredError, key: &str, expected: &'static str) -> Error {
         if e.details().starts_with("WRONGTYPE") {
             return Error::WrongType {
                 key: key.to_owned(),
@@ -562,7 +596,7 @@ impl RedisTaskRepository {
         self.backend(e, &format!("reading {key}"))
     }
 
-    fn script_error(&self, e: FredError, task_id: &str) -> Error {
+    pub(crate) fn script_error(&self, e: FredError, task_id: &str) -> Error {
         if let Some(error) = typed_script_error(e.details()) {
             return error;
         }
@@ -691,9 +725,21 @@ fn url_of(config: &Config) -> Result<String> {
             }
             (format!("{scheme}-sentinel"), first, query.finish())
         }
+        ServerConfig::Clustered { hosts, .. } => {
+            let first = hosts
+                .first()
+                .ok_or_else(|| Error::Config("a cluster pool without hosts".to_owned()))?;
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            for host in &hosts[1..] {
+                query.append_pair("node", &format!("{}:{}", host.host, host.port));
+            }
+            (format!("{scheme}-cluster"), first, query.finish())
+        }
+        // Unix sockets, when another crate turns on fred's feature for them.
+        #[allow(unreachable_patterns)]
         _ => {
             return Err(Error::Config(
-                "only pools on one server or a Sentinel group are supported".to_owned(),
+                "only pools on one server, a Sentinel group or a cluster are supported".to_owned(),
             ))
         }
     };
@@ -771,6 +817,11 @@ pub(crate) async fn connect_pool(
             c.connection_timeout = connect_timeout;
             c.internal_command_timeout = connect_timeout;
             c.max_command_attempts = attempts;
+            if attempts == 1 && url.is_cluster() {
+                // A redirection then comes back as an error the repository retries
+                // itself (the server did not run the command): see `cluster::redirected`.
+                c.max_redirections = 0;
+            }
         })
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout;
@@ -1038,6 +1089,9 @@ impl TaskRepository for RedisTaskRepository {
     #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn delete(&self, task_id: &str) -> Result<bool> {
         validate_task_id(task_id)?;
+        if self.is_cluster() {
+            return crate::cluster::delete(self, task_id).await;
+        }
         let reply = self
             .eval(
                 &SCRIPTS.remove,
@@ -1084,13 +1138,10 @@ impl TaskRepository for RedisTaskRepository {
         if messages.is_empty() {
             // On the writer, as a write would be: a lagging replica may not have the task yet.
             let key = keys::record(task_id);
-            let exists: i64 = self
-                .inner
-                .writer
-                .next()
-                .exists(&key)
-                .await
-                .map_err(|e| self.backend(e, &format!("reading {key}")))?;
+            let exists: i64 =
+                crate::cluster::redirected(self, || self.inner.writer.next().exists(&key))
+                    .await
+                    .map_err(|e| self.backend(e, &format!("reading {key}")))?;
             return Ok(exists > 0);
         }
         let entries = self.entries(messages);
@@ -1154,10 +1205,13 @@ impl TaskRepository for RedisTaskRepository {
         let client = self.inner.reader.next();
         for chunk in valid.chunks(BATCH_SIZE) {
             let keys: Vec<String> = chunk.iter().map(|id| keys::record(id)).collect();
-            let values: Vec<Value> = client
-                .mget(keys.clone())
-                .await
-                .map_err(|e| self.backend(e, "reading records"))?;
+            // On a cluster the records are in many slots: one GET each, pipelined.
+            let values: Vec<Value> = if self.is_cluster() {
+                crate::cluster::get_each(client, keys.clone()).await
+            } else {
+                client.mget(keys.clone()).await
+            }
+            .map_err(|e| self.backend(e, "reading records"))?;
             let mut absent = Vec::new();
             for ((id, key), value) in chunk.iter().zip(&keys).zip(values) {
                 let decoded = match value {
@@ -1214,15 +1268,16 @@ impl TaskRepository for RedisTaskRepository {
 
     #[tracing::instrument(level = "info", skip_all, err(level = "debug"))]
     async fn next_task_id(&self) -> Result<String> {
-        let id: i64 = self
-            .on_writer(|client| client.incr(keys::SEQUENCE))
-            .await
-            .map_err(|e| match e.details() {
-                d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {
-                    Error::decode(keys::SEQUENCE, d.to_owned())
-                }
-                _ => self.backend_write(e, "taking the next task id"),
-            })?;
+        let id: i64 = crate::cluster::redirected(self, || {
+            self.on_writer(|client| client.incr(keys::SEQUENCE))
+        })
+        .await
+        .map_err(|e| match e.details() {
+            d if d.starts_with("WRONGTYPE") || d.contains("not an integer") => {
+                Error::decode(keys::SEQUENCE, d.to_owned())
+            }
+            _ => self.backend_write(e, "taking the next task id"),
+        })?;
         Ok(id.to_string())
     }
 

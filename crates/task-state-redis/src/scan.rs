@@ -1,6 +1,6 @@
 //! SCAN and SSCAN a page at a time, and reading reply values as text.
 
-use fred::prelude::{Client, ClientLike, Error as FredError, Value};
+use fred::prelude::{Client, ClientLike, ClusterInterface, Error as FredError, Server, Value};
 use task_state_core::Result;
 
 use crate::repository::RedisTaskRepository;
@@ -22,8 +22,8 @@ pub(crate) fn text(value: &Value) -> Option<String> {
 
 /// One `SCAN cursor MATCH pattern COUNT 500 TYPE kind` step (without `TYPE` for an empty
 /// `kind`: keys of every type): the next cursor ("0" at the end) and the keys.
-pub(crate) async fn keys_page(
-    client: &Client,
+pub(crate) async fn keys_page<C: ClientLike>(
+    client: &C,
     cursor: &str,
     pattern: &str,
     kind: &str,
@@ -101,22 +101,33 @@ pub(crate) async fn types(client: &Client, keys: Vec<String>) -> Result<Vec<Stri
 }
 
 /// The pages of keys that `SCAN … MATCH pattern TYPE kind` walks on the writer:
-/// `while let Some(keys) = pages.next().await? { … }`.
+/// `while let Some(keys) = pages.next().await? { … }`. On a Redis Cluster it walks every
+/// primary in turn (those of the client's slot map when the walk starts).
 pub(crate) struct KeyPages<'a> {
     repo: &'a RedisTaskRepository,
     pattern: &'a str,
     kind: &'a str,
     /// The cursor of the next step; `None` once the walk is over.
     cursor: Option<String>,
+    /// On a cluster, the primaries still to walk, the current one last.
+    nodes: Vec<Server>,
 }
 
 impl<'a> KeyPages<'a> {
     pub(crate) fn new(repo: &'a RedisTaskRepository, pattern: &'a str, kind: &'a str) -> Self {
+        let mut nodes = Vec::new();
+        if repo.is_cluster() {
+            if let Some(state) = repo.writer().next().cached_cluster_state() {
+                nodes = state.unique_primary_nodes();
+                nodes.reverse();
+            }
+        }
         KeyPages {
             repo,
             pattern,
             kind,
             cursor: Some("0".to_owned()),
+            nodes,
         }
     }
 
@@ -125,11 +136,20 @@ impl<'a> KeyPages<'a> {
         let Some(cursor) = self.cursor.take() else {
             return Ok(None);
         };
-        let (next, keys) = keys_page(self.repo.writer().next(), &cursor, self.pattern, self.kind)
-            .await
-            .map_err(|e| self.repo.backend(e, &format!("scanning {}", self.pattern)))?;
+        let client = self.repo.writer().next();
+        let page = match self.nodes.last() {
+            Some(node) => {
+                let on_node = client.with_cluster_node(node.clone());
+                keys_page(&on_node, &cursor, self.pattern, self.kind).await
+            }
+            None => keys_page(client, &cursor, self.pattern, self.kind).await,
+        };
+        let (next, keys) =
+            page.map_err(|e| self.repo.backend(e, &format!("scanning {}", self.pattern)))?;
         if next != "0" {
             self.cursor = Some(next);
+        } else if self.nodes.pop().is_some() && !self.nodes.is_empty() {
+            self.cursor = Some("0".to_owned());
         }
         Ok(Some(keys))
     }
@@ -174,8 +194,8 @@ pub(crate) async fn members_page(
     page(client, "SSCAN", args).await
 }
 
-async fn page(
-    client: &Client,
+async fn page<C: ClientLike>(
+    client: &C,
     command: &'static str,
     args: Vec<String>,
 ) -> Result<(String, Vec<String>), FredError> {

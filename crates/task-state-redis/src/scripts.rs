@@ -54,6 +54,40 @@ macro_rules! script {
     };
 }
 
+/// The cluster build of an editing script (docs/cluster.md): the library, then
+/// `lua/lib/cluster.lua`, which makes it touch the record alone, then the script.
+macro_rules! cluster_edit {
+    ($name:literal) => {
+        Script::new(
+            concat!("cluster_", $name),
+            concat!(
+                lib!(),
+                include_str!("lua/lib/cluster.lua"),
+                "\n",
+                include_str!(concat!("lua/", $name, ".lua"))
+            ),
+        )
+    };
+}
+
+/// A cluster follow-up script (docs/cluster.md): only the parts of the library it uses
+/// (typed errors and the layout's names and TTL rule), as it runs once per index set of
+/// every mutation and the whole library costs tens of microseconds to load each time.
+macro_rules! follow_up {
+    ($name:literal) => {
+        Script::new(
+            $name,
+            concat!(
+                include_str!("lua/lib/errors.lua"),
+                "\n",
+                include_str!("lua/lib/layout.lua"),
+                "\n",
+                include_str!(concat!("lua/", $name, ".lua"))
+            ),
+        )
+    };
+}
+
 /// The shared library every script starts with, for tests that run their own Lua on top of
 /// it (for instance to check that it builds the same key names as
 /// [`task_state_core::layout`]).
@@ -88,9 +122,63 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     unindex: script!("unindex"),
 });
 
+/// The scripts of the Redis Cluster path (docs/cluster.md): each touches the keys of one
+/// slot.
+#[derive(Debug)]
+pub(crate) struct ClusterScripts {
+    pub(crate) set_status: Script,
+    pub(crate) append_log: Script,
+    pub(crate) update_result: Script,
+    pub(crate) set_jobs: Script,
+    pub(crate) save: Script,
+    pub(crate) remove: Script,
+    pub(crate) metadata: Script,
+    pub(crate) index: Script,
+}
+
+impl ClusterScripts {
+    /// The cluster build of the single-node editing script `script`.
+    pub(crate) fn edit_of(&self, script: &Script) -> Option<&Script> {
+        [
+            &self.set_status,
+            &self.append_log,
+            &self.update_result,
+            &self.set_jobs,
+        ]
+        .into_iter()
+        .find(|s| s.name.strip_prefix("cluster_") == Some(script.name))
+    }
+
+    pub(crate) fn all(&self) -> [&Script; 8] {
+        [
+            &self.set_status,
+            &self.append_log,
+            &self.update_result,
+            &self.set_jobs,
+            &self.save,
+            &self.remove,
+            &self.metadata,
+            &self.index,
+        ]
+    }
+}
+
+pub(crate) static CLUSTER_SCRIPTS: LazyLock<ClusterScripts> = LazyLock::new(|| ClusterScripts {
+    set_status: cluster_edit!("set_status"),
+    append_log: cluster_edit!("append_log"),
+    update_result: cluster_edit!("update_result"),
+    set_jobs: cluster_edit!("set_jobs"),
+    save: script!("cluster_save"),
+    remove: script!("cluster_remove"),
+    metadata: follow_up!("cluster_metadata"),
+    index: follow_up!("cluster_index"),
+});
+
 /// The body and SHA1 of a script by name (`save`, `set_status`, `append_log`,
-/// `update_result`, `set_jobs`, `remove`, `prune`, `reindex`, `unindex`), for benchmarks that run them with
-/// `redis-benchmark`.
+/// `update_result`, `set_jobs`, `remove`, `prune`, `reindex`, `unindex`, and the Redis
+/// Cluster path's `cluster_set_status`, `cluster_append_log`, `cluster_update_result`,
+/// `cluster_set_jobs`, `cluster_save`, `cluster_remove`, `cluster_metadata`,
+/// `cluster_index`), for benchmarks that run them with `redis-benchmark`.
 pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
     let s = &*SCRIPTS;
     [
@@ -105,6 +193,7 @@ pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
         &s.unindex,
     ]
     .into_iter()
+    .chain(CLUSTER_SCRIPTS.all())
     .find(|script| script.name == name)
     .map(|script| (script.body, script.sha.as_str()))
 }

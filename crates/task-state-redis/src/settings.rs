@@ -47,12 +47,22 @@ impl RedisUrl {
     /// `rediss://` for TLS, or `redis-sentinel://` (`rediss-sentinel://`) for the primary
     /// that Sentinel names:
     /// `redis-sentinel://[user[:password]@]sentinel[:port][/db]?sentinelServiceName=NAME[&node=host:port]…`
-    /// (see `docs/high-availability.md`).
+    /// (see `docs/high-availability.md`), or `redis-cluster://` (`rediss-cluster://`) for a
+    /// Redis Cluster: `redis-cluster://[user[:password]@]node:port[?node=host:port]…`, every
+    /// host a seed node (see `docs/cluster.md`).
+    ///
+    /// ```
+    /// use task_state_redis::RedisUrl;
+    /// let url = RedisUrl::parse("redis-cluster://:pw@10.0.0.1:7000?node=10.0.0.2:7000").unwrap();
+    /// assert!(url.is_cluster());
+    /// assert_eq!(url.to_string(), "redis-cluster://:***@10.0.0.1:7000?node=10.0.0.2:7000");
+    /// ```
     ///
     /// # Errors
     /// [`Error::Config`] for an empty or malformed URL, one without a scheme (the message
     /// suggests `redis://host:port`), another scheme, a bad database
-    /// number, a Sentinel URL without `sentinelServiceName`, or `rediss://` when TLS
+    /// number, a Sentinel URL without `sentinelServiceName`, a cluster URL with a database
+    /// other than 0 or without a port, or `rediss://` when TLS
     /// support is not compiled in. The message never
     /// contains the password.
     pub fn parse(text: &str) -> Result<Self> {
@@ -64,7 +74,7 @@ impl RedisUrl {
         // is not echoed because it may carry a password.
         if !text.contains("://") {
             return Err(Error::Config(
-                "the Redis URL has no scheme: write it as redis://host:port (or rediss://, redis-sentinel://)"
+                "the Redis URL has no scheme: write it as redis://host:port (or rediss://, redis-sentinel://, redis-cluster://)"
                     .to_owned(),
             ));
         }
@@ -72,16 +82,16 @@ impl RedisUrl {
             .map_err(|e| Error::Config(format!("malformed Redis URL: {e}")))?;
         let shown = RedisUrl { url: url.clone() }.to_string();
         match url.scheme() {
-            "redis" | "redis-sentinel" => {}
-            "rediss" | "rediss-sentinel" if cfg!(feature = "tls") => {}
-            "rediss" | "rediss-sentinel" => {
+            "redis" | "redis-sentinel" | "redis-cluster" => {}
+            "rediss" | "rediss-sentinel" | "rediss-cluster" if cfg!(feature = "tls") => {}
+            "rediss" | "rediss-sentinel" | "rediss-cluster" => {
                 return Err(Error::Config(format!(
                     "{shown}: rediss:// needs TLS support, which this build lacks (feature `tls`)"
                 )))
             }
             other => {
                 return Err(Error::Config(format!(
-                    "{shown}: scheme {other:?} is not redis://, rediss:// or redis-sentinel://"
+                    "{shown}: scheme {other:?} is not redis://, rediss://, redis-sentinel:// or redis-cluster://"
                 )))
             }
         }
@@ -96,6 +106,19 @@ impl RedisUrl {
             return Err(Error::Config(format!(
                 "{shown}: a Sentinel URL needs ?sentinelServiceName=<the monitored name>"
             )));
+        }
+        if url.scheme().ends_with("-cluster") {
+            if url.port().is_none() {
+                return Err(Error::Config(format!(
+                    "{shown}: a cluster URL needs the port of its seed node"
+                )));
+            }
+            let path = url.path().trim_matches('/');
+            if !path.is_empty() && path != "0" {
+                return Err(Error::Config(format!(
+                    "{shown}: a Redis Cluster has only database 0"
+                )));
+            }
         }
         let parsed = RedisUrl { url };
         let path = parsed.url.path().trim_matches('/');
@@ -124,6 +147,12 @@ impl RedisUrl {
     /// that Sentinel names, found again after a failover.
     pub fn is_sentinel(&self) -> bool {
         self.url.scheme().ends_with("-sentinel")
+    }
+
+    /// True for `redis-cluster://` and `rediss-cluster://`: a Redis Cluster, reached
+    /// through its seed nodes.
+    pub fn is_cluster(&self) -> bool {
+        self.url.scheme().ends_with("-cluster")
     }
 
     /// The full URL, password included, for handing to the client library only.
@@ -427,6 +456,12 @@ impl RedisRepositorySettingsBuilder {
                 .map_err(|e| Error::Config(format!("{READ_URL_VAR}: {}", strip(e))))?,
             None => write_url.clone(),
         };
+        if write_url.is_cluster() != read_url.is_cluster() {
+            return Err(Error::Config(format!(
+                "{READ_URL_VAR}: {read_url} and {WRITE_URL_VAR}: {write_url} must both be \
+                 redis-cluster:// URLs or neither: a cluster's keys live on several primaries"
+            )));
+        }
         let ttl_seconds = match self.ttl {
             None => DEFAULT_TTL_SECONDS,
             Some(text) => match text.trim().parse::<u64>() {
@@ -679,6 +714,41 @@ mod tests {
         .unwrap();
         assert!(!url.to_string().contains("hunter"), "{url}");
         assert!(url.to_string().contains("sentinelPassword=***"), "{url}");
+    }
+
+    #[test]
+    fn cluster_urls_are_checked_and_masked() {
+        let url =
+            RedisUrl::parse("redis-cluster://w:hunter7@n1:7000?node=n2:7001&node=n3:7002").unwrap();
+        assert!(url.is_cluster() && !url.is_sentinel() && !url.is_tls());
+        assert_eq!(url.database(), 0);
+        assert!(!url.to_string().contains("hunter7") && url.to_string().contains("w:***@"));
+        assert!(!format!("{url:?}").contains("hunter7"));
+        assert!(!RedisUrl::parse("redis://n1:7000").unwrap().is_cluster());
+        for (bad, says) in [
+            ("redis-cluster://:hunter7@n1", "port"),
+            ("redis-cluster://:hunter7@n1:7000/3", "only database 0"),
+        ] {
+            let message = RedisUrl::parse(bad).unwrap_err().to_string();
+            assert!(message.contains(says), "{bad}: {message}");
+            assert!(!message.contains("hunter7"), "{message}");
+        }
+        #[cfg(feature = "tls")]
+        assert!(RedisUrl::parse("rediss-cluster://n1:7000")
+            .unwrap()
+            .is_tls());
+        let mixed = RedisRepositorySettings::builder()
+            .with_write_url("redis-cluster://n1:7000")
+            .with_read_url("redis://n1:7000/0")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(mixed.contains("both be redis-cluster://"), "{mixed}");
+        let both = RedisRepositorySettings::builder()
+            .with_write_url("redis-cluster://n1:7000")
+            .build()
+            .unwrap();
+        assert!(both.read_url().is_cluster());
     }
 
     #[test]

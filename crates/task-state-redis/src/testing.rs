@@ -580,6 +580,425 @@ pub fn command_calls(server: &RedisServer, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
+// Clusters ------------------------------------------------------------------------------
+
+/// Three primaries and three replicas of a Redis Cluster (`redis-server --cluster-enabled
+/// yes`, joined with `redis-cli --cluster create … --cluster-replicas 1`), all on loopback
+/// and all killed when dropped. Nodes call a peer down after 1 s without an answer
+/// (`cluster-node-timeout 1000`), so a failover takes a few seconds.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use task_state_redis::testing::RedisCluster;
+/// let mut cluster = RedisCluster::start(&["--notify-keyspace-events", "Ex"]).expect("cluster");
+/// let url = cluster.url(); // redis-cluster://127.0.0.1:…?node=…
+/// let primary = cluster.primary_of("task:1").expect("a primary serves the slot");
+/// cluster.kill(primary);
+/// cluster.wait_ok(Duration::from_secs(30)).expect("a replica takes over");
+/// ```
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    /// The arguments every node was started with.
+    args: Vec<String>,
+}
+
+/// The node timeout of a [`RedisCluster`], in milliseconds.
+pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 1000;
+
+impl RedisCluster {
+    /// Starts six nodes with the extra `redis-server` arguments `server_args`, joins them
+    /// into a cluster of three primaries with one replica each, and waits until every node
+    /// reports `cluster_state:ok` and agrees on the slot map.
+    ///
+    /// # Errors
+    /// When a node cannot be started, `redis-cli --cluster create` fails, or the cluster
+    /// is not ready within 60 s.
+    pub fn start(server_args: &[&str]) -> std::io::Result<Self> {
+        let timeout = CLUSTER_NODE_TIMEOUT_MS.to_string();
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            timeout.as_str(),
+            // A replica of a primary that was down takes over however long it was cut off.
+            "--cluster-replica-validity-factor",
+            "0",
+        ];
+        args.extend_from_slice(server_args);
+        let nodes = (0..6)
+            .map(|_| RedisServer::start_with(&args))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let cluster = RedisCluster {
+            nodes,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        cluster.wait_ok(Duration::from_secs(60))?;
+        Ok(cluster)
+    }
+
+    /// `redis-cluster://127.0.0.1:{first}?node=127.0.0.1:{second}&…`: every node as a seed.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port());
+        for (i, node) in self.nodes[1..].iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", node.port()));
+        }
+        url
+    }
+
+    /// The six nodes, in the order they were started (`redis-cli` made the first three
+    /// primaries).
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The node at `index`.
+    pub fn node(&self, index: usize) -> &RedisServer {
+        &self.nodes[index]
+    }
+
+    /// Whether the node at `index` is running.
+    pub fn is_running(&self, index: usize) -> bool {
+        self.nodes[index].child.is_some()
+    }
+
+    /// The indexes of the running nodes that say they are primaries (`ROLE`).
+    pub fn primaries(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.is_running(i) && self.nodes[i].cli(&["ROLE"]).starts_with("master"))
+            .collect()
+    }
+
+    /// The running node that serves `key`'s slot as primary, by the slot map of a running
+    /// node.
+    pub fn primary_of(&self, key: &str) -> Option<usize> {
+        let slot: u16 = self
+            .any_running()?
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .ok()?;
+        self.primaries()
+            .into_iter()
+            .find(|&i| self.slots_of(i).iter().any(|r| r.contains(&slot)))
+    }
+
+    /// The node id (`CLUSTER MYID`) of the node at `index`.
+    pub fn node_id(&self, index: usize) -> String {
+        self.nodes[index].cli(&["CLUSTER", "MYID"])
+    }
+
+    /// The slot ranges the node at `index` serves as primary, from its own `CLUSTER NODES`.
+    pub fn slots_of(&self, index: usize) -> Vec<std::ops::RangeInclusive<u16>> {
+        let nodes = self.nodes[index].cli(&["CLUSTER", "NODES"]);
+        let Some(line) = nodes.lines().find(|l| l.contains("myself")) else {
+            return Vec::new();
+        };
+        line.split_whitespace()
+            .skip(8)
+            .filter(|part| !part.starts_with('['))
+            .filter_map(|part| {
+                let (from, to) = part.split_once('-').unwrap_or((part, part));
+                Some(from.parse().ok()?..=to.parse().ok()?)
+            })
+            .collect()
+    }
+
+    fn any_running(&self) -> Option<&RedisServer> {
+        self.nodes.iter().find(|n| n.child.is_some())
+    }
+
+    /// Kills the node at `index` (SIGKILL). Its replica takes over once the other nodes
+    /// call it down (about [`CLUSTER_NODE_TIMEOUT_MS`] later).
+    pub fn kill(&mut self, index: usize) {
+        self.nodes[index].kill();
+    }
+
+    /// Starts the node at `index` again on its port, with its cluster configuration
+    /// (`nodes.conf`) but no data: it rejoins the cluster, as a replica when another node
+    /// took over its slots meanwhile.
+    ///
+    /// # Errors
+    /// When it does not come back.
+    pub fn restart(&mut self, index: usize) -> std::io::Result<()> {
+        self.nodes[index].restart()
+    }
+
+    /// Starts a seventh (eighth, …) node with the cluster's arguments and adds it as a
+    /// primary without slots (`redis-cli --cluster add-node`), then waits until every node
+    /// knows it; returns its index. Move slots to it with [`move_slot`](Self::move_slot).
+    ///
+    /// # Errors
+    /// When it cannot be started or added, or the cluster does not agree within 30 s.
+    pub fn add_node(&mut self) -> std::io::Result<usize> {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let node = RedisServer::start_with(&args)?;
+        let seed = self
+            .any_running()
+            .ok_or_else(|| std::io::Error::other("no node is running"))?;
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{}", node.port()))
+            .arg(format!("127.0.0.1:{}", seed.port()))
+            .output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "redis-cli --cluster add-node failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let address = format!("127.0.0.1:{}@", node.port());
+        self.nodes.push(node);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .cli_all(&["CLUSTER", "NODES"])
+            .iter()
+            .all(|view| view.contains(&address))
+        {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("the nodes do not know the new node"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.wait_ok(Duration::from_secs(30))?;
+        Ok(self.nodes.len() - 1)
+    }
+
+    /// Moves `slots` slots from the primary at `from` to the primary at `to`, keys and all,
+    /// with `redis-cli --cluster reshard`.
+    ///
+    /// # Errors
+    /// When `redis-cli` fails.
+    pub fn reshard(&self, from: usize, to: usize, slots: u16) -> std::io::Result<()> {
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("reshard")
+            .arg(format!("127.0.0.1:{}", self.nodes[from].port()))
+            .args(["--cluster-from", &self.node_id(from)])
+            .args(["--cluster-to", &self.node_id(to)])
+            .args(["--cluster-slots", &slots.to_string()])
+            .args(["--cluster-pipeline", "10", "--cluster-yes"])
+            .output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "redis-cli --cluster reshard failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `redis-cli -c` (which follows redirections) with `args` on a running node, and
+    /// returns its output, trimmed: a command on a key reaches the key's primary.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let Some(node) = self.any_running() else {
+            return String::new();
+        };
+        let output = Command::new("redis-cli")
+            .args(["-c", "-p", &node.port().to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> u16 {
+        self.cli(&["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("a slot")
+    }
+
+    /// Moves one slot, keys and all, from the primary that serves it to the primary at
+    /// `to`, by hand as `redis-cli --cluster reshard` does: `CLUSTER SETSLOT … IMPORTING`
+    /// on the target and `MIGRATING` on the source, `MIGRATE` of the keys a batch at a
+    /// time, then `CLUSTER SETSLOT … NODE` on every primary. While it runs, the source
+    /// answers `ASK` for the keys already moved.
+    ///
+    /// # Errors
+    /// When no primary serves the slot, or a step fails.
+    pub fn move_slot(&self, slot: u16, to: usize) -> std::io::Result<()> {
+        let from = self
+            .primaries()
+            .into_iter()
+            .find(|&i| self.slots_of(i).iter().any(|r| r.contains(&slot)))
+            .ok_or_else(|| std::io::Error::other(format!("no primary serves slot {slot}")))?;
+        if from == to {
+            return Ok(());
+        }
+        let slot_text = slot.to_string();
+        let (source, target) = (&self.nodes[from], &self.nodes[to]);
+        let (source_id, target_id) = (self.node_id(from), self.node_id(to));
+        let step = |node: &RedisServer, args: &[&str]| -> std::io::Result<()> {
+            let reply = node.cli(args);
+            if reply == "OK" {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "{args:?} on {}: {reply}",
+                    node.port()
+                )))
+            }
+        };
+        step(
+            target,
+            &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id],
+        )?;
+        step(
+            source,
+            &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id],
+        )?;
+        loop {
+            let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]);
+            let keys: Vec<&str> = keys
+                .lines()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = target.port().to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            let reply = source.cli(&args);
+            if reply != "OK" && reply != "NOKEY" {
+                return Err(std::io::Error::other(format!("MIGRATE: {reply}")));
+            }
+        }
+        for i in self.primaries() {
+            step(
+                &self.nodes[i],
+                &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Runs `redis-cli` with `args` on every running node, and returns the outputs.
+    pub fn cli_all(&self, args: &[&str]) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.cli(args))
+            .collect()
+    }
+
+    /// The number of keys on the running primaries (`DBSIZE` summed).
+    pub fn key_count(&self) -> u64 {
+        self.primaries()
+            .into_iter()
+            .map(|i| self.nodes[i].cli(&["DBSIZE"]).parse::<u64>().unwrap_or(0))
+            .sum()
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`, the running primaries
+    /// serve all 16,384 slots between them, every running replica is in sync with its
+    /// primary, and every running node's `CLUSTER NODES` names the same primaries.
+    ///
+    /// # Errors
+    /// When that takes longer than `timeout`; the message says what was missing.
+    pub fn wait_ok(&self, timeout: Duration) -> std::io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.not_ok() {
+                None => return Ok(()),
+                Some(what) if Instant::now() > deadline => {
+                    return Err(std::io::Error::other(format!(
+                        "cluster not ready after {timeout:?}: {what}"
+                    )))
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn not_ok(&self) -> Option<String> {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            if !node.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+                return Some(format!("node {} is not ok", node.port()));
+            }
+        }
+        let primaries = self.primaries();
+        let served: usize = primaries
+            .iter()
+            .flat_map(|&i| self.slots_of(i))
+            .map(|r| r.count())
+            .sum();
+        if served != 16_384 {
+            return Some(format!("the primaries serve {served} slots"));
+        }
+        for &i in &(0..self.nodes.len()).collect::<Vec<_>>() {
+            if !self.is_running(i) || self.primaries().contains(&i) {
+                continue;
+            }
+            let replication = self.nodes[i].cli(&["INFO", "replication"]);
+            if !replication.contains("master_link_status:up") {
+                return Some(format!("replica {} is not in sync", self.nodes[i].port()));
+            }
+        }
+        let views: std::collections::HashSet<Vec<String>> = self
+            .cli_all(&["CLUSTER", "NODES"])
+            .iter()
+            .map(|view| {
+                let mut masters: Vec<String> = view
+                    .lines()
+                    .filter(|l| l.contains("master") && !l.contains("fail"))
+                    .filter_map(|l| l.split_whitespace().nth(1))
+                    .map(|a| a.split('@').next().unwrap_or(a).to_owned())
+                    .collect();
+                masters.sort();
+                masters
+            })
+            .collect();
+        if views.len() != 1 {
+            return Some("the nodes do not agree on the primaries yet".to_owned());
+        }
+        None
+    }
+}
+
+/// Starts a [`RedisCluster`], or returns `None` (after printing why) when `redis-server` or
+/// `redis-cli` is not installed and `CI` is unset; with `CI` set, a missing tool panics.
+pub fn cluster_or_skip(server_args: &[&str]) -> Option<RedisCluster> {
+    if !redis_available() {
+        if std::env::var_os("CI").is_some() {
+            panic!("redis-server is not installed, and CI is set: the Redis tests must run");
+        }
+        eprintln!("skipping: redis-server is not installed");
+        return None;
+    }
+    if !require_tool(
+        "redis-cli",
+        "--version",
+        "the cluster tests create the cluster with it",
+    ) {
+        return None;
+    }
+    Some(RedisCluster::start(server_args).expect("start the cluster"))
+}
+
 // A Redis the user already has ----------------------------------------------------------
 
 /// The variable that points the Redis conformance tests at an existing, dedicated server

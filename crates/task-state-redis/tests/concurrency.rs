@@ -1,12 +1,12 @@
-//! No lost update: concurrent writers on separate connections against a real Redis.
+//! No lost update: concurrent writers on separate connections against a real Redis. The
+//! checks are in `common/concurrency.rs`, shared with the cluster tests.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{connect, fresh};
+use common::{concurrency, fresh};
 use futures::future::join_all;
-use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::RedisServer;
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
 
@@ -20,47 +20,17 @@ async fn single_connection(server: &RedisServer) -> RedisTaskRepository {
     RedisTaskRepository::connect(settings).await.unwrap()
 }
 
+async fn writers(server: &RedisServer, n: usize) -> Vec<RedisTaskRepository> {
+    join_all((0..n).map(|_| single_connection(server))).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_writers_keep_all_3200_lines_in_order() {
     let Some((server, repo)) = fresh().await else {
         return;
     };
-    repo.save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
-        .await
-        .unwrap();
-    let writers = join_all((0..16).map(|_| single_connection(&server))).await;
-    let tasks = writers.into_iter().enumerate().map(|(w, writer)| {
-        tokio::spawn(async move {
-            for i in 0..200 {
-                // Half single appends that return the record, half lean ones.
-                if i % 2 == 0 {
-                    writer
-                        .append_log("1", &format!("w{w} line {i}"))
-                        .await
-                        .unwrap()
-                        .unwrap();
-                } else {
-                    assert!(writer
-                        .append_logs("1", &[format!("w{w} line {i}")])
-                        .await
-                        .unwrap());
-                }
-            }
-        })
-    });
-    for task in join_all(tasks).await {
-        task.unwrap();
-    }
-    let record = repo.get("1").await.unwrap().unwrap();
-    assert_eq!(record.logs.len(), 3200);
-    for w in 0..16 {
-        let prefix = format!("w{w} line ");
-        let mine: Vec<usize> = record
-            .log_entries()
-            .filter_map(|e| e.message.strip_prefix(&prefix).map(|n| n.parse().unwrap()))
-            .collect();
-        assert_eq!(mine, (0..200).collect::<Vec<_>>(), "writer {w}");
-    }
+    let writers = writers(&server, 16).await;
+    concurrency::sixteen_writers_keep_all_3200_lines_in_order(&repo, writers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,43 +38,11 @@ async fn two_writers_keep_both_result_fields_on_100_tasks() {
     let Some((server, repo)) = fresh().await else {
         return;
     };
-    for i in 0..100 {
-        repo.save(TaskRecord::new(
-            i.to_string(),
-            "s",
-            "u",
-            TaskStatus::Running,
-        ))
-        .await
-        .unwrap();
-    }
     let (a, b) = (
         single_connection(&server).await,
         single_connection(&server).await,
     );
-    let pods = tokio::spawn(async move {
-        for i in 0..100 {
-            a.update_result(&i.to_string(), Some(&format!("pod {i}")), None)
-                .await
-                .unwrap();
-        }
-    });
-    let outputs = tokio::spawn(async move {
-        for i in 0..100 {
-            b.update_result(&i.to_string(), None, Some(&format!("output {i}")))
-                .await
-                .unwrap();
-        }
-    });
-    pods.await.unwrap();
-    outputs.await.unwrap();
-    let list = repo.list_all().await.unwrap();
-    assert_eq!(list.records.len(), 100);
-    for record in list.records {
-        let i = &record.task_id;
-        assert_eq!(record.result.pod_status, Some(format!("pod {i}")));
-        assert_eq!(record.result.launcher_output, Some(format!("output {i}")));
-    }
+    concurrency::two_writers_keep_both_result_fields_on_100_tasks(&repo, a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,47 +50,6 @@ async fn exactly_one_concurrent_transition_wins() {
     let Some((server, repo)) = fresh().await else {
         return;
     };
-    for round in 0..5 {
-        let id = format!("t{round}");
-        repo.save(TaskRecord::new(id.as_str(), "s", "u", TaskStatus::Running))
-            .await
-            .unwrap();
-        let writers = join_all((0..8).map(|_| single_connection(&server))).await;
-        let attempts = writers.into_iter().enumerate().map(|(w, writer)| {
-            let id = id.clone();
-            tokio::spawn(async move {
-                writer
-                    .transition(
-                        &id,
-                        &[TaskStatus::Running],
-                        TaskStatus::CancelRequested,
-                        Some(&format!("cancel by {w}")),
-                    )
-                    .await
-            })
-        });
-        let results: Vec<_> = join_all(attempts)
-            .await
-            .into_iter()
-            .map(|r| r.unwrap())
-            .collect();
-        let wins = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
-        let conflicts = results
-            .iter()
-            .filter(|r| {
-                matches!(
-                    r,
-                    Err(Error::Conflict {
-                        current: TaskStatus::CancelRequested,
-                        ..
-                    })
-                )
-            })
-            .count();
-        assert_eq!((wins, conflicts), (1, 7), "{results:?}");
-        let record = repo.get(&id).await.unwrap().unwrap();
-        assert_eq!(record.status, TaskStatus::CancelRequested);
-        assert_eq!(record.logs.len(), 1, "only the winner logs");
-    }
-    let _ = connect(&server).await;
+    let writers = writers(&server, 8).await;
+    concurrency::exactly_one_concurrent_transition_wins(&repo, writers).await;
 }

@@ -5,28 +5,7 @@
 
 mod common;
 
-use fred::prelude::KeysInterface;
-use task_state_core::conformance::{async_trait, RawRecords};
-use task_state_redis::RedisTaskRepository;
-
-/// Plants raw records with a plain `SET` on the writer, as another writer would.
-struct Raw(RedisTaskRepository);
-
-#[async_trait]
-impl RawRecords for Raw {
-    async fn plant_raw(&self, task_id: &str, text: &str) {
-        self.0
-            .writer()
-            .next()
-            .set::<(), _, _>(format!("task:{task_id}"), text, None, None, false)
-            .await
-            .expect("plant a raw record");
-    }
-}
-
-fn raw<G>(_: &G, repo: &RedisTaskRepository) -> Raw {
-    Raw(repo.clone())
-}
+use common::raw;
 
 task_state_core::conformance_tests!(common::suite_store, raw_records = raw);
 

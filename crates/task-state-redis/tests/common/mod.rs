@@ -1,6 +1,8 @@
 //! Shared by the Redis backend's test files.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod concurrency;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,4 +55,26 @@ pub fn clock() -> ManualClock {
 
 pub fn with_clock(repo: &RedisTaskRepository, clock: &ManualClock) -> RedisTaskRepository {
     repo.with_clock(Arc::new(clock.clone()))
+}
+
+/// Plants raw records with a plain `SET` on the writer, as another writer would: the hook of
+/// the conformance suite's raw-record checks.
+pub struct Raw(pub RedisTaskRepository);
+
+#[task_state_core::conformance::async_trait]
+impl task_state_core::conformance::RawRecords for Raw {
+    async fn plant_raw(&self, task_id: &str, text: &str) {
+        use fred::prelude::KeysInterface;
+        self.0
+            .writer()
+            .next()
+            .set::<(), _, _>(format!("task:{task_id}"), text, None, None, false)
+            .await
+            .expect("plant a raw record");
+    }
+}
+
+/// [`Raw`] for `conformance_tests!(…, raw_records = raw)`.
+pub fn raw<G>(_: &G, repo: &RedisTaskRepository) -> Raw {
+    Raw(repo.clone())
 }

@@ -1,0 +1,671 @@
+//! The Redis Cluster path of [`RedisTaskRepository`] (docs/cluster.md): each mutation runs
+//! its script on the record alone, in the record's slot, then writes the metadata hash and
+//! the index sets, each in its own slot, with scripts that only add and extend (or, for a
+//! move or a delete, remove what no longer belongs). Deletes and the expiry cleanup remove
+//! the record first and the metadata last, and check the record again before that.
+
+use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value};
+use task_state_core::layout::{TaskIndexes, TASK_INDEX};
+use task_state_core::{BackendKind, Error, Result, TaskRecord};
+
+use crate::keys;
+use crate::repository::{ExpiredCleanup, RedisTaskRepository};
+use crate::scan;
+use crate::scripts::{Script, CLUSTER_SCRIPTS};
+
+impl RedisTaskRepository {
+    /// True when the repository is connected to a Redis Cluster (`redis-cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        self.settings().write_url().is_cluster()
+    }
+
+    fn ttl_arg(&self) -> String {
+        self.settings().ttl_seconds().to_string()
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        self.settings().ttl_seconds() * 1000
+    }
+}
+
+/// Whether the server refused `e`'s command without running it because the slot's keys are
+/// served elsewhere or not at all right now: a redirection (`MOVED`, `ASK`; the writer pool
+/// hands them back, see `connect_pool`), `TRYAGAIN` or `CLUSTERDOWN`.
+fn is_redirected(e: &FredError) -> bool {
+    let details = e.details();
+    details.starts_with("Too many redirections")
+        || details.starts_with("TRYAGAIN")
+        || details.starts_with("CLUSTERDOWN")
+}
+
+/// Runs `op` again while the cluster redirects it (see [`is_redirected`]: the server did not
+/// run it, so sending it again cannot apply it twice), pausing 10 ms to 200 ms between
+/// tries, for at most the command timeout. After a `MOVED` the client has read the new slot
+/// map already; during an `ASK` (a slot being migrated) the tries go on until the slot has
+/// moved. Elsewhere than on a cluster, `op` runs once.
+pub(crate) async fn redirected<T, F, Fut>(
+    repo: &RedisTaskRepository,
+    mut op: F,
+) -> std::result::Result<T, FredError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
+{
+    if !repo.is_cluster() {
+        return op().await;
+    }
+    let deadline = tokio::time::Instant::now() + repo.settings().command_timeout();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match op().await {
+            Err(e) if is_redirected(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A task's owner: its service and user.
+type Owner = (String, String);
+
+/// Runs a cluster script with the record key alone.
+async fn eval_record(
+    repo: &RedisTaskRepository,
+    script: &Script,
+    task_id: &str,
+    args: Vec<String>,
+) -> Result<Value> {
+    repo.eval_keys(script, vec![keys::record(task_id)], args)
+        .await
+        .map_err(|e| repo.script_error(e, task_id))
+}
+
+/// Runs a follow-up script on `key`, mapping a typed error to its [`Error`].
+async fn eval_on(
+    repo: &RedisTaskRepository,
+    script: &Script,
+    key: &str,
+    args: Vec<String>,
+) -> Result<Value> {
+    repo.eval_keys(script, vec![key.to_owned()], args)
+        .await
+        .map_err(
+            |e| match crate::repository::typed_script_error(e.details()) {
+                Some(error) => error,
+                None => repo.backend(e, &format!("updating {key}")),
+            },
+        )
+}
+
+fn items(value: &Value) -> &[Value] {
+    match value {
+        Value::Array(items) => items,
+        _ => &[],
+    }
+}
+
+fn text_at(value: &Value, i: usize) -> String {
+    items(value).get(i).and_then(scan::text).unwrap_or_default()
+}
+
+fn int_at(value: &Value, i: usize) -> i64 {
+    text_at(value, i).parse().unwrap_or(0)
+}
+
+/// `Some((service, user))` when both are non-empty.
+fn owner_of(service: String, user_id: String) -> Option<Owner> {
+    (!service.is_empty() && !user_id.is_empty()).then_some((service, user_id))
+}
+
+/// The cluster build of a single-node editing script, run on the record, then its
+/// follow-ups when it applied. The reply is the single-node script's (`{'applied', record}`,
+/// `{'missing'}`, `{'conflict', status}`).
+pub(crate) async fn edit(
+    repo: &RedisTaskRepository,
+    script: &Script,
+    task_id: &str,
+    args: Vec<String>,
+) -> Result<Value> {
+    let cluster = CLUSTER_SCRIPTS
+        .edit_of(script)
+        .ok_or_else(|| Error::backend(format!("no cluster build of {}", script.name)))?;
+    let reply = eval_record(repo, cluster, task_id, args).await?;
+    if text_at(&reply, 0) == "applied" {
+        if let Some(owner) = owner_of(text_at(&reply, 2), text_at(&reply, 3)) {
+            follow_up(repo, task_id, &owner, int_at(&reply, 4), None)
+                .await
+                .map_err(|e| applied_then(e, task_id))?;
+        }
+    }
+    Ok(reply)
+}
+
+/// `save` (`mode` `save`) or `create` (`mode` `create`) of a checked record: `Ok(false)`
+/// when `create` found the task already there.
+pub(crate) async fn store(
+    repo: &RedisTaskRepository,
+    record: &TaskRecord,
+    mode: &str,
+) -> Result<bool> {
+    let args = vec![repo.ttl_arg(), record.to_json(), mode.to_owned()];
+    let reply = eval_record(repo, &CLUSTER_SCRIPTS.save, &record.task_id, args).await?;
+    if text_at(&reply, 0) == "EXISTS" {
+        return Ok(false);
+    }
+    let new = (record.service.clone(), record.user_id.clone());
+    let old = owner_of(text_at(&reply, 1), text_at(&reply, 2));
+    follow_up(repo, &record.task_id, &new, int_at(&reply, 3), old)
+        .await
+        .map_err(|e| applied_then(e, &record.task_id))?;
+    Ok(true)
+}
+
+/// The error of a follow-up that failed after the record's change applied. Repeating the
+/// mutation would apply it twice (a log line written twice), so it is not retryable: it is
+/// [`BackendKind::ReplyLost`], whose advice is to read the task back, and its message says
+/// that the change applied and what completes the rest.
+fn applied_then(error: Error, task_id: &str) -> Error {
+    Error::Backend {
+        kind: BackendKind::ReplyLost {
+            timed_out: error.is_timeout(),
+        },
+        message: format!(
+            "the change of task {task_id} was applied, but updating its metadata and indexes \
+             failed ({error}); the task's next mutation or `task-state fsck --repair` completes them"
+        ),
+        source: Some(Box::new(error)),
+    }
+}
+
+/// Writes the metadata hash and the index sets of a task whose record names `owner` and has
+/// the TTL `ttl_ms` (-1: none), and takes the task out of the indexes of any other owner
+/// that the metadata hash named or `previous` gives. Returns how many index members and
+/// metadata fields it added or corrected.
+async fn follow_up(
+    repo: &RedisTaskRepository,
+    id: &str,
+    owner: &Owner,
+    ttl_ms: i64,
+    previous: Option<Owner>,
+) -> Result<u64> {
+    let (service, user_id) = owner;
+    let meta = eval_on(
+        repo,
+        &CLUSTER_SCRIPTS.metadata,
+        &keys::metadata(id),
+        vec![service.clone(), user_id.clone(), ttl_ms.to_string()],
+    )
+    .await?;
+    let named = (text_at(&meta, 0), text_at(&meta, 1));
+    let mut fixed = u64::from(&named != owner);
+    let indexes = TaskIndexes::of(service, user_id);
+    let ttl = ttl_ms.to_string();
+    let adds = indexes
+        .task_sets()
+        .map(|key| index_op(repo, key, "add", id, &ttl));
+    for added in futures::future::try_join_all(adds).await? {
+        fixed += added.0;
+    }
+    // After the user's own set: the user set never names a user none of whose tasks is listed.
+    fixed += index_op(repo, &indexes.service_users, "add", user_id, &ttl)
+        .await?
+        .0;
+    let mut others: Vec<Owner> = Vec::new();
+    for other in [owner_of(named.0, named.1), previous].into_iter().flatten() {
+        if &other != owner && !others.contains(&other) {
+            others.push(other);
+        }
+    }
+    for other in others {
+        leave(repo, id, &other, Some(owner)).await?;
+    }
+    Ok(fixed)
+}
+
+/// `cluster_index.lua` on one set: (1 when it changed the set else 0, the set's size).
+async fn index_op(
+    repo: &RedisTaskRepository,
+    key: &str,
+    mode: &str,
+    member: &str,
+    ttl: &str,
+) -> Result<(u64, i64)> {
+    let reply = eval_on(
+        repo,
+        &CLUSTER_SCRIPTS.index,
+        key,
+        vec![mode.to_owned(), member.to_owned(), ttl.to_owned()],
+    )
+    .await?;
+    Ok((int_at(&reply, 0).max(0) as u64, int_at(&reply, 1)))
+}
+
+/// Takes task `id` out of the indexes of `old` (all four task sets but `index:tasks` when
+/// the task moves to `new`, only those that differ), and the old user out of the service's
+/// user set when no task of theirs is left there, checked again after the removal. Returns
+/// whether it removed anything.
+async fn leave(
+    repo: &RedisTaskRepository,
+    id: &str,
+    old: &Owner,
+    new: Option<&Owner>,
+) -> Result<bool> {
+    let (service, user_id) = old;
+    let indexes = TaskIndexes::of(service, user_id);
+    let ttl = repo.ttl_ms().to_string();
+    let service_changed = new.is_none_or(|n| &n.0 != service);
+    let user_changed = new.is_none_or(|n| &n.1 != user_id);
+    let mut sets = Vec::new();
+    if new.is_none() {
+        sets.push(indexes.tasks.as_str());
+    }
+    if service_changed {
+        sets.push(indexes.service.as_str());
+    }
+    if user_changed {
+        sets.push(indexes.user.as_str());
+    }
+    let removals = sets
+        .iter()
+        .map(|key| index_op(repo, key, "remove", id, &ttl));
+    let mut removed = futures::future::try_join_all(removals)
+        .await?
+        .iter()
+        .any(|r| r.0 > 0);
+    let (changed, left) = index_op(repo, &indexes.service_user, "remove", id, &ttl).await?;
+    removed |= changed > 0;
+    if left == 0 {
+        removed |= index_op(repo, &indexes.service_users, "remove", user_id, &ttl)
+            .await?
+            .0
+            > 0;
+        // A task of theirs added to the service meanwhile puts them back.
+        let again = redirected(repo, || {
+            scan::per_key(
+                repo.writer().next(),
+                "SCARD",
+                [indexes.service_user.clone()],
+            )
+        })
+        .await
+        .map_err(|e| repo.backend(e, "checking users"))?;
+        if again.first().copied().unwrap_or(0) > 0 {
+            index_op(repo, &indexes.service_users, "add", user_id, &ttl).await?;
+        }
+    }
+    Ok(removed)
+}
+
+/// The owner that the metadata hash of `id` names.
+async fn metadata_owner(repo: &RedisTaskRepository, id: &str) -> Result<Option<Owner>> {
+    let key = keys::metadata(id);
+    let fields: Vec<Option<String>> = redirected(repo, || {
+        repo.writer().next().hmget(&key, vec!["service", "user_id"])
+    })
+    .await
+    .map_err(|e| repo.read_error(e, &key, "hash"))?;
+    let mut fields = fields.into_iter();
+    Ok(owner_of(
+        fields.next().flatten().unwrap_or_default(),
+        fields.next().flatten().unwrap_or_default(),
+    ))
+}
+
+/// Deletes a task: the record, then its index entries (of the owner the record named and of
+/// the one the metadata names), then, unless a save brought the record back meanwhile, the
+/// metadata hash.
+pub(crate) async fn delete(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
+    let named = metadata_owner(repo, id).await?;
+    let reply = eval_record(repo, &CLUSTER_SCRIPTS.remove, id, Vec::new()).await?;
+    let mut removed = int_at(&reply, 0) > 0;
+    let from_record = owner_of(text_at(&reply, 1), text_at(&reply, 2));
+    removed |= clean_indexes(repo, id, [named, from_record]).await?;
+    removed |= settle(repo, id).await?;
+    Ok(removed)
+}
+
+/// The expiry cleanup of a task whose record is gone: its index entries (those the metadata
+/// names; `index:tasks` alone without metadata), then the metadata.
+pub(crate) async fn handle_expired(repo: &RedisTaskRepository, id: &str) -> Result<ExpiredCleanup> {
+    if record_exists(repo, id).await? {
+        return Ok(ExpiredCleanup {
+            record_exists: true,
+            removed: false,
+            had_metadata: true,
+        });
+    }
+    let named = metadata_owner(repo, id).await?;
+    let had_metadata = named.is_some();
+    let mut removed = clean_indexes(repo, id, [named, None]).await?;
+    removed |= settle(repo, id).await?;
+    Ok(ExpiredCleanup {
+        record_exists: false,
+        removed,
+        had_metadata,
+    })
+}
+
+/// Removes `id` from the indexes of each owner given, or from `index:tasks` alone when none
+/// is.
+async fn clean_indexes(
+    repo: &RedisTaskRepository,
+    id: &str,
+    owners: [Option<Owner>; 2],
+) -> Result<bool> {
+    let mut removed = false;
+    let mut seen: Vec<Owner> = Vec::new();
+    for owner in owners.into_iter().flatten() {
+        if !seen.contains(&owner) {
+            removed |= leave(repo, id, &owner, None).await?;
+            seen.push(owner);
+        }
+    }
+    if seen.is_empty() {
+        let ttl = repo.ttl_ms().to_string();
+        removed |= index_op(repo, TASK_INDEX, "remove", id, &ttl).await?.0 > 0;
+    }
+    Ok(removed)
+}
+
+/// The end of a delete or an expiry cleanup: when the record exists again (a save ran
+/// meanwhile, and a removal may have undone its follow-ups), its follow-ups run again and
+/// the metadata stays; otherwise the metadata hash is deleted. Returns whether it deleted
+/// the metadata.
+async fn settle(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
+    if reindex(repo, id).await?.is_some() {
+        return Ok(false);
+    }
+    let key = keys::metadata(id);
+    let deleted: i64 = redirected(repo, || repo.writer().next().del(&key))
+        .await
+        .map_err(|e| repo.backend(e, &format!("deleting {key}")))?;
+    Ok(deleted > 0)
+}
+
+async fn record_exists(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
+    let key = keys::record(id);
+    let exists: i64 = redirected(repo, || repo.writer().next().exists(&key))
+        .await
+        .map_err(|e| repo.backend(e, &format!("reading {key}")))?;
+    Ok(exists > 0)
+}
+
+/// Puts an existing task back into its indexes and rewrites its metadata from the record
+/// (the cluster form of `reindex.lua`). `None` when there is no record, else how many
+/// entries and fields it added or corrected. A record that names no owner is an
+/// [`Error::Decode`].
+pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Option<u64>> {
+    let key = keys::record(id);
+    let client = repo.writer().next();
+    let text: Option<String> = redirected(repo, || client.get(&key))
+        .await
+        .map_err(|e| repo.read_error(e, &key, "string"))?;
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(owner) = record_owner(&text) else {
+        return Err(Error::decode(key, "no service or user_id"));
+    };
+    let ttl: i64 = redirected(repo, || client.pttl(&key))
+        .await
+        .map_err(|e| repo.backend(e, &format!("reading {key}")))?;
+    if ttl == -2 {
+        return Ok(None);
+    }
+    follow_up(repo, id, &owner, ttl, None).await.map(Some)
+}
+
+/// The service and user a record's text names, read leniently (as `record_owner` in
+/// `lua/lib/model.lua`): a record that is damaged elsewhere still says where it is indexed.
+pub(crate) fn record_owner(text: &str) -> Option<Owner> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        service: String,
+        user_id: String,
+    }
+    let named: Named = task_state_core::serde_json::from_str(text).ok()?;
+    owner_of(named.service, named.user_id)
+}
+
+/// The records at `keys`, one `GET` each in one pipeline (fred sends each to the primary of
+/// its slot), never a cross-slot `MGET`. A key of another type answers nil, as `MGET` does.
+pub(crate) async fn get_each(
+    client: &fred::clients::Client,
+    keys: Vec<String>,
+) -> std::result::Result<Vec<Value>, FredError> {
+    let pipeline = client.pipeline();
+    let sent = keys.len();
+    for key in keys {
+        let _: () = pipeline.get(key).await?;
+    }
+    if sent == 0 {
+        return Ok(Vec::new());
+    }
+    let answers: Vec<std::result::Result<Value, FredError>> = pipeline.try_all().await;
+    let mut values = Vec::with_capacity(sent);
+    for answer in answers {
+        match answer {
+            Ok(value) => values.push(value),
+            Err(e) if scan::is_wrong_type(&e) => values.push(Value::Null),
+            Err(e) => return Err(e),
+        }
+    }
+    if values.len() != sent {
+        return Err(FredError::new(
+            fred::error::ErrorKind::Protocol,
+            "answers missing",
+        ));
+    }
+    Ok(values)
+}
+
+/// The reconciler's pruning of one page of an index set on a cluster, where the records are
+/// in other slots: `candidates` are the members found gone (task ids whose record is
+/// missing, or, with `service`, users without tasks there). Removes them, checks them
+/// again, and puts back those that came back meanwhile. Returns how many stayed removed.
+pub(crate) async fn prune(
+    repo: &RedisTaskRepository,
+    key: &str,
+    service: Option<&str>,
+    candidates: Vec<String>,
+) -> Result<u64> {
+    let client = repo.writer().next();
+    let gone = match service {
+        Some(_) => candidates,
+        None => {
+            let records: Vec<String> = candidates.iter().map(|id| keys::record(id)).collect();
+            let exists = redirected(repo, || scan::per_key(client, "EXISTS", records.clone()))
+                .await
+                .map_err(|e| repo.backend(e, "checking records"))?;
+            candidates
+                .into_iter()
+                .zip(exists)
+                .filter(|(_, n)| *n == 0)
+                .map(|(id, _)| id)
+                .collect()
+        }
+    };
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let removed: i64 = redirected(repo, || client.srem(key, gone.clone()))
+        .await
+        .map_err(|e| repo.read_error(e, key, "set"))?;
+    let back_keys: Vec<String> = match service {
+        Some(service) => gone
+            .iter()
+            .map(|user| keys::service_user_index(service, user))
+            .collect(),
+        None => gone.iter().map(|id| keys::record(id)).collect(),
+    };
+    let command = if service.is_some() { "SCARD" } else { "EXISTS" };
+    let again = redirected(repo, || scan::per_key(client, command, back_keys.clone()))
+        .await
+        .map_err(|e| repo.backend(e, "checking again"))?;
+    let back: Vec<String> = gone
+        .into_iter()
+        .zip(again)
+        .filter(|(_, n)| *n > 0)
+        .map(|(member, _)| member)
+        .collect();
+    put_back(repo, key, removed, back).await
+}
+
+/// The end of a removal that was checked again: puts `back` (the members removed that
+/// belong after all) back into `key`, and returns how many of the `removed` stayed removed.
+async fn put_back(
+    repo: &RedisTaskRepository,
+    key: &str,
+    removed: i64,
+    back: Vec<String>,
+) -> Result<u64> {
+    if !back.is_empty() {
+        let client = repo.writer().next();
+        let _: i64 = redirected(repo, || client.sadd(key, back.clone()))
+            .await
+            .map_err(|e| repo.backend(e, &format!("restoring {key}")))?;
+    }
+    Ok((removed.max(0) as u64).saturating_sub(back.len() as u64))
+}
+
+/// The cluster form of a repair script of the consistency check (`reindex`, `unindex`,
+/// `prune`), with the single-node script's keys and arguments: the same checks, made with
+/// commands in each key's own slot, and each removal checked again (docs/cluster.md).
+pub(crate) async fn repair(
+    repo: &RedisTaskRepository,
+    script: &str,
+    keys: &[String],
+    args: Vec<String>,
+) -> Result<u64> {
+    let key = keys.first().cloned().unwrap_or_default();
+    let mut args = args.into_iter();
+    match script {
+        "reindex" => Ok(reindex(repo, &args.next().unwrap_or_default())
+            .await?
+            .unwrap_or(0)),
+        "prune" => {
+            let mode = args.next().unwrap_or_default();
+            let service = mode.strip_prefix("users:").map(str::to_owned);
+            prune(repo, &key, service.as_deref(), args.collect()).await
+        }
+        "unindex" => {
+            let kind = args.next().unwrap_or_default();
+            let service = args.next().unwrap_or_default();
+            let user = args.next().unwrap_or_default();
+            unindex(repo, &key, &kind, &service, &user, args.collect()).await
+        }
+        other => Err(Error::backend(format!("no cluster form of {other}"))),
+    }
+}
+
+/// The ids of `candidates` that do not belong in the index `key` of `kind` (`tasks`,
+/// `service`, `service_user`, `user`): no record, or a record of another owner. A record
+/// that does not name its owner, or a key of another type, belongs (it is left alone).
+async fn not_belonging(
+    repo: &RedisTaskRepository,
+    kind: &str,
+    service: &str,
+    user: &str,
+    candidates: &[String],
+) -> Result<Vec<String>> {
+    let client = repo.writer().next();
+    let records: Vec<String> = candidates.iter().map(|id| keys::record(id)).collect();
+    let texts = redirected(repo, || get_each(client, records.clone()))
+        .await
+        .map_err(|e| repo.backend(e, "reading records"))?;
+    let types = redirected(repo, || scan::types(client, records.clone()))
+        .await
+        .map_err(|e| repo.backend(e, "checking records"))?;
+    let mut out = Vec::new();
+    for ((id, text), kind_found) in candidates.iter().zip(texts).zip(types) {
+        let belongs = match kind_found.as_str() {
+            "none" => false,
+            "string" if kind == "tasks" => true,
+            "string" => match scan::text(&text).as_deref().and_then(record_owner) {
+                None => true, // cannot tell: leave it
+                Some((s, u)) => match kind {
+                    "service" => s == service,
+                    "service_user" => s == service && u == user,
+                    "user" => u == user,
+                    _ => true,
+                },
+            },
+            _ => true, // a key of another type: reported, never touched
+        };
+        if !belongs {
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The cluster form of `unindex.lua`: removes from `key` the ids of `candidates` that do not
+/// belong there, then puts back those that belong after all when checked again.
+async fn unindex(
+    repo: &RedisTaskRepository,
+    key: &str,
+    kind: &str,
+    service: &str,
+    user: &str,
+    candidates: Vec<String>,
+) -> Result<u64> {
+    let gone = not_belonging(repo, kind, service, user, &candidates).await?;
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let client = repo.writer().next();
+    let removed: i64 = redirected(repo, || client.srem(key, gone.clone()))
+        .await
+        .map_err(|e| repo.read_error(e, key, "set"))?;
+    let still = not_belonging(repo, kind, service, user, &gone).await?;
+    let back: Vec<String> = gone.into_iter().filter(|id| !still.contains(id)).collect();
+    put_back(repo, key, removed, back).await
+}
+
+/// A configuration for each node of the cluster that answers now (primaries and replicas,
+/// from `CLUSTER NODES`): `config`'s credentials and TLS, on that one server. For the
+/// expiry listener, whose events are node-local.
+pub(crate) async fn node_configs(
+    repo: &RedisTaskRepository,
+    config: &fred::prelude::Config,
+) -> Result<Vec<fred::prelude::Config>> {
+    use fred::prelude::{ClusterInterface, Server, ServerConfig};
+    let nodes: String = repo
+        .writer()
+        .next()
+        .cluster_nodes()
+        .await
+        .map_err(|e| repo.backend(e, "reading CLUSTER NODES"))?;
+    let mut configs = Vec::new();
+    for line in nodes.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(_id), Some(address), Some(flags)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if flags
+            .split(',')
+            .any(|f| matches!(f, "fail" | "noaddr" | "handshake"))
+        {
+            continue;
+        }
+        let address = address.split('@').next().unwrap_or(address);
+        let Some((host, port)) = address.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        let mut node = config.clone();
+        node.server = ServerConfig::Centralized {
+            server: Server::new(host, port),
+        };
+        configs.push(node);
+    }
+    if configs.is_empty() {
+        return Err(Error::backend("CLUSTER NODES named no node that answers"));
+    }
+    Ok(configs)
+}
