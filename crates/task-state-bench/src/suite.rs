@@ -601,6 +601,11 @@ impl Run<'_> {
                 measured[k].push((m, server));
             }
         }
+        let large: Vec<(usize, usize, String, i64)> = prepared
+            .iter()
+            .filter(|(size, ..)| *size > 0)
+            .cloned()
+            .collect();
         let mut points = Vec::new();
         for ((size, _, _, record_bytes), mut runs) in prepared.into_iter().zip(measured) {
             let p50s: Vec<f64> = runs.iter().map(|(m, _)| m.p50_us()).collect();
@@ -629,7 +634,78 @@ impl Run<'_> {
             );
             points.push((size, m));
         }
+        for (size, tasks, prefix, record_bytes) in &large {
+            self.large_record_rows(*size, *tasks, prefix, *record_bytes)
+                .await?;
+        }
         Ok(points)
+    }
+
+    /// `set_status` (with a log entry), `update_result` and `transition` (no entry), one at
+    /// a time, on the scale tasks of `size` log entries (issue #13): rows
+    /// `{op}_at_{size}`, with the EVALSHA's time inside Redis per call. A fifth as many
+    /// calls as the appends at scale (at least 20), one round: each moves the whole record.
+    async fn large_record_rows(
+        &mut self,
+        size: usize,
+        tasks: usize,
+        prefix: &str,
+        record_bytes: i64,
+    ) -> Result<()> {
+        let ops = (self.options.scale_ops / 5).max(20);
+        for name in ["set_status", "update_result", "transition"] {
+            self.progress(&format!("scale: {ops} {name} at {size} entries"));
+            let p = prefix.to_owned();
+            admin::reset_stats(self.admin()).await?;
+            let m = measure(
+                ops,
+                1,
+                on(&self.repo, move |repo, i| {
+                    let id = format!("{p}{}", i % tasks);
+                    async move {
+                        let done = match name {
+                            "set_status" => {
+                                repo.set_status(&id, TaskStatus::Running, Some(LOG_MESSAGE))
+                                    .await?
+                            }
+                            "update_result" => {
+                                repo.update_result(&id, Some("phase=Running"), Some("rows=5000"))
+                                    .await?
+                            }
+                            _ => {
+                                repo.transition(
+                                    &id,
+                                    &[TaskStatus::Pending, TaskStatus::Running],
+                                    TaskStatus::Running,
+                                    None,
+                                )
+                                .await?
+                            }
+                        };
+                        done.context("no record")?;
+                        Ok(())
+                    }
+                }),
+            )
+            .await
+            .with_context(|| format!("{name} at scale"))?;
+            let server = admin::commandstats(self.admin()).await?;
+            let evalsha = server
+                .iter()
+                .find(|s| s.name == "evalsha")
+                .map_or(0.0, admin::CommandStat::usec_per_call);
+            self.results.rows.push(
+                row(&format!("{name}_at_{size}"), &m, 1)
+                    .with("log_entries", size)
+                    .with("record_bytes", record_bytes)
+                    .with("server_us_per_call", evalsha)
+                    .note(format!(
+                        "one at a time, returns the record; ~{record_bytes} bytes; in Redis \
+                         {evalsha:.1} µs/call"
+                    )),
+            );
+        }
+        Ok(())
     }
 
     async fn streaming(&mut self) -> Result<(f64, i64)> {

@@ -411,3 +411,77 @@ async fn a_short_ttl_writer_never_shortens_a_ttl() {
     assert!(long.delete("1").await.unwrap());
     assert_eq!(long.keys(), Vec::<String>::new());
 }
+
+/// Issue #13: across many writes spread over more than a TTL, and then while the record runs
+/// out, the task's five indexes and its metadata outlive its record at every step of a
+/// manual clock (the Redis backend's refresh with headroom is tested in its `refresh.rs`).
+#[tokio::test]
+async fn indexes_and_metadata_outlive_the_record_at_every_step_of_the_clock() {
+    let clock = ManualClock::new(start());
+    let repo = with_clock(&clock).with_ttl(secs(10));
+    repo.save(record("1", "render", "bob")).await.unwrap();
+    let sets = [
+        "index:tasks",
+        "index:service:render",
+        "index:service:render:users",
+        "index:service:render:user:bob",
+        "index:user:bob",
+    ];
+    let check = |repo: &InMemoryTaskRepository, step: &str| {
+        let Some(record) = repo.key_ttl("task:1") else {
+            return false;
+        };
+        let metadata = repo.key_ttl("task:1:metadata").expect("metadata alive");
+        assert!(
+            metadata >= record,
+            "{step}: metadata {metadata:?}, record {record:?}"
+        );
+        for key in sets {
+            let left = repo
+                .key_ttl(key)
+                .unwrap_or_else(|| panic!("{step}: {key} gone"));
+            assert!(left >= record, "{step}: {key} {left:?}, record {record:?}");
+        }
+        true
+    };
+    for n in 0..100 {
+        clock.advance(Duration::from_millis(300));
+        match n % 4 {
+            0 => assert!(repo.append_logs("1", &[format!("l{n}")]).await.unwrap()),
+            1 => {
+                repo.set_status("1", TaskStatus::Running, Some("x"))
+                    .await
+                    .unwrap();
+            }
+            2 => {
+                repo.update_result("1", Some("p"), None).await.unwrap();
+            }
+            _ => {
+                repo.set_jobs("1", &[format!("j{n}")]).await.unwrap();
+            }
+        }
+        assert!(
+            check(&repo, &format!("write {n}")),
+            "write {n}: record gone"
+        );
+        for scope in [
+            Scope::All,
+            Scope::Service("render".into()),
+            Scope::User("bob".into()),
+            Scope::ServiceUser {
+                service: "render".into(),
+                user_id: "bob".into(),
+            },
+        ] {
+            assert_eq!(repo.list_ids(&scope).await.unwrap(), ["1"], "write {n}");
+        }
+    }
+    let mut steps = 0;
+    while check(&repo, "expiring") {
+        clock.advance(Duration::from_millis(100));
+        steps += 1;
+        assert!(steps < 200, "the record never expired");
+    }
+    assert!(repo.get("1").await.unwrap().is_none());
+    assert!(repo.list_ids(&Scope::All).await.unwrap().is_empty());
+}

@@ -2,7 +2,10 @@
 //!
 //! Each case stores a record written the way other tools write records (`support/world.rs`),
 //! then applies a random sequence of every mutation, interleaved with rewrites by another
-//! writer (same length or not, with or without KEEPTTL, the metadata hash left stale), on the
+//! writer (same length or not, with or without KEEPTTL, the metadata hash left stale) and
+//! with what another writer may do to the task's other keys (a member removed from an index,
+//! an index or the metadata hash given a short TTL, an index given exactly the record's TTL
+//! as the Python package's save does), on the
 //! Redis backend and on the memory backend, and checks each step against a reference model:
 //! serde_json decodes the record, the operation is applied to the decoded record.
 //!
@@ -110,6 +113,24 @@ enum Step {
         text: String,
         keep_ttl: bool,
     },
+    /// Another writer touches the task's indexes or metadata hash (not its record).
+    Foreign(Foreign),
+}
+
+/// What another writer may do to the keys beside a record; the next mutation that applies
+/// must leave the task in its indexes with TTLs that cover its record again. The index is one
+/// of the five of the owner the record names, by its number in `TaskIndexes` order.
+#[derive(Debug, Clone, Copy)]
+enum Foreign {
+    /// SREM of the task's member.
+    RemoveMember(usize),
+    /// PEXPIRE of the index to 20 s, far less than its record's hour.
+    ShortenIndex(usize),
+    /// EXPIRE of the index and the record to exactly the TTL, as the Python package's save
+    /// gives them: no margin.
+    PythonTtl(usize),
+    /// PEXPIRE of the metadata hash to 20 s.
+    ShortenMetadata,
 }
 
 fn status(rng: &mut Rng) -> TaskStatus {
@@ -128,7 +149,7 @@ fn message(rng: &mut Rng) -> String {
 fn steps(rng: &mut Rng, id: &str, service: &str, user: &str, current_len: usize) -> Vec<Step> {
     let mut out = Vec::new();
     for _ in 0..1 + rng.below(6) {
-        let step = match rng.below(10) {
+        let step = match rng.below(12) {
             0 => Step::AppendLog(message(rng)),
             1 => Step::AppendLogs((0..rng.below(4)).map(|_| message(rng)).collect()),
             2 => Step::SetStatus(status(rng), rng.one_in(2).then(|| message(rng))),
@@ -162,6 +183,12 @@ fn steps(rng: &mut Rng, id: &str, service: &str, user: &str, current_len: usize)
                     keep_ttl: rng.one_in(2),
                 }
             }
+            10 | 11 => Step::Foreign(match rng.below(4) {
+                0 => Foreign::RemoveMember(rng.below(5)),
+                1 => Foreign::ShortenIndex(rng.below(5)),
+                2 => Foreign::PythonTtl(rng.below(5)),
+                _ => Foreign::ShortenMetadata,
+            }),
             _ => Step::AppendLogs(vec![message(rng), message(rng)]),
         };
         out.push(step);
@@ -257,7 +284,9 @@ fn expected(text: &str, step: &Step, now: TaskTime, key: &str) -> (Outcome, Opti
         Step::SetJobs(jobs) => {
             next.jobs = jobs.clone();
         }
-        Step::Resave(..) | Step::Rewrite { .. } => unreachable!("not a mutation"),
+        Step::Resave(..) | Step::Rewrite { .. } | Step::Foreign(_) => {
+            unreachable!("not a mutation")
+        }
     };
     if !names_ok {
         return (Outcome::Decode, None);
@@ -450,6 +479,11 @@ async fn run_case(f: &Fixture, seed: u64) {
                 f.memory.insert_raw(&id, s, u, text).unwrap();
                 continue;
             }
+            Step::Foreign(action) => {
+                let (s, u) = owner_of(before.text.as_deref(), &service, &user);
+                foreign(client, &id, &s, &u, *action).await;
+                continue;
+            }
             Step::Resave(status, move_owner) => {
                 let current = f.redis.get(&id).await;
                 let Ok(Some(mut record)) = current else {
@@ -525,6 +559,58 @@ async fn run_case(f: &Fixture, seed: u64) {
             "{context}: the record's TTL was shortened"
         );
         assert_indexed(&f.redis, &id, &want_record, &context).await;
+    }
+}
+
+/// The owner a record text names, where it names one that can be part of a key; else the
+/// case's.
+fn owner_of(text: Option<&str>, service: &str, user: &str) -> (String, String) {
+    text.and_then(|t| TaskRecord::from_json(t).ok())
+        .filter(|r| {
+            task_state_core::validate_name("s", &r.service).is_ok()
+                && task_state_core::validate_name("u", &r.user_id).is_ok()
+        })
+        .map_or((service.to_owned(), user.to_owned()), |r| {
+            (r.service, r.user_id)
+        })
+}
+
+/// Does what another writer may do to the keys beside task `id`'s record.
+async fn foreign(
+    client: &fred::prelude::Client,
+    id: &str,
+    service: &str,
+    user: &str,
+    action: Foreign,
+) {
+    let indexes = layout::TaskIndexes::of(service, user);
+    let sets = [
+        (&indexes.tasks, id),
+        (&indexes.service, id),
+        (&indexes.service_users, user),
+        (&indexes.service_user, id),
+        (&indexes.user, id),
+    ];
+    match action {
+        Foreign::RemoveMember(k) => {
+            let _: () = client.srem(sets[k].0, sets[k].1).await.unwrap();
+        }
+        Foreign::ShortenIndex(k) => {
+            let _: () = client.pexpire(sets[k].0, 20_000, None).await.unwrap();
+        }
+        Foreign::PythonTtl(k) => {
+            let _: () = client.expire(sets[k].0, TTL as i64, None).await.unwrap();
+            let _: () = client
+                .expire(layout::record_key(id), TTL as i64, None)
+                .await
+                .unwrap();
+        }
+        Foreign::ShortenMetadata => {
+            let _: () = client
+                .pexpire(layout::metadata_key(id), 20_000, None)
+                .await
+                .unwrap();
+        }
     }
 }
 

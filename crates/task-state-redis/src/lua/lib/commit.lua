@@ -41,13 +41,15 @@ end
 
 -- Puts the task into each index it is missing from, and gives each index at least the
 -- record's TTL (ttl; -1: the record never expires) and a margin, so that an index outlives
--- its records.
+-- its records. An index whose TTL already covers that (the previous write gave it headroom)
+-- is not written: only its membership and PTTL were read.
 local function write_indexes(indexes, ttl)
-  if ttl ~= -1 then ttl = ttl + INDEX_MARGIN_MS end
+  local need, headroom = ttl, refresh_headroom(ttl)
+  if ttl ~= -1 then need = ttl + INDEX_MARGIN_MS end
   for _, name in ipairs(INDEX_ORDER) do
     local index = indexes[name]
     if not index.present then redis.call('SADD', index.key, index.member) end
-    extend_ttl(index.key, index.pttl, ttl)
+    refresh_ttl(index.key, index.pttl, need, headroom)
   end
 end
 
@@ -75,9 +77,10 @@ local function write_metadata(meta, service, user_id, ttl, layout)
   elseif meta.layout then
     redis.call('HDEL', meta.key, 'layout')
   end
-  local target = -1
-  if ttl ~= -1 then target = ttl + METADATA_GRACE_MS end
-  extend_ttl(meta.key, meta.pttl, target)
+  local need = -1
+  if ttl ~= -1 then need = ttl + METADATA_GRACE_MS end
+  -- A hash the script created has no TTL yet: PTTL before the writes was -2.
+  refresh_ttl(meta.key, meta.pttl, need, refresh_headroom(ttl))
 end
 
 -- Where byte p of the record (outside every edited range) stands after the edits.

@@ -11,6 +11,15 @@ local METADATA_GRACE_MS = 60000
 -- the time the script has run), so an index given exactly the record's TTL could expire a few
 -- milliseconds before it.
 local INDEX_MARGIN_MS = 1000
+-- How far past what it needs a key of the task (an index set, the metadata hash) is given
+-- when it must be refreshed: a tenth of the record's TTL, at most an hour. The writes that
+-- follow within that headroom find the key's PTTL still covering their record and do not
+-- write it again (see refresh_ttl).
+local REFRESH_HEADROOM_MAX_MS = 3600000
+local function refresh_headroom(ttl)
+  if ttl == -1 then return 0 end
+  return math.min(math.floor(ttl / 10), REFRESH_HEADROOM_MAX_MS)
+end
 -- The longest TTL a script accepts, in seconds (100 years of 365.25 days): Redis refuses
 -- expiry times that overflow, and a refusal half-way through a script would leave it half done.
 local MAX_TTL_SECONDS = 3155760000
@@ -52,6 +61,19 @@ local function longer_ttl(current, target)
   if current == -1 or target == -1 then return -1 end
   if current > target then return current end
   return target
+end
+
+-- Gives key, whose PTTL before the script's writes was current, a TTL of at least need (-1:
+-- never expires): where current falls short of need (or the key is new), need plus the
+-- headroom of lib/layout.lua; else it is left as it is. It never shortens a TTL, and writes
+-- nothing when the key already lives long enough: the PTTL read is the truth, whatever
+-- other writers did to the key since.
+local function refresh_ttl(key, current, need, headroom)
+  if need == -1 then
+    if current >= 0 then redis.call('PERSIST', key) end
+  elseif current == -2 or (current >= 0 and current < need) then
+    redis.call('PEXPIRE', key, need + headroom)
+  end
 end
 
 -- Gives key, which the script has just written, the TTL target unless that would shorten
