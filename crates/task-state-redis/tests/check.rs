@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::fresh;
+use common::{fresh, save_tasks_of_two_owners};
 use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::{check, CheckOptions, CheckPhase, IndexDiff};
 
@@ -12,21 +12,7 @@ async fn check_finds_and_repairs_every_kind_of_damage() {
     let Some((server, repo)) = fresh().await else {
         return;
     };
-    for i in 0..300 {
-        let (service, user) = if i % 2 == 0 {
-            ("render", "alice")
-        } else {
-            ("train", "bob")
-        };
-        repo.save(TaskRecord::new(
-            i.to_string(),
-            service,
-            user,
-            TaskStatus::Running,
-        ))
-        .await
-        .unwrap();
-    }
+    save_tasks_of_two_owners(&repo, 300).await;
     let clean = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
     assert!(clean.is_consistent(), "{clean:?}");
     assert_eq!(clean.records, 300);

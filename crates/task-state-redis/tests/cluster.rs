@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::concurrency;
+use common::{concurrency, save_tasks_of_two_owners};
 use futures::future::join_all;
 use task_state_core::{BackendKind, Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{cluster_or_skip, command_calls, RedisCluster};
@@ -550,21 +550,7 @@ async fn the_expiry_listener_cleans_indexes_of_tasks_expiring_on_every_primary()
 async fn check_finds_and_repairs_damage_across_slots_and_the_reconciler_prunes() {
     let Some(cluster) = cluster() else { return };
     let repo = connect(&cluster).await;
-    for i in 0..60 {
-        let (service, user) = if i % 2 == 0 {
-            ("render", "alice")
-        } else {
-            ("train", "bob")
-        };
-        repo.save(TaskRecord::new(
-            i.to_string(),
-            service,
-            user,
-            TaskStatus::Running,
-        ))
-        .await
-        .unwrap();
-    }
+    save_tasks_of_two_owners(&repo, 60).await;
     let clean = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
     assert!(clean.is_consistent(), "{clean:?}");
     assert_eq!(clean.records, 60);

@@ -6,7 +6,7 @@ pub mod concurrency;
 use std::sync::Arc;
 use std::time::Duration;
 
-use task_state_core::ManualClock;
+use task_state_core::{ManualClock, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{server_or_skip, test_redis_or_skip, RedisServer, TestRedis};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
 
@@ -25,6 +25,20 @@ pub async fn suite_store() -> Option<(TestRedis, RedisTaskRepository)> {
         .await
         .expect("connect to the test Redis");
     Some((redis, repo))
+}
+
+/// Saves running tasks `0..count`: the even ids of alice in `render`, the odd ones of bob in
+/// `train`.
+pub async fn save_tasks_of_two_owners(repo: &RedisTaskRepository, count: usize) {
+    for i in 0..count {
+        let (service, user) = if i % 2 == 0 {
+            ("render", "alice")
+        } else {
+            ("train", "bob")
+        };
+        let record = TaskRecord::new(i.to_string(), service, user, TaskStatus::Running);
+        repo.save(record).await.unwrap();
+    }
 }
 
 /// A repository on `server`, zone Asia/Seoul.
