@@ -338,8 +338,7 @@ impl RedisTaskRepository {
         args: Vec<String>,
     ) -> std::result::Result<Value, FredError> {
         let started = std::time::Instant::now();
-        let result = crate::cluster::redirected(self, || {
-            let (keys, args) = (keys.clone(), args.clone());
+        let attempt = |keys: Vec<String>, args: Vec<String>| {
             self.on_writer(move |client| async move {
                 let first = client
                     .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
@@ -356,8 +355,14 @@ impl RedisTaskRepository {
                     other => other,
                 }
             })
-        })
-        .await;
+        };
+        // On one node the keys and arguments (a whole record, for a save) are not copied
+        // for retries that cannot happen: only a cluster redirects.
+        let result = if self.is_cluster() {
+            crate::cluster::redirected(self, || attempt(keys.clone(), args.clone())).await
+        } else {
+            attempt(keys, args).await
+        };
         note_script(script, started);
         result
     }
