@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value};
+use fred::prelude::{
+    ClientLike, Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value,
+};
 use task_state_core::{compare_task_ids, validate_name, validate_task_id, Error, Result};
 
 use crate::keys::{self, LayoutKey};
@@ -297,7 +299,10 @@ async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>
         let values: Vec<Value> = if repo.is_cluster() {
             crate::cluster::get_each(client, keys.clone()).await
         } else {
-            client.mget(keys.clone()).await
+            client
+                .with_options(&scan::resendable())
+                .mget(keys.clone())
+                .await
         }
         .map_err(|e| repo.backend(e, "reading records"))?;
         let start = out.len();
@@ -409,6 +414,7 @@ async fn check_records(
     let estimated: u64 = repo
         .writer()
         .next()
+        .with_options(&scan::resendable())
         .scard(keys::TASK_INDEX)
         .await
         .unwrap_or(0);
@@ -438,7 +444,11 @@ async fn check_records(
             }
         }
         let found = owners(repo, &ids).await?;
-        let pipeline = repo.writer().next().pipeline();
+        let pipeline = repo
+            .writer()
+            .next()
+            .pipeline()
+            .with_options(&scan::resendable());
         let mut checked = Vec::new();
         for (id, owner) in ids.iter().zip(found) {
             match owner {
@@ -987,7 +997,7 @@ async fn repair_user_index(
     report: &UserIndexReport,
     user_key: &str,
 ) -> Result<u64> {
-    let client = repo.writer().next();
+    let client = repo.writer().next().with_options(&scan::resendable());
     let ttl_before: i64 = client
         .ttl(user_key)
         .await

@@ -4,7 +4,9 @@
 //! move or a delete, remove what no longer belongs). Deletes and the expiry cleanup remove
 //! the record first and the metadata last, and check the record again before that.
 
-use fred::prelude::{Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value};
+use fred::prelude::{
+    ClientLike, Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value,
+};
 use task_state_core::layout::{TaskIndexes, TASK_INDEX};
 use task_state_core::{BackendKind, Error, Result, TaskRecord};
 
@@ -435,7 +437,7 @@ pub(crate) async fn get_each(
     client: &fred::clients::Client,
     keys: Vec<String>,
 ) -> std::result::Result<Vec<Value>, FredError> {
-    let pipeline = client.pipeline();
+    let pipeline = client.pipeline().with_options(&scan::resendable());
     let sent = keys.len();
     for key in keys {
         let _: () = pipeline.get(key).await?;

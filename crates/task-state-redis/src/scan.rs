@@ -4,7 +4,21 @@ use fred::prelude::{Client, ClientLike, ClusterInterface, Error as FredError, Se
 use task_state_core::Result;
 
 use crate::repository::RedisTaskRepository;
+use fred::types::config::Options;
 use fred::types::CustomCommand;
+
+/// Options for commands on the writer that may safely be sent twice: reads, and writes that
+/// only add or extend (`SADD`, `EXPIRE` to the store's TTL). The writer's own settings follow
+/// no cluster redirection and never send a command again (`connect_pool`), which the
+/// scripts need; with these, such commands follow `MOVED` and `ASK` as the slot map changes
+/// and are sent again after a dropped connection.
+pub(crate) fn resendable() -> Options {
+    Options {
+        max_redirections: Some(5),
+        max_attempts: Some(3),
+        ..Options::default()
+    }
+}
 
 /// Keys or members one SCAN or SSCAN step asks for: small enough that no single command
 /// keeps Redis busy for long.
@@ -53,7 +67,7 @@ pub(crate) async fn per_key_each(
     command: &'static str,
     keys: impl IntoIterator<Item = String>,
 ) -> Result<Vec<Result<i64, FredError>>, FredError> {
-    let pipeline = client.pipeline();
+    let pipeline = client.pipeline().with_options(&resendable());
     let mut sent = 0;
     for key in keys {
         let _: () = pipeline
@@ -79,7 +93,7 @@ pub(crate) async fn per_key_each(
 
 /// `TYPE` of each of `keys` (`none` for a missing key), in one pipelined round trip.
 pub(crate) async fn types(client: &Client, keys: Vec<String>) -> Result<Vec<String>, FredError> {
-    let pipeline = client.pipeline();
+    let pipeline = client.pipeline().with_options(&resendable());
     let mut sent = 0;
     for key in keys {
         let _: () = pipeline
@@ -162,7 +176,7 @@ pub(crate) async fn per_key(
     command: &'static str,
     keys: impl IntoIterator<Item = String>,
 ) -> Result<Vec<i64>, FredError> {
-    let pipeline = client.pipeline();
+    let pipeline = client.pipeline().with_options(&resendable());
     let mut sent = 0;
     for key in keys {
         let _: () = pipeline
@@ -200,6 +214,7 @@ async fn page<C: ClientLike>(
     args: Vec<String>,
 ) -> Result<(String, Vec<String>), FredError> {
     let reply: Value = client
+        .with_options(&resendable())
         .custom(CustomCommand::new_static(command, None::<u16>, false), args)
         .await?;
     match reply {

@@ -108,6 +108,12 @@ impl RedisServer {
     /// # Errors
     /// When `redis-server` cannot be started.
     pub fn start_with(args: &[&str]) -> std::io::Result<Self> {
+        Self::start_on(args, free_port)
+    }
+
+    /// [`start_with`](Self::start_with) on a port that `pick` chooses (a new one for each
+    /// try).
+    fn start_on(args: &[&str], pick: fn() -> std::io::Result<u16>) -> std::io::Result<Self> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("task-state-redis-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -119,7 +125,7 @@ impl RedisServer {
         };
         let mut last_error = None;
         for _ in 0..5 {
-            server.port = free_port()?;
+            server.port = pick()?;
             match server.spawn() {
                 Ok(()) => return Ok(server),
                 Err(e) => last_error = Some(e),
@@ -276,6 +282,57 @@ pub fn require_tool(tool: &str, version_arg: &str, why: &str) -> bool {
 /// When no port can be bound.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// How far above its port a cluster node listens for the cluster bus.
+const CLUSTER_BUS_OFFSET: u16 = 10_000;
+
+/// A free port whose cluster bus port (10,000 higher) is free too, and exists.
+fn free_cluster_port() -> std::io::Result<u16> {
+    for _ in 0..100 {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let Some(bus) = port.checked_add(CLUSTER_BUS_OFFSET) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", bus)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other(
+        "no free port with a free cluster bus port",
+    ))
+}
+
+/// A node of a [`RedisCluster`]. Redis binds the cluster bus port after the client port and
+/// exits when it cannot (another process took it since it was picked): a node counts as
+/// started once its bus port answers and the process still runs.
+fn start_cluster_node(args: &[&str]) -> std::io::Result<RedisServer> {
+    let mut last_error = None;
+    for _ in 0..5 {
+        let mut node = RedisServer::start_on(args, free_cluster_port)?;
+        let bus = node.port + CLUSTER_BUS_OFFSET;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let alive = match node.child.as_mut() {
+                Some(child) => matches!(child.try_wait(), Ok(None)),
+                None => false,
+            };
+            if !alive {
+                last_error = Some(format!("the node on port {} exited", node.port));
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", bus)).is_ok() && node.cli(&["PING"]) == "PONG" {
+                return Ok(node);
+            }
+            if Instant::now() > deadline {
+                last_error = Some(format!("cluster bus port {bus} did not open"));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Err(std::io::Error::other(last_error.unwrap_or_default()))
 }
 
 // Sentinel topologies -------------------------------------------------------------------
@@ -580,6 +637,12 @@ pub fn command_calls(server: &RedisServer, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// How often the repository's scripts ran on `server`: calls of `FCALL` (Redis 7.0 and
+/// later) and of `EVALSHA` (Redis 6.2), from `INFO commandstats`.
+pub fn script_calls(server: &RedisServer) -> u64 {
+    command_calls(server, "fcall") + command_calls(server, "evalsha")
+}
+
 // Clusters ------------------------------------------------------------------------------
 
 /// Three primaries and three replicas of a Redis Cluster (`redis-server --cluster-enabled
@@ -629,7 +692,7 @@ impl RedisCluster {
         ];
         args.extend_from_slice(server_args);
         let nodes = (0..6)
-            .map(|_| RedisServer::start_with(&args))
+            .map(|_| start_cluster_node(&args))
             .collect::<std::io::Result<Vec<_>>>()?;
         let addresses: Vec<String> = nodes
             .iter()
@@ -751,7 +814,7 @@ impl RedisCluster {
     /// When it cannot be started or added, or the cluster does not agree within 30 s.
     pub fn add_node(&mut self) -> std::io::Result<usize> {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let node = RedisServer::start_with(&args)?;
+        let node = start_cluster_node(&args)?;
         let seed = self
             .any_running()
             .ok_or_else(|| std::io::Error::other("no node is running"))?;

@@ -10,7 +10,7 @@ mod common;
 use common::{concurrency, save_tasks_of_two_owners};
 use futures::future::join_all;
 use task_state_core::{BackendKind, Error, TaskRecord, TaskRepository, TaskStatus};
-use task_state_redis::testing::{cluster_or_skip, command_calls, RedisCluster};
+use task_state_redis::testing::{cluster_or_skip, script_calls, RedisCluster};
 use task_state_redis::{check, reconcile, CheckOptions, ExpiryListener, ExpiryOptions, IndexDiff};
 
 fn cluster() -> Option<RedisCluster> {
@@ -160,7 +160,7 @@ async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes(
     let primaries = cluster.primaries();
     let evals: Vec<u64> = primaries
         .iter()
-        .map(|&i| command_calls(cluster.node(i), "evalsha"))
+        .map(|&i| script_calls(cluster.node(i)))
         .collect();
     assert!(evals.iter().all(|&n| n > 0), "{evals:?}");
     // A listing reads them back, grouped by slot, from every primary.
@@ -464,6 +464,97 @@ async fn slots_moved_between_primaries_under_writes_lose_nothing() {
     drop(cluster);
 }
 
+/// The user check of alice, across the slots of her services.
+async fn check_alice(
+    repo: &RedisTaskRepository,
+    repair: bool,
+) -> task_state_redis::UserIndexReport {
+    let options = task_state_redis::UserCheckOptions {
+        service: None,
+        repair,
+    };
+    task_state_redis::check_user(repo, "alice", options)
+        .await
+        .unwrap()
+}
+
+/// Moves the slot of each of `keys` to the primary after the one serving it.
+fn move_to_next_primary(cluster: &RedisCluster, keys: &[String]) {
+    for key in keys {
+        let from = cluster.primary_of(key).unwrap();
+        let primaries = cluster.primaries();
+        let at = primaries.iter().position(|&p| p == from).unwrap();
+        let to = primaries[(at + 1) % primaries.len()];
+        cluster.move_slot(cluster.slot_of(key), to).unwrap();
+    }
+}
+
+/// The check, its repair, the user check, the reconciler and listings read keys whose slots
+/// moved since the repository's clients last wrote there (their slot maps are stale: each
+/// read is answered `MOVED`, which the writer's scripts hand back to the repository).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_the_check_and_the_reconciler_follow_slots_moved_since_the_last_write() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    save_tasks_of_two_owners(&repo, 10).await;
+    let mut layout: Vec<String> = [
+        "index:tasks",
+        "index:service:render",
+        "index:service:train",
+        "index:service:render:users",
+        "index:service:train:users",
+        "index:service:render:user:alice",
+        "index:service:train:user:bob",
+        "index:user:alice",
+        "index:user:bob",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for i in 0..10 {
+        layout.push(format!("task:{i}"));
+        layout.push(format!("task:{i}:metadata"));
+    }
+    move_to_next_primary(&cluster, &layout);
+    let clean = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    assert!(clean.is_consistent(), "{clean:?}");
+    assert_eq!(clean.records, 10);
+
+    cluster.cli(&["SREM", "index:service:render", "0"]);
+    cluster.cli(&["SREM", "index:user:bob", "1"]);
+    move_to_next_primary(&cluster, &layout);
+    let found = check(&repo, CheckOptions { repair: true }, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        found.indexes["index:service:render"].missing, 1,
+        "{found:?}"
+    );
+    assert_eq!(found.repaired, 2, "{found:?}");
+    assert_eq!(
+        cluster.cli(&["SISMEMBER", "index:service:render", "0"]),
+        "1"
+    );
+
+    cluster.cli(&["SREM", "index:user:alice", "2"]);
+    move_to_next_primary(&cluster, &layout);
+    let user = check_alice(&repo, true).await;
+    assert_eq!(user.missing_in_user_index, ["2"]);
+    assert_eq!(user.repaired, Some(1));
+
+    cluster.cli(&["DEL", "task:4"]);
+    cluster.cli(&["DEL", "task:4:metadata"]);
+    move_to_next_primary(&cluster, &layout);
+    let removed = reconcile(&repo).await.unwrap();
+    // index:tasks, the service index, the user's service index and the user index.
+    assert_eq!(removed, 4);
+    move_to_next_primary(&cluster, &layout);
+    let listed = repo.list_all().await.unwrap();
+    assert_eq!(listed.records.len(), 9);
+    assert!(listed.unreadable.is_empty(), "{:?}", listed.unreadable);
+    let after = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    assert!(after.is_consistent(), "{after:?}");
+}
+
 /// A repository whose records live 1 s.
 async fn short_lived(cluster: &RedisCluster) -> RedisTaskRepository {
     let settings = RedisRepositorySettings::builder()
@@ -615,23 +706,11 @@ async fn check_finds_and_repairs_damage_across_slots_and_the_reconciler_prunes()
     // The frontend script's check of one user's index, across the slots of its services.
     cluster.cli(&["SREM", "index:user:alice", "4"]);
     cluster.cli(&["SADD", "index:user:alice", "ghost3"]);
-    let options = task_state_redis::UserCheckOptions {
-        service: None,
-        repair: false,
-    };
-    let user = task_state_redis::check_user(&repo, "alice", options)
-        .await
-        .unwrap();
+    let user = check_alice(&repo, false).await;
     assert_eq!(user.services, ["render"]);
     assert_eq!(user.missing_in_user_index, ["4"]);
     assert_eq!(user.extra_in_user_index, ["ghost3"]);
-    let options = task_state_redis::UserCheckOptions {
-        service: None,
-        repair: true,
-    };
-    let user = task_state_redis::check_user(&repo, "alice", options)
-        .await
-        .unwrap();
+    let user = check_alice(&repo, true).await;
     assert_eq!(user.repaired, Some(2));
     assert_eq!(cluster.cli(&["SISMEMBER", "index:user:alice", "4"]), "1");
     assert_eq!(
