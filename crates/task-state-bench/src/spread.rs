@@ -43,10 +43,7 @@ pub struct SpreadRow {
 /// includes the commands it runs (which `INFO commandstats` also counts on their own), so
 /// only the top-level command is counted.
 fn usage(stats: &[CommandStat], command: &str) -> (u64, u64) {
-    stats
-        .iter()
-        .find(|s| s.name == command)
-        .map_or((0, 0), |s| (s.calls, s.usec))
+    crate::admin::find_stat(stats, command).map_or((0, 0), |s| (s.calls, s.usec))
 }
 
 /// The nodes of a topology, to read their statistics with `redis-cli`.
@@ -127,26 +124,26 @@ type Operation = fn(RedisTaskRepository, String, usize) -> BoxFuture<'static, Re
 
 /// The operations, by name, with the top-level command whose statistics they are read by.
 const OPERATIONS: [(&str, &str, Operation); 5] = [
-    ("save", "evalsha", |r, id, i| {
+    ("save", crate::admin::SCRIPT, |r, id, i| {
         Box::pin(async move {
             r.save(fixtures::task_record(&id, i)).await?;
             Ok(())
         })
     }),
-    ("set_status", "evalsha", |r, id, _| {
+    ("set_status", crate::admin::SCRIPT, |r, id, _| {
         Box::pin(async move {
             r.set_status(&id, TaskStatus::Running, Some("running"))
                 .await?;
             Ok(())
         })
     }),
-    ("append_log", "evalsha", |r, id, _| {
+    ("append_log", crate::admin::SCRIPT, |r, id, _| {
         Box::pin(async move {
             r.append_logs(&id, &["a line of output".to_owned()]).await?;
             Ok(())
         })
     }),
-    ("update_result", "evalsha", |r, id, _| {
+    ("update_result", crate::admin::SCRIPT, |r, id, _| {
         Box::pin(async move {
             r.update_result(&id, Some("Running"), None).await?;
             Ok(())

@@ -222,10 +222,9 @@ impl Run<'_> {
             rounds.swap_remove(stats::median_index(&throughputs).context("no round")?);
         let limit_rps: Vec<f64> = limits.iter().map(|l| l.rps).collect();
         let limit = stats::median_index(&limit_rps).map(|i| limits[i]);
-        let server_us = server
-            .iter()
-            .find(|s| s.name == command)
-            .map(admin::CommandStat::usec_per_call);
+        let found = admin::find_stat(&server, command);
+        let server_us = found.map(admin::CommandStat::usec_per_call);
+        let command = found.map_or(command, |s| s.name.as_str()).to_owned();
         Ok(Bench {
             row: row(name, &m, c)
                 .with(
@@ -248,7 +247,7 @@ impl Run<'_> {
             repo.save(fixtures::task_record(&task_id(i), i)).await?;
             Ok(())
         });
-        let b = self.bench("save", "evalsha", save, None).await?;
+        let b = self.bench("save", admin::SCRIPT, save, None).await?;
         self.results
             .rows
             .push(b.row.note("record of ~1 KiB, 5 indexes"));
@@ -281,7 +280,7 @@ impl Run<'_> {
                 Ok(())
             });
             let b = self
-                .bench("set_status", "evalsha", set_status, None)
+                .bench("set_status", admin::SCRIPT, set_status, None)
                 .await?;
             self.results
                 .rows
@@ -289,7 +288,7 @@ impl Run<'_> {
         }
 
         if self.wants("append_log") {
-            let append_command = self.evalsha_command().await?;
+            let append_command = self.script_command().await?;
             let message: Arc<[String]> = Arc::new([LOG_MESSAGE.to_owned()]);
             let append = on(&self.repo, move |repo, i| {
                 let message = Arc::clone(&message);
@@ -302,16 +301,26 @@ impl Run<'_> {
                 }
             });
             let b = self
-                .bench("append_log", "evalsha", append, append_command.as_deref())
+                .bench(
+                    "append_log",
+                    admin::SCRIPT,
+                    append,
+                    append_command.as_deref(),
+                )
                 .await?;
             self.check_limit_task().await?;
+            let call = append_command
+                .as_ref()
+                .and_then(|c| c.first())
+                .map_or("FCALL", String::as_str)
+                .to_owned();
             append_fraction = self.push_with_limit(
                 b.row
                     .note("append_logs with one message: returns no record"),
                 b.limit,
                 b.limit_rounds,
-                "limit_evalsha_append_log",
-                "redis-benchmark EVALSHA append_log",
+                &format!("limit_{}_append_log", call.to_ascii_lowercase()),
+                &format!("redis-benchmark {call} append_log"),
             );
         }
 
@@ -323,7 +332,7 @@ impl Run<'_> {
                 Ok(())
             });
             let b = self
-                .bench("append_log_record", "evalsha", append_record, None)
+                .bench("append_log_record", admin::SCRIPT, append_record, None)
                 .await?;
             self.results
                 .rows
@@ -337,7 +346,9 @@ impl Run<'_> {
                     .context("no record")?;
                 Ok(())
             });
-            let b = self.bench("update_result", "evalsha", update, None).await?;
+            let b = self
+                .bench("update_result", admin::SCRIPT, update, None)
+                .await?;
             self.results
                 .rows
                 .push(b.row.note("both fields, returns the record"));
@@ -356,7 +367,7 @@ impl Run<'_> {
                 Ok(())
             });
             let b = self
-                .bench("transition", "evalsha", transition, None)
+                .bench("transition", admin::SCRIPT, transition, None)
                 .await?;
             self.results
                 .rows
@@ -389,28 +400,39 @@ impl Run<'_> {
     }
 
     /// The `redis-benchmark` command that runs the append_log script as `append_logs` runs
-    /// it with one message, on a task of its own (it appends to that one task every time).
-    async fn evalsha_command(&self) -> Result<Option<Vec<String>>> {
+    /// it with one message, on a task of its own (it appends to that one task every time):
+    /// its function with FCALL where the server has Redis Functions (7.0 and later), as
+    /// the repository calls it, else the script with EVALSHA.
+    async fn script_command(&self) -> Result<Option<Vec<String>>> {
         if !self.options.limit {
             return Ok(None);
         }
         self.repo.save(fixtures::task_record(LIMIT_TASK, 0)).await?;
-        let (body, sha) =
-            task_state_redis::script_source("append_log").context("no append_log script")?;
-        let loaded = admin::script_load(self.admin(), body).await?;
-        ensure!(loaded == sha, "SCRIPT LOAD gave {loaded}, expected {sha}");
+        let (_, library, function) =
+            task_state_redis::function_library("append_log").context("no append_log function")?;
+        let head = if admin::function_load(self.admin(), library).await.is_ok() {
+            vec!["FCALL".to_owned(), function]
+        } else {
+            let (body, sha) =
+                task_state_redis::script_source("append_log").context("no append_log script")?;
+            let loaded = admin::script_load(self.admin(), body).await?;
+            ensure!(loaded == sha, "SCRIPT LOAD gave {loaded}, expected {sha}");
+            vec!["EVALSHA".to_owned(), loaded]
+        };
         let now = TaskTime::now(&SystemClock, self.repo.settings().zone());
-        Ok(Some(vec![
-            "EVALSHA".to_owned(),
-            loaded,
-            "2".to_owned(),
-            format!("task:{LIMIT_TASK}"),
-            format!("task:{LIMIT_TASK}:metadata"),
-            self.repo.settings().ttl_seconds().to_string(),
-            json_string(&now.to_string()),
-            "ack".to_owned(),
-            json_string(&format_log_entry_at(LOG_MESSAGE, now)),
-        ]))
+        Ok(Some(
+            head.into_iter()
+                .chain([
+                    "2".to_owned(),
+                    format!("task:{LIMIT_TASK}"),
+                    format!("task:{LIMIT_TASK}:metadata"),
+                    self.repo.settings().ttl_seconds().to_string(),
+                    json_string(&now.to_string()),
+                    "ack".to_owned(),
+                    json_string(&format_log_entry_at(LOG_MESSAGE, now)),
+                ])
+                .collect(),
+        ))
     }
 
     /// Checks that `redis-benchmark`'s appends landed: the limit ran the real thing.
@@ -610,13 +632,11 @@ impl Run<'_> {
         for ((size, _, _, record_bytes), mut runs) in prepared.into_iter().zip(measured) {
             let p50s: Vec<f64> = runs.iter().map(|(m, _)| m.p50_us()).collect();
             let (m, server) = runs.swap_remove(stats::median_index(&p50s).context("no round")?);
-            let evalsha = server
-                .iter()
-                .find(|s| s.name == "evalsha")
+            let evalsha = admin::find_stat(&server, admin::SCRIPT)
                 .map_or(0.0, admin::CommandStat::usec_per_call);
             let inner: Vec<String> = server
                 .iter()
-                .filter(|s| s.name != "evalsha" && s.name != "config" && s.name != "info")
+                .filter(|s| !["evalsha", "fcall", "config", "info"].contains(&s.name.as_str()))
                 .take(3)
                 .map(|s| format!("{} {:.1}", s.name, s.usec as f64 / m.ops.max(1) as f64))
                 .collect();
@@ -690,9 +710,7 @@ impl Run<'_> {
             .await
             .with_context(|| format!("{name} at scale"))?;
             let server = admin::commandstats(self.admin()).await?;
-            let evalsha = server
-                .iter()
-                .find(|s| s.name == "evalsha")
+            let evalsha = admin::find_stat(&server, admin::SCRIPT)
                 .map_or(0.0, admin::CommandStat::usec_per_call);
             self.results.rows.push(
                 row(&format!("{name}_at_{size}"), &m, 1)

@@ -49,7 +49,7 @@ pub use provider::{
 };
 pub use redact::mask_url_passwords;
 pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
-pub use scripts::{lua_library, script_source};
+pub use scripts::{function_library, lua_library, script_source};
 pub use settings::{
     RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, DEFAULT_RECONCILE_INTERVAL,
     DEFAULT_TTL_SECONDS, READ_URL_VAR, RECONCILE_INTERVAL_VAR, REQUIRE_NOTIFICATIONS_VAR,

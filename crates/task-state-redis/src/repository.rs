@@ -2,12 +2,13 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use fred::prelude::{
-    Builder, ClientLike, Config, Error as FredError, ErrorKind, KeysInterface, LuaInterface, Pool,
-    ReconnectPolicy, ServerConfig, Value,
+    Builder, ClientLike, Config, Error as FredError, ErrorKind, FunctionInterface, KeysInterface,
+    LuaInterface, Pool, ReconnectPolicy, ServerConfig, Value,
 };
 use task_state_core::{
     compare_task_ids, format_log_entry_at, json_string, validate_name, validate_record,
@@ -18,7 +19,7 @@ use tracing::field::Empty;
 
 use crate::keys;
 use crate::scan;
-use crate::scripts::{Script, SCRIPTS};
+use crate::scripts::{Script, LIBRARY, SCRIPTS};
 use crate::settings::{RedisRepositorySettings, RedisUrl};
 
 /// How many records one MGET fetches (and set members one SSCAN asks for): small enough
@@ -67,6 +68,9 @@ struct Inner {
     shared: bool,
     settings: RedisRepositorySettings,
     clock: Arc<dyn Clock>,
+    /// False once the server answered that it has no FCALL (Redis before 7.0): scripts then
+    /// run with EVALSHA. Shared by the repositories made from this one.
+    functions: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for RedisTaskRepository {
@@ -96,9 +100,10 @@ impl RedisTaskRepository {
     /// follow the writer's rule of sending a command at most once: a read whose connection
     /// dropped mid-flight returns an error instead of being re-sent.
     ///
-    /// Scripts are loaded on first use (the first `EVALSHA` that meets `NOSCRIPT` loads its
-    /// script and runs it again); [`load_scripts`](Self::load_scripts) loads them all up
-    /// front for a long-running process that prefers to pay that cost at start.
+    /// Scripts are loaded on first use (the first `FCALL` that meets `Function not found`
+    /// loads the library of functions and calls again; on Redis 6.2 the first `EVALSHA`
+    /// that meets `NOSCRIPT` loads its script); [`load_scripts`](Self::load_scripts) loads
+    /// them all up front for a long-running process that prefers to pay that cost at start.
     ///
     /// [`pool_size`]: RedisRepositorySettings::pool_size
     ///
@@ -132,6 +137,7 @@ impl RedisTaskRepository {
                 shared,
                 settings,
                 clock: Arc::new(SystemClock),
+                functions: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             }),
         })
     }
@@ -182,6 +188,7 @@ impl RedisTaskRepository {
                 shared: false,
                 settings,
                 clock: Arc::new(SystemClock),
+                functions: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             }),
         })
     }
@@ -196,6 +203,7 @@ impl RedisTaskRepository {
                 shared: inner.shared,
                 settings: inner.settings.clone(),
                 clock,
+                functions: inner.functions.clone(),
             }),
         }
     }
@@ -215,6 +223,7 @@ impl RedisTaskRepository {
                 shared: true,
                 settings: inner.settings.clone(),
                 clock: inner.clock.clone(),
+                functions: inner.functions.clone(),
             }),
         }
     }
@@ -226,6 +235,12 @@ impl RedisTaskRepository {
 
     /// The writer pool, for tools (the expiry listener, the consistency check) that need
     /// commands beyond the repository's.
+    ///
+    /// Its clients send a command once, and on a Redis Cluster follow no redirection: a
+    /// script must not run twice, so the repository retries only what the server refused
+    /// unrun. For a command that may safely be sent again, pass options that allow it, for
+    /// example `client.with_options(&Options { max_redirections: Some(5), max_attempts:
+    /// Some(3), ..Default::default() })` (fred's `ClientLike::with_options`).
     pub fn writer(&self) -> &Pool {
         &self.inner.writer
     }
@@ -273,9 +288,11 @@ impl RedisTaskRepository {
         })
     }
 
-    /// Loads every script into the writer's server with `SCRIPT LOAD`, for a long-running
-    /// process that wants the first mutation to take one round trip. Not needed for
-    /// correctness: [`connect`](Self::connect) leaves the scripts to be loaded on first use.
+    /// Loads every script into the writer's server, for a long-running process that wants
+    /// the first mutation to take one round trip: the library of Redis Functions with
+    /// `FUNCTION LOAD` (Redis 7.0 and later, where the repository calls them with `FCALL`),
+    /// and each script with `SCRIPT LOAD` (for EVALSHA, which Redis 6.2 runs). Not needed for
+    /// correctness: [`connect`](Self::connect) leaves them to be loaded on first use.
     ///
     /// ```no_run
     /// # async fn run() -> task_state_core::Result<()> {
@@ -291,6 +308,20 @@ impl RedisTaskRepository {
     /// [`Error::Backend`] naming the script that could not be loaded.
     pub async fn load_scripts(&self) -> Result<()> {
         let client = self.inner.writer.next();
+        if self.inner.functions.load(Ordering::Relaxed) {
+            match client
+                .function_load_cluster::<Value, _>(true, LIBRARY.body.as_str())
+                .await
+            {
+                Err(e) if is_unknown_command(&e) => {
+                    self.inner.functions.store(false, Ordering::Relaxed)
+                }
+                Err(e) => {
+                    return Err(self.backend(e, &format!("loading functions {}", LIBRARY.name)))
+                }
+                Ok(_) => {}
+            }
+        }
         for script in [
             &SCRIPTS.save,
             &SCRIPTS.set_status,
@@ -322,7 +353,8 @@ impl RedisTaskRepository {
         self.inner.settings.ttl_seconds().to_string()
     }
 
-    /// Runs a script with EVALSHA on the writer, loading it when the server lost it.
+    /// Runs a script on the writer (FCALL, or EVALSHA on Redis 6.2), loading it when the
+    /// server lost it.
     async fn eval(&self, script: &Script, task_id: &str, args: Vec<String>) -> Result<Value> {
         let keys = vec![keys::record(task_id), keys::metadata(task_id)];
         self.eval_keys(script, keys, args)
@@ -330,7 +362,8 @@ impl RedisTaskRepository {
             .map_err(|e| self.script_error(e, task_id))
     }
 
-    /// Runs a script with EVALSHA on the writer, loading it when the server lost it.
+    /// Runs a script on the writer (FCALL, or EVALSHA on Redis 6.2), loading it when the
+    /// server lost it.
     pub(crate) async fn eval_keys(
         &self,
         script: &Script,
@@ -340,6 +373,16 @@ impl RedisTaskRepository {
         let started = std::time::Instant::now();
         let attempt = |keys: Vec<String>, args: Vec<String>| {
             self.on_writer(move |client| async move {
+                if self.inner.functions.load(Ordering::Relaxed) {
+                    match self.fcall(client, script, &keys, &args).await {
+                        // Redis before 7.0: EVALSHA from now on (the server ran nothing).
+                        Err(e) if is_unknown_command(&e) => {
+                            tracing::info!(server = ?client.active_connections(), "no Redis Functions on the server (FCALL unknown): scripts run with EVALSHA");
+                            self.inner.functions.store(false, Ordering::Relaxed);
+                        }
+                        other => return other,
+                    }
+                }
                 let first = client
                     .evalsha::<Value, _, _, _>(script.sha.as_str(), keys.clone(), args.clone())
                     .await;
@@ -365,6 +408,34 @@ impl RedisTaskRepository {
         };
         note_script(script, started);
         result
+    }
+
+    /// Calls `script`'s function of the [`LIBRARY`], loading the library (on every primary of
+    /// a cluster) when the server does not have it, as after a restart without persistence.
+    async fn fcall(
+        &self,
+        client: &fred::clients::Client,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> std::result::Result<Value, FredError> {
+        let first = client
+            .fcall::<Value, _, _, _>(script.function.as_str(), keys.to_vec(), args.to_vec())
+            .await;
+        match first {
+            Err(e) if is_function_missing(&e) => {
+                tracing::debug!(script = script.name, library = LIBRARY.name, server = ?client.active_connections(), "library of functions not on the server (Function not found): loading it");
+                // REPLACE: a primary that has the library already (same name, same text)
+                // keeps it as it was.
+                client
+                    .function_load_cluster::<Value, _>(true, LIBRARY.body.as_str())
+                    .await?;
+                client
+                    .fcall::<Value, _, _, _>(script.function.as_str(), keys.to_vec(), args.to_vec())
+                    .await
+            }
+            other => other,
+        }
     }
 
     /// Runs a mutation on a writer client once one is connected, all within the command
@@ -1310,6 +1381,16 @@ impl TaskRepository for RedisTaskRepository {
             }
         }
     }
+}
+
+/// The server's answer to a function it does not have (`ERR Function not found`).
+fn is_function_missing(e: &FredError) -> bool {
+    e.details().contains("Function not found")
+}
+
+/// The server's answer to a command it does not know, as Redis 6.2 answers `FCALL`.
+fn is_unknown_command(e: &FredError) -> bool {
+    e.details().to_ascii_lowercase().contains("unknown command")
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
-//! The Lua scripts, each the parts of `lua/lib/` followed by one operation, run with EVALSHA.
+//! The Lua scripts, each the parts of `lua/lib/` followed by one operation, run with EVALSHA
+//! (Redis 6.2), and the same operations as one library of Redis Functions (7.0 and later).
 
 use std::sync::LazyLock;
 
-/// One Lua script and its SHA1.
+/// One Lua script: its SHA1 for EVALSHA, and the name of the same operation in the
+/// [`LIBRARY`] of Redis Functions for FCALL.
 #[derive(Debug)]
 pub(crate) struct Script {
     pub(crate) name: &'static str,
     pub(crate) body: &'static str,
     pub(crate) sha: String,
+    pub(crate) function: String,
 }
 
 impl Script {
@@ -16,6 +19,7 @@ impl Script {
             name,
             body,
             sha: fred::util::sha1_hash(body),
+            function: function_name(name, &LIBRARY.version),
         }
     }
 }
@@ -87,6 +91,123 @@ macro_rules! follow_up {
         )
     };
 }
+
+fn function_name(script: &str, version: &str) -> String {
+    format!("task_state_{script}_{version}")
+}
+
+/// Every script as one library of Redis Functions (Redis 7.0 and later, Valkey), loaded once
+/// with `FUNCTION LOAD` and called with `FCALL`: Redis runs the library's top-level chunk
+/// (the definitions of `lua/lib/`) at the load, not on every call as for EVALSHA, which
+/// saves about 10 µs a mutation (docs/benchmarks.md). The scripts are the same text: each
+/// becomes a local function of the library, and the library's own `KEYS` and `ARGV` (locals
+/// that every function of the library sees) are set from FCALL's keys and arguments before
+/// it runs. The library's name and the names of its functions carry a version (the first
+/// 12 hex digits of a SHA1 of the library), so that two releases of this crate can share a
+/// server, each calling its own functions.
+#[derive(Debug)]
+pub(crate) struct Library {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// The source for `FUNCTION LOAD`, with its `#!lua name=` line.
+    pub(crate) body: String,
+}
+
+/// The marker that stands for the version in the library's text until the version is known.
+const VERSION_MARK: &str = "@VERSION@";
+
+/// The operations of the library that run on one node (`lua/<name>.lua` after the library).
+const SINGLE_NODE: [(&str, &str); 11] = [
+    ("save", include_str!("lua/save.lua")),
+    ("set_status", include_str!("lua/set_status.lua")),
+    ("append_log", include_str!("lua/append_log.lua")),
+    ("update_result", include_str!("lua/update_result.lua")),
+    ("set_jobs", include_str!("lua/set_jobs.lua")),
+    ("remove", include_str!("lua/remove.lua")),
+    ("prune", include_str!("lua/prune.lua")),
+    ("reindex", include_str!("lua/reindex.lua")),
+    ("unindex", include_str!("lua/unindex.lua")),
+    ("cluster_save", include_str!("lua/cluster_save.lua")),
+    ("cluster_remove", include_str!("lua/cluster_remove.lua")),
+];
+
+/// The operations that only delete keys, remove members of sets and extend TTLs.
+const FREES_MEMORY: [&str; 4] = ["remove", "cluster_remove", "prune", "unindex"];
+
+/// The cluster builds of the editing scripts: `lua/lib/cluster.lua` replaces three of the
+/// library's functions for them, so they live in a block of their own.
+const CLUSTER_EDITS: [&str; 4] = ["set_status", "append_log", "update_result", "set_jobs"];
+
+/// The follow-up scripts of the cluster path, which use only the library's errors and layout.
+const FOLLOW_UPS: [(&str, &str); 2] = [
+    ("cluster_metadata", include_str!("lua/cluster_metadata.lua")),
+    ("cluster_index", include_str!("lua/cluster_index.lua")),
+];
+
+fn single_node_body(name: &str) -> &'static str {
+    SINGLE_NODE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, body)| *body)
+        .expect("an editing script of the library")
+}
+
+/// `name`'s operation as a local function of the library's `init`, put into its table of
+/// operations.
+fn push_operation(out: &mut String, name: &str, body: &str) {
+    out.push_str(&format!(
+        "local function op_{name}()\n{body}\nend\nOPS['{name}'] = op_{name}\n"
+    ));
+}
+
+pub(crate) static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
+    // While FUNCTION LOAD runs the library, Lua's standard libraries are out of reach (only
+    // `redis` is), and `lua/lib/` reads them at its top level: the definitions run in
+    // `init`, on the first call of any function after a load.
+    let mut text = String::from(
+        "local KEYS, ARGV = {}, {}\nlocal OPS = nil\nlocal function init()\nOPS = {}\n",
+    );
+    text.push_str(lib!());
+    let mut names = Vec::new();
+    for (name, body) in SINGLE_NODE.iter().chain(FOLLOW_UPS.iter()) {
+        push_operation(&mut text, name, body);
+        names.push((*name).to_owned());
+    }
+    text.push_str("do\n");
+    text.push_str(include_str!("lua/lib/cluster.lua"));
+    text.push('\n');
+    for name in CLUSTER_EDITS {
+        let name = format!("cluster_{name}");
+        push_operation(&mut text, &name, single_node_body(&name[8..]));
+        names.push(name);
+    }
+    text.push_str("end\nend\n");
+    for name in &names {
+        let function = function_name(name, VERSION_MARK);
+        // Redis refuses a function that may write when over maxmemory, before it runs; those
+        // that only delete, remove members and extend TTLs may run then, as their EVALSHA
+        // does (Redis refuses a script's writes that need memory, and deletes free it).
+        let flags = if FREES_MEMORY.contains(&name.as_str()) {
+            "{'allow-oom'}"
+        } else {
+            "{}"
+        };
+        text.push_str(&format!(
+            "redis.register_function{{function_name = '{function}', flags = {flags}, callback = function(keys, args)\n  if not OPS then init() end\n  KEYS, ARGV = keys, args\n  return OPS['{name}']()\nend}}\n"
+        ));
+    }
+    let version = fred::util::sha1_hash(&text)[..12].to_owned();
+    let name = format!("task_state_{version}");
+    let body = format!(
+        "#!lua name={name}\n{}",
+        text.replace(VERSION_MARK, &version)
+    );
+    Library {
+        name,
+        version,
+        body,
+    }
+});
 
 /// The shared library every script starts with, for tests that run their own Lua on top of
 /// it (for instance to check that it builds the same key names as
@@ -196,4 +317,18 @@ pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
     .chain(CLUSTER_SCRIPTS.all())
     .find(|script| script.name == name)
     .map(|script| (script.body, script.sha.as_str()))
+}
+
+/// The library of Redis Functions that holds every script (Redis 7.0 and later): its name
+/// and its source for `FUNCTION LOAD`, and the name of `script`'s function in it (for
+/// `FCALL`; `script` as in [`script_source`]), for benchmarks and tests.
+#[doc(hidden)]
+pub fn function_library(script: &str) -> Option<(&'static str, &'static str, String)> {
+    script_source(script)?;
+    let library = &*LIBRARY;
+    Some((
+        library.name.as_str(),
+        library.body.as_str(),
+        function_name(script, &library.version),
+    ))
 }

@@ -265,11 +265,13 @@ async fn a_ttl_redis_would_refuse_is_refused_before_anything_is_written() {
         .unwrap();
     let before = server.cli(&["GET", "task:1"]);
     // The save script itself, moving the task to another user, with a TTL out of range.
-    let (_, sha) = task_state_redis::script_source("save").unwrap();
+    // (EVAL of its text: on Redis 7 the repository calls the library of functions instead,
+    // and the script is not loaded.)
+    let (body, _) = task_state_redis::script_source("save").unwrap();
     let moved = TaskRecord::new("1", "render", "carol", TaskStatus::Running).to_json();
     let reply = server.cli(&[
-        "EVALSHA",
-        sha,
+        "EVAL",
+        body,
         "2",
         "task:1",
         "task:1:metadata",

@@ -253,9 +253,13 @@ async fn lossy_proxy(upstream: u16) -> (u16, Arc<AtomicBool>) {
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
                         };
+                        // A script call: EVALSHA, or FCALL on Redis 7.0 and later.
                         if buf[..n]
                             .windows(7)
                             .any(|w| w.eq_ignore_ascii_case(b"EVALSHA"))
+                            || buf[..n]
+                                .windows(5)
+                                .any(|w| w.eq_ignore_ascii_case(b"FCALL"))
                         {
                             armed_up.store(true, Ordering::SeqCst);
                         }

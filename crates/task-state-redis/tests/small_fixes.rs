@@ -80,7 +80,7 @@ async fn the_reconciler_prunes_a_set_page_by_page() {
         let upper = line.to_ascii_uppercase();
         if upper.contains("\"SSCAN\"") {
             order.push('s');
-        } else if upper.contains("\"EVALSHA\"") {
+        } else if upper.contains("\"EVALSHA\"") || upper.contains("\"FCALL\"") {
             order.push('e');
         }
     }

@@ -11,17 +11,29 @@
 -- current status is not allowed (nothing written), else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
 local meta = metadata_plan(KEYS[2])
-local rec = read_record(KEYS[1], meta.layout)
-if not rec then return {'missing'} end
+local entries = argv_from(6)
+-- A record whose hint is trusted is not scanned (lib/edit.lua); else it is read whole.
+local rec, text, trusted = quick_status(KEYS[1], meta)
+local current
+if rec then
+  current = rec.status
+else
+  rec = read_record(KEYS[1], nil, text, trusted)
+  if not rec then return {'missing'} end
+  current = rec.by_name.status.text
+end
 if ARGV[5] ~= '' then
-  local current = rec.by_name.status.text
   local allowed = false
   for name in string.gmatch(ARGV[5], '%S+') do
     if name == current then allowed = true end
   end
   if not allowed then return {'conflict', current} end
 end
-set_member(rec, 'status', ARGV[4])
-set_member(rec, 'updated_at', ARGV[2])
-append_entries(rec, argv_from(6))
+if rec.hint then
+  quick_status_edits(rec, ARGV[4], ARGV[2], entries)
+else
+  set_member(rec, 'status', ARGV[4])
+  set_member(rec, 'updated_at', ARGV[2])
+  append_entries(rec, entries)
+end
 return applied(commit(rec, meta, ttl_ms), ARGV[3])

@@ -95,23 +95,29 @@ end
 -- The layout hint for the edited text: where updated_at's new value and the last log entry
 -- stand. nil where the edits do not say (no updated_at or no log entry before the edit).
 local function next_hint(rec, text)
-  local u_from, u_to, last
+  local u_from, u_to, last, s_from, s_to
   if rec.hint then
-    u_from, u_to, last = rec.hint.u_from, rec.hint.u_to, rec.hint.last
+    local h = rec.hint
+    u_from, u_to, last, s_from, s_to = h.u_from, h.u_to, h.last, h.s_from, h.s_to
   else
-    local u, logs = rec.by_name.updated_at, rec.by_name.logs
-    if not (u and logs and logs.last) then return nil end
-    u_from, u_to, last = u.from, u.to, logs.last
+    local u, logs, status = rec.by_name.updated_at, rec.by_name.logs, rec.by_name.status
+    if not (u and logs and logs.last and status) then return nil end
+    u_from, u_to, last, s_from, s_to = u.from, u.to, logs.last, status.from, status.to
   end
-  local stamp, appended = nil, 0
+  -- A hint of version 2 says nothing of the status: nor does the next one, until a scan.
+  if not s_from then return nil end
+  local stamp, appended, status_json = nil, 0, nil
   for _, e in ipairs(rec.edits) do
     if e[1] == u_from and e[2] == u_to then stamp = e[3] end
     if e[1] == last + 1 and e[2] == last then appended = #e[3] end
+    if e[1] == s_from and e[2] == s_to then status_json = e[3] end
   end
   if not stamp then return nil end
-  local new_u = position_after(rec, u_from)
+  local new_u, new_s = position_after(rec, u_from), position_after(rec, s_from)
+  local new_s_to = position_after(rec, s_to)
+  if status_json then new_s_to = new_s + #status_json - 1 end
   return hint_for(text, new_u, new_u + #stamp - 1, position_after(rec, last) + appended,
-    rec.service, rec.user_id)
+    new_s, new_s_to, rec.service, rec.user_id)
 end
 
 -- Writes an edited record (read_record or quick_append, then edits) with its metadata (meta,

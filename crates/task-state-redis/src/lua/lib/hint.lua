@@ -11,26 +11,33 @@
 
 local HINT_SEP = '\031'
 
--- The hint for text s: updated_at's value at u_from..u_to, the last log entry ending at last.
-local function hint_for(s, u_from, u_to, last, service, user_id)
-  local rest = table.concat({u_from, u_to, last, service, user_id}, HINT_SEP)
-  return 'v2' .. HINT_SEP .. redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) .. HINT_SEP .. rest
+-- The hint for text s: updated_at's value at u_from..u_to, the last log entry ending at last,
+-- and (version 3) the status's value at s_from..s_to.
+local function hint_for(s, u_from, u_to, last, s_from, s_to, service, user_id)
+  local rest = table.concat({u_from, u_to, last, s_from, s_to, service, user_id}, HINT_SEP)
+  return 'v3' .. HINT_SEP .. redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) .. HINT_SEP .. rest
 end
 
--- The hint, as {u_from, u_to, last, service, user_id}, when it is one of this version's and
--- its SHA1 matches text s; else nil.
+-- The hint, as {u_from, u_to, last, s_from, s_to, service, user_id} (no s_from and s_to in
+-- one of version 2, as earlier versions wrote), when its SHA1 matches text s; else nil.
 local function trusted_hint(s, hint)
   if not hint then return nil end
-  local digest, rest = match(hint, '^v2\031(%x+)\031(.*)$')
+  local version, digest, rest = match(hint, '^v([23])\031(%x+)\031(.*)$')
   if not digest or redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) ~= digest then
     return nil
   end
-  local u_from, u_to, last, service, user_id =
-    match(rest, '^(%d+)\031(%d+)\031(%d+)\031([^\031]*)\031([^\031]*)$')
+  local u_from, u_to, last, s_from, s_to, service, user_id
+  if version == '3' then
+    u_from, u_to, last, s_from, s_to, service, user_id = match(rest,
+      '^(%d+)\031(%d+)\031(%d+)\031(%d+)\031(%d+)\031([^\031]*)\031([^\031]*)$')
+  else
+    u_from, u_to, last, service, user_id =
+      match(rest, '^(%d+)\031(%d+)\031(%d+)\031([^\031]*)\031([^\031]*)$')
+  end
   if not u_from then return nil end
   return {
     u_from = tonumber(u_from), u_to = tonumber(u_to), last = tonumber(last),
-    service = service, user_id = user_id,
+    s_from = tonumber(s_from), s_to = tonumber(s_to), service = service, user_id = user_id,
   }
 end
 
