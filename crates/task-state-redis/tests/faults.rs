@@ -230,9 +230,10 @@ async fn the_repository_reconnects_after_a_restart() {
     let _ = settings(&server);
 }
 
-/// A proxy that drops the connection instead of passing on the reply to the first EVALSHA,
+/// A proxy that drops the connection instead of passing on the reply to the first script
+/// call (`call`: FCALL, or EVALSHA on Redis 6.2, which answers FCALL "unknown command"),
 /// after the server has run it: the client cannot know whether the mutation happened.
-async fn lossy_proxy(upstream: u16) -> (u16, Arc<AtomicBool>) {
+async fn lossy_proxy(upstream: u16, call: &'static [u8]) -> (u16, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let dropped = Arc::new(AtomicBool::new(false));
@@ -253,13 +254,9 @@ async fn lossy_proxy(upstream: u16) -> (u16, Arc<AtomicBool>) {
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
                         };
-                        // A script call: EVALSHA, or FCALL on Redis 7.0 and later.
                         if buf[..n]
-                            .windows(7)
-                            .any(|w| w.eq_ignore_ascii_case(b"EVALSHA"))
-                            || buf[..n]
-                                .windows(5)
-                                .any(|w| w.eq_ignore_ascii_case(b"FCALL"))
+                            .windows(call.len())
+                            .any(|w| w.eq_ignore_ascii_case(call))
                         {
                             armed_up.store(true, Ordering::SeqCst);
                         }
@@ -297,10 +294,16 @@ async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
         .save(TaskRecord::new("1", "s", "u", TaskStatus::Running))
         .await
         .unwrap();
-    // Scripts are loaded on first use; loaded here, so that the first EVALSHA through the
-    // proxy runs the script instead of meeting NOSCRIPT.
+    // Scripts are loaded on first use; loaded here, so that the first script call through
+    // the proxy runs instead of meeting NOSCRIPT or "Function not found".
     direct.load_scripts().await.unwrap();
-    let (port, dropped) = lossy_proxy(server.port()).await;
+    // The server's script call: FCALL where it has Redis Functions (7.0 and later).
+    let call: &'static [u8] = if server.cli(&["FUNCTION", "LIST"]).starts_with("ERR") {
+        b"EVALSHA"
+    } else {
+        b"FCALL"
+    };
+    let (port, dropped) = lossy_proxy(server.port(), call).await;
     let settings = RedisRepositorySettings::builder()
         .with_write_url(format!("redis://127.0.0.1:{port}/0"))
         .with_read_url(server.url())
