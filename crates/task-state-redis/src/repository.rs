@@ -322,20 +322,7 @@ impl RedisTaskRepository {
                 Ok(_) => {}
             }
         }
-        for script in [
-            &SCRIPTS.save,
-            &SCRIPTS.set_status,
-            &SCRIPTS.append_log,
-            &SCRIPTS.update_result,
-            &SCRIPTS.set_jobs,
-            &SCRIPTS.remove,
-            &SCRIPTS.prune,
-            &SCRIPTS.reindex,
-            &SCRIPTS.unindex,
-        ]
-        .into_iter()
-        .chain(crate::scripts::CLUSTER_SCRIPTS.all())
-        {
+        for script in crate::scripts::all_scripts() {
             // On a cluster, on every primary.
             client
                 .script_load_cluster::<String, _>(script.body)
@@ -419,8 +406,9 @@ impl RedisTaskRepository {
         keys: &[String],
         args: &[String],
     ) -> std::result::Result<Value, FredError> {
+        let function = script.function();
         let first = client
-            .fcall::<Value, _, _, _>(script.function.as_str(), keys.to_vec(), args.to_vec())
+            .fcall::<Value, _, _, _>(function.as_str(), keys.to_vec(), args.to_vec())
             .await;
         match first {
             Err(e) if is_function_missing(&e) => {
@@ -431,7 +419,7 @@ impl RedisTaskRepository {
                     .function_load_cluster::<Value, _>(true, LIBRARY.body.as_str())
                     .await?;
                 client
-                    .fcall::<Value, _, _, _>(script.function.as_str(), keys.to_vec(), args.to_vec())
+                    .fcall::<Value, _, _, _>(function.as_str(), keys.to_vec(), args.to_vec())
                     .await
             }
             other => other,

@@ -3,24 +3,42 @@
 
 use std::sync::LazyLock;
 
-/// One Lua script: its SHA1 for EVALSHA, and the name of the same operation in the
-/// [`LIBRARY`] of Redis Functions for FCALL.
+/// One Lua script: its whole text and SHA1 for EVALSHA, and its own file (`op`, what follows
+/// the library in the text), from which the [`LIBRARY`] of Redis Functions is built.
 #[derive(Debug)]
 pub(crate) struct Script {
     pub(crate) name: &'static str,
     pub(crate) body: &'static str,
     pub(crate) sha: String,
-    pub(crate) function: String,
+    op: &'static str,
+    build: Build,
+}
+
+/// Which parts of `lua/lib/` a script's text starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// The whole library.
+    Library,
+    /// The whole library and `lua/lib/cluster.lua`.
+    ClusterEdit,
+    /// Only the errors and the layout.
+    FollowUp,
 }
 
 impl Script {
-    fn new(name: &'static str, body: &'static str) -> Self {
+    fn new(name: &'static str, body: &'static str, op: &'static str, build: Build) -> Self {
         Script {
             name,
             body,
             sha: fred::util::sha1_hash(body),
-            function: function_name(name, &LIBRARY.version),
+            op,
+            build,
         }
+    }
+
+    /// The name of this script's function in the [`LIBRARY`], for FCALL.
+    pub(crate) fn function(&self) -> String {
+        function_name(self.name, &LIBRARY.version)
     }
 }
 
@@ -54,6 +72,8 @@ macro_rules! script {
         Script::new(
             $name,
             concat!(lib!(), include_str!(concat!("lua/", $name, ".lua"))),
+            include_str!(concat!("lua/", $name, ".lua")),
+            Build::Library,
         )
     };
 }
@@ -70,6 +90,8 @@ macro_rules! cluster_edit {
                 "\n",
                 include_str!(concat!("lua/", $name, ".lua"))
             ),
+            include_str!(concat!("lua/", $name, ".lua")),
+            Build::ClusterEdit,
         )
     };
 }
@@ -88,6 +110,8 @@ macro_rules! follow_up {
                 "\n",
                 include_str!(concat!("lua/", $name, ".lua"))
             ),
+            include_str!(concat!("lua/", $name, ".lua")),
+            Build::FollowUp,
         )
     };
 }
@@ -116,41 +140,8 @@ pub(crate) struct Library {
 /// The marker that stands for the version in the library's text until the version is known.
 const VERSION_MARK: &str = "@VERSION@";
 
-/// The operations of the library that run on one node (`lua/<name>.lua` after the library).
-const SINGLE_NODE: [(&str, &str); 11] = [
-    ("save", include_str!("lua/save.lua")),
-    ("set_status", include_str!("lua/set_status.lua")),
-    ("append_log", include_str!("lua/append_log.lua")),
-    ("update_result", include_str!("lua/update_result.lua")),
-    ("set_jobs", include_str!("lua/set_jobs.lua")),
-    ("remove", include_str!("lua/remove.lua")),
-    ("prune", include_str!("lua/prune.lua")),
-    ("reindex", include_str!("lua/reindex.lua")),
-    ("unindex", include_str!("lua/unindex.lua")),
-    ("cluster_save", include_str!("lua/cluster_save.lua")),
-    ("cluster_remove", include_str!("lua/cluster_remove.lua")),
-];
-
 /// The operations that only delete keys, remove members of sets and extend TTLs.
 const FREES_MEMORY: [&str; 4] = ["remove", "cluster_remove", "prune", "unindex"];
-
-/// The cluster builds of the editing scripts: `lua/lib/cluster.lua` replaces three of the
-/// library's functions for them, so they live in a block of their own.
-const CLUSTER_EDITS: [&str; 4] = ["set_status", "append_log", "update_result", "set_jobs"];
-
-/// The follow-up scripts of the cluster path, which use only the library's errors and layout.
-const FOLLOW_UPS: [(&str, &str); 2] = [
-    ("cluster_metadata", include_str!("lua/cluster_metadata.lua")),
-    ("cluster_index", include_str!("lua/cluster_index.lua")),
-];
-
-fn single_node_body(name: &str) -> &'static str {
-    SINGLE_NODE
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, body)| *body)
-        .expect("an editing script of the library")
-}
 
 /// `name`'s operation as a local function of the library's `init`, put into its table of
 /// operations.
@@ -168,26 +159,27 @@ pub(crate) static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
         "local KEYS, ARGV = {}, {}\nlocal OPS = nil\nlocal function init()\nOPS = {}\n",
     );
     text.push_str(lib!());
-    let mut names = Vec::new();
-    for (name, body) in SINGLE_NODE.iter().chain(FOLLOW_UPS.iter()) {
-        push_operation(&mut text, name, body);
-        names.push((*name).to_owned());
+    // The follow-ups need only a part of the library, which the whole of it holds; the
+    // cluster builds of the editing scripts, lib/cluster.lua after it, in a block of their
+    // own, since it replaces three of the library's functions for them.
+    let (edits, others): (Vec<&Script>, Vec<&Script>) =
+        all_scripts().partition(|s| s.build == Build::ClusterEdit);
+    for script in &others {
+        push_operation(&mut text, script.name, script.op);
     }
     text.push_str("do\n");
     text.push_str(include_str!("lua/lib/cluster.lua"));
     text.push('\n');
-    for name in CLUSTER_EDITS {
-        let name = format!("cluster_{name}");
-        push_operation(&mut text, &name, single_node_body(&name[8..]));
-        names.push(name);
+    for script in &edits {
+        push_operation(&mut text, script.name, script.op);
     }
     text.push_str("end\nend\n");
-    for name in &names {
+    for name in others.iter().chain(&edits).map(|s| s.name) {
         let function = function_name(name, VERSION_MARK);
         // Redis refuses a function that may write when over maxmemory, before it runs; those
         // that only delete, remove members and extend TTLs may run then, as their EVALSHA
         // does (Redis refuses a script's writes that need memory, and deletes free it).
-        let flags = if FREES_MEMORY.contains(&name.as_str()) {
+        let flags = if FREES_MEMORY.contains(&name) {
             "{'allow-oom'}"
         } else {
             "{}"
@@ -301,6 +293,13 @@ pub(crate) static CLUSTER_SCRIPTS: LazyLock<ClusterScripts> = LazyLock::new(|| C
 /// `cluster_set_jobs`, `cluster_save`, `cluster_remove`, `cluster_metadata`,
 /// `cluster_index`), for benchmarks that run them with `redis-benchmark`.
 pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
+    all_scripts()
+        .find(|script| script.name == name)
+        .map(|script| (script.body, script.sha.as_str()))
+}
+
+/// Every script, those of one node and those of the Redis Cluster path.
+pub(crate) fn all_scripts() -> impl Iterator<Item = &'static Script> {
     let s = &*SCRIPTS;
     [
         &s.save,
@@ -315,8 +314,6 @@ pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
     ]
     .into_iter()
     .chain(CLUSTER_SCRIPTS.all())
-    .find(|script| script.name == name)
-    .map(|script| (script.body, script.sha.as_str()))
 }
 
 /// The library of Redis Functions that holds every script (Redis 7.0 and later): its name
