@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod fixtures;
+pub mod instructions;
 pub mod limit;
 pub mod memory;
 pub mod python;

@@ -63,6 +63,11 @@ struct Cli {
     /// three-primary Redis Cluster, with each primary's share of the work.
     #[arg(long)]
     cluster: bool,
+    /// Instead of the suite: the instructions each operation costs inside a private
+    /// redis-server run under valgrind's callgrind, one call at a time (--ops calls of each,
+    /// default 300; --only limits the rows), next to a plain SET of the same record.
+    #[arg(long)]
+    instructions: bool,
     /// Internal: stream every task of --url and print what it took, as JSON.
     #[arg(long, hide = true)]
     stream_probe: bool,
@@ -83,6 +88,12 @@ async fn run(cli: Cli) -> Result<()> {
         let url = cli.url.as_deref().unwrap_or("redis://127.0.0.1:6379/0");
         let figures = suite::stream_probe(url, pool_size, cli.stream_batch).await?;
         println!("{figures}");
+        return Ok(());
+    }
+    if cli.instructions {
+        let tasks = cli.ops.unwrap_or(300).max(1);
+        let rows = task_state_bench::instructions::run(tasks, cli.only.as_deref()).await?;
+        task_state_bench::instructions::print_table(&rows);
         return Ok(());
     }
     if cli.cluster {

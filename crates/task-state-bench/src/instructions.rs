@@ -1,0 +1,398 @@
+//! Instructions a call costs inside Redis (`task-state-bench --instructions`): a private
+//! `redis-server` runs under valgrind's callgrind, which counts the instructions the server
+//! executes while one operation after another runs, one call at a time. A count does not
+//! depend on what else the machine is doing, unlike a time: two runs of the same binaries
+//! give the scripts' figures within a percent or two (the server's timer runs during the
+//! count too, a larger share of a plain `SET`), so a change of the scripts can be measured
+//! on a busy machine. The figures are of the whole server (reading the request,
+//! the command, writing the reply), next to a plain `SET` and `GET` of the same record
+//! measured the same way. See `docs/benchmarks.md`.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use task_state_core::{TaskRepository, TaskStatus};
+use task_state_redis::testing::{free_port, server_binary};
+use task_state_redis::RedisTaskRepository;
+
+use crate::admin;
+use crate::fixtures::{self, LOG_MESSAGE};
+use crate::suite::connect;
+
+/// One measured operation.
+#[derive(Debug, Clone)]
+pub struct InstructionRow {
+    /// The operation.
+    pub op: String,
+    /// Calls measured.
+    pub calls: usize,
+    /// Instructions the server executed per call.
+    pub per_call: f64,
+    /// The record's size before the calls, in bytes (the mean over the tasks).
+    pub record_bytes: f64,
+    /// What the row measures.
+    pub note: String,
+}
+
+/// A `redis-server` under callgrind, counting only while [`Callgrind::count`] runs.
+struct Callgrind {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Callgrind {
+    fn start() -> Result<Self> {
+        for tool in ["valgrind", "callgrind_control"] {
+            let found = Command::new(tool)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ensure!(
+                found,
+                "--instructions needs {tool} (Debian's valgrind package)"
+            );
+        }
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("task-state-callgrind-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let child = Command::new("valgrind")
+            .args(["--tool=callgrind", "--instr-atstart=no"])
+            .arg(format!(
+                "--callgrind-out-file={}/callgrind.out",
+                dir.display()
+            ))
+            .arg(server_binary())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            // The server's timer (serverCron) runs within the counts too: at its slowest.
+            .args(["--hz", "1"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server under valgrind")?;
+        let mut server = Callgrind { child, dir, port };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait()? {
+                bail!("redis-server under valgrind exited: {status}");
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "redis-server under valgrind did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn control(&self, args: &[&str]) -> Result<()> {
+        let status = Command::new("callgrind_control")
+            .args(args)
+            .arg(self.child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("callgrind_control")?;
+        ensure!(status.success(), "callgrind_control {args:?} failed");
+        Ok(())
+    }
+
+    /// The instructions the server executed while `work` ran.
+    async fn count<F: Future<Output = Result<()>>>(&self, work: F) -> Result<u64> {
+        // A dump with nothing collected since the last one empties the counters.
+        self.control(&["--dump"])?;
+        let before = self.dumps()?;
+        self.control(&["--instr=on"])?;
+        let outcome = work.await;
+        self.control(&["--instr=off"])?;
+        self.control(&["--dump"])?;
+        outcome?;
+        let after = self.dumps()?;
+        let newest = after
+            .iter()
+            .filter(|p| !before.contains(p))
+            .max_by_key(|p| part_number(p))
+            .context("callgrind wrote no dump")?;
+        totals(newest)
+    }
+
+    fn dumps(&self) -> Result<Vec<PathBuf>> {
+        Ok(std::fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().contains("callgrind.out"))
+            .collect())
+    }
+}
+
+impl Drop for Callgrind {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn part_number(path: &Path) -> u64 {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The instruction total of a callgrind dump (its `totals:` line).
+fn totals(path: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(path)?;
+    // `summary:` can read 0 where `totals:` has the count, with instrumentation toggled.
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no totals in {}", path.display()))
+}
+
+/// What a measured call does, on task `id`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Set,
+    Get,
+    Save,
+    SetStatus,
+    AppendLog,
+    AppendLogRecord,
+    UpdateResult,
+    Transition,
+    SetJobs,
+}
+
+impl Op {
+    async fn call(self, repo: &RedisTaskRepository, id: &str) -> Result<()> {
+        let found = match self {
+            Op::Set => unreachable!("a plain SET is sent by run"),
+            Op::Get => repo.get(id).await?.is_some(),
+            Op::Save => {
+                repo.save(fixtures::task_record(id, 0)).await?;
+                true
+            }
+            Op::SetStatus => repo
+                .set_status(id, TaskStatus::Running, Some(LOG_MESSAGE))
+                .await?
+                .is_some(),
+            Op::AppendLog => repo.append_logs(id, &[LOG_MESSAGE.to_owned()]).await?,
+            Op::AppendLogRecord => repo.append_log(id, LOG_MESSAGE).await?.is_some(),
+            Op::UpdateResult => repo
+                .update_result(id, Some("phase=Running"), Some("rows=5000"))
+                .await?
+                .is_some(),
+            Op::Transition => repo
+                .transition(id, &[TaskStatus::Running], TaskStatus::Running, None)
+                .await?
+                .is_some(),
+            Op::SetJobs => repo
+                .set_jobs(id, &["job-1".to_owned(), "job-2".to_owned()])
+                .await?
+                .is_some(),
+        };
+        ensure!(found, "no task {id}");
+        Ok(())
+    }
+}
+
+/// A row to measure: an operation on tasks prepared with `logs` log entries, after `warm`
+/// calls of the operation (0: the first call after the save).
+struct Case {
+    name: &'static str,
+    op: Op,
+    logs: usize,
+    warm: bool,
+    note: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "set",
+        op: Op::Set,
+        logs: 5,
+        warm: false,
+        note: "plain SET of the record (redis-benchmark's kind of call)",
+    },
+    Case {
+        name: "get",
+        op: Op::Get,
+        logs: 5,
+        warm: false,
+        note: "get: GET of the record",
+    },
+    Case {
+        name: "save",
+        op: Op::Save,
+        logs: 5,
+        warm: false,
+        note: "save of the same record again",
+    },
+    Case {
+        name: "set_status",
+        op: Op::SetStatus,
+        logs: 5,
+        warm: true,
+        note: "with a log entry, returns the record; hint trusted",
+    },
+    Case {
+        name: "set_status_after_save",
+        op: Op::SetStatus,
+        logs: 5,
+        warm: false,
+        note: "the first status change after a save (its layout hint)",
+    },
+    Case {
+        name: "append_log",
+        op: Op::AppendLog,
+        logs: 5,
+        warm: true,
+        note: "append_logs with one message; hint trusted",
+    },
+    Case {
+        name: "append_log_after_save",
+        op: Op::AppendLog,
+        logs: 5,
+        warm: false,
+        note: "the first append after a save (its layout hint)",
+    },
+    Case {
+        name: "append_log_record",
+        op: Op::AppendLogRecord,
+        logs: 5,
+        warm: true,
+        note: "append_log: returns the record",
+    },
+    Case {
+        name: "update_result",
+        op: Op::UpdateResult,
+        logs: 5,
+        warm: true,
+        note: "both fields, returns the record",
+    },
+    Case {
+        name: "transition",
+        op: Op::Transition,
+        logs: 5,
+        warm: true,
+        note: "from [running], no log entry",
+    },
+    Case {
+        name: "set_jobs",
+        op: Op::SetJobs,
+        logs: 5,
+        warm: true,
+        note: "two job ids",
+    },
+    Case {
+        name: "append_log_at_1000",
+        op: Op::AppendLog,
+        logs: 1000,
+        warm: true,
+        note: "a task with 1,000 log entries",
+    },
+    Case {
+        name: "set_status_at_1000",
+        op: Op::SetStatus,
+        logs: 1000,
+        warm: true,
+        note: "a task with 1,000 log entries",
+    },
+];
+
+/// Measures every operation on `tasks` tasks (one call each), `only` limiting the rows by
+/// name (a row runs when its name starts with one of them).
+///
+/// # Errors
+/// When valgrind is missing, the server does not start, or an operation fails.
+pub async fn run(tasks: usize, only: Option<&[String]>) -> Result<Vec<InstructionRow>> {
+    let server = Callgrind::start()?;
+    let repo = connect(&server.url(), 1).await?;
+    let admin = repo.writer().clone();
+    repo.load_scripts().await?;
+    let mut rows = Vec::new();
+    for case in CASES {
+        if only.is_some_and(|o| !o.iter().any(|w| case.name.starts_with(w.as_str()))) {
+            continue;
+        }
+        // Large records cost a thousand times more: fewer of them give the same precision.
+        let count = if case.logs > 100 {
+            (tasks / 20).max(5)
+        } else {
+            tasks
+        };
+        admin::flushdb(&admin).await?;
+        let ids: Vec<String> = (0..count).map(|n| format!("{}", n + 1)).collect();
+        let mut bytes = 0.0;
+        for (n, id) in ids.iter().enumerate() {
+            repo.save(fixtures::record_with_logs(id, n, case.logs))
+                .await?;
+            if case.warm {
+                case.op.call(&repo, id).await?;
+            }
+            bytes += admin::strlen(&admin, &format!("task:{id}")).await? as f64;
+        }
+        let total = if case.op == Op::Set {
+            let mut records = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let raw = repo.get_raw(id).await?.context("no record")?;
+                records.push((format!("plain:{id}"), String::from_utf8(raw)?));
+            }
+            server
+                .count(async {
+                    for (key, record) in &records {
+                        admin::set(&admin, key, record).await?;
+                    }
+                    Ok(())
+                })
+                .await?
+        } else {
+            server
+                .count(async {
+                    for id in &ids {
+                        case.op.call(&repo, id).await?;
+                    }
+                    Ok(())
+                })
+                .await?
+        };
+        rows.push(InstructionRow {
+            op: case.name.to_owned(),
+            calls: count,
+            per_call: total as f64 / count as f64,
+            record_bytes: bytes / count as f64,
+            note: case.note.to_owned(),
+        });
+    }
+    repo.close().await;
+    Ok(rows)
+}
+
+/// Prints the rows with each one's multiple of the plain `SET`.
+pub fn print_table(rows: &[InstructionRow]) {
+    let set = rows.iter().find(|r| r.op == "set").map(|r| r.per_call);
+    println!(
+        "{:<24} {:>7} {:>14} {:>8} {:>10}  notes",
+        "operation", "calls", "instr/call", "x SET", "bytes"
+    );
+    println!("{}", "-".repeat(100));
+    for r in rows {
+        let multiple = set.map_or("n/a".to_owned(), |s| format!("{:.1}", r.per_call / s));
+        println!(
+            "{:<24} {:>7} {:>14.0} {:>8} {:>10.0}  {}",
+            r.op, r.calls, r.per_call, multiple, r.record_bytes, r.note
+        );
+    }
+}
