@@ -27,6 +27,7 @@ mod check;
 mod cluster;
 mod expiry;
 mod keys;
+mod positions;
 mod provider;
 mod redact;
 mod repository;

@@ -560,13 +560,17 @@ impl RedisTaskRepository {
                 task_id: record.task_id,
             });
         }
+        let json = record.to_json();
+        // Where the members of a quick edit stand: the save leaves a layout hint with them.
+        let positions = crate::positions::quick_edit_positions(&json);
         let args = vec![
             self.ttl(),
             record.task_id.clone(),
             record.service.clone(),
             record.user_id.clone(),
-            record.to_json(),
+            json,
             mode.to_owned(),
+            positions,
         ];
         let reply = self.eval(&SCRIPTS.save, &record.task_id, args).await?;
         if scan::text(&reply).as_deref() == Some("EXISTS") {

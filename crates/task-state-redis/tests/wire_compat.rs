@@ -421,6 +421,50 @@ async fn no_remembered_position_is_trusted_after_another_writer() {
     assert!(record.parameters.contains_key("pad"));
 }
 
+/// A save leaves a layout hint (where its encoder put updated_at, the status and the last log
+/// entry), so that the next edit need not scan the record; a record another writer stored
+/// after the save, of the same length and with its logs where the hint says, is not trusted.
+#[tokio::test]
+async fn a_save_leaves_a_hint_that_only_its_own_record_passes() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    let mut record = TaskRecord::new("1", "s", "u", TaskStatus::Pending);
+    record.logs = vec!["one".into(), "two".into()];
+    repo.save(record.clone()).await.unwrap();
+    let hint = server.cli(&["HGET", "task:1:metadata", "layout"]);
+    assert!(hint.starts_with("v3\u{1f}"), "{hint:?}");
+    let changed = repo
+        .set_status("1", TaskStatus::Running, Some("three"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.status, TaskStatus::Running);
+    assert_eq!(changed.logs.len(), 3);
+    assert_eq!(repo.get("1").await.unwrap().unwrap(), changed);
+
+    // Saved again, then rewritten by another writer with the same length: the logs array
+    // moved into the parameters and an unknown array stands where the logs ended.
+    repo.save(record.clone()).await.unwrap();
+    let stored = server.cli(&["GET", "task:1"]);
+    let logs = r#""logs":["one","two"]"#;
+    let swapped = stored.replacen(logs, r#""logz":["one","two"]"#, 1);
+    assert_eq!(swapped.len(), stored.len());
+    server.cli(&["SET", "task:1", &swapped, "KEEPTTL"]);
+    repo.append_logs("1", &["after".to_owned()]).await.unwrap();
+    let text = server.cli(&["GET", "task:1"]);
+    assert!(text.contains(r#""logz":["one","two"]"#), "{text}");
+    let read = repo.get("1").await.unwrap().unwrap();
+    let messages: Vec<String> = read.log_entries().map(|e| e.message).collect();
+    assert_eq!(messages, ["after"]);
+
+    // A record without a log entry leaves no hint (it says where the last one ends).
+    repo.save(TaskRecord::new("2", "s", "u", TaskStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(server.cli(&["HEXISTS", "task:2:metadata", "layout"]), "0");
+}
+
 #[tokio::test]
 async fn an_edit_takes_the_owner_from_the_record_not_the_metadata() {
     let Some((server, repo)) = fresh().await else {

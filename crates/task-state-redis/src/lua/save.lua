@@ -7,7 +7,9 @@
 -- ARGV[1] ttl in seconds       ARGV[2] task id
 -- ARGV[3] service              ARGV[4] user id
 -- ARGV[5] the record JSON
--- ARGV[6] 'create' to store only when no record exists (optional)
+-- ARGV[6] 'create' to store only when no record exists, else 'save'
+-- ARGV[7] where the record's members stand (optional): '<u_from> <u_to> <last> <s_from>
+--         <s_to>' as the client's encoder placed them (lib/hint.lua), for the layout hint
 -- Returns 'OK', or 'EXISTS' (nothing written) in 'create' mode when the record exists (an
 -- empty string, which the Python package reads as no record, does not count).
 local key, meta_key = KEYS[1], KEYS[2]
@@ -29,5 +31,5 @@ local ttl = longer_ttl(redis.call('PTTL', key), ttl_ms)
 write_record(key, json, ttl)
 write_indexes(indexes, ttl)
 write_move(move)
-write_metadata(meta, service, user_id, ttl)
+write_metadata(meta, service, user_id, ttl, saved_hint(json, ARGV[7], service, user_id))
 return 'OK'

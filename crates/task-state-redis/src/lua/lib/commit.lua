@@ -125,7 +125,8 @@ end
 -- another owner than the record leaves that owner's indexes. Returns the new text.
 local function commit(rec, meta, ttl_ms)
   -- The owner's names become keys: a record whose names could not be keys is not edited.
-  if not (valid_name(rec.service) and valid_name(rec.user_id)) then
+  -- Names from a trusted hint were checked by the write that left it.
+  if not rec.hint and not (valid_name(rec.service) and valid_name(rec.user_id)) then
     fail('TSDECODE', rec.key, 'service or user_id cannot be part of a key')
   end
   local id = task_id_of(rec.key)
