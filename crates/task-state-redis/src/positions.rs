@@ -1,12 +1,32 @@
 //! Where the members a quick edit touches stand in a record this crate encoded, so that a
 //! `save` can leave a layout hint (`lua/lib/hint.lua`) and the first status change or append
-//! after it need not scan the record.
+//! after it need not scan the record. The client makes the whole hint, its SHA1 included, so
+//! that the server does not hash the record twice; a hint whose SHA1 were wrong would only
+//! fail to be trusted.
 //!
 //! The record is [`TaskRecord::to_json`](task_state_core::TaskRecord::to_json)'s output:
 //! compact JSON, every known member once at the top level. The walk below reads only such
 //! text; on anything else it gives no positions, and the save leaves no hint.
 
-/// The positions `save.lua` takes, as Lua counts them (1-based, inclusive): `updated_at`'s
+/// The field separator of a layout hint.
+const HINT_SEP: char = '\u{1f}';
+
+/// The layout hint (version 3, as `hint_for` in `lua/lib/hint.lua` makes it) for the record
+/// `json` of `service` and `user_id`, which this crate encoded; empty when it has no log
+/// entry (see [`quick_edit_positions`]).
+pub(crate) fn save_hint(json: &str, service: &str, user_id: &str) -> String {
+    let positions = quick_edit_positions(json);
+    if positions.is_empty() {
+        return positions;
+    }
+    let rest: Vec<&str> = positions.split(' ').chain([service, user_id]).collect();
+    let rest = rest.join(&HINT_SEP.to_string());
+    let inner = fred::util::sha1_hash(json);
+    let digest = fred::util::sha1_hash(&format!("{inner}{HINT_SEP}{rest}"));
+    format!("v3{HINT_SEP}{digest}{HINT_SEP}{rest}")
+}
+
+/// The positions a layout hint keeps, as Lua counts them (1-based, inclusive): `updated_at`'s
 /// value, the last byte of the last log entry, and the status's value, space separated
 /// (`"<u_from> <u_to> <last> <s_from> <s_to>"`); empty when the record has no log entry
 /// (the hint says where the last one ends) or the text is not a compact object.

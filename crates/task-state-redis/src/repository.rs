@@ -562,7 +562,7 @@ impl RedisTaskRepository {
         }
         let json = record.to_json();
         // Where the members of a quick edit stand: the save leaves a layout hint with them.
-        let positions = crate::positions::quick_edit_positions(&json);
+        let hint = crate::positions::save_hint(&json, &record.service, &record.user_id);
         let args = vec![
             self.ttl(),
             record.task_id.clone(),
@@ -570,7 +570,7 @@ impl RedisTaskRepository {
             record.user_id.clone(),
             json,
             mode.to_owned(),
-            positions,
+            hint,
         ];
         let reply = self.eval(&SCRIPTS.save, &record.task_id, args).await?;
         if scan::text(&reply).as_deref() == Some("EXISTS") {

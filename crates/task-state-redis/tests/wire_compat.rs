@@ -433,7 +433,18 @@ async fn a_save_leaves_a_hint_that_only_its_own_record_passes() {
     record.logs = vec!["one".into(), "two".into()];
     repo.save(record.clone()).await.unwrap();
     let hint = server.cli(&["HGET", "task:1:metadata", "layout"]);
-    assert!(hint.starts_with("v3\u{1f}"), "{hint:?}");
+    let parts: Vec<&str> = hint.split('\u{1f}').collect();
+    assert_eq!(parts.len(), 9, "{hint:?}");
+    assert_eq!((parts[0], parts[7], parts[8]), ("v3", "s", "u"));
+    // The client's SHA1 is the one the scripts compute (lib/hint.lua), so the hint is trusted.
+    let digest = server.cli(&[
+        "EVAL",
+        "return redis.sha1hex(redis.sha1hex(ARGV[1]) .. '\\31' .. ARGV[2])",
+        "0",
+        &server.cli(&["GET", "task:1"]),
+        &parts[2..].join("\u{1f}"),
+    ]);
+    assert_eq!(digest, parts[1]);
     let changed = repo
         .set_status("1", TaskStatus::Running, Some("three"))
         .await

@@ -8,8 +8,8 @@
 -- ARGV[3] service              ARGV[4] user id
 -- ARGV[5] the record JSON
 -- ARGV[6] 'create' to store only when no record exists, else 'save'
--- ARGV[7] where the record's members stand (optional): '<u_from> <u_to> <last> <s_from>
---         <s_to>' as the client's encoder placed them (lib/hint.lua), for the layout hint
+-- ARGV[7] the layout hint for the record (lib/hint.lua), which the client made from where
+--         its encoder placed the members (optional)
 -- Returns 'OK', or 'EXISTS' (nothing written) in 'create' mode when the record exists (an
 -- empty string, which the Python package reads as no record, does not count).
 local key, meta_key = KEYS[1], KEYS[2]

@@ -53,17 +53,18 @@ local function metadata_plan(key)
   }
 end
 
--- The hint a save leaves for the record text s it stores, from the positions the client's
--- encoder gave (ARGV of save.lua: '<u_from> <u_to> <last> <s_from> <s_to>'), or nil when
--- none were given or they do not stand where such members stand in s: then no hint is kept
--- and the next edit scans the record. The client encoded s itself, compact, every member
--- once (task-state-redis's positions.rs); the checks here guard against a client of another
--- version, not against other writers, whose records are never given a hint by a save.
-local function saved_hint(s, positions, service, user_id)
-  if not positions or positions == '' then return nil end
-  local u_from, u_to, last, s_from, s_to =
-    match(positions, '^(%d+) (%d+) (%d+) (%d+) (%d+)$')
-  if not u_from then return nil end
+-- The hint a save leaves for the record text s it stores: the one the client made (ARGV of
+-- save.lua), or nil when none was given or it does not hold for s: another owner, or
+-- positions where no such members stand. The client encoded s itself, compact, every member
+-- once (task-state-redis's positions.rs), and hashed it: the script does not hash it again
+-- (a wrong SHA1 would only make the next edit scan the record). The checks here guard
+-- against a client of another version; a record another writer stores is never given a hint
+-- by a save.
+local function saved_hint(s, hint, service, user_id)
+  if not hint or hint == '' then return nil end
+  local u_from, u_to, last, s_from, s_to, h_service, h_user = match(hint,
+    '^v3\031%x+\031(%d+)\031(%d+)\031(%d+)\031(%d+)\031(%d+)\031([^\031]*)\031([^\031]*)$')
+  if not u_from or h_service ~= service or h_user ~= user_id then return nil end
   u_from, u_to, last = tonumber(u_from), tonumber(u_to), tonumber(last)
   s_from, s_to = tonumber(s_from), tonumber(s_to)
   local quoted = function(from, to, name)
@@ -74,5 +75,5 @@ local function saved_hint(s, positions, service, user_id)
       and last < #s and byte(s, last) == QUOTE and byte(s, last + 1) == RBRACKET) then
     return nil
   end
-  return hint_for(s, u_from, u_to, last, s_from, s_to, service, user_id)
+  return hint
 end
