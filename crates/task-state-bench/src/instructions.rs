@@ -47,14 +47,8 @@ struct Callgrind {
 impl Callgrind {
     fn start() -> Result<Self> {
         for tool in ["valgrind", "callgrind_control"] {
-            let found = Command::new(tool)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
             ensure!(
-                found,
+                crate::command_succeeds(tool, &["--version"]),
                 "--instructions needs {tool} (Debian's valgrind package)"
             );
         }
@@ -208,8 +202,8 @@ impl Op {
     }
 }
 
-/// A row to measure: an operation on tasks prepared with `logs` log entries, after `warm`
-/// calls of the operation (0: the first call after the save).
+/// A row to measure: an operation on tasks prepared with `logs` log entries, after one call
+/// of the operation when `warm` (else the measured call is the first after the save).
 struct Case {
     name: &'static str,
     op: Op,

@@ -24,3 +24,14 @@ pub mod report;
 pub mod spread;
 pub mod stats;
 pub mod suite;
+
+/// Whether `program` with `args` runs and exits with success, its output discarded: how the
+/// bench finds the tools it uses (`redis-benchmark`, `python3` and its packages, valgrind).
+pub fn command_succeeds(program: &str, args: &[&str]) -> bool {
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

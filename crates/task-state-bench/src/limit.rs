@@ -18,12 +18,7 @@ pub struct LimitFigure {
 
 /// Whether `redis-benchmark` is on `PATH`.
 pub fn available() -> bool {
-    Command::new("redis-benchmark")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::command_succeeds("redis-benchmark", &["--version"])
 }
 
 /// Runs `redis-benchmark -u url -c clients -n requests --csv command...`.

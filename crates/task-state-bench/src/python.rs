@@ -12,12 +12,7 @@ pub const SCRIPT: &str = include_str!("../python/baseline.py");
 
 /// Whether `python3` with the `redis` and `pydantic` packages is here.
 pub fn available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import redis, pydantic"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::command_succeeds("python3", &["-c", "import redis, pydantic"])
 }
 
 /// Runs the baseline and returns its JSON line (`op`, `ops_per_sec`, `p50_us`, `p99_us`,
