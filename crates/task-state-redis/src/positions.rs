@@ -15,26 +15,24 @@ const HINT_SEP: char = '\u{1f}';
 /// `json` of `service` and `user_id`, which this crate encoded; empty when it has no log
 /// entry (see [`quick_edit_positions`]).
 pub(crate) fn save_hint(json: &str, service: &str, user_id: &str) -> String {
-    let positions = quick_edit_positions(json);
-    if positions.is_empty() {
-        return positions;
-    }
-    let rest: Vec<&str> = positions.split(' ').chain([service, user_id]).collect();
-    let rest = rest.join(&HINT_SEP.to_string());
+    let Some([u_from, u_to, last, s_from, s_to]) = quick_edit_positions(json) else {
+        return String::new();
+    };
+    let rest = format!(
+        "{u_from}{HINT_SEP}{u_to}{HINT_SEP}{last}{HINT_SEP}{s_from}{HINT_SEP}{s_to}\
+         {HINT_SEP}{service}{HINT_SEP}{user_id}"
+    );
     let inner = fred::util::sha1_hash(json);
     let digest = fred::util::sha1_hash(&format!("{inner}{HINT_SEP}{rest}"));
     format!("v3{HINT_SEP}{digest}{HINT_SEP}{rest}")
 }
 
-/// The positions a layout hint keeps, as Lua counts them (1-based, inclusive): `updated_at`'s
-/// value, the last byte of the last log entry, and the status's value, space separated
-/// (`"<u_from> <u_to> <last> <s_from> <s_to>"`); empty when the record has no log entry
-/// (the hint says where the last one ends) or the text is not a compact object.
-pub(crate) fn quick_edit_positions(json: &str) -> String {
-    let members = match top_level_members(json.as_bytes()) {
-        Some(m) => m,
-        None => return String::new(),
-    };
+/// The positions a layout hint keeps, as Lua counts them (1-based, inclusive):
+/// `[u_from, u_to, last, s_from, s_to]`, `updated_at`'s value, the last byte of the last log
+/// entry, and the status's value; `None` when the record has no log entry (the hint says
+/// where the last one ends) or the text is not a compact object.
+fn quick_edit_positions(json: &str) -> Option<[usize; 5]> {
+    let members = top_level_members(json.as_bytes())?;
     let value = |name: &str| {
         members
             .iter()
@@ -42,27 +40,22 @@ pub(crate) fn quick_edit_positions(json: &str) -> String {
             .find(|(key, _)| *key == name.as_bytes())
             .map(|(_, v)| v.clone())
     };
-    let (Some(updated), Some(logs), Some(status)) =
-        (value("updated_at"), value("logs"), value("status"))
-    else {
-        return String::new();
-    };
+    let (updated, logs, status) = (value("updated_at")?, value("logs")?, value("status")?);
     let bytes = json.as_bytes();
     // A non-empty array: `[` ... `"` `]`; its last entry ends just before the `]`.
     if logs.len() < 3 || bytes[logs.start] != b'[' || bytes[logs.end - 1] != b']' {
-        return String::new();
+        return None;
     }
     if bytes[updated.start] != b'"' || bytes[status.start] != b'"' {
-        return String::new();
+        return None;
     }
-    format!(
-        "{} {} {} {} {}",
+    Some([
         updated.start + 1,
         updated.end,
         logs.end - 1,
         status.start + 1,
-        status.end
-    )
+        status.end,
+    ])
 }
 
 type Range = std::ops::Range<usize>;
@@ -152,17 +145,13 @@ mod tests {
     use task_state_core::serde_json::{self, json, Value};
     use task_state_core::{TaskRecord, TaskStatus};
 
-    use super::quick_edit_positions;
+    use super::{quick_edit_positions, save_hint};
 
     /// The positions, as 0-based byte ranges of the value of updated_at, the last log
     /// entry (its last byte) and the status.
     fn ranges(json: &str) -> Option<(std::ops::Range<usize>, usize, std::ops::Range<usize>)> {
-        let text = quick_edit_positions(json);
-        let n: Vec<usize> = text
-            .split(' ')
-            .map(|v| v.parse().ok())
-            .collect::<Option<_>>()?;
-        Some((n[0] - 1..n[1], n[2] - 1, n[3] - 1..n[4]))
+        let [u_from, u_to, last, s_from, s_to] = quick_edit_positions(json)?;
+        Some((u_from - 1..u_to, last - 1, s_from - 1..s_to))
     }
 
     fn record(params: Value, logs: Vec<String>) -> TaskRecord {
@@ -208,12 +197,11 @@ mod tests {
 
     #[test]
     fn a_record_without_log_entries_has_no_positions() {
-        assert_eq!(
-            quick_edit_positions(&record(json!({}), vec![]).to_json()),
-            ""
-        );
-        assert_eq!(quick_edit_positions("{\"logs\": [\"x\"]}"), "");
-        assert_eq!(quick_edit_positions("not json"), "");
+        let empty = record(json!({}), vec![]);
+        assert_eq!(quick_edit_positions(&empty.to_json()), None);
+        assert_eq!(save_hint(&empty.to_json(), "svc", "user"), "");
+        assert_eq!(quick_edit_positions("{\"logs\": [\"x\"]}"), None);
+        assert_eq!(quick_edit_positions("not json"), None);
     }
 
     fn json_value() -> impl Strategy<Value = Value> {

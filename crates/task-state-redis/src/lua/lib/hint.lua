@@ -20,14 +20,10 @@ local function hint_for(s, u_from, u_to, last, s_from, s_to, service, user_id)
   return 'v3' .. HINT_SEP .. redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) .. HINT_SEP .. rest
 end
 
--- The hint, as {u_from, u_to, last, s_from, s_to, service, user_id} (no s_from and s_to in
--- one of version 2, as earlier versions wrote), when its SHA1 matches text s; else nil.
-local function trusted_hint(s, hint)
-  if not hint then return nil end
-  local version, digest, rest = match(hint, '^v([23])\031(%x+)\031(.*)$')
-  if not digest or redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) ~= digest then
-    return nil
-  end
+-- The fields of a hint of version ('2' or '3') after its SHA1, as {u_from, u_to, last,
+-- s_from, s_to, service, user_id} (no s_from and s_to in one of version 2, as earlier
+-- versions wrote); nil when they do not read so.
+local function hint_fields(version, rest)
   local u_from, u_to, last, s_from, s_to, service, user_id
   if version == '3' then
     u_from, u_to, last, s_from, s_to, service, user_id = match(rest,
@@ -43,6 +39,16 @@ local function trusted_hint(s, hint)
   }
 end
 
+-- The hint's fields (hint_fields) when its SHA1 matches text s; else nil.
+local function trusted_hint(s, hint)
+  if not hint then return nil end
+  local version, digest, rest = match(hint, '^v([23])\031(%x+)\031(.*)$')
+  if not digest or redis.sha1hex(redis.sha1hex(s) .. HINT_SEP .. rest) ~= digest then
+    return nil
+  end
+  return hint_fields(version, rest)
+end
+
 -- The metadata hash at key: its service, user_id and layout fields, and its PTTL. Read (and
 -- its type checked) before anything is written.
 local function metadata_plan(key)
@@ -51,6 +57,13 @@ local function metadata_plan(key)
     key = key, service = fields[1] or nil, user_id = fields[2] or nil,
     layout = fields[3] or nil, pttl = redis.call('PTTL', key),
   }
+end
+
+-- Whether text s holds, at from..to, a string that is the value of member name (its key and
+-- colon just before it).
+local function string_member_at(s, from, to, name)
+  return from > #name and to > from and to <= #s and byte(s, from) == QUOTE
+    and byte(s, to) == QUOTE and sub(s, from - #name, from - 1) == name
 end
 
 -- The hint a save leaves for the record text s it stores: the one the client made (ARGV of
@@ -62,17 +75,12 @@ end
 -- by a save.
 local function saved_hint(s, hint, service, user_id)
   if not hint or hint == '' then return nil end
-  local u_from, u_to, last, s_from, s_to, h_service, h_user = match(hint,
-    '^v3\031%x+\031(%d+)\031(%d+)\031(%d+)\031(%d+)\031(%d+)\031([^\031]*)\031([^\031]*)$')
-  if not u_from or h_service ~= service or h_user ~= user_id then return nil end
-  u_from, u_to, last = tonumber(u_from), tonumber(u_to), tonumber(last)
-  s_from, s_to = tonumber(s_from), tonumber(s_to)
-  local quoted = function(from, to, name)
-    return from > #name and to > from and to <= #s and byte(s, from) == QUOTE
-      and byte(s, to) == QUOTE and sub(s, from - #name, from - 1) == name
-  end
-  if not (quoted(u_from, u_to, '"updated_at":') and quoted(s_from, s_to, '"status":')
-      and last < #s and byte(s, last) == QUOTE and byte(s, last + 1) == RBRACKET) then
+  local rest = match(hint, '^v3\031%x+\031(.*)$')
+  local h = rest and hint_fields('3', rest)
+  if not h or h.service ~= service or h.user_id ~= user_id then return nil end
+  if not (string_member_at(s, h.u_from, h.u_to, '"updated_at":')
+      and string_member_at(s, h.s_from, h.s_to, '"status":')
+      and h.last < #s and byte(s, h.last) == QUOTE and byte(s, h.last + 1) == RBRACKET) then
     return nil
   end
   return hint
