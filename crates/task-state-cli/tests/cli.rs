@@ -1,125 +1,15 @@
 //! The `task-state` binary against private Redis servers: every command, the exit codes and
 //! the output formats that scripts rely on.
 
+#[macro_use]
+mod common;
+
 use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use task_state_redis::testing::{free_port, server_or_skip, RedisServer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_task-state");
-
-/// A private Redis, and the binary pointed at it through `DMS_*` as a deployment would be.
-struct Env {
-    server: RedisServer,
-}
-
-impl Env {
-    fn start() -> Option<Self> {
-        server_or_skip().map(|server| Env { server })
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = bare_command(args);
-        cmd.env("DMS_REDIS_WRITE_URL", self.server.url());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run task-state")
-    }
-
-    fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn task-state");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs a command that must succeed and returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "task-state {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn record(&self, id: &str) -> serde_json::Value {
-        serde_json::from_str(self.ok(&["get", id, "--json"]).trim()).unwrap()
-    }
-
-    fn messages(&self, id: &str) -> Vec<String> {
-        self.record(id)["logs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e.as_str().unwrap().split_once(',').unwrap().1.to_owned())
-            .collect()
-    }
-}
-
-/// The binary with no `DMS_*` variable from the environment of the test run.
-fn bare_command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in [
-        "DMS_REDIS_WRITE_URL",
-        "DMS_REDIS_READ_URL",
-        "DMS_REDIS_TASK_TTL_SECONDS",
-        "DMS_TIMEZONE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1").args(args);
-    cmd
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited, not killed")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The first column of each table row after the header.
-fn first_column(table: &str) -> Vec<String> {
-    table
-        .lines()
-        .skip(1)
-        .map(|line| line.split_whitespace().next().unwrap_or("").to_owned())
-        .collect()
-}
-
-fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-macro_rules! env_or_skip {
-    () => {
-        match Env::start() {
-            Some(env) => env,
-            None => return,
-        }
-    };
-}
+use common::*;
+use task_state_redis::testing::{free_port, RedisServer};
 
 #[test]
 fn create_takes_ids_from_the_sequence_and_get_shows_the_task() {
@@ -1427,13 +1317,6 @@ fn plant_hourly_logs(env: &Env) {
     let stored = r#"{"task_id":"1","service":"s","user_id":"u","status":"running","parameters":{},"jobs":[],"created_at":"2026-01-01T00:00:00+09:00","updated_at":"2026-01-01T02:00:00+09:00","logs":["2026-01-01T00:00:00+09:00,zero","2026-01-01T01:00:00+09:00,one","2026-01-01T02:00:00+09:00,two"],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
     env.server.cli(&["SET", "task:1", stored]);
     env.server.cli(&["SADD", "index:tasks", "1"]);
-}
-
-fn messages_of(printed: &str) -> Vec<&str> {
-    printed
-        .lines()
-        .map(|l| l.split_once("  ").unwrap().1)
-        .collect()
 }
 
 #[test]
