@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use task_state_core::Error;
 
+use crate::output::escape_controls;
+
 /// The exit codes, an interface that scripts rely on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -84,13 +86,15 @@ impl Failure {
 
 /// Newlines would break "one line on stderr"; passwords must never show. The repository's
 /// messages are masked already: this is the second line of defence (the password of any URL
-/// in the message, whatever its length, and the configured passwords anywhere).
+/// in the message, whatever its length, and the configured passwords anywhere). A message
+/// may quote stored text (a key, an id): its other control characters are escaped, as on
+/// stdout.
 fn one_line(message: &str, secrets: &[String]) -> String {
     let mut line = task_state_redis::mask_url_passwords(&message.replace(['\r', '\n'], " "));
     for secret in secrets {
         line = line.replace(secret.as_str(), "***");
     }
-    line
+    escape_controls(&line).into_owned()
 }
 
 impl From<Error> for Failure {

@@ -1,6 +1,13 @@
 //! What the commands print: tables for people, with colour only on a terminal, and plain
 //! lines for scripts.
+//!
+//! Stored text reaches people only through [`escape_controls`] (by [`Output::text`],
+//! [`Output::log_entry`] and [`text_cell`]): whoever can write a log line must not be able to
+//! move the cursor, retitle the window or reorder what an operator reads. JSON output is
+//! written exact, one record a line ([`one_line_json`]).
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 
 use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
@@ -40,9 +47,16 @@ impl Output {
         self.out.write_all(b"\n")
     }
 
-    /// Writes raw bytes and a newline.
-    pub(crate) fn raw_line(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
+    /// Writes stored text for people and a newline, its control characters escaped (see
+    /// [`escape_controls`]).
+    pub(crate) fn text(&mut self, text: &str) -> io::Result<()> {
+        self.line(&escape_controls(text))
+    }
+
+    /// Writes one JSON value (a record) on one line (see [`one_line_json`]), exact
+    /// otherwise.
+    pub(crate) fn json_line(&mut self, json: &[u8]) -> io::Result<()> {
+        self.out.write_all(&one_line_json(json))?;
         self.out.write_all(b"\n")
     }
 
@@ -111,15 +125,20 @@ impl Output {
     }
 
     /// Writes one log entry as `<timestamp>  <message>`; an entry that does not parse is
-    /// written as stored.
+    /// written as stored. Control characters are escaped either way.
     pub(crate) fn log_entry(&mut self, entry: &str) -> io::Result<()> {
         match LogEntry::parse(entry) {
             Ok(parsed) if self.color => {
                 let stamp = parsed.at.to_string();
-                self.line(&format!("{}  {}", stamp.dimmed(), parsed.message))
+                let message = escape_controls(&parsed.message);
+                self.line(&format!("{}  {message}", stamp.dimmed()))
             }
-            Ok(parsed) => self.line(&format!("{}  {}", parsed.at, parsed.message)),
-            Err(_) => self.line(entry),
+            Ok(parsed) => self.line(&format!(
+                "{}  {}",
+                parsed.at,
+                escape_controls(&parsed.message)
+            )),
+            Err(_) => self.text(entry),
         }
     }
 
@@ -127,6 +146,86 @@ impl Output {
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// True for the characters that a terminal acts on instead of showing, or that reorder what
+/// it shows: the C0 controls (tab and line feed among them), DEL, the C1 controls, the
+/// bidirectional embeddings, overrides, isolates and marks (the "Trojan Source" characters)
+/// and the Unicode line and paragraph separators.
+fn acts_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Stored `text` as it may be shown on a terminal: each character that a terminal would act
+/// on ([`acts_on_terminal`]) written as an escape, `\n`, `\r`, `\t`, `\x1b` for the other
+/// ASCII controls and DEL, `\u{9b}` or `\u{202e}` for the others. Everything else, a
+/// backslash included, is left as it is: human output is for reading, `--json` for exact
+/// values.
+pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(acts_on_terminal) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(escaped, "\\x{:02x}", u32::from(c));
+            }
+            c if acts_on_terminal(c) => {
+                let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// A table cell of stored text, its control characters escaped.
+pub(crate) fn text_cell(text: &str) -> Cell {
+    Cell::new(escape_controls(text))
+}
+
+/// Valid JSON `json` on one line: as it is when it has no line break (as every writer of the
+/// layout stores a record), else without the white space between its tokens. A line break
+/// can only stand between tokens (inside a string it must be escaped), and nothing inside a
+/// string is touched, so keys, their order, numbers (`1e400`, every digit of a big one) and
+/// escapes stay as stored (`jq -c` would rewrite some of them).
+pub(crate) fn one_line_json(json: &[u8]) -> Cow<'_, [u8]> {
+    if !json.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        return Cow::Borrowed(json);
+    }
+    let mut compact = Vec::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            compact.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = b == b'"';
+            compact.push(b);
+        }
+    }
+    Cow::Owned(compact)
 }
 
 /// The width of the terminal on stdout, when it reports one worth wrapping to.
@@ -143,14 +242,14 @@ pub(crate) const LIST_HEADER: [&str; 8] = [
 /// One `list` row.
 pub(crate) fn list_row(out: &Output, record: &TaskRecord) -> Vec<Cell> {
     vec![
-        Cell::new(&record.task_id),
-        Cell::new(&record.service),
-        Cell::new(&record.user_id),
+        text_cell(&record.task_id),
+        text_cell(&record.service),
+        text_cell(&record.user_id),
         out.status_cell(record.status),
         Cell::new(record.priority.as_str()),
         Cell::new(short_time(&record.created_at.to_string())),
         Cell::new(short_time(&record.updated_at.to_string())),
-        Cell::new(record.jobs.join(",")),
+        text_cell(&record.jobs.join(",")),
     ]
 }
 
@@ -167,7 +266,7 @@ fn short_time(stamp: &str) -> String {
 pub(crate) fn record_table(out: &Output, record: &TaskRecord) -> Table {
     let mut table = out.table(&[]);
     let mut field = |name: &str, value: Cell| {
-        let name = Cell::new(name);
+        let name = text_cell(name);
         let name = if out.color {
             name.add_attribute(Attribute::Bold)
         } else {
@@ -175,8 +274,10 @@ pub(crate) fn record_table(out: &Output, record: &TaskRecord) -> Table {
         };
         table.add_row(vec![name, value]);
     };
-    let text = |value: &str| Cell::new(value);
-    let optional = |value: &Option<String>| Cell::new(value.as_deref().unwrap_or("-"));
+    let text = text_cell;
+    let optional = |value: &Option<String>| text_cell(value.as_deref().unwrap_or("-"));
+    // Values that another tool stored pretty-printed are shown on one line.
+    let json = |value: &str| text_cell(&String::from_utf8_lossy(&one_line_json(value.as_bytes())));
     field("task id", text(&record.task_id));
     field("service", text(&record.service));
     field("user", text(&record.user_id));
@@ -185,11 +286,11 @@ pub(crate) fn record_table(out: &Output, record: &TaskRecord) -> Table {
     field("created", text(&record.created_at.to_string()));
     field("updated", text(&record.updated_at.to_string()));
     field("jobs", text(&or_dash(record.jobs.join(", "))));
-    field("parameters", text(&record.parameters.to_string()));
+    field("parameters", json(&record.parameters.to_string()));
     field("pod status", optional(&record.result.pod_status));
     field("launcher output", optional(&record.result.launcher_output));
     for (name, value) in &record.extra {
-        field(name, text(value.get()));
+        field(name, json(value.get()));
     }
     field("logs", text(&record.logs.len().to_string()));
     table
@@ -208,8 +309,11 @@ pub(crate) fn logs_table(out: &Output, record: &TaskRecord) -> Table {
     let mut table = out.table(&["TIME", "MESSAGE"]);
     for entry in &record.logs {
         match LogEntry::parse(entry) {
-            Ok(parsed) => table.add_row(vec![parsed.at.to_string(), parsed.message]),
-            Err(_) => table.add_row(vec![String::new(), entry.clone()]),
+            Ok(parsed) => table.add_row(vec![
+                Cell::new(parsed.at.to_string()),
+                text_cell(&parsed.message),
+            ]),
+            Err(_) => table.add_row(vec![Cell::new(""), text_cell(entry)]),
         };
     }
     table
@@ -217,7 +321,55 @@ pub(crate) fn logs_table(out: &Output, record: &TaskRecord) -> Table {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    #[test]
+    fn controls_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            escape_controls("a\u{1b}[2J\u{7}\r\n\t\u{7f}\u{9b}\u{202e}\u{2066}b\\x1b 한 ✓"),
+            r"a\x1b[2J\x07\r\n\t\x7f\u{9b}\u{202e}\u{2066}b\x1b 한 ✓"
+        );
+        assert!(matches!(
+            escape_controls("plain ü"),
+            Cow::Borrowed("plain ü")
+        ));
+    }
+
+    #[test]
+    fn json_on_one_line_keeps_strings_numbers_and_one_line_input() {
+        let pretty = b"{\n  \"a\": \"x \\\" \\n y\",\r\n  \"n\": 1e400\n}";
+        assert_eq!(&*one_line_json(pretty), br#"{"a":"x \" \n y","n":1e400}"#);
+        let one = br#"{"a": "x",  "b": [1, 2]}"#;
+        assert!(matches!(one_line_json(one), Cow::Borrowed(b) if b == one));
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_text_has_nothing_a_terminal_acts_on(text in any::<String>()) {
+            let escaped = escape_controls(&text);
+            prop_assert!(!escaped.chars().any(acts_on_terminal));
+            if !text.chars().any(acts_on_terminal) {
+                prop_assert_eq!(&*escaped, text.as_str());
+            }
+        }
+
+        #[test]
+        fn pretty_json_on_one_line_is_the_same_value(
+            value in proptest::arbitrary::any::<Vec<(String, Option<i64>)>>()
+        ) {
+            let value: serde_json::Value = value
+                .into_iter()
+                .map(|(k, v)| (k.clone(), serde_json::json!([k, v])))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            let pretty = serde_json::to_vec_pretty(&value).unwrap();
+            let one = one_line_json(&pretty);
+            prop_assert!(!one.contains(&b'\n'));
+            prop_assert_eq!(serde_json::from_slice::<serde_json::Value>(&one).unwrap(), value);
+        }
+    }
 
     #[test]
     fn short_times_drop_the_fraction_and_offset() {

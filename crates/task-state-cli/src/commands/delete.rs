@@ -15,7 +15,7 @@ pub(crate) async fn run(
 ) -> Result<(), Failure> {
     if dry_run {
         let record = repo.get(id).await?.ok_or_else(|| Failure::not_found(id))?;
-        out.line(&format!(
+        out.text(&format!(
             "would delete task {id:?} (service {}, user {}, status {}):",
             record.service, record.user_id, record.status
         ))?;
@@ -25,7 +25,7 @@ pub(crate) async fn run(
         };
         let last = repo.list_ids(&scope).await?.iter().all(|other| other == id);
         for line in what_goes(id, &record.service, &record.user_id, last) {
-            out.line(&format!("  {line}"))?;
+            out.text(&format!("  {line}"))?;
         }
         return Ok(());
     }

@@ -14,7 +14,7 @@ pub(crate) async fn run(
 ) -> Result<(), Failure> {
     if json {
         let stored = stored_json(repo, id).await?;
-        return Ok(out.raw_line(&stored)?);
+        return Ok(out.json_line(&stored)?);
     }
     let record = repo.get(id).await?.ok_or_else(|| Failure::not_found(id))?;
     out.print_table(&record_table(out, &record))?;
@@ -25,8 +25,9 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// The record's bytes exactly as stored, after checking that they are a record: a script
-/// that asks for the JSON must get a record or an error, never something else.
+/// The record's bytes exactly as stored (put on one line by [`Output::json_line`]), after
+/// checking that they are a record: a script that asks for the JSON must get a record or an
+/// error, never something else.
 async fn stored_json(repo: &RedisTaskRepository, id: &str) -> Result<Vec<u8>, Failure> {
     let bytes = repo
         .get_raw(id)

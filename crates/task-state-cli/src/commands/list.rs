@@ -44,7 +44,7 @@ pub(crate) async fn run(
             Some(table) => {
                 table.add_row(list_row(out, &record));
             }
-            None => out.line(&record.to_json())?,
+            None => out.json_line(record.to_json().as_bytes())?,
         }
     }
     if let Some(table) = &table {
