@@ -12,7 +12,7 @@ use task_state_redis::{
 
 use crate::cli::FsckArgs;
 use crate::failure::{Exit, Failure};
-use crate::output::Output;
+use crate::output::{escape_controls, Output};
 
 /// Checks (and with `repair`, repairs, then checks again) and prints a summary table, or one
 /// JSON object; with `dry_run`, checks and lists what the repair would change, changing
@@ -132,7 +132,7 @@ fn print_planned(report: &CheckReport, out: &mut Output) -> Result<(), Failure> 
     }
     out.line("the repair would:")?;
     for repair in &report.repairs {
-        out.line(&format!("  {repair}"))?;
+        out.text(&format!("  {repair}"))?;
     }
     if report.repairs_not_listed > 0 {
         out.line(&format!(
@@ -220,17 +220,17 @@ async fn run_user(
 fn print_user_plan(user: &str, plan: &UserRepairPlan, out: &mut Output) -> Result<(), Failure> {
     let key = format!("index:user:{user}");
     if plan.add.is_empty() && plan.remove.is_empty() {
-        out.line(&format!(
+        out.text(&format!(
             "dry run: the repair would change nothing in {key}"
         ))?;
         return Ok(());
     }
     out.line("the repair would:")?;
     if !plan.add.is_empty() {
-        out.line(&format!("  add to {key}: {}", plan.add.join(" ")))?;
+        out.text(&format!("  add to {key}: {}", plan.add.join(" ")))?;
     }
     if !plan.remove.is_empty() {
-        out.line(&format!("  remove from {key}: {}", plan.remove.join(" ")))?;
+        out.text(&format!("  remove from {key}: {}", plan.remove.join(" ")))?;
     }
     out.line("dry run: nothing was changed")?;
     Ok(())
@@ -250,7 +250,7 @@ fn print_user_report(report: &UserIndexReport, out: &mut Output) -> Result<(), F
         ("extra in user index", report.extra_in_user_index.join(" ")),
     ];
     for (name, value) in rows {
-        table.add_row(vec![name.to_owned(), value]);
+        table.add_row(vec![name.to_owned(), escape_controls(&value).into_owned()]);
     }
     out.line(&table.to_string()).map_err(Failure::from)
 }
@@ -288,7 +288,7 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
     let mut table = out.table(&["index", "missing", "extra"]);
     for (key, diff) in &report.indexes {
         table.add_row(vec![
-            key.clone(),
+            escape_controls(key).into_owned(),
             diff.missing.to_string(),
             diff.extra.to_string(),
         ]);
@@ -300,9 +300,9 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
     let mut wrong = out.table(&["key of the wrong type", "expected", "found"]);
     for (key, kind) in &report.wrong_type {
         wrong.add_row(vec![
-            key.clone(),
+            escape_controls(key).into_owned(),
             kind.expected.to_owned(),
-            kind.found.clone(),
+            escape_controls(&kind.found).into_owned(),
         ]);
     }
     if !report.wrong_type.is_empty() {
@@ -336,7 +336,7 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
     ]);
     out.line(&summary.to_string())?;
     for (key, reason) in &report.unreadable_examples {
-        out.line(&format!("unreadable {key}: {reason}"))?;
+        out.text(&format!("unreadable {key}: {reason}"))?;
     }
     Ok(())
 }
