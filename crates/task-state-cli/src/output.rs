@@ -41,7 +41,8 @@ impl Output {
         }
     }
 
-    /// Writes `text` and a newline.
+    /// Writes `text` and a newline, as it is: for text of our own (a rendered table, a
+    /// count) or JSON. Stored text goes through [`Output::text`] or a [`text_cell`].
     pub(crate) fn line(&mut self, text: &str) -> io::Result<()> {
         self.out.write_all(text.as_bytes())?;
         self.out.write_all(b"\n")
