@@ -20,6 +20,8 @@
 //! record; a crate that adopted the path would write the hint it makes (`positions.rs`), one
 //! `HSET` of some 80 bytes, instead.
 
+use std::sync::Arc;
+
 use anyhow::{bail, Context, Result};
 use fred::clients::Client;
 use fred::interfaces::ClientLike;
@@ -28,7 +30,9 @@ use fred::types::CustomCommand;
 use serde::Deserialize;
 use task_state_core::layout::{self, TaskIndexes};
 use task_state_core::serde_json::{self, value::RawValue};
-use task_state_core::{format_log_entry_at, json_string, TaskRecord, TaskStatus, TaskTime, Zone};
+use task_state_core::{
+    format_log_entry_at, json_string, Clock, SystemClock, TaskRecord, TaskStatus, TaskTime, Zone,
+};
 
 /// How far an index set outlives its record (`INDEX_MARGIN_MS` of `lua/lib/layout.lua`).
 const INDEX_MARGIN_MS: i64 = 1_000;
@@ -95,6 +99,7 @@ pub struct Editor {
     client: Client,
     ttl_ms: i64,
     zone: Zone,
+    clock: Arc<dyn Clock>,
     lean: bool,
 }
 
@@ -118,8 +123,16 @@ impl Editor {
             client,
             ttl_ms,
             zone,
+            clock: Arc::new(SystemClock),
             lean: false,
         })
+    }
+
+    /// The editor stamping `updated_at` and log entries with `clock`'s time (the system's by
+    /// default), as [`RedisTaskRepository::with_clock`](task_state_redis::RedisTaskRepository::with_clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The lean variant: the index sets are neither read nor written while the metadata
@@ -226,8 +239,7 @@ impl Editor {
                         return Ok(Attempt::Refused(record.status.as_str().to_owned()));
                     }
                 }
-                let now =
-                    TaskTime::from_timestamp(task_state_core::jiff::Timestamp::now(), &self.zone);
+                let now = TaskTime::now(self.clock.as_ref(), &self.zone);
                 let new = match edited(&old, edit, now) {
                     Ok(new) => new,
                     Err(reason) => {
