@@ -71,7 +71,8 @@ struct Cli {
     /// Instead of the suite: issue 21's write paths under callgrind, at ~1 KiB, ~100 KiB and
     /// ~1 MiB: GET+SET of the record, every mutation by today's script and by the optimistic
     /// WATCH/MULTI/EXEC prototype; with --valkey-server, GET+SET and SET IFEQ on Valkey too
-    /// (--ops calls at ~1 KiB, default 100; --only limits the rows).
+    /// (--ops calls at ~1 KiB, default 100; --only limits the rows). `--instructions
+    /// --write-paths` is the same.
     #[arg(long)]
     write_paths: bool,
     /// A valkey-server (8.1 or later) for the SET IFEQ rows of --write-paths.
@@ -111,7 +112,7 @@ async fn run(cli: Cli) -> Result<()> {
         println!("{figures}");
         return Ok(());
     }
-    if cli.instructions && !cli.contention {
+    if cli.instructions && !cli.contention && !cli.write_paths {
         let tasks = cli.ops.unwrap_or(300).max(1);
         let rows = task_state_bench::instructions::run(tasks, cli.only.as_deref()).await?;
         task_state_bench::instructions::print_table(&rows);
