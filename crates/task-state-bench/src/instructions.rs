@@ -21,6 +21,7 @@ use task_state_redis::RedisTaskRepository;
 use crate::admin;
 use crate::fixtures::{self, LOG_MESSAGE};
 use crate::suite::connect;
+use crate::write_path::{Attempt, Edit, Editor, Guard};
 
 /// One measured operation.
 #[derive(Debug, Clone)]
@@ -46,6 +47,11 @@ struct Callgrind {
 
 impl Callgrind {
     fn start() -> Result<Self> {
+        Self::start_with(&server_binary())
+    }
+
+    /// A server of `binary` (a `redis-server` or a `valkey-server`).
+    fn start_with(binary: &str) -> Result<Self> {
         for tool in ["valgrind", "callgrind_control"] {
             ensure!(
                 crate::command_succeeds(tool, &["--version"]),
@@ -61,7 +67,7 @@ impl Callgrind {
                 "--callgrind-out-file={}/callgrind.out",
                 dir.display()
             ))
-            .arg(server_binary())
+            .arg(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             // The server's timer (serverCron) runs within the counts too: at its slowest.
@@ -167,6 +173,7 @@ enum Op {
     UpdateResult,
     Transition,
     SetJobs,
+    Delete,
 }
 
 impl Op {
@@ -196,6 +203,7 @@ impl Op {
                 .set_jobs(id, &["job-1".to_owned(), "job-2".to_owned()])
                 .await?
                 .is_some(),
+            Op::Delete => repo.delete(id).await?,
         };
         ensure!(found, "no task {id}");
         Ok(())
@@ -389,4 +397,264 @@ pub fn print_table(rows: &[InstructionRow]) {
             r.op, r.calls, r.per_call, multiple, r.record_bytes, r.note
         );
     }
+}
+
+/// A way of writing a mutation, for the rows of [`run_write_paths`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// The baseline: `GET` of the record, then `SET` of the same bytes (`KEEPTTL`).
+    GetSet,
+    /// Today's scripts, as the repository calls them.
+    Script,
+    /// [`crate::write_path`]'s optimistic edit: `WATCH`, read, `MULTI` … `EXEC`.
+    Watch,
+    /// [`crate::write_path`]'s `SET … IFEQ` (Valkey 8.1).
+    IfEq,
+    /// [`Design::Watch`], lean ([`Editor::lean`]): no index reads while they are fresh.
+    WatchLean,
+    /// [`Design::IfEq`], lean.
+    IfEqLean,
+}
+
+impl Design {
+    fn name(self) -> &'static str {
+        match self {
+            Design::GetSet => "get+set",
+            Design::Script => "script",
+            Design::Watch => "watch",
+            Design::IfEq => "ifeq",
+            Design::WatchLean => "watch-lean",
+            Design::IfEqLean => "ifeq-lean",
+        }
+    }
+}
+
+/// The mutations of the write-path rows, each with today's call of it.
+const MUTATIONS: &[(&str, Op)] = &[
+    ("save", Op::Save),
+    ("set_status", Op::SetStatus),
+    ("append_log", Op::AppendLog),
+    ("update_result", Op::UpdateResult),
+    ("set_jobs", Op::SetJobs),
+    ("transition", Op::Transition),
+    ("delete", Op::Delete),
+];
+
+/// The record sizes of the write-path rows: a name and the log entries of the record
+/// (~1.1 KiB, ~102 KiB, ~1.0 MiB).
+const SIZES: &[(&str, usize)] = &[("1k", 5), ("100k", 1_000), ("1m", 10_000)];
+
+/// `op` as an [`Edit`] of the prototypes; `None` where they have none (delete, which reads no
+/// record).
+fn edit_of(op: Op, id: &str, n: usize, logs: usize) -> Option<Edit> {
+    Some(match op {
+        Op::Save => Edit::Save(Box::new(fixtures::record_with_logs(id, n, logs))),
+        Op::SetStatus => Edit::Status {
+            to: TaskStatus::Running,
+            from: Vec::new(),
+            entry: Some(LOG_MESSAGE.to_owned()),
+        },
+        Op::Transition => Edit::Status {
+            to: TaskStatus::Running,
+            from: vec![TaskStatus::Running],
+            entry: None,
+        },
+        Op::AppendLog => Edit::Append(vec![LOG_MESSAGE.to_owned()]),
+        Op::UpdateResult => Edit::Result {
+            pod_status: Some("phase=Running".to_owned()),
+            launcher_output: Some("rows=5000".to_owned()),
+        },
+        Op::SetJobs => Edit::Jobs(vec!["job-1".to_owned(), "job-2".to_owned()]),
+        _ => return None,
+    })
+}
+
+/// One call of `op` in `design` on task `id` (the `n`th, with `logs` log entries).
+async fn call_design(
+    design: Design,
+    op: Op,
+    repo: &RedisTaskRepository,
+    editors: &[Editor; 2],
+    (id, n, logs): (&str, usize, usize),
+) -> Result<()> {
+    let guard = match design {
+        // The record of the row's size again (Op::call saves a ~1 KiB one).
+        Design::Script if op == Op::Save => {
+            repo.save(fixtures::record_with_logs(id, n, logs)).await?;
+            return Ok(());
+        }
+        Design::Script => return op.call(repo, id).await,
+        Design::Watch | Design::WatchLean => Guard::Watch,
+        Design::IfEq | Design::IfEqLean => Guard::IfEq,
+        Design::GetSet => unreachable!("GET+SET is sent by run_write_paths"),
+    };
+    let edit = edit_of(op, id, n, logs).context("no prototype of this mutation")?;
+    let editor = &editors[usize::from(matches!(design, Design::WatchLean | Design::IfEqLean))];
+    let attempt = editor.attempt(id, &edit, guard).await?;
+    ensure!(
+        attempt == Attempt::Applied,
+        "{} of task {id}: {attempt:?}",
+        design.name()
+    );
+    Ok(())
+}
+
+/// The write-path rows of issue 21 on a server of `binary` under callgrind: at each size
+/// of ~1 KiB, ~100 KiB and ~1 MiB, a `GET`+`SET` of the record, then every mutation in each of `designs`
+/// (delete in [`Design::Script`] only), each on fresh tasks edited once the same way before
+/// the count. `tasks` calls at ~1 KiB, a twentieth (at least 5) at ~100 KiB and a fiftieth
+/// (at least 3) at ~1 MiB. A first row, `idle`, is a count with no call: what the server's
+/// timer and the toggling of the count add to each row (to be divided by its calls). Rows are named `<mutation>/<design>@<size>`, with `server`
+/// (e.g. `valkey`) after the size when given; `only` selects them by prefix.
+///
+/// # Errors
+/// As [`run`]; when a prototype's edit does not apply.
+pub async fn run_write_paths(
+    binary: &str,
+    server_name: Option<&str>,
+    designs: &[Design],
+    tasks: usize,
+    only: Option<&[String]>,
+) -> Result<Vec<InstructionRow>> {
+    let server = Callgrind::start_with(binary)?;
+    let repo = connect(&server.url(), 1).await?;
+    let admin = repo.writer().clone();
+    repo.load_scripts().await?;
+    let ttl = repo.settings().ttl_seconds();
+    let zone = fixtures::zone();
+    let editors = [
+        Editor::connect(&server.url(), ttl, zone.clone()).await?,
+        Editor::connect(&server.url(), ttl, zone.clone())
+            .await?
+            .lean(true),
+    ];
+    let suffix = server_name.map_or(String::new(), |s| format!(" {s}"));
+    let idle = server.count(async { Ok(()) }).await?;
+    let mut rows = vec![InstructionRow {
+        op: format!("idle{suffix}"),
+        calls: 1,
+        per_call: idle as f64,
+        record_bytes: 0.0,
+        note: "a count with no call: the timer and the toggles, in every row".to_owned(),
+    }];
+    for &(size, logs) in SIZES {
+        let count = match logs {
+            0..=100 => tasks,
+            101..=2_000 => (tasks / 20).max(5),
+            _ => (tasks / 50).max(3),
+        };
+        let mut plan = vec![("get+set".to_owned(), Design::GetSet, Op::Get)];
+        for &(name, op) in MUTATIONS {
+            for &design in designs {
+                if design == Design::Script || edit_of(op, "1", 0, 0).is_some() {
+                    plan.push((format!("{name}/{}", design.name()), design, op));
+                }
+            }
+        }
+        for (name, design, op) in plan {
+            let name = format!("{name}@{size}{suffix}");
+            if only.is_some_and(|o| !o.iter().any(|w| name.starts_with(w.as_str()))) {
+                continue;
+            }
+            admin::flushdb(&admin).await?;
+            let ids: Vec<String> = (0..count).map(|n| format!("{}", n + 1)).collect();
+            let mut bytes = 0.0;
+            for (n, id) in ids.iter().enumerate() {
+                repo.save(fixtures::record_with_logs(id, n, logs)).await?;
+                if !matches!(op, Op::Delete | Op::Get) {
+                    call_design(design, op, &repo, &editors, (id, n, logs)).await?;
+                }
+                bytes += admin::strlen(&admin, &format!("task:{id}")).await? as f64;
+            }
+            let total = server
+                .count(async {
+                    for (n, id) in ids.iter().enumerate() {
+                        if design == Design::GetSet {
+                            let key = format!("task:{id}");
+                            let record = admin::command(&admin, "GET", &[&key]).await?;
+                            let record = admin::text(&record).context("no record")?;
+                            admin::command(&admin, "SET", &[&key, &record, "KEEPTTL"]).await?;
+                        } else {
+                            call_design(design, op, &repo, &editors, (id, n, logs)).await?;
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+            let note = match design {
+                Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
+                Design::Script => "today's script, as the repository calls it",
+                Design::Watch => {
+                    "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC"
+                }
+                Design::IfEq => {
+                    "reads, SET IFEQ <old> KEEPTTL, then PEXPIRE GT + index/metadata writes"
+                }
+                Design::WatchLean => "watch, no index reads or writes while they are fresh",
+                Design::IfEqLean => "ifeq, no index reads or writes while they are fresh",
+            };
+            rows.push(InstructionRow {
+                op: name,
+                calls: count,
+                per_call: total as f64 / count as f64,
+                record_bytes: bytes / count as f64,
+                note: note.to_owned(),
+            });
+        }
+    }
+    for editor in &editors {
+        editor.close().await;
+    }
+    repo.close().await;
+    Ok(rows)
+}
+
+/// Prints write-path rows with each one's multiple of the `GET`+`SET` of its size and server.
+pub fn print_write_paths(rows: &[InstructionRow]) {
+    println!(
+        "{:<36} {:>6} {:>14} {:>10} {:>10}  notes",
+        "operation", "calls", "instr/call", "x GET+SET", "bytes"
+    );
+    println!("{}", "-".repeat(110));
+    for r in rows {
+        let place = r.op.split_once('@').map_or("", |(_, p)| p);
+        let base = rows
+            .iter()
+            .find(|b| b.op == format!("get+set@{place}"))
+            .map(|b| b.per_call);
+        let multiple = base.map_or("n/a".to_owned(), |b| format!("{:.2}", r.per_call / b));
+        println!(
+            "{:<36} {:>6} {:>14.0} {:>10} {:>10.0}  {}",
+            r.op, r.calls, r.per_call, multiple, r.record_bytes, r.note
+        );
+    }
+}
+
+/// The contention row under callgrind: for each of `max_attempts` (0: every write by the
+/// script), [`crate::contention::run`] with `writers` writers of 25 lines each on one ~1 KiB
+/// task, and the instructions the server executed per line written (the run's connections
+/// and its one save included: under 1 % of it).
+///
+/// # Errors
+/// As [`run`]; when a line is lost.
+pub async fn run_contention(
+    writers: usize,
+    max_attempts: &[usize],
+) -> Result<Vec<(crate::contention::Contention, f64)>> {
+    let server = Callgrind::start()?;
+    let url = server.url();
+    let mut rows = Vec::new();
+    for &n in max_attempts {
+        let mut outcome = None;
+        let total = server
+            .count(async {
+                outcome = Some(crate::contention::run(&url, Guard::Watch, writers, 25, n).await?);
+                Ok(())
+            })
+            .await?;
+        let outcome = outcome.context("no outcome")?;
+        let per_line = total as f64 / (outcome.writers * outcome.lines) as f64;
+        rows.push((outcome, per_line));
+    }
+    Ok(rows)
 }

@@ -15,6 +15,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod admin;
+pub mod contention;
 pub mod fixtures;
 pub mod instructions;
 pub mod limit;
@@ -24,6 +25,7 @@ pub mod report;
 pub mod spread;
 pub mod stats;
 pub mod suite;
+pub mod write_path;
 
 /// Whether `program` with `args` runs and exits with success, its output discarded: how the
 /// bench finds the tools it uses (`redis-benchmark`, `python3` and its packages, valgrind).

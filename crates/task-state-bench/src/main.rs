@@ -68,6 +68,28 @@ struct Cli {
     /// default 300; --only limits the rows), next to a plain SET of the same record.
     #[arg(long)]
     instructions: bool,
+    /// Instead of the suite: issue 21's write paths under callgrind, at ~1 KiB, ~100 KiB and
+    /// ~1 MiB: GET+SET of the record, every mutation by today's script and by the optimistic
+    /// WATCH/MULTI/EXEC prototype; with --valkey-server, GET+SET and SET IFEQ on Valkey too
+    /// (--ops calls at ~1 KiB, default 100; --only limits the rows). `--instructions
+    /// --write-paths` is the same.
+    #[arg(long)]
+    write_paths: bool,
+    /// A valkey-server (8.1 or later) for the SET IFEQ rows of --write-paths.
+    #[arg(long)]
+    valkey_server: Option<String>,
+    /// Instead of the suite: 16 writers (--concurrency) append 25 lines each to one task with
+    /// the optimistic prototype (WATCH; IFEQ with --ifeq, on a Valkey 8.1 server), falling
+    /// back to the script after --max-attempts raced attempts, on a private server. With
+    /// --instructions: under callgrind, with 0 (the script alone), 1 and 3 attempts.
+    #[arg(long)]
+    contention: bool,
+    /// --contention with SET IFEQ instead of WATCH.
+    #[arg(long)]
+    ifeq: bool,
+    /// --contention: optimistic attempts of a write before it goes to the script.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: usize,
     /// Internal: stream every task of --url and print what it took, as JSON.
     #[arg(long, hide = true)]
     stream_probe: bool,
@@ -90,10 +112,48 @@ async fn run(cli: Cli) -> Result<()> {
         println!("{figures}");
         return Ok(());
     }
-    if cli.instructions {
+    if cli.instructions && !cli.contention && !cli.write_paths {
         let tasks = cli.ops.unwrap_or(300).max(1);
         let rows = task_state_bench::instructions::run(tasks, cli.only.as_deref()).await?;
         task_state_bench::instructions::print_table(&rows);
+        return Ok(());
+    }
+    if cli.write_paths {
+        use task_state_bench::instructions::{self, Design};
+        let tasks = cli.ops.unwrap_or(100).max(1);
+        let only = cli.only.as_deref();
+        let binary = task_state_redis::testing::server_binary();
+        let designs = [Design::Script, Design::Watch, Design::WatchLean];
+        let mut rows = instructions::run_write_paths(&binary, None, &designs, tasks, only).await?;
+        if let Some(valkey) = &cli.valkey_server {
+            let designs = [Design::IfEq, Design::IfEqLean];
+            let valkey_rows =
+                instructions::run_write_paths(valkey, Some("valkey"), &designs, tasks, only)
+                    .await?;
+            rows.extend(valkey_rows);
+        }
+        instructions::print_write_paths(&rows);
+        return Ok(());
+    }
+    if cli.contention {
+        use task_state_bench::write_path::Guard;
+        let guard = if cli.ifeq { Guard::IfEq } else { Guard::Watch };
+        if cli.instructions {
+            let writers = cli.concurrency.max(1);
+            let rows = task_state_bench::instructions::run_contention(writers, &[0, 1, 3]).await?;
+            for (outcome, per_line) in rows {
+                task_state_bench::contention::print(&outcome);
+                println!("  server instructions per line written: {per_line:.0}");
+            }
+            return Ok(());
+        }
+        // A private server: the run empties its database.
+        let server = task_state_redis::testing::RedisServer::start()?;
+        let writers = cli.concurrency.max(1);
+        let outcome =
+            task_state_bench::contention::run(&server.url(), guard, writers, 25, cli.max_attempts)
+                .await?;
+        task_state_bench::contention::print(&outcome);
         return Ok(());
     }
     if cli.cluster {
