@@ -322,7 +322,7 @@ struct LoginQuery {
 
 /// `next` when it is a path of this console, so that signing in never leads elsewhere.
 fn local_path(next: Option<String>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+    next.filter(|n| auth::local_path(n).is_some())
 }
 
 async fn login_page(State(app): Shared, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Markup {

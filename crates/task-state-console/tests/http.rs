@@ -862,3 +862,36 @@ async fn odd_task_ids_are_encoded_in_links_and_found_again() {
         .body
         .contains(&format!(r#"data-events="{href}/events""#)));
 }
+
+#[tokio::test]
+async fn sign_in_never_leads_to_another_site_nor_fails_after_opening_a_session() {
+    let (console, _) = memory(config(true));
+    // Each of these is `//evil.com` to a browser (tabs and newlines are dropped, a
+    // backslash is a slash), or not a valid `Location` at all.
+    for away in [
+        "%2F%09%2Fevil.com",
+        "%2F%0A%2Fevil.com",
+        "%2F%0D%2Fevil.com",
+        "%2F%5C%2Fevil.com",
+        "%09%2F%2Fevil.com",
+        "%2F%00%2Fevil.com",
+        "%2F%C3%A9",
+    ] {
+        let reply = post(
+            &console,
+            "/login",
+            &format!("token={ALICE}&next={away}"),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SEE_OTHER,
+            "{away}: {}",
+            reply.body
+        );
+        assert_eq!(reply.header("location"), "/", "{away}");
+        let form = get(&console, &format!("/login?next={away}")).await;
+        assert!(!form.body.contains(r#"name="next""#), "{away}");
+    }
+}
