@@ -34,12 +34,36 @@ pub(crate) fn encode(text: &str) -> String {
     utf8_percent_encode(text, COMPONENT).to_string()
 }
 
+/// What marks a name written in a path as a segment of dots only: no task id, service or
+/// user id contains `:`, so the mark is never part of a name.
+pub(crate) const DOTS_MARK: char = ':';
+
+/// `name` as one path segment. A name of dots only (`.`, `..`) would be a dot segment, which
+/// browsers resolve away (`/tasks/..` is `/`), and so would its percent-encoded form
+/// (`%2E%2E` is a dot segment to them too); it is written after [`DOTS_MARK`] instead
+/// (`%3A..`), which [`name_of_segment`] takes off again.
+pub(crate) fn segment(name: &str) -> String {
+    if !name.is_empty() && name.bytes().all(|b| b == b'.') {
+        encode(&format!("{DOTS_MARK}{name}"))
+    } else {
+        encode(name)
+    }
+}
+
+/// The name a decoded path segment made by [`segment`] stands for.
+pub(crate) fn name_of_segment(decoded: String) -> String {
+    match decoded.strip_prefix(DOTS_MARK) {
+        Some(dots) if !dots.is_empty() && dots.bytes().all(|b| b == b'.') => dots.to_owned(),
+        _ => decoded,
+    }
+}
+
 pub(crate) fn task_url(task_id: &str) -> String {
-    format!("/tasks/{}", encode(task_id))
+    format!("/tasks/{}", segment(task_id))
 }
 
 fn users_url(service: &str) -> String {
-    format!("/services/{}/users", encode(service))
+    format!("/services/{}/users", segment(service))
 }
 
 /// The task list with `filter`'s fields and `after` as the cursor.
@@ -509,4 +533,24 @@ pub(crate) fn done(ctx: &Ctx, title: &str, message: &str, link: (&str, &str)) ->
         None,
         html! { p role="status" { (message) } p { a href=(link.0) { (link.1) } } },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any name a record may hold (no `:`, no control character) comes back from its
+        /// link's path as a browser resolves it, dots-only names included.
+        #[test]
+        fn a_name_survives_its_link(name in "[.]{1,4}|[^:\\p{Cc}]{1,12}") {
+            let link = task_url(&name);
+            let base = url::Url::parse("http://console.invalid/").unwrap();
+            let resolved = base.join(&link).unwrap();
+            proptest::prop_assert_eq!(resolved.path(), link.as_str());
+            let raw = link.strip_prefix("/tasks/").unwrap();
+            let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().unwrap();
+            proptest::prop_assert_eq!(name_of_segment(decoded.into_owned()), name);
+        }
+    }
 }

@@ -30,6 +30,21 @@ const SCRIPT: &str = include_str!("../static/console.js");
 
 type Shared = State<Arc<App>>;
 
+/// A task id or a service from the path, as [`pages::segment`] wrote it.
+struct Name(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Name {
+    type Rejection = <Path<String> as axum::extract::FromRequestParts<S>>::Rejection;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(decoded) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(Name(pages::name_of_segment(decoded)))
+    }
+}
+
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(overview))
@@ -244,7 +259,7 @@ async fn record(app: &App, ctx: &Ctx, id: &str) -> Result<TaskRecord, Problem> {
     }
 }
 
-async fn task(State(app): Shared, headers: HeaderMap, Path(id): Path<String>) -> PageResult {
+async fn task(State(app): Shared, headers: HeaderMap, Name(id): Name) -> PageResult {
     let ctx = ctx(&app, &headers);
     let record = record(&app, &ctx, &id).await?;
     Ok(pages::task(&ctx, &record))
@@ -258,7 +273,7 @@ struct EventsQuery {
 async fn events(
     State(app): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Name(id): Name,
     Query(q): Query<EventsQuery>,
 ) -> Response {
     // A reconnecting EventSource says where it stopped; it knows better than the URL.
@@ -277,7 +292,7 @@ async fn events(
     .into_response()
 }
 
-async fn users(State(app): Shared, headers: HeaderMap, Path(service): Path<String>) -> PageResult {
+async fn users(State(app): Shared, headers: HeaderMap, Name(service): Name) -> PageResult {
     let ctx = ctx(&app, &headers);
     let users = app
         .store
@@ -444,19 +459,11 @@ fn writer(
     Ok(session)
 }
 
-async fn confirm_cancel(
-    State(app): Shared,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn confirm_cancel(State(app): Shared, headers: HeaderMap, Name(id): Name) -> Response {
     confirm(app, headers, id, Action::Cancel).await
 }
 
-async fn confirm_delete(
-    State(app): Shared,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn confirm_delete(State(app): Shared, headers: HeaderMap, Name(id): Name) -> Response {
     confirm(app, headers, id, Action::Delete).await
 }
 
@@ -480,7 +487,7 @@ async fn confirm(app: Arc<App>, headers: HeaderMap, id: String, action: Action) 
 async fn cancel(
     State(app): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Name(id): Name,
     Form(form): Form<WriteForm>,
 ) -> Response {
     write(app, headers, id, form, Action::Cancel).await
@@ -489,7 +496,7 @@ async fn cancel(
 async fn delete(
     State(app): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Name(id): Name,
     Form(form): Form<WriteForm>,
 ) -> Response {
     write(app, headers, id, form, Action::Delete).await

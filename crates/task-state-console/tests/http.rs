@@ -895,3 +895,40 @@ async fn sign_in_never_leads_to_another_site_nor_fails_after_opening_a_session()
         assert!(!form.body.contains(r#"name="next""#), "{away}");
     }
 }
+
+#[tokio::test]
+async fn task_ids_and_services_of_dots_only_are_linked_and_found_again() {
+    let (console, repo) = memory(config(false));
+    for (id, href) in [
+        (".", "/tasks/%3A."),
+        ("..", "/tasks/%3A.."),
+        ("...", "/tasks/%3A..."),
+    ] {
+        plant(repo.as_ref(), id, "..", "alice").await;
+        let list = get(&console, "/tasks").await;
+        assert!(
+            list.body.contains(&format!(r#"<a href="{href}">{id}</a>"#)),
+            "{id}: {}",
+            list.body
+        );
+        let page = get(&console, href).await;
+        assert_eq!(page.status, StatusCode::OK, "{id}: {}", page.body);
+        assert!(page.body.contains(&format!("<h1>Task {id}</h1>")), "{id}");
+        assert!(page
+            .body
+            .contains(&format!(r#"data-events="{href}/events""#)));
+    }
+    // An id that merely holds dots keeps its plain link.
+    plant(repo.as_ref(), "a..b", "render", "alice").await;
+    assert_eq!(get(&console, "/tasks/a..b").await.status, StatusCode::OK);
+    console.refresh_counts().await.unwrap();
+    let overview = get(&console, "/").await;
+    assert!(
+        overview.body.contains(r#"href="/services/%3A../users""#),
+        "{}",
+        overview.body
+    );
+    let users = get(&console, "/services/%3A../users").await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert!(users.body.contains("<strong>..</strong>"), "{}", users.body);
+}
