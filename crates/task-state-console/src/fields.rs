@@ -2,7 +2,7 @@
 //! (each a [`task_state_core::RawMap`]): both are printed from their JSON text.
 
 use task_state_core::jiff::Timestamp;
-use task_state_core::{LogEntry, TaskRecord, TaskTime};
+use task_state_core::{LogEntry, RawMap, TaskRecord, TaskTime};
 
 /// `value` (anything that serializes as JSON) pretty-printed from its text, so that every
 /// number keeps its digits (`1e400`, 30-digit integers) and any depth prints.
@@ -73,10 +73,20 @@ pub(crate) fn parameters(record: &TaskRecord) -> String {
     pretty(&record.parameters)
 }
 
-/// The members this version does not know, pretty-printed, or `None` when there are none.
-pub(crate) fn extra(record: &TaskRecord) -> Option<String> {
-    let text = pretty(&record.extra);
+/// Members unknown to this version, pretty-printed, or `None` when there are none.
+fn unknown(members: &RawMap) -> Option<String> {
+    let text = pretty(members);
     (text != "{}").then_some(text)
+}
+
+/// The record's members this version does not know.
+pub(crate) fn extra(record: &TaskRecord) -> Option<String> {
+    unknown(&record.extra)
+}
+
+/// The members of `result` this version does not know (a foreign tool's `exit_code`).
+pub(crate) fn result_extra(record: &TaskRecord) -> Option<String> {
+    unknown(&record.result.extra)
 }
 
 /// A time as the CLI's tables show it: local time to the second.

@@ -350,6 +350,10 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
             dt { "Pod status" } dd { @match &r.result.pod_status { Some(s) => pre { (s) }, None => "none" } }
             dt { "Launcher output" } dd { @match &r.result.launcher_output { Some(s) => pre { (s) }, None => "none" } }
         }
+        @if let Some(extra) = fields::result_extra(r) {
+            h3 { "Other members of the result" }
+            pre class="json" id="result-extra" { (extra) }
+        }
         @if ctx.writes {
             h2 { "Actions" }
             p class="actions" {

@@ -932,3 +932,35 @@ async fn task_ids_and_services_of_dots_only_are_linked_and_found_again() {
     assert_eq!(users.status, StatusCode::OK);
     assert!(users.body.contains("<strong>..</strong>"), "{}", users.body);
 }
+
+#[tokio::test]
+async fn unknown_members_of_the_result_are_shown_like_unknown_fields() {
+    let (console, repo) = memory(config(false));
+    let mut record = TaskRecord::new("7", "render", "alice", TaskStatus::Failed);
+    record.result.launcher_output = Some("out".to_owned());
+    record.result.extra =
+        serde_json::from_str(r#"{"exit_code":137,"signal":"<KILL>","big":123456789012345678901}"#)
+            .unwrap();
+    record.extra = serde_json::from_str(r#"{"shard":3}"#).unwrap();
+    repo.save(record).await.unwrap();
+    let page = get(&console, "/tasks/7").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let at = page
+        .body
+        .find("Other members of the result")
+        .unwrap_or_else(|| panic!("no unknown result members shown: {}", page.body));
+    let shown = &page.body[at..];
+    assert!(shown.contains("&quot;exit_code&quot;: 137"), "{shown}");
+    assert!(
+        shown.contains("&quot;signal&quot;: &quot;&lt;KILL&gt;&quot;"),
+        "{shown}"
+    );
+    assert!(shown.contains("123456789012345678901"), "{shown}");
+    assert!(page.body.contains("&quot;shard&quot;: 3"));
+    // Without unknown members, no empty section.
+    plant(repo.as_ref(), "8", "render", "alice").await;
+    assert!(!get(&console, "/tasks/8")
+        .await
+        .body
+        .contains("Other members of the result"));
+}
