@@ -51,6 +51,7 @@ mod metrics;
 mod pages;
 mod routes;
 mod store;
+mod text;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};

@@ -11,6 +11,7 @@ use crate::check_job::{CheckState, Running};
 use crate::counts::Counts;
 use crate::fields;
 use crate::listing::{Filter, Page};
+use crate::text::{self, Shown};
 use crate::CountState;
 
 /// What every page needs to know about the request.
@@ -103,7 +104,7 @@ pub(crate) fn layout(title: &str, ctx: &Ctx, refresh: Option<u32>, body: Markup)
                 @if let Some(seconds) = refresh {
                     meta http-equiv="refresh" content=(seconds);
                 }
-                title { (title) " · task-state console" }
+                title { (text::visible(title)) " · task-state console" }
                 link rel="stylesheet" href="/static/console.css";
                 script src="/static/console.js" defer {}
             }
@@ -116,7 +117,7 @@ pub(crate) fn layout(title: &str, ctx: &Ctx, refresh: Option<u32>, body: Markup)
                         a href="/metrics" { "Metrics" }
                     }
                 }
-                main { h1 { (title) } (body) }
+                main { h1 { (text::visible(title)) } (body) }
                 footer {
                     @if !ctx.writes {
                         "Read-only: writes are off."
@@ -167,8 +168,8 @@ pub(crate) fn overview(
                         tbody {
                             @for r in &c.recent {
                                 tr {
-                                    td { a href=(task_url(&r.task_id)) { (r.task_id) } }
-                                    td { (r.service) } td { (r.user_id) } td { (status(r.status)) }
+                                    td { a href=(task_url(&r.task_id)) { (Shown(&r.task_id)) } }
+                                    td { (Shown(&r.service)) } td { (Shown(&r.user_id)) } td { (status(r.status)) }
                                     td { (r.updated_at) }
                                 }
                             }
@@ -228,7 +229,7 @@ fn counts_table(c: &Counts) -> Markup {
                     @for (service, statuses) in &c.by_service {
                         tr {
                             th scope="row" {
-                                a href=(list_url(&Filter { service: Some(service.clone()), ..Filter::default() }, None)) { (service) }
+                                a href=(list_url(&Filter { service: Some(service.clone()), ..Filter::default() }, None)) { (Shown(service)) }
                             }
                             @for (s, n) in statuses.iter() {
                                 td class="num" {
@@ -288,15 +289,15 @@ pub(crate) fn task_list(ctx: &Ctx, filter: &Filter, page: &Page, services: &[Str
                 tbody {
                     @for r in &page.records {
                         tr {
-                            td { a href=(task_url(&r.task_id)) { (r.task_id) } }
-                            td { (r.service) } td { (r.user_id) } td { (status(r.status)) }
+                            td { a href=(task_url(&r.task_id)) { (Shown(&r.task_id)) } }
+                            td { (Shown(&r.service)) } td { (Shown(&r.user_id)) } td { (status(r.status)) }
                             td { (r.priority.as_str()) }
                             td { (fields::short_time(&r.created_at)) } td { (fields::short_time(&r.updated_at)) }
-                            td { (r.jobs.join(" ")) }
+                            td { (Shown(&r.jobs.join(" "))) }
                         }
                     }
                     @for u in &page.unreadable {
-                        tr class="unreadable" { td { (u.task_id) } td colspan="7" { "unreadable: " (u.error) } }
+                        tr class="unreadable" { td { (Shown(&u.task_id)) } td colspan="7" { "unreadable: " (Shown(&u.error.to_string())) } }
                     }
                 }
             }
@@ -329,30 +330,30 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
     let body = html! {
         dl class="fields" {
             dt { "Status" } dd { span id="status" { (r.status.as_str()) } }
-            dt { "Service" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), ..Filter::default() }, None)) { (r.service) } }
-            dt { "User" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), user: Some(r.user_id.clone()), ..Filter::default() }, None)) { (r.user_id) } }
+            dt { "Service" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), ..Filter::default() }, None)) { (Shown(&r.service)) } }
+            dt { "User" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), user: Some(r.user_id.clone()), ..Filter::default() }, None)) { (Shown(&r.user_id)) } }
             dt { "Priority" } dd { (r.priority.as_str()) }
             dt { "Created" } dd { (r.created_at) }
             dt { "Updated" } dd { (r.updated_at) }
             dt { "Jobs (" (r.jobs_field()) ")" } dd {
                 @if r.jobs.is_empty() { "none" }
-                @else { ul class="plain" { @for j in &r.jobs { li { code { (j) } } } } }
+                @else { ul class="plain" { @for j in &r.jobs { li { code { (Shown(j)) } } } } }
             }
         }
         h2 { "Parameters" }
-        pre class="json" { (fields::parameters(r)) }
+        pre class="json" { (Shown(&fields::parameters(r))) }
         @if let Some(extra) = fields::extra(r) {
             h2 { "Other fields" }
-            pre class="json" { (extra) }
+            pre class="json" { (Shown(&extra)) }
         }
         h2 { "Result" }
         dl class="fields" {
-            dt { "Pod status" } dd { @match &r.result.pod_status { Some(s) => pre { (s) }, None => "none" } }
-            dt { "Launcher output" } dd { @match &r.result.launcher_output { Some(s) => pre { (s) }, None => "none" } }
+            dt { "Pod status" } dd { @match &r.result.pod_status { Some(s) => pre { (Shown(s)) }, None => "none" } }
+            dt { "Launcher output" } dd { @match &r.result.launcher_output { Some(s) => pre { (Shown(s)) }, None => "none" } }
         }
         @if let Some(extra) = fields::result_extra(r) {
             h3 { "Other members of the result" }
-            pre class="json" id="result-extra" { (extra) }
+            pre class="json" id="result-extra" { (Shown(&extra)) }
         }
         @if ctx.writes {
             h2 { "Actions" }
@@ -375,7 +376,7 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
                 tbody {
                     @for raw in &r.logs[shown_from..] {
                         @let (at, message) = fields::log_line(raw);
-                        tr { td class="time" { (at) } td { (message) } }
+                        tr { td class="time" { (at) } td { (Shown(&message)) } }
                     }
                 }
             }
@@ -387,10 +388,10 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
 /// The users of a service.
 pub(crate) fn users(ctx: &Ctx, service: &str, users: &[String]) -> Markup {
     let body = html! {
-        p { (users.len()) " users have tasks in " strong { (service) } "." }
+        p { (users.len()) " users have tasks in " strong { (Shown(service)) } "." }
         ul {
             @for u in users {
-                li { a href=(list_url(&Filter { service: Some(service.to_owned()), user: Some(u.clone()), ..Filter::default() }, None)) { (u) } }
+                li { a href=(list_url(&Filter { service: Some(service.to_owned()), user: Some(u.clone()), ..Filter::default() }, None)) { (Shown(u)) } }
             }
         }
     };
@@ -430,19 +431,19 @@ pub(crate) fn check(ctx: &Ctx, state: &CheckState, checkable: bool) -> Markup {
                     @if !report.indexes.is_empty() {
                         div class="scroll" { table {
                             thead { tr { th { "Index" } th { "Missing" } th { "Extra" } } }
-                            tbody { @for (key, diff) in &report.indexes { tr { td { code { (key) } } td class="num" { (diff.missing) } td class="num" { (diff.extra) } } } }
+                            tbody { @for (key, diff) in &report.indexes { tr { td { code { (Shown(key)) } } td class="num" { (diff.missing) } td class="num" { (diff.extra) } } } }
                         } }
                     }
                     @if !report.wrong_type.is_empty() {
                         h3 { "Keys of the wrong type (never repaired)" }
                         div class="scroll" { table {
                             thead { tr { th { "Key" } th { "Expected" } th { "Found" } } }
-                            tbody { @for (key, w) in &report.wrong_type { tr { td { code { (key) } } td { (w.expected) } td { (w.found) } } } }
+                            tbody { @for (key, w) in &report.wrong_type { tr { td { code { (Shown(key)) } } td { (w.expected) } td { (w.found) } } } }
                         } }
                     }
                     @if !report.unreadable_examples.is_empty() {
                         h3 { "Unreadable records" }
-                        ul { @for (key, reason) in &report.unreadable_examples { li { code { (key) } ": " (reason) } } }
+                        ul { @for (key, reason) in &report.unreadable_examples { li { code { (Shown(key)) } ": " (Shown(reason)) } } }
                     }
                 }
             }
@@ -508,7 +509,7 @@ pub(crate) fn confirm(ctx: &Ctx, session: &Session, r: &TaskRecord, action: Acti
         ),
     };
     let body = html! {
-        p { "Task " a href=(task_url(&r.task_id)) { strong { (r.task_id) } } " of " (r.service) "/" (r.user_id) ", now " (status(r.status)) "." }
+        p { "Task " a href=(task_url(&r.task_id)) { strong { (Shown(&r.task_id)) } } " of " (Shown(&r.service)) "/" (Shown(&r.user_id)) ", now " (status(r.status)) "." }
         p { (question) }
         form method="post" action={ (task_url(&r.task_id)) "/" (action.as_str()) } {
             input type="hidden" name="csrf" value=(session.csrf);
@@ -525,7 +526,7 @@ pub(crate) fn problem(ctx: &Ctx, title: &str, message: &str) -> Markup {
         title,
         ctx,
         None,
-        html! { p class="error" role="alert" { (message) } p { a href="/" { "Overview" } } },
+        html! { p class="error" role="alert" { (Shown(message)) } p { a href="/" { "Overview" } } },
     )
 }
 
@@ -535,7 +536,7 @@ pub(crate) fn done(ctx: &Ctx, title: &str, message: &str, link: (&str, &str)) ->
         title,
         ctx,
         None,
-        html! { p role="status" { (message) } p { a href=(link.0) { (link.1) } } },
+        html! { p role="status" { (Shown(message)) } p { a href=(link.0) { (link.1) } } },
     )
 }
 

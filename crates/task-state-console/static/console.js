@@ -1,5 +1,5 @@
 // The console's only script: follows a task's log live (server-sent events) and pauses on
-// request. Entries are added as text (textContent), never as HTML.
+// request. Entries are added as text (text nodes), never as HTML.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const log = document.getElementById("log");
@@ -13,12 +13,38 @@ document.addEventListener("DOMContentLoaded", () => {
   let count = Number(log.dataset.count) || 0;
   let source = null;
 
+  // The characters the pages show as escapes (src/text.rs, is_hidden): controls but the
+  // line feed and the tab, and the bidirectional formatting characters.
+  const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
+  // `text` isolated in a <bdi>, each hidden character written as its escape in a span.
+  function shown(text) {
+    const bdi = document.createElement("bdi");
+    let plain = "";
+    for (const c of text) {
+      if (!HIDDEN.test(c)) {
+        plain += c;
+        continue;
+      }
+      bdi.append(plain);
+      plain = "";
+      const code = c.codePointAt(0);
+      const mark = document.createElement("span");
+      mark.className = "ctl";
+      mark.title = "U+" + code.toString(16).toUpperCase().padStart(4, "0");
+      mark.textContent = "\\u{" + code.toString(16) + "}";
+      bdi.append(mark);
+    }
+    bdi.append(plain);
+    return bdi;
+  }
+
   function append(entry) {
     const row = body.insertRow();
     const at = row.insertCell();
     at.className = "time";
     at.textContent = entry.at;
-    row.insertCell().textContent = entry.message;
+    row.insertCell().append(shown(entry.message));
     count += 1;
   }
 

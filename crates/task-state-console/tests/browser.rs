@@ -317,12 +317,27 @@ async fn scenario(
     );
     wait_text(&client, "#live-state", |t| t == "following").await;
 
-    // The live log: a line written now appears, escaped too.
-    repo.append_log("2", "<script>alert(2)</script> frame 1 done")
+    // The live log: a line written now appears, escaped too, its right-to-left override
+    // shown as an escape instead of turning `gnp.exe` into `exe.png`.
+    repo.append_log(
+        "2",
+        "<script>alert(2)</script> frame 1 done: exe\u{202e}gnp.exe",
+    )
+    .await
+    .unwrap();
+    let messages = wait_log(&client, |m| m.len() == 4).await;
+    assert_eq!(
+        messages[3],
+        "<script>alert(2)</script> frame 1 done: exe\\u{202e}gnp.exe"
+    );
+    let isolated = client
+        .execute(
+            "return document.querySelector('#log tbody tr:last-child bdi span.ctl').title;",
+            vec![],
+        )
         .await
         .unwrap();
-    let messages = wait_log(&client, |m| m.len() == 4).await;
-    assert_eq!(messages[3], "<script>alert(2)</script> frame 1 done");
+    assert_eq!(isolated, serde_json::json!("U+202E"));
     no_alert(&client).await;
     screenshot(&client, "task").await;
 
@@ -397,6 +412,17 @@ async fn scenario(
         m.last().is_some_and(|l| l.contains("requested by alice"))
     })
     .await;
+
+    // A task whose id is `..`: its link leads to it, not to the overview.
+    repo.save(TaskRecord::new("..", "etl", "dora", TaskStatus::Pending))
+        .await
+        .unwrap();
+    client
+        .goto(&format!("{read_only}/tasks?service=etl&user=dora"))
+        .await
+        .unwrap();
+    click(&client, Locator::LinkText("..")).await;
+    wait_text(&client, "h1", |t| t == "Task ..").await;
 
     // A narrow screen: the task page still reads without sideways scrolling of the page.
     client.set_window_size(400, 1300).await.unwrap();

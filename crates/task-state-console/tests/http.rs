@@ -785,7 +785,7 @@ async fn the_check_page_runs_the_check_and_shows_its_table() {
     assert!(page.body.contains("inconsistent"), "{}", page.body);
     assert!(
         page.body.contains(
-            "<td><code>index:tasks</code></td><td class=\"num\">1</td><td class=\"num\">0</td>"
+            "<td><code><bdi>index:tasks</bdi></code></td><td class=\"num\">1</td><td class=\"num\">0</td>"
         ),
         "{}",
         page.body
@@ -846,8 +846,9 @@ async fn odd_task_ids_are_encoded_in_links_and_found_again() {
     let list = get(&console, "/tasks").await;
     let href = "/tasks/a%2Fb%20%3Cc%3E%26d";
     assert!(
-        list.body
-            .contains(&format!(r#"<a href="{href}">a/b &lt;c&gt;&amp;d</a>"#)),
+        list.body.contains(&format!(
+            r#"<a href="{href}"><bdi>a/b &lt;c&gt;&amp;d</bdi></a>"#
+        )),
         "{}",
         list.body
     );
@@ -907,7 +908,8 @@ async fn task_ids_and_services_of_dots_only_are_linked_and_found_again() {
         plant(repo.as_ref(), id, "..", "alice").await;
         let list = get(&console, "/tasks").await;
         assert!(
-            list.body.contains(&format!(r#"<a href="{href}">{id}</a>"#)),
+            list.body
+                .contains(&format!(r#"<a href="{href}"><bdi>{id}</bdi></a>"#)),
             "{id}: {}",
             list.body
         );
@@ -930,7 +932,11 @@ async fn task_ids_and_services_of_dots_only_are_linked_and_found_again() {
     );
     let users = get(&console, "/services/%3A../users").await;
     assert_eq!(users.status, StatusCode::OK);
-    assert!(users.body.contains("<strong>..</strong>"), "{}", users.body);
+    assert!(
+        users.body.contains("<strong><bdi>..</bdi></strong>"),
+        "{}",
+        users.body
+    );
 }
 
 #[tokio::test]
@@ -963,4 +969,76 @@ async fn unknown_members_of_the_result_are_shown_like_unknown_fields() {
         .await
         .body
         .contains("Other members of the result"));
+}
+
+/// `html` without the values of its `value` attributes.
+fn without_values(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(at) = rest.find(" value=\"") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + " value=\"".len()..];
+        rest = &rest[rest.find('"').map_or(rest.len(), |end| end + 1)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn bidirectional_overrides_and_controls_are_isolated_and_shown_as_escapes() {
+    let (console, repo) = memory(config(false));
+    let record = TaskRecord::new(
+        "7\u{202e}",
+        "render\u{2066}",
+        "u\u{202e}evil",
+        TaskStatus::Running,
+    )
+    .with_parameters(
+        serde_json::from_str::<task_state_core::RawMap>("{\"file\":\"exe\u{202e}gnp.exe\"}")
+            .unwrap(),
+    );
+    repo.save(record).await.unwrap();
+    repo.append_log("7\u{202e}", "saved exe\u{202e}gnp.exe\r\u{1b}[2J")
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+    let mark = r#"<span class="ctl" title="U+202E">\u{202e}</span>"#;
+    for path in [
+        "/",
+        "/tasks",
+        "/tasks/7%E2%80%AE",
+        "/services/render%E2%81%A6/users",
+    ] {
+        let page = get(&console, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        // Form fields keep the value as it is, to filter by it; the text shows none.
+        let text = without_values(&page.body);
+        for hidden in ['\u{202e}', '\u{2066}', '\r', '\u{1b}'] {
+            assert!(
+                !text.contains(hidden),
+                "{path} shows {hidden:?} as is: {text}"
+            );
+        }
+        assert!(
+            page.body
+                .contains(r#"<bdi>render<span class="ctl" title="U+2066">\u{2066}</span></bdi>"#),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let task = get(&console, "/tasks/7%E2%80%AE").await;
+    assert!(
+        task.body.contains(&format!("<bdi>u{mark}evil</bdi>")),
+        "{}",
+        task.body
+    );
+    assert!(task.body.contains(&format!("<bdi>saved exe{mark}gnp.exe")));
+    assert!(task
+        .body
+        .contains(r#"<span class="ctl" title="U+001B">\u{1b}</span>[2J"#));
+    assert!(
+        task.body.contains(&format!("exe{mark}gnp.exe&quot;")),
+        "parameters"
+    );
+    assert!(task.body.contains(r"<h1>Task 7\u{202e}</h1>"));
 }
