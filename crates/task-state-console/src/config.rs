@@ -1,6 +1,7 @@
 //! What the console is allowed to do, and the operators' tokens.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
@@ -40,8 +41,15 @@ pub struct ConsoleConfig {
     /// How often a followed log is read again.
     pub live_poll: Duration,
     /// The `Host` header values that the console answers; any other host gets 421, which
-    /// stops DNS rebinding from reaching a console on loopback. Empty: any host.
+    /// stops DNS rebinding from reaching a console on loopback. Empty: any host, which
+    /// [`Console::serve`](crate::Console::serve) accepts on a loopback address only, unless
+    /// [`ConsoleConfig::allow_any_host`] is set.
     pub allowed_hosts: Vec<String>,
+    /// Whether the console may answer any `Host` on an address other machines reach (off:
+    /// such a console refuses to start without [`ConsoleConfig::allowed_hosts`]). Any
+    /// host means that a page of any site whose name a DNS trick points at this machine
+    /// can read the console in its visitors' browsers.
+    pub allow_any_host: bool,
 }
 
 impl Default for ConsoleConfig {
@@ -53,6 +61,7 @@ impl Default for ConsoleConfig {
             page_size: 50,
             live_poll: Duration::from_millis(500),
             allowed_hosts: Vec::new(),
+            allow_any_host: false,
         }
     }
 }
@@ -78,6 +87,34 @@ impl ConsoleConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Checks that a console listening on `listen` does not answer any host where other
+    /// machines reach it: on an address that is not loopback (`0.0.0.0` included), either
+    /// [`ConsoleConfig::allowed_hosts`] names the hosts to answer or
+    /// [`ConsoleConfig::allow_any_host`] says any will do.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the address and both ways out.
+    ///
+    /// ```
+    /// use task_state_console::ConsoleConfig;
+    /// let mut config = ConsoleConfig::default();
+    /// config.validate_listen("127.0.0.1:8080".parse().unwrap()).unwrap();
+    /// assert!(config.validate_listen("0.0.0.0:8080".parse().unwrap()).is_err());
+    /// config.allowed_hosts = vec!["console.example.org".to_owned()];
+    /// config.validate_listen("0.0.0.0:8080".parse().unwrap()).unwrap();
+    /// ```
+    pub fn validate_listen(&self, listen: SocketAddr) -> Result<()> {
+        if listen.ip().is_loopback() || !self.allowed_hosts.is_empty() || self.allow_any_host {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "refusing to listen on {listen}, which is not a loopback address, while answering \
+             any Host header: a page of any site could read the console through a DNS name \
+             pointed at this machine (DNS rebinding); name the hosts to answer with \
+             --allowed-host HOST, or accept this with --allow-any-host"
+        )))
     }
 
     /// The operator whose token `presented` is, compared in constant time against every

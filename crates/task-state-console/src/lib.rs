@@ -177,12 +177,18 @@ impl Console {
     /// meanwhile.
     ///
     /// # Errors
-    /// When the server fails to accept connections.
+    /// [`std::io::ErrorKind::InvalidInput`] before serving anything when the listener's
+    /// address is refused by [`ConsoleConfig::validate_listen`] (not loopback, and any host
+    /// would be answered); otherwise when the server fails to accept connections.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.app
+            .config
+            .validate_listen(listener.local_addr()?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let refresher = tokio::spawn(self.app.clone().refresh_forever());
         let app = self.app.clone();
         let shutdown = async move {

@@ -1042,3 +1042,39 @@ async fn bidirectional_overrides_and_controls_are_isolated_and_shown_as_escapes(
     );
     assert!(task.body.contains(r"<h1>Task 7\u{202e}</h1>"));
 }
+
+#[tokio::test]
+async fn a_console_reachable_from_other_machines_needs_its_hosts_named() {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let (console, _) = memory(config(false));
+    let e = console
+        .serve(listener, std::future::ready(()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let message = e.to_string();
+    assert!(message.contains("--allowed-host"), "{message}");
+    assert!(message.contains("--allow-any-host"), "{message}");
+    assert!(message.contains("not a loopback address"), "{message}");
+
+    // Named hosts, or any host asked for by name: it serves (and stops at once here).
+    let mut named = config(false);
+    named.allowed_hosts = vec![HOST.to_owned()];
+    let mut any = config(false);
+    any.allow_any_host = true;
+    for config in [named, any] {
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let (console, _) = memory(config);
+        console
+            .serve(listener, std::future::ready(()))
+            .await
+            .unwrap();
+    }
+    // Loopback answers any host, as before.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (console, _) = memory(config(false));
+    console
+        .serve(listener, std::future::ready(()))
+        .await
+        .unwrap();
+}
