@@ -36,8 +36,12 @@ pub struct ConsoleConfig {
     pub tokens: Vec<OperatorToken>,
     /// How often the task counts (the overview and `task_state_tasks`) are recounted.
     pub metrics_interval: Duration,
-    /// Tasks on one page of the task list.
+    /// Tasks on one page of the task list, and services on one page of the overview.
     pub page_size: usize,
+    /// Services that `task_state_tasks` names (those with the most tasks) and that the task
+    /// list's service field suggests; the tasks of the others are summed under
+    /// `service=":other"`, so that the series stay bounded however many services there are.
+    pub top_services: usize,
     /// How often a followed log is read again.
     pub live_poll: Duration,
     /// The `Host` header values that the console answers; any other host gets 421, which
@@ -59,6 +63,7 @@ impl Default for ConsoleConfig {
             tokens: Vec::new(),
             metrics_interval: Duration::from_secs(60),
             page_size: 50,
+            top_services: 100,
             live_poll: Duration::from_millis(500),
             allowed_hosts: Vec::new(),
             allow_any_host: false,
@@ -70,8 +75,8 @@ impl ConsoleConfig {
     /// Checks that the settings can work together.
     ///
     /// # Errors
-    /// [`Error::Config`] when writes are allowed without any token, or an interval or the
-    /// page size is zero.
+    /// [`Error::Config`] when writes are allowed without any token, or an interval, the page
+    /// size or the number of top services is zero.
     pub fn validate(&self) -> Result<()> {
         if self.allow_writes && self.tokens.is_empty() {
             return Err(Error::Config(format!(
@@ -81,9 +86,9 @@ impl ConsoleConfig {
         if self.metrics_interval.is_zero() || self.live_poll.is_zero() {
             return Err(Error::Config("intervals must be more than zero".to_owned()));
         }
-        if self.page_size == 0 {
+        if self.page_size == 0 || self.top_services == 0 {
             return Err(Error::Config(
-                "the page size must be more than zero".to_owned(),
+                "the page size and the number of top services must be more than zero".to_owned(),
             ));
         }
         Ok(())

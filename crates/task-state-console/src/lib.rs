@@ -209,7 +209,12 @@ impl App {
         let mut state = self.counts.write().unwrap_or_else(|e| e.into_inner());
         match outcome {
             Ok(counts) => {
-                counts::publish(&self.metrics, state.counts.as_ref(), &counts);
+                counts::publish(
+                    &self.metrics,
+                    state.counts.as_ref(),
+                    &counts,
+                    self.config.top_services,
+                );
                 state.counts = Some(counts);
                 state.error = None;
                 Ok(())

@@ -140,10 +140,19 @@ fn status_header() -> Markup {
     html! { @for s in TaskStatus::ALL { th scope="col" { (s.as_str()) } } }
 }
 
+/// Which services the overview's table shows: page `number` (from 1) of `size` services,
+/// by name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServicePage {
+    pub(crate) number: usize,
+    pub(crate) size: usize,
+}
+
 /// The overview.
 pub(crate) fn overview(
     ctx: &Ctx,
     counts: &CountState,
+    services: ServicePage,
     janitor: Option<(ExpiryStats, ReconcileStats)>,
     check: &CheckState,
     checkable: bool,
@@ -153,7 +162,7 @@ pub(crate) fn overview(
             h2 id="counts" { "Tasks by service and status" }
             @match &counts.counts {
                 None => p { "Counting the tasks…" }
-                Some(c) => (counts_table(c))
+                Some(c) => (counts_table(c, services))
             }
             @if let Some(error) = &counts.error {
                 p class="error" { "The last count failed: " (error) }
@@ -218,15 +227,33 @@ pub(crate) fn overview(
     layout("Overview", ctx, None, body)
 }
 
-fn counts_table(c: &Counts) -> Markup {
+fn counts_table(c: &Counts, page: ServicePage) -> Markup {
+    let pages = c.by_service.len().div_ceil(page.size);
+    // Past the last page, the last page.
+    let page = ServicePage {
+        number: page.number.min(pages.max(1)),
+        ..page
+    };
+    let first = (page.number - 1) * page.size;
+    let shown = c.by_service.iter().skip(first).take(page.size);
+    let overview_page = |n: usize| {
+        if n == 1 {
+            "/".to_owned()
+        } else {
+            format!("/?page={n}")
+        }
+    };
     html! {
-        p { (c.total()) " tasks, counted " (fields::utc(c.at)) " in " (format!("{:.1}", c.took.as_secs_f64())) " s"
+        p { (c.total()) " tasks in " (c.by_service.len()) " services, counted " (fields::utc(c.at)) " in " (format!("{:.1}", c.took.as_secs_f64())) " s"
             @if c.unreadable > 0 { "; " (c.unreadable) " unreadable records" } "." }
+        @if pages > 1 {
+            p class="count" { "Services " (first + 1) "–" ((first + page.size).min(c.by_service.len())) " by name (page " (page.number) " of " (pages) ")." }
+        }
         div class="scroll" {
             table {
                 thead { tr { th scope="col" { "Service" } (status_header()) th scope="col" { "total" } th scope="col" { "users" } } }
                 tbody {
-                    @for (service, statuses) in &c.by_service {
+                    @for (service, statuses) in shown {
                         tr {
                             th scope="row" {
                                 a href=(list_url(&Filter { service: Some(service.clone()), ..Filter::default() }, None)) { (Shown(service)) }
@@ -243,6 +270,12 @@ fn counts_table(c: &Counts) -> Markup {
                         }
                     }
                 }
+            }
+        }
+        @if pages > 1 {
+            nav aria-label="pages of services" class="pages" {
+                @if page.number > 1 { a href=(overview_page(page.number - 1)) rel="prev" { "Previous services" } }
+                @if page.number < pages { a href=(overview_page(page.number + 1)) rel="next" { "Next services" } }
             }
         }
     }

@@ -187,16 +187,38 @@ async fn not_found(State(app): Shared, headers: HeaderMap) -> Problem {
     )
 }
 
-async fn overview(State(app): Shared, headers: HeaderMap) -> Markup {
+/// The overview's query: which page of the services (from 1).
+#[derive(Debug, Deserialize)]
+struct OverviewQuery {
+    page: Option<usize>,
+}
+
+async fn overview(
+    State(app): Shared,
+    headers: HeaderMap,
+    Query(q): Query<OverviewQuery>,
+) -> Markup {
     let ctx = ctx(&app, &headers);
+    let services = pages::ServicePage {
+        number: q.page.unwrap_or(1).max(1),
+        size: app.config.page_size,
+    };
     let janitor = app
         .store
         .janitor
         .as_ref()
         .map(|l| (l.stats(), l.reconcile_stats()));
     let counts = app.counts.read().unwrap_or_else(|e| e.into_inner());
-    app.check
-        .with(|check| pages::overview(&ctx, &counts, janitor, check, app.store.redis.is_some()))
+    app.check.with(|check| {
+        pages::overview(
+            &ctx,
+            &counts,
+            services,
+            janitor,
+            check,
+            app.store.redis.is_some(),
+        )
+    })
 }
 
 /// The list page's query; empty fields are no filter.
@@ -239,7 +261,10 @@ async fn task_list(
         counts
             .counts
             .as_ref()
-            .map(|c| c.by_service.keys().cloned().collect())
+            .map(|c| {
+                let (top, _) = c.top(app.config.top_services);
+                top.into_iter().map(|(s, _)| s.to_owned()).collect()
+            })
             .unwrap_or_default()
     };
     Ok(pages::task_list(&ctx, &filter, &page, &services))

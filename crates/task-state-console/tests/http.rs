@@ -472,7 +472,11 @@ async fn the_overview_counts_match_the_store() {
         .unwrap();
     console.refresh_counts().await.unwrap();
     let page = get(&console, "/").await;
-    assert!(page.body.contains("7 tasks, counted"), "{}", page.body);
+    assert!(
+        page.body.contains("7 tasks in 2 services, counted"),
+        "{}",
+        page.body
+    );
     assert!(
         page.body
             .contains(r#"<a href="/tasks?service=render&amp;status=pending">3</a>"#),
@@ -1077,4 +1081,143 @@ async fn a_console_reachable_from_other_machines_needs_its_hosts_named() {
         .serve(listener, std::future::ready(()))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn ten_thousand_services_keep_metrics_and_the_overview_small() {
+    let (console, repo) = memory(config(false));
+    // Service s00000 has the most tasks, then s00001, ...; the 9,900 smallest have one.
+    let mut id = 0;
+    for service in 0..10_000 {
+        let tasks = if service < 100 {
+            3 + (100 - service)
+        } else {
+            1
+        };
+        for _ in 0..tasks {
+            id += 1;
+            let record = TaskRecord::new(
+                id.to_string(),
+                format!("s{service:05}"),
+                "alice",
+                TaskStatus::Pending,
+            );
+            repo.save(record).await.unwrap();
+        }
+    }
+    repo.set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+
+    let metrics = get(&console, "/metrics").await.body;
+    assert!(
+        metrics.len() < 200_000,
+        "/metrics is {} bytes",
+        metrics.len()
+    );
+    let families =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let tasks: Vec<_> = families
+        .samples
+        .iter()
+        .filter(|s| s.metric == "task_state_tasks")
+        .collect();
+    let services: std::collections::BTreeSet<&str> = tasks
+        .iter()
+        .map(|s| s.labels.get("service").unwrap())
+        .collect();
+    assert_eq!(services.len(), 101, "the top 100 and :other");
+    assert!(services.contains("s00000") && services.contains("s00099"));
+    assert!(!services.contains("s00100"));
+    let value = |service: &str, status: &str| {
+        tasks
+            .iter()
+            .find(|s| {
+                s.labels.get("service") == Some(service) && s.labels.get("status") == Some(status)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) => v,
+                ref other => panic!("{other:?}"),
+            })
+    };
+    assert_eq!(value(":other", "pending"), Some(9_900.0));
+    assert_eq!(value("s00000", "pending"), Some(102.0));
+    assert_eq!(value("s00000", "running"), Some(1.0));
+    assert!(
+        metrics.contains("task_state_tasks_services 10000"),
+        "services gauge"
+    );
+    // Every task counted once, named or in :other.
+    let total: f64 = tasks
+        .iter()
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(total, f64::from(id));
+
+    // The overview shows one page of services, with a link to the next.
+    let overview = get(&console, "/").await.body;
+    assert!(
+        overview.len() < 100_000,
+        "the overview is {} bytes",
+        overview.len()
+    );
+    assert!(overview.contains("10000 services"), "{overview}");
+    assert_eq!(
+        overview.matches("/users\"").count(),
+        50,
+        "one page of services"
+    );
+    assert!(overview.contains(r#"<a href="/?page=2" rel="next">"#));
+    let last = get(&console, "/?page=200").await.body;
+    assert!(last.contains("s09999") && !last.contains("rel=\"next\""));
+    assert!(last.contains(r#"<a href="/?page=199" rel="prev">"#));
+    // The task list suggests the top services only.
+    let list = get(&console, "/tasks?service=s00000").await.body;
+    assert_eq!(list.matches("<option value=\"s").count(), 100);
+}
+
+/// The pending tasks of each service in `task_state_tasks` after a count, by label.
+async fn pending_series(console: &Console) -> Vec<(String, String)> {
+    console.refresh_counts().await.unwrap();
+    let metrics = get(console, "/metrics").await.body;
+    let prefix = "task_state_tasks{service=\"";
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|l| l.split_once("\",status=\"pending\"} "))
+        .map(|(service, n)| (service.to_owned(), n.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn services_leaving_the_top_move_their_series_to_other() {
+    let mut config = config(false);
+    config.top_services = 1;
+    let (console, repo) = memory(config);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    for (id, service) in [("1", "render"), ("2", "render"), ("3", "etl")] {
+        plant(repo.as_ref(), id, service, "alice").await;
+    }
+    assert_eq!(
+        pending_series(&console).await,
+        pairs(&[(":other", "1"), ("render", "2")])
+    );
+    for id in ["4", "5"] {
+        plant(repo.as_ref(), id, "etl", "alice").await;
+    }
+    assert_eq!(
+        pending_series(&console).await,
+        pairs(&[(":other", "2"), ("etl", "3")])
+    );
+    repo.delete("1").await.unwrap();
+    repo.delete("2").await.unwrap();
+    assert_eq!(pending_series(&console).await, pairs(&[("etl", "3")]));
 }

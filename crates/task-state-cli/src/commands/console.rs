@@ -40,6 +40,11 @@ pub(crate) struct ConsoleArgs {
     #[arg(long, value_name = "SECONDS", default_value = "60",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     metrics_interval: u64,
+    /// Services that task_state_tasks names (those with the most tasks); the others are
+    /// summed under service=":other"
+    #[arg(long, value_name = "N", default_value = "100",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    top_services: u64,
     /// A Host header to answer (repeat for several) [default: the --listen address, and
     /// localhost with its port, when that is a loopback address; required on any other
     /// address unless --allow-any-host]
@@ -109,6 +114,7 @@ fn console_config(args: &ConsoleArgs, tokens: Vec<OperatorToken>) -> Result<Cons
     config.allow_writes = args.allow_writes;
     config.tokens = tokens;
     config.metrics_interval = Duration::from_secs(args.metrics_interval);
+    config.top_services = usize::try_from(args.top_services).unwrap_or(usize::MAX);
     config.allowed_hosts = if args.allowed_hosts.is_empty() {
         default_hosts(args.listen)
     } else {
