@@ -42,6 +42,10 @@ pub struct ConsoleConfig {
     /// list's service field suggests; the tasks of the others are summed under
     /// `service=":other"`, so that the series stay bounded however many services there are.
     pub top_services: usize,
+    /// Task list pages with a status filter (which read records until the page is full,
+    /// the whole index when few tasks match) that may run at once; past it the list answers
+    /// 503 with `Retry-After`.
+    pub max_status_scans: usize,
     /// How often a followed log is read again.
     pub live_poll: Duration,
     /// The `Host` header values that the console answers; any other host gets 421, which
@@ -64,6 +68,7 @@ impl Default for ConsoleConfig {
             metrics_interval: Duration::from_secs(60),
             page_size: 50,
             top_services: 100,
+            max_status_scans: 4,
             live_poll: Duration::from_millis(500),
             allowed_hosts: Vec::new(),
             allow_any_host: false,
@@ -76,7 +81,7 @@ impl ConsoleConfig {
     ///
     /// # Errors
     /// [`Error::Config`] when writes are allowed without any token, or an interval, the page
-    /// size or the number of top services is zero.
+    /// size, the number of top services or of status scans is zero.
     pub fn validate(&self) -> Result<()> {
         if self.allow_writes && self.tokens.is_empty() {
             return Err(Error::Config(format!(
@@ -86,9 +91,11 @@ impl ConsoleConfig {
         if self.metrics_interval.is_zero() || self.live_poll.is_zero() {
             return Err(Error::Config("intervals must be more than zero".to_owned()));
         }
-        if self.page_size == 0 || self.top_services == 0 {
+        if self.page_size == 0 || self.top_services == 0 || self.max_status_scans == 0 {
             return Err(Error::Config(
-                "the page size and the number of top services must be more than zero".to_owned(),
+                "the page size, the number of top services and the status scans at once must \
+                 be more than zero"
+                    .to_owned(),
             ));
         }
         Ok(())

@@ -79,6 +79,20 @@ impl Counts {
         self.by_service.values().map(StatusCounts::total).sum()
     }
 
+    /// Tasks with `status`, in `service` or in all services.
+    pub(crate) fn with_status(&self, service: Option<&str>, status: TaskStatus) -> u64 {
+        let of = |counts: &StatusCounts| {
+            counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| n)
+        };
+        match service {
+            Some(service) => self.by_service.get(service).map_or(0, of),
+            None => self.by_service.values().map(of).sum(),
+        }
+    }
+
     /// The `top` services with the most tasks (ties by name), by name, and the tasks of all
     /// the others summed (`None` when there are no others).
     pub(crate) fn top(&self, top: usize) -> (Vec<(&str, &StatusCounts)>, Option<StatusCounts>) {

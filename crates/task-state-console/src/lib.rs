@@ -113,6 +113,10 @@ pub(crate) struct App {
     pub(crate) counts: RwLock<CountState>,
     pub(crate) check: check_job::CheckJob,
     pub(crate) sessions: auth::Sessions,
+    /// One permit for each status scan of the task list that may run
+    /// ([`ConsoleConfig::max_status_scans`]); a scan holds it inside the handler's future, so
+    /// a client that leaves (the future is dropped) ends the scan and frees the permit.
+    pub(crate) scans: tokio::sync::Semaphore,
     /// Becomes true when the server shuts down, so that the followed logs end: a graceful
     /// shutdown waits for every connection, and an event stream would never end by itself.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
@@ -146,6 +150,7 @@ impl Console {
             redis: backend.redis,
             janitor: backend.janitor,
         };
+        let scans = tokio::sync::Semaphore::new(config.max_status_scans);
         Ok(Console {
             app: Arc::new(App {
                 config,
@@ -154,6 +159,7 @@ impl Console {
                 counts: RwLock::new(CountState::default()),
                 check: check_job::CheckJob::default(),
                 sessions: auth::Sessions::default(),
+                scans,
                 stopping: tokio::sync::watch::Sender::new(false),
             }),
         })

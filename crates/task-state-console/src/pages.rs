@@ -291,8 +291,35 @@ fn summary(report: &CheckReport) -> Markup {
     }
 }
 
+/// What the last count says of a status filter's tasks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counted {
+    /// The tasks it found with that status (in that service, if one is chosen).
+    pub(crate) tasks: u64,
+    pub(crate) at: task_state_core::jiff::Timestamp,
+}
+
+/// What the task list page shows.
+#[derive(Debug)]
+pub(crate) struct TaskList<'a> {
+    pub(crate) filter: &'a Filter,
+    pub(crate) page: &'a Page,
+    /// The services the service field suggests.
+    pub(crate) services: &'a [String],
+    pub(crate) counted: Option<Counted>,
+    /// Whether the scan was left out because the last count found no such task.
+    pub(crate) skipped: bool,
+}
+
 /// The task list.
-pub(crate) fn task_list(ctx: &Ctx, filter: &Filter, page: &Page, services: &[String]) -> Markup {
+pub(crate) fn task_list(ctx: &Ctx, list: &TaskList<'_>) -> Markup {
+    let TaskList {
+        filter,
+        page,
+        services,
+        counted,
+        skipped,
+    } = *list;
     let body = html! {
         form method="get" action="/tasks" class="filters" {
             label { "Service " input name="service" list="services" value=(filter.service.as_deref().unwrap_or("")); }
@@ -312,8 +339,13 @@ pub(crate) fn task_list(ctx: &Ctx, filter: &Filter, page: &Page, services: &[Str
             @if filter.status.is_none() {
                 @if page.records.is_empty() && page.unreadable.is_empty() { "No tasks." }
                 @else { "Tasks " (page.first + 1) "–" (page.first + page.records.len() + page.unreadable.len()) " of " (page.ids_in_index) " in the index." }
+            } @else if skipped {
+                "The count of " (fields::utc(counted.map_or_else(task_state_core::jiff::Timestamp::now, |c| c.at)))
+                " found no " (filter.status.map(|s| s.as_str()).unwrap_or("")) " tasks here, so the index was not read; tasks that changed since are not shown. "
+                a href={ (list_url(filter, None)) "&scan=1" } { "Read the index now" }
             } @else {
                 (page.records.len()) " " (filter.status.map(|s| s.as_str()).unwrap_or("")) " tasks on this page (from " (page.ids_in_index) " in the index)."
+                @if let Some(c) = counted { " The count of " (fields::utc(c.at)) " found " (c.tasks) "." }
             }
         }
         div class="scroll" {

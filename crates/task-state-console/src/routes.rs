@@ -228,6 +228,8 @@ struct ListQuery {
     user: Option<String>,
     status: Option<String>,
     after: Option<String>,
+    /// Scan for the status even when the last count found no such task.
+    scan: Option<String>,
 }
 
 fn given(value: Option<String>) -> Option<String> {
@@ -238,7 +240,7 @@ async fn task_list(
     State(app): Shared,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> PageResult {
+) -> Result<Response, Problem> {
     let ctx = ctx(&app, &headers);
     let status = match given(q.status) {
         Some(s) => Some(
@@ -253,21 +255,72 @@ async fn task_list(
         status,
         after: given(q.after),
     };
-    let page = listing::page(app.store.repo.as_ref(), &filter, app.config.page_size)
-        .await
-        .map_err(|e| Problem::from_error(&ctx, &e))?;
-    let services: Vec<String> = {
+    let (services, counted) = {
         let counts = app.counts.read().unwrap_or_else(|e| e.into_inner());
-        counts
+        let services: Vec<String> = counts
             .counts
             .as_ref()
             .map(|c| {
                 let (top, _) = c.top(app.config.top_services);
                 top.into_iter().map(|(s, _)| s.to_owned()).collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // The count knows tasks by service and status, not by user.
+        let counted = match (&counts.counts, filter.status, &filter.user) {
+            (Some(c), Some(status), None) => Some(pages::Counted {
+                tasks: c.with_status(filter.service.as_deref(), status),
+                at: c.at,
+            }),
+            _ => None,
+        };
+        (services, counted)
     };
-    Ok(pages::task_list(&ctx, &filter, &page, &services))
+    // The last count found none: no scan of the whole index, unless asked for.
+    let skipped = counted.is_some_and(|c| c.tasks == 0) && given(q.scan).is_none();
+    let page = if skipped {
+        listing::Page::default()
+    } else {
+        // Held while the scan runs, inside this future: dropped with it.
+        let _permit = match filter.status {
+            Some(_) => match app.scans.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Ok(busy(&ctx, app.config.max_status_scans)),
+            },
+            None => None,
+        };
+        listing::page(app.store.repo.as_ref(), &filter, app.config.page_size)
+            .await
+            .map_err(|e| Problem::from_error(&ctx, &e))?
+    };
+    let list = pages::TaskList {
+        filter: &filter,
+        page: &page,
+        services: &services,
+        counted,
+        skipped,
+    };
+    Ok(pages::task_list(&ctx, &list).into_response())
+}
+
+/// Seconds a client is asked to wait when every status scan is taken.
+const SCAN_RETRY_AFTER: &str = "5";
+
+/// 503 with `Retry-After`: every status scan is taken.
+fn busy(ctx: &Ctx, scans: usize) -> Response {
+    tracing::info!(scans, "a status filter waits: every scan is taken");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, SCAN_RETRY_AFTER)],
+        pages::problem(
+            ctx,
+            "Busy",
+            &format!(
+                "{scans} task lists filtered by status are being read already (each may read \
+                 every record of the index); try again in a few seconds."
+            ),
+        ),
+    )
+        .into_response()
 }
 
 /// The record of `id`, or the page that says why there is none.

@@ -368,6 +368,17 @@ fn ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| i.to_string()).collect()
 }
 
+/// Pending tasks of alice in render with these ids, as a mock's `list_by_ids` answers.
+fn pending_tasks(ids: &[String]) -> TaskList {
+    TaskList {
+        records: ids
+            .iter()
+            .map(|id| TaskRecord::new(id, "render", "alice", TaskStatus::Pending))
+            .collect(),
+        unreadable: Vec::new(),
+    }
+}
+
 #[tokio::test]
 async fn a_page_of_a_hundred_thousand_tasks_reads_only_that_page() {
     let mut mock = MockTaskRepository::new();
@@ -375,15 +386,7 @@ async fn a_page_of_a_hundred_thousand_tasks_reads_only_that_page() {
     mock.expect_list_by_ids()
         .times(1)
         .withf(|ids| ids.len() == 50 && ids[0] == "5001" && ids[49] == "5050")
-        .returning(|ids| {
-            Ok(TaskList {
-                records: ids
-                    .iter()
-                    .map(|id| TaskRecord::new(id, "render", "alice", TaskStatus::Pending))
-                    .collect(),
-                unreadable: Vec::new(),
-            })
-        });
+        .returning(|ids| Ok(pending_tasks(ids)));
     let console = Console::new(config(false), Backend::any(Arc::new(mock))).unwrap();
     let page = get(&console, "/tasks?after=5000").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -1220,4 +1223,115 @@ async fn services_leaving_the_top_move_their_series_to_other() {
     repo.delete("1").await.unwrap();
     repo.delete("2").await.unwrap();
     assert_eq!(pending_series(&console).await, pairs(&[("etl", "3")]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_scans_are_bounded_and_end_when_their_client_leaves() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Mutex;
+    // 100,000 pending tasks: a filter on `completed` reads them all, 100 a batch. The first
+    // batch read waits until the test lets it go.
+    let batches = Arc::new(AtomicUsize::new(0));
+    let (entered, in_scan) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let mut mock = MockTaskRepository::new();
+    mock.expect_list_ids().returning(|_| Ok(ids(100_000)));
+    let counter = batches.clone();
+    mock.expect_list_by_ids().returning(move |ids| {
+        if counter.fetch_add(1, SeqCst) == 0 {
+            entered.send(()).unwrap();
+            released.lock().unwrap().recv().unwrap();
+        }
+        Ok(pending_tasks(ids))
+    });
+    let mut config = config(false);
+    config.max_status_scans = 1;
+    let console = Console::new(config, Backend::any(Arc::new(mock))).unwrap();
+
+    let first = tokio::spawn({
+        let console = console.clone();
+        async move { get(&console, "/tasks?status=completed").await }
+    });
+    tokio::task::spawn_blocking(move || in_scan.recv().unwrap())
+        .await
+        .unwrap();
+    // The one scan is taken: the next is told to come back, and reads nothing.
+    let busy = get(&console, "/tasks?status=completed").await;
+    assert_eq!(
+        busy.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        busy.body
+    );
+    assert_eq!(busy.header("retry-after"), "5");
+    assert!(busy.body.contains("try again"), "{}", busy.body);
+
+    // The first client leaves (the server drops its handler's future): its scan stops
+    // after the batch it was reading, and its permit is free again.
+    first.abort();
+    release.send(()).unwrap();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let after_first = batches.load(SeqCst);
+    let next = get(&console, "/tasks?status=pending").await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert_eq!(
+        after_first, 1,
+        "the scan stopped after the batch it was reading"
+    );
+}
+
+#[tokio::test]
+async fn a_status_the_last_count_did_not_find_is_not_scanned_unless_asked() {
+    let (console, repo) = memory(config(false));
+    for id in ["1", "2", "3"] {
+        plant(repo.as_ref(), id, "render", "alice").await;
+    }
+    console.refresh_counts().await.unwrap();
+    let reads = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"task_state_repository_operations_total{operation="list_by_ids",outcome="ok"} "#,
+                )
+            })
+            .unwrap_or("0")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = reads(&get(&console, "/metrics").await.body);
+    // A task completes after the count: the count does not know it yet.
+    repo.set_status("2", TaskStatus::Completed, None)
+        .await
+        .unwrap();
+    let page = get(&console, "/tasks?service=render&status=completed").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("found no completed tasks here, so the index was not read"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        reads(&get(&console, "/metrics").await.body),
+        before,
+        "no record read"
+    );
+    let scan = "/tasks?service=render&amp;status=completed&amp;scan=1";
+    assert!(
+        page.body.contains(&format!(r#"<a href="{scan}">"#)),
+        "{}",
+        page.body
+    );
+    let scanned = get(&console, &scan.replace("&amp;", "&")).await;
+    assert!(
+        scanned.body.contains(r#"<a href="/tasks/2">"#),
+        "{}",
+        scanned.body
+    );
+    assert!(reads(&get(&console, "/metrics").await.body) > before);
+    // A status the count found says how many it found.
+    let pending = get(&console, "/tasks?status=pending").await;
+    assert!(pending.body.contains(" found 3."), "{}", pending.body);
 }

@@ -45,6 +45,11 @@ pub(crate) struct ConsoleArgs {
     #[arg(long, value_name = "N", default_value = "100",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     top_services: u64,
+    /// Task lists filtered by status (each may read every record of its index) that may be
+    /// read at once; past it the list answers 503 with Retry-After
+    #[arg(long, value_name = "N", default_value = "4",
+          value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    max_status_scans: u64,
     /// A Host header to answer (repeat for several) [default: the --listen address, and
     /// localhost with its port, when that is a loopback address; required on any other
     /// address unless --allow-any-host]
@@ -115,6 +120,7 @@ fn console_config(args: &ConsoleArgs, tokens: Vec<OperatorToken>) -> Result<Cons
     config.tokens = tokens;
     config.metrics_interval = Duration::from_secs(args.metrics_interval);
     config.top_services = usize::try_from(args.top_services).unwrap_or(usize::MAX);
+    config.max_status_scans = usize::try_from(args.max_status_scans).unwrap_or(usize::MAX);
     config.allowed_hosts = if args.allowed_hosts.is_empty() {
         default_hosts(args.listen)
     } else {
