@@ -47,7 +47,7 @@ pub(crate) struct Recent {
     pub(crate) user_id: String,
     pub(crate) status: TaskStatus,
     pub(crate) updated_at: String,
-    at: Timestamp,
+    pub(crate) at: Timestamp,
 }
 
 impl From<&TaskRecord> for Recent {

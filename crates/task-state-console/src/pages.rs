@@ -3,6 +3,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use task_state_core::jiff::Timestamp;
 use task_state_core::{TaskRecord, TaskStatus};
 use task_state_redis::{CheckPhase, CheckReport, ExpiryStats, ReconcileStats};
 
@@ -89,6 +90,33 @@ fn list_url(filter: &Filter, after: Option<&str>) -> String {
     }
 }
 
+/// Seconds between two reloads of the overview and of the task list (without a status
+/// filter, whose page may read the whole index).
+pub(crate) const AUTO_REFRESH: u32 = 30;
+
+/// A moment shown as `text`, with how long ago it was.
+fn when(at: Timestamp, text: impl maud::Render) -> Markup {
+    html! {
+        time datetime=(at.to_string()) { (text) }
+        " " span class="ago" { "(" (fields::ago(at, Timestamp::now())) ")" }
+    }
+}
+
+/// A log message; past [`fields::LONG_LINE`] characters the rest is behind "show more"
+/// (the live log's script does the same).
+fn log_message(message: &str) -> Markup {
+    match fields::split_long(message) {
+        None => html! { (Shown(message)) },
+        Some((head, rest)) => html! {
+            (Shown(head))
+            details class="more" {
+                summary { "show more (" (rest.chars().count()) " more characters)" }
+                (Shown(rest))
+            }
+        },
+    }
+}
+
 fn status(status: TaskStatus) -> Markup {
     html! { span class={ "status status-" (status.as_str()) } { (status.as_str()) } }
 }
@@ -119,6 +147,9 @@ pub(crate) fn layout(title: &str, ctx: &Ctx, refresh: Option<u32>, body: Markup)
                 }
                 main { h1 { (text::visible(title)) } (body) }
                 footer {
+                    @if let Some(seconds) = refresh {
+                        span class="refresh" { "This page reloads every " (seconds) " s. " }
+                    }
                     @if !ctx.writes {
                         "Read-only: writes are off."
                     } @else if let Some(session) = &ctx.session {
@@ -179,7 +210,7 @@ pub(crate) fn overview(
                                 tr {
                                     td { a href=(task_url(&r.task_id)) { (Shown(&r.task_id)) } }
                                     td { (Shown(&r.service)) } td { (Shown(&r.user_id)) } td { (status(r.status)) }
-                                    td { (r.updated_at) }
+                                    td { (when(r.at, &r.updated_at)) }
                                 }
                             }
                         }
@@ -224,7 +255,7 @@ pub(crate) fn overview(
             }
         }
     };
-    layout("Overview", ctx, None, body)
+    layout("Overview", ctx, Some(AUTO_REFRESH), body)
 }
 
 fn counts_table(c: &Counts, page: ServicePage) -> Markup {
@@ -357,7 +388,8 @@ pub(crate) fn task_list(ctx: &Ctx, list: &TaskList<'_>) -> Markup {
                             td { a href=(task_url(&r.task_id)) { (Shown(&r.task_id)) } }
                             td { (Shown(&r.service)) } td { (Shown(&r.user_id)) } td { (status(r.status)) }
                             td { (r.priority.as_str()) }
-                            td { (fields::short_time(&r.created_at)) } td { (fields::short_time(&r.updated_at)) }
+                            td { (when(r.created_at.timestamp(), fields::short_time(&r.created_at))) }
+                            td { (when(r.updated_at.timestamp(), fields::short_time(&r.updated_at))) }
                             td { (Shown(&r.jobs.join(" "))) }
                         }
                     }
@@ -378,7 +410,8 @@ pub(crate) fn task_list(ctx: &Ctx, list: &TaskList<'_>) -> Markup {
             }
         }
     };
-    layout("Tasks", ctx, None, body)
+    let refresh = filter.status.is_none().then_some(AUTO_REFRESH);
+    layout("Tasks", ctx, refresh, body)
 }
 
 /// How many log entries a task page shows when it opens (the newest ones).
@@ -394,12 +427,13 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
     );
     let body = html! {
         dl class="fields" {
-            dt { "Status" } dd { span id="status" { (r.status.as_str()) } }
+            dt { "Status" } dd { span id="status" class={ "status status-" (r.status.as_str()) } { (r.status.as_str()) } }
             dt { "Service" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), ..Filter::default() }, None)) { (Shown(&r.service)) } }
             dt { "User" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), user: Some(r.user_id.clone()), ..Filter::default() }, None)) { (Shown(&r.user_id)) } }
             dt { "Priority" } dd { (r.priority.as_str()) }
-            dt { "Created" } dd { (r.created_at) }
-            dt { "Updated" } dd { (r.updated_at) }
+            dt { "Created" } dd { (when(r.created_at.timestamp(), r.created_at.to_string())) }
+            dt { "Updated" } dd { (when(r.updated_at.timestamp(), r.updated_at.to_string())) }
+            dt { "Duration" } dd id="duration" { (fields::duration(r, Timestamp::now())) }
             dt { "Jobs (" (r.jobs_field()) ")" } dd {
                 @if r.jobs.is_empty() { "none" }
                 @else { ul class="plain" { @for j in &r.jobs { li { code { (Shown(j)) } } } } }
@@ -441,7 +475,7 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
                 tbody {
                     @for raw in &r.logs[shown_from..] {
                         @let (at, message) = fields::log_line(raw);
-                        tr { td class="time" { (at) } td { (Shown(&message)) } }
+                        tr { td class="time" { (at) } td { (log_message(&message)) } }
                     }
                 }
             }

@@ -39,12 +39,30 @@ document.addEventListener("DOMContentLoaded", () => {
     return bdi;
   }
 
+  // Characters of a log line shown before "show more" (src/fields.rs, LONG_LINE).
+  const LONG_LINE = 1000;
+
+  // A message as the page shows it: past LONG_LINE characters, the rest behind "show more".
+  function message(text) {
+    const chars = Array.from(text);
+    if (chars.length <= LONG_LINE) {
+      return [shown(text)];
+    }
+    const rest = chars.slice(LONG_LINE).join("");
+    const more = document.createElement("details");
+    more.className = "more";
+    const summary = document.createElement("summary");
+    summary.textContent = "show more (" + (chars.length - LONG_LINE) + " more characters)";
+    more.append(summary, shown(rest));
+    return [shown(chars.slice(0, LONG_LINE).join("")), more];
+  }
+
   function append(entry) {
     const row = body.insertRow();
     const at = row.insertCell();
     at.className = "time";
     at.textContent = entry.at;
-    row.insertCell().append(shown(entry.message));
+    row.insertCell().append(...message(entry.message));
     count += 1;
   }
 
@@ -58,7 +76,10 @@ document.addEventListener("DOMContentLoaded", () => {
   function start() {
     source = new EventSource(log.dataset.events + "?from=" + count);
     source.addEventListener("log", (e) => append(JSON.parse(e.data)));
-    source.addEventListener("status", (e) => { status.textContent = e.data; });
+    source.addEventListener("status", (e) => {
+      status.textContent = e.data;
+      status.className = "status status-" + e.data;
+    });
     source.addEventListener("end", (e) => {
       stop();
       state.textContent = e.data === "deleted" ? "the task was deleted" : "final status: " + e.data;

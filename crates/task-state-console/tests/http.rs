@@ -1335,3 +1335,52 @@ async fn a_status_the_last_count_did_not_find_is_not_scanned_unless_asked() {
     let pending = get(&console, "/tasks?status=pending").await;
     assert!(pending.body.contains(" found 3."), "{}", pending.body);
 }
+
+#[tokio::test]
+async fn long_lines_fold_statuses_colour_times_read_as_ago_and_lists_reload() {
+    let (console, repo) = memory(config(false));
+    plant(repo.as_ref(), "1", "render", "alice").await;
+    repo.set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    let line = format!("{}{}", "a".repeat(1_000), "b".repeat(99_000));
+    repo.append_log("1", &line).await.unwrap();
+    plant(repo.as_ref(), "2", "render", "alice").await;
+    repo.set_status("2", TaskStatus::Completed, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+
+    let task = get(&console, "/tasks/1").await.body;
+    // The first 1,000 characters, then the rest behind "show more".
+    let folded = format!(
+        "<bdi>{}</bdi><details class=\"more\"><summary>show more (99000 more characters)</summary><bdi>b",
+        "a".repeat(1_000)
+    );
+    assert!(task.contains(&folded), "{task}");
+    assert!(
+        task.contains(r#"<span id="status" class="status status-running">running</span>"#),
+        "{task}"
+    );
+    assert!(task.contains("</time> <span class=\"ago\">("), "{task}");
+    assert!(
+        task.contains(r#"<dd id="duration">"#) && task.contains(" so far</dd>"),
+        "{task}"
+    );
+    let done = get(&console, "/tasks/2").await.body;
+    assert!(done.contains(r#"<dd id="duration">took "#), "{done}");
+
+    let refresh = r#"<meta http-equiv="refresh" content="30">"#;
+    for path in ["/", "/tasks", "/tasks?service=render"] {
+        let page = get(&console, path).await.body;
+        assert!(page.contains(refresh), "{path}");
+        assert!(page.contains("This page reloads every 30 s."), "{path}");
+        assert!(page.contains("<time datetime=\""), "{path}: times");
+        assert!(page.contains("<span class=\"ago\">("), "{path}: times");
+    }
+    // A status filter may read the whole index: it does not reload by itself.
+    assert!(!get(&console, "/tasks?status=running")
+        .await
+        .body
+        .contains(refresh));
+}
