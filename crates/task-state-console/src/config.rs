@@ -46,6 +46,9 @@ pub struct ConsoleConfig {
     /// the whole index when few tasks match) that may run at once; past it the list answers
     /// 503 with `Retry-After`.
     pub max_status_scans: usize,
+    /// Live log streams open at once (each task is read by one follower however many
+    /// streams show it); past it a stream is answered 503 with `Retry-After`.
+    pub max_live_streams: usize,
     /// How often a followed log is read again.
     pub live_poll: Duration,
     /// The `Host` header values that the console answers; any other host gets 421, which
@@ -69,6 +72,7 @@ impl Default for ConsoleConfig {
             page_size: 50,
             top_services: 100,
             max_status_scans: 4,
+            max_live_streams: 1_000,
             live_poll: Duration::from_millis(500),
             allowed_hosts: Vec::new(),
             allow_any_host: false,
@@ -81,7 +85,7 @@ impl ConsoleConfig {
     ///
     /// # Errors
     /// [`Error::Config`] when writes are allowed without any token, or an interval, the page
-    /// size, the number of top services or of status scans is zero.
+    /// size, the number of top services, of status scans or of live streams is zero.
     pub fn validate(&self) -> Result<()> {
         if self.allow_writes && self.tokens.is_empty() {
             return Err(Error::Config(format!(
@@ -91,10 +95,17 @@ impl ConsoleConfig {
         if self.metrics_interval.is_zero() || self.live_poll.is_zero() {
             return Err(Error::Config("intervals must be more than zero".to_owned()));
         }
-        if self.page_size == 0 || self.top_services == 0 || self.max_status_scans == 0 {
+        if [
+            self.page_size,
+            self.top_services,
+            self.max_status_scans,
+            self.max_live_streams,
+        ]
+        .contains(&0)
+        {
             return Err(Error::Config(
-                "the page size, the number of top services and the status scans at once must \
-                 be more than zero"
+                "the page size, the number of top services, the status scans and the live \
+                 streams at once must be more than zero"
                     .to_owned(),
             ));
         }

@@ -117,6 +117,8 @@ pub(crate) struct App {
     /// ([`ConsoleConfig::max_status_scans`]); a scan holds it inside the handler's future, so
     /// a client that leaves (the future is dropped) ends the scan and frees the permit.
     pub(crate) scans: tokio::sync::Semaphore,
+    /// The followers of live logs, one per task, and the bound on open streams.
+    pub(crate) followers: Arc<live::Followers>,
     /// Becomes true when the server shuts down, so that the followed logs end: a graceful
     /// shutdown waits for every connection, and an event stream would never end by itself.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
@@ -151,6 +153,7 @@ impl Console {
             janitor: backend.janitor,
         };
         let scans = tokio::sync::Semaphore::new(config.max_status_scans);
+        let followers = Arc::new(live::Followers::new(config.max_live_streams));
         Ok(Console {
             app: Arc::new(App {
                 config,
@@ -160,6 +163,7 @@ impl Console {
                 check: check_job::CheckJob::default(),
                 sessions: auth::Sessions::default(),
                 scans,
+                followers,
                 stopping: tokio::sync::watch::Sender::new(false),
             }),
         })

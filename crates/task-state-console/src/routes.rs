@@ -360,12 +360,30 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let from = resume.or(q.from).unwrap_or(0);
+    let Some(place) = app.followers.admit() else {
+        let max = app.followers.max_streams();
+        tracing::info!(max, task_id = %id, "a live log refused: every stream is taken");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::RETRY_AFTER, "30"),
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            ],
+            format!(
+                "the console already streams {max} live logs, its most; reload the page later \
+                 to follow this one\n"
+            ),
+        )
+            .into_response();
+    };
     live::follow(
-        app.store.repo.clone(),
-        id,
+        &app.followers,
+        &app.store.repo,
+        &id,
         from,
         app.config.live_poll,
         app.stopping.subscribe(),
+        place,
     )
     .into_response()
 }

@@ -85,6 +85,14 @@ document.addEventListener("DOMContentLoaded", () => {
       state.textContent = e.data === "deleted" ? "the task was deleted" : "final status: " + e.data;
       button.hidden = true;
     });
+    // A refused stream (the console's bound on open streams) is not retried by the browser.
+    source.addEventListener("error", () => {
+      if (source && source.readyState === EventSource.CLOSED) {
+        source = null;
+        state.textContent = "not followed: the console streams as many live logs as it may; resume or reload later";
+        button.textContent = "Resume";
+      }
+    });
     state.textContent = "following";
     button.textContent = "Pause";
   }

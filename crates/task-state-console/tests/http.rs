@@ -513,18 +513,23 @@ async fn next_event(body: &mut Body) -> String {
     text
 }
 
+/// The live log of `id` from its first entry.
+async fn open_events(console: &Console, id: &str) -> axum::http::Response<Body> {
+    let request = Request::get(format!("/tasks/{id}/events?from=0"))
+        .header("host", HOST)
+        .body(Body::empty())
+        .unwrap();
+    tower::ServiceExt::oneshot(console.router(), request)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_live_log_streams_new_entries_until_the_task_ends() {
     let (console, repo) = memory(config(false));
     plant(repo.as_ref(), "3", "render", "alice").await;
     repo.append_log("3", "first").await.unwrap();
-    let request = Request::get("/tasks/3/events?from=0")
-        .header("host", HOST)
-        .body(Body::empty())
-        .unwrap();
-    let response = tower::ServiceExt::oneshot(console.router(), request)
-        .await
-        .unwrap();
+    let response = open_events(&console, "3").await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
     let first = next_event(&mut body).await;
@@ -1383,4 +1388,62 @@ async fn long_lines_fold_statuses_colour_times_read_as_ago_and_lists_reload() {
         .await
         .body
         .contains(refresh));
+}
+
+/// The repository's `get` calls so far, from `/metrics`.
+async fn gets(console: &Console) -> u64 {
+    get(console, "/metrics")
+        .await
+        .body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"task_state_repository_operations_total{operation="get",outcome="ok"} "#,
+            )
+        })
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn viewers_of_one_task_share_one_follower_and_streams_are_bounded() {
+    let mut config = config(false);
+    // One read each time the follower starts, none while the test runs.
+    config.live_poll = Duration::from_secs(3_600);
+    config.max_live_streams = 20;
+    let (console, repo) = memory(config);
+    plant(repo.as_ref(), "3", "render", "alice").await;
+    repo.append_log("3", "first").await.unwrap();
+    // A viewer that has had the first line.
+    let viewer = || async {
+        let response = open_events(&console, "3").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        assert!(next_event(&mut body)
+            .await
+            .contains("\"message\":\"first\""));
+        body
+    };
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        bodies.push(viewer().await);
+    }
+    assert_eq!(
+        gets(&console).await,
+        1,
+        "20 viewers, one read of the record"
+    );
+
+    // Past the bound: refused, saying why, with nothing read.
+    let refused = get(&console, "/tasks/3/events").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.header("retry-after"), "30");
+    assert!(
+        refused.body.contains("already streams 20 live logs"),
+        "{}",
+        refused.body
+    );
+    // A viewer leaves: its place is free again, and it joins the same follower.
+    bodies.pop();
+    bodies.push(viewer().await);
+    assert_eq!(gets(&console).await, 1);
 }
