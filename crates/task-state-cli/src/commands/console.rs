@@ -50,6 +50,11 @@ pub(crate) struct ConsoleArgs {
     #[arg(long, value_name = "N", default_value = "4",
           value_parser = clap::value_parser!(u64).range(1..=1_000))]
     max_status_scans: u64,
+    /// Live logs streamed at once (each task is read once however many pages follow it);
+    /// past it a page is told to come back later
+    #[arg(long, value_name = "N", default_value = "1000",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_live_logs: u64,
     /// A Host header to answer (repeat for several) [default: the --listen address, and
     /// localhost with its port, when that is a loopback address; required on any other
     /// address unless --allow-any-host]
@@ -121,6 +126,7 @@ fn console_config(args: &ConsoleArgs, tokens: Vec<OperatorToken>) -> Result<Cons
     config.metrics_interval = Duration::from_secs(args.metrics_interval);
     config.top_services = usize::try_from(args.top_services).unwrap_or(usize::MAX);
     config.max_status_scans = usize::try_from(args.max_status_scans).unwrap_or(usize::MAX);
+    config.max_live_streams = usize::try_from(args.max_live_logs).unwrap_or(usize::MAX);
     config.allowed_hosts = if args.allowed_hosts.is_empty() {
         default_hosts(args.listen)
     } else {
@@ -182,6 +188,23 @@ mod tests {
         assert!(any.allow_any_host && any.allowed_hosts.is_empty());
         let local = config_of(&[]).unwrap();
         assert_eq!(local.allowed_hosts, ["127.0.0.1:8080", "localhost:8080"]);
+        let bounds = config_of(&[
+            "--top-services",
+            "7",
+            "--max-status-scans",
+            "2",
+            "--max-live-logs",
+            "30",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                bounds.top_services,
+                bounds.max_status_scans,
+                bounds.max_live_streams
+            ),
+            (7, 2, 30)
+        );
     }
 
     #[test]
