@@ -1230,37 +1230,70 @@ async fn services_leaving_the_top_move_their_series_to_other() {
     assert_eq!(pending_series(&console).await, pairs(&[("etl", "3")]));
 }
 
+/// A console (one status scan at a time) on 100,000 pending tasks: a filter on `completed`
+/// reads them all, 100 a batch, and the first batch read waits until the test releases it.
+struct GatedScan {
+    console: Console,
+    batches: Arc<std::sync::atomic::AtomicUsize>,
+    in_scan: Option<std::sync::mpsc::Receiver<()>>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl GatedScan {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let batches = Arc::new(AtomicUsize::new(0));
+        let (entered, in_scan) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let mut mock = MockTaskRepository::new();
+        mock.expect_list_ids().returning(|_| Ok(ids(100_000)));
+        let counter = batches.clone();
+        mock.expect_list_by_ids().returning(move |ids| {
+            if counter.fetch_add(1, SeqCst) == 0 {
+                entered.send(()).unwrap();
+                released.lock().unwrap().recv().unwrap();
+            }
+            Ok(pending_tasks(ids))
+        });
+        let mut config = config(false);
+        config.max_status_scans = 1;
+        let console = Console::new(config, Backend::any(Arc::new(mock))).unwrap();
+        GatedScan {
+            console,
+            batches,
+            in_scan: Some(in_scan),
+            release,
+        }
+    }
+
+    /// Returns once the first batch is being read.
+    async fn wait_in_scan(&mut self) {
+        let in_scan = self.in_scan.take().unwrap();
+        tokio::task::spawn_blocking(move || in_scan.recv().unwrap())
+            .await
+            .unwrap();
+    }
+
+    fn release(&self) {
+        self.release.send(()).unwrap();
+    }
+
+    fn batches(&self) -> usize {
+        self.batches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_scans_are_bounded_and_end_when_their_client_leaves() {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::Mutex;
-    // 100,000 pending tasks: a filter on `completed` reads them all, 100 a batch. The first
-    // batch read waits until the test lets it go.
-    let batches = Arc::new(AtomicUsize::new(0));
-    let (entered, in_scan) = std::sync::mpsc::channel::<()>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let released = Mutex::new(released);
-    let mut mock = MockTaskRepository::new();
-    mock.expect_list_ids().returning(|_| Ok(ids(100_000)));
-    let counter = batches.clone();
-    mock.expect_list_by_ids().returning(move |ids| {
-        if counter.fetch_add(1, SeqCst) == 0 {
-            entered.send(()).unwrap();
-            released.lock().unwrap().recv().unwrap();
-        }
-        Ok(pending_tasks(ids))
-    });
-    let mut config = config(false);
-    config.max_status_scans = 1;
-    let console = Console::new(config, Backend::any(Arc::new(mock))).unwrap();
+    let mut gated = GatedScan::new();
+    let console = gated.console.clone();
 
     let first = tokio::spawn({
         let console = console.clone();
         async move { get(&console, "/tasks?status=completed").await }
     });
-    tokio::task::spawn_blocking(move || in_scan.recv().unwrap())
-        .await
-        .unwrap();
+    gated.wait_in_scan().await;
     // The one scan is taken: the next is told to come back, and reads nothing.
     let busy = get(&console, "/tasks?status=completed").await;
     assert_eq!(
@@ -1275,9 +1308,9 @@ async fn status_scans_are_bounded_and_end_when_their_client_leaves() {
     // The first client leaves (the server drops its handler's future): its scan stops
     // after the batch it was reading, and its permit is free again.
     first.abort();
-    release.send(()).unwrap();
+    gated.release();
     assert!(first.await.unwrap_err().is_cancelled());
-    let after_first = batches.load(SeqCst);
+    let after_first = gated.batches();
     let next = get(&console, "/tasks?status=pending").await;
     assert_eq!(next.status, StatusCode::OK, "{}", next.body);
     assert_eq!(
@@ -1446,4 +1479,44 @@ async fn viewers_of_one_task_share_one_follower_and_streams_are_bounded() {
     bodies.pop();
     bodies.push(viewer().await);
     assert_eq!(gets(&console).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_scan_stops_when_its_client_closes_the_connection() {
+    use std::io::Write;
+    let mut gated = GatedScan::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        gated
+            .console
+            .clone()
+            .serve(listener, std::future::pending()),
+    );
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        client,
+        "GET /tasks?status=completed HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+    )
+    .unwrap();
+    gated.wait_in_scan().await;
+    drop(client);
+    gated.release();
+    // Once the server has seen the connection close, the scan's place is free again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while get(&gated.console, "/tasks?status=pending").await.status != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan of a closed connection still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The pending page read one batch. The closed connection's scan stops when the runtime
+    // next tells the server of the socket's end (a few dozen batches on), far from the
+    // 1,000 batches of the whole index that it would read to the end.
+    let read = gated.batches() - 1;
+    assert!(
+        read < 500,
+        "the closed connection's scan read {read} batches"
+    );
 }
