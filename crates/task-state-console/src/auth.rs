@@ -105,6 +105,26 @@ pub(crate) fn expired_cookie() -> String {
     format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// Where signing in may lead: `next` when a browser reading it as a `Location` relative to
+/// the console stays on the console, else `None`.
+///
+/// Browsers drop tabs and newlines anywhere in a URL, trim control characters and spaces,
+/// and read `\\` as `/` (so `/\t/evil.com` and `/\\evil.com` are `//evil.com`, another
+/// host). Rather than follow each of these rules, `next` must be a path of visible ASCII
+/// only (no control character, space, backslash or non-ASCII character; a page of the
+/// console percent-encodes those), starting with one `/`, and resolving (by the WHATWG URL
+/// rules, as browsers do) to this origin. Such a value is always a valid header value.
+pub(crate) fn local_path(next: &str) -> Option<&str> {
+    let visible = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    let one_slash = next.starts_with('/') && !next.starts_with("//");
+    if !(visible && one_slash) {
+        return None;
+    }
+    let base = url::Url::parse("http://console.invalid/").expect("a valid base");
+    let resolved = base.join(next).ok()?;
+    (resolved.origin() == base.origin()).then_some(next)
+}
+
 /// The value of cookie `name` in the request, if any.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -170,6 +190,67 @@ mod tests {
             None
         );
         assert_eq!(cross_site(&headers(&[host])), None);
+    }
+
+    #[test]
+    fn next_is_a_path_of_the_console_or_nothing() {
+        for local in [
+            "/",
+            "/tasks/1/cancel",
+            "/tasks?service=a%20b&after=5",
+            "/./x",
+            "/%2F/x",
+        ] {
+            assert_eq!(local_path(local), Some(local), "{local:?}");
+        }
+        for away in [
+            "",
+            "//evil.com",
+            "/\\evil.com",
+            "\\/evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\r/evil.com",
+            " //evil.com",
+            "/ /evil.com",
+            "\u{0}//evil.com",
+            "http://evil.com",
+            "https:evil.com",
+            "javascript:alert(1)",
+            "evil.com",
+            "/\u{7f}/evil.com",
+            "/é",
+        ] {
+            assert_eq!(local_path(away), None, "{away:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever `next` holds, what is accepted stays on the console when a browser
+        /// resolves it, and can be sent as a `Location` header.
+        #[test]
+        fn an_accepted_next_never_leaves_the_console(
+            next in proptest::string::string_regex("[/\\\\\t\n\r .:a-z%0-9@?#\u{0}-\u{1f}\u{7f}\u{80}-\u{ff}]{0,12}").unwrap(),
+        ) {
+            if let Some(path) = local_path(&next) {
+                let base = url::Url::parse("http://console.invalid/").unwrap();
+                let resolved = base.join(path).unwrap();
+                proptest::prop_assert_eq!(resolved.host_str(), Some("console.invalid"));
+                proptest::prop_assert_eq!(resolved.scheme(), "http");
+                proptest::prop_assert!(axum::http::HeaderValue::from_str(path).is_ok());
+                // The path a browser requests starts the same way: no second slash that
+                // a later rule could read as the start of a host.
+                proptest::prop_assert!(!resolved.path().starts_with("//"));
+            }
+        }
+
+        /// Every path of the console that a page links to (one slash, then percent-encoded
+        /// text) is accepted.
+        #[test]
+        fn the_consoles_own_links_are_accepted(segment in "\\PC{0,12}") {
+            let link = format!("/tasks/{}/cancel", crate::pages::encode(&segment));
+            proptest::prop_assert_eq!(local_path(&link), Some(link.as_str()));
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What the console is allowed to do, and the operators' tokens.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
@@ -35,13 +36,31 @@ pub struct ConsoleConfig {
     pub tokens: Vec<OperatorToken>,
     /// How often the task counts (the overview and `task_state_tasks`) are recounted.
     pub metrics_interval: Duration,
-    /// Tasks on one page of the task list.
+    /// Tasks on one page of the task list, and services on one page of the overview.
     pub page_size: usize,
+    /// Services that `task_state_tasks` names (those with the most tasks) and that the task
+    /// list's service field suggests; the tasks of the others are summed under
+    /// `service=":other"`, so that the series stay bounded however many services there are.
+    pub top_services: usize,
+    /// Task list pages with a status filter (which read records until the page is full,
+    /// the whole index when few tasks match) that may run at once; past it the list answers
+    /// 503 with `Retry-After`.
+    pub max_status_scans: usize,
+    /// Live log streams open at once (each task is read by one follower however many
+    /// streams show it); past it a stream is answered 503 with `Retry-After`.
+    pub max_live_streams: usize,
     /// How often a followed log is read again.
     pub live_poll: Duration,
     /// The `Host` header values that the console answers; any other host gets 421, which
-    /// stops DNS rebinding from reaching a console on loopback. Empty: any host.
+    /// stops DNS rebinding from reaching a console on loopback. Empty: any host, which
+    /// [`Console::serve`](crate::Console::serve) accepts on a loopback address only, unless
+    /// [`ConsoleConfig::allow_any_host`] is set.
     pub allowed_hosts: Vec<String>,
+    /// Whether the console may answer any `Host` on an address other machines reach (off:
+    /// such a console refuses to start without [`ConsoleConfig::allowed_hosts`]). Any
+    /// host means that a page of any site whose name a DNS trick points at this machine
+    /// can read the console in its visitors' browsers.
+    pub allow_any_host: bool,
 }
 
 impl Default for ConsoleConfig {
@@ -51,8 +70,12 @@ impl Default for ConsoleConfig {
             tokens: Vec::new(),
             metrics_interval: Duration::from_secs(60),
             page_size: 50,
+            top_services: 100,
+            max_status_scans: 4,
+            max_live_streams: 1_000,
             live_poll: Duration::from_millis(500),
             allowed_hosts: Vec::new(),
+            allow_any_host: false,
         }
     }
 }
@@ -61,8 +84,8 @@ impl ConsoleConfig {
     /// Checks that the settings can work together.
     ///
     /// # Errors
-    /// [`Error::Config`] when writes are allowed without any token, or an interval or the
-    /// page size is zero.
+    /// [`Error::Config`] when writes are allowed without any token, or an interval, the page
+    /// size, the number of top services, of status scans or of live streams is zero.
     pub fn validate(&self) -> Result<()> {
         if self.allow_writes && self.tokens.is_empty() {
             return Err(Error::Config(format!(
@@ -72,12 +95,49 @@ impl ConsoleConfig {
         if self.metrics_interval.is_zero() || self.live_poll.is_zero() {
             return Err(Error::Config("intervals must be more than zero".to_owned()));
         }
-        if self.page_size == 0 {
+        if [
+            self.page_size,
+            self.top_services,
+            self.max_status_scans,
+            self.max_live_streams,
+        ]
+        .contains(&0)
+        {
             return Err(Error::Config(
-                "the page size must be more than zero".to_owned(),
+                "the page size, the number of top services, the status scans and the live \
+                 streams at once must be more than zero"
+                    .to_owned(),
             ));
         }
         Ok(())
+    }
+
+    /// Checks that a console listening on `listen` does not answer any host where other
+    /// machines reach it: on an address that is not loopback (`0.0.0.0` included), either
+    /// [`ConsoleConfig::allowed_hosts`] names the hosts to answer or
+    /// [`ConsoleConfig::allow_any_host`] says any will do.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the address and both ways out.
+    ///
+    /// ```
+    /// use task_state_console::ConsoleConfig;
+    /// let mut config = ConsoleConfig::default();
+    /// config.validate_listen("127.0.0.1:8080".parse().unwrap()).unwrap();
+    /// assert!(config.validate_listen("0.0.0.0:8080".parse().unwrap()).is_err());
+    /// config.allowed_hosts = vec!["console.example.org".to_owned()];
+    /// config.validate_listen("0.0.0.0:8080".parse().unwrap()).unwrap();
+    /// ```
+    pub fn validate_listen(&self, listen: SocketAddr) -> Result<()> {
+        if listen.ip().is_loopback() || !self.allowed_hosts.is_empty() || self.allow_any_host {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "refusing to listen on {listen}, which is not a loopback address, while answering \
+             any Host header: a page of any site could read the console through a DNS name \
+             pointed at this machine (DNS rebinding); name the hosts to answer with \
+             --allowed-host HOST, or accept this with --allow-any-host"
+        )))
     }
 
     /// The operator whose token `presented` is, compared in constant time against every

@@ -47,7 +47,7 @@ pub(crate) struct Recent {
     pub(crate) user_id: String,
     pub(crate) status: TaskStatus,
     pub(crate) updated_at: String,
-    at: Timestamp,
+    pub(crate) at: Timestamp,
 }
 
 impl From<&TaskRecord> for Recent {
@@ -78,7 +78,56 @@ impl Counts {
     pub(crate) fn total(&self) -> u64 {
         self.by_service.values().map(StatusCounts::total).sum()
     }
+
+    /// Tasks with `status`, in `service` or in all services.
+    pub(crate) fn with_status(&self, service: Option<&str>, status: TaskStatus) -> u64 {
+        let of = |counts: &StatusCounts| {
+            counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| n)
+        };
+        match service {
+            Some(service) => self.by_service.get(service).map_or(0, of),
+            None => self.by_service.values().map(of).sum(),
+        }
+    }
+
+    /// The `top` services with the most tasks (ties by name), by name, and the tasks of all
+    /// the others summed (`None` when there are no others).
+    pub(crate) fn top(&self, top: usize) -> (Vec<(&str, &StatusCounts)>, Option<StatusCounts>) {
+        let mut by_total: Vec<(&str, &StatusCounts)> = self
+            .by_service
+            .iter()
+            .map(|(service, counts)| (service.as_str(), counts))
+            .collect();
+        by_total.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then(a.0.cmp(b.0)));
+        let rest = (by_total.len() > top).then(|| {
+            let mut sum = StatusCounts::default();
+            for (_, counts) in &by_total[top..] {
+                for (n, add) in sum.0.iter_mut().zip(counts.0) {
+                    *n += add;
+                }
+            }
+            sum
+        });
+        by_total.truncate(top);
+        by_total.sort_by(|a, b| a.0.cmp(b.0));
+        (by_total, rest)
+    }
+
+    /// The service labels [`publish`] gives `task_state_tasks` with the top `top`.
+    fn labels(&self, top: usize) -> Vec<&str> {
+        let (services, rest) = self.top(top);
+        let mut labels: Vec<&str> = services.into_iter().map(|(s, _)| s).collect();
+        labels.extend(rest.map(|_| OTHER_SERVICES));
+        labels
+    }
 }
+
+/// The `service` label of the tasks of the services beyond the top ones in
+/// `task_state_tasks`: no service is named so, since no name holds a `:`.
+pub(crate) const OTHER_SERVICES: &str = ":other";
 
 /// Whether a listing error is one bad record (counted, the count goes on) rather than a
 /// failure of the listing (the count is abandoned).
@@ -133,29 +182,34 @@ pub(crate) async fn count(repo: &dyn TaskRepository) -> Result<Counts> {
     })
 }
 
-/// Puts a count into the metrics. Every series is set before the series of services that are
-/// gone (in `previous`, not in `counts`) are removed, so a scrape meanwhile never sees a
-/// service without its numbers.
-pub(crate) fn publish(metrics: &Metrics, previous: Option<&Counts>, counts: &Counts) {
-    for (service, statuses) in &counts.by_service {
+/// Puts a count into the metrics: the `top` services with the most tasks under their names,
+/// the others summed under [`OTHER_SERVICES`], so that the series stay bounded however many
+/// services there are. Every series is set before the series that are gone (published for
+/// `previous`, not for `counts`) are removed, so a scrape meanwhile never sees a service
+/// without its numbers.
+pub(crate) fn publish(metrics: &Metrics, previous: Option<&Counts>, counts: &Counts, top: usize) {
+    let (services, rest) = counts.top(top);
+    let labelled = services
+        .into_iter()
+        .chain(rest.as_ref().map(|rest| (OTHER_SERVICES, rest)));
+    for (service, statuses) in labelled {
         for (status, n) in statuses.iter() {
             metrics
                 .tasks
-                .with_label_values(&[service.as_str(), status.as_str()])
+                .with_label_values(&[service, status.as_str()])
                 .set(n as f64);
         }
     }
-    let gone = previous
-        .into_iter()
-        .flat_map(|p| p.by_service.keys())
-        .filter(|service| !counts.by_service.contains_key(*service));
-    for service in gone {
+    let now = counts.labels(top);
+    let before = previous.map(|p| p.labels(top)).unwrap_or_default();
+    for service in before.into_iter().filter(|s| !now.contains(s)) {
         for status in TaskStatus::ALL {
             let _ = metrics
                 .tasks
-                .remove_label_values(&[service.as_str(), status.as_str()]);
+                .remove_label_values(&[service, status.as_str()]);
         }
     }
+    metrics.services.set(counts.by_service.len() as i64);
     metrics.unreadable.set(counts.unreadable as i64);
     metrics
         .refreshed_at

@@ -51,6 +51,7 @@ mod metrics;
 mod pages;
 mod routes;
 mod store;
+mod text;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -112,6 +113,12 @@ pub(crate) struct App {
     pub(crate) counts: RwLock<CountState>,
     pub(crate) check: check_job::CheckJob,
     pub(crate) sessions: auth::Sessions,
+    /// One permit for each status scan of the task list that may run
+    /// ([`ConsoleConfig::max_status_scans`]); a scan holds it inside the handler's future, so
+    /// a client that leaves (the future is dropped) ends the scan and frees the permit.
+    pub(crate) scans: tokio::sync::Semaphore,
+    /// The followers of live logs, one per task, and the bound on open streams.
+    pub(crate) followers: Arc<live::Followers>,
     /// Becomes true when the server shuts down, so that the followed logs end: a graceful
     /// shutdown waits for every connection, and an event stream would never end by itself.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
@@ -145,6 +152,8 @@ impl Console {
             redis: backend.redis,
             janitor: backend.janitor,
         };
+        let scans = tokio::sync::Semaphore::new(config.max_status_scans);
+        let followers = Arc::new(live::Followers::new(config.max_live_streams));
         Ok(Console {
             app: Arc::new(App {
                 config,
@@ -153,6 +162,8 @@ impl Console {
                 counts: RwLock::new(CountState::default()),
                 check: check_job::CheckJob::default(),
                 sessions: auth::Sessions::default(),
+                scans,
+                followers,
                 stopping: tokio::sync::watch::Sender::new(false),
             }),
         })
@@ -176,12 +187,18 @@ impl Console {
     /// meanwhile.
     ///
     /// # Errors
-    /// When the server fails to accept connections.
+    /// [`std::io::ErrorKind::InvalidInput`] before serving anything when the listener's
+    /// address is refused by [`ConsoleConfig::validate_listen`] (not loopback, and any host
+    /// would be answered); otherwise when the server fails to accept connections.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.app
+            .config
+            .validate_listen(listener.local_addr()?)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let refresher = tokio::spawn(self.app.clone().refresh_forever());
         let app = self.app.clone();
         let shutdown = async move {
@@ -202,7 +219,12 @@ impl App {
         let mut state = self.counts.write().unwrap_or_else(|e| e.into_inner());
         match outcome {
             Ok(counts) => {
-                counts::publish(&self.metrics, state.counts.as_ref(), &counts);
+                counts::publish(
+                    &self.metrics,
+                    state.counts.as_ref(),
+                    &counts,
+                    self.config.top_services,
+                );
                 state.counts = Some(counts);
                 state.error = None;
                 Ok(())

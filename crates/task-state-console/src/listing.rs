@@ -1,7 +1,8 @@
 //! One page of the task list. It reads the ids of the index (the store's cheapest listing),
 //! finds the page among them, and reads the records of that page only, so a page costs the
 //! same on 100 tasks as on 100,000. With a status filter, which no index holds, it reads
-//! records in batches from the cursor on until the page is full.
+//! records in batches from the cursor on until the page is full; the caller bounds how many
+//! such scans run at once.
 
 use std::cmp::Ordering;
 
@@ -93,6 +94,10 @@ pub(crate) async fn page(repo: &dyn TaskRepository, filter: &Filter, size: usize
                     }
                 }
                 at = end;
+                // A batch that the store answered at once (an in-memory one) must not keep
+                // the task from being cancelled: the handler's future is dropped when its
+                // client leaves, and the scan stops here.
+                tokio::task::yield_now().await;
             }
             if page.records.len() == size {
                 let last = &page.records[size - 1].task_id;

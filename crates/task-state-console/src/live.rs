@@ -3,93 +3,225 @@
 //! Events: `log` (data: `{"at": …, "message": …}`; id: the entry's number from 1, so that a
 //! reconnecting `EventSource` resumes after the last one it had), `status` (data: the
 //! status, at the start and at every change) and `end` (data: the final status, or
-//! `deleted`), after which the stream closes. The repository has no read of a log's tail, so
-//! each poll reads the record.
+//! `deleted`), after which the stream closes.
+//!
+//! However many viewers a task has, one follower reads it: the first viewer starts it, the
+//! others share what it read (a [`watch`] channel holding the last record's log and status),
+//! and it stops once the task is final or deleted, the last viewer has gone, or the server
+//! shuts down. The repository has no read of a log's tail, so each poll reads the record.
+//! At most [`ConsoleConfig::max_live_streams`](crate::ConsoleConfig::max_live_streams)
+//! streams are open at once.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use task_state_core::{TaskRepository, TaskStatus};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::fields;
 
-struct Follow {
-    repo: Arc<dyn TaskRepository>,
-    task_id: String,
+/// What the follower of a task last read.
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// Not read yet.
+    pending: bool,
+    logs: Arc<Vec<String>>,
+    status: Option<TaskStatus>,
+    deleted: bool,
+}
+
+/// The followers of the tasks being viewed, and the bound on open streams.
+#[derive(Debug)]
+pub(crate) struct Followers {
+    tasks: Mutex<HashMap<String, watch::Receiver<Arc<Snapshot>>>>,
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+}
+
+impl Followers {
+    pub(crate) fn new(max_streams: usize) -> Self {
+        Followers {
+            tasks: Mutex::default(),
+            streams: Arc::new(Semaphore::new(max_streams)),
+            max_streams,
+        }
+    }
+
+    /// The most streams open at once.
+    pub(crate) fn max_streams(&self) -> usize {
+        self.max_streams
+    }
+
+    /// A place for one more stream, or `None` when all are taken.
+    pub(crate) fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().ok()
+    }
+
+    /// The shared view of `task_id`, starting its follower when it has none.
+    fn subscribe(
+        self: &Arc<Self>,
+        repo: &Arc<dyn TaskRepository>,
+        task_id: &str,
+        poll: Duration,
+        stopping: &watch::Receiver<bool>,
+    ) -> watch::Receiver<Arc<Snapshot>> {
+        let mut tasks = self.lock();
+        if let Some(shared) = tasks.get(task_id) {
+            return shared.clone();
+        }
+        let first = Arc::new(Snapshot {
+            pending: true,
+            ..Snapshot::default()
+        });
+        let (tx, rx) = watch::channel(first);
+        tasks.insert(task_id.to_owned(), rx.clone());
+        tokio::spawn(self.clone().follow(
+            repo.clone(),
+            task_id.to_owned(),
+            tx,
+            poll,
+            stopping.clone(),
+        ));
+        rx
+    }
+
+    /// Reads the record every `poll` while anyone watches, and shares what it read.
+    async fn follow(
+        self: Arc<Self>,
+        repo: Arc<dyn TaskRepository>,
+        task_id: String,
+        tx: watch::Sender<Arc<Snapshot>>,
+        poll: Duration,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        loop {
+            let ended = match repo.get(&task_id).await {
+                Ok(Some(record)) => {
+                    let ended = record.status.is_terminal();
+                    tx.send_replace(Arc::new(Snapshot {
+                        pending: false,
+                        logs: Arc::new(record.logs),
+                        status: Some(record.status),
+                        deleted: false,
+                    }));
+                    ended
+                }
+                Ok(None) => {
+                    tx.send_replace(Arc::new(Snapshot {
+                        deleted: true,
+                        ..Snapshot::default()
+                    }));
+                    true
+                }
+                // A failed read (a restart, a failover) is waited out: the next poll tries again.
+                Err(e) => {
+                    tracing::debug!(task_id = %task_id, error = %e, "reading a followed log failed");
+                    false
+                }
+            };
+            if !ended {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+            // Under the lock, so that no viewer joins a follower that is ending; the
+            // registry's own receiver is one of the count.
+            let mut tasks = self.lock();
+            if ended || *stopping.borrow() || tx.receiver_count() <= 1 {
+                if tasks
+                    .get(&task_id)
+                    .is_some_and(|rx| rx.same_channel(&tx.subscribe()))
+                {
+                    tasks.remove(&task_id);
+                }
+                return;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Receiver<Arc<Snapshot>>>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One viewer's stream.
+struct View {
+    shared: watch::Receiver<Arc<Snapshot>>,
     sent: usize,
     status: Option<TaskStatus>,
-    poll: Duration,
     stopping: watch::Receiver<bool>,
     pending: std::collections::VecDeque<Event>,
-    first: bool,
     done: bool,
+    _place: OwnedSemaphorePermit,
 }
 
 /// The event stream of `task_id`'s log, from entry `from` (0-based) on, until the task's
 /// final status or until `stopping` turns true (the server shuts down; the browser then
-/// reconnects to wherever the console comes back).
+/// reconnects to wherever the console comes back). `place` is the stream's place among the
+/// open ones, given back when it closes.
 pub(crate) fn follow(
-    repo: Arc<dyn TaskRepository>,
-    task_id: String,
+    followers: &Arc<Followers>,
+    repo: &Arc<dyn TaskRepository>,
+    task_id: &str,
     from: usize,
     poll: Duration,
     stopping: watch::Receiver<bool>,
+    place: OwnedSemaphorePermit,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let state = Follow {
-        repo,
-        task_id,
+    let mut shared = followers.subscribe(repo, task_id, poll, &stopping);
+    // What the follower read before this viewer came is new to it.
+    shared.mark_changed();
+    let view = View {
+        shared,
         sent: from,
         status: None,
-        poll,
         stopping,
         pending: Default::default(),
-        first: true,
         done: false,
+        _place: place,
     };
-    let stream = futures::stream::unfold(state, |mut s| async move {
+    let stream = futures::stream::unfold(view, |mut v| async move {
         loop {
-            if let Some(event) = s.pending.pop_front() {
-                return Some((Ok(event), s));
+            if let Some(event) = v.pending.pop_front() {
+                return Some((Ok(event), v));
             }
-            if s.done || *s.stopping.borrow() {
+            if v.done || *v.stopping.borrow() {
                 return None;
             }
-            if !s.first {
-                let poll = s.poll;
-                tokio::select! {
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = s.stopping.changed() => return None,
+            tokio::select! {
+                changed = v.shared.changed() => {
+                    if changed.is_err() {
+                        // The follower ended without a final status: the server stops.
+                        v.done = true;
+                    }
                 }
+                _ = v.stopping.changed() => return None,
             }
-            s.first = false;
-            s.poll_once().await;
+            let snapshot = v.shared.borrow_and_update().clone();
+            v.queue(&snapshot);
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-impl Follow {
-    /// Reads the record once and queues what is new.
-    async fn poll_once(&mut self) {
-        let record = match self.repo.get(&self.task_id).await {
-            Ok(Some(record)) => record,
-            Ok(None) => {
-                self.pending
-                    .push_back(Event::default().event("end").data("deleted"));
-                self.done = true;
-                return;
-            }
-            // A failed read (a restart, a failover) is waited out: the next poll tries again.
-            Err(e) => {
-                tracing::debug!(task_id = %self.task_id, error = %e, "reading a followed log failed");
-                return;
-            }
-        };
-        for (n, raw) in record.logs.iter().enumerate().skip(self.sent) {
+impl View {
+    /// Queues what `snapshot` holds that this viewer has not had.
+    fn queue(&mut self, snapshot: &Snapshot) {
+        if snapshot.pending {
+            return;
+        }
+        if snapshot.deleted {
+            self.pending
+                .push_back(Event::default().event("end").data("deleted"));
+            self.done = true;
+            return;
+        }
+        for (n, raw) in snapshot.logs.iter().enumerate().skip(self.sent) {
             let (at, message) = fields::log_line(raw);
             let data = serde_json::json!({ "at": at, "message": message }).to_string();
             self.pending.push_back(
@@ -99,18 +231,18 @@ impl Follow {
                     .data(data),
             );
         }
-        self.sent = self.sent.max(record.logs.len());
-        if self.status != Some(record.status) {
-            self.pending.push_back(
-                Event::default()
-                    .event("status")
-                    .data(record.status.as_str()),
-            );
-            self.status = Some(record.status);
-        }
-        if record.status.is_terminal() {
+        self.sent = self.sent.max(snapshot.logs.len());
+        let Some(status) = snapshot.status else {
+            return;
+        };
+        if self.status != Some(status) {
             self.pending
-                .push_back(Event::default().event("end").data(record.status.as_str()));
+                .push_back(Event::default().event("status").data(status.as_str()));
+            self.status = Some(status);
+        }
+        if status.is_terminal() {
+            self.pending
+                .push_back(Event::default().event("end").data(status.as_str()));
             self.done = true;
         }
     }

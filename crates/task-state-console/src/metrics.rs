@@ -20,6 +20,7 @@ use task_state_redis::{ExpiryListener, ExpiryStats, ReconcileStats};
 pub(crate) struct Metrics {
     pub(crate) registry: Registry,
     pub(crate) tasks: GaugeVec,
+    pub(crate) services: IntGauge,
     pub(crate) unreadable: IntGauge,
     pub(crate) refreshed_at: prometheus::Gauge,
     pub(crate) refresh_seconds: prometheus::Gauge,
@@ -44,6 +45,12 @@ impl Metrics {
                 "Tasks in the store by service and status, as of the last background count",
             ),
             &["service", "status"],
+        )
+        .expect("valid metric");
+        let services = IntGauge::new(
+            "task_state_tasks_services",
+            "Services that the last background count found (task_state_tasks names the ones \
+             with the most tasks and sums the others under service=\":other\")",
         )
         .expect("valid metric");
         let unreadable = IntGauge::new(
@@ -93,6 +100,7 @@ impl Metrics {
         .expect("valid metric");
         for collector in [
             Box::new(tasks.clone()) as Box<dyn Collector>,
+            Box::new(services.clone()),
             Box::new(unreadable.clone()),
             Box::new(refreshed_at.clone()),
             Box::new(refresh_seconds.clone()),
@@ -106,6 +114,7 @@ impl Metrics {
         Metrics {
             registry,
             tasks,
+            services,
             unreadable,
             refreshed_at,
             refresh_seconds,

@@ -3,6 +3,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use task_state_core::jiff::Timestamp;
 use task_state_core::{TaskRecord, TaskStatus};
 use task_state_redis::{CheckPhase, CheckReport, ExpiryStats, ReconcileStats};
 
@@ -11,6 +12,7 @@ use crate::check_job::{CheckState, Running};
 use crate::counts::Counts;
 use crate::fields;
 use crate::listing::{Filter, Page};
+use crate::text::{self, Shown};
 use crate::CountState;
 
 /// What every page needs to know about the request.
@@ -34,12 +36,36 @@ pub(crate) fn encode(text: &str) -> String {
     utf8_percent_encode(text, COMPONENT).to_string()
 }
 
+/// What marks a name written in a path as a segment of dots only: no task id, service or
+/// user id contains `:`, so the mark is never part of a name.
+pub(crate) const DOTS_MARK: char = ':';
+
+/// `name` as one path segment. A name of dots only (`.`, `..`) would be a dot segment, which
+/// browsers resolve away (`/tasks/..` is `/`), and so would its percent-encoded form
+/// (`%2E%2E` is a dot segment to them too); it is written after [`DOTS_MARK`] instead
+/// (`%3A..`), which [`name_of_segment`] takes off again.
+pub(crate) fn segment(name: &str) -> String {
+    if !name.is_empty() && name.bytes().all(|b| b == b'.') {
+        encode(&format!("{DOTS_MARK}{name}"))
+    } else {
+        encode(name)
+    }
+}
+
+/// The name a decoded path segment made by [`segment`] stands for.
+pub(crate) fn name_of_segment(decoded: String) -> String {
+    match decoded.strip_prefix(DOTS_MARK) {
+        Some(dots) if !dots.is_empty() && dots.bytes().all(|b| b == b'.') => dots.to_owned(),
+        _ => decoded,
+    }
+}
+
 pub(crate) fn task_url(task_id: &str) -> String {
-    format!("/tasks/{}", encode(task_id))
+    format!("/tasks/{}", segment(task_id))
 }
 
 fn users_url(service: &str) -> String {
-    format!("/services/{}/users", encode(service))
+    format!("/services/{}/users", segment(service))
 }
 
 /// The task list with `filter`'s fields and `after` as the cursor.
@@ -64,6 +90,33 @@ fn list_url(filter: &Filter, after: Option<&str>) -> String {
     }
 }
 
+/// Seconds between two reloads of the overview and of the task list (without a status
+/// filter, whose page may read the whole index).
+pub(crate) const AUTO_REFRESH: u32 = 30;
+
+/// A moment shown as `text`, with how long ago it was.
+fn when(at: Timestamp, text: impl maud::Render) -> Markup {
+    html! {
+        time datetime=(at.to_string()) { (text) }
+        " " span class="ago" { "(" (fields::ago(at, Timestamp::now())) ")" }
+    }
+}
+
+/// A log message; past [`fields::LONG_LINE`] characters the rest is behind "show more"
+/// (the live log's script does the same).
+fn log_message(message: &str) -> Markup {
+    match fields::split_long(message) {
+        None => html! { (Shown(message)) },
+        Some((head, rest)) => html! {
+            (Shown(head))
+            details class="more" {
+                summary { "show more (" (rest.chars().count()) " more characters)" }
+                (Shown(rest))
+            }
+        },
+    }
+}
+
 fn status(status: TaskStatus) -> Markup {
     html! { span class={ "status status-" (status.as_str()) } { (status.as_str()) } }
 }
@@ -79,7 +132,7 @@ pub(crate) fn layout(title: &str, ctx: &Ctx, refresh: Option<u32>, body: Markup)
                 @if let Some(seconds) = refresh {
                     meta http-equiv="refresh" content=(seconds);
                 }
-                title { (title) " · task-state console" }
+                title { (text::visible(title)) " · task-state console" }
                 link rel="stylesheet" href="/static/console.css";
                 script src="/static/console.js" defer {}
             }
@@ -92,8 +145,11 @@ pub(crate) fn layout(title: &str, ctx: &Ctx, refresh: Option<u32>, body: Markup)
                         a href="/metrics" { "Metrics" }
                     }
                 }
-                main { h1 { (title) } (body) }
+                main { h1 { (text::visible(title)) } (body) }
                 footer {
+                    @if let Some(seconds) = refresh {
+                        span class="refresh" { "This page reloads every " (seconds) " s. " }
+                    }
                     @if !ctx.writes {
                         "Read-only: writes are off."
                     } @else if let Some(session) = &ctx.session {
@@ -115,10 +171,19 @@ fn status_header() -> Markup {
     html! { @for s in TaskStatus::ALL { th scope="col" { (s.as_str()) } } }
 }
 
+/// Which services the overview's table shows: page `number` (from 1) of `size` services,
+/// by name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServicePage {
+    pub(crate) number: usize,
+    pub(crate) size: usize,
+}
+
 /// The overview.
 pub(crate) fn overview(
     ctx: &Ctx,
     counts: &CountState,
+    services: ServicePage,
     janitor: Option<(ExpiryStats, ReconcileStats)>,
     check: &CheckState,
     checkable: bool,
@@ -128,7 +193,7 @@ pub(crate) fn overview(
             h2 id="counts" { "Tasks by service and status" }
             @match &counts.counts {
                 None => p { "Counting the tasks…" }
-                Some(c) => (counts_table(c))
+                Some(c) => (counts_table(c, services))
             }
             @if let Some(error) = &counts.error {
                 p class="error" { "The last count failed: " (error) }
@@ -143,9 +208,9 @@ pub(crate) fn overview(
                         tbody {
                             @for r in &c.recent {
                                 tr {
-                                    td { a href=(task_url(&r.task_id)) { (r.task_id) } }
-                                    td { (r.service) } td { (r.user_id) } td { (status(r.status)) }
-                                    td { (r.updated_at) }
+                                    td { a href=(task_url(&r.task_id)) { (Shown(&r.task_id)) } }
+                                    td { (Shown(&r.service)) } td { (Shown(&r.user_id)) } td { (status(r.status)) }
+                                    td { (when(r.at, &r.updated_at)) }
                                 }
                             }
                         }
@@ -190,21 +255,39 @@ pub(crate) fn overview(
             }
         }
     };
-    layout("Overview", ctx, None, body)
+    layout("Overview", ctx, Some(AUTO_REFRESH), body)
 }
 
-fn counts_table(c: &Counts) -> Markup {
+fn counts_table(c: &Counts, page: ServicePage) -> Markup {
+    let pages = c.by_service.len().div_ceil(page.size);
+    // Past the last page, the last page.
+    let page = ServicePage {
+        number: page.number.min(pages.max(1)),
+        ..page
+    };
+    let first = (page.number - 1) * page.size;
+    let shown = c.by_service.iter().skip(first).take(page.size);
+    let overview_page = |n: usize| {
+        if n == 1 {
+            "/".to_owned()
+        } else {
+            format!("/?page={n}")
+        }
+    };
     html! {
-        p { (c.total()) " tasks, counted " (fields::utc(c.at)) " in " (format!("{:.1}", c.took.as_secs_f64())) " s"
+        p { (c.total()) " tasks in " (c.by_service.len()) " services, counted " (fields::utc(c.at)) " in " (format!("{:.1}", c.took.as_secs_f64())) " s"
             @if c.unreadable > 0 { "; " (c.unreadable) " unreadable records" } "." }
+        @if pages > 1 {
+            p class="count" { "Services " (first + 1) "–" ((first + page.size).min(c.by_service.len())) " by name (page " (page.number) " of " (pages) ")." }
+        }
         div class="scroll" {
             table {
                 thead { tr { th scope="col" { "Service" } (status_header()) th scope="col" { "total" } th scope="col" { "users" } } }
                 tbody {
-                    @for (service, statuses) in &c.by_service {
+                    @for (service, statuses) in shown {
                         tr {
                             th scope="row" {
-                                a href=(list_url(&Filter { service: Some(service.clone()), ..Filter::default() }, None)) { (service) }
+                                a href=(list_url(&Filter { service: Some(service.clone()), ..Filter::default() }, None)) { (Shown(service)) }
                             }
                             @for (s, n) in statuses.iter() {
                                 td class="num" {
@@ -220,6 +303,12 @@ fn counts_table(c: &Counts) -> Markup {
                 }
             }
         }
+        @if pages > 1 {
+            nav aria-label="pages of services" class="pages" {
+                @if page.number > 1 { a href=(overview_page(page.number - 1)) rel="prev" { "Previous services" } }
+                @if page.number < pages { a href=(overview_page(page.number + 1)) rel="next" { "Next services" } }
+            }
+        }
     }
 }
 
@@ -233,8 +322,35 @@ fn summary(report: &CheckReport) -> Markup {
     }
 }
 
+/// What the last count says of a status filter's tasks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counted {
+    /// The tasks it found with that status (in that service, if one is chosen).
+    pub(crate) tasks: u64,
+    pub(crate) at: task_state_core::jiff::Timestamp,
+}
+
+/// What the task list page shows.
+#[derive(Debug)]
+pub(crate) struct TaskList<'a> {
+    pub(crate) filter: &'a Filter,
+    pub(crate) page: &'a Page,
+    /// The services the service field suggests.
+    pub(crate) services: &'a [String],
+    pub(crate) counted: Option<Counted>,
+    /// Whether the scan was left out because the last count found no such task.
+    pub(crate) skipped: bool,
+}
+
 /// The task list.
-pub(crate) fn task_list(ctx: &Ctx, filter: &Filter, page: &Page, services: &[String]) -> Markup {
+pub(crate) fn task_list(ctx: &Ctx, list: &TaskList<'_>) -> Markup {
+    let TaskList {
+        filter,
+        page,
+        services,
+        counted,
+        skipped,
+    } = *list;
     let body = html! {
         form method="get" action="/tasks" class="filters" {
             label { "Service " input name="service" list="services" value=(filter.service.as_deref().unwrap_or("")); }
@@ -254,8 +370,13 @@ pub(crate) fn task_list(ctx: &Ctx, filter: &Filter, page: &Page, services: &[Str
             @if filter.status.is_none() {
                 @if page.records.is_empty() && page.unreadable.is_empty() { "No tasks." }
                 @else { "Tasks " (page.first + 1) "–" (page.first + page.records.len() + page.unreadable.len()) " of " (page.ids_in_index) " in the index." }
+            } @else if skipped {
+                "The count of " (fields::utc(counted.map_or_else(task_state_core::jiff::Timestamp::now, |c| c.at)))
+                " found no " (filter.status.map(|s| s.as_str()).unwrap_or("")) " tasks here, so the index was not read; tasks that changed since are not shown. "
+                a href={ (list_url(filter, None)) "&scan=1" } { "Read the index now" }
             } @else {
                 (page.records.len()) " " (filter.status.map(|s| s.as_str()).unwrap_or("")) " tasks on this page (from " (page.ids_in_index) " in the index)."
+                @if let Some(c) = counted { " The count of " (fields::utc(c.at)) " found " (c.tasks) "." }
             }
         }
         div class="scroll" {
@@ -264,15 +385,16 @@ pub(crate) fn task_list(ctx: &Ctx, filter: &Filter, page: &Page, services: &[Str
                 tbody {
                     @for r in &page.records {
                         tr {
-                            td { a href=(task_url(&r.task_id)) { (r.task_id) } }
-                            td { (r.service) } td { (r.user_id) } td { (status(r.status)) }
+                            td { a href=(task_url(&r.task_id)) { (Shown(&r.task_id)) } }
+                            td { (Shown(&r.service)) } td { (Shown(&r.user_id)) } td { (status(r.status)) }
                             td { (r.priority.as_str()) }
-                            td { (fields::short_time(&r.created_at)) } td { (fields::short_time(&r.updated_at)) }
-                            td { (r.jobs.join(" ")) }
+                            td { (when(r.created_at.timestamp(), fields::short_time(&r.created_at))) }
+                            td { (when(r.updated_at.timestamp(), fields::short_time(&r.updated_at))) }
+                            td { (Shown(&r.jobs.join(" "))) }
                         }
                     }
                     @for u in &page.unreadable {
-                        tr class="unreadable" { td { (u.task_id) } td colspan="7" { "unreadable: " (u.error) } }
+                        tr class="unreadable" { td { (Shown(&u.task_id)) } td colspan="7" { "unreadable: " (Shown(&u.error.to_string())) } }
                     }
                 }
             }
@@ -288,7 +410,8 @@ pub(crate) fn task_list(ctx: &Ctx, filter: &Filter, page: &Page, services: &[Str
             }
         }
     };
-    layout("Tasks", ctx, None, body)
+    let refresh = filter.status.is_none().then_some(AUTO_REFRESH);
+    layout("Tasks", ctx, refresh, body)
 }
 
 /// How many log entries a task page shows when it opens (the newest ones).
@@ -304,27 +427,32 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
     );
     let body = html! {
         dl class="fields" {
-            dt { "Status" } dd { span id="status" { (r.status.as_str()) } }
-            dt { "Service" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), ..Filter::default() }, None)) { (r.service) } }
-            dt { "User" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), user: Some(r.user_id.clone()), ..Filter::default() }, None)) { (r.user_id) } }
+            dt { "Status" } dd { span id="status" class={ "status status-" (r.status.as_str()) } { (r.status.as_str()) } }
+            dt { "Service" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), ..Filter::default() }, None)) { (Shown(&r.service)) } }
+            dt { "User" } dd { a href=(list_url(&Filter { service: Some(r.service.clone()), user: Some(r.user_id.clone()), ..Filter::default() }, None)) { (Shown(&r.user_id)) } }
             dt { "Priority" } dd { (r.priority.as_str()) }
-            dt { "Created" } dd { (r.created_at) }
-            dt { "Updated" } dd { (r.updated_at) }
+            dt { "Created" } dd { (when(r.created_at.timestamp(), r.created_at.to_string())) }
+            dt { "Updated" } dd { (when(r.updated_at.timestamp(), r.updated_at.to_string())) }
+            dt { "Duration" } dd id="duration" { (fields::duration(r, Timestamp::now())) }
             dt { "Jobs (" (r.jobs_field()) ")" } dd {
                 @if r.jobs.is_empty() { "none" }
-                @else { ul class="plain" { @for j in &r.jobs { li { code { (j) } } } } }
+                @else { ul class="plain" { @for j in &r.jobs { li { code { (Shown(j)) } } } } }
             }
         }
         h2 { "Parameters" }
-        pre class="json" { (fields::parameters(r)) }
+        pre class="json" { (Shown(&fields::parameters(r))) }
         @if let Some(extra) = fields::extra(r) {
             h2 { "Other fields" }
-            pre class="json" { (extra) }
+            pre class="json" { (Shown(&extra)) }
         }
         h2 { "Result" }
         dl class="fields" {
-            dt { "Pod status" } dd { @match &r.result.pod_status { Some(s) => pre { (s) }, None => "none" } }
-            dt { "Launcher output" } dd { @match &r.result.launcher_output { Some(s) => pre { (s) }, None => "none" } }
+            dt { "Pod status" } dd { @match &r.result.pod_status { Some(s) => pre { (Shown(s)) }, None => "none" } }
+            dt { "Launcher output" } dd { @match &r.result.launcher_output { Some(s) => pre { (Shown(s)) }, None => "none" } }
+        }
+        @if let Some(extra) = fields::result_extra(r) {
+            h3 { "Other members of the result" }
+            pre class="json" id="result-extra" { (Shown(&extra)) }
         }
         @if ctx.writes {
             h2 { "Actions" }
@@ -347,7 +475,7 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
                 tbody {
                     @for raw in &r.logs[shown_from..] {
                         @let (at, message) = fields::log_line(raw);
-                        tr { td class="time" { (at) } td { (message) } }
+                        tr { td class="time" { (at) } td { (log_message(&message)) } }
                     }
                 }
             }
@@ -359,10 +487,10 @@ pub(crate) fn task(ctx: &Ctx, r: &TaskRecord) -> Markup {
 /// The users of a service.
 pub(crate) fn users(ctx: &Ctx, service: &str, users: &[String]) -> Markup {
     let body = html! {
-        p { (users.len()) " users have tasks in " strong { (service) } "." }
+        p { (users.len()) " users have tasks in " strong { (Shown(service)) } "." }
         ul {
             @for u in users {
-                li { a href=(list_url(&Filter { service: Some(service.to_owned()), user: Some(u.clone()), ..Filter::default() }, None)) { (u) } }
+                li { a href=(list_url(&Filter { service: Some(service.to_owned()), user: Some(u.clone()), ..Filter::default() }, None)) { (Shown(u)) } }
             }
         }
     };
@@ -402,19 +530,19 @@ pub(crate) fn check(ctx: &Ctx, state: &CheckState, checkable: bool) -> Markup {
                     @if !report.indexes.is_empty() {
                         div class="scroll" { table {
                             thead { tr { th { "Index" } th { "Missing" } th { "Extra" } } }
-                            tbody { @for (key, diff) in &report.indexes { tr { td { code { (key) } } td class="num" { (diff.missing) } td class="num" { (diff.extra) } } } }
+                            tbody { @for (key, diff) in &report.indexes { tr { td { code { (Shown(key)) } } td class="num" { (diff.missing) } td class="num" { (diff.extra) } } } }
                         } }
                     }
                     @if !report.wrong_type.is_empty() {
                         h3 { "Keys of the wrong type (never repaired)" }
                         div class="scroll" { table {
                             thead { tr { th { "Key" } th { "Expected" } th { "Found" } } }
-                            tbody { @for (key, w) in &report.wrong_type { tr { td { code { (key) } } td { (w.expected) } td { (w.found) } } } }
+                            tbody { @for (key, w) in &report.wrong_type { tr { td { code { (Shown(key)) } } td { (w.expected) } td { (w.found) } } } }
                         } }
                     }
                     @if !report.unreadable_examples.is_empty() {
                         h3 { "Unreadable records" }
-                        ul { @for (key, reason) in &report.unreadable_examples { li { code { (key) } ": " (reason) } } }
+                        ul { @for (key, reason) in &report.unreadable_examples { li { code { (Shown(key)) } ": " (Shown(reason)) } } }
                     }
                 }
             }
@@ -480,7 +608,7 @@ pub(crate) fn confirm(ctx: &Ctx, session: &Session, r: &TaskRecord, action: Acti
         ),
     };
     let body = html! {
-        p { "Task " a href=(task_url(&r.task_id)) { strong { (r.task_id) } } " of " (r.service) "/" (r.user_id) ", now " (status(r.status)) "." }
+        p { "Task " a href=(task_url(&r.task_id)) { strong { (Shown(&r.task_id)) } } " of " (Shown(&r.service)) "/" (Shown(&r.user_id)) ", now " (status(r.status)) "." }
         p { (question) }
         form method="post" action={ (task_url(&r.task_id)) "/" (action.as_str()) } {
             input type="hidden" name="csrf" value=(session.csrf);
@@ -497,7 +625,7 @@ pub(crate) fn problem(ctx: &Ctx, title: &str, message: &str) -> Markup {
         title,
         ctx,
         None,
-        html! { p class="error" role="alert" { (message) } p { a href="/" { "Overview" } } },
+        html! { p class="error" role="alert" { (Shown(message)) } p { a href="/" { "Overview" } } },
     )
 }
 
@@ -507,6 +635,26 @@ pub(crate) fn done(ctx: &Ctx, title: &str, message: &str, link: (&str, &str)) ->
         title,
         ctx,
         None,
-        html! { p role="status" { (message) } p { a href=(link.0) { (link.1) } } },
+        html! { p role="status" { (Shown(message)) } p { a href=(link.0) { (link.1) } } },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any name a record may hold (no `:`, no control character) comes back from its
+        /// link's path as a browser resolves it, dots-only names included.
+        #[test]
+        fn a_name_survives_its_link(name in "[.]{1,4}|[^:\\p{Cc}]{1,12}") {
+            let link = task_url(&name);
+            let base = url::Url::parse("http://console.invalid/").unwrap();
+            let resolved = base.join(&link).unwrap();
+            proptest::prop_assert_eq!(resolved.path(), link.as_str());
+            let raw = link.strip_prefix("/tasks/").unwrap();
+            let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().unwrap();
+            proptest::prop_assert_eq!(name_of_segment(decoded.into_owned()), name);
+        }
+    }
 }

@@ -30,6 +30,21 @@ const SCRIPT: &str = include_str!("../static/console.js");
 
 type Shared = State<Arc<App>>;
 
+/// A task id or a service from the path, as [`pages::segment`] wrote it.
+struct Name(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Name {
+    type Rejection = <Path<String> as axum::extract::FromRequestParts<S>>::Rejection;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(decoded) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(Name(pages::name_of_segment(decoded)))
+    }
+}
+
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(overview))
@@ -172,16 +187,38 @@ async fn not_found(State(app): Shared, headers: HeaderMap) -> Problem {
     )
 }
 
-async fn overview(State(app): Shared, headers: HeaderMap) -> Markup {
+/// The overview's query: which page of the services (from 1).
+#[derive(Debug, Deserialize)]
+struct OverviewQuery {
+    page: Option<usize>,
+}
+
+async fn overview(
+    State(app): Shared,
+    headers: HeaderMap,
+    Query(q): Query<OverviewQuery>,
+) -> Markup {
     let ctx = ctx(&app, &headers);
+    let services = pages::ServicePage {
+        number: q.page.unwrap_or(1).max(1),
+        size: app.config.page_size,
+    };
     let janitor = app
         .store
         .janitor
         .as_ref()
         .map(|l| (l.stats(), l.reconcile_stats()));
     let counts = app.counts.read().unwrap_or_else(|e| e.into_inner());
-    app.check
-        .with(|check| pages::overview(&ctx, &counts, janitor, check, app.store.redis.is_some()))
+    app.check.with(|check| {
+        pages::overview(
+            &ctx,
+            &counts,
+            services,
+            janitor,
+            check,
+            app.store.redis.is_some(),
+        )
+    })
 }
 
 /// The list page's query; empty fields are no filter.
@@ -191,6 +228,8 @@ struct ListQuery {
     user: Option<String>,
     status: Option<String>,
     after: Option<String>,
+    /// Scan for the status even when the last count found no such task.
+    scan: Option<String>,
 }
 
 fn given(value: Option<String>) -> Option<String> {
@@ -201,7 +240,7 @@ async fn task_list(
     State(app): Shared,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> PageResult {
+) -> Result<Response, Problem> {
     let ctx = ctx(&app, &headers);
     let status = match given(q.status) {
         Some(s) => Some(
@@ -216,18 +255,72 @@ async fn task_list(
         status,
         after: given(q.after),
     };
-    let page = listing::page(app.store.repo.as_ref(), &filter, app.config.page_size)
-        .await
-        .map_err(|e| Problem::from_error(&ctx, &e))?;
-    let services: Vec<String> = {
+    let (services, counted) = {
         let counts = app.counts.read().unwrap_or_else(|e| e.into_inner());
-        counts
+        let services: Vec<String> = counts
             .counts
             .as_ref()
-            .map(|c| c.by_service.keys().cloned().collect())
-            .unwrap_or_default()
+            .map(|c| {
+                let (top, _) = c.top(app.config.top_services);
+                top.into_iter().map(|(s, _)| s.to_owned()).collect()
+            })
+            .unwrap_or_default();
+        // The count knows tasks by service and status, not by user.
+        let counted = match (&counts.counts, filter.status, &filter.user) {
+            (Some(c), Some(status), None) => Some(pages::Counted {
+                tasks: c.with_status(filter.service.as_deref(), status),
+                at: c.at,
+            }),
+            _ => None,
+        };
+        (services, counted)
     };
-    Ok(pages::task_list(&ctx, &filter, &page, &services))
+    // The last count found none: no scan of the whole index, unless asked for.
+    let skipped = counted.is_some_and(|c| c.tasks == 0) && given(q.scan).is_none();
+    let page = if skipped {
+        listing::Page::default()
+    } else {
+        // Held while the scan runs, inside this future: dropped with it.
+        let _permit = match filter.status {
+            Some(_) => match app.scans.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => return Ok(busy(&ctx, app.config.max_status_scans)),
+            },
+            None => None,
+        };
+        listing::page(app.store.repo.as_ref(), &filter, app.config.page_size)
+            .await
+            .map_err(|e| Problem::from_error(&ctx, &e))?
+    };
+    let list = pages::TaskList {
+        filter: &filter,
+        page: &page,
+        services: &services,
+        counted,
+        skipped,
+    };
+    Ok(pages::task_list(&ctx, &list).into_response())
+}
+
+/// Seconds a client is asked to wait when every status scan is taken.
+const SCAN_RETRY_AFTER: &str = "5";
+
+/// 503 with `Retry-After`: every status scan is taken.
+fn busy(ctx: &Ctx, scans: usize) -> Response {
+    tracing::info!(scans, "a status filter waits: every scan is taken");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, SCAN_RETRY_AFTER)],
+        pages::problem(
+            ctx,
+            "Busy",
+            &format!(
+                "{scans} task lists filtered by status are being read already (each may read \
+                 every record of the index); try again in a few seconds."
+            ),
+        ),
+    )
+        .into_response()
 }
 
 /// The record of `id`, or the page that says why there is none.
@@ -244,7 +337,7 @@ async fn record(app: &App, ctx: &Ctx, id: &str) -> Result<TaskRecord, Problem> {
     }
 }
 
-async fn task(State(app): Shared, headers: HeaderMap, Path(id): Path<String>) -> PageResult {
+async fn task(State(app): Shared, headers: HeaderMap, Name(id): Name) -> PageResult {
     let ctx = ctx(&app, &headers);
     let record = record(&app, &ctx, &id).await?;
     Ok(pages::task(&ctx, &record))
@@ -258,7 +351,7 @@ struct EventsQuery {
 async fn events(
     State(app): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Name(id): Name,
     Query(q): Query<EventsQuery>,
 ) -> Response {
     // A reconnecting EventSource says where it stopped; it knows better than the URL.
@@ -267,17 +360,35 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let from = resume.or(q.from).unwrap_or(0);
+    let Some(place) = app.followers.admit() else {
+        let max = app.followers.max_streams();
+        tracing::info!(max, task_id = %id, "a live log refused: every stream is taken");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::RETRY_AFTER, "30"),
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            ],
+            format!(
+                "the console already streams {max} live logs, its most; reload the page later \
+                 to follow this one\n"
+            ),
+        )
+            .into_response();
+    };
     live::follow(
-        app.store.repo.clone(),
-        id,
+        &app.followers,
+        &app.store.repo,
+        &id,
         from,
         app.config.live_poll,
         app.stopping.subscribe(),
+        place,
     )
     .into_response()
 }
 
-async fn users(State(app): Shared, headers: HeaderMap, Path(service): Path<String>) -> PageResult {
+async fn users(State(app): Shared, headers: HeaderMap, Name(service): Name) -> PageResult {
     let ctx = ctx(&app, &headers);
     let users = app
         .store
@@ -322,7 +433,7 @@ struct LoginQuery {
 
 /// `next` when it is a path of this console, so that signing in never leads elsewhere.
 fn local_path(next: Option<String>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+    next.filter(|n| auth::local_path(n).is_some())
 }
 
 async fn login_page(State(app): Shared, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Markup {
@@ -444,19 +555,11 @@ fn writer(
     Ok(session)
 }
 
-async fn confirm_cancel(
-    State(app): Shared,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn confirm_cancel(State(app): Shared, headers: HeaderMap, Name(id): Name) -> Response {
     confirm(app, headers, id, Action::Cancel).await
 }
 
-async fn confirm_delete(
-    State(app): Shared,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn confirm_delete(State(app): Shared, headers: HeaderMap, Name(id): Name) -> Response {
     confirm(app, headers, id, Action::Delete).await
 }
 
@@ -480,7 +583,7 @@ async fn confirm(app: Arc<App>, headers: HeaderMap, id: String, action: Action) 
 async fn cancel(
     State(app): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Name(id): Name,
     Form(form): Form<WriteForm>,
 ) -> Response {
     write(app, headers, id, form, Action::Cancel).await
@@ -489,7 +592,7 @@ async fn cancel(
 async fn delete(
     State(app): Shared,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Name(id): Name,
     Form(form): Form<WriteForm>,
 ) -> Response {
     write(app, headers, id, form, Action::Delete).await

@@ -162,6 +162,17 @@ async fn sign_in_with(client: &Client, token: &str) {
     form.submit().await.unwrap();
 }
 
+/// The classes of the task page's status.
+async fn status_class(client: &Client) -> serde_json::Value {
+    client
+        .execute(
+            "return document.getElementById('status').className;",
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
 async fn no_alert(client: &Client) {
     assert!(
         client.get_alert_text().await.is_err(),
@@ -214,6 +225,8 @@ async fn plant_store(repo: &RedisTaskRepository) {
     repo.set_jobs("2", &["slurm-5001".to_owned()])
         .await
         .unwrap();
+    let long = format!("rendered: {}", "frame ok; ".repeat(2_000));
+    repo.append_log("8", &long).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,6 +315,24 @@ async fn scenario(
     assert_eq!(users.lines().collect::<Vec<_>>(), ["alice", "carol"]);
     screenshot(&client, "users").await;
 
+    // A 20,000-character line is folded after 1,000 behind "show more", which opens it.
+    client.goto(&format!("{read_only}/tasks/8")).await.unwrap();
+    let summary = wait_text(&client, "details.more summary", |t| !t.is_empty()).await;
+    assert_eq!(summary, "show more (19010 more characters)");
+    let open = "return document.querySelector('details.more').open;";
+    assert_eq!(
+        client.execute(open, vec![]).await.unwrap(),
+        serde_json::json!(false)
+    );
+    screenshot(&client, "long-line").await;
+    click(&client, Locator::Css("details.more summary")).await;
+    assert_eq!(
+        client.execute(open, vec![]).await.unwrap(),
+        serde_json::json!(true)
+    );
+    let class = status_class(&client).await;
+    assert_eq!(class, serde_json::json!("status status-pending"));
+
     // A task: the <script> line is text, and nothing from the store runs.
     client.goto(&format!("{read_only}/tasks/2")).await.unwrap();
     let messages = wait_log(&client, |m| m.len() == 3).await;
@@ -317,12 +348,27 @@ async fn scenario(
     );
     wait_text(&client, "#live-state", |t| t == "following").await;
 
-    // The live log: a line written now appears, escaped too.
-    repo.append_log("2", "<script>alert(2)</script> frame 1 done")
+    // The live log: a line written now appears, escaped too, its right-to-left override
+    // shown as an escape instead of turning `gnp.exe` into `exe.png`.
+    repo.append_log(
+        "2",
+        "<script>alert(2)</script> frame 1 done: exe\u{202e}gnp.exe",
+    )
+    .await
+    .unwrap();
+    let messages = wait_log(&client, |m| m.len() == 4).await;
+    assert_eq!(
+        messages[3],
+        "<script>alert(2)</script> frame 1 done: exe\\u{202e}gnp.exe"
+    );
+    let isolated = client
+        .execute(
+            "return document.querySelector('#log tbody tr:last-child bdi span.ctl').title;",
+            vec![],
+        )
         .await
         .unwrap();
-    let messages = wait_log(&client, |m| m.len() == 4).await;
-    assert_eq!(messages[3], "<script>alert(2)</script> frame 1 done");
+    assert_eq!(isolated, serde_json::json!("U+202E"));
     no_alert(&client).await;
     screenshot(&client, "task").await;
 
@@ -352,6 +398,12 @@ async fn scenario(
         .unwrap();
     wait_text(&client, "#status", |t| t == "completed").await;
     wait_text(&client, "#live-state", |t| t == "final status: completed").await;
+    let class = status_class(&client).await;
+    assert_eq!(
+        class,
+        serde_json::json!("status status-completed"),
+        "the live status is coloured too"
+    );
     assert_eq!(
         log_messages(&client).await.last().unwrap(),
         "worker finished"
@@ -397,6 +449,17 @@ async fn scenario(
         m.last().is_some_and(|l| l.contains("requested by alice"))
     })
     .await;
+
+    // A task whose id is `..`: its link leads to it, not to the overview.
+    repo.save(TaskRecord::new("..", "etl", "dora", TaskStatus::Pending))
+        .await
+        .unwrap();
+    client
+        .goto(&format!("{read_only}/tasks?service=etl&user=dora"))
+        .await
+        .unwrap();
+    click(&client, Locator::LinkText("..")).await;
+    wait_text(&client, "h1", |t| t == "Task ..").await;
 
     // A narrow screen: the task page still reads without sideways scrolling of the page.
     client.set_window_size(400, 1300).await.unwrap();

@@ -368,6 +368,17 @@ fn ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| i.to_string()).collect()
 }
 
+/// Pending tasks of alice in render with these ids, as a mock's `list_by_ids` answers.
+fn pending_tasks(ids: &[String]) -> TaskList {
+    TaskList {
+        records: ids
+            .iter()
+            .map(|id| TaskRecord::new(id, "render", "alice", TaskStatus::Pending))
+            .collect(),
+        unreadable: Vec::new(),
+    }
+}
+
 #[tokio::test]
 async fn a_page_of_a_hundred_thousand_tasks_reads_only_that_page() {
     let mut mock = MockTaskRepository::new();
@@ -375,15 +386,7 @@ async fn a_page_of_a_hundred_thousand_tasks_reads_only_that_page() {
     mock.expect_list_by_ids()
         .times(1)
         .withf(|ids| ids.len() == 50 && ids[0] == "5001" && ids[49] == "5050")
-        .returning(|ids| {
-            Ok(TaskList {
-                records: ids
-                    .iter()
-                    .map(|id| TaskRecord::new(id, "render", "alice", TaskStatus::Pending))
-                    .collect(),
-                unreadable: Vec::new(),
-            })
-        });
+        .returning(|ids| Ok(pending_tasks(ids)));
     let console = Console::new(config(false), Backend::any(Arc::new(mock))).unwrap();
     let page = get(&console, "/tasks?after=5000").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -472,7 +475,11 @@ async fn the_overview_counts_match_the_store() {
         .unwrap();
     console.refresh_counts().await.unwrap();
     let page = get(&console, "/").await;
-    assert!(page.body.contains("7 tasks, counted"), "{}", page.body);
+    assert!(
+        page.body.contains("7 tasks in 2 services, counted"),
+        "{}",
+        page.body
+    );
     assert!(
         page.body
             .contains(r#"<a href="/tasks?service=render&amp;status=pending">3</a>"#),
@@ -506,18 +513,23 @@ async fn next_event(body: &mut Body) -> String {
     text
 }
 
+/// The live log of `id` from its first entry.
+async fn open_events(console: &Console, id: &str) -> axum::http::Response<Body> {
+    let request = Request::get(format!("/tasks/{id}/events?from=0"))
+        .header("host", HOST)
+        .body(Body::empty())
+        .unwrap();
+    tower::ServiceExt::oneshot(console.router(), request)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_live_log_streams_new_entries_until_the_task_ends() {
     let (console, repo) = memory(config(false));
     plant(repo.as_ref(), "3", "render", "alice").await;
     repo.append_log("3", "first").await.unwrap();
-    let request = Request::get("/tasks/3/events?from=0")
-        .header("host", HOST)
-        .body(Body::empty())
-        .unwrap();
-    let response = tower::ServiceExt::oneshot(console.router(), request)
-        .await
-        .unwrap();
+    let response = open_events(&console, "3").await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
     let first = next_event(&mut body).await;
@@ -785,7 +797,7 @@ async fn the_check_page_runs_the_check_and_shows_its_table() {
     assert!(page.body.contains("inconsistent"), "{}", page.body);
     assert!(
         page.body.contains(
-            "<td><code>index:tasks</code></td><td class=\"num\">1</td><td class=\"num\">0</td>"
+            "<td><code><bdi>index:tasks</bdi></code></td><td class=\"num\">1</td><td class=\"num\">0</td>"
         ),
         "{}",
         page.body
@@ -846,8 +858,9 @@ async fn odd_task_ids_are_encoded_in_links_and_found_again() {
     let list = get(&console, "/tasks").await;
     let href = "/tasks/a%2Fb%20%3Cc%3E%26d";
     assert!(
-        list.body
-            .contains(&format!(r#"<a href="{href}">a/b &lt;c&gt;&amp;d</a>"#)),
+        list.body.contains(&format!(
+            r#"<a href="{href}"><bdi>a/b &lt;c&gt;&amp;d</bdi></a>"#
+        )),
         "{}",
         list.body
     );
@@ -861,4 +874,649 @@ async fn odd_task_ids_are_encoded_in_links_and_found_again() {
     assert!(page
         .body
         .contains(&format!(r#"data-events="{href}/events""#)));
+}
+
+#[tokio::test]
+async fn sign_in_never_leads_to_another_site_nor_fails_after_opening_a_session() {
+    let (console, _) = memory(config(true));
+    // Each of these is `//evil.com` to a browser (tabs and newlines are dropped, a
+    // backslash is a slash), or not a valid `Location` at all.
+    for away in [
+        "%2F%09%2Fevil.com",
+        "%2F%0A%2Fevil.com",
+        "%2F%0D%2Fevil.com",
+        "%2F%5C%2Fevil.com",
+        "%09%2F%2Fevil.com",
+        "%2F%00%2Fevil.com",
+        "%2F%C3%A9",
+    ] {
+        let reply = post(
+            &console,
+            "/login",
+            &format!("token={ALICE}&next={away}"),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SEE_OTHER,
+            "{away}: {}",
+            reply.body
+        );
+        assert_eq!(reply.header("location"), "/", "{away}");
+        let form = get(&console, &format!("/login?next={away}")).await;
+        assert!(!form.body.contains(r#"name="next""#), "{away}");
+    }
+}
+
+#[tokio::test]
+async fn task_ids_and_services_of_dots_only_are_linked_and_found_again() {
+    let (console, repo) = memory(config(false));
+    for (id, href) in [
+        (".", "/tasks/%3A."),
+        ("..", "/tasks/%3A.."),
+        ("...", "/tasks/%3A..."),
+    ] {
+        plant(repo.as_ref(), id, "..", "alice").await;
+        let list = get(&console, "/tasks").await;
+        assert!(
+            list.body
+                .contains(&format!(r#"<a href="{href}"><bdi>{id}</bdi></a>"#)),
+            "{id}: {}",
+            list.body
+        );
+        let page = get(&console, href).await;
+        assert_eq!(page.status, StatusCode::OK, "{id}: {}", page.body);
+        assert!(page.body.contains(&format!("<h1>Task {id}</h1>")), "{id}");
+        assert!(page
+            .body
+            .contains(&format!(r#"data-events="{href}/events""#)));
+    }
+    // An id that merely holds dots keeps its plain link.
+    plant(repo.as_ref(), "a..b", "render", "alice").await;
+    assert_eq!(get(&console, "/tasks/a..b").await.status, StatusCode::OK);
+    console.refresh_counts().await.unwrap();
+    let overview = get(&console, "/").await;
+    assert!(
+        overview.body.contains(r#"href="/services/%3A../users""#),
+        "{}",
+        overview.body
+    );
+    let users = get(&console, "/services/%3A../users").await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert!(
+        users.body.contains("<strong><bdi>..</bdi></strong>"),
+        "{}",
+        users.body
+    );
+}
+
+#[tokio::test]
+async fn unknown_members_of_the_result_are_shown_like_unknown_fields() {
+    let (console, repo) = memory(config(false));
+    let mut record = TaskRecord::new("7", "render", "alice", TaskStatus::Failed);
+    record.result.launcher_output = Some("out".to_owned());
+    record.result.extra =
+        serde_json::from_str(r#"{"exit_code":137,"signal":"<KILL>","big":123456789012345678901}"#)
+            .unwrap();
+    record.extra = serde_json::from_str(r#"{"shard":3}"#).unwrap();
+    repo.save(record).await.unwrap();
+    let page = get(&console, "/tasks/7").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let at = page
+        .body
+        .find("Other members of the result")
+        .unwrap_or_else(|| panic!("no unknown result members shown: {}", page.body));
+    let shown = &page.body[at..];
+    assert!(shown.contains("&quot;exit_code&quot;: 137"), "{shown}");
+    assert!(
+        shown.contains("&quot;signal&quot;: &quot;&lt;KILL&gt;&quot;"),
+        "{shown}"
+    );
+    assert!(shown.contains("123456789012345678901"), "{shown}");
+    assert!(page.body.contains("&quot;shard&quot;: 3"));
+    // Without unknown members, no empty section.
+    plant(repo.as_ref(), "8", "render", "alice").await;
+    assert!(!get(&console, "/tasks/8")
+        .await
+        .body
+        .contains("Other members of the result"));
+}
+
+/// `html` without the values of its `value` attributes.
+fn without_values(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(at) = rest.find(" value=\"") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + " value=\"".len()..];
+        rest = &rest[rest.find('"').map_or(rest.len(), |end| end + 1)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn bidirectional_overrides_and_controls_are_isolated_and_shown_as_escapes() {
+    let (console, repo) = memory(config(false));
+    let record = TaskRecord::new(
+        "7\u{202e}",
+        "render\u{2066}",
+        "u\u{202e}evil",
+        TaskStatus::Running,
+    )
+    .with_parameters(
+        serde_json::from_str::<task_state_core::RawMap>("{\"file\":\"exe\u{202e}gnp.exe\"}")
+            .unwrap(),
+    );
+    repo.save(record).await.unwrap();
+    repo.append_log("7\u{202e}", "saved exe\u{202e}gnp.exe\r\u{1b}[2J")
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+    let mark = r#"<span class="ctl" title="U+202E">\u{202e}</span>"#;
+    for path in [
+        "/",
+        "/tasks",
+        "/tasks/7%E2%80%AE",
+        "/services/render%E2%81%A6/users",
+    ] {
+        let page = get(&console, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        // Form fields keep the value as it is, to filter by it; the text shows none.
+        let text = without_values(&page.body);
+        for hidden in ['\u{202e}', '\u{2066}', '\r', '\u{1b}'] {
+            assert!(
+                !text.contains(hidden),
+                "{path} shows {hidden:?} as is: {text}"
+            );
+        }
+        assert!(
+            page.body
+                .contains(r#"<bdi>render<span class="ctl" title="U+2066">\u{2066}</span></bdi>"#),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let task = get(&console, "/tasks/7%E2%80%AE").await;
+    assert!(
+        task.body.contains(&format!("<bdi>u{mark}evil</bdi>")),
+        "{}",
+        task.body
+    );
+    assert!(task.body.contains(&format!("<bdi>saved exe{mark}gnp.exe")));
+    assert!(task
+        .body
+        .contains(r#"<span class="ctl" title="U+001B">\u{1b}</span>[2J"#));
+    assert!(
+        task.body.contains(&format!("exe{mark}gnp.exe&quot;")),
+        "parameters"
+    );
+    assert!(task.body.contains(r"<h1>Task 7\u{202e}</h1>"));
+}
+
+#[tokio::test]
+async fn a_console_reachable_from_other_machines_needs_its_hosts_named() {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let (console, _) = memory(config(false));
+    let e = console
+        .serve(listener, std::future::ready(()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let message = e.to_string();
+    assert!(message.contains("--allowed-host"), "{message}");
+    assert!(message.contains("--allow-any-host"), "{message}");
+    assert!(message.contains("not a loopback address"), "{message}");
+
+    // Named hosts, or any host asked for by name: it serves (and stops at once here).
+    let mut named = config(false);
+    named.allowed_hosts = vec![HOST.to_owned()];
+    let mut any = config(false);
+    any.allow_any_host = true;
+    for config in [named, any] {
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let (console, _) = memory(config);
+        console
+            .serve(listener, std::future::ready(()))
+            .await
+            .unwrap();
+    }
+    // Loopback answers any host, as before.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (console, _) = memory(config(false));
+    console
+        .serve(listener, std::future::ready(()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn ten_thousand_services_keep_metrics_and_the_overview_small() {
+    let (console, repo) = memory(config(false));
+    // Service s00000 has the most tasks, then s00001, ...; the 9,900 smallest have one.
+    let mut id = 0;
+    for service in 0..10_000 {
+        let tasks = if service < 100 {
+            3 + (100 - service)
+        } else {
+            1
+        };
+        for _ in 0..tasks {
+            id += 1;
+            let record = TaskRecord::new(
+                id.to_string(),
+                format!("s{service:05}"),
+                "alice",
+                TaskStatus::Pending,
+            );
+            repo.save(record).await.unwrap();
+        }
+    }
+    repo.set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+
+    let metrics = get(&console, "/metrics").await.body;
+    assert!(
+        metrics.len() < 200_000,
+        "/metrics is {} bytes",
+        metrics.len()
+    );
+    let families =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let tasks: Vec<_> = families
+        .samples
+        .iter()
+        .filter(|s| s.metric == "task_state_tasks")
+        .collect();
+    let services: std::collections::BTreeSet<&str> = tasks
+        .iter()
+        .map(|s| s.labels.get("service").unwrap())
+        .collect();
+    assert_eq!(services.len(), 101, "the top 100 and :other");
+    assert!(services.contains("s00000") && services.contains("s00099"));
+    assert!(!services.contains("s00100"));
+    let value = |service: &str, status: &str| {
+        tasks
+            .iter()
+            .find(|s| {
+                s.labels.get("service") == Some(service) && s.labels.get("status") == Some(status)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) => v,
+                ref other => panic!("{other:?}"),
+            })
+    };
+    assert_eq!(value(":other", "pending"), Some(9_900.0));
+    assert_eq!(value("s00000", "pending"), Some(102.0));
+    assert_eq!(value("s00000", "running"), Some(1.0));
+    assert!(
+        metrics.contains("task_state_tasks_services 10000"),
+        "services gauge"
+    );
+    // Every task counted once, named or in :other.
+    let total: f64 = tasks
+        .iter()
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(total, f64::from(id));
+
+    // The overview shows one page of services, with a link to the next.
+    let overview = get(&console, "/").await.body;
+    assert!(
+        overview.len() < 100_000,
+        "the overview is {} bytes",
+        overview.len()
+    );
+    assert!(overview.contains("10000 services"), "{overview}");
+    assert_eq!(
+        overview.matches("/users\"").count(),
+        50,
+        "one page of services"
+    );
+    assert!(overview.contains(r#"<a href="/?page=2" rel="next">"#));
+    let last = get(&console, "/?page=200").await.body;
+    assert!(last.contains("s09999") && !last.contains("rel=\"next\""));
+    assert!(last.contains(r#"<a href="/?page=199" rel="prev">"#));
+    // The task list suggests the top services only.
+    let list = get(&console, "/tasks?service=s00000").await.body;
+    assert_eq!(list.matches("<option value=\"s").count(), 100);
+}
+
+/// The pending tasks of each service in `task_state_tasks` after a count, by label.
+async fn pending_series(console: &Console) -> Vec<(String, String)> {
+    console.refresh_counts().await.unwrap();
+    let metrics = get(console, "/metrics").await.body;
+    let prefix = "task_state_tasks{service=\"";
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .filter_map(|l| l.split_once("\",status=\"pending\"} "))
+        .map(|(service, n)| (service.to_owned(), n.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn services_leaving_the_top_move_their_series_to_other() {
+    let mut config = config(false);
+    config.top_services = 1;
+    let (console, repo) = memory(config);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    for (id, service) in [("1", "render"), ("2", "render"), ("3", "etl")] {
+        plant(repo.as_ref(), id, service, "alice").await;
+    }
+    assert_eq!(
+        pending_series(&console).await,
+        pairs(&[(":other", "1"), ("render", "2")])
+    );
+    for id in ["4", "5"] {
+        plant(repo.as_ref(), id, "etl", "alice").await;
+    }
+    assert_eq!(
+        pending_series(&console).await,
+        pairs(&[(":other", "2"), ("etl", "3")])
+    );
+    repo.delete("1").await.unwrap();
+    repo.delete("2").await.unwrap();
+    assert_eq!(pending_series(&console).await, pairs(&[("etl", "3")]));
+}
+
+/// A console (one status scan at a time) on 100,000 pending tasks: a filter on `completed`
+/// reads them all, 100 a batch, and the first batch read waits until the test releases it.
+struct GatedScan {
+    console: Console,
+    batches: Arc<std::sync::atomic::AtomicUsize>,
+    in_scan: Option<std::sync::mpsc::Receiver<()>>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl GatedScan {
+    fn new() -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let batches = Arc::new(AtomicUsize::new(0));
+        let (entered, in_scan) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let mut mock = MockTaskRepository::new();
+        mock.expect_list_ids().returning(|_| Ok(ids(100_000)));
+        let counter = batches.clone();
+        mock.expect_list_by_ids().returning(move |ids| {
+            if counter.fetch_add(1, SeqCst) == 0 {
+                entered.send(()).unwrap();
+                released.lock().unwrap().recv().unwrap();
+            }
+            Ok(pending_tasks(ids))
+        });
+        let mut config = config(false);
+        config.max_status_scans = 1;
+        let console = Console::new(config, Backend::any(Arc::new(mock))).unwrap();
+        GatedScan {
+            console,
+            batches,
+            in_scan: Some(in_scan),
+            release,
+        }
+    }
+
+    /// Returns once the first batch is being read.
+    async fn wait_in_scan(&mut self) {
+        let in_scan = self.in_scan.take().unwrap();
+        tokio::task::spawn_blocking(move || in_scan.recv().unwrap())
+            .await
+            .unwrap();
+    }
+
+    fn release(&self) {
+        self.release.send(()).unwrap();
+    }
+
+    fn batches(&self) -> usize {
+        self.batches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_scans_are_bounded_and_end_when_their_client_leaves() {
+    let mut gated = GatedScan::new();
+    let console = gated.console.clone();
+
+    let first = tokio::spawn({
+        let console = console.clone();
+        async move { get(&console, "/tasks?status=completed").await }
+    });
+    gated.wait_in_scan().await;
+    // The one scan is taken: the next is told to come back, and reads nothing.
+    let busy = get(&console, "/tasks?status=completed").await;
+    assert_eq!(
+        busy.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        busy.body
+    );
+    assert_eq!(busy.header("retry-after"), "5");
+    assert!(busy.body.contains("try again"), "{}", busy.body);
+
+    // The first client leaves (the server drops its handler's future): its scan stops
+    // after the batch it was reading, and its permit is free again.
+    first.abort();
+    gated.release();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let after_first = gated.batches();
+    let next = get(&console, "/tasks?status=pending").await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert_eq!(
+        after_first, 1,
+        "the scan stopped after the batch it was reading"
+    );
+}
+
+#[tokio::test]
+async fn a_status_the_last_count_did_not_find_is_not_scanned_unless_asked() {
+    let (console, repo) = memory(config(false));
+    for id in ["1", "2", "3"] {
+        plant(repo.as_ref(), id, "render", "alice").await;
+    }
+    console.refresh_counts().await.unwrap();
+    let reads = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"task_state_repository_operations_total{operation="list_by_ids",outcome="ok"} "#,
+                )
+            })
+            .unwrap_or("0")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = reads(&get(&console, "/metrics").await.body);
+    // A task completes after the count: the count does not know it yet.
+    repo.set_status("2", TaskStatus::Completed, None)
+        .await
+        .unwrap();
+    let page = get(&console, "/tasks?service=render&status=completed").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("found no completed tasks here, so the index was not read"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        reads(&get(&console, "/metrics").await.body),
+        before,
+        "no record read"
+    );
+    let scan = "/tasks?service=render&amp;status=completed&amp;scan=1";
+    assert!(
+        page.body.contains(&format!(r#"<a href="{scan}">"#)),
+        "{}",
+        page.body
+    );
+    let scanned = get(&console, &scan.replace("&amp;", "&")).await;
+    assert!(
+        scanned.body.contains(r#"<a href="/tasks/2">"#),
+        "{}",
+        scanned.body
+    );
+    assert!(reads(&get(&console, "/metrics").await.body) > before);
+    // A status the count found says how many it found.
+    let pending = get(&console, "/tasks?status=pending").await;
+    assert!(pending.body.contains(" found 3."), "{}", pending.body);
+}
+
+#[tokio::test]
+async fn long_lines_fold_statuses_colour_times_read_as_ago_and_lists_reload() {
+    let (console, repo) = memory(config(false));
+    plant(repo.as_ref(), "1", "render", "alice").await;
+    repo.set_status("1", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    let line = format!("{}{}", "a".repeat(1_000), "b".repeat(99_000));
+    repo.append_log("1", &line).await.unwrap();
+    plant(repo.as_ref(), "2", "render", "alice").await;
+    repo.set_status("2", TaskStatus::Completed, None)
+        .await
+        .unwrap();
+    console.refresh_counts().await.unwrap();
+
+    let task = get(&console, "/tasks/1").await.body;
+    // The first 1,000 characters, then the rest behind "show more".
+    let folded = format!(
+        "<bdi>{}</bdi><details class=\"more\"><summary>show more (99000 more characters)</summary><bdi>b",
+        "a".repeat(1_000)
+    );
+    assert!(task.contains(&folded), "{task}");
+    assert!(
+        task.contains(r#"<span id="status" class="status status-running">running</span>"#),
+        "{task}"
+    );
+    assert!(task.contains("</time> <span class=\"ago\">("), "{task}");
+    assert!(
+        task.contains(r#"<dd id="duration">"#) && task.contains(" so far</dd>"),
+        "{task}"
+    );
+    let done = get(&console, "/tasks/2").await.body;
+    assert!(done.contains(r#"<dd id="duration">took "#), "{done}");
+
+    let refresh = r#"<meta http-equiv="refresh" content="30">"#;
+    for path in ["/", "/tasks", "/tasks?service=render"] {
+        let page = get(&console, path).await.body;
+        assert!(page.contains(refresh), "{path}");
+        assert!(page.contains("This page reloads every 30 s."), "{path}");
+        assert!(page.contains("<time datetime=\""), "{path}: times");
+        assert!(page.contains("<span class=\"ago\">("), "{path}: times");
+    }
+    // A status filter may read the whole index: it does not reload by itself.
+    assert!(!get(&console, "/tasks?status=running")
+        .await
+        .body
+        .contains(refresh));
+}
+
+/// The repository's `get` calls so far, from `/metrics`.
+async fn gets(console: &Console) -> u64 {
+    get(console, "/metrics")
+        .await
+        .body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"task_state_repository_operations_total{operation="get",outcome="ok"} "#,
+            )
+        })
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn viewers_of_one_task_share_one_follower_and_streams_are_bounded() {
+    let mut config = config(false);
+    // One read each time the follower starts, none while the test runs.
+    config.live_poll = Duration::from_secs(3_600);
+    config.max_live_streams = 20;
+    let (console, repo) = memory(config);
+    plant(repo.as_ref(), "3", "render", "alice").await;
+    repo.append_log("3", "first").await.unwrap();
+    // A viewer that has had the first line.
+    let viewer = || async {
+        let response = open_events(&console, "3").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        assert!(next_event(&mut body)
+            .await
+            .contains("\"message\":\"first\""));
+        body
+    };
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        bodies.push(viewer().await);
+    }
+    assert_eq!(
+        gets(&console).await,
+        1,
+        "20 viewers, one read of the record"
+    );
+
+    // Past the bound: refused, saying why, with nothing read.
+    let refused = get(&console, "/tasks/3/events").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.header("retry-after"), "30");
+    assert!(
+        refused.body.contains("already streams 20 live logs"),
+        "{}",
+        refused.body
+    );
+    // A viewer leaves: its place is free again, and it joins the same follower.
+    bodies.pop();
+    bodies.push(viewer().await);
+    assert_eq!(gets(&console).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_scan_stops_when_its_client_closes_the_connection() {
+    use std::io::Write;
+    let mut gated = GatedScan::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        gated
+            .console
+            .clone()
+            .serve(listener, std::future::pending()),
+    );
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        client,
+        "GET /tasks?status=completed HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+    )
+    .unwrap();
+    gated.wait_in_scan().await;
+    drop(client);
+    gated.release();
+    // Once the server has seen the connection close, the scan's place is free again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while get(&gated.console, "/tasks?status=pending").await.status != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan of a closed connection still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The pending page read one batch. The closed connection's scan stops when the runtime
+    // next tells the server of the socket's end (a few dozen batches on), far from the
+    // 1,000 batches of the whole index that it would read to the end.
+    let read = gated.batches() - 1;
+    assert!(
+        read < 500,
+        "the closed connection's scan read {read} batches"
+    );
 }

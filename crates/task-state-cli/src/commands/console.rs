@@ -40,10 +40,31 @@ pub(crate) struct ConsoleArgs {
     #[arg(long, value_name = "SECONDS", default_value = "60",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     metrics_interval: u64,
+    /// Services that task_state_tasks names (those with the most tasks); the others are
+    /// summed under service=":other"
+    #[arg(long, value_name = "N", default_value = "100",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    top_services: u64,
+    /// Task lists filtered by status (each may read every record of its index) that may be
+    /// read at once; past it the list answers 503 with Retry-After
+    #[arg(long, value_name = "N", default_value = "4",
+          value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    max_status_scans: u64,
+    /// Live logs streamed at once (each task is read once however many pages follow it);
+    /// past it a page is told to come back later
+    #[arg(long, value_name = "N", default_value = "1000",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_live_logs: u64,
     /// A Host header to answer (repeat for several) [default: the --listen address, and
-    /// localhost with its port when that is a loopback address; any host when it is not]
+    /// localhost with its port, when that is a loopback address; required on any other
+    /// address unless --allow-any-host]
     #[arg(long = "allowed-host", value_name = "HOST")]
     allowed_hosts: Vec<String>,
+    /// On an address that is not loopback, answer any Host header (DNS rebinding can then
+    /// reach the console from any site's page); without it, such a --listen needs
+    /// --allowed-host
+    #[arg(long, conflicts_with = "allowed_hosts")]
+    allow_any_host: bool,
 }
 
 /// Serves until a signal, then stops the janitor if it ran.
@@ -52,15 +73,8 @@ pub(crate) async fn run(repo: &RedisTaskRepository, args: ConsoleArgs) -> Result
         Ok(text) => OperatorToken::parse_list(&text)?,
         Err(_) => Vec::new(),
     };
-    let mut config = ConsoleConfig::default();
-    config.allow_writes = args.allow_writes;
-    config.tokens = tokens;
-    config.metrics_interval = Duration::from_secs(args.metrics_interval);
-    config.allowed_hosts = if args.allowed_hosts.is_empty() {
-        default_hosts(args.listen)
-    } else {
-        args.allowed_hosts
-    };
+    // Before the janitor starts or the port opens: nothing to undo.
+    let config = console_config(&args, tokens)?;
     let listener = match args.janitor {
         true => {
             let options = ExpiryOptions {
@@ -103,9 +117,30 @@ pub(crate) async fn run(repo: &RedisTaskRepository, args: ConsoleArgs) -> Result
     Ok(served?)
 }
 
+/// The console's configuration from the flags, refused when `--listen` would answer any
+/// host where other machines reach it.
+fn console_config(args: &ConsoleArgs, tokens: Vec<OperatorToken>) -> Result<ConsoleConfig, Error> {
+    let mut config = ConsoleConfig::default();
+    config.allow_writes = args.allow_writes;
+    config.tokens = tokens;
+    config.metrics_interval = Duration::from_secs(args.metrics_interval);
+    config.top_services = usize::try_from(args.top_services).unwrap_or(usize::MAX);
+    config.max_status_scans = usize::try_from(args.max_status_scans).unwrap_or(usize::MAX);
+    config.max_live_streams = usize::try_from(args.max_live_logs).unwrap_or(usize::MAX);
+    config.allowed_hosts = if args.allowed_hosts.is_empty() {
+        default_hosts(args.listen)
+    } else {
+        args.allowed_hosts.clone()
+    };
+    config.allow_any_host = args.allow_any_host;
+    config.validate_listen(args.listen)?;
+    Ok(config)
+}
+
 /// The hosts a console on `listen` answers by default: on a loopback address, that address
 /// and `localhost` with the port (a page of another site that a DNS trick points at
-/// 127.0.0.1 sends its own name and is refused); on another address, any host.
+/// 127.0.0.1 sends its own name and is refused); on another address none, so that
+/// [`ConsoleConfig::validate_listen`] asks for `--allowed-host` or `--allow-any-host`.
 fn default_hosts(listen: SocketAddr) -> Vec<String> {
     if !listen.ip().is_loopback() {
         return Vec::new();
@@ -124,6 +159,53 @@ fn default_hosts(listen: SocketAddr) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        console: ConsoleArgs,
+    }
+
+    fn config_of(flags: &[&str]) -> Result<ConsoleConfig, Error> {
+        use clap::Parser;
+        let flags =
+            Flags::try_parse_from(std::iter::once("console").chain(flags.iter().copied())).unwrap();
+        console_config(&flags.console, Vec::new())
+    }
+
+    #[test]
+    fn a_listen_other_machines_reach_needs_its_hosts_named() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:8080"] {
+            let e = config_of(&["--listen", listen]).unwrap_err();
+            assert!(
+                matches!(&e, Error::Config(m) if m.contains("--allowed-host") && m.contains(listen)),
+                "{e}"
+            );
+        }
+        let named = config_of(&["--listen", "0.0.0.0:8080", "--allowed-host", "c.example"]);
+        assert_eq!(named.unwrap().allowed_hosts, ["c.example"]);
+        let any = config_of(&["--listen", "0.0.0.0:8080", "--allow-any-host"]).unwrap();
+        assert!(any.allow_any_host && any.allowed_hosts.is_empty());
+        let local = config_of(&[]).unwrap();
+        assert_eq!(local.allowed_hosts, ["127.0.0.1:8080", "localhost:8080"]);
+        let bounds = config_of(&[
+            "--top-services",
+            "7",
+            "--max-status-scans",
+            "2",
+            "--max-live-logs",
+            "30",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                bounds.top_services,
+                bounds.max_status_scans,
+                bounds.max_live_streams
+            ),
+            (7, 2, 30)
+        );
+    }
 
     #[test]
     fn loopback_consoles_answer_only_their_own_names() {
