@@ -5,6 +5,7 @@
 mod common;
 
 use common::{fresh, save_tasks_of_two_owners};
+use proptest::prelude::*;
 use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::RedisServer;
 use task_state_redis::{check, reconcile, CheckOptions, IndexDiff, NotUtf8, Repair};
@@ -271,4 +272,126 @@ async fn the_repair_of_a_store_with_every_odd_record_leaves_only_what_it_cannot_
     }
     // Left as found: the record that names it cannot be read, so it cannot be judged.
     assert_eq!(server.cli(&["SMEMBERS", "index:service:a:user:b"]), "101");
+}
+
+/// One oddity a task of the mixed store gets.
+#[derive(Debug, Clone, Copy)]
+enum Odd {
+    /// Left as saved.
+    Valid,
+    /// Its record rewritten with an owner name that cannot be part of a key.
+    BadOwner(&'static str, &'static str),
+    /// Its record key set to an empty string.
+    EmptyString,
+    /// Its record key set to a text that is not JSON.
+    NotJson,
+    /// A member that is no task id added to its user's index.
+    NoTaskIdMember,
+    /// A member that is not UTF-8 added to `index:tasks`.
+    NotUtf8Member,
+    /// Its entry in its service's index removed.
+    MissingEntry,
+    /// Its metadata hash deleted.
+    MissingMetadata,
+}
+
+fn odd() -> impl Strategy<Value = Odd> {
+    prop_oneof![
+        Just(Odd::Valid),
+        Just(Odd::BadOwner("", "u")),
+        Just(Odd::BadOwner("a:user:b", "u")),
+        Just(Odd::BadOwner("s", "x:y")),
+        Just(Odd::BadOwner("s", "")),
+        Just(Odd::EmptyString),
+        Just(Odd::NotJson),
+        Just(Odd::NoTaskIdMember),
+        Just(Odd::NotUtf8Member),
+        Just(Odd::MissingEntry),
+        Just(Odd::MissingMetadata),
+    ]
+}
+
+/// Plants `odd` on the saved task `id` of `service` and `user`; returns how many unreadable
+/// records and how many names that are not UTF-8 it leaves for the check to report.
+fn plant(server: &RedisServer, id: &str, (service, user): (&str, &str), odd: Odd) -> (u64, u64) {
+    let record_key = format!("task:{id}");
+    match odd {
+        Odd::Valid => (0, 0),
+        Odd::BadOwner(s, u) => {
+            server.cli(&["SET", &record_key, &record_of(id, s, u), "KEEPTTL"]);
+            (1, 0)
+        }
+        Odd::EmptyString => {
+            server.cli(&["SET", &record_key, "", "KEEPTTL"]);
+            (0, 0)
+        }
+        Odd::NotJson => {
+            server.cli(&["SET", &record_key, "{", "KEEPTTL"]);
+            (1, 0)
+        }
+        Odd::NoTaskIdMember => {
+            server.cli(&["SADD", &format!("index:user:{user}"), &format!("{id}:x")]);
+            (0, 0)
+        }
+        Odd::NotUtf8Member => {
+            server.cli(&[
+                "EVAL",
+                "return redis.call('SADD', KEYS[1], string.char(255) .. ARGV[1])",
+                "1",
+                "index:tasks",
+                id,
+            ]);
+            (0, 1)
+        }
+        Odd::MissingEntry => {
+            server.cli(&["SREM", &format!("index:service:{service}"), id]);
+            (0, 0)
+        }
+        Odd::MissingMetadata => {
+            server.cli(&["DEL", &format!("{record_key}:metadata")]);
+            (0, 0)
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 12,
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    /// Whatever mix of odd records a store holds, the repair never stops at one, and what
+    /// remains after it is exactly what it cannot repair: the unreadable records and the
+    /// names that are not UTF-8.
+    #[test]
+    fn the_repair_of_any_mix_of_odd_records_leaves_exactly_what_it_cannot_read(
+        odds in proptest::collection::vec(odd(), 1..24)
+    ) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let Some((server, repo)) = fresh().await else { return };
+            save_tasks_of_two_owners(&repo, odds.len()).await;
+            let (mut unreadable, mut not_utf8) = (0, 0);
+            for (i, odd) in odds.iter().enumerate() {
+                let owner = if i % 2 == 0 { ("render", "alice") } else { ("train", "bob") };
+                let (u, n) = plant(&server, &i.to_string(), owner, *odd);
+                unreadable += u;
+                not_utf8 += n;
+            }
+            check(&repo, CheckOptions { repair: true }, |_| {})
+                .await
+                .expect("the repair never stops at an odd record");
+            let after = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+            let context = format!("{odds:?}: {after:?}");
+            assert!(after.indexes.is_empty(), "{context}");
+            assert_eq!((after.metadata_mismatch, after.orphan_metadata), (0, 0), "{context}");
+            assert!(after.wrong_type.is_empty(), "{context}");
+            assert_eq!((after.unreadable, after.not_utf8), (unreadable, not_utf8), "{context}");
+            assert_eq!(after.is_consistent(), unreadable + not_utf8 == 0, "{context}");
+            for key in KEYS_OF_BAD_NAMES {
+                assert_eq!(server.cli(&["EXISTS", key]), "0", "{context}: {key} written");
+            }
+        });
+    }
 }
