@@ -1750,3 +1750,88 @@ fn jobs_field_names_the_job_list_of_new_records() {
     let bad = env.run(&["--jobs-field", "tasks", "get", id]);
     assert_eq!(code(&bad), 2, "{}", stderr(&bad));
 }
+
+/// The record of task `id` with `service` and `user`, as another tool might write it.
+fn record_json(id: &str, service: &str, user: &str) -> String {
+    serde_json::json!({
+        "task_id": id, "service": service, "user_id": user, "status": "running",
+        "parameters": {}, "jobs": [], "created_at": "2026-01-01T00:00:00+09:00",
+        "updated_at": "2026-01-01T00:00:00+09:00", "logs": [],
+        "result": {"pod_status": null, "launcher_output": null}
+    })
+    .to_string()
+}
+
+#[test]
+fn fsck_json_verdict_and_exit_status_are_one_fact() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "render", "--user", "alice"]);
+    env.server.cli(&["SET", "task:9", "{not json"]);
+    let output = env.run(&["fsck", "--json"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let found = json_of(&output);
+    assert_eq!(found["consistent"], false, "{found}");
+    assert_eq!(found["unreadable"], 1);
+    let repaired = env.run(&["fsck", "--json", "--repair"]);
+    assert_eq!(code(&repaired), 1, "{}", stderr(&repaired));
+    assert_eq!(json_of(&repaired)["after_repair"]["consistent"], false);
+    let text = env.run(&["fsck", "--repair"]);
+    assert_eq!(code(&text), 1);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("after repair: still inconsistent"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn fsck_repair_skips_owner_names_that_cannot_be_key_parts_and_repairs_the_rest() {
+    let env = env_or_skip!();
+    for id in ["1", "2", "3"] {
+        env.ok(&["create", "--service", "s", "--user", "u", "--id", id]);
+    }
+    env.server
+        .cli(&["SET", "task:101", &record_json("101", "a:user:b", "u")]);
+    env.server
+        .cli(&["SET", "task:102", &record_json("102", "", "u")]);
+    env.server.cli(&["SREM", "index:tasks", "2"]);
+    let planned = env.run(&["fsck", "--repair", "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&planned.stdout);
+    assert!(!stdout.contains("index:service:a"), "{stdout}");
+    assert!(
+        stdout.contains("reindex task 2: add to index:tasks"),
+        "{stdout}"
+    );
+    let output = env.run(&["fsck", "--repair"]);
+    let err = stderr(&output);
+    assert_eq!(code(&output), 1, "not 6: {err}");
+    assert!(!err.contains("TSDECODE"), "{err}");
+    assert!(err.contains("2 unreadable records"), "{err}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("unreadable task:101"), "{stdout}");
+    assert_eq!(env.server.cli(&["SISMEMBER", "index:tasks", "2"]), "1");
+    assert_eq!(env.server.cli(&["EXISTS", "index:service:a:user:b"]), "0");
+}
+
+#[test]
+fn list_and_fsck_both_name_what_is_not_utf8() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "s", "--user", "u", "--id", "1"]);
+    env.server.cli(&[
+        "EVAL",
+        "return redis.call('SADD', KEYS[1], string.char(255))",
+        "1",
+        "index:tasks",
+    ]);
+    let listed = env.run(&["list"]);
+    let err = stderr(&listed);
+    assert_eq!(code(&listed), 1, "{err}");
+    assert!(err.contains("task:\\xff"), "{err}");
+    let checked = env.run(&["fsck"]);
+    assert_eq!(code(&checked), 1, "{}", stderr(&checked));
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        stdout.contains("not UTF-8: member \\xff of index:tasks"),
+        "{stdout}"
+    );
+}

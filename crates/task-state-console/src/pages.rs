@@ -318,7 +318,7 @@ fn summary(report: &CheckReport) -> Markup {
         " (" (report.records) " records, " (report.missing()) " missing and " (report.extra())
         " extra index entries, " (report.metadata_mismatch) " metadata mismatches, "
         (report.orphan_metadata) " orphan metadata, " (report.wrong_type.len()) " keys of the wrong type, "
-        (report.unreadable) " unreadable)"
+        (report.unreadable) " unreadable, " (report.not_utf8) " keys or members not UTF-8)"
     }
 }
 

@@ -81,6 +81,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!($setup);
         $crate::conformance_tests!(@raw $setup, $raw;
             empty_stored_record_is_none,
+            empty_stored_record_is_absent_from_listings,
             values_kept_as_text_hold_any_json,
         );
     };
@@ -1308,6 +1309,35 @@ pub async fn empty_stored_record_is_none(repo: &dyn TaskRepository, raw: &dyn Ra
         matches!(empty, Ok(None)),
         "{CHECK}: an empty stored string must read as no record, got {empty:?}"
     );
+}
+
+/// A task whose record key came to hold an empty string (while its index entries stay) is
+/// absent from every listing, as for `get`: neither listed nor reported unreadable, as
+/// Python's listing skips it.
+pub async fn empty_stored_record_is_absent_from_listings(
+    repo: &dyn TaskRepository,
+    raw: &dyn RawRecords,
+) {
+    const CHECK: &str = "empty_stored_record_is_absent_from_listings";
+    let id = "cf-raw-emptied";
+    saved(repo, id, "cf-emptied-s", "cf-emptied-u", CHECK).await;
+    raw.plant_raw(id, "").await;
+    let by_ids = ok(repo.list_by_ids(&[id.to_owned()]).await, CHECK);
+    assert!(
+        by_ids.records.is_empty() && by_ids.unreadable.is_empty(),
+        "{CHECK}: list_by_ids must skip an empty stored string, got {by_ids:?}"
+    );
+    for scope in every_scope("cf-emptied-s", "cf-emptied-u") {
+        let list = match &scope {
+            Scope::All => repo.list_all().await,
+            other => repo.list(other).await,
+        };
+        let list = ok(list, CHECK);
+        assert!(
+            !list.ids().contains(&id) && !list.unreadable.iter().any(|u| u.task_id == id),
+            "{CHECK}: {scope:?} must neither list nor report {id}, got {list:?}"
+        );
+    }
 }
 
 /// The model keeps the values of `parameters`, of unknown members and of a result's other

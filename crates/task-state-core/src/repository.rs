@@ -208,7 +208,10 @@ pub trait TaskRepository: Send + Sync + Debug + 'static {
     async fn set_jobs(&self, task_id: &str, jobs: &[String]) -> Result<Option<TaskRecord>>;
 
     /// The ids in one index, in task id order. The index may still hold ids whose record
-    /// has expired; [`TaskRepository::list_by_ids`] skips those.
+    /// has expired; [`TaskRepository::list_by_ids`] skips those. A member the backend cannot
+    /// read as text (on Redis, one that is not UTF-8) is given as an id that no task has
+    /// (its escaped bytes behind a NUL character), which [`TaskRepository::list_by_ids`]
+    /// reports in [`TaskList::unreadable`], so that no listing leaves it out unsaid.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad name in `scope`.

@@ -141,15 +141,34 @@ impl std::fmt::Display for Repair {
     }
 }
 
+/// A key, or a member of an index set, that is not UTF-8, as [`CheckReport::not_utf8_examples`]
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotUtf8 {
+    /// The key, escaped when it is the one not UTF-8.
+    pub key: String,
+    /// The member of the set `key` that is not UTF-8, escaped; `None` when the key is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+}
+
 /// What [`check`] found (and repaired).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// Records read.
     pub records: u64,
-    /// Records that could not be read (their indexes cannot be judged).
+    /// Records that could not be read (their indexes cannot be judged): not JSON, no
+    /// `service` or `user_id`, or names that cannot be part of a key (`""`, `a:user:b`). An
+    /// empty string is no record (as for every read), not an unreadable one.
     pub unreadable: u64,
     /// Up to 20 unreadable record keys with the reason.
     pub unreadable_examples: Vec<(String, String)>,
+    /// Keys (`task:*`, `index:*`) and index members that are not UTF-8, so that no name of
+    /// the layout can be read from them: counted, never repaired (an operator decides).
+    pub not_utf8: u64,
+    /// Up to 20 of them, [escaped](u8::escape_ascii) (`task:\xff`): the key, and for an
+    /// index member the member.
+    pub not_utf8_examples: Vec<NotUtf8>,
     /// Per index key, its missing and extra members; only keys with a difference.
     pub indexes: BTreeMap<String, IndexDiff>,
     /// Records whose metadata hash is missing or names another service or user.
@@ -180,12 +199,34 @@ impl CheckReport {
         self.indexes.values().map(|d| d.extra).sum()
     }
 
-    /// True when nothing is out of place (unreadable records aside).
+    /// The verdict: true when nothing is out of place and everything could be read (no
+    /// unreadable record, no key or member that is not UTF-8). `fsck`'s text, its JSON and
+    /// its exit status all say this one fact.
     pub fn is_consistent(&self) -> bool {
         self.indexes.is_empty()
             && self.metadata_mismatch == 0
             && self.orphan_metadata == 0
             && self.wrong_type.is_empty()
+            && self.unreadable == 0
+            && self.not_utf8 == 0
+    }
+
+    fn unreadable_record(&mut self, key: String, reason: String) {
+        self.unreadable += 1;
+        if self.unreadable_examples.len() < EXAMPLES {
+            self.unreadable_examples.push((key, reason));
+        }
+    }
+
+    /// Counts names that are not UTF-8: keys (`member` `None`) or members of the set `key`.
+    fn not_utf8(&mut self, key: &str, member: Option<String>) {
+        self.not_utf8 += 1;
+        if self.not_utf8_examples.len() < EXAMPLES {
+            self.not_utf8_examples.push(NotUtf8 {
+                key: key.to_owned(),
+                member,
+            });
+        }
     }
 
     fn diff(&mut self, key: &str) -> &mut IndexDiff {
@@ -289,6 +330,24 @@ enum Found {
     Owner(Owner),
 }
 
+/// What a record's bytes say of its owner. An empty string is no record (Python's
+/// `if not raw: return None`); names that cannot be part of a key make it unreadable, as
+/// for `list` and the mutations: its indexes cannot be judged, and no key is built from them.
+fn owner_of(bytes: &[u8]) -> Found {
+    if bytes.is_empty() {
+        return Found::Missing;
+    }
+    match task_state_core::serde_json::from_slice::<Owner>(bytes) {
+        Ok(owner) => match validate_name("service", &owner.service)
+            .and_then(|()| validate_name("user id", &owner.user_id))
+        {
+            Ok(()) => Found::Owner(owner),
+            Err(e) => Found::Unreadable(e.to_string()),
+        },
+        Err(e) => Found::Unreadable(e.to_string()),
+    }
+}
+
 /// What the records of `ids` are.
 async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>> {
     let mut out = Vec::with_capacity(ids.len());
@@ -317,12 +376,7 @@ async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>
                     continue;
                 }
             };
-            out.push(
-                match task_state_core::serde_json::from_slice::<Owner>(&bytes) {
-                    Ok(owner) => Found::Owner(owner),
-                    Err(e) => Found::Unreadable(e.to_string()),
-                },
-            );
+            out.push(owner_of(&bytes));
         }
         // MGET answers nil both for a missing key and for a key of another type.
         let names: Vec<String> = absent.iter().map(|&i| keys[i].clone()).collect();
@@ -338,45 +392,41 @@ async fn owners(repo: &RedisTaskRepository, ids: &[String]) -> Result<Vec<Found>
     Ok(out)
 }
 
-/// Runs a repair script. A key of the wrong type that the script found (it checks before it
-/// writes, so it wrote nothing) is reported, and the check goes on.
+/// Runs a repair script on `keys`, the first of which holds `expected` (`string` or `set`).
+/// Its errors are classified as the mutations' are ([`RedisTaskRepository::script_error_at`]).
+/// A key of the wrong type that the script found, or a record it could not read (each
+/// checks before it writes, so it wrote nothing), is reported, and the check goes on.
 async fn run_script(
     repo: &RedisTaskRepository,
     report: &mut CheckReport,
     script: &Script,
-    keys: Vec<String>,
+    (keys, expected): (Vec<String>, &'static str),
     args: Vec<String>,
 ) -> Result<u64> {
-    if repo.is_cluster() {
-        return match crate::cluster::repair(repo, script.name, &keys, args).await {
-            Err(Error::WrongType { key, expected }) => {
-                note_wrong_type(repo, report, &key, expected).await?;
-                Ok(0)
-            }
-            other => other,
-        };
-    }
-    match repo.eval_keys(script, keys.clone(), args).await {
-        Ok(Value::Integer(n)) => Ok(n.max(0) as u64),
-        Ok(_) => Ok(0),
-        Err(e) => match wrong_type_of_script(&e, &keys) {
-            Some((key, expected)) => {
-                note_wrong_type(repo, report, &key, expected).await?;
-                Ok(0)
-            }
-            None => Err(repo.backend(e, &format!("repairing with {}", script.name))),
-        },
-    }
-}
-
-/// The key of the wrong type a script failed on: the one its typed error names, or, for a
-/// bare `WRONGTYPE`, its first key.
-fn wrong_type_of_script(e: &FredError, keys: &[String]) -> Option<(String, &'static str)> {
-    match crate::repository::typed_script_error(e.details()) {
-        Some(Error::WrongType { key, expected }) => Some((key, expected)),
-        Some(_) => None,
-        None if e.details().contains("WRONGTYPE") => Some((keys.first()?.clone(), "set")),
-        None => None,
+    let ran = if repo.is_cluster() {
+        crate::cluster::repair(repo, script.name, &keys, args).await
+    } else {
+        let first = keys.first().cloned().unwrap_or_default();
+        match repo.eval_keys(script, keys, args).await {
+            Ok(Value::Integer(n)) => Ok(n.max(0) as u64),
+            Ok(_) => Ok(0),
+            Err(e) => Err(repo.script_error_at(
+                e,
+                (&first, expected),
+                &format!("repairing with {}", script.name),
+            )),
+        }
+    };
+    match ran {
+        Err(Error::WrongType { key, expected }) => {
+            note_wrong_type(repo, report, &key, expected).await?;
+            Ok(0)
+        }
+        Err(Error::Decode { key, reason }) => {
+            report.unreadable_record(key, reason);
+            Ok(0)
+        }
+        other => other,
     }
 }
 
@@ -424,6 +474,9 @@ async fn check_records(
     // Every type, so that a record or metadata key of another type is reported too.
     let mut pages = scan::KeyPages::new(repo, "task:*", "");
     while let Some(keys) = pages.next().await? {
+        for key in std::mem::take(&mut pages.not_utf8) {
+            report.not_utf8(&key, None);
+        }
         let keys: Vec<(&str, String, &'static str)> = keys
             .iter()
             .filter_map(|k| task_key_kind(k).map(|(id, expected)| (k.as_str(), id, expected)))
@@ -454,12 +507,7 @@ async fn check_records(
             match owner {
                 Found::Missing => {}
                 Found::WrongType(kind) => report.wrong(&keys::record(id), "string", kind),
-                Found::Unreadable(reason) => {
-                    report.unreadable += 1;
-                    if report.unreadable_examples.len() < EXAMPLES {
-                        report.unreadable_examples.push((keys::record(id), reason));
-                    }
-                }
+                Found::Unreadable(reason) => report.unreadable_record(keys::record(id), reason),
                 Found::Owner(owner) => {
                     report.records += 1;
                     let (s, u) = (&owner.service, &owner.user_id);
@@ -543,7 +591,7 @@ async fn check_records(
             if broken && !blocked && options.repair {
                 let keys = vec![keys::record(&id), meta_key];
                 report.repaired +=
-                    run_script(repo, report, &SCRIPTS.reindex, keys, vec![id]).await?;
+                    run_script(repo, report, &SCRIPTS.reindex, (keys, "string"), vec![id]).await?;
             }
         }
         progress(&CheckProgress {
@@ -565,6 +613,9 @@ async fn check_indexes(
     // Every type, so that an index key of another type is reported too.
     let mut pages = scan::KeyPages::new(repo, "index:*", "");
     while let Some(keys) = pages.next().await? {
+        for key in std::mem::take(&mut pages.not_utf8) {
+            report.not_utf8(&key, None);
+        }
         let keys: Vec<(String, IndexKind)> = keys
             .into_iter()
             .filter_map(|key| classify(&key).map(|kind| (key, kind)))
@@ -598,15 +649,21 @@ async fn check_index(
 ) -> Result<()> {
     let mut set_cursor = "0".to_owned();
     loop {
-        let (set_next, members) =
-            match scan::members_page(repo.writer().next(), key, &set_cursor).await {
-                Ok(page) => page,
-                // Replaced by a key of another type since the SCAN saw it.
-                Err(e) if scan::is_wrong_type(&e) => {
-                    return note_wrong_type(repo, report, key, "set").await
-                }
-                Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
-            };
+        let scan::Page {
+            next: set_next,
+            items: members,
+            not_utf8,
+        } = match scan::members_page(repo.writer().next(), key, &set_cursor).await {
+            Ok(page) => page,
+            // Replaced by a key of another type since the SCAN saw it.
+            Err(e) if scan::is_wrong_type(&e) => {
+                return note_wrong_type(repo, report, key, "set").await
+            }
+            Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
+        };
+        for member in not_utf8 {
+            report.not_utf8(key, Some(member));
+        }
         *done += members.len() as u64;
         let extra = match kind {
             IndexKind::Users(service) => {
@@ -642,7 +699,7 @@ async fn check_index(
                 };
                 args.extend(extra);
                 report.repaired +=
-                    run_script(repo, report, script, vec![key.to_owned()], args).await?;
+                    run_script(repo, report, script, (vec![key.to_owned()], "set"), args).await?;
             }
         }
         progress(&CheckProgress {
@@ -657,27 +714,27 @@ async fn check_index(
     }
 }
 
-/// The users of `index:service:{service}:users` without a task there. A user whose index is
-/// a key of the wrong type is reported, not counted.
+/// The users of `index:service:{service}:users` without a task there, and the members that
+/// are no user id (`""`, `a:b`: no task can name them). A user whose index is a key of the
+/// wrong type is reported, not counted.
 async fn users_without_tasks(
     repo: &RedisTaskRepository,
     report: &mut CheckReport,
     service: &str,
     users: &[String],
 ) -> Result<Vec<String>> {
-    let keys: Vec<String> = users
+    let (valid, mut extra): (Vec<String>, Vec<String>) = users
         .iter()
-        .filter(|user| validate_name("user id", user).is_ok())
+        .cloned()
+        .partition(|user| validate_name("user id", user).is_ok());
+    let keys: Vec<String> = valid
+        .iter()
         .map(|user| keys::service_user_index(service, user))
         .collect();
     let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
         .await
         .map_err(|e| repo.backend(e, "checking users"))?;
-    let mut extra = Vec::new();
-    let valid = users
-        .iter()
-        .filter(|user| validate_name("user id", user).is_ok());
-    for ((user, key), count) in valid.zip(&keys).zip(counts) {
+    for ((user, key), count) in valid.iter().zip(&keys).zip(counts) {
         match count {
             Ok(0) => extra.push(user.clone()),
             Ok(_) => {}
@@ -688,19 +745,20 @@ async fn users_without_tasks(
     Ok(extra)
 }
 
+/// The ids of `ids` that do not belong in an index of `kind`: no record (or an empty
+/// string), a record of another owner, or a member that is no task id (`""`, `a:b`: no
+/// record can have it).
 async fn tasks_not_belonging(
     repo: &RedisTaskRepository,
     report: &mut CheckReport,
     kind: &IndexKind,
     ids: &[String],
 ) -> Result<Vec<String>> {
-    let valid: Vec<String> = ids
+    let (valid, mut extra): (Vec<String>, Vec<String>) = ids
         .iter()
-        .filter(|id| validate_task_id(id).is_ok())
         .cloned()
-        .collect();
+        .partition(|id| validate_task_id(id).is_ok());
     let found = owners(repo, &valid).await?;
-    let mut extra = Vec::new();
     for (id, owner) in valid.into_iter().zip(found) {
         let belongs = match owner {
             Found::Missing => false,
@@ -742,11 +800,12 @@ async fn check_metadata(
             })
             .collect();
         let keys: Vec<String> = ids.iter().map(|id| keys::record(id)).collect();
-        let exists = scan::per_key(repo.writer().next(), "EXISTS", keys)
+        // An empty string is no record: its metadata is an orphan too.
+        let held = scan::holds_record(repo.writer().next(), keys)
             .await
             .map_err(|e| repo.backend(e, "checking metadata"))?;
-        for (id, exists) in ids.iter().zip(exists) {
-            if exists == 0 {
+        for (id, held) in ids.iter().zip(held) {
+            if !held {
                 report.orphan_metadata += 1;
                 report.plan(Repair::CleanOrphanMetadata {
                     task_id: id.clone(),
@@ -834,7 +893,13 @@ async fn scan_members(
 ) -> Result<()> {
     let mut cursor = "0".to_owned();
     loop {
-        let (next, members) = match scan::members_page(repo.writer().next(), key, &cursor).await {
+        // A member that is not UTF-8 is no task id of the layout: the store-wide check
+        // reports it.
+        let scan::Page {
+            next,
+            items: members,
+            ..
+        } = match scan::members_page(repo.writer().next(), key, &cursor).await {
             Ok(page) => page,
             Err(e) if scan::is_wrong_type(&e) => {
                 return Err(Error::WrongType {
@@ -1034,7 +1099,7 @@ async fn repair_user_index(
             repo,
             &mut scratch,
             &SCRIPTS.unindex,
-            vec![user_key.to_owned()],
+            (vec![user_key.to_owned()], "set"),
             args,
         )
         .await?;

@@ -8,7 +8,7 @@ use fred::prelude::{
     ClientLike, Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value,
 };
 use task_state_core::layout::{TaskIndexes, TASK_INDEX};
-use task_state_core::{BackendKind, Error, Result, TaskRecord};
+use task_state_core::{validate_name, validate_task_id, BackendKind, Error, Result, TaskRecord};
 
 use crate::keys;
 use crate::repository::{ExpiredCleanup, RedisTaskRepository};
@@ -331,7 +331,7 @@ pub(crate) async fn delete(repo: &RedisTaskRepository, id: &str) -> Result<bool>
 /// The expiry cleanup of a task whose record is gone: its index entries (those the metadata
 /// names; `index:tasks` alone without metadata), then the metadata.
 pub(crate) async fn handle_expired(repo: &RedisTaskRepository, id: &str) -> Result<ExpiredCleanup> {
-    if record_exists(repo, id).await? {
+    if repo.holds_record(id).await? {
         return Ok(ExpiredCleanup {
             record_exists: true,
             removed: false,
@@ -386,14 +386,6 @@ async fn settle(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
     Ok(deleted > 0)
 }
 
-async fn record_exists(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
-    let key = keys::record(id);
-    let exists: i64 = redirected(repo, || repo.writer().next().exists(&key))
-        .await
-        .map_err(|e| repo.backend(e, &format!("reading {key}")))?;
-    Ok(exists > 0)
-}
-
 /// Puts an existing task back into its indexes and rewrites its metadata from the record
 /// (the cluster form of `reindex.lua`). `None` when there is no record, else how many
 /// entries and fields it added or corrected. A record that names no owner is an
@@ -410,6 +402,15 @@ pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Opti
     let Some(owner) = record_owner(&text) else {
         return Err(Error::decode(key, "no service or user_id"));
     };
+    if validate_name("service", &owner.0)
+        .and_then(|()| validate_name("user id", &owner.1))
+        .is_err()
+    {
+        return Err(Error::decode(
+            key,
+            "service or user_id cannot be part of a key",
+        ));
+    }
     let ttl: i64 = redirected(repo, || client.pttl(&key))
         .await
         .map_err(|e| repo.backend(e, &format!("reading {key}")))?;
@@ -477,14 +478,11 @@ pub(crate) async fn prune(
     let gone = match service {
         Some(_) => candidates,
         None => {
-            let records: Vec<String> = candidates.iter().map(|id| keys::record(id)).collect();
-            let exists = redirected(repo, || scan::per_key(client, "EXISTS", records.clone()))
-                .await
-                .map_err(|e| repo.backend(e, "checking records"))?;
+            let held = still_there(repo, None, &candidates).await?;
             candidates
                 .into_iter()
-                .zip(exists)
-                .filter(|(_, n)| *n == 0)
+                .zip(held)
+                .filter(|(_, held)| !held)
                 .map(|(id, _)| id)
                 .collect()
         }
@@ -495,24 +493,49 @@ pub(crate) async fn prune(
     let removed: i64 = redirected(repo, || client.srem(key, gone.clone()))
         .await
         .map_err(|e| repo.read_error(e, key, "set"))?;
-    let back_keys: Vec<String> = match service {
-        Some(service) => gone
-            .iter()
-            .map(|user| keys::service_user_index(service, user))
-            .collect(),
-        None => gone.iter().map(|id| keys::record(id)).collect(),
-    };
-    let command = if service.is_some() { "SCARD" } else { "EXISTS" };
-    let again = redirected(repo, || scan::per_key(client, command, back_keys.clone()))
-        .await
-        .map_err(|e| repo.backend(e, "checking again"))?;
+    let again = still_there(repo, service, &gone).await?;
     let back: Vec<String> = gone
         .into_iter()
         .zip(again)
-        .filter(|(_, n)| *n > 0)
+        .filter(|(_, held)| *held)
         .map(|(member, _)| member)
         .collect();
     put_back(repo, key, removed, back).await
+}
+
+/// Whether each of `members` of an index set still has what keeps it there: with `service`
+/// (members of `index:service:{service}:users`) a task of that user in the service, else a
+/// record (an empty string is none). A member that is no valid name has none: no key is
+/// built from it.
+async fn still_there(
+    repo: &RedisTaskRepository,
+    service: Option<&str>,
+    members: &[String],
+) -> Result<Vec<bool>> {
+    let client = repo.writer().next();
+    let valid: Vec<&String> = members
+        .iter()
+        .filter(|m| validate_name("name", m).is_ok())
+        .collect();
+    let keys: Vec<String> = match service {
+        Some(service) => valid
+            .iter()
+            .map(|user| keys::service_user_index(service, user))
+            .collect(),
+        None => valid.iter().map(|id| keys::record(id)).collect(),
+    };
+    let held: Vec<bool> = match service {
+        Some(_) => redirected(repo, || scan::per_key(client, "SCARD", keys.clone()))
+            .await
+            .map(|counts| counts.into_iter().map(|n| n > 0).collect()),
+        None => redirected(repo, || scan::holds_record(client, keys.clone())).await,
+    }
+    .map_err(|e| repo.backend(e, "checking records"))?;
+    let mut held = held.into_iter();
+    Ok(members
+        .iter()
+        .map(|m| validate_name("name", m).is_ok() && held.next().unwrap_or(true))
+        .collect())
 }
 
 /// The end of a removal that was checked again: puts `back` (the members removed that
@@ -573,17 +596,23 @@ async fn not_belonging(
     candidates: &[String],
 ) -> Result<Vec<String>> {
     let client = repo.writer().next();
-    let records: Vec<String> = candidates.iter().map(|id| keys::record(id)).collect();
+    // A member that is no task id has no record: no key is built from it.
+    let (valid, mut out): (Vec<String>, Vec<String>) = candidates
+        .iter()
+        .cloned()
+        .partition(|id| validate_task_id(id).is_ok());
+    let records: Vec<String> = valid.iter().map(|id| keys::record(id)).collect();
     let texts = redirected(repo, || get_each(client, records.clone()))
         .await
         .map_err(|e| repo.backend(e, "reading records"))?;
     let types = redirected(repo, || scan::types(client, records.clone()))
         .await
         .map_err(|e| repo.backend(e, "checking records"))?;
-    let mut out = Vec::new();
-    for ((id, text), kind_found) in candidates.iter().zip(texts).zip(types) {
+    for ((id, text), kind_found) in valid.iter().zip(texts).zip(types) {
+        let empty = scan::text(&text).is_some_and(|t| t.is_empty());
         let belongs = match kind_found.as_str() {
             "none" => false,
+            "string" if empty => false, // an empty string is no record
             "string" if kind == "tasks" => true,
             "string" => match scan::text(&text).as_deref().and_then(record_owner) {
                 None => true, // cannot tell: leave it

@@ -127,8 +127,11 @@ async fn prune_index(repo: &RedisTaskRepository, key: &str, service: Option<&str
     let mut removed = 0;
     let mut cursor = "0".to_owned();
     loop {
-        let (next, mut members) = match scan::members_page(repo.writer().next(), key, &cursor).await
-        {
+        let scan::Page {
+            next,
+            items: mut members,
+            not_utf8,
+        } = match scan::members_page(repo.writer().next(), key, &cursor).await {
             Ok(page) => page,
             Err(e) if scan::is_wrong_type(&e) => {
                 tracing::warn!(key, "reconciler: key of the wrong type left alone");
@@ -136,6 +139,14 @@ async fn prune_index(repo: &RedisTaskRepository, key: &str, service: Option<&str
             }
             Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
         };
+        for member in &not_utf8 {
+            // No name of the layout is: the check reports it, an operator decides.
+            tracing::warn!(
+                key,
+                member,
+                "reconciler: a member that is not UTF-8 left alone"
+            );
+        }
         if let Some(service) = service {
             members = users_to_prune(repo, service, members).await?;
         }
@@ -167,17 +178,17 @@ async fn prune_index(repo: &RedisTaskRepository, key: &str, service: Option<&str
     }
 }
 
-/// The users (of `index:service:{service}:users`) whose task index there is empty, for the
-/// script to check again and remove; a user whose index has the wrong type is left alone.
+/// The users (of `index:service:{service}:users`) whose task index there is empty, and the
+/// members that are no user id (`""`, `a:b`: no task can have them), for the script to check
+/// again and remove; a user whose index has the wrong type is left alone.
 async fn users_to_prune(
     repo: &RedisTaskRepository,
     service: &str,
     users: Vec<String>,
 ) -> Result<Vec<String>> {
-    let users: Vec<String> = users
+    let (users, mut out): (Vec<String>, Vec<String>) = users
         .into_iter()
-        .filter(|user| validate_name("user id", user).is_ok())
-        .collect();
+        .partition(|user| validate_name("user id", user).is_ok());
     let keys: Vec<String> = users
         .iter()
         .map(|user| keys::service_user_index(service, user))
@@ -185,7 +196,6 @@ async fn users_to_prune(
     let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
         .await
         .map_err(|e| repo.backend(e, "checking users"))?;
-    let mut out = Vec::new();
     for ((user, key), count) in users.into_iter().zip(&keys).zip(counts) {
         match count {
             Ok(0) => out.push(user),

@@ -40,7 +40,7 @@ pub mod testing;
 
 pub use check::{
     check, check_user, plan_user_repair, CheckOptions, CheckPhase, CheckProgress, CheckReport,
-    IndexDiff, Repair, UserCheckOptions, UserIndexReport, UserRepairPlan, WrongTypeKey,
+    IndexDiff, NotUtf8, Repair, UserCheckOptions, UserIndexReport, UserRepairPlan, WrongTypeKey,
 };
 pub use expiry::{
     check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,

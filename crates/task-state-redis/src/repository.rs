@@ -262,7 +262,8 @@ impl RedisTaskRepository {
 
     /// Cleans the index entries of a task whose record has expired, using its metadata
     /// hash, as the Python package's `handle_task_expired` does, atomically. Does nothing
-    /// (and returns `Ok(false)`) while the record still exists.
+    /// (and returns `Ok(false)`) while the record still exists; an empty string is no record
+    /// (as for every read): its index entries and metadata are cleaned, the string left.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad task id, [`Error::WrongType`] when a key of the
@@ -281,6 +282,11 @@ impl RedisTaskRepository {
             )
             .await?;
         let (removed, had_metadata) = int_pair(&reply);
+        if removed < 0 && !self.holds_record(task_id).await? {
+            // An empty string, which is no record, but `remove.lua` counts every key: the
+            // cleanup in steps, each checked again (docs/cluster.md), as on a cluster.
+            return crate::cluster::handle_expired(self, task_id).await;
+        }
         Ok(ExpiredCleanup {
             record_exists: removed < 0,
             removed: removed > 0,
@@ -604,25 +610,41 @@ impl RedisTaskRepository {
         }
     }
 
-    /// Every member of a set, SSCAN by SSCAN, without duplicates.
-    pub(crate) async fn scan_set(&self, key: &str) -> Result<Vec<String>> {
+    /// Whether `task:{id}` holds a record, on the writer (see [`scan::holds_record`]).
+    pub(crate) async fn holds_record(&self, task_id: &str) -> Result<bool> {
+        let key = keys::record(task_id);
+        let held = crate::cluster::redirected(self, || {
+            scan::holds_record(self.inner.writer.next(), [key.clone()])
+        })
+        .await
+        .map_err(|e| self.backend(e, &format!("reading {key}")))?;
+        Ok(held.first().copied().unwrap_or(false))
+    }
+
+    /// Every member of a set, SSCAN by SSCAN, without duplicates; then those that are not
+    /// UTF-8, [escaped](scan::escaped).
+    pub(crate) async fn scan_set(&self, key: &str) -> Result<(Vec<String>, Vec<String>)> {
         let client = self.inner.reader.next();
         let mut seen = HashSet::new();
         let mut members = Vec::new();
+        let mut not_utf8 = Vec::new();
         let mut cursor = "0".to_owned();
         loop {
-            let (next, page) = scan::members_page(client, key, &cursor)
+            let page = scan::members_page(client, key, &cursor)
                 .await
                 .map_err(|e| self.read_error(e, key, "set"))?;
-            for member in page {
+            for member in page.items {
                 if seen.insert(member.clone()) {
                     members.push(member);
                 }
             }
-            if next == "0" {
-                return Ok(members);
+            not_utf8.extend(page.not_utf8);
+            if page.next == "0" {
+                not_utf8.sort();
+                not_utf8.dedup();
+                return Ok((members, not_utf8));
             }
-            cursor = next;
+            cursor = page.next;
         }
     }
 
@@ -665,18 +687,41 @@ impl RedisTaskRepository {
     }
 
     pub(crate) fn script_error(&self, e: FredError, task_id: &str) -> Error {
+        self.script_error_at(
+            e,
+            (&keys::record(task_id), "string"),
+            &format!("updating task {task_id:?}"),
+        )
+    }
+
+    /// The error of a failed script that may have written (a mutation or a repair): the
+    /// typed error it raised ([`typed_script_error`]), [`Error::WrongType`] of `first` (its
+    /// first key, which holds `expected`) for a bare `WRONGTYPE`, else as
+    /// [`backend_write`](Self::backend_write) with `context`.
+    pub(crate) fn script_error_at(
+        &self,
+        e: FredError,
+        (first, expected): (&str, &'static str),
+        context: &str,
+    ) -> Error {
         if let Some(error) = typed_script_error(e.details()) {
             return error;
         }
         if e.details().contains("WRONGTYPE") {
             return Error::WrongType {
-                key: keys::record(task_id),
-                expected: "string",
+                key: first.to_owned(),
+                expected,
             };
         }
-        self.backend_write(e, &format!("updating task {task_id:?}"))
+        self.backend_write(e, context)
     }
 }
+
+/// What opens an id of [`TaskRepository::list_ids`] that stands for an index member that is
+/// not UTF-8, followed by its escaped bytes: a control character, which no task id has, so
+/// that [`TaskRepository::list_by_ids`] reports it as unreadable (named by its escaped
+/// bytes) and a caller that does not know the mark rejects it as an invalid id.
+const NOT_UTF8: char = '\u{0}';
 
 /// The refusal that a server's error reply names, with the server's words from its code on
 /// (without the ` script: …` that Redis 7 appends). The code opens a command's own reply, and
@@ -1252,7 +1297,10 @@ impl TaskRepository for RedisTaskRepository {
     #[tracing::instrument(level = "info", skip_all, fields(?scope), err(level = "debug"))]
     async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
         scope.validate()?;
-        let mut ids = self.scan_set(&keys::scope_index(scope)).await?;
+        let (mut ids, not_utf8) = self.scan_set(&keys::scope_index(scope)).await?;
+        // Given, marked, so that `list_by_ids` reports each as unreadable instead of the
+        // listing leaving it out unsaid.
+        ids.extend(not_utf8.into_iter().map(|m| format!("{NOT_UTF8}{m}")));
         ids.sort_by(|a, b| compare_task_ids(a, b));
         Ok(ids)
     }
@@ -1262,6 +1310,16 @@ impl TaskRepository for RedisTaskRepository {
         let mut list = TaskList::default();
         let mut valid = Vec::with_capacity(task_ids.len());
         for id in task_ids {
+            if let Some(escaped) = id.strip_prefix(NOT_UTF8) {
+                list.unreadable.push(Unreadable {
+                    task_id: id.clone(),
+                    error: Error::decode(
+                        keys::record(escaped),
+                        "the task id in the index is not UTF-8",
+                    ),
+                });
+                continue;
+            }
             match validate_task_id(id) {
                 Ok(()) => valid.push(id.as_str()),
                 Err(error) => list.unreadable.push(Unreadable {
@@ -1287,6 +1345,9 @@ impl TaskRepository for RedisTaskRepository {
                         absent.push((*id, key));
                         continue;
                     }
+                    // No record, as for `get`: Python's listing skips it too.
+                    Value::String(s) if s.is_empty() => continue,
+                    Value::Bytes(b) if b.is_empty() => continue,
                     Value::String(s) => TaskRecord::from_json_at(key, s.as_bytes()),
                     Value::Bytes(b) => TaskRecord::from_json_at(key, &b),
                     other => Err(Error::decode(
@@ -1329,7 +1390,11 @@ impl TaskRepository for RedisTaskRepository {
     #[tracing::instrument(level = "info", skip_all, fields(service = service), err(level = "debug"))]
     async fn list_users_by_service(&self, service: &str) -> Result<Vec<String>> {
         validate_name("service", service)?;
-        let mut users = self.scan_set(&keys::service_users(service)).await?;
+        let key = keys::service_users(service);
+        let (mut users, not_utf8) = self.scan_set(&key).await?;
+        for member in not_utf8 {
+            tracing::warn!(key, member, "skipped a user that is not UTF-8");
+        }
         users.sort();
         Ok(users)
     }

@@ -34,14 +34,31 @@ pub(crate) fn text(value: &Value) -> Option<String> {
     }
 }
 
+/// Bytes as text, with what is not printable ASCII escaped (`\xff`, `\n`, `\\`): how a key or
+/// member that is not UTF-8 is named in reports and warnings.
+pub(crate) fn escaped(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+/// One step of SCAN or SSCAN.
+pub(crate) struct Page {
+    /// The cursor of the next step, "0" at the end.
+    pub(crate) next: String,
+    /// The keys or members.
+    pub(crate) items: Vec<String>,
+    /// The keys or members that are not UTF-8, [`escaped`]: no name of the layout is, so
+    /// they are reported, never used as names.
+    pub(crate) not_utf8: Vec<String>,
+}
+
 /// One `SCAN cursor MATCH pattern COUNT 500 TYPE kind` step (without `TYPE` for an empty
-/// `kind`: keys of every type): the next cursor ("0" at the end) and the keys.
+/// `kind`: keys of every type).
 pub(crate) async fn keys_page<C: ClientLike>(
     client: &C,
     cursor: &str,
     pattern: &str,
     kind: &str,
-) -> Result<(String, Vec<String>), FredError> {
+) -> Result<Page, FredError> {
     let mut args = vec![
         cursor.to_owned(),
         "MATCH".into(),
@@ -125,6 +142,8 @@ pub(crate) struct KeyPages<'a> {
     cursor: Option<String>,
     /// On a cluster, the primaries still to walk, the current one last.
     nodes: Vec<Server>,
+    /// The keys seen so far that are not UTF-8, [`escaped`].
+    pub(crate) not_utf8: Vec<String>,
 }
 
 impl<'a> KeyPages<'a> {
@@ -142,6 +161,7 @@ impl<'a> KeyPages<'a> {
             kind,
             cursor: Some("0".to_owned()),
             nodes,
+            not_utf8: Vec::new(),
         }
     }
 
@@ -158,8 +178,12 @@ impl<'a> KeyPages<'a> {
             }
             None => keys_page(client, &cursor, self.pattern, self.kind).await,
         };
-        let (next, keys) =
-            page.map_err(|e| self.repo.backend(e, &format!("scanning {}", self.pattern)))?;
+        let Page {
+            next,
+            items: keys,
+            not_utf8,
+        } = page.map_err(|e| self.repo.backend(e, &format!("scanning {}", self.pattern)))?;
+        self.not_utf8.extend(not_utf8);
         if next != "0" {
             self.cursor = Some(next);
         } else if self.nodes.pop().is_some() && !self.nodes.is_empty() {
@@ -193,12 +217,31 @@ pub(crate) async fn per_key(
     pipeline.all().await
 }
 
-/// One `SSCAN key cursor COUNT 500` step: the next cursor ("0" at the end) and the members.
+/// Whether each of the record keys `keys` holds a record, in one pipelined round trip
+/// (`STRLEN`): a missing key and an empty string do not (Python's `if not raw: return None`);
+/// a key of another type counts as holding one, so that it is left alone (the check reports
+/// it). The answers in the order of the keys.
+pub(crate) async fn holds_record(
+    client: &Client,
+    keys: impl IntoIterator<Item = String>,
+) -> Result<Vec<bool>, FredError> {
+    let answers = per_key_each(client, "STRLEN", keys).await?;
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(len) => Ok(len > 0),
+            Err(e) if is_wrong_type(&e) => Ok(true),
+            Err(e) => Err(e),
+        })
+        .collect()
+}
+
+/// One `SSCAN key cursor COUNT 500` step.
 pub(crate) async fn members_page(
     client: &Client,
     key: &str,
     cursor: &str,
-) -> Result<(String, Vec<String>), FredError> {
+) -> Result<Page, FredError> {
     let args = vec![
         key.to_owned(),
         cursor.to_owned(),
@@ -212,19 +255,30 @@ async fn page<C: ClientLike>(
     client: &C,
     command: &'static str,
     args: Vec<String>,
-) -> Result<(String, Vec<String>), FredError> {
+) -> Result<Page, FredError> {
     let reply: Value = client
         .with_options(&resendable())
         .custom(CustomCommand::new_static(command, None::<u16>, false), args)
         .await?;
     match reply {
         Value::Array(mut parts) if parts.len() == 2 => {
-            let items = match parts.pop() {
-                Some(Value::Array(items)) => items.iter().filter_map(text).collect(),
-                _ => Vec::new(),
-            };
-            let cursor = parts.first().and_then(text).unwrap_or_else(|| "0".into());
-            Ok((cursor, items))
+            let mut items = Vec::new();
+            let mut not_utf8 = Vec::new();
+            if let Some(Value::Array(values)) = parts.pop() {
+                for value in &values {
+                    match (text(value), value) {
+                        (Some(item), _) => items.push(item),
+                        (None, Value::Bytes(bytes)) => not_utf8.push(escaped(bytes)),
+                        (None, _) => {}
+                    }
+                }
+            }
+            let next = parts.first().and_then(text).unwrap_or_else(|| "0".into());
+            Ok(Page {
+                next,
+                items,
+                not_utf8,
+            })
         }
         _ => Err(FredError::new(
             fred::error::ErrorKind::Protocol,

@@ -125,7 +125,14 @@ async fn check_finds_and_repairs_every_kind_of_damage() {
     assert_eq!(repaired.indexes, found.indexes);
     assert!(repaired.repaired >= found.missing() + found.extra());
     let after = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
-    assert!(after.is_consistent(), "{after:?}");
+    assert!(
+        after.indexes.is_empty() && after.metadata_mismatch == 0 && after.orphan_metadata == 0,
+        "{after:?}"
+    );
+    assert!(
+        !after.is_consistent(),
+        "an unreadable record is in the verdict"
+    );
     assert_eq!(
         after.unreadable, 1,
         "an unreadable record is reported, never touched"

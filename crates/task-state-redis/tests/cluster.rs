@@ -839,3 +839,54 @@ async fn the_expiry_listener_subscribes_on_a_node_added_later() {
     assert_eq!(cluster.cli(&["SMEMBERS", "index:tasks"]), "keep");
     listener.stop().await;
 }
+
+/// Odd records across slots: owner names that cannot be key parts are unreadable and never
+/// planned into keys, an empty-string record is no record (its entries and metadata are
+/// repaired, the reconciler prunes its ids), a member that is no task id is extra; the
+/// repair goes past all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_reconciler_on_odd_records_across_slots() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    save_tasks_of_two_owners(&repo, 10).await;
+    let odd = |id: &str, service: &str, user: &str| {
+        let mut record = TaskRecord::new(id, "s", "u", TaskStatus::Running);
+        record.service = service.to_owned();
+        record.user_id = user.to_owned();
+        record.to_json()
+    };
+    cluster.cli(&["SET", "task:101", &odd("101", "a:user:b", "u")]);
+    cluster.cli(&["SET", "task:102", &odd("102", "s", "x:y")]);
+    cluster.cli(&["SET", "task:3", "", "KEEPTTL"]);
+    cluster.cli(&["SET", "task:4", "", "KEEPTTL"]);
+    cluster.cli(&["SADD", "index:tasks", ""]);
+    cluster.cli(&["SREM", "index:tasks", "6"]);
+
+    let found = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    assert_eq!((found.records, found.unreadable), (8, 2), "{found:?}");
+    assert_eq!(found.orphan_metadata, 2);
+    assert_eq!(found.indexes["index:tasks"].extra, 3, "3, 4 and \"\"");
+    assert_eq!(found.indexes["index:tasks"].missing, 1, "6");
+    assert!(!found
+        .indexes
+        .keys()
+        .any(|k| k.contains(":a:") || k.contains("x:y")));
+
+    // bob's 3 in four sets, alice's 4 in four, and "".
+    assert_eq!(reconcile(&repo).await.unwrap(), 9);
+    check(&repo, CheckOptions { repair: true }, |_| {})
+        .await
+        .expect("the repair goes past every odd record");
+    let after = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    assert!(after.indexes.is_empty(), "{after:?}");
+    assert_eq!((after.orphan_metadata, after.metadata_mismatch), (0, 0));
+    assert_eq!(after.unreadable, 2);
+    for key in [
+        "index:service:a:user:b",
+        "index:user:x:y",
+        "index:service:a",
+    ] {
+        assert_eq!(cluster.cli(&["EXISTS", key]), "0", "{key} written");
+    }
+    assert_eq!(cluster.cli(&["EXISTS", "task:3:metadata"]), "0");
+}

@@ -16,8 +16,10 @@ use crate::output::{escape_controls, Output};
 
 /// Checks (and with `repair`, repairs, then checks again) and prints a summary table, or one
 /// JSON object; with `dry_run`, checks and lists what the repair would change, changing
-/// nothing. Inconsistencies that remain, unreadable records among them, give exit code 1;
-/// a check that could not be done gives [`Exit::Unchecked`].
+/// nothing. The exit status is the verdict of [`CheckReport::is_consistent`] (after the
+/// repair, with `repair`), as the JSON's `consistent` is: inconsistencies that remain,
+/// unreadable records and names that are not UTF-8 among them, give exit code 1; a check
+/// that could not be done gives [`Exit::Unchecked`].
 pub(crate) async fn run(
     repo: &RedisTaskRepository,
     args: FsckArgs,
@@ -53,7 +55,7 @@ pub(crate) async fn run(
             out.line(&format!("repaired: {}", first.repaired))?;
             out.line(&format!(
                 "after repair: {}",
-                if remaining.is_consistent() && remaining.unreadable == 0 {
+                if remaining.is_consistent() {
                     "consistent"
                 } else {
                     "still inconsistent"
@@ -61,19 +63,20 @@ pub(crate) async fn run(
             ))?;
         }
     }
-    if remaining.is_consistent() && remaining.unreadable == 0 {
+    if remaining.is_consistent() {
         Ok(())
     } else {
         Err(Failure::new(
             Exit::Error,
             format!(
-                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes, {} keys of the wrong type, {} unreadable records",
+                "inconsistent: {} missing and {} extra index entries, {} metadata mismatches, {} orphan metadata hashes, {} keys of the wrong type, {} unreadable records, {} keys or members not UTF-8",
                 remaining.missing(),
                 remaining.extra(),
                 remaining.metadata_mismatch,
                 remaining.orphan_metadata,
                 remaining.wrong_type.len(),
-                remaining.unreadable
+                remaining.unreadable,
+                remaining.not_utf8
             ),
         ))
     }
@@ -111,6 +114,8 @@ fn report_json(report: &CheckReport) -> Value {
         "records": report.records,
         "unreadable": report.unreadable,
         "unreadable_examples": unreadable,
+        "not_utf8": report.not_utf8,
+        "not_utf8_examples": report.not_utf8_examples,
         "missing": report.missing(),
         "extra": report.extra(),
         "indexes": indexes,
@@ -334,9 +339,19 @@ fn print_report(report: &CheckReport, out: &mut Output) -> Result<(), Failure> {
         "keys of the wrong type".to_owned(),
         report.wrong_type.len().to_string(),
     ]);
+    summary.add_row(vec![
+        "keys or members not UTF-8".to_owned(),
+        report.not_utf8.to_string(),
+    ]);
     out.line(&summary.to_string())?;
     for (key, reason) in &report.unreadable_examples {
         out.text(&format!("unreadable {key}: {reason}"))?;
+    }
+    for name in &report.not_utf8_examples {
+        match &name.member {
+            Some(member) => out.line(&format!("not UTF-8: member {member} of {}", name.key))?,
+            None => out.line(&format!("not UTF-8: key {}", name.key))?,
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 -- unindex.lua: removes from one index set the task ids that do not belong there (no record,
--- or a record of another service or user), checking and removing in one step so that a task
--- saved meanwhile keeps its entry. For the consistency repair.
+-- an empty string, which is no record, a record of another service or user, or a member that
+-- is no valid task id), checking and removing in one step so that a task saved meanwhile
+-- keeps its entry. For the consistency repair.
 --
 -- KEYS[1] the index set
 -- ARGV[1] what the index holds: 'tasks', 'service', 'service_user' or 'user'
@@ -13,13 +14,17 @@ local removed = 0
 for i = 4, #ARGV do
   local id = ARGV[i]
   local key = record_key(id)
-  local t = redis.call('TYPE', key)['ok']
+  local t = 'none'
+  if valid_name(id) then t = redis.call('TYPE', key)['ok'] end
   local belongs = false
   if t == 'string' then
-    if kind == 'tasks' then
+    local text = redis.call('GET', key)
+    if text == '' then
+      belongs = false
+    elseif kind == 'tasks' then
       belongs = true
     else
-      local service, user_id = record_owner(redis.call('GET', key))
+      local service, user_id = record_owner(text)
       if service == nil or user_id == nil then
         belongs = true -- cannot tell: leave it
       elseif kind == 'service' then

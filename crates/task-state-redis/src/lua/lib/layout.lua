@@ -27,6 +27,13 @@ local MAX_TTL_SECONDS = 3155760000
 local function record_key(id) return TASK_PREFIX .. id end
 local function metadata_key(id) return TASK_PREFIX .. id .. METADATA_SUFFIX end
 
+-- Whether a record key holds a record: a missing key and an empty string do not (Python's
+-- `if not raw: return None`); a key of another type does, so that it is left alone.
+local function holds_record(key)
+  local t = redis.call('TYPE', key)['ok']
+  return t ~= 'none' and (t ~= 'string' or redis.call('STRLEN', key) > 0)
+end
+
 -- The five index sets of a task of service and user_id, by name, each with the member the
 -- task puts there; ORDER lists the names in the order they are written.
 local INDEX_ORDER = {'tasks', 'service', 'service_users', 'service_user', 'user'}
