@@ -21,16 +21,14 @@ local meta = metadata_plan(meta_key)
 -- names, where they differ (another writer may have stored a record of another owner and
 -- left the metadata as it was; the Python package cleans by the record). Names that could
 -- not be part of a key name no owner.
-local owners, seen = {}, {}
-local function add_owner(service, user_id)
-  if service and user_id and not seen[service .. ':' .. user_id] then
-    seen[service .. ':' .. user_id] = true
-    owners[#owners + 1] = indexes_of(id, service, user_id)
-  end
+local named = {metadata_owner(meta)}
+local had_meta = named[1] and 1 or 0
+local recorded = {}
+if exists then recorded = {stored_owner(redis.call('GET', key), meta)} end
+local owners = {}
+for _, owner in ipairs(distinct_owners({named, recorded})) do
+  owners[#owners + 1] = indexes_of(id, owner[1], owner[2])
 end
-add_owner(metadata_owner(meta))
-local had_meta = #owners
-if exists then add_owner(stored_owner(redis.call('GET', key), meta)) end
 
 -- The sets that hold the task: index:tasks, and the other four of each owner.
 local sets = {{key = TASK_INDEX, member = id}}

@@ -53,19 +53,27 @@ local function stored_owner(s, meta)
   return record_owner(s)
 end
 
--- The moves (move_plan) out of the indexes of each old owner, given as {service, user_id}
--- pairs (either may be nil), towards (service, user_id); each old owner once.
-local function move_plans(id, old_owners, service, user_id)
-  local plans, seen = {}, {}
-  for _, old in ipairs(old_owners) do
-    local old_service, old_user = old[1], old[2]
+-- The owners among pairs {service, user_id} (a pair with a nil name is no owner), each once.
+local function distinct_owners(pairs)
+  local owners, seen = {}, {}
+  for _, pair in ipairs(pairs) do
     -- Names hold no ':', so the pair joined with one names one owner.
-    local name = old_service and old_user and old_service .. ':' .. old_user
+    local name = pair[1] and pair[2] and pair[1] .. ':' .. pair[2]
     if name and not seen[name] then
       seen[name] = true
-      local plan = move_plan(id, old_service, old_user, service, user_id)
-      if plan then plans[#plans + 1] = plan end
+      owners[#owners + 1] = pair
     end
+  end
+  return owners
+end
+
+-- The moves (move_plan) out of the indexes of each old owner (pairs as distinct_owners takes
+-- them) towards (service, user_id).
+local function move_plans(id, old_owners, service, user_id)
+  local plans = {}
+  for _, old in ipairs(distinct_owners(old_owners)) do
+    local plan = move_plan(id, old[1], old[2], service, user_id)
+    if plan then plans[#plans + 1] = plan end
   end
   return plans
 end
