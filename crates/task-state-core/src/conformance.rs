@@ -83,6 +83,7 @@ macro_rules! conformance_tests {
             empty_stored_record_is_none,
             empty_stored_record_is_absent_from_listings,
             values_kept_as_text_hold_any_json,
+            missing_timestamps_read_as_now_in_the_zone,
         );
     };
     (@raw $setup:path, $raw:path; $($check:ident),* $(,)?) => {
@@ -1338,6 +1339,55 @@ pub async fn empty_stored_record_is_absent_from_listings(
             "{CHECK}: {scope:?} must neither list nor report {id}, got {list:?}"
         );
     }
+}
+
+/// A record whose `created_at` and `updated_at` are missing or `null` reads them as now in
+/// the repository's zone (the Python model's default in `DMS_TIMEZONE`), both the same
+/// instant, with the offset that the repository's own stamps carry; a save of what was read
+/// stores that time, and so does a mutation: the task reads the same `created_at` afterwards.
+pub async fn missing_timestamps_read_as_now_in_the_zone(
+    repo: &dyn TaskRepository,
+    raw: &dyn RawRecords,
+) {
+    const CHECK: &str = "missing_timestamps_read_as_now_in_the_zone";
+    let stamped = ok(
+        repo.save(TaskRecord::new("cf-tz-0", "s", "u", TaskStatus::Pending))
+            .await,
+        CHECK,
+    );
+    // The repository's zone, as its own stamp shows it.
+    let offset = stamped.updated_at.offset();
+    let planted = |id: &str, times: &str| {
+        format!(r#"{{"task_id":"{id}","service":"s","user_id":"u","status":"running"{times}}}"#)
+    };
+    raw.plant_raw("cf-tz-1", &planted("cf-tz-1", "")).await;
+    let nulls = r#","created_at":null,"updated_at":null"#;
+    raw.plant_raw("cf-tz-2", &planted("cf-tz-2", nulls)).await;
+    for id in ["cf-tz-1", "cf-tz-2"] {
+        let read = some(repo.get(id).await, CHECK, id);
+        assert_eq!(read.created_at.offset(), offset, "{CHECK}: {id} created_at");
+        assert_eq!(read.updated_at, read.created_at, "{CHECK}: {id} updated_at");
+    }
+
+    let read = some(repo.get("cf-tz-1").await, CHECK, "cf-tz-1");
+    ok(repo.save(read.clone()).await, CHECK);
+    let saved = some(repo.get("cf-tz-1").await, CHECK, "cf-tz-1");
+    assert_eq!(
+        saved.created_at, read.created_at,
+        "{CHECK}: a save stores the created_at read"
+    );
+
+    let edited = some(repo.append_log("cf-tz-2", "edited").await, CHECK, "cf-tz-2");
+    assert_eq!(
+        edited.created_at.offset(),
+        offset,
+        "{CHECK}: created_at after an edit"
+    );
+    let again = some(repo.get("cf-tz-2").await, CHECK, "cf-tz-2");
+    assert_eq!(
+        again.created_at, edited.created_at,
+        "{CHECK}: an edit stores the created_at it returned"
+    );
 }
 
 /// The model keeps the values of `parameters`, of unknown members and of a result's other

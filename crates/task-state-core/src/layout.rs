@@ -77,6 +77,42 @@ pub fn scope_index(scope: &Scope) -> String {
     }
 }
 
+/// `Some((service, user_id))` when both names could be part of a key ([`validate_name`]):
+/// the owner whose index sets a task is in. Names that could not (empty, with `:`, ...) name
+/// no owner, and never build a key.
+///
+/// ```
+/// use task_state_core::layout::key_owner;
+/// assert_eq!(key_owner("render", "bob"), Some(("render".to_owned(), "bob".to_owned())));
+/// assert_eq!(key_owner("a:user:b", "bob"), None);
+/// assert_eq!(key_owner("render", ""), None);
+/// ```
+pub fn key_owner(service: &str, user_id: &str) -> Option<(String, String)> {
+    (validate_name("service", service).is_ok() && validate_name("user id", user_id).is_ok())
+        .then(|| (service.to_owned(), user_id.to_owned()))
+}
+
+/// The owner ([`key_owner`]) that a stored record's text names, read leniently: a record
+/// that does not decode as a task elsewhere still says which indexes hold it. `None` when the
+/// text is not a JSON object with string members `service` and `user_id` that could be part
+/// of a key.
+///
+/// ```
+/// use task_state_core::layout::record_owner;
+/// let text = r#"{"service":"render","user_id":"bob","status":"exploded"}"#;
+/// assert_eq!(record_owner(text), Some(("render".to_owned(), "bob".to_owned())));
+/// assert_eq!(record_owner(r#"{"service":"","user_id":"bob"}"#), None);
+/// ```
+pub fn record_owner(json: &str) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        service: String,
+        user_id: String,
+    }
+    let named: Named = serde_json::from_str(json).ok()?;
+    key_owner(&named.service, &named.user_id)
+}
+
 /// The five index sets a task of `service` and `user_id` belongs to, by name. All but
 /// `service_users` hold the task id; `service_users` holds the user id.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -441,12 +441,40 @@ impl TaskRecord {
         serde_json::from_str(json).map_err(|e| Error::decode("task:?", e.to_string()))
     }
 
-    /// Reads a record stored under `key`, naming that key in the error.
+    /// Reads a record stored under `key`, naming that key in the error. A timestamp that is
+    /// missing or `null` reads as the system clock's now in the zone of `DMS_TIMEZONE`, as
+    /// the Python model's default gives it; a repository reads with
+    /// [`TaskRecord::from_stored`] and its own clock and zone.
     ///
     /// # Errors
     /// [`Error::Decode`] naming `key`.
     pub fn from_json_at(key: &str, json: &[u8]) -> Result<Self> {
         serde_json::from_slice(json).map_err(|e| Error::decode(key, e.to_string()))
+    }
+
+    /// Reads a record stored under `key`, as a repository whose time is `clock`'s in `zone`
+    /// reads it: a `created_at` or `updated_at` that is missing or `null` reads as `clock`'s
+    /// now in `zone` (both the same instant), as the Python model's default fills it in the
+    /// configured time zone, so that writing the record back stores that zone's offset.
+    ///
+    /// ```
+    /// use task_state_core::{ManualClock, TaskRecord, Zone};
+    /// let clock = ManualClock::new("2025-11-17T01:00:16Z".parse().unwrap());
+    /// let zone = Zone::named("Asia/Seoul").unwrap();
+    /// let json = br#"{"task_id":"5","service":"render","user_id":"bob","status":"running","created_at":null}"#;
+    /// let record = TaskRecord::from_stored("task:5", json, &clock, &zone).unwrap();
+    /// assert_eq!(record.created_at.to_string(), "2025-11-17T10:00:16+09:00");
+    /// assert_eq!(record.updated_at, record.created_at);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming `key`.
+    pub fn from_stored(key: &str, json: &[u8], clock: &dyn Clock, zone: &Zone) -> Result<Self> {
+        let visitor = RecordVisitor::new(|| TaskTime::now(clock, zone));
+        let mut de = serde_json::Deserializer::from_slice(json);
+        de.deserialize_map(visitor)
+            .and_then(|record| de.end().map(|()| record))
+            .map_err(|e| Error::decode(key, e.to_string()))
     }
 
     /// The JSON to store, byte for byte what the Python package writes.
@@ -509,12 +537,25 @@ impl Serialize for TaskRecord {
 }
 
 impl<'de> Deserialize<'de> for TaskRecord {
+    /// A timestamp that is missing or `null` reads as the system clock's now in the zone of
+    /// `DMS_TIMEZONE` ([`Zone::configured`]), as the Python model's default.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RecordVisitor)
+        deserializer.deserialize_map(RecordVisitor::new(|| {
+            TaskTime::now(&SystemClock, &Zone::configured())
+        }))
     }
 }
 
-struct RecordVisitor;
+/// Decodes a record; `now` gives the time of a missing timestamp, asked at most once.
+struct RecordVisitor<F> {
+    now: F,
+}
+
+impl<F: FnOnce() -> TaskTime> RecordVisitor<F> {
+    fn new(now: F) -> Self {
+        RecordVisitor { now }
+    }
+}
 
 /// `null` reads as the type's default, as pydantic's defaults fill an absent field.
 fn or_default<'de, A, T>(map: &mut A) -> Result<T, A::Error>
@@ -525,7 +566,7 @@ where
     Ok(map.next_value::<Option<T>>()?.unwrap_or_default())
 }
 
-impl<'de> Visitor<'de> for RecordVisitor {
+impl<'de, F: FnOnce() -> TaskTime> Visitor<'de> for RecordVisitor<F> {
     type Value = TaskRecord;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -574,7 +615,13 @@ impl<'de> Visitor<'de> for RecordVisitor {
             (true, Some(_)) => JobsKey::Both,
         };
         let jobs = active_jobs.unwrap_or(jobs);
-        let now = || TaskTime::now(&SystemClock, &Zone::utc());
+        let (created_at, updated_at) = match (created_at, updated_at) {
+            (Some(created_at), Some(updated_at)) => (created_at, updated_at),
+            (created_at, updated_at) => {
+                let now = (self.now)();
+                (created_at.unwrap_or(now), updated_at.unwrap_or(now))
+            }
+        };
         Ok(TaskRecord {
             task_id: task_id.ok_or_else(|| de::Error::missing_field("task_id"))?,
             service: service.ok_or_else(|| de::Error::missing_field("service"))?,
@@ -582,8 +629,8 @@ impl<'de> Visitor<'de> for RecordVisitor {
             status: status.ok_or_else(|| de::Error::missing_field("status"))?,
             parameters,
             jobs,
-            created_at: created_at.unwrap_or_else(now),
-            updated_at: updated_at.unwrap_or_else(now),
+            created_at,
+            updated_at,
             logs,
             result,
             priority,

@@ -214,7 +214,7 @@ impl InMemoryTaskRepository {
     ) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
         self.with_store(|store, now| {
-            let Some(mut record) = read(store, task_id)? else {
+            let Some(mut record) = read(store, task_id, now, &self.inner.zone)? else {
                 return Ok(None);
             };
             let stamp = TaskTime::from_timestamp(now, &self.inner.zone);
@@ -231,13 +231,24 @@ impl InMemoryTaskRepository {
 }
 
 /// The decoded record of `task_id`, if there is one. An empty string is none, as the Python
-/// package reads it.
-fn read(store: &Store, task_id: &str) -> Result<Option<TaskRecord>> {
+/// package reads it. A timestamp the record lacks reads as `now` (the instant the operation
+/// read under the lock) in `zone`, as the Redis backend reads it.
+fn read(store: &Store, task_id: &str, now: Timestamp, zone: &Zone) -> Result<Option<TaskRecord>> {
     store
         .record(task_id)
         .filter(|json| !json.is_empty())
-        .map(|json| TaskRecord::from_json_at(&record_key(task_id), json.as_bytes()))
+        .map(|json| TaskRecord::from_stored(&record_key(task_id), json.as_bytes(), &At(now), zone))
         .transpose()
+}
+
+/// A clock that stands at one instant: the one an operation read under the lock.
+#[derive(Debug)]
+struct At(Timestamp);
+
+impl Clock for At {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
 }
 
 /// The log entry to append: none for `None` or an empty one, as Python's `if log_entry:`.
@@ -266,9 +277,9 @@ impl TaskRepository for InMemoryTaskRepository {
     async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>> {
         validate_task_id(task_id)?;
         // An empty stored string is no record, as Python's `if not raw: return None`.
-        self.with_store(|store, _| match store.record(task_id) {
+        self.with_store(|store, now| match store.record(task_id) {
             Some("") => Ok(None),
-            _ => read(store, task_id),
+            _ => read(store, task_id, now, &self.inner.zone),
         })
     }
 
@@ -380,9 +391,10 @@ impl TaskRepository for InMemoryTaskRepository {
         let mut ids: Vec<&String> = task_ids.iter().collect();
         ids.sort_by(|a, b| compare_task_ids(a, b));
         let mut list = TaskList::default();
-        self.with_store(|store, _| {
+        self.with_store(|store, now| {
             for task_id in ids {
-                let outcome = validate_task_id(task_id).and_then(|()| read(store, task_id));
+                let outcome = validate_task_id(task_id)
+                    .and_then(|()| read(store, task_id, now, &self.inner.zone));
                 match outcome {
                     Ok(Some(record)) => list.records.push(record),
                     Ok(None) => {}

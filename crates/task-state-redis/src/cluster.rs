@@ -7,7 +7,7 @@
 use fred::prelude::{
     ClientLike, Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value,
 };
-use task_state_core::layout::{TaskIndexes, TASK_INDEX};
+use task_state_core::layout::{self, record_owner, TaskIndexes, TASK_INDEX};
 use task_state_core::{validate_name, validate_task_id, BackendKind, Error, Result, TaskRecord};
 
 use crate::keys;
@@ -116,9 +116,10 @@ fn int_at(value: &Value, i: usize) -> i64 {
     text_at(value, i).parse().unwrap_or(0)
 }
 
-/// `Some((service, user))` when both are non-empty.
+/// `Some((service, user))` when both could be part of a key: names that could not (another
+/// writer's metadata, say) never build one.
 fn owner_of(service: String, user_id: String) -> Option<Owner> {
-    (!service.is_empty() && !user_id.is_empty()).then_some((service, user_id))
+    layout::key_owner(&service, &user_id)
 }
 
 /// The cluster build of a single-node editing script, run on the record, then its
@@ -418,18 +419,6 @@ pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Opti
         return Ok(None);
     }
     follow_up(repo, id, &owner, ttl, None).await.map(Some)
-}
-
-/// The service and user a record's text names, read leniently (as `record_owner` in
-/// `lua/lib/model.lua`): a record that is damaged elsewhere still says where it is indexed.
-pub(crate) fn record_owner(text: &str) -> Option<Owner> {
-    #[derive(serde::Deserialize)]
-    struct Named {
-        service: String,
-        user_id: String,
-    }
-    let named: Named = task_state_core::serde_json::from_str(text).ok()?;
-    owner_of(named.service, named.user_id)
 }
 
 /// The records at `keys`, one `GET` each in one pipeline (fred sends each to the primary of

@@ -346,6 +346,13 @@ impl RedisTaskRepository {
         self.inner.settings.ttl_seconds().to_string()
     }
 
+    /// The record stored under `key`; a timestamp it lacks reads as now in the configured
+    /// zone ([`TaskRecord::from_stored`]).
+    fn decode(&self, key: &str, json: &[u8]) -> Result<TaskRecord> {
+        let zone = self.inner.settings.zone();
+        TaskRecord::from_stored(key, json, self.inner.clock.as_ref(), zone)
+    }
+
     /// Runs a script on the writer (FCALL, or EVALSHA on Redis 6.2), loading it when the
     /// server lost it.
     async fn eval(&self, script: &Script, task_id: &str, args: Vec<String>) -> Result<Value> {
@@ -513,9 +520,9 @@ impl RedisTaskRepository {
     ) -> Result<Option<TaskRecord>> {
         match self.mutate(script, task_id, true, extra).await? {
             Outcome::Missing => Ok(None),
-            Outcome::Done(Some(json)) => {
-                TaskRecord::from_json_at(&keys::record(task_id), json.as_bytes()).map(Some)
-            }
+            Outcome::Done(Some(json)) => self
+                .decode(&keys::record(task_id), json.as_bytes())
+                .map(Some),
             Outcome::Done(None) => Err(Error::backend("script returned no record")),
             Outcome::Conflict(current) => Err(conflict(task_id, &current, &[])),
         }
@@ -546,9 +553,9 @@ impl RedisTaskRepository {
         {
             Outcome::Missing => Ok(None),
             Outcome::Conflict(current) => Err(conflict(task_id, &current, from)),
-            Outcome::Done(Some(json)) => {
-                TaskRecord::from_json_at(&keys::record(task_id), json.as_bytes()).map(Some)
-            }
+            Outcome::Done(Some(json)) => self
+                .decode(&keys::record(task_id), json.as_bytes())
+                .map(Some),
             Outcome::Done(None) => Err(Error::backend("script returned no record")),
         }
     }
@@ -1195,7 +1202,7 @@ impl TaskRepository for RedisTaskRepository {
             // An empty string is no record, as Python's `if not raw: return None`.
             None => Ok(None),
             Some(bytes) if bytes.is_empty() => Ok(None),
-            Some(bytes) => TaskRecord::from_json_at(&keys::record(task_id), &bytes).map(Some),
+            Some(bytes) => self.decode(&keys::record(task_id), &bytes).map(Some),
         }
     }
 
@@ -1348,8 +1355,8 @@ impl TaskRepository for RedisTaskRepository {
                     // No record, as for `get`: Python's listing skips it too.
                     Value::String(s) if s.is_empty() => continue,
                     Value::Bytes(b) if b.is_empty() => continue,
-                    Value::String(s) => TaskRecord::from_json_at(key, s.as_bytes()),
-                    Value::Bytes(b) => TaskRecord::from_json_at(key, &b),
+                    Value::String(s) => self.decode(key, s.as_bytes()),
+                    Value::Bytes(b) => self.decode(key, &b),
                     other => Err(Error::decode(
                         key.clone(),
                         format!("unexpected value {other:?}"),

@@ -890,3 +890,14 @@ async fn check_and_reconciler_on_odd_records_across_slots() {
     }
     assert_eq!(cluster.cli(&["EXISTS", "task:3:metadata"]), "0");
 }
+
+/// A task whose metadata and record name different owners (`common/owners.rs`), on a
+/// cluster: every owner's indexes are cleaned, and names that cannot be keys build none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_of_the_metadata_and_of_the_record_are_both_cleaned() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    common::owners::delete_cleans_the_indexes_of_the_metadata_and_of_the_record(&repo).await;
+    common::owners::save_moves_out_of_the_indexes_of_the_metadata_and_of_the_record(&repo).await;
+    common::owners::metadata_names_that_cannot_be_keys_build_no_key(&repo).await;
+}

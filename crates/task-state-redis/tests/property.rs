@@ -5,9 +5,10 @@
 //! writer (same length or not, with or without KEEPTTL, the metadata hash left stale) and
 //! with what another writer may do to the task's other keys (a member removed from an index,
 //! an index or the metadata hash given a short TTL, an index given exactly the record's TTL
-//! as the Python package's save does), on the
-//! Redis backend and on the memory backend, and checks each step against a reference model:
-//! serde_json decodes the record, the operation is applied to the decoded record.
+//! as the Python package's save does, another owner named in the metadata hash) and with
+//! deletes, on the Redis backend and on the memory backend, and checks each step against a
+//! reference model: serde_json decodes the record (a missing timestamp as the fixture clock's
+//! now in its zone), the operation is applied to the decoded record.
 //!
 //! For every step:
 //! - both backends give the same outcome as the model: applied, missing, conflict, or a decode
@@ -16,8 +17,10 @@
 //! - members the operation does not touch keep their exact bytes, in order, and so do the
 //!   members of the result other than the two that `update_result` sets;
 //! - a record in the Python package's compact format stays byte-identical to its output;
-//! - the task is in its owner's five indexes, the metadata names that owner, and no TTL was
-//!   shortened: index and metadata TTLs cover the record's.
+//! - the task is in its owner's five indexes and out of every other owner's it was indexed
+//!   under (the record's old owner, the one the metadata named; every owner after a delete),
+//!   the metadata names that owner, and no TTL was shortened: index and metadata TTLs cover
+//!   the record's.
 //!
 //! `TASK_STATE_PROPTEST_CASES` sets the number of cases (256 by default; `just fuzz` runs a
 //! long campaign).
@@ -115,6 +118,14 @@ enum Step {
     },
     /// Another writer touches the task's indexes or metadata hash (not its record).
     Foreign(Foreign),
+    /// Another writer names another owner in the metadata hash and indexes the task there
+    /// (as a save of an older record would have left them); with `false`, names that cannot
+    /// be parts of keys, and no index. The next write takes the task out of that owner's
+    /// indexes, and no key is built from such names.
+    StaleMetadata(bool),
+    /// Deletes the task: the record, the metadata and the id in the indexes of every owner
+    /// it was indexed under.
+    Delete,
 }
 
 /// What another writer may do to the keys beside a record; the next mutation that applies
@@ -149,7 +160,7 @@ fn message(rng: &mut Rng) -> String {
 fn steps(rng: &mut Rng, id: &str, service: &str, user: &str, current_len: usize) -> Vec<Step> {
     let mut out = Vec::new();
     for _ in 0..1 + rng.below(6) {
-        let step = match rng.below(12) {
+        let step = match rng.below(14) {
             0 => Step::AppendLog(message(rng)),
             1 => Step::AppendLogs((0..rng.below(4)).map(|_| message(rng)).collect()),
             2 => Step::SetStatus(status(rng), rng.one_in(2).then(|| message(rng))),
@@ -189,6 +200,8 @@ fn steps(rng: &mut Rng, id: &str, service: &str, user: &str, current_len: usize)
                 2 => Foreign::PythonTtl(rng.below(5)),
                 _ => Foreign::ShortenMetadata,
             }),
+            12 => Step::StaleMetadata(rng.below(3) > 0),
+            13 if rng.one_in(2) => Step::Delete,
             _ => Step::AppendLogs(vec![message(rng), message(rng)]),
         };
         out.push(step);
@@ -239,12 +252,23 @@ fn raw_members(text: &str) -> Vec<(String, String)> {
     de.deserialize_map(Members).expect("an object")
 }
 
+/// The record text as the repositories read it: a timestamp it lacks is the fixture clock's
+/// now in its zone.
+fn decode(f: &Fixture, key: &str, text: &str) -> task_state_core::Result<TaskRecord> {
+    TaskRecord::from_stored(key, text.as_bytes(), &f.clock, &f.zone)
+}
+
 /// The reference: what `step` does to the stored text, by the model.
-fn expected(text: &str, step: &Step, now: TaskTime, key: &str) -> (Outcome, Option<TaskRecord>) {
+fn expected(f: &Fixture, text: &str, step: &Step, key: &str) -> (Outcome, Option<TaskRecord>) {
+    if text.is_empty() {
+        // No record (deleted), or an empty string, which the Python package reads as none.
+        return (Outcome::Missing, None);
+    }
     if matches!(step, Step::AppendLogs(ms) if ms.is_empty()) {
         return (Outcome::Ok(None), None);
     }
-    let record = match TaskRecord::from_json_at(key, text.as_bytes()) {
+    let now = TaskTime::now(&f.clock, &f.zone);
+    let record = match decode(f, key, text) {
         Ok(record) => record,
         Err(_) => return (Outcome::Decode, None),
     };
@@ -284,9 +308,7 @@ fn expected(text: &str, step: &Step, now: TaskTime, key: &str) -> (Outcome, Opti
         Step::SetJobs(jobs) => {
             next.jobs = jobs.clone();
         }
-        Step::Resave(..) | Step::Rewrite { .. } | Step::Foreign(_) => {
-            unreachable!("not a mutation")
-        }
+        _ => unreachable!("not a mutation"),
     };
     if !names_ok {
         return (Outcome::Decode, None);
@@ -418,11 +440,19 @@ fn other_result_members(text: &str) -> Vec<(String, String)> {
     })
 }
 
-fn untouched_members(text: &str, step: &Step) -> Vec<(String, String)> {
+/// The members of `text` that `step` leaves as they were in `before` (the text it edited):
+/// `created_at` too, unless `before` lacks it (absent or null), where a write stores it.
+fn untouched_members(text: &str, before: &str, step: &Step) -> Vec<(String, String)> {
     let skip = touched(step);
+    let stamps_created = raw_members(before)
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "created_at")
+        .is_none_or(|(_, value)| value == "null");
     raw_members(text)
         .into_iter()
         .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .filter(|(k, _)| !(stamps_created && k == "created_at"))
         .collect()
 }
 
@@ -439,13 +469,15 @@ async fn run_case(f: &Fixture, seed: u64) {
     // save by that tool would leave them).
     let plan = steps(&mut rng, &id, &service, &user, first.len());
     let mut trail = vec![format!("seed {seed}: first record {first:?}")];
+    // The other owner a stale metadata hash names (Step::StaleMetadata), until a write or a
+    // delete has taken the task out of its indexes.
+    let mut stale: Option<(String, String)> = None;
     store_foreign(f, &id, &service, &user, &first).await;
 
     for step in plan {
         trail.push(format!("{step:?}"));
         let context = trail.join("\n  then ");
         f.clock.advance(Duration::from_millis(1 + (seed % 5)));
-        let now = TaskTime::now(&f.clock, &f.zone);
         let before = snapshot(&f.redis, &id).await;
         let taken_at = std::time::Instant::now();
         let slack = || taken_at.elapsed().as_millis() as i64 + 10;
@@ -484,6 +516,52 @@ async fn run_case(f: &Fixture, seed: u64) {
                 foreign(client, &id, &s, &u, *action).await;
                 continue;
             }
+            Step::StaleMetadata(valid) => {
+                let (s, u) = if *valid {
+                    ("svc-stale", "user-stale")
+                } else {
+                    ("a:user:b", "")
+                };
+                let fields = vec![("service", s), ("user_id", u)];
+                let _: () = client
+                    .hset(layout::metadata_key(&id), fields)
+                    .await
+                    .unwrap();
+                stale = None;
+                if *valid {
+                    index_under(client, &id, s, u).await;
+                    stale = Some((s.to_owned(), u.to_owned()));
+                }
+                continue;
+            }
+            Step::Delete => {
+                let deleted = f.redis.delete(&id).await.unwrap();
+                let deleted_memory = f.memory.delete(&id).await.unwrap();
+                if before.text.is_some() {
+                    assert!(
+                        deleted && deleted_memory,
+                        "{context}: the task was not found"
+                    );
+                }
+                let after = snapshot(&f.redis, &id).await;
+                assert_eq!(after.text, None, "{context}: the record is left");
+                assert!(after.metadata.is_empty(), "{context}: the metadata is left");
+                // Out of the indexes of the owner the metadata named and of the one the record
+                // named (a record that is not JSON and a metadata hash with names that cannot
+                // be keys say nothing: the repair cleans what they leave).
+                let field = |name: &str| {
+                    let value = before.metadata.iter().find(|(k, _)| k == name);
+                    value.map_or("", |(_, v)| v.as_str())
+                };
+                let mut owners: Vec<(String, String)> = Vec::new();
+                owners.extend(layout::key_owner(field("service"), field("user_id")));
+                owners.extend(before.text.as_deref().and_then(layout::record_owner));
+                stale = None;
+                for (s, u) in owners {
+                    assert_left(&f.redis, &id, &s, &u, None, &context).await;
+                }
+                continue;
+            }
             Step::Resave(status, move_owner) => {
                 let current = f.redis.get(&id).await;
                 let Ok(Some(mut record)) = current else {
@@ -492,6 +570,7 @@ async fn run_case(f: &Fixture, seed: u64) {
                 if task_state_core::validate_record(&record).is_err() {
                     continue;
                 }
+                let old = (record.service.clone(), record.user_id.clone());
                 record.status = *status;
                 if *move_owner {
                     record.user_id = format!("user{}", rng.below(3));
@@ -510,12 +589,15 @@ async fn run_case(f: &Fixture, seed: u64) {
                     "{context}: TTL shortened"
                 );
                 assert_indexed(&f.redis, &id, &saved, &context).await;
+                for (s, u) in [Some(old), stale.take()].into_iter().flatten() {
+                    assert_left(&f.redis, &id, &s, &u, Some(&saved), &context).await;
+                }
                 continue;
             }
             _ => {}
         }
         let text = before.text.clone().unwrap_or_default();
-        let (want, want_record) = expected(&text, &step, now, &layout::record_key(&id));
+        let (want, want_record) = expected(f, &text, &step, &layout::record_key(&id));
         let got = apply_step(&f.redis, &id, &step).await;
         let got_memory = apply_step(&f.memory, &id, &step).await;
         assert_eq!(got, want, "redis, {context}");
@@ -531,12 +613,12 @@ async fn run_case(f: &Fixture, seed: u64) {
             continue;
         };
         let stored = after.text.clone().expect("the record is there");
-        let decoded = TaskRecord::from_json(&stored)
+        let decoded = decode(f, &layout::record_key(&id), &stored)
             .unwrap_or_else(|e| panic!("{context}: stored text does not decode: {e}\n{stored}"));
         assert_eq!(decoded, want_record, "{context}: stored record");
         assert_eq!(
-            untouched_members(&stored, &step),
-            untouched_members(&text, &step),
+            untouched_members(&stored, &text, &step),
+            untouched_members(&text, &text, &step),
             "{context}: members the operation does not touch changed"
         );
         assert_eq!(
@@ -559,6 +641,33 @@ async fn run_case(f: &Fixture, seed: u64) {
             "{context}: the record's TTL was shortened"
         );
         assert_indexed(&f.redis, &id, &want_record, &context).await;
+        if let Some((s, u)) = stale.take() {
+            assert_left(&f.redis, &id, &s, &u, Some(&want_record), &context).await;
+        }
+    }
+}
+
+/// The task is in none of the sets of `service` and `user` that hold task ids, but those
+/// it belongs to as the task of `owner` (none after a delete).
+async fn assert_left(
+    repo: &RedisTaskRepository,
+    id: &str,
+    service: &str,
+    user: &str,
+    owner: Option<&TaskRecord>,
+    context: &str,
+) {
+    let own = owner.map(|r| layout::TaskIndexes::of(&r.service, &r.user_id));
+    let client = repo.writer().next();
+    for key in layout::TaskIndexes::of(service, user).task_sets() {
+        if own
+            .as_ref()
+            .is_some_and(|own| own.task_sets().contains(&key))
+        {
+            continue;
+        }
+        let held: bool = client.sismember(key, id).await.unwrap();
+        assert!(!held, "{context}: {id} left in {key}");
     }
 }
 
@@ -638,6 +747,13 @@ async fn store_foreign(f: &Fixture, id: &str, service: &str, user: &str, text: &
         .expire(layout::metadata_key(id), TTL as i64 + 60, None)
         .await
         .unwrap();
+    index_under(client, id, service, user).await;
+    f.memory.insert_raw(id, service, user, text).unwrap();
+}
+
+/// Puts task `id` into the five indexes of `service` and `user`, with the TTL, as another
+/// tool's save would.
+async fn index_under(client: &fred::prelude::Client, id: &str, service: &str, user: &str) {
     let indexes = layout::TaskIndexes::of(service, user);
     for (key, member) in [
         (&indexes.tasks, id),
@@ -649,7 +765,6 @@ async fn store_foreign(f: &Fixture, id: &str, service: &str, user: &str, text: &
         let _: () = client.sadd(key, member).await.unwrap();
         let _: () = client.expire(key, TTL as i64, None).await.unwrap();
     }
-    f.memory.insert_raw(id, service, user, text).unwrap();
 }
 
 /// The deepest nesting of arrays and objects in a JSON text.

@@ -16,7 +16,7 @@ if not rec then
   if text then hint = nil end
   rec = read_record(KEYS[1], hint, text)
   if not rec then return {'missing'} end
-  set_member(rec, 'updated_at', ARGV[2])
+  stamp(rec, ARGV[2])
   append_entries(rec, entries)
 end
 return applied(commit(rec, meta, ttl_ms), ARGV[3])

@@ -1,5 +1,6 @@
 -- save.lua: stores a whole record and puts the task in the indexes of its service and user.
--- A task that was saved before under another service or user leaves the old indexes, and
+-- A task that was saved before under another service or user leaves the old indexes (those of
+-- the owner the metadata names and of the one the old record names, where they differ), and
 -- the old user leaves the service's user set when no task of theirs is left there. No TTL is
 -- shortened: a record that had a longer TTL keeps it.
 --
@@ -19,17 +20,17 @@ local length = read_checked('string', 'STRLEN', key)
 if ARGV[6] == 'create' and length > 0 then return 'EXISTS' end
 
 local meta = metadata_plan(meta_key)
-local old_service, old_user = meta.service, meta.user_id
-if not (old_service and old_user) and length > 0 then
-  -- No metadata: the old record says where it was.
-  old_service, old_user = record_owner(redis.call('GET', key))
-end
-local move = move_plan(id, old_service, old_user, service, user_id)
+-- The task was indexed under the owner its metadata names and under the one its old record
+-- names: another writer may have stored a record of another owner and left the metadata as
+-- it was (the Python package cleans by the record). It leaves both owners' indexes.
+local recorded = {}
+if length > 0 then recorded = {stored_owner(redis.call('GET', key), meta)} end
+local moves = move_plans(id, {{metadata_owner(meta)}, recorded}, service, user_id)
 local indexes = index_plan(id, service, user_id)
 local ttl = longer_ttl(redis.call('PTTL', key), ttl_ms)
 
 write_record(key, json, ttl)
 write_indexes(indexes, ttl)
-write_move(move)
+write_moves(moves)
 write_metadata(meta, service, user_id, ttl, saved_hint(json, ARGV[7], service, user_id))
 return 'OK'

@@ -22,5 +22,5 @@ for _, name in ipairs({'jobs', 'active_jobs'}) do
 end
 if #names == 0 then names[1] = ARGV[5] end
 for _, name in ipairs(names) do set_member(rec, name, ARGV[4]) end
-set_member(rec, 'updated_at', ARGV[2])
+stamp(rec, ARGV[2])
 return applied(commit(rec, meta, ttl_ms), ARGV[3])

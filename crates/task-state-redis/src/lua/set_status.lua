@@ -33,7 +33,7 @@ if rec.hint then
   quick_status_edits(rec, ARGV[4], ARGV[2], entries)
 else
   set_member(rec, 'status', ARGV[4])
-  set_member(rec, 'updated_at', ARGV[2])
+  stamp(rec, ARGV[2])
   append_entries(rec, entries)
 end
 return applied(commit(rec, meta, ttl_ms), ARGV[3])

@@ -16,5 +16,5 @@ local function given(v)
   return v
 end
 set_result(rec, given(ARGV[4]), given(ARGV[5]))
-set_member(rec, 'updated_at', ARGV[2])
+stamp(rec, ARGV[2])
 return applied(commit(rec, meta, ttl_ms), ARGV[3])

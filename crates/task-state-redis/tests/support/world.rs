@@ -2,8 +2,9 @@
 //! members of every JSON type, RFC 8259 white space wherever it is allowed, every escape
 //! (lone surrogates too, which the model keeps inside values it holds as text and refuses in
 //! strings it decodes), numbers of every form (`1e400`, `-0`, `1E+2`, integers past 2^64),
-//! values nested thousands of levels deep, optional members missing or null, `jobs` and
-//! `active_jobs` alone or together, and now and then a record that no decoder should accept.
+//! values nested thousands of levels deep, optional members missing or null (the timestamps
+//! too), `jobs` and `active_jobs` alone or together, owner names that cannot be parts of keys
+//! (empty, with `:`), and now and then a record that no decoder should accept.
 #![allow(dead_code, unreachable_pub)]
 
 /// A small deterministic generator (xorshift64*), seeded by proptest.
@@ -366,9 +367,20 @@ pub fn members(
     // A lone surrogate escape in a string the model decodes: rarer, as there are many places.
     let lone = |rng: &mut Rng| wild && rng.one_in(80);
     m.push(("task_id".into(), Json::Str(id.into())));
-    m.push(("service".into(), Json::Str(service.into())));
+    // Owner names that cannot be parts of keys: empty, or with ':' (`a:user:b` would name
+    // user b's index of service a).
+    let service = if bad(rng) {
+        rng.pick(&["", "a:user:b"]).to_owned()
+    } else {
+        service.to_owned()
+    };
+    m.push(("service".into(), Json::Str(service)));
     let user = if bad(rng) {
-        format!("{user}:x")
+        if rng.one_in(2) {
+            format!("{user}:x")
+        } else {
+            String::new()
+        }
     } else {
         user.to_owned()
     };
@@ -430,8 +442,14 @@ pub fn members(
             Json::Str((rng.pick(TIMES)).into())
         }
     };
-    m.push(("created_at".into(), time(rng)));
-    m.push(("updated_at".into(), time(rng)));
+    // A timestamp missing or null reads as now in the configured zone.
+    for name in ["created_at", "updated_at"] {
+        match rng.below(8) {
+            0 => {}
+            1 => m.push((name.into(), Json::Literal("null"))),
+            _ => m.push((name.into(), time(rng))),
+        }
+    }
     match rng.below(5) {
         0 => {}
         1 => m.push(("logs".into(), Json::Literal("null"))),

@@ -31,6 +31,53 @@ local function move_plan(id, old_service, old_user, service, user_id)
   return {old = old, service_changed = old_service ~= service, user_changed = old_user ~= user_id}
 end
 
+-- The owner (service, user_id) that the metadata hash (metadata_plan) names, or nil, nil
+-- when it names none whose names could be part of a key: a hash another writer left with
+-- such names builds no key.
+local function metadata_owner(meta)
+  local service, user_id = meta.service, meta.user_id
+  if service and user_id and valid_name(service) and valid_name(user_id) then
+    return service, user_id
+  end
+  return nil, nil
+end
+
+-- The owner that the stored record text s names, or nil, nil (see record_owner): read from
+-- the metadata's layout hint where that holds for s (its SHA1 costs less than a scan), else
+-- from the text itself.
+local function stored_owner(s, meta)
+  local hint = trusted_hint(s, meta.layout)
+  if hint and valid_name(hint.service) and valid_name(hint.user_id) then
+    return hint.service, hint.user_id
+  end
+  return record_owner(s)
+end
+
+-- The owners among pairs {service, user_id} (a pair with a nil name is no owner), each once.
+local function distinct_owners(pairs)
+  local owners, seen = {}, {}
+  for _, pair in ipairs(pairs) do
+    -- Names hold no ':', so the pair joined with one names one owner.
+    local name = pair[1] and pair[2] and pair[1] .. ':' .. pair[2]
+    if name and not seen[name] then
+      seen[name] = true
+      owners[#owners + 1] = pair
+    end
+  end
+  return owners
+end
+
+-- The moves (move_plan) out of the indexes of each old owner (pairs as distinct_owners takes
+-- them) towards (service, user_id).
+local function move_plans(id, old_owners, service, user_id)
+  local plans = {}
+  for _, old in ipairs(distinct_owners(old_owners)) do
+    local plan = move_plan(id, old[1], old[2], service, user_id)
+    if plan then plans[#plans + 1] = plan end
+  end
+  return plans
+end
+
 local function write_record(key, text, ttl)
   if ttl == -1 then
     redis.call('SET', key, text, 'KEEPTTL')
@@ -56,7 +103,6 @@ end
 -- Takes the task out of its old owner's indexes, and the old user out of the service's user
 -- set when no task of theirs is left in that service.
 local function write_move(move)
-  if not move then return end
   local old, id = move.old, move.old.tasks.member
   if move.service_changed then redis.call('SREM', old.service.key, id) end
   redis.call('SREM', old.service_user.key, id)
@@ -64,6 +110,10 @@ local function write_move(move)
   if redis.call('SCARD', old.service_user.key) == 0 then
     redis.call('SREM', old.service_users.key, old.service_users.member)
   end
+end
+
+local function write_moves(moves)
+  for _, move in ipairs(moves) do write_move(move) end
 end
 
 -- Writes the owner into the metadata hash where it differs, and the layout hint (or drops a
@@ -122,7 +172,9 @@ end
 
 -- Writes an edited record (read_record or quick_append, then edits) with its metadata (meta,
 -- from metadata_plan) and indexes; ttl_ms from checked_ttl. A task whose metadata names
--- another owner than the record leaves that owner's indexes. Returns the new text.
+-- another owner than the record leaves that owner's indexes (an edit does not change the
+-- record's owner, so the record's own indexes are the ones it is put in). Returns the new
+-- text.
 local function commit(rec, meta, ttl_ms)
   -- The owner's names become keys: a record whose names could not be keys is not edited.
   -- Names from a trusted hint were checked by the write that left it.
@@ -130,13 +182,13 @@ local function commit(rec, meta, ttl_ms)
     fail('TSDECODE', rec.key, 'service or user_id cannot be part of a key')
   end
   local id = task_id_of(rec.key)
-  local move = move_plan(id, meta.service, meta.user_id, rec.service, rec.user_id)
+  local moves = move_plans(id, {{metadata_owner(meta)}}, rec.service, rec.user_id)
   local indexes = index_plan(id, rec.service, rec.user_id)
   local ttl = longer_ttl(redis.call('PTTL', rec.key), ttl_ms)
   local text = edited_text(rec)
   write_record(rec.key, text, ttl)
   write_indexes(indexes, ttl)
-  write_move(move)
+  write_moves(moves)
   write_metadata(meta, rec.service, rec.user_id, ttl, next_hint(rec, text))
   return text
 end

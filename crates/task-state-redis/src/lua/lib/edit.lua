@@ -28,6 +28,15 @@ local function set_member(rec, name, json)
   end
 end
 
+-- Stamps updated_at (a JSON string), and gives a record whose created_at is absent or null
+-- the same time: such a record reads as created now in the configured zone (the Python
+-- model's default), and a write stores it, as the Python package and the memory backend do.
+local function stamp(rec, updated_at)
+  set_member(rec, 'updated_at', updated_at)
+  local created = rec.by_name.created_at
+  if not created or is_null(rec.s, created) then set_member(rec, 'created_at', updated_at) end
+end
+
 -- Appends log entries (JSON strings) after the last element of the logs array, or writes a
 -- new array where logs is null or absent.
 local function append_entries(rec, entries)
