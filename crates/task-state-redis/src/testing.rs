@@ -896,39 +896,45 @@ impl RedisCluster {
     /// Moves one slot, keys and all, from the primary that serves it to the primary at
     /// `to`, by hand as `redis-cli --cluster reshard` does: `CLUSTER SETSLOT … IMPORTING`
     /// on the target and `MIGRATING` on the source, `MIGRATE` of the keys a batch at a
-    /// time, then `CLUSTER SETSLOT … NODE` on every primary. While it runs, the source
-    /// answers `ASK` for the keys already moved.
+    /// time, then `CLUSTER SETSLOT … NODE` on the target and then on every other primary.
+    /// While it runs, the source answers `ASK` for the keys already moved. Replicas hear of
+    /// the move by gossip, a moment later.
     ///
     /// # Errors
     /// When no primary serves the slot, or a step fails.
     pub fn move_slot(&self, slot: u16, to: usize) -> std::io::Result<()> {
+        if self.move_slot_but_tell_target_later(slot, to)? {
+            self.tell_target(slot, to)?;
+        }
+        Ok(())
+    }
+
+    /// [`move_slot`](Self::move_slot) but for its step on the target: the keys are on the
+    /// target, and every other primary serves the slot's commands with `MOVED` to the
+    /// target, while the target, still importing, sends them back with `MOVED` to the old
+    /// primary, until [`tell_target`](Self::tell_target). This is the moment of a slot
+    /// move where the nodes disagree, held as long as a test needs. False (nothing done)
+    /// when `to` serves the slot already.
+    ///
+    /// # Errors
+    /// When no primary serves the slot, or a step fails.
+    pub fn move_slot_but_tell_target_later(&self, slot: u16, to: usize) -> std::io::Result<bool> {
         let from = self
             .primaries()
             .into_iter()
             .find(|&i| self.slots_of(i).iter().any(|r| r.contains(&slot)))
             .ok_or_else(|| std::io::Error::other(format!("no primary serves slot {slot}")))?;
         if from == to {
-            return Ok(());
+            return Ok(false);
         }
         let slot_text = slot.to_string();
         let (source, target) = (&self.nodes[from], &self.nodes[to]);
         let (source_id, target_id) = (self.node_id(from), self.node_id(to));
-        let step = |node: &RedisServer, args: &[&str]| -> std::io::Result<()> {
-            let reply = node.cli(args);
-            if reply == "OK" {
-                Ok(())
-            } else {
-                Err(std::io::Error::other(format!(
-                    "{args:?} on {}: {reply}",
-                    node.port()
-                )))
-            }
-        };
-        step(
+        set_slot(
             target,
             &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id],
         )?;
-        step(
+        set_slot(
             source,
             &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id],
         )?;
@@ -950,13 +956,28 @@ impl RedisCluster {
                 return Err(std::io::Error::other(format!("MIGRATE: {reply}")));
             }
         }
-        for i in self.primaries() {
-            step(
+        for i in self.primaries().into_iter().filter(|&i| i != to) {
+            set_slot(
                 &self.nodes[i],
                 &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
             )?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// The last step of [`move_slot`](Self::move_slot) left out by
+    /// [`move_slot_but_tell_target_later`](Self::move_slot_but_tell_target_later): tells the
+    /// primary at `to` that it serves `slot` (`CLUSTER SETSLOT … NODE`).
+    ///
+    /// # Errors
+    /// When the node refuses.
+    pub fn tell_target(&self, slot: u16, to: usize) -> std::io::Result<()> {
+        let slot_text = slot.to_string();
+        let target_id = self.node_id(to);
+        set_slot(
+            &self.nodes[to],
+            &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+        )
     }
 
     /// Runs `redis-cli` with `args` on every running node, and returns the outputs.
@@ -1039,6 +1060,19 @@ impl RedisCluster {
             return Some("the nodes do not agree on the primaries yet".to_owned());
         }
         None
+    }
+}
+
+/// One `CLUSTER SETSLOT` step on `node`, which must answer `OK`.
+fn set_slot(node: &RedisServer, args: &[&str]) -> std::io::Result<()> {
+    let reply = node.cli(args);
+    if reply == "OK" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{args:?} on {}: {reply}",
+            node.port()
+        )))
     }
 }
 
