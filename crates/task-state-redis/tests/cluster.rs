@@ -480,13 +480,7 @@ async fn check_alice(
 
 /// Moves the slot of each of `keys` to the primary after the one serving it.
 fn move_to_next_primary(cluster: &RedisCluster, keys: &[String]) {
-    for key in keys {
-        let from = cluster.primary_of(key).unwrap();
-        let primaries = cluster.primaries();
-        let at = primaries.iter().position(|&p| p == from).unwrap();
-        let to = primaries[(at + 1) % primaries.len()];
-        cluster.move_slot(cluster.slot_of(key), to).unwrap();
-    }
+    cluster.move_slots_to_next_primary(keys).unwrap();
 }
 
 /// The check, its repair, the user check, the reconciler and listings read keys whose slots
