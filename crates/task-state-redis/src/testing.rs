@@ -928,7 +928,8 @@ impl RedisCluster {
         if from == to {
             return Ok(false);
         }
-        self.migrate(slot, from, to, &primaries)?;
+        let ids = self.ids_of(&primaries);
+        self.migrate(slot, (from, &ids[&from]), (to, &ids[&to]), &primaries)?;
         Ok(true)
     }
 
@@ -941,20 +942,37 @@ impl RedisCluster {
     /// When no primary serves a slot, or a step fails.
     pub fn move_slots_to_next_primary(&self, keys: &[String]) -> std::io::Result<()> {
         let primaries = self.primaries();
+        let ids = self.ids_of(&primaries);
+        let served: Vec<(usize, Vec<std::ops::RangeInclusive<u16>>)> =
+            primaries.iter().map(|&i| (i, self.slots_of(i))).collect();
         let mut owners = std::collections::HashMap::new();
         for key in keys {
             let slot = self.slot_of(key);
             let from = match owners.get(&slot) {
                 Some(&from) => from,
-                None => self.serving(&primaries, slot)?,
+                None => served
+                    .iter()
+                    .find(|(_, ranges)| ranges.iter().any(|r| r.contains(&slot)))
+                    .map(|&(i, _)| i)
+                    .ok_or_else(|| {
+                        std::io::Error::other(format!("no primary serves slot {slot}"))
+                    })?,
             };
             let at = primaries.iter().position(|&p| p == from).unwrap_or(0);
             let to = primaries[(at + 1) % primaries.len()];
-            self.migrate(slot, from, to, &primaries)?;
-            self.tell_target(slot, to)?;
+            self.migrate(slot, (from, &ids[&from]), (to, &ids[&to]), &primaries)?;
+            set_slot(
+                &self.nodes[to],
+                &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &ids[&to]],
+            )?;
             owners.insert(slot, to);
         }
         Ok(())
+    }
+
+    /// The node ids of `nodes`, by index.
+    fn ids_of(&self, nodes: &[usize]) -> std::collections::HashMap<usize, String> {
+        nodes.iter().map(|&i| (i, self.node_id(i))).collect()
     }
 
     /// The one of `primaries` that serves `slot`, by its own slot map.
@@ -971,20 +989,19 @@ impl RedisCluster {
     fn migrate(
         &self,
         slot: u16,
-        from: usize,
-        to: usize,
+        (from, source_id): (usize, &str),
+        (to, target_id): (usize, &str),
         primaries: &[usize],
     ) -> std::io::Result<()> {
         let slot_text = slot.to_string();
         let (source, target) = (&self.nodes[from], &self.nodes[to]);
-        let (source_id, target_id) = (self.node_id(from), self.node_id(to));
         set_slot(
             target,
-            &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id],
+            &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", source_id],
         )?;
         set_slot(
             source,
-            &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id],
+            &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", target_id],
         )?;
         loop {
             let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]);
@@ -1007,7 +1024,7 @@ impl RedisCluster {
         for &i in primaries.iter().filter(|&&i| i != to) {
             set_slot(
                 &self.nodes[i],
-                &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+                &["CLUSTER", "SETSLOT", &slot_text, "NODE", target_id],
             )?;
         }
         Ok(())
