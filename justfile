@@ -5,9 +5,14 @@ default:
     @just --list
 
 # Every test of every crate. Tests that need Redis start their own private redis-server,
-# so none has to be running (redis-server must be installed).
+# so none has to be running (redis-server must be installed). cargo-nextest runs each test
+# in a process of its own, tests of every file side by side, instead of one test binary
+# after another: two at a time a core, since most tests spend their time waiting (for a
+# server or a cluster to start, a TTL to run out, a failover) and use little CPU meanwhile.
+# The doctests, which nextest does not run, follow with cargo.
 test:
-    cargo test --workspace --all-features
+    cargo nextest run --workspace --all-features --test-threads "$(( 2 * $(nproc) ))"
+    cargo test --workspace --all-features --doc
 
 # A long campaign of the write path's property suite (crates/task-state-redis/tests/property.rs):
 # CASES generated records and operation sequences (100,000 by default) on Redis and in memory,

@@ -83,7 +83,21 @@ fn every_command_works_on_a_cluster() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // It hears an expiry only once subscribed on the primary that serves the record.
+    let subscribed = |i: usize| {
+        let reply = cluster
+            .node(i)
+            .cli(&["PUBSUB", "NUMSUB", "__keyevent@0__:expired"]);
+        reply.lines().nth(1).is_some_and(|n| n.trim() != "0")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.primaries().into_iter().all(subscribed) {
+        assert!(
+            Instant::now() < deadline,
+            "the janitor did not subscribe on every primary"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let short = ok(
         &cluster,
         &[
@@ -97,8 +111,10 @@ fn every_command_works_on_a_cluster() {
         ],
     );
     let short = short.trim().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while cluster.cli(&["SISMEMBER", "index:service:render", &short]) == "1"
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The cleanup's steps on a cluster are separate commands: wait for the last one read.
+    while (cluster.cli(&["SISMEMBER", "index:service:render", &short]) == "1"
+        || cluster.cli(&["SISMEMBER", "index:user:alice", &short]) == "1")
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -113,7 +129,7 @@ fn every_command_works_on_a_cluster() {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
         if let Some(exit) = janitor.try_wait().unwrap() {
             break exit;

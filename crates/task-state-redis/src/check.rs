@@ -497,11 +497,8 @@ async fn check_records(
             }
         }
         let found = owners(repo, &ids).await?;
-        let pipeline = repo
-            .writer()
-            .next()
-            .pipeline()
-            .with_options(&scan::resendable());
+        let client = repo.writer().next();
+        let pipeline = client.pipeline().with_options(&scan::resendable());
         let mut checked = Vec::new();
         for (id, owner) in ids.iter().zip(found) {
             match owner {
@@ -535,7 +532,9 @@ async fn check_records(
         let answers: Vec<std::result::Result<Value, FredError>> = if checked.is_empty() {
             Vec::new()
         } else {
-            pipeline.try_all().await
+            scan::try_all(client, &pipeline)
+                .await
+                .map_err(|e| repo.backend(e, "checking indexes"))?
         };
         let mut answers = answers.into_iter();
         for (id, owner, expected) in checked {
@@ -1063,14 +1062,12 @@ async fn repair_user_index(
     user_key: &str,
 ) -> Result<u64> {
     let client = repo.writer().next().with_options(&scan::resendable());
-    let ttl_before: i64 = client
-        .ttl(user_key)
+    let ttl_before: i64 = crate::cluster::redirected(repo, || client.ttl(user_key))
         .await
         .map_err(|e| repo.backend(e, &format!("reading the TTL of {user_key}")))?;
     let mut added = 0u64;
     for page in report.missing_in_user_index.chunks(scan::PAGE) {
-        let n: u64 = client
-            .sadd(user_key, page.to_vec())
+        let n: u64 = crate::cluster::redirected(repo, || client.sadd(user_key, page.to_vec()))
             .await
             .map_err(|e| repo.backend(e, &format!("repairing {user_key}")))?;
         added += n;
@@ -1078,8 +1075,7 @@ async fn repair_user_index(
     let ttl = repo.settings().ttl_seconds();
     let created = ttl_before == -2 && added > 0;
     if created || (ttl_before >= 0 && (ttl_before as u64) < ttl) {
-        let _: () = client
-            .expire(user_key, ttl as i64, None)
+        let _: () = crate::cluster::redirected(repo, || client.expire(user_key, ttl as i64, None))
             .await
             .map_err(|e| repo.backend(e, &format!("setting the TTL of {user_key}")))?;
     }

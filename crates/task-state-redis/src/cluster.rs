@@ -33,7 +33,7 @@ impl RedisTaskRepository {
 /// Whether the server refused `e`'s command without running it because the slot's keys are
 /// served elsewhere or not at all right now: a redirection (`MOVED`, `ASK`; the writer pool
 /// hands them back, see `connect_pool`), `TRYAGAIN` or `CLUSTERDOWN`.
-fn is_redirected(e: &FredError) -> bool {
+pub(crate) fn is_redirected(e: &FredError) -> bool {
     let details = e.details();
     details.starts_with("Too many redirections")
         || details.starts_with("TRYAGAIN")
@@ -42,21 +42,59 @@ fn is_redirected(e: &FredError) -> bool {
 
 /// Runs `op` again while the cluster redirects it (see [`is_redirected`]: the server did not
 /// run it, so sending it again cannot apply it twice), pausing 10 ms to 200 ms between
-/// tries, for at most the command timeout. After a `MOVED` the client has read the new slot
-/// map already; during an `ASK` (a slot being migrated) the tries go on until the slot has
-/// moved. Elsewhere than on a cluster, `op` runs once.
+/// tries, for at most the command timeout. A `MOVED` makes fred read the slot map again, but
+/// from one node (the lowest address among the seeds and the primaries it knew), which may
+/// be a replica or a primary that hears of a slot's move only by gossip, tens to hundreds of
+/// milliseconds later, more on a busy machine: the pauses give it that time. During an `ASK`
+/// (a slot being migrated) the tries go on until the slot has moved. Elsewhere than on a
+/// cluster, `op` runs once.
 pub(crate) async fn redirected<T, F, Fut>(
     repo: &RedisTaskRepository,
+    op: F,
+) -> std::result::Result<T, FredError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
+{
+    retry_redirected(repo.is_cluster(), repo.settings().command_timeout(), op).await
+}
+
+/// How long [`redirected_on`] retries on a client whose pool has no command timeout of its
+/// own (fred's default): the settings' default command timeout.
+const RETRY_WITHOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`redirected`] for a client of the repository's pools, which knows whether it is on a
+/// cluster and has the repository's command timeout (`connect_pool` sets fred's
+/// `default_command_timeout` to it).
+pub(crate) async fn redirected_on<C, T, F, Fut>(
+    client: &C,
+    op: F,
+) -> std::result::Result<T, FredError>
+where
+    C: ClientLike,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
+{
+    let timeout = match client.perf_config().default_command_timeout {
+        t if t.is_zero() => RETRY_WITHOUT_TIMEOUT,
+        t => t,
+    };
+    retry_redirected(client.is_clustered(), timeout, op).await
+}
+
+async fn retry_redirected<T, F, Fut>(
+    cluster: bool,
+    timeout: std::time::Duration,
     mut op: F,
 ) -> std::result::Result<T, FredError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
 {
-    if !repo.is_cluster() {
+    if !cluster {
         return op().await;
     }
-    let deadline = tokio::time::Instant::now() + repo.settings().command_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut pause = std::time::Duration::from_millis(10);
     loop {
         match op().await {
@@ -285,13 +323,11 @@ async fn leave(
             .0
             > 0;
         // A task of theirs added to the service meanwhile puts them back.
-        let again = redirected(repo, || {
-            scan::per_key(
-                repo.writer().next(),
-                "SCARD",
-                [indexes.service_user.clone()],
-            )
-        })
+        let again = scan::per_key(
+            repo.writer().next(),
+            "SCARD",
+            [indexes.service_user.clone()],
+        )
         .await
         .map_err(|e| repo.backend(e, "checking users"))?;
         if again.first().copied().unwrap_or(0) > 0 {
@@ -423,6 +459,7 @@ pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Opti
 
 /// The records at `keys`, one `GET` each in one pipeline (fred sends each to the primary of
 /// its slot), never a cross-slot `MGET`. A key of another type answers nil, as `MGET` does.
+/// Sent again while the cluster redirects it (see [`redirected_on`]).
 pub(crate) async fn get_each(
     client: &fred::clients::Client,
     keys: Vec<String>,
@@ -435,7 +472,7 @@ pub(crate) async fn get_each(
     if sent == 0 {
         return Ok(Vec::new());
     }
-    let answers: Vec<std::result::Result<Value, FredError>> = pipeline.try_all().await;
+    let answers = scan::try_all(client, &pipeline).await?;
     let mut values = Vec::with_capacity(sent);
     for answer in answers {
         match answer {
@@ -514,10 +551,10 @@ async fn still_there(
         None => valid.iter().map(|id| keys::record(id)).collect(),
     };
     let held: Vec<bool> = match service {
-        Some(_) => redirected(repo, || scan::per_key(client, "SCARD", keys.clone()))
+        Some(_) => scan::per_key(client, "SCARD", keys)
             .await
             .map(|counts| counts.into_iter().map(|n| n > 0).collect()),
-        None => redirected(repo, || scan::holds_record(client, keys.clone())).await,
+        None => scan::holds_record(client, keys).await,
     }
     .map_err(|e| repo.backend(e, "checking records"))?;
     let mut held = held.into_iter();
@@ -591,10 +628,10 @@ async fn not_belonging(
         .cloned()
         .partition(|id| validate_task_id(id).is_ok());
     let records: Vec<String> = valid.iter().map(|id| keys::record(id)).collect();
-    let texts = redirected(repo, || get_each(client, records.clone()))
+    let texts = get_each(client, records.clone())
         .await
         .map_err(|e| repo.backend(e, "reading records"))?;
-    let types = redirected(repo, || scan::types(client, records.clone()))
+    let types = scan::types(client, records)
         .await
         .map_err(|e| repo.backend(e, "checking records"))?;
     for ((id, text), kind_found) in valid.iter().zip(texts).zip(types) {

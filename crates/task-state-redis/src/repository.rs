@@ -620,11 +620,9 @@ impl RedisTaskRepository {
     /// Whether `task:{id}` holds a record, on the writer (see [`scan::holds_record`]).
     pub(crate) async fn holds_record(&self, task_id: &str) -> Result<bool> {
         let key = keys::record(task_id);
-        let held = crate::cluster::redirected(self, || {
-            scan::holds_record(self.inner.writer.next(), [key.clone()])
-        })
-        .await
-        .map_err(|e| self.backend(e, &format!("reading {key}")))?;
+        let held = scan::holds_record(self.inner.writer.next(), [key.clone()])
+            .await
+            .map_err(|e| self.backend(e, &format!("reading {key}")))?;
         Ok(held.first().copied().unwrap_or(false))
     }
 

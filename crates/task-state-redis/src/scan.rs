@@ -3,7 +3,9 @@
 use fred::prelude::{Client, ClientLike, ClusterInterface, Error as FredError, Server, Value};
 use task_state_core::Result;
 
+use crate::cluster::{is_redirected, redirected_on};
 use crate::repository::RedisTaskRepository;
+use fred::clients::Pipeline;
 use fred::types::config::Options;
 use fred::types::CustomCommand;
 
@@ -12,12 +14,42 @@ use fred::types::CustomCommand;
 /// no cluster redirection and never send a command again (`connect_pool`), which the
 /// scripts need; with these, such commands follow `MOVED` and `ASK` as the slot map changes
 /// and are sent again after a dropped connection.
+///
+/// fred counts every send against `max_attempts`, a redirected one too: the attempts are
+/// the redirections plus three for dropped connections, so that a run of redirections ends
+/// as fred's "Too many redirections" (which [`redirected_on`] waits out) and not as "Too
+/// many failed write attempts". The helpers of this module send their commands again while
+/// the cluster redirects them; a caller that sends a command with these options itself
+/// should do the same (`cluster::redirected`).
 pub(crate) fn resendable() -> Options {
     Options {
-        max_redirections: Some(5),
-        max_attempts: Some(3),
+        max_redirections: Some(REDIRECTIONS),
+        max_attempts: Some(REDIRECTIONS + 3),
         ..Options::default()
     }
+}
+
+/// The redirections fred follows at once (each after reading the slot map again) for a
+/// command sent with [`resendable`].
+const REDIRECTIONS: u32 = 5;
+
+/// `pipeline.try_all()` of a pipeline built on `client` with [`resendable`], sent again
+/// while the cluster redirects any of its commands: one answer a command.
+pub(crate) async fn try_all<C: ClientLike>(
+    client: &C,
+    pipeline: &Pipeline<Client>,
+) -> Result<Vec<Result<Value, FredError>>, FredError> {
+    redirected_on(client, || async {
+        let answers: Vec<Result<Value, FredError>> = pipeline.try_all().await;
+        match answers
+            .iter()
+            .find_map(|a| a.as_ref().err().filter(|e| is_redirected(e)))
+        {
+            Some(e) => Err(e.clone()),
+            None => Ok(answers),
+        }
+    })
+    .await
 }
 
 /// Keys or members one SCAN or SSCAN step asks for: small enough that no single command
@@ -98,7 +130,11 @@ pub(crate) async fn per_key_each(
     if sent == 0 {
         return Ok(Vec::new());
     }
-    let answers: Vec<Result<i64, FredError>> = pipeline.try_all().await;
+    let answers: Vec<Result<i64, FredError>> = try_all(client, &pipeline)
+        .await?
+        .into_iter()
+        .map(|a| a.and_then(|v| v.convert()))
+        .collect();
     if answers.len() != sent {
         let first = answers.into_iter().find_map(Result::err);
         return Err(first.unwrap_or_else(|| {
@@ -124,7 +160,7 @@ pub(crate) async fn types(client: &Client, keys: Vec<String>) -> Result<Vec<Stri
     if sent == 0 {
         return Ok(Vec::new());
     }
-    let answers: Vec<Value> = pipeline.all().await?;
+    let answers: Vec<Value> = redirected_on(client, || pipeline.all()).await?;
     Ok(answers
         .iter()
         .map(|v| text(v).unwrap_or_else(|| "none".to_owned()))
@@ -214,7 +250,7 @@ pub(crate) async fn per_key(
     if sent == 0 {
         return Ok(Vec::new());
     }
-    pipeline.all().await
+    redirected_on(client, || pipeline.all()).await
 }
 
 /// Whether each of the record keys `keys` holds a record, in one pipelined round trip
@@ -256,10 +292,14 @@ async fn page<C: ClientLike>(
     command: &'static str,
     args: Vec<String>,
 ) -> Result<Page, FredError> {
-    let reply: Value = client
-        .with_options(&resendable())
-        .custom(CustomCommand::new_static(command, None::<u16>, false), args)
-        .await?;
+    let client = client.with_options(&resendable());
+    let reply: Value = redirected_on(&client, || {
+        client.custom(
+            CustomCommand::new_static(command, None::<u16>, false),
+            args.clone(),
+        )
+    })
+    .await?;
     match reply {
         Value::Array(mut parts) if parts.len() == 2 => {
             let mut items = Vec::new();

@@ -146,6 +146,10 @@ impl RedisServer {
             .arg(&socket)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            // A replica's first sync starts at once, instead of after Redis's default 5 s
+            // wait for other replicas to share the transfer: a cluster (or a Sentinel
+            // topology) is ready in about a second instead of six.
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(&self.dir)
             // `{port}` in an argument stands for the server's port (e.g. `--tls-port {port}`).
@@ -896,41 +900,108 @@ impl RedisCluster {
     /// Moves one slot, keys and all, from the primary that serves it to the primary at
     /// `to`, by hand as `redis-cli --cluster reshard` does: `CLUSTER SETSLOT … IMPORTING`
     /// on the target and `MIGRATING` on the source, `MIGRATE` of the keys a batch at a
-    /// time, then `CLUSTER SETSLOT … NODE` on every primary. While it runs, the source
-    /// answers `ASK` for the keys already moved.
+    /// time, then `CLUSTER SETSLOT … NODE` on the target and then on every other primary.
+    /// While it runs, the source answers `ASK` for the keys already moved. Replicas hear of
+    /// the move by gossip, a moment later.
     ///
     /// # Errors
     /// When no primary serves the slot, or a step fails.
     pub fn move_slot(&self, slot: u16, to: usize) -> std::io::Result<()> {
-        let from = self
-            .primaries()
-            .into_iter()
-            .find(|&i| self.slots_of(i).iter().any(|r| r.contains(&slot)))
-            .ok_or_else(|| std::io::Error::other(format!("no primary serves slot {slot}")))?;
-        if from == to {
-            return Ok(());
+        if self.move_slot_but_tell_target_later(slot, to)? {
+            self.tell_target(slot, to)?;
         }
+        Ok(())
+    }
+
+    /// [`move_slot`](Self::move_slot) but for its step on the target: the keys are on the
+    /// target, and every other primary serves the slot's commands with `MOVED` to the
+    /// target, while the target, still importing, sends them back with `MOVED` to the old
+    /// primary, until [`tell_target`](Self::tell_target). This is the moment of a slot
+    /// move where the nodes disagree, held as long as a test needs. False (nothing done)
+    /// when `to` serves the slot already.
+    ///
+    /// # Errors
+    /// When no primary serves the slot, or a step fails.
+    pub fn move_slot_but_tell_target_later(&self, slot: u16, to: usize) -> std::io::Result<bool> {
+        let primaries = self.primaries();
+        let from = self.serving(&primaries, slot)?;
+        if from == to {
+            return Ok(false);
+        }
+        let ids = self.ids_of(&primaries);
+        self.migrate(slot, (from, &ids[&from]), (to, &ids[&to]), &primaries)?;
+        Ok(true)
+    }
+
+    /// Moves the slot of each of `keys` in turn, with [`move_slot`](Self::move_slot), to the
+    /// primary after the one serving it (in the order of [`primaries`](Self::primaries),
+    /// the last to the first). The primaries and the slot map are read once, not for each
+    /// key: on a busy machine each `redis-cli` costs tens of milliseconds.
+    ///
+    /// # Errors
+    /// When no primary serves a slot, or a step fails.
+    pub fn move_slots_to_next_primary(&self, keys: &[String]) -> std::io::Result<()> {
+        let primaries = self.primaries();
+        let ids = self.ids_of(&primaries);
+        let served: Vec<(usize, Vec<std::ops::RangeInclusive<u16>>)> =
+            primaries.iter().map(|&i| (i, self.slots_of(i))).collect();
+        let mut owners = std::collections::HashMap::new();
+        for key in keys {
+            let slot = self.slot_of(key);
+            let from = match owners.get(&slot) {
+                Some(&from) => from,
+                None => served
+                    .iter()
+                    .find(|(_, ranges)| ranges.iter().any(|r| r.contains(&slot)))
+                    .map(|&(i, _)| i)
+                    .ok_or_else(|| {
+                        std::io::Error::other(format!("no primary serves slot {slot}"))
+                    })?,
+            };
+            let at = primaries.iter().position(|&p| p == from).unwrap_or(0);
+            let to = primaries[(at + 1) % primaries.len()];
+            self.migrate(slot, (from, &ids[&from]), (to, &ids[&to]), &primaries)?;
+            set_slot(
+                &self.nodes[to],
+                &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &ids[&to]],
+            )?;
+            owners.insert(slot, to);
+        }
+        Ok(())
+    }
+
+    /// The node ids of `nodes`, by index.
+    fn ids_of(&self, nodes: &[usize]) -> std::collections::HashMap<usize, String> {
+        nodes.iter().map(|&i| (i, self.node_id(i))).collect()
+    }
+
+    /// The one of `primaries` that serves `slot`, by its own slot map.
+    fn serving(&self, primaries: &[usize], slot: u16) -> std::io::Result<usize> {
+        primaries
+            .iter()
+            .copied()
+            .find(|&i| self.slots_of(i).iter().any(|r| r.contains(&slot)))
+            .ok_or_else(|| std::io::Error::other(format!("no primary serves slot {slot}")))
+    }
+
+    /// The steps of [`move_slot_but_tell_target_later`](Self::move_slot_but_tell_target_later)
+    /// from the primary at `from` to the one at `to`, with the cluster's `primaries`.
+    fn migrate(
+        &self,
+        slot: u16,
+        (from, source_id): (usize, &str),
+        (to, target_id): (usize, &str),
+        primaries: &[usize],
+    ) -> std::io::Result<()> {
         let slot_text = slot.to_string();
         let (source, target) = (&self.nodes[from], &self.nodes[to]);
-        let (source_id, target_id) = (self.node_id(from), self.node_id(to));
-        let step = |node: &RedisServer, args: &[&str]| -> std::io::Result<()> {
-            let reply = node.cli(args);
-            if reply == "OK" {
-                Ok(())
-            } else {
-                Err(std::io::Error::other(format!(
-                    "{args:?} on {}: {reply}",
-                    node.port()
-                )))
-            }
-        };
-        step(
+        set_slot(
             target,
-            &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id],
+            &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", source_id],
         )?;
-        step(
+        set_slot(
             source,
-            &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id],
+            &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", target_id],
         )?;
         loop {
             let keys = source.cli(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]);
@@ -950,13 +1021,28 @@ impl RedisCluster {
                 return Err(std::io::Error::other(format!("MIGRATE: {reply}")));
             }
         }
-        for i in self.primaries() {
-            step(
+        for &i in primaries.iter().filter(|&&i| i != to) {
+            set_slot(
                 &self.nodes[i],
-                &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+                &["CLUSTER", "SETSLOT", &slot_text, "NODE", target_id],
             )?;
         }
         Ok(())
+    }
+
+    /// The last step of [`move_slot`](Self::move_slot) left out by
+    /// [`move_slot_but_tell_target_later`](Self::move_slot_but_tell_target_later): tells the
+    /// primary at `to` that it serves `slot` (`CLUSTER SETSLOT … NODE`).
+    ///
+    /// # Errors
+    /// When the node refuses.
+    pub fn tell_target(&self, slot: u16, to: usize) -> std::io::Result<()> {
+        let slot_text = slot.to_string();
+        let target_id = self.node_id(to);
+        set_slot(
+            &self.nodes[to],
+            &["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id],
+        )
     }
 
     /// Runs `redis-cli` with `args` on every running node, and returns the outputs.
@@ -1039,6 +1125,19 @@ impl RedisCluster {
             return Some("the nodes do not agree on the primaries yet".to_owned());
         }
         None
+    }
+}
+
+/// One `CLUSTER SETSLOT` step on `node`, which must answer `OK`.
+fn set_slot(node: &RedisServer, args: &[&str]) -> std::io::Result<()> {
+    let reply = node.cli(args);
+    if reply == "OK" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{args:?} on {}: {reply}",
+            node.port()
+        )))
     }
 }
 

@@ -480,13 +480,7 @@ async fn check_alice(
 
 /// Moves the slot of each of `keys` to the primary after the one serving it.
 fn move_to_next_primary(cluster: &RedisCluster, keys: &[String]) {
-    for key in keys {
-        let from = cluster.primary_of(key).unwrap();
-        let primaries = cluster.primaries();
-        let at = primaries.iter().position(|&p| p == from).unwrap();
-        let to = primaries[(at + 1) % primaries.len()];
-        cluster.move_slot(cluster.slot_of(key), to).unwrap();
-    }
+    cluster.move_slots_to_next_primary(keys).unwrap();
 }
 
 /// The check, its repair, the user check, the reconciler and listings read keys whose slots
@@ -553,6 +547,49 @@ async fn reads_of_the_check_and_the_reconciler_follow_slots_moved_since_the_last
     assert!(listed.unreadable.is_empty(), "{:?}", listed.unreadable);
     let after = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
     assert!(after.is_consistent(), "{after:?}");
+}
+
+/// While the nodes disagree on who serves a slot (in a real move, until gossip reaches the
+/// node fred reads the slot map from: a replica, say; longer on a busy machine), every read
+/// of its keys is answered `MOVED` however often fred reads the map again. The check's and
+/// the reconciler's reads wait for the nodes to agree, within the command timeout, instead
+/// of giving up after fred's three sends ("Too many failed write attempts").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_the_check_and_the_reconciler_wait_while_the_nodes_disagree_on_a_slot() {
+    let Some(cluster) = cluster() else { return };
+    let cluster = Arc::new(cluster);
+    let repo = connect(&cluster).await;
+    save_tasks_of_two_owners(&repo, 10).await;
+    // The nodes agree again 2 s after the move (the command timeout is 10 s).
+    let disagree = |key: &str| {
+        let slot = cluster.slot_of(key);
+        let primaries = cluster.primaries();
+        let at = primaries
+            .iter()
+            .position(|&p| Some(p) == cluster.primary_of(key))
+            .unwrap();
+        let to = primaries[(at + 1) % primaries.len()];
+        assert!(cluster.move_slot_but_tell_target_later(slot, to).unwrap());
+        let cluster = Arc::clone(&cluster);
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            cluster.tell_target(slot, to)
+        })
+    };
+
+    let agreed = disagree("index:service:render");
+    let report = check(&repo, CheckOptions::default(), |_| {}).await.unwrap();
+    agreed.await.unwrap().unwrap();
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(report.records, 10);
+
+    cluster.cli(&["DEL", "task:4"]);
+    cluster.cli(&["DEL", "task:4:metadata"]);
+    let agreed = disagree("index:tasks");
+    let removed = reconcile(&repo).await.unwrap();
+    agreed.await.unwrap().unwrap();
+    // index:tasks, the service index, the user's service index and the user index.
+    assert_eq!(removed, 4);
 }
 
 /// A repository whose records live 1 s.
