@@ -14,9 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use task_state_core::{TaskRepository, TaskStatus};
+use task_state_core::{layout, TaskRepository, TaskStatus};
 use task_state_redis::testing::{free_port, server_binary};
-use task_state_redis::RedisTaskRepository;
+use task_state_redis::{RedisTaskRepository, WritePath};
 
 use crate::admin;
 use crate::fixtures::{self, LOG_MESSAGE};
@@ -125,6 +125,13 @@ impl Callgrind {
             .filter(|p| !before.contains(p))
             .max_by_key(|p| part_number(p))
             .context("callgrind wrote no dump")?;
+        // On a busy machine the dump can be read before callgrind has finished writing it.
+        for _ in 0..20 {
+            if let Ok(total) = totals(newest) {
+                return Ok(total);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
         totals(newest)
     }
 
@@ -322,7 +329,7 @@ const CASES: &[Case] = &[
 pub async fn run(tasks: usize, only: Option<&[String]>) -> Result<Vec<InstructionRow>> {
     let server = Callgrind::start()?;
     let repo = connect(&server.url(), 1).await?;
-    let admin = repo.writer().clone();
+    let admin = repo.raw_writer().clone();
     repo.load_scripts().await?;
     let mut rows = Vec::new();
     for case in CASES {
@@ -344,7 +351,7 @@ pub async fn run(tasks: usize, only: Option<&[String]>) -> Result<Vec<Instructio
             if case.warm {
                 case.op.call(&repo, id).await?;
             }
-            bytes += admin::strlen(&admin, &format!("task:{id}")).await? as f64;
+            bytes += admin::strlen(&admin, &layout::record_key(id)).await? as f64;
         }
         let total = if case.op == Op::Set {
             let mut records = Vec::with_capacity(ids.len());
@@ -404,8 +411,11 @@ pub fn print_table(rows: &[InstructionRow]) {
 pub enum Design {
     /// The baseline: `GET` of the record, then `SET` of the same bytes (`KEEPTTL`).
     GetSet,
-    /// Today's scripts, as the repository calls them.
+    /// The scripts, as the repository calls them (`WritePath::Script`).
     Script,
+    /// The repository as built, on its optimistic write path (`WritePath::Auto`: `watch` on
+    /// Redis, `ifeq` on Valkey 8.1 and later).
+    Built,
     /// [`crate::write_path`]'s optimistic edit: `WATCH`, read, `MULTI` … `EXEC`.
     Watch,
     /// [`crate::write_path`]'s `SET … IFEQ` (Valkey 8.1).
@@ -421,6 +431,7 @@ impl Design {
         match self {
             Design::GetSet => "get+set",
             Design::Script => "script",
+            Design::Built => "auto",
             Design::Watch => "watch",
             Design::IfEq => "ifeq",
             Design::WatchLean => "watch-lean",
@@ -473,17 +484,18 @@ fn edit_of(op: Op, id: &str, n: usize, logs: usize) -> Option<Edit> {
 async fn call_design(
     design: Design,
     op: Op,
-    repo: &RedisTaskRepository,
+    repos: &[RedisTaskRepository; 2],
     editors: &[Editor; 2],
     (id, n, logs): (&str, usize, usize),
 ) -> Result<()> {
+    let repo = &repos[usize::from(design == Design::Built)];
     let guard = match design {
         // The record of the row's size again (Op::call saves a ~1 KiB one).
-        Design::Script if op == Op::Save => {
+        Design::Script | Design::Built if op == Op::Save => {
             repo.save(fixtures::record_with_logs(id, n, logs)).await?;
             return Ok(());
         }
-        Design::Script => return op.call(repo, id).await,
+        Design::Script | Design::Built => return op.call(repo, id).await,
         Design::Watch | Design::WatchLean => Guard::Watch,
         Design::IfEq | Design::IfEqLean => Guard::IfEq,
         Design::GetSet => unreachable!("GET+SET is sent by run_write_paths"),
@@ -517,8 +529,10 @@ pub async fn run_write_paths(
     only: Option<&[String]>,
 ) -> Result<Vec<InstructionRow>> {
     let server = Callgrind::start_with(binary)?;
-    let repo = connect(&server.url(), 1).await?;
-    let admin = repo.writer().clone();
+    let repo = crate::suite::connect_with(&server.url(), 1, WritePath::Script).await?;
+    let built = crate::suite::connect_with(&server.url(), 1, WritePath::Auto).await?;
+    let repos = [repo.clone(), built];
+    let admin = repo.raw_writer().clone();
     repo.load_scripts().await?;
     let ttl = repo.settings().ttl_seconds();
     let zone = fixtures::zone();
@@ -546,7 +560,9 @@ pub async fn run_write_paths(
         let mut plan = vec![("get+set".to_owned(), Design::GetSet, Op::Get)];
         for &(name, op) in MUTATIONS {
             for &design in designs {
-                if design == Design::Script || edit_of(op, "1", 0, 0).is_some() {
+                if matches!(design, Design::Script | Design::Built)
+                    || edit_of(op, "1", 0, 0).is_some()
+                {
                     plan.push((format!("{name}/{}", design.name()), design, op));
                 }
             }
@@ -562,20 +578,20 @@ pub async fn run_write_paths(
             for (n, id) in ids.iter().enumerate() {
                 repo.save(fixtures::record_with_logs(id, n, logs)).await?;
                 if !matches!(op, Op::Delete | Op::Get) {
-                    call_design(design, op, &repo, &editors, (id, n, logs)).await?;
+                    call_design(design, op, &repos, &editors, (id, n, logs)).await?;
                 }
-                bytes += admin::strlen(&admin, &format!("task:{id}")).await? as f64;
+                bytes += admin::strlen(&admin, &layout::record_key(id)).await? as f64;
             }
             let total = server
                 .count(async {
                     for (n, id) in ids.iter().enumerate() {
                         if design == Design::GetSet {
-                            let key = format!("task:{id}");
+                            let key = layout::record_key(id);
                             let record = admin::command(&admin, "GET", &[&key]).await?;
                             let record = admin::text(&record).context("no record")?;
                             admin::command(&admin, "SET", &[&key, &record, "KEEPTTL"]).await?;
                         } else {
-                            call_design(design, op, &repo, &editors, (id, n, logs)).await?;
+                            call_design(design, op, &repos, &editors, (id, n, logs)).await?;
                         }
                     }
                     Ok(())
@@ -583,7 +599,8 @@ pub async fn run_write_paths(
                 .await?;
             let note = match design {
                 Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
-                Design::Script => "today's script, as the repository calls it",
+                Design::Script => "the script, as the repository calls it",
+                Design::Built => "the repository on WritePath::Auto (watch; ifeq on Valkey 8.1+)",
                 Design::Watch => {
                     "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC"
                 }
@@ -605,7 +622,9 @@ pub async fn run_write_paths(
     for editor in &editors {
         editor.close().await;
     }
-    repo.close().await;
+    for repo in &repos {
+        repo.close().await;
+    }
     Ok(rows)
 }
 

@@ -69,12 +69,15 @@ struct Cli {
     #[arg(long)]
     instructions: bool,
     /// Instead of the suite: issue 21's write paths under callgrind, at ~1 KiB, ~100 KiB and
-    /// ~1 MiB: GET+SET of the record, every mutation by today's script and by the optimistic
-    /// WATCH/MULTI/EXEC prototype; with --valkey-server, GET+SET and SET IFEQ on Valkey too
-    /// (--ops calls at ~1 KiB, default 100; --only limits the rows). `--instructions
-    /// --write-paths` is the same.
+    /// ~1 MiB: GET+SET of the record, every mutation by the script and by the repository's
+    /// optimistic write path (`auto`) (with --prototypes, the bench's prototypes too); with
+    /// --valkey-server, the same on Valkey (--ops calls at ~1 KiB, default 100; --only limits
+    /// the rows). `--instructions --write-paths` is the same.
     #[arg(long)]
     write_paths: bool,
+    /// --write-paths: the prototypes of crate::write_path as well.
+    #[arg(long)]
+    prototypes: bool,
     /// A valkey-server (8.1 or later) for the SET IFEQ rows of --write-paths.
     #[arg(long)]
     valkey_server: Option<String>,
@@ -87,6 +90,11 @@ struct Cli {
     /// --contention with SET IFEQ instead of WATCH.
     #[arg(long)]
     ifeq: bool,
+    /// --contention with the repository's `append_log` on write path `auto` (one
+    /// optimistic attempt, then the script) and on the scripts alone, instead of the
+    /// prototype, on a private server of TASK_STATE_REDIS_SERVER (default redis-server).
+    #[arg(long)]
+    repository: bool,
     /// --contention: optimistic attempts of a write before it goes to the script.
     #[arg(long, default_value_t = 3)]
     max_attempts: usize,
@@ -123,16 +131,38 @@ async fn run(cli: Cli) -> Result<()> {
         let tasks = cli.ops.unwrap_or(100).max(1);
         let only = cli.only.as_deref();
         let binary = task_state_redis::testing::server_binary();
-        let designs = [Design::Script, Design::Watch, Design::WatchLean];
+        let mut designs = vec![Design::Script, Design::Built];
+        if cli.prototypes {
+            designs.extend([Design::Watch, Design::WatchLean]);
+        }
         let mut rows = instructions::run_write_paths(&binary, None, &designs, tasks, only).await?;
         if let Some(valkey) = &cli.valkey_server {
-            let designs = [Design::IfEq, Design::IfEqLean];
+            let mut designs = vec![Design::Script, Design::Built];
+            if cli.prototypes {
+                designs.extend([Design::IfEq, Design::IfEqLean]);
+            }
             let valkey_rows =
                 instructions::run_write_paths(valkey, Some("valkey"), &designs, tasks, only)
                     .await?;
             rows.extend(valkey_rows);
         }
         instructions::print_write_paths(&rows);
+        return Ok(());
+    }
+    if cli.contention && cli.repository {
+        use task_state_redis::WritePath;
+        let writers = cli.concurrency.max(1);
+        // TASK_STATE_REDIS_SERVER names another server binary (a valkey-server).
+        let servers = [task_state_redis::testing::RedisServer::start()?];
+        for server in &servers {
+            for path in [WritePath::Script, WritePath::Auto] {
+                let outcome =
+                    task_state_bench::contention::run_repository(&server.url(), path, writers, 25)
+                        .await?;
+                println!("{path} on {}:", server.url());
+                task_state_bench::contention::print(&outcome);
+            }
+        }
         return Ok(());
     }
     if cli.contention {

@@ -34,13 +34,13 @@ async fn editor(url: &str, clock: &Arc<ManualClock>, lean: bool) -> Editor {
 }
 
 async fn text(repo: &RedisTaskRepository, name: &'static str, args: &[&str]) -> Option<String> {
-    let reply = admin::command(repo.writer(), name, args).await.unwrap();
+    let reply = admin::command(repo.raw_writer(), name, args).await.unwrap();
     admin::text(&reply)
 }
 
 /// Members of a set, sorted.
 async fn members(repo: &RedisTaskRepository, key: &str) -> Vec<String> {
-    let reply = admin::command(repo.writer(), "SMEMBERS", &[key])
+    let reply = admin::command(repo.raw_writer(), "SMEMBERS", &[key])
         .await
         .unwrap();
     let fred::prelude::Value::Array(items) = reply else {
@@ -53,7 +53,7 @@ async fn members(repo: &RedisTaskRepository, key: &str) -> Vec<String> {
 
 /// Whether the server has `SET … IFEQ`.
 async fn has_ifeq(repo: &RedisTaskRepository) -> bool {
-    admin::command(repo.writer(), "SET", &["probe", "a", "IFEQ", "b"])
+    admin::command(repo.raw_writer(), "SET", &["probe", "a", "IFEQ", "b"])
         .await
         .is_ok()
 }
@@ -225,7 +225,7 @@ async fn an_edit_never_shortens_the_ttl() {
     let editor = editor(&server.url(), &clock, false).await;
     repo.save(fixtures::task_record("5", 5)).await.unwrap();
     let ten_years = "315360000000";
-    admin::command(repo.writer(), "PEXPIRE", &["task:5", ten_years])
+    admin::command(repo.raw_writer(), "PEXPIRE", &["task:5", ten_years])
         .await
         .unwrap();
     let edit = Edit::Append(vec!["kept".to_owned()]);

@@ -12,6 +12,8 @@ use serde_json::value::RawValue;
 use task_state_core::jiff::{SignedDuration, Timestamp};
 use task_state_core::{PriorityLevel, TaskStatus};
 
+use crate::output::ColorChoice;
+
 /// Inspect and change task state in Redis (the DMS task_state layout).
 ///
 /// Connection settings come from DMS_REDIS_WRITE_URL, DMS_REDIS_READ_URL,
@@ -102,29 +104,6 @@ pub(crate) struct GlobalArgs {
     /// not empty
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorChoice,
-}
-
-/// `--color`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum ColorChoice {
-    /// On a terminal, unless `NO_COLOR` is set to a non-empty value.
-    Auto,
-    /// Always, even into a pipe or with `NO_COLOR`.
-    Always,
-    /// Never.
-    Never,
-}
-
-impl ColorChoice {
-    /// Whether to colour a stream that is (or is not) a terminal, given `NO_COLOR`.
-    pub(crate) fn enabled(self, is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-        match self {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            // no-color.org: set and not empty disables colour; empty does not count.
-            ColorChoice::Auto => is_terminal && no_color.is_none_or(|v| v.is_empty()),
-        }
-    }
 }
 
 /// The subcommands.
@@ -230,7 +209,8 @@ pub(crate) struct LogsArgs {
     /// connection is waited out
     #[arg(short, long)]
     pub(crate) follow: bool,
-    /// How often to poll with --follow, in seconds
+    /// How often --follow reads the log, in seconds; where Redis publishes keyspace
+    /// notifications it reads at each write, and this is the longest wait
     #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds, requires = "follow")]
     pub(crate) interval: Duration,
     /// Only the last N entries (with --follow: then the new ones)

@@ -14,11 +14,32 @@ use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
 use owo_colors::OwoColorize;
 use task_state_core::{LogEntry, TaskRecord, TaskStatus};
 
-use crate::cli::ColorChoice;
-
 /// Below this many columns a terminal's reported width is not believed: a pty that says 0
 /// (or 1) would squeeze every column to a letter.
 const MIN_TERMINAL_WIDTH: u16 = 20;
+
+/// `--color`: when to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set to a non-empty value.
+    Auto,
+    /// Always, even into a pipe or with `NO_COLOR`.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour a stream that is (or is not) a terminal, given `NO_COLOR`.
+    pub(crate) fn enabled(self, is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            // no-color.org: set and not empty disables colour; empty does not count.
+            ColorChoice::Auto => is_terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+}
 
 /// Buffered stdout, whether to colour it, and whether to fit tables to the terminal.
 #[derive(Debug)]

@@ -542,18 +542,38 @@ fn logs_prints_the_entries() {
     assert!(lines[1].ends_with("  second"), "{out}");
 }
 
+/// `logs 1 --follow --interval 0.1`, running.
+fn follow_task_1(env: &Env) -> Child {
+    env.command(&["logs", "1", "--follow", "--interval", "0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The messages `follow` printed once it ended with exit 0.
+fn followed_messages(mut follow: Child) -> Vec<String> {
+    let status = wait_with_deadline(&mut follow, Duration::from_secs(10));
+    let output = follow.wait_with_output().unwrap();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        stderr(&output)
+    );
+    let out = String::from_utf8(output.stdout).unwrap();
+    out.lines()
+        .map(|l| l.split_once("  ").unwrap().1.to_owned())
+        .collect()
+}
+
 #[test]
 fn logs_follow_prints_new_entries_until_the_task_is_terminal() {
     let env = env_or_skip!();
     env.ok(&["create", "--service", "s", "--user", "u"]);
     env.ok(&["status", "1", "running", "--log", "started"]);
-    let mut child = env
-        .command(&["logs", "1", "--follow", "--interval", "0.1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = follow_task_1(&env);
     std::thread::sleep(Duration::from_millis(400));
     env.ok(&["log", "1", "midway"]);
     std::thread::sleep(Duration::from_millis(400));
@@ -562,17 +582,105 @@ fn logs_follow_prints_new_entries_until_the_task_is_terminal() {
         "--follow must keep going while the task runs"
     );
     env.ok(&["status", "1", "completed", "--log", "done"]);
-    let status = wait_with_deadline(&mut child, Duration::from_secs(10));
-    let output = child.wait_with_output().unwrap();
+    assert_eq!(followed_messages(child), ["started", "midway", "done"]);
+}
+
+#[test]
+fn logs_follow_reads_the_record_whole_once_then_only_its_tail() {
+    let env = env_or_skip!();
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    env.ok(&["status", "1", "running", "--log", "started"]);
+    let long = "x".repeat(50_000);
+    env.ok(&["log", "1", &long]);
+    env.server.cli(&["CONFIG", "RESETSTAT"]);
+    let child = follow_task_1(&env);
+    std::thread::sleep(Duration::from_millis(400));
+    env.ok(&["log", "1", "midway, \"quoted\""]);
+    std::thread::sleep(Duration::from_millis(400));
+    env.ok(&["status", "1", "completed", "--log", "done"]);
+    assert_eq!(
+        followed_messages(child),
+        ["started", long.as_str(), "midway, \"quoted\"", "done"]
+    );
+    let stats = env.server.cli(&["INFO", "commandstats"]);
+    assert!(
+        stats.contains("cmdstat_getrange:calls="),
+        "the tail is read by GETRANGE: {stats}"
+    );
+    // Reading the 50 KB record at every 0.1 s would be 400 KB in 0.8 s; the writes' own
+    // replies are in the figure too.
+    let info = env.server.cli(&["INFO", "stats"]);
+    let out: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(out < 250_000, "{out} bytes out of Redis");
+}
+
+/// The lines `reader` gives, as they come.
+fn lines_as_they_come(
+    reader: impl std::io::Read + Send + 'static,
+) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(reader)) {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Where the server publishes keyspace notifications, `logs --follow` reads the log again at
+/// each write: polling once an hour, it still shows every entry, each one before the next
+/// is written, and ends with the task.
+#[test]
+fn logs_follow_is_woken_by_each_write_where_keyspace_notifications_are_on() {
+    let Some(server) =
+        task_state_redis::testing::server_or_skip_with(&["--notify-keyspace-events", "K$"])
+    else {
+        return;
+    };
+    let env = Env { server };
+    env.ok(&["create", "--service", "s", "--user", "u"]);
+    env.ok(&["status", "1", "running", "--log", "started"]);
+    let mut follow = env
+        .command(&["logs", "1", "--follow", "--interval", "3600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_as_they_come(follow.stdout.take().unwrap());
+    // The deadline only ends a failing test: a poll would come after an hour.
+    let mut shown = |written: &str| {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = follow.kill();
+                panic!("{written:?} was not shown before the next poll")
+            });
+        assert_eq!(messages_of(&line), [written]);
+    };
+    shown("started");
+    for n in 1..=3 {
+        let entry = format!("entry {n}");
+        env.ok(&["log", "1", &entry]);
+        shown(&entry);
+    }
+    env.ok(&["status", "1", "completed", "--log", "done"]);
+    shown("done");
+    let status = wait_with_deadline(&mut follow, Duration::from_secs(30));
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
-        "{}",
-        stderr(&output)
+        "follow ends with the task"
     );
-    let out = String::from_utf8(output.stdout).unwrap();
-    let messages: Vec<&str> = out.lines().map(|l| l.split_once("  ").unwrap().1).collect();
-    assert_eq!(messages, ["started", "midway", "done"]);
 }
 
 #[test]

@@ -43,14 +43,20 @@ pub struct ConsoleConfig {
     /// `service=":other"`, so that the series stay bounded however many services there are.
     pub top_services: usize,
     /// Task list pages with a status filter (which read records until the page is full,
-    /// the whole index when few tasks match) that may run at once; past it the list answers
-    /// 503 with `Retry-After`.
+    /// the whole index when few tasks match) or sorted by a column other than the id (which
+    /// read every record of the index), and bulk actions, that may run at once; past it the
+    /// list answers 503 with `Retry-After`.
     pub max_status_scans: usize,
     /// Live log streams open at once (each task is read by one follower however many
     /// streams show it); past it a stream is answered 503 with `Retry-After`.
     pub max_live_streams: usize,
-    /// How often a followed log is read again.
+    /// How often a followed log is read again; with keyspace notifications on, the least
+    /// time between two reads (a read follows a write).
     pub live_poll: Duration,
+    /// With keyspace notifications on (Redis, not a cluster, `notify-keyspace-events` with
+    /// `K` and `$` or `A`), the longest time between two reads of a followed log, in case a
+    /// notification was lost (a reconnection).
+    pub live_fallback_poll: Duration,
     /// The `Host` header values that the console answers; any other host gets 421, which
     /// stops DNS rebinding from reaching a console on loopback. Empty: any host, which
     /// [`Console::serve`](crate::Console::serve) accepts on a loopback address only, unless
@@ -74,6 +80,7 @@ impl Default for ConsoleConfig {
             max_status_scans: 4,
             max_live_streams: 1_000,
             live_poll: Duration::from_millis(500),
+            live_fallback_poll: Duration::from_secs(10),
             allowed_hosts: Vec::new(),
             allow_any_host: false,
         }
@@ -92,7 +99,10 @@ impl ConsoleConfig {
                 "writes are allowed but {TOKEN_VAR} holds no token: set it to name:secret"
             )));
         }
-        if self.metrics_interval.is_zero() || self.live_poll.is_zero() {
+        if self.metrics_interval.is_zero()
+            || self.live_poll.is_zero()
+            || self.live_fallback_poll.is_zero()
+        {
             return Err(Error::Config("intervals must be more than zero".to_owned()));
         }
         if [

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use task_state_core::jiff::Timestamp;
 use task_state_core::{
-    Error, Result, Scope, TaskRecord, TaskRepository, TaskRepositoryExt, TaskStatus,
+    layout, Error, Result, Scope, TaskRecord, TaskRepository, TaskRepositoryExt, TaskStatus,
 };
 
 use crate::metrics::Metrics;
@@ -63,10 +63,55 @@ impl From<&TaskRecord> for Recent {
     }
 }
 
+/// Minutes the throughput covers, up to the count.
+pub(crate) const MINUTES: usize = 60;
+
+/// Tasks created and tasks that reached a final status in each of the [`MINUTES`] minutes
+/// before a count, oldest first, as the records' `created_at` and `updated_at` tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Throughput {
+    /// The end of the last minute.
+    pub(crate) until: Timestamp,
+    pub(crate) created: [u64; MINUTES],
+    /// Completed, failed or cancelled, by the time of their last update.
+    pub(crate) finished: [u64; MINUTES],
+}
+
+impl Throughput {
+    fn new(until: Timestamp) -> Self {
+        Throughput {
+            until,
+            created: [0; MINUTES],
+            finished: [0; MINUTES],
+        }
+    }
+
+    /// The minute `at` falls in, when it is within the last hour before `until`.
+    fn minute(&self, at: Timestamp) -> Option<usize> {
+        let back = self.until.as_second() - at.as_second();
+        if !(0..(MINUTES as i64) * 60).contains(&back) {
+            return None;
+        }
+        Some(MINUTES - 1 - (back / 60) as usize)
+    }
+
+    fn add(&mut self, record: &TaskRecord) {
+        if let Some(m) = self.minute(record.created_at.timestamp()) {
+            self.created[m] += 1;
+        }
+        if record.status.is_terminal() {
+            if let Some(m) = self.minute(record.updated_at.timestamp()) {
+                self.finished[m] += 1;
+            }
+        }
+    }
+}
+
 /// One complete count.
 #[derive(Debug, Clone)]
 pub(crate) struct Counts {
     pub(crate) by_service: BTreeMap<String, StatusCounts>,
+    pub(crate) throughput: Throughput,
     pub(crate) unreadable: u64,
     /// Newest first.
     pub(crate) recent: Vec<Recent>,
@@ -134,7 +179,7 @@ pub(crate) const OTHER_SERVICES: &str = ":other";
 fn is_one_bad_record(e: &Error) -> bool {
     match e {
         Error::Decode { .. } | Error::InvalidInput { .. } => true,
-        Error::WrongType { key, .. } => !key.starts_with("index:"),
+        Error::WrongType { key, .. } => !layout::is_index_key(key),
         _ => false,
     }
 }
@@ -148,6 +193,7 @@ pub(crate) async fn count(repo: &dyn TaskRepository) -> Result<Counts> {
     let mut by_service: BTreeMap<String, StatusCounts> = BTreeMap::new();
     let mut unreadable = 0;
     let mut recent: Vec<Recent> = Vec::with_capacity(RECENT + 1);
+    let mut throughput = Throughput::new(Timestamp::now());
     let mut records = repo.stream(Scope::All, BATCH);
     while let Some(item) = records.next().await {
         let record = match item {
@@ -166,6 +212,7 @@ pub(crate) async fn count(repo: &dyn TaskRepository) -> Result<Counts> {
                 by_service.insert(record.service.clone(), counts);
             }
         }
+        throughput.add(&record);
         let at = record.updated_at.timestamp();
         if recent.len() < RECENT || recent.last().is_some_and(|last| at > last.at) {
             let place = recent.partition_point(|r| r.at >= at);
@@ -175,6 +222,7 @@ pub(crate) async fn count(repo: &dyn TaskRepository) -> Result<Counts> {
     }
     Ok(Counts {
         by_service,
+        throughput,
         unreadable,
         recent,
         at: Timestamp::now(),

@@ -51,22 +51,24 @@ mod metrics;
 mod pages;
 mod routes;
 mod store;
+mod tail;
 mod text;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use task_state_core::{Result, TaskRepository};
-use task_state_redis::{ExpiryListener, RedisTaskRepository};
+use task_state_redis::{Janitor, RedisTaskRepository};
 
 pub use config::{ConsoleConfig, OperatorToken, MIN_SECRET_LEN, TOKEN_VAR};
+pub use tail::{LogRead, LogTail};
 
 /// The store a console reads: any repository, or Redis with its extras.
 #[derive(Debug, Clone)]
 pub struct Backend {
     repo: Arc<dyn TaskRepository>,
     redis: Option<RedisTaskRepository>,
-    janitor: Option<Arc<ExpiryListener>>,
+    janitor: Option<Arc<Janitor>>,
 }
 
 impl Backend {
@@ -89,10 +91,11 @@ impl Backend {
         }
     }
 
-    /// The expiry listener and reconciler that run in this process: the overview shows their
-    /// counters and `/metrics` exports them. The caller still stops it.
-    pub fn with_janitor(mut self, listener: Arc<ExpiryListener>) -> Self {
-        self.janitor = Some(listener);
+    /// The [`Janitor`] (expiry listener and reconciler) that runs in this process: the
+    /// overview shows its counters and `/metrics` exports them. The caller still stops it
+    /// ([`Janitor::stop`] takes `&self`, so its own `Arc` will do).
+    pub fn with_janitor(mut self, janitor: Arc<Janitor>) -> Self {
+        self.janitor = Some(janitor);
         self
     }
 }
@@ -140,8 +143,8 @@ impl Console {
     pub fn new(config: ConsoleConfig, backend: Backend) -> Result<Self> {
         config.validate()?;
         let metrics = metrics::Metrics::new();
-        if let Some(listener) = &backend.janitor {
-            metrics.add_janitor(listener.clone());
+        if let Some(janitor) = &backend.janitor {
+            metrics.add_janitor(janitor.clone());
         }
         let repo: Arc<dyn TaskRepository> = Arc::new(metrics::MeteredRepository::new(
             backend.repo,
@@ -153,7 +156,10 @@ impl Console {
             janitor: backend.janitor,
         };
         let scans = tokio::sync::Semaphore::new(config.max_status_scans);
-        let followers = Arc::new(live::Followers::new(config.max_live_streams));
+        let followers = Arc::new(live::Followers::new(
+            config.max_live_streams,
+            config.live_fallback_poll,
+        ));
         Ok(Console {
             app: Arc::new(App {
                 config,

@@ -13,7 +13,7 @@ use prometheus::{
 };
 use task_state_core::jiff::Timestamp;
 use task_state_core::{Error, Result, Scope, TaskList, TaskRecord, TaskRepository, TaskStatus};
-use task_state_redis::{ExpiryListener, ExpiryStats, ReconcileStats};
+use task_state_redis::{ExpiryStats, Janitor, ReconcileStats};
 
 /// Every metric the console exports, registered in one registry.
 #[derive(Debug, Clone)]
@@ -36,51 +36,29 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
 ];
 
+/// The metric that `made` made, registered in `registry`.
+fn registered<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    made: prometheus::Result<C>,
+) -> C {
+    let collector = made.expect("valid metric");
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("names are unique");
+    collector
+}
+
 impl Metrics {
     pub(crate) fn new() -> Self {
         let registry = Registry::new();
+        let r = &registry;
         let tasks = GaugeVec::new(
             Opts::new(
                 "task_state_tasks",
                 "Tasks in the store by service and status, as of the last background count",
             ),
             &["service", "status"],
-        )
-        .expect("valid metric");
-        let services = IntGauge::new(
-            "task_state_tasks_services",
-            "Services that the last background count found (task_state_tasks names the ones \
-             with the most tasks and sums the others under service=\":other\")",
-        )
-        .expect("valid metric");
-        let unreadable = IntGauge::new(
-            "task_state_tasks_unreadable",
-            "Records that the last background count could not read",
-        )
-        .expect("valid metric");
-        let refreshed_at = prometheus::Gauge::new(
-            "task_state_tasks_refresh_timestamp_seconds",
-            "When the last background count of the tasks ended (Unix time)",
-        )
-        .expect("valid metric");
-        let refresh_seconds = prometheus::Gauge::new(
-            "task_state_tasks_refresh_duration_seconds",
-            "How long the last background count of the tasks took",
-        )
-        .expect("valid metric");
-        let refresh_failures = IntCounter::new(
-            "task_state_tasks_refresh_failures_total",
-            "Background counts of the tasks that failed",
-        )
-        .expect("valid metric");
-        let operations = IntCounterVec::new(
-            Opts::new(
-                "task_state_repository_operations_total",
-                "Repository calls this process made, by operation and outcome",
-            ),
-            &["operation", "outcome"],
-        )
-        .expect("valid metric");
+        );
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "task_state_repository_operation_duration_seconds",
@@ -88,40 +66,67 @@ impl Metrics {
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["operation"],
-        )
-        .expect("valid metric");
-        let writes = IntCounterVec::new(
-            Opts::new(
-                "task_state_console_writes_total",
-                "Write actions asked of the console, by action and outcome",
-            ),
-            &["action", "outcome"],
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(tasks.clone()) as Box<dyn Collector>,
-            Box::new(services.clone()),
-            Box::new(unreadable.clone()),
-            Box::new(refreshed_at.clone()),
-            Box::new(refresh_seconds.clone()),
-            Box::new(refresh_failures.clone()),
-            Box::new(operations.clone()),
-            Box::new(latency.clone()),
-            Box::new(writes.clone()),
-        ] {
-            registry.register(collector).expect("names are unique");
-        }
+        );
         Metrics {
+            tasks: registered(r, tasks),
+            services: registered(
+                r,
+                IntGauge::new(
+                    "task_state_tasks_services",
+                    "Services that the last background count found (task_state_tasks names the \
+                     ones with the most tasks and sums the others under service=\":other\")",
+                ),
+            ),
+            unreadable: registered(
+                r,
+                IntGauge::new(
+                    "task_state_tasks_unreadable",
+                    "Records that the last background count could not read",
+                ),
+            ),
+            refreshed_at: registered(
+                r,
+                prometheus::Gauge::new(
+                    "task_state_tasks_refresh_timestamp_seconds",
+                    "When the last background count of the tasks ended (Unix time)",
+                ),
+            ),
+            refresh_seconds: registered(
+                r,
+                prometheus::Gauge::new(
+                    "task_state_tasks_refresh_duration_seconds",
+                    "How long the last background count of the tasks took",
+                ),
+            ),
+            refresh_failures: registered(
+                r,
+                IntCounter::new(
+                    "task_state_tasks_refresh_failures_total",
+                    "Background counts of the tasks that failed",
+                ),
+            ),
+            operations: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "task_state_repository_operations_total",
+                        "Repository calls this process made, by operation and outcome",
+                    ),
+                    &["operation", "outcome"],
+                ),
+            ),
+            latency: registered(r, latency),
+            writes: registered(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "task_state_console_writes_total",
+                        "Write actions asked of the console, by action and outcome",
+                    ),
+                    &["action", "outcome"],
+                ),
+            ),
             registry,
-            tasks,
-            services,
-            unreadable,
-            refreshed_at,
-            refresh_seconds,
-            refresh_failures,
-            operations,
-            latency,
-            writes,
         }
     }
 
@@ -133,9 +138,9 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    pub(crate) fn add_janitor(&self, listener: Arc<ExpiryListener>) {
+    pub(crate) fn add_janitor(&self, janitor: Arc<Janitor>) {
         self.registry
-            .register(Box::new(JanitorCollector::new(listener)))
+            .register(Box::new(JanitorCollector::new(janitor)))
             .expect("janitor metrics are registered once");
     }
 }
@@ -246,6 +251,47 @@ impl TaskRepository for MeteredRepository {
         self.observe("set_jobs", self.inner.set_jobs(task_id, jobs))
             .await
     }
+    async fn set_status_ack<'a>(
+        &self,
+        task_id: &str,
+        status: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<bool> {
+        let call = self.inner.set_status_ack(task_id, status, log_entry);
+        self.observe("set_status_ack", call).await
+    }
+    async fn transition_ack<'a>(
+        &self,
+        task_id: &str,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<bool> {
+        let call = self.inner.transition_ack(task_id, from, to, log_entry);
+        self.observe("transition_ack", call).await
+    }
+    async fn append_log_ack(&self, task_id: &str, message: &str) -> Result<bool> {
+        self.observe(
+            "append_log_ack",
+            self.inner.append_log_ack(task_id, message),
+        )
+        .await
+    }
+    async fn update_result_ack<'a>(
+        &self,
+        task_id: &str,
+        pod_status: Option<&'a str>,
+        launcher_output: Option<&'a str>,
+    ) -> Result<bool> {
+        let call = self
+            .inner
+            .update_result_ack(task_id, pod_status, launcher_output);
+        self.observe("update_result_ack", call).await
+    }
+    async fn set_jobs_ack(&self, task_id: &str, jobs: &[String]) -> Result<bool> {
+        self.observe("set_jobs_ack", self.inner.set_jobs_ack(task_id, jobs))
+            .await
+    }
     async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
         self.observe("list_ids", self.inner.list_ids(scope)).await
     }
@@ -270,10 +316,10 @@ impl TaskRepository for MeteredRepository {
     }
 }
 
-/// The expiry listener's and the reconciler's counters, read from the listener at each
+/// The expiry listener's and the reconciler's counters, read from the janitor at each
 /// scrape (they are its own totals since it started).
 struct JanitorCollector {
-    listener: Arc<ExpiryListener>,
+    janitor: Arc<Janitor>,
     descs: Vec<Desc>,
 }
 
@@ -375,7 +421,7 @@ const JANITOR_METRICS: [JanitorMetric; 11] = [
 ];
 
 impl JanitorCollector {
-    fn new(listener: Arc<ExpiryListener>) -> Self {
+    fn new(janitor: Arc<Janitor>) -> Self {
         let descs = JANITOR_METRICS
             .iter()
             .map(|m| {
@@ -388,7 +434,7 @@ impl JanitorCollector {
                 .expect("valid metric")
             })
             .collect();
-        JanitorCollector { listener, descs }
+        JanitorCollector { janitor, descs }
     }
 }
 
@@ -404,7 +450,7 @@ impl Collector for JanitorCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let (stats, sweeps) = (self.listener.stats(), self.listener.reconcile_stats());
+        let (stats, sweeps) = (self.janitor.stats(), self.janitor.reconcile_stats());
         JANITOR_METRICS
             .iter()
             .map(|m| {

@@ -2,11 +2,9 @@
 //! Redis, the repository itself for the health check and the consistency check.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use fred::prelude::{ClientLike, Pool};
 use task_state_core::TaskRepository;
-use task_state_redis::{mask_url_passwords, ExpiryListener, RedisTaskRepository};
+use task_state_redis::{mask_url_passwords, Janitor, RedisTaskRepository};
 
 /// The backend behind the console.
 #[derive(Debug, Clone)]
@@ -16,32 +14,22 @@ pub(crate) struct Store {
     /// The Redis repository, when the backend is Redis: its pools for `/healthz`, and the
     /// consistency check.
     pub(crate) redis: Option<RedisTaskRepository>,
-    /// The expiry listener and reconciler, when they run in this process.
-    pub(crate) janitor: Option<Arc<ExpiryListener>>,
+    /// The janitor (expiry listener and reconciler), when it runs in this process.
+    pub(crate) janitor: Option<Arc<Janitor>>,
 }
 
 impl Store {
     /// Pings the writer and the reader pool; `Ok` at once on a backend without pools.
     ///
     /// # Errors
-    /// A message naming the pool that did not answer, without any password.
+    /// A message naming the pool that did not answer, without any password or URL.
     pub(crate) async fn ping(&self) -> Result<(), String> {
         let Some(redis) = &self.redis else {
             return Ok(());
         };
-        let timeout = redis.settings().command_timeout();
-        ping_pool(redis.writer(), "writer", timeout).await?;
-        ping_pool(redis.reader(), "reader", timeout).await
-    }
-}
-
-async fn ping_pool(pool: &Pool, name: &str, timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, pool.next().ping::<String>(None)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(mask_url_passwords(&format!(
-            "the {name} pool does not answer: {}",
-            e.details()
-        ))),
-        Err(_) => Err(format!("the {name} pool gave no answer within {timeout:?}")),
+        redis.ping().await.map_err(|e| match e {
+            task_state_core::Error::Backend { message, .. } => mask_url_passwords(&message),
+            other => mask_url_passwords(&other.to_string()),
+        })
     }
 }

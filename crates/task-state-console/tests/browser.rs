@@ -142,6 +142,63 @@ async fn wait_log(client: &Client, done: impl Fn(&[String]) -> bool) -> Vec<Stri
     }
 }
 
+/// A Chrome DevTools command, through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.cmd, "params": self.params });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Makes the page see `prefers-color-scheme` as `scheme` (`""`: the system's again).
+async fn color_scheme(client: &Client, scheme: &str) {
+    client
+        .issue_cmd(Cdp {
+            cmd: "Emulation.setEmulatedMedia",
+            params: serde_json::json!({
+                "features": [{ "name": "prefers-color-scheme", "value": scheme }]
+            }),
+        })
+        .await
+        .expect("emulate a colour scheme");
+}
+
+/// The computed background colour of the page.
+async fn background(client: &Client) -> serde_json::Value {
+    client
+        .execute(
+            "return getComputedStyle(document.documentElement).backgroundColor;",
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
+/// The ids in the task list's table, in order.
+async fn listed_ids(client: &Client) -> Vec<String> {
+    let ids = wait_text(client, "table.tasks tbody", |t| !t.is_empty()).await;
+    ids.lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .collect()
+}
+
 /// Saves a screenshot as `name` when screenshots are asked for.
 async fn screenshot(client: &Client, name: &str) {
     let Some(dir) = std::env::var_os("TASK_STATE_CONSOLE_SCREENSHOTS") else {
@@ -282,7 +339,52 @@ async fn scenario(
         .await
         .unwrap();
     assert_eq!(render_running, "2");
+    // The last hour's throughput, drawn on the server.
+    let totals = wait_text(&client, "#throughput-totals", |t| !t.is_empty()).await;
+    assert!(totals.starts_with("■ 12 created, ■ 2 finished"), "{totals}");
+    let bars = client
+        .find_all(Locator::Css("svg.chart rect.created"))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 60);
     screenshot(&client, "overview").await;
+
+    // Dark mode follows the system's preference.
+    assert_eq!(
+        background(&client).await,
+        serde_json::json!("rgb(255, 255, 255)")
+    );
+    color_scheme(&client, "dark").await;
+    client.refresh().await.unwrap();
+    wait_text(&client, "#throughput-totals", |t| !t.is_empty()).await;
+    assert_eq!(
+        background(&client).await,
+        serde_json::json!("rgb(22, 24, 28)")
+    );
+    screenshot(&client, "overview-dark").await;
+    client.goto(&format!("{read_only}/tasks/6")).await.unwrap();
+    wait_text(&client, "#status", |t| t == "failed").await;
+    screenshot(&client, "task-dark").await;
+    color_scheme(&client, "").await;
+
+    // Sorting by a heading, and the id search.
+    client
+        .goto(&format!("{read_only}/tasks?sort=-id"))
+        .await
+        .unwrap();
+    assert_eq!(listed_ids(&client).await[..3], ["12", "11", "10"]);
+    click(&client, Locator::LinkText("Service")).await;
+    wait_text(&client, "th[aria-sort]", |t| t.starts_with("Service")).await;
+    assert_eq!(
+        listed_ids(&client).await,
+        ["3", "6", "9", "12", "1", "2", "4", "5", "7", "8", "10", "11"]
+    );
+    screenshot(&client, "tasks-sorted").await;
+    let form = client.form(Locator::Css("form.filters")).await.unwrap();
+    form.set_by_name("id", "1").await.unwrap();
+    form.submit().await.unwrap();
+    wait_text(&client, "p.count", |t| t.contains("of 4")).await;
+    assert_eq!(listed_ids(&client).await, ["12", "1", "10", "11"]);
 
     // Filters.
     client.goto(&format!("{read_only}/tasks")).await.unwrap();
@@ -449,6 +551,36 @@ async fn scenario(
         m.last().is_some_and(|l| l.contains("requested by alice"))
     })
     .await;
+
+    // The tasks of a filter, cancelled at once after a confirmation naming their number.
+    client
+        .goto(&format!("{writable}/tasks?service=etl&status=pending"))
+        .await
+        .unwrap();
+    click(&client, Locator::LinkText("Request cancellation…")).await;
+    wait_text(&client, "h1", |t| t == "Request cancellation of tasks").await;
+    let count = wait_text(&client, "#bulk-count", |t| !t.is_empty()).await;
+    assert_eq!(count, "2 tasks match.");
+    screenshot(&client, "bulk-confirm").await;
+    for id in ["9", "12"] {
+        assert_eq!(
+            repo.get(id).await.unwrap().unwrap().status,
+            TaskStatus::Pending
+        );
+    }
+    click(&client, Locator::Id("confirm")).await;
+    let done = wait_text(&client, "#bulk-done", |t| !t.is_empty()).await;
+    assert_eq!(done, "2 tasks cancellation requested.");
+    for id in ["9", "12"] {
+        assert_eq!(
+            repo.get(id).await.unwrap().unwrap().status,
+            TaskStatus::CancelRequested
+        );
+    }
+    assert_eq!(
+        repo.get("3").await.unwrap().unwrap().status,
+        TaskStatus::Completed
+    );
 
     // A task whose id is `..`: its link leads to it, not to the overview.
     repo.save(TaskRecord::new("..", "etl", "dora", TaskStatus::Pending))

@@ -11,7 +11,8 @@ use common::*;
 use http_body_util::BodyExt;
 use task_state_console::{Backend, Console};
 use task_state_core::{MockTaskRepository, TaskList, TaskRecord, TaskRepository, TaskStatus};
-use task_state_redis::{ExpiryListener, ExpiryOptions};
+use task_state_redis::testing::RedisServer;
+use task_state_redis::{Janitor, JanitorOptions};
 
 const SCRIPT: &str = "<script>alert(1)</script>";
 
@@ -588,7 +589,7 @@ async fn metrics_parse_and_have_the_expected_families() {
         return;
     };
     let listener = Arc::new(
-        ExpiryListener::start(repo.clone(), ExpiryOptions::default())
+        Janitor::start(repo.clone(), JanitorOptions::default())
             .await
             .unwrap(),
     );
@@ -1267,6 +1268,14 @@ impl GatedScan {
         }
     }
 
+    /// Starts a status scan, returning once its first batch is being read.
+    async fn start_scan(&mut self) -> tokio::task::JoinHandle<Reply> {
+        let console = self.console.clone();
+        let scan = tokio::spawn(async move { get(&console, "/tasks?status=completed").await });
+        self.wait_in_scan().await;
+        scan
+    }
+
     /// Returns once the first batch is being read.
     async fn wait_in_scan(&mut self) {
         let in_scan = self.in_scan.take().unwrap();
@@ -1285,15 +1294,11 @@ impl GatedScan {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_scans_are_bounded_and_end_when_their_client_leaves() {
+async fn status_scans_and_sorted_lists_are_bounded_and_end_when_their_client_leaves() {
     let mut gated = GatedScan::new();
     let console = gated.console.clone();
 
-    let first = tokio::spawn({
-        let console = console.clone();
-        async move { get(&console, "/tasks?status=completed").await }
-    });
-    gated.wait_in_scan().await;
+    let first = gated.start_scan().await;
     // The one scan is taken: the next is told to come back, and reads nothing.
     let busy = get(&console, "/tasks?status=completed").await;
     assert_eq!(
@@ -1304,6 +1309,9 @@ async fn status_scans_are_bounded_and_end_when_their_client_leaves() {
     );
     assert_eq!(busy.header("retry-after"), "5");
     assert!(busy.body.contains("try again"), "{}", busy.body);
+    // Sorting by a column other than the id reads every record too: it waits its turn.
+    let sorted = get(&console, "/tasks?sort=-updated").await;
+    assert_eq!(sorted.status, StatusCode::SERVICE_UNAVAILABLE);
 
     // The first client leaves (the server drops its handler's future): its scan stops
     // after the batch it was reading, and its permit is free again.
@@ -1316,6 +1324,13 @@ async fn status_scans_are_bounded_and_end_when_their_client_leaves() {
     assert_eq!(
         after_first, 1,
         "the scan stopped after the batch it was reading"
+    );
+    let sorted = get(&console, "/tasks?sort=-updated&from=50").await;
+    assert_eq!(sorted.status, StatusCode::OK, "{}", sorted.body);
+    assert!(
+        sorted.body.contains("Tasks 51–100 of 100000"),
+        "{}",
+        sorted.body
     );
 }
 
@@ -1518,5 +1533,649 @@ async fn a_status_scan_stops_when_its_client_closes_the_connection() {
     assert!(
         read < 500,
         "the closed connection's scan read {read} batches"
+    );
+}
+
+/// The ids the task list's table links to, in order.
+fn listed(body: &str) -> Vec<&str> {
+    let table = &body[body.find("<tbody>").expect("a table")..];
+    table
+        .split("<a href=\"/tasks/")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect()
+}
+
+#[tokio::test]
+async fn the_task_list_sorts_by_any_column_and_searches_by_id_prefix() {
+    use task_state_core::jiff::{Timestamp, ToSpan};
+    use task_state_core::{PriorityLevel, TaskTime, Zone};
+    let mut small_pages = config(false);
+    small_pages.page_size = 5;
+    let (console, repo) = memory(small_pages);
+    let base: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    for i in 1..=12i64 {
+        let service = if i % 2 == 0 { "b-svc" } else { "a-svc" };
+        // Id 1 is the newest, id 12 the oldest.
+        let created = TaskTime::from_timestamp(base + (13 - i).minutes(), &Zone::utc());
+        let mut record = TaskRecord::new_at(
+            i.to_string(),
+            service,
+            "alice",
+            TaskStatus::Pending,
+            created,
+        );
+        if i % 4 == 0 {
+            record = record.with_priority(PriorityLevel::High);
+        }
+        repo.save(record).await.unwrap();
+    }
+    let page = |path: &'static str| {
+        let console = console.clone();
+        async move {
+            let reply = get(&console, path).await;
+            assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+            reply.body
+        }
+    };
+    let first = page("/tasks").await;
+    assert_eq!(listed(&first), ["1", "2", "3", "4", "5"]);
+    // Each heading sorts by its column; the column sorted by is marked and turns around.
+    assert!(
+        first.contains(r#"<th scope="col" aria-sort="ascending"><a href="/tasks?sort=-id" class="sort">ID <span class="arrow">▲</span></a></th>"#),
+        "{first}"
+    );
+    assert!(first.contains(r#"href="/tasks?sort=service""#), "{first}");
+    assert!(first.contains(r#"href="/tasks?sort=-updated""#), "{first}");
+
+    assert_eq!(
+        listed(&page("/tasks?sort=-id").await),
+        ["12", "11", "10", "9", "8"]
+    );
+    let next = page("/tasks?sort=-id&after=8").await;
+    assert_eq!(listed(&next), ["7", "6", "5", "4", "3"]);
+    assert!(
+        next.contains(r#"href="/tasks?sort=-id&amp;after=3" rel="next""#),
+        "{next}"
+    );
+
+    // Another column: every record is read, the page is cut from the sorted whole.
+    let by_service = page("/tasks?sort=service").await;
+    assert_eq!(listed(&by_service), ["1", "3", "5", "7", "9"]);
+    assert!(
+        by_service.contains("Tasks 1–5 of 12 (every record"),
+        "{by_service}"
+    );
+    assert!(by_service.contains(r#"href="/tasks?sort=service&amp;from=5" rel="next""#));
+    assert!(
+        !by_service.contains("http-equiv=\"refresh\""),
+        "a sorted list reads every record: no reload"
+    );
+    let second = page("/tasks?sort=service&from=5").await;
+    assert_eq!(listed(&second), ["11", "2", "4", "6", "8"]);
+    assert!(
+        second.contains(r#"href="/tasks?sort=service" rel="prev""#),
+        "{second}"
+    );
+    assert_eq!(
+        listed(&page("/tasks?sort=-created").await),
+        ["1", "2", "3", "4", "5"]
+    );
+    assert_eq!(
+        listed(&page("/tasks?sort=created").await),
+        ["12", "11", "10", "9", "8"]
+    );
+    assert_eq!(
+        listed(&page("/tasks?sort=-priority").await),
+        ["4", "8", "12", "1", "2"]
+    );
+
+    // The id prefix narrows the index's ids before anything is read; it keeps the order.
+    let prefixed = page("/tasks?id=1").await;
+    assert_eq!(listed(&prefixed), ["1", "10", "11", "12"]);
+    assert!(
+        prefixed.contains("Tasks 1–4 of 4 in the index."),
+        "{prefixed}"
+    );
+    assert!(prefixed.contains(r#"name="id" type="search" value="1""#));
+    assert_eq!(
+        listed(&page("/tasks?id=1&sort=-id").await),
+        ["12", "11", "10", "1"]
+    );
+    assert_eq!(
+        listed(&page("/tasks?id=1&service=b-svc&sort=-created").await),
+        ["10", "12"]
+    );
+    assert!(listed(&page("/tasks?id=nothing").await).is_empty());
+
+    let bad = get(&console, "/tasks?sort=colour").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("cannot sort by"), "{}", bad.body);
+}
+
+/// The statuses of tasks `ids`, `None` for a deleted one.
+async fn statuses(repo: &dyn TaskRepository, ids: &[&str]) -> Vec<Option<TaskStatus>> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(repo.get(id).await.unwrap().map(|r| r.status));
+    }
+    out
+}
+
+#[tokio::test]
+async fn bulk_actions_confirm_the_count_and_need_the_session_and_its_csrf_token() {
+    use TaskStatus::*;
+    let (console, repo) = memory(config(true));
+    for i in 1..=6 {
+        plant(repo.as_ref(), &i.to_string(), "render", "alice").await;
+    }
+    for id in ["7", "8"] {
+        plant(repo.as_ref(), id, "etl", "bob").await;
+    }
+    repo.set_status("2", Completed, None).await.unwrap();
+    let render = ["1", "2", "3", "4", "5", "6"];
+
+    // Without a session the confirmation leads to the sign-in, and back.
+    let anonymous = get(&console, "/bulk/cancel?service=render").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        anonymous.header("location"),
+        "/login?next=%2Fbulk%2Fcancel%3Fservice%3Drender"
+    );
+    let (cookie, csrf) = sign_in(&console, ALICE).await;
+    let session = [("cookie", cookie.as_str())];
+
+    // The list offers both on a filter, never on every task.
+    let list = get_with(&console, "/tasks?service=render&sort=-id", &session).await;
+    assert!(
+        list.body.contains(r#"href="/bulk/cancel?service=render""#),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains(r#"href="/bulk/delete?service=render""#));
+    assert!(!get_with(&console, "/tasks", &session)
+        .await
+        .body
+        .contains("/bulk/"));
+    let everything = get_with(&console, "/bulk/delete", &session).await;
+    assert_eq!(everything.status, StatusCode::BAD_REQUEST);
+    assert!(
+        everything.body.contains("needs a filter"),
+        "{}",
+        everything.body
+    );
+    assert_eq!(
+        get_with(&console, "/bulk/erase?service=render", &session)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The confirmation names the count (the completed task is not cancellable) and changes
+    // nothing.
+    let confirm = get_with(&console, "/bulk/cancel?service=render", &session).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(
+        confirm
+            .body
+            .contains(r#"<p id="bulk-count"><strong>5 tasks</strong> match.</p>"#),
+        "{}",
+        confirm.body
+    );
+    assert!(confirm.body.contains("Request cancellation of 5 tasks"));
+    assert!(confirm.body.contains(r#"name="count" value="5""#));
+    assert_eq!(
+        statuses(repo.as_ref(), &render).await,
+        [
+            Some(Pending),
+            Some(Completed),
+            Some(Pending),
+            Some(Pending),
+            Some(Pending),
+            Some(Pending)
+        ]
+    );
+
+    let form = |count: usize, csrf: &str| format!("csrf={csrf}&count={count}&service=render");
+    // A forged or missing CSRF token, or another site, is refused.
+    for (body, origin) in [
+        (form(5, "forged"), ORIGIN),
+        ("count=5&service=render".to_owned(), ORIGIN),
+        (form(5, &csrf), "http://evil.example"),
+    ] {
+        let refused = post(
+            &console,
+            "/bulk/cancel",
+            &body,
+            &[("cookie", &cookie), ("origin", origin)],
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{body}: {}",
+            refused.body
+        );
+    }
+    // A count that is not the store's any more: confirmed again, nothing done.
+    let stale = post(&console, "/bulk/cancel", &form(4, &csrf), &session).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert!(
+        stale.body.contains("(4 then, 5 now): nothing was done"),
+        "{}",
+        stale.body
+    );
+    assert_eq!(statuses(repo.as_ref(), &["1"]).await, [Some(Pending)]);
+
+    let done = post(&console, "/bulk/cancel", &form(5, &csrf), &session).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("5 tasks cancellation requested."),
+        "{}",
+        done.body
+    );
+    assert_eq!(
+        statuses(repo.as_ref(), &render).await,
+        [
+            Some(CancelRequested),
+            Some(Completed),
+            Some(CancelRequested),
+            Some(CancelRequested),
+            Some(CancelRequested),
+            Some(CancelRequested)
+        ]
+    );
+    let note = repo.get("4").await.unwrap().unwrap().logs;
+    assert!(note
+        .last()
+        .unwrap()
+        .ends_with("cancellation requested by alice in the console"));
+    assert_eq!(statuses(repo.as_ref(), &["7"]).await, [Some(Pending)]);
+
+    // Deleting the tasks of a filter with a status and an id prefix.
+    let confirm = get_with(
+        &console,
+        "/bulk/delete?service=render&status=cancel_requested&id=",
+        &session,
+    )
+    .await;
+    assert!(
+        confirm.body.contains("<strong>5 tasks</strong>"),
+        "{}",
+        confirm.body
+    );
+    let deleted = post(
+        &console,
+        "/bulk/delete",
+        &format!("csrf={csrf}&count=5&service=render&status=cancel_requested"),
+        &session,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert!(
+        deleted.body.contains("5 tasks deleted."),
+        "{}",
+        deleted.body
+    );
+    assert_eq!(
+        statuses(repo.as_ref(), &render).await,
+        [None, Some(Completed), None, None, None, None]
+    );
+    assert_eq!(
+        statuses(repo.as_ref(), &["7", "8"]).await,
+        [Some(Pending), Some(Pending)]
+    );
+    let metrics = get(&console, "/metrics").await.body;
+    assert!(
+        metrics.contains(r#"task_state_console_writes_total{action="delete",outcome="ok"} 5"#),
+        "{metrics}"
+    );
+
+    // Read-only, there is no bulk action at all.
+    let (read_only, _) = memory(config(false));
+    assert_eq!(
+        get(&read_only, "/bulk/delete?service=etl").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn the_overview_charts_the_last_hours_throughput_in_svg() {
+    use task_state_core::jiff::{Timestamp, ToSpan};
+    use task_state_core::{TaskTime, Zone};
+    let (console, repo) = memory(config(false));
+    for id in ["1", "2", "3"] {
+        plant(repo.as_ref(), id, "render", "alice").await;
+    }
+    for id in ["1", "2"] {
+        repo.set_status(id, TaskStatus::Completed, None)
+            .await
+            .unwrap();
+    }
+    // Created two hours ago: outside the chart.
+    let old = TaskTime::from_timestamp(Timestamp::now() - 2.hours(), &Zone::utc());
+    repo.save(TaskRecord::new_at(
+        "old",
+        "render",
+        "alice",
+        TaskStatus::Pending,
+        old,
+    ))
+    .await
+    .unwrap();
+    console.refresh_counts().await.unwrap();
+    let overview = get(&console, "/").await;
+    let body = &overview.body;
+    assert!(body.contains("Throughput, the last hour"), "{body}");
+    assert!(body.contains("3 created, "), "{body}");
+    assert!(
+        body.contains(" 2 finished (completed, failed or cancelled)"),
+        "{body}"
+    );
+    assert!(body.contains(r#"<svg class="chart" role="img""#), "{body}");
+    assert_eq!(body.matches(r#"<rect class="created""#).count(), 60);
+    assert_eq!(body.matches(r#"<rect class="finished""#).count(), 60);
+    // The minutes' numbers add up to the totals.
+    let in_titles: u64 = body
+        .split("<title>")
+        .skip(1)
+        .filter_map(|t| t.split(" UTC: ").nth(1))
+        .map(|t| t.split(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(in_titles, 3);
+    // No inline style nor script: the policy stays strict.
+    assert!(!body.contains("style="), "{body}");
+    assert!(!body.contains("<script>"), "{body}");
+    assert_eq!(
+        overview.header("content-security-policy"),
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+}
+
+#[tokio::test]
+async fn the_style_sheet_follows_the_systems_dark_mode() {
+    let (console, _) = memory(config(false));
+    let css = get(&console, "/static/console.css").await.body;
+    let dark = &css[css
+        .find("@media (prefers-color-scheme: dark)")
+        .expect("a dark scheme")..];
+    for var in [
+        "--accent",
+        "--danger",
+        "--ok",
+        "--muted",
+        "background",
+        "color",
+    ] {
+        assert!(dark.contains(var), "the dark scheme sets {var}");
+    }
+}
+
+/// `field` of the `INFO` section `section` of `server` (`calls` of `cmdstat_get`, ...).
+fn info_number(server: &RedisServer, section: &str, line: &str, field: &str) -> u64 {
+    let info = server.cli(&["INFO", section]);
+    let Some(values) = info
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{line}:")))
+    else {
+        return 0;
+    };
+    values
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        .or_else(|| (field.is_empty()).then_some(values))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Reads events from `body` until one contains `wanted` (keep-alives go on meanwhile).
+async fn event_with(body: &mut Body, wanted: &str) {
+    let reading = async { while !next_event(body).await.contains(wanted) {} };
+    tokio::time::timeout(Duration::from_secs(60), reading)
+        .await
+        .unwrap_or_else(|_| panic!("no event with {wanted:?} within 60 s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_log_on_redis_reads_the_record_once_then_only_what_is_new() {
+    use task_state_redis::testing::server_or_skip_with;
+    use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
+    // The console reads from a replica, where nothing else reads: its figures are the
+    // follower's alone.
+    let Some(primary) = server_or_skip_with(&[]) else {
+        return;
+    };
+    let port = primary.port().to_string();
+    let replica = server_or_skip_with(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(primary.url())
+        .with_read_url(replica.url())
+        .with_command_timeout(Duration::from_secs(5))
+        .with_connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let repo = RedisTaskRepository::connect(settings).await.unwrap();
+    let mut config = config(false);
+    config.live_poll = Duration::from_millis(100);
+    let console = Console::new(config, Backend::redis(repo.clone())).unwrap();
+    plant(&repo, "9", "render", "alice").await;
+    repo.set_status("9", TaskStatus::Running, None)
+        .await
+        .unwrap();
+    let long = format!("{}!", "x".repeat(100_000));
+    repo.append_log("9", &long).await.unwrap();
+    while replica
+        .cli(&["STRLEN", "task:9"])
+        .parse::<usize>()
+        .unwrap_or(0)
+        < 100_000
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    replica.cli(&["CONFIG", "RESETSTAT"]);
+
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        let mut body = open_events(&console, "9").await.into_body();
+        event_with(&mut body, "x!\"").await;
+        viewers.push(body);
+    }
+    for i in 0..5 {
+        repo.append_log("9", &format!("line {i}, \"quoted\""))
+            .await
+            .unwrap();
+        for body in &mut viewers {
+            event_with(body, &format!("line {i}, \\\"quoted\\\"")).await;
+        }
+    }
+    repo.set_status("9", TaskStatus::Completed, Some("done"))
+        .await
+        .unwrap();
+    for body in &mut viewers {
+        event_with(body, "event: end").await;
+    }
+    let gets = info_number(&replica, "commandstats", "cmdstat_get", "calls");
+    let ranges = info_number(&replica, "commandstats", "cmdstat_getrange", "calls");
+    let out = info_number(&replica, "stats", "total_net_output_bytes", "");
+    assert_eq!(gets, 1, "the record is read whole once");
+    assert!(ranges >= 6, "then by its head and tail: {ranges} GETRANGEs");
+    // Seven whole reads would be 700 KB.
+    eprintln!("the follower: {gets} GET, {ranges} GETRANGE, {out} bytes out of Redis");
+    assert!(out < 200_000, "{out} bytes out of the replica");
+}
+
+/// A writer appending back to back lands writes between the follower's read of the head and
+/// that of the tail: those are read again, never taken for a record laid out otherwise and
+/// read whole (the 500 viewers' bytes on a busy machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_writer_never_makes_the_follower_read_the_record_whole_again() {
+    use task_state_console::{LogRead, LogTail};
+    let Some((_server, repo)) = redis_with(&[], RedisServer::url).await else {
+        return;
+    };
+    plant(&repo, "5", "render", "alice").await;
+    let mut tail = LogTail::new("5");
+    assert!(matches!(tail.read(&repo).await, Ok(LogRead::Whole(_))));
+    let line = |i: usize| format!("{i}: {}", "y".repeat(2_000));
+    let lines = 300;
+    let writer = {
+        let repo = repo.clone();
+        tokio::spawn(async move {
+            for i in 0..lines {
+                repo.append_log("5", &line(i)).await.unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut reads = 0;
+    while seen.len() < lines {
+        match tail.read(&repo).await.unwrap() {
+            LogRead::Appended(entries, _) => seen.extend(entries),
+            LogRead::Whole(_) => panic!("read whole after {reads} reads, {} lines", seen.len()),
+            LogRead::Missing => panic!("missing after {reads} reads"),
+        }
+        reads += 1;
+    }
+    writer.await.unwrap();
+    eprintln!("{lines} lines followed in {reads} reads");
+    // Each entry is stored behind its timestamp.
+    let messages: Vec<&str> = seen
+        .iter()
+        .map(|entry| entry.split_once(',').map_or(entry.as_str(), |(_, m)| m))
+        .collect();
+    assert_eq!(messages, (0..lines).map(line).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_wake_the_follower_instead_of_polling() {
+    let Some((server, repo)) =
+        redis_with(&["--notify-keyspace-events", "K$"], RedisServer::url).await
+    else {
+        return;
+    };
+    let mut config = config(false);
+    config.live_poll = Duration::from_millis(20);
+    // Without a notification the next read would come in an hour: the test would fail.
+    config.live_fallback_poll = Duration::from_secs(3_600);
+    let console = Console::new(config, Backend::redis(repo.clone())).unwrap();
+    plant(&repo, "4", "render", "alice").await;
+    repo.set_status("4", TaskStatus::Running, Some("started"))
+        .await
+        .unwrap();
+    let mut body = open_events(&console, "4").await.into_body();
+    event_with(&mut body, "started").await;
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    for i in 0..3 {
+        repo.append_log("4", &format!("woken {i}")).await.unwrap();
+        event_with(&mut body, &format!("woken {i}")).await;
+    }
+    repo.set_status("4", TaskStatus::Completed, None)
+        .await
+        .unwrap();
+    event_with(&mut body, "event: end").await;
+    // One read (the head and the tail in a transaction) a write at the most, and one more for the
+    // status that moved the log; none while nothing is written.
+    let reads = info_number(&server, "commandstats", "cmdstat_exec", "calls");
+    assert!((1..=5).contains(&reads), "{reads} reads for 4 writes");
+}
+
+/// The resident memory of this process, in kB (Linux).
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Issue 22's figure: 500 viewers of one task whose worker writes 100 KB lines. The bytes
+/// out of Redis follow the lines written, not the viewers; the rates and the memory are
+/// printed for docs/console.md (`--no-capture`), not asserted, since they depend on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_viewers_of_one_task_cost_redis_what_one_does() {
+    use task_state_redis::testing::server_or_skip_with;
+    use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
+    let Some(primary) = server_or_skip_with(&[]) else {
+        return;
+    };
+    let port = primary.port().to_string();
+    let replica = server_or_skip_with(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(primary.url())
+        .with_read_url(replica.url())
+        // 500 streams in a debug build keep a busy machine's cores full: the worker's writes
+        // must not time out meanwhile (a timed-out write is a lost reply, not a refusal).
+        .with_command_timeout(Duration::from_secs(60))
+        .with_connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let repo = RedisTaskRepository::connect(settings).await.unwrap();
+    // The console's own poll (the tests' is shorter), so that the rate printed is the one
+    // docs/console.md gives.
+    let mut config = config(false);
+    config.live_poll = task_state_console::ConsoleConfig::default().live_poll;
+    let console = Console::new(config, Backend::redis(repo.clone())).unwrap();
+    plant(&repo, "1", "render", "alice").await;
+    repo.set_status("1", TaskStatus::Running, Some("started"))
+        .await
+        .unwrap();
+    while !replica.cli(&["GET", "task:1"]).contains("started") {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = rss_kb();
+    replica.cli(&["CONFIG", "RESETSTAT"]);
+    let started = std::time::Instant::now();
+    let mut viewers = Vec::new();
+    for _ in 0..500 {
+        let mut body = open_events(&console, "1").await.into_body();
+        viewers.push(tokio::spawn(async move {
+            event_with(&mut body, "event: end").await;
+        }));
+    }
+    let lines = 10;
+    for i in 0..lines {
+        let line = format!("{i}: {}", "x".repeat(100_000));
+        repo.append_log("1", &line).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let during = rss_kb();
+    repo.set_status("1", TaskStatus::Completed, None)
+        .await
+        .unwrap();
+    for viewer in viewers {
+        viewer.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    // The follower's commands; the replica also applies the writer's (SET, HSET, ...).
+    let commands: u64 = [
+        "cmdstat_get",
+        "cmdstat_getrange",
+        "cmdstat_strlen",
+        "cmdstat_multi",
+        "cmdstat_exec",
+    ]
+    .into_iter()
+    .map(|c| info_number(&replica, "commandstats", c, "calls"))
+    .sum();
+    let out = info_number(&replica, "stats", "total_net_output_bytes", "");
+    let gets = info_number(&replica, "commandstats", "cmdstat_get", "calls");
+    eprintln!(
+        "500 viewers, {lines} lines of 100 KB in {seconds:.1} s: {commands} commands ({:.1}/s), \
+         {gets} GET, {out} bytes out ({:.0} KB/s); console RSS {before} kB before, {during} kB \
+         with 500 streams",
+        commands as f64 / seconds,
+        out as f64 / seconds / 1000.0
+    );
+    // Once for all 500 (once more would be a fallback the layout allows, not a viewer's).
+    assert!(
+        (1..=2).contains(&gets),
+        "{gets} whole reads for 500 viewers"
+    );
+    assert!(
+        out < (lines + 2) * 110_000,
+        "{out} bytes: each line is read once, not once a viewer"
     );
 }

@@ -30,12 +30,20 @@ pub const METADATA_GRACE_SECONDS: u64 = 60;
 /// times that overflow its clock; this bound keeps every TTL far from that.
 pub const MAX_TTL_SECONDS: u64 = 3_155_760_000;
 
-const TASK_PREFIX: &str = "task:";
-const METADATA_SUFFIX: &str = ":metadata";
-const SERVICE_PREFIX: &str = "index:service:";
-const USER_PREFIX: &str = "index:user:";
-const USERS_SUFFIX: &str = ":users";
-const USER_INFIX: &str = ":user:";
+/// What every record key and metadata key starts with: `task:`.
+pub const TASK_PREFIX: &str = "task:";
+/// What a metadata key ends with, after the task id: `:metadata`.
+pub const METADATA_SUFFIX: &str = ":metadata";
+/// What every index key starts with: `index:`.
+pub const INDEX_PREFIX: &str = "index:";
+/// What a service's index keys start with: `index:service:`.
+pub const SERVICE_PREFIX: &str = "index:service:";
+/// What a user's index key across services starts with: `index:user:`.
+pub const USER_PREFIX: &str = "index:user:";
+/// What a service's set of users ends with, after the service: `:users`.
+pub const USERS_SUFFIX: &str = ":users";
+/// What stands between the service and the user in a service's user index: `:user:`.
+pub const USER_INFIX: &str = ":user:";
 
 /// `task:{task_id}`: the record.
 pub fn record_key(task_id: &str) -> String {
@@ -75,6 +83,64 @@ pub fn scope_index(scope: &Scope) -> String {
         Scope::ServiceUser { service, user_id } => service_user_index(service, user_id),
         Scope::User(user_id) => user_index(user_id),
     }
+}
+
+/// Whether `key` is in the indexes' part of the key space (`index:...`), as the key an
+/// [`Error::WrongType`](crate::Error::WrongType) names is: a listing that meets a record
+/// of the wrong type goes on, one whose index has the wrong type cannot.
+///
+/// ```
+/// use task_state_core::layout::{self, is_index_key};
+/// assert!(is_index_key(&layout::user_index("bob")));
+/// assert!(!is_index_key(&layout::record_key("7")));
+/// ```
+pub fn is_index_key(key: &str) -> bool {
+    key.starts_with(INDEX_PREFIX)
+}
+
+/// The families of keys that a SCAN of the store goes through, for [`scan_pattern`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyFamily {
+    /// `task:*`: the records, with the metadata hashes and the id sequence.
+    Tasks,
+    /// `task:*:metadata`: the metadata hashes.
+    Metadata,
+    /// `index:*`: the index sets (and any other key an application put under `index:`;
+    /// [`LayoutKey::parse`] tells them apart).
+    Indexes,
+}
+
+/// The SCAN `MATCH` pattern of a [`KeyFamily`].
+///
+/// ```
+/// use task_state_core::layout::{scan_pattern, KeyFamily};
+/// assert_eq!(scan_pattern(KeyFamily::Metadata), "task:*:metadata");
+/// ```
+pub fn scan_pattern(family: KeyFamily) -> &'static str {
+    match family {
+        KeyFamily::Tasks => "task:*",
+        KeyFamily::Metadata => "task:*:metadata",
+        KeyFamily::Indexes => "index:*",
+    }
+}
+
+/// The SCAN `MATCH` pattern of the user's index in every service,
+/// `index:service:*:user:{user_id}`, with the glob characters of `user_id` escaped.
+///
+/// ```
+/// use task_state_core::layout::service_user_indexes_pattern;
+/// assert_eq!(service_user_indexes_pattern("bo*b"), "index:service:*:user:bo\\*b");
+/// ```
+pub fn service_user_indexes_pattern(user_id: &str) -> String {
+    let mut pattern = format!("{SERVICE_PREFIX}*{USER_INFIX}");
+    for c in user_id.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
 }
 
 /// `Some((service, user_id))` when both names could be part of a key ([`validate_name`]):

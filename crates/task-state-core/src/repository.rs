@@ -97,6 +97,9 @@ impl IntoIterator for TaskList {
 ///   nothing.
 /// - A listing returns the readable records in task id order and reports the unreadable ones
 ///   in [`TaskList::unreadable`]; ids in an index whose record is gone (expired) are skipped.
+/// - Each mutation that returns the record has an `_ack` twin (provided, so implementing it is
+///   optional) that returns only whether it applied, for callers that drop the record; it
+///   behaves as the mutation in every other way.
 ///
 /// Applications hold an `Arc<dyn TaskRepository>` and choose the backend at start-up.
 ///
@@ -206,6 +209,89 @@ pub trait TaskRepository: Send + Sync + Debug + 'static {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad task id.
     async fn set_jobs(&self, task_id: &str, jobs: &[String]) -> Result<Option<TaskRecord>>;
+
+    /// [`TaskRepository::set_status`] for a caller that does not need the record: `true` when
+    /// it applied, `false` when the task does not exist. A backend may then spare sending and
+    /// decoding the record (on Redis the script answers without it); by default it calls
+    /// `set_status` and drops the record.
+    ///
+    /// ```
+    /// # async fn run(repo: &dyn task_state_core::TaskRepository) -> task_state_core::Result<()> {
+    /// use task_state_core::TaskStatus;
+    /// if !repo.set_status_ack("7", TaskStatus::Running, Some("worker started")).await? {
+    ///     eprintln!("no task 7");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TaskRepository::set_status`].
+    async fn set_status_ack<'a>(
+        &self,
+        task_id: &str,
+        status: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<bool> {
+        Ok(self.set_status(task_id, status, log_entry).await?.is_some())
+    }
+
+    /// [`TaskRepository::transition`] for a caller that does not need the record: `true` when
+    /// it applied, `false` when the task does not exist (see
+    /// [`TaskRepository::set_status_ack`]).
+    ///
+    /// # Errors
+    /// As [`TaskRepository::transition`]: [`Error::Conflict`] carrying the current status
+    /// when it is not one of `from`.
+    async fn transition_ack<'a>(
+        &self,
+        task_id: &str,
+        from: &[TaskStatus],
+        to: TaskStatus,
+        log_entry: Option<&'a str>,
+    ) -> Result<bool> {
+        Ok(self
+            .transition(task_id, from, to, log_entry)
+            .await?
+            .is_some())
+    }
+
+    /// [`TaskRepository::append_log`] for a caller that does not need the record: `true` when
+    /// it applied, `false` when the task does not exist (see
+    /// [`TaskRepository::set_status_ack`]).
+    ///
+    /// # Errors
+    /// As [`TaskRepository::append_log`].
+    async fn append_log_ack(&self, task_id: &str, message: &str) -> Result<bool> {
+        Ok(self.append_log(task_id, message).await?.is_some())
+    }
+
+    /// [`TaskRepository::update_result`] for a caller that does not need the record: `true`
+    /// when the task exists (and, with a field given, the update applied), `false` when it
+    /// does not (see [`TaskRepository::set_status_ack`]).
+    ///
+    /// # Errors
+    /// As [`TaskRepository::update_result`].
+    async fn update_result_ack<'a>(
+        &self,
+        task_id: &str,
+        pod_status: Option<&'a str>,
+        launcher_output: Option<&'a str>,
+    ) -> Result<bool> {
+        Ok(self
+            .update_result(task_id, pod_status, launcher_output)
+            .await?
+            .is_some())
+    }
+
+    /// [`TaskRepository::set_jobs`] for a caller that does not need the record: `true` when
+    /// it applied, `false` when the task does not exist (see
+    /// [`TaskRepository::set_status_ack`]).
+    ///
+    /// # Errors
+    /// As [`TaskRepository::set_jobs`].
+    async fn set_jobs_ack(&self, task_id: &str, jobs: &[String]) -> Result<bool> {
+        Ok(self.set_jobs(task_id, jobs).await?.is_some())
+    }
 
     /// The ids in one index, in task id order. The index may still hold ids whose record
     /// has expired; [`TaskRepository::list_by_ids`] skips those. A member the backend cannot
@@ -338,6 +424,37 @@ macro_rules! forward_repository {
             }
             async fn set_jobs(&self, task_id: &str, jobs: &[String]) -> Result<Option<TaskRecord>> {
                 (**self).set_jobs(task_id, jobs).await
+            }
+            async fn set_status_ack<'a>(
+                &self,
+                task_id: &str,
+                status: TaskStatus,
+                log_entry: Option<&'a str>,
+            ) -> Result<bool> {
+                (**self).set_status_ack(task_id, status, log_entry).await
+            }
+            async fn transition_ack<'a>(
+                &self,
+                task_id: &str,
+                from: &[TaskStatus],
+                to: TaskStatus,
+                log_entry: Option<&'a str>,
+            ) -> Result<bool> {
+                (**self).transition_ack(task_id, from, to, log_entry).await
+            }
+            async fn append_log_ack(&self, task_id: &str, message: &str) -> Result<bool> {
+                (**self).append_log_ack(task_id, message).await
+            }
+            async fn update_result_ack<'a>(
+                &self,
+                task_id: &str,
+                pod_status: Option<&'a str>,
+                launcher_output: Option<&'a str>,
+            ) -> Result<bool> {
+                (**self).update_result_ack(task_id, pod_status, launcher_output).await
+            }
+            async fn set_jobs_ack(&self, task_id: &str, jobs: &[String]) -> Result<bool> {
+                (**self).set_jobs_ack(task_id, jobs).await
             }
             async fn list_ids(&self, scope: &Scope) -> Result<Vec<String>> {
                 (**self).list_ids(scope).await

@@ -1,4 +1,4 @@
-//! The Redis Cluster path of [`RedisTaskRepository`] (docs/cluster.md): each mutation runs
+//! The Redis Cluster path of [`crate::RedisTaskRepository`] (docs/cluster.md): each mutation runs
 //! its script on the record alone, in the record's slot, then writes the metadata hash and
 //! the index sets, each in its own slot, with scripts that only add and extend (or, for a
 //! move or a delete, remove what no longer belongs). Deletes and the expiry cleanup remove
@@ -10,133 +10,35 @@ use fred::prelude::{
 use task_state_core::layout::{self, record_owner, TaskIndexes, TASK_INDEX};
 use task_state_core::{validate_name, validate_task_id, BackendKind, Error, Result, TaskRecord};
 
+use crate::execution::{Executor, ExpiredCleanup};
 use crate::keys;
-use crate::repository::{ExpiredCleanup, RedisTaskRepository};
 use crate::scan;
-use crate::scripts::{Script, CLUSTER_SCRIPTS};
-
-impl RedisTaskRepository {
-    /// True when the repository is connected to a Redis Cluster (`redis-cluster://`).
-    pub fn is_cluster(&self) -> bool {
-        self.settings().write_url().is_cluster()
-    }
-
-    fn ttl_arg(&self) -> String {
-        self.settings().ttl_seconds().to_string()
-    }
-
-    fn ttl_ms(&self) -> u64 {
-        self.settings().ttl_seconds() * 1000
-    }
-}
-
-/// Whether the server refused `e`'s command without running it because the slot's keys are
-/// served elsewhere or not at all right now: a redirection (`MOVED`, `ASK`; the writer pool
-/// hands them back, see `connect_pool`), `TRYAGAIN` or `CLUSTERDOWN`.
-pub(crate) fn is_redirected(e: &FredError) -> bool {
-    let details = e.details();
-    details.starts_with("Too many redirections")
-        || details.starts_with("TRYAGAIN")
-        || details.starts_with("CLUSTERDOWN")
-}
-
-/// Runs `op` again while the cluster redirects it (see [`is_redirected`]: the server did not
-/// run it, so sending it again cannot apply it twice), pausing 10 ms to 200 ms between
-/// tries, for at most the command timeout. A `MOVED` makes fred read the slot map again, but
-/// from one node (the lowest address among the seeds and the primaries it knew), which may
-/// be a replica or a primary that hears of a slot's move only by gossip, tens to hundreds of
-/// milliseconds later, more on a busy machine: the pauses give it that time. During an `ASK`
-/// (a slot being migrated) the tries go on until the slot has moved. Elsewhere than on a
-/// cluster, `op` runs once.
-pub(crate) async fn redirected<T, F, Fut>(
-    repo: &RedisTaskRepository,
-    op: F,
-) -> std::result::Result<T, FredError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
-{
-    retry_redirected(repo.is_cluster(), repo.settings().command_timeout(), op).await
-}
-
-/// How long [`redirected_on`] retries on a client whose pool has no command timeout of its
-/// own (fred's default): the settings' default command timeout.
-const RETRY_WITHOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// [`redirected`] for a client of the repository's pools, which knows whether it is on a
-/// cluster and has the repository's command timeout (`connect_pool` sets fred's
-/// `default_command_timeout` to it).
-pub(crate) async fn redirected_on<C, T, F, Fut>(
-    client: &C,
-    op: F,
-) -> std::result::Result<T, FredError>
-where
-    C: ClientLike,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
-{
-    let timeout = match client.perf_config().default_command_timeout {
-        t if t.is_zero() => RETRY_WITHOUT_TIMEOUT,
-        t => t,
-    };
-    retry_redirected(client.is_clustered(), timeout, op).await
-}
-
-async fn retry_redirected<T, F, Fut>(
-    cluster: bool,
-    timeout: std::time::Duration,
-    mut op: F,
-) -> std::result::Result<T, FredError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, FredError>>,
-{
-    if !cluster {
-        return op().await;
-    }
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut pause = std::time::Duration::from_millis(10);
-    loop {
-        match op().await {
-            Err(e) if is_redirected(&e) && tokio::time::Instant::now() + pause < deadline => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_millis(200));
-            }
-            other => return other,
-        }
-    }
-}
+use crate::scripts::{Script, SCRIPTS};
 
 /// A task's owner: its service and user.
 type Owner = (String, String);
 
 /// Runs a cluster script with the record key alone.
 async fn eval_record(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     script: &Script,
     task_id: &str,
     args: Vec<String>,
 ) -> Result<Value> {
-    repo.eval_keys(script, vec![keys::record(task_id)], args)
+    let record = keys::record(task_id);
+    exec.exec(script, vec![record.clone()], args)
         .await
-        .map_err(|e| repo.script_error(e, task_id))
+        .map_err(|f| {
+            f.scripting((&record, "string"), format!("updating task {task_id:?}"))
+                .into()
+        })
 }
 
 /// Runs a follow-up script on `key`, mapping a typed error to its [`Error`].
-async fn eval_on(
-    repo: &RedisTaskRepository,
-    script: &Script,
-    key: &str,
-    args: Vec<String>,
-) -> Result<Value> {
-    repo.eval_keys(script, vec![key.to_owned()], args)
+async fn eval_on(exec: &Executor, script: &Script, key: &str, args: Vec<String>) -> Result<Value> {
+    exec.exec(script, vec![key.to_owned()], args)
         .await
-        .map_err(
-            |e| match crate::repository::typed_script_error(e.details()) {
-                Some(error) => error,
-                None => repo.backend(e, &format!("updating {key}")),
-            },
-        )
+        .map_err(|f| f.reading(format!("updating {key}")).into())
 }
 
 fn items(value: &Value) -> &[Value] {
@@ -164,18 +66,18 @@ fn owner_of(service: String, user_id: String) -> Option<Owner> {
 /// follow-ups when it applied. The reply is the single-node script's (`{'applied', record}`,
 /// `{'missing'}`, `{'conflict', status}`).
 pub(crate) async fn edit(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     script: &Script,
     task_id: &str,
     args: Vec<String>,
 ) -> Result<Value> {
-    let cluster = CLUSTER_SCRIPTS
-        .edit_of(script)
+    let cluster = SCRIPTS
+        .cluster_variant(script)
         .ok_or_else(|| Error::backend(format!("no cluster build of {}", script.name)))?;
-    let reply = eval_record(repo, cluster, task_id, args).await?;
+    let reply = eval_record(exec, cluster, task_id, args).await?;
     if text_at(&reply, 0) == "applied" {
         if let Some(owner) = owner_of(text_at(&reply, 2), text_at(&reply, 3)) {
-            follow_up(repo, task_id, &owner, int_at(&reply, 4), None)
+            follow_up(exec, task_id, &owner, int_at(&reply, 4), None)
                 .await
                 .map_err(|e| applied_then(e, task_id))?;
         }
@@ -185,19 +87,15 @@ pub(crate) async fn edit(
 
 /// `save` (`mode` `save`) or `create` (`mode` `create`) of a checked record: `Ok(false)`
 /// when `create` found the task already there.
-pub(crate) async fn store(
-    repo: &RedisTaskRepository,
-    record: &TaskRecord,
-    mode: &str,
-) -> Result<bool> {
-    let args = vec![repo.ttl_arg(), record.to_json(), mode.to_owned()];
-    let reply = eval_record(repo, &CLUSTER_SCRIPTS.save, &record.task_id, args).await?;
+pub(crate) async fn store(exec: &Executor, record: &TaskRecord, mode: &str) -> Result<bool> {
+    let args = vec![exec.ttl(), record.to_json(), mode.to_owned()];
+    let reply = eval_record(exec, &SCRIPTS.cluster_save, &record.task_id, args).await?;
     if text_at(&reply, 0) == "EXISTS" {
         return Ok(false);
     }
     let new = (record.service.clone(), record.user_id.clone());
     let old = owner_of(text_at(&reply, 1), text_at(&reply, 2));
-    follow_up(repo, &record.task_id, &new, int_at(&reply, 3), old)
+    follow_up(exec, &record.task_id, &new, int_at(&reply, 3), old)
         .await
         .map_err(|e| applied_then(e, &record.task_id))?;
     Ok(true)
@@ -225,7 +123,7 @@ fn applied_then(error: Error, task_id: &str) -> Error {
 /// that the metadata hash named or `previous` gives. Returns how many index members and
 /// metadata fields it added or corrected.
 async fn follow_up(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     id: &str,
     owner: &Owner,
     ttl_ms: i64,
@@ -233,8 +131,8 @@ async fn follow_up(
 ) -> Result<u64> {
     let (service, user_id) = owner;
     let meta = eval_on(
-        repo,
-        &CLUSTER_SCRIPTS.metadata,
+        exec,
+        &SCRIPTS.cluster_metadata,
         &keys::metadata(id),
         vec![service.clone(), user_id.clone(), ttl_ms.to_string()],
     )
@@ -245,12 +143,12 @@ async fn follow_up(
     let ttl = ttl_ms.to_string();
     let adds = indexes
         .task_sets()
-        .map(|key| index_op(repo, key, "add", id, &ttl));
+        .map(|key| index_op(exec, key, "add", id, &ttl));
     for added in futures::future::try_join_all(adds).await? {
         fixed += added.0;
     }
     // After the user's own set: the user set never names a user none of whose tasks is listed.
-    fixed += index_op(repo, &indexes.service_users, "add", user_id, &ttl)
+    fixed += index_op(exec, &indexes.service_users, "add", user_id, &ttl)
         .await?
         .0;
     let mut others: Vec<Owner> = Vec::new();
@@ -260,22 +158,22 @@ async fn follow_up(
         }
     }
     for other in others {
-        leave(repo, id, &other, Some(owner)).await?;
+        leave(exec, id, &other, Some(owner)).await?;
     }
     Ok(fixed)
 }
 
 /// `cluster_index.lua` on one set: (1 when it changed the set else 0, the set's size).
 async fn index_op(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     key: &str,
     mode: &str,
     member: &str,
     ttl: &str,
 ) -> Result<(u64, i64)> {
     let reply = eval_on(
-        repo,
-        &CLUSTER_SCRIPTS.index,
+        exec,
+        &SCRIPTS.cluster_index,
         key,
         vec![mode.to_owned(), member.to_owned(), ttl.to_owned()],
     )
@@ -287,15 +185,10 @@ async fn index_op(
 /// the task moves to `new`, only those that differ), and the old user out of the service's
 /// user set when no task of theirs is left there, checked again after the removal. Returns
 /// whether it removed anything.
-async fn leave(
-    repo: &RedisTaskRepository,
-    id: &str,
-    old: &Owner,
-    new: Option<&Owner>,
-) -> Result<bool> {
+async fn leave(exec: &Executor, id: &str, old: &Owner, new: Option<&Owner>) -> Result<bool> {
     let (service, user_id) = old;
     let indexes = TaskIndexes::of(service, user_id);
-    let ttl = repo.ttl_ms().to_string();
+    let ttl = exec.ttl_ms().to_string();
     let service_changed = new.is_none_or(|n| &n.0 != service);
     let user_changed = new.is_none_or(|n| &n.1 != user_id);
     let mut sets = Vec::new();
@@ -310,41 +203,40 @@ async fn leave(
     }
     let removals = sets
         .iter()
-        .map(|key| index_op(repo, key, "remove", id, &ttl));
+        .map(|key| index_op(exec, key, "remove", id, &ttl));
     let mut removed = futures::future::try_join_all(removals)
         .await?
         .iter()
         .any(|r| r.0 > 0);
-    let (changed, left) = index_op(repo, &indexes.service_user, "remove", id, &ttl).await?;
+    let (changed, left) = index_op(exec, &indexes.service_user, "remove", id, &ttl).await?;
     removed |= changed > 0;
     if left == 0 {
-        removed |= index_op(repo, &indexes.service_users, "remove", user_id, &ttl)
+        removed |= index_op(exec, &indexes.service_users, "remove", user_id, &ttl)
             .await?
             .0
             > 0;
         // A task of theirs added to the service meanwhile puts them back.
         let again = scan::per_key(
-            repo.writer().next(),
+            exec.writer().next(),
             "SCARD",
             [indexes.service_user.clone()],
         )
         .await
-        .map_err(|e| repo.backend(e, "checking users"))?;
+        .map_err(|e| exec.backend(e, "checking users"))?;
         if again.first().copied().unwrap_or(0) > 0 {
-            index_op(repo, &indexes.service_users, "add", user_id, &ttl).await?;
+            index_op(exec, &indexes.service_users, "add", user_id, &ttl).await?;
         }
     }
     Ok(removed)
 }
 
 /// The owner that the metadata hash of `id` names.
-async fn metadata_owner(repo: &RedisTaskRepository, id: &str) -> Result<Option<Owner>> {
+async fn metadata_owner(exec: &Executor, id: &str) -> Result<Option<Owner>> {
     let key = keys::metadata(id);
-    let fields: Vec<Option<String>> = redirected(repo, || {
-        repo.writer().next().hmget(&key, vec!["service", "user_id"])
-    })
-    .await
-    .map_err(|e| repo.read_error(e, &key, "hash"))?;
+    let fields: Vec<Option<String>> = exec
+        .redirected(|| exec.writer().next().hmget(&key, vec!["service", "user_id"]))
+        .await
+        .map_err(|e| exec.read_error(e, &key, "hash"))?;
     let mut fields = fields.into_iter();
     Ok(owner_of(
         fields.next().flatten().unwrap_or_default(),
@@ -355,30 +247,30 @@ async fn metadata_owner(repo: &RedisTaskRepository, id: &str) -> Result<Option<O
 /// Deletes a task: the record, then its index entries (of the owner the record named and of
 /// the one the metadata names), then, unless a save brought the record back meanwhile, the
 /// metadata hash.
-pub(crate) async fn delete(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
-    let named = metadata_owner(repo, id).await?;
-    let reply = eval_record(repo, &CLUSTER_SCRIPTS.remove, id, Vec::new()).await?;
+pub(crate) async fn delete(exec: &Executor, id: &str) -> Result<bool> {
+    let named = metadata_owner(exec, id).await?;
+    let reply = eval_record(exec, &SCRIPTS.cluster_remove, id, Vec::new()).await?;
     let mut removed = int_at(&reply, 0) > 0;
     let from_record = owner_of(text_at(&reply, 1), text_at(&reply, 2));
-    removed |= clean_indexes(repo, id, [named, from_record]).await?;
-    removed |= settle(repo, id).await?;
+    removed |= clean_indexes(exec, id, [named, from_record]).await?;
+    removed |= settle(exec, id).await?;
     Ok(removed)
 }
 
 /// The expiry cleanup of a task whose record is gone: its index entries (those the metadata
 /// names; `index:tasks` alone without metadata), then the metadata.
-pub(crate) async fn handle_expired(repo: &RedisTaskRepository, id: &str) -> Result<ExpiredCleanup> {
-    if repo.holds_record(id).await? {
+pub(crate) async fn handle_expired(exec: &Executor, id: &str) -> Result<ExpiredCleanup> {
+    if scan::record_held(exec, id).await? {
         return Ok(ExpiredCleanup {
             record_exists: true,
             removed: false,
             had_metadata: true,
         });
     }
-    let named = metadata_owner(repo, id).await?;
+    let named = metadata_owner(exec, id).await?;
     let had_metadata = named.is_some();
-    let mut removed = clean_indexes(repo, id, [named, None]).await?;
-    removed |= settle(repo, id).await?;
+    let mut removed = clean_indexes(exec, id, [named, None]).await?;
+    removed |= settle(exec, id).await?;
     Ok(ExpiredCleanup {
         record_exists: false,
         removed,
@@ -388,22 +280,18 @@ pub(crate) async fn handle_expired(repo: &RedisTaskRepository, id: &str) -> Resu
 
 /// Removes `id` from the indexes of each owner given, or from `index:tasks` alone when none
 /// is.
-async fn clean_indexes(
-    repo: &RedisTaskRepository,
-    id: &str,
-    owners: [Option<Owner>; 2],
-) -> Result<bool> {
+async fn clean_indexes(exec: &Executor, id: &str, owners: [Option<Owner>; 2]) -> Result<bool> {
     let mut removed = false;
     let mut seen: Vec<Owner> = Vec::new();
     for owner in owners.into_iter().flatten() {
         if !seen.contains(&owner) {
-            removed |= leave(repo, id, &owner, None).await?;
+            removed |= leave(exec, id, &owner, None).await?;
             seen.push(owner);
         }
     }
     if seen.is_empty() {
-        let ttl = repo.ttl_ms().to_string();
-        removed |= index_op(repo, TASK_INDEX, "remove", id, &ttl).await?.0 > 0;
+        let ttl = exec.ttl_ms().to_string();
+        removed |= index_op(exec, TASK_INDEX, "remove", id, &ttl).await?.0 > 0;
     }
     Ok(removed)
 }
@@ -412,14 +300,15 @@ async fn clean_indexes(
 /// meanwhile, and a removal may have undone its follow-ups), its follow-ups run again and
 /// the metadata stays; otherwise the metadata hash is deleted. Returns whether it deleted
 /// the metadata.
-async fn settle(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
-    if reindex(repo, id).await?.is_some() {
+async fn settle(exec: &Executor, id: &str) -> Result<bool> {
+    if reindex(exec, id).await?.is_some() {
         return Ok(false);
     }
     let key = keys::metadata(id);
-    let deleted: i64 = redirected(repo, || repo.writer().next().del(&key))
+    let deleted: i64 = exec
+        .redirected(|| exec.writer().next().del(&key))
         .await
-        .map_err(|e| repo.backend(e, &format!("deleting {key}")))?;
+        .map_err(|e| exec.backend(e, &format!("deleting {key}")))?;
     Ok(deleted > 0)
 }
 
@@ -427,12 +316,13 @@ async fn settle(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
 /// (the cluster form of `reindex.lua`). `None` when there is no record, else how many
 /// entries and fields it added or corrected. A record that names no owner is an
 /// [`Error::Decode`].
-pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Option<u64>> {
+pub(crate) async fn reindex(exec: &Executor, id: &str) -> Result<Option<u64>> {
     let key = keys::record(id);
-    let client = repo.writer().next();
-    let text: Option<String> = redirected(repo, || client.get(&key))
+    let client = exec.writer().next();
+    let text: Option<String> = exec
+        .redirected(|| client.get(&key))
         .await
-        .map_err(|e| repo.read_error(e, &key, "string"))?;
+        .map_err(|e| exec.read_error(e, &key, "string"))?;
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -448,13 +338,14 @@ pub(crate) async fn reindex(repo: &RedisTaskRepository, id: &str) -> Result<Opti
             "service or user_id cannot be part of a key",
         ));
     }
-    let ttl: i64 = redirected(repo, || client.pttl(&key))
+    let ttl: i64 = exec
+        .redirected(|| client.pttl(&key))
         .await
-        .map_err(|e| repo.backend(e, &format!("reading {key}")))?;
+        .map_err(|e| exec.backend(e, &format!("reading {key}")))?;
     if ttl == -2 {
         return Ok(None);
     }
-    follow_up(repo, id, &owner, ttl, None).await.map(Some)
+    follow_up(exec, id, &owner, ttl, None).await.map(Some)
 }
 
 /// The records at `keys`, one `GET` each in one pipeline (fred sends each to the primary of
@@ -495,16 +386,16 @@ pub(crate) async fn get_each(
 /// missing, or, with `service`, users without tasks there). Removes them, checks them
 /// again, and puts back those that came back meanwhile. Returns how many stayed removed.
 pub(crate) async fn prune(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     key: &str,
     service: Option<&str>,
     candidates: Vec<String>,
 ) -> Result<u64> {
-    let client = repo.writer().next();
+    let client = exec.writer().next();
     let gone = match service {
         Some(_) => candidates,
         None => {
-            let held = still_there(repo, None, &candidates).await?;
+            let held = still_there(exec, None, &candidates).await?;
             candidates
                 .into_iter()
                 .zip(held)
@@ -516,17 +407,18 @@ pub(crate) async fn prune(
     if gone.is_empty() {
         return Ok(0);
     }
-    let removed: i64 = redirected(repo, || client.srem(key, gone.clone()))
+    let removed: i64 = exec
+        .redirected(|| client.srem(key, gone.clone()))
         .await
-        .map_err(|e| repo.read_error(e, key, "set"))?;
-    let again = still_there(repo, service, &gone).await?;
+        .map_err(|e| exec.read_error(e, key, "set"))?;
+    let again = still_there(exec, service, &gone).await?;
     let back: Vec<String> = gone
         .into_iter()
         .zip(again)
         .filter(|(_, held)| *held)
         .map(|(member, _)| member)
         .collect();
-    put_back(repo, key, removed, back).await
+    put_back(exec, key, removed, back).await
 }
 
 /// Whether each of `members` of an index set still has what keeps it there: with `service`
@@ -534,11 +426,11 @@ pub(crate) async fn prune(
 /// record (an empty string is none). A member that is no valid name has none: no key is
 /// built from it.
 async fn still_there(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     service: Option<&str>,
     members: &[String],
 ) -> Result<Vec<bool>> {
-    let client = repo.writer().next();
+    let client = exec.writer().next();
     let valid: Vec<&String> = members
         .iter()
         .filter(|m| validate_name("name", m).is_ok())
@@ -556,7 +448,7 @@ async fn still_there(
             .map(|counts| counts.into_iter().map(|n| n > 0).collect()),
         None => scan::holds_record(client, keys).await,
     }
-    .map_err(|e| repo.backend(e, "checking records"))?;
+    .map_err(|e| exec.backend(e, "checking records"))?;
     let mut held = held.into_iter();
     Ok(members
         .iter()
@@ -566,17 +458,13 @@ async fn still_there(
 
 /// The end of a removal that was checked again: puts `back` (the members removed that
 /// belong after all) back into `key`, and returns how many of the `removed` stayed removed.
-async fn put_back(
-    repo: &RedisTaskRepository,
-    key: &str,
-    removed: i64,
-    back: Vec<String>,
-) -> Result<u64> {
+async fn put_back(exec: &Executor, key: &str, removed: i64, back: Vec<String>) -> Result<u64> {
     if !back.is_empty() {
-        let client = repo.writer().next();
-        let _: i64 = redirected(repo, || client.sadd(key, back.clone()))
+        let client = exec.writer().next();
+        let _: i64 = exec
+            .redirected(|| client.sadd(key, back.clone()))
             .await
-            .map_err(|e| repo.backend(e, &format!("restoring {key}")))?;
+            .map_err(|e| exec.backend(e, &format!("restoring {key}")))?;
     }
     Ok((removed.max(0) as u64).saturating_sub(back.len() as u64))
 }
@@ -585,7 +473,7 @@ async fn put_back(
 /// `prune`), with the single-node script's keys and arguments: the same checks, made with
 /// commands in each key's own slot, and each removal checked again (docs/cluster.md).
 pub(crate) async fn repair(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     script: &str,
     keys: &[String],
     args: Vec<String>,
@@ -593,19 +481,19 @@ pub(crate) async fn repair(
     let key = keys.first().cloned().unwrap_or_default();
     let mut args = args.into_iter();
     match script {
-        "reindex" => Ok(reindex(repo, &args.next().unwrap_or_default())
+        "reindex" => Ok(reindex(exec, &args.next().unwrap_or_default())
             .await?
             .unwrap_or(0)),
         "prune" => {
             let mode = args.next().unwrap_or_default();
             let service = mode.strip_prefix("users:").map(str::to_owned);
-            prune(repo, &key, service.as_deref(), args.collect()).await
+            prune(exec, &key, service.as_deref(), args.collect()).await
         }
         "unindex" => {
             let kind = args.next().unwrap_or_default();
             let service = args.next().unwrap_or_default();
             let user = args.next().unwrap_or_default();
-            unindex(repo, &key, &kind, &service, &user, args.collect()).await
+            unindex(exec, &key, &kind, &service, &user, args.collect()).await
         }
         other => Err(Error::backend(format!("no cluster form of {other}"))),
     }
@@ -615,13 +503,13 @@ pub(crate) async fn repair(
 /// `service`, `service_user`, `user`): no record, or a record of another owner. A record
 /// that does not name its owner, or a key of another type, belongs (it is left alone).
 async fn not_belonging(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     kind: &str,
     service: &str,
     user: &str,
     candidates: &[String],
 ) -> Result<Vec<String>> {
-    let client = repo.writer().next();
+    let client = exec.writer().next();
     // A member that is no task id has no record: no key is built from it.
     let (valid, mut out): (Vec<String>, Vec<String>) = candidates
         .iter()
@@ -630,10 +518,10 @@ async fn not_belonging(
     let records: Vec<String> = valid.iter().map(|id| keys::record(id)).collect();
     let texts = get_each(client, records.clone())
         .await
-        .map_err(|e| repo.backend(e, "reading records"))?;
+        .map_err(|e| exec.backend(e, "reading records"))?;
     let types = scan::types(client, records)
         .await
-        .map_err(|e| repo.backend(e, "checking records"))?;
+        .map_err(|e| exec.backend(e, "checking records"))?;
     for ((id, text), kind_found) in valid.iter().zip(texts).zip(types) {
         let empty = scan::text(&text).is_some_and(|t| t.is_empty());
         let belongs = match kind_found.as_str() {
@@ -661,40 +549,41 @@ async fn not_belonging(
 /// The cluster form of `unindex.lua`: removes from `key` the ids of `candidates` that do not
 /// belong there, then puts back those that belong after all when checked again.
 async fn unindex(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     key: &str,
     kind: &str,
     service: &str,
     user: &str,
     candidates: Vec<String>,
 ) -> Result<u64> {
-    let gone = not_belonging(repo, kind, service, user, &candidates).await?;
+    let gone = not_belonging(exec, kind, service, user, &candidates).await?;
     if gone.is_empty() {
         return Ok(0);
     }
-    let client = repo.writer().next();
-    let removed: i64 = redirected(repo, || client.srem(key, gone.clone()))
+    let client = exec.writer().next();
+    let removed: i64 = exec
+        .redirected(|| client.srem(key, gone.clone()))
         .await
-        .map_err(|e| repo.read_error(e, key, "set"))?;
-    let still = not_belonging(repo, kind, service, user, &gone).await?;
+        .map_err(|e| exec.read_error(e, key, "set"))?;
+    let still = not_belonging(exec, kind, service, user, &gone).await?;
     let back: Vec<String> = gone.into_iter().filter(|id| !still.contains(id)).collect();
-    put_back(repo, key, removed, back).await
+    put_back(exec, key, removed, back).await
 }
 
 /// A configuration for each node of the cluster that answers now (primaries and replicas,
 /// from `CLUSTER NODES`): `config`'s credentials and TLS, on that one server. For the
 /// expiry listener, whose events are node-local.
 pub(crate) async fn node_configs(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     config: &fred::prelude::Config,
 ) -> Result<Vec<fred::prelude::Config>> {
     use fred::prelude::{ClusterInterface, Server, ServerConfig};
-    let nodes: String = repo
+    let nodes: String = exec
         .writer()
         .next()
         .cluster_nodes()
         .await
-        .map_err(|e| repo.backend(e, "reading CLUSTER NODES"))?;
+        .map_err(|e| exec.backend(e, "reading CLUSTER NODES"))?;
     let mut configs = Vec::new();
     for line in nodes.lines() {
         let mut parts = line.split_whitespace();

@@ -1,4 +1,7 @@
-//! Expiry cleanup: a listener for Redis's `expired` events and a periodic reconciler.
+//! The expiry listener: subscriptions to Redis's `expired` events (on a cluster, one a node,
+//! and new nodes watched for), the cleanup of each expired task, and a call for a sweep
+//! whenever events may have been lost. The [`Janitor`](crate::Janitor) runs it beside the
+//! reconciler.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,39 +10,16 @@ use fred::clients::SubscriberClient;
 use fred::prelude::{Builder, ClientLike, EventInterface, PubsubInterface, ReconnectPolicy, Value};
 use fred::types::CustomCommand;
 use task_state_core::jiff::Timestamp;
-use task_state_core::{validate_name, Error, Result};
+use task_state_core::{Error, Result};
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::check::IndexKind;
+use crate::errors::scrub;
+use crate::execution::Topology;
 use crate::keys;
-use crate::repository::{scrub, RedisTaskRepository};
+use crate::repository::RedisTaskRepository;
 use crate::scan;
-use crate::scripts::SCRIPTS;
-
-/// How the expiry listener runs.
-#[derive(Debug, Clone)]
-pub struct ExpiryOptions {
-    /// Fail at start when `notify-keyspace-events` lacks `E` and `x` (or `A`), or cannot be
-    /// read. When false, only a warning is logged (managed Redis often forbids CONFIG GET).
-    pub require_notifications: bool,
-    /// How often the reconciler sweeps the indexes; zero disables it. Default 300 s.
-    pub reconcile_interval: Duration,
-    /// Expired-key events buffered between the connection and the cleanup (default 16,384).
-    /// When a burst overflows it, the lost events are counted in
-    /// [`ExpiryStats::lagged`] and a reconciler sweep cleans what they named.
-    pub event_buffer: usize,
-}
-
-impl Default for ExpiryOptions {
-    fn default() -> Self {
-        ExpiryOptions {
-            require_notifications: true,
-            reconcile_interval: Duration::from_secs(300),
-            event_buffer: 16_384,
-        }
-    }
-}
+use crate::settings::RedisRepositorySettings;
 
 /// What the listener has done, like the Python package's listener stats.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -72,146 +52,6 @@ fn as_text<S: serde::Serializer>(at: &Option<Timestamp>, serializer: S) -> Resul
     }
 }
 
-/// What the reconciler has done.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReconcileStats {
-    /// Sweeps run.
-    pub runs: u64,
-    /// Index members removed over all sweeps.
-    pub members_removed: u64,
-    /// When the last sweep ended.
-    pub last_run_at: Option<Timestamp>,
-    /// The last error.
-    pub last_error: Option<String>,
-}
-
-/// Removes, from every index set of the layout, the ids whose record no longer exists, and
-/// from every `index:service:{s}:users` set the users without tasks there: SCAN over
-/// `index:*`, then SSCAN and one small atomic script per page of 500 members, so Redis is
-/// never blocked for long and no set is held in memory. Returns the number of members
-/// removed.
-///
-/// Only keys of the layout are touched (`index:tasks`, `index:service:{s}`,
-/// `index:service:{s}:users`, `index:service:{s}:user:{u}`, `index:user:{u}` with valid
-/// names): another application's `index:recent-searches` in the same database is left
-/// alone. A key of the wrong type is never touched either: it is logged and skipped (the
-/// consistency check reports it).
-///
-/// # Errors
-/// [`Error::Backend`] (or [`Error::Refused`]) when Redis fails.
-pub async fn reconcile(repo: &RedisTaskRepository) -> Result<u64> {
-    let mut removed = 0;
-    let mut pages = scan::KeyPages::new(repo, "index:*", "set");
-    while let Some(keys) = pages.next().await? {
-        for key in keys {
-            let Some(kind) = crate::check::classify(&key) else {
-                continue; // not a key of the layout
-            };
-            let service = match kind {
-                IndexKind::Users(service) => Some(service),
-                _ => None,
-            };
-            removed += prune_index(repo, &key, service.as_deref()).await?;
-        }
-    }
-    Ok(removed)
-}
-
-/// Prunes one index set, SSCAN page by page: for `index:service:{service}:users` (with
-/// `service`) the users without tasks there, else the ids without a record.
-async fn prune_index(repo: &RedisTaskRepository, key: &str, service: Option<&str>) -> Result<u64> {
-    let mode = match service {
-        Some(service) => format!("users:{service}"),
-        None => "tasks".to_owned(),
-    };
-    let mut removed = 0;
-    let mut cursor = "0".to_owned();
-    loop {
-        let scan::Page {
-            next,
-            items: mut members,
-            not_utf8,
-        } = match scan::members_page(repo.writer().next(), key, &cursor).await {
-            Ok(page) => page,
-            Err(e) if scan::is_wrong_type(&e) => {
-                tracing::warn!(key, "reconciler: key of the wrong type left alone");
-                return Ok(removed);
-            }
-            Err(e) => return Err(repo.backend(e, &format!("scanning {key}"))),
-        };
-        for member in &not_utf8 {
-            // No name of the layout is: the check reports it, an operator decides.
-            tracing::warn!(
-                key,
-                member,
-                "reconciler: a member that is not UTF-8 left alone"
-            );
-        }
-        if let Some(service) = service {
-            members = users_to_prune(repo, service, members).await?;
-        }
-        if !members.is_empty() && repo.is_cluster() {
-            // The records are in other slots: check, remove, check again (docs/cluster.md).
-            removed += crate::cluster::prune(repo, key, service, members).await?;
-        } else if !members.is_empty() {
-            let mut args = Vec::with_capacity(members.len() + 1);
-            args.push(mode.clone());
-            args.extend(members);
-            match repo
-                .eval_keys(&SCRIPTS.prune, vec![key.to_owned()], args)
-                .await
-            {
-                Ok(Value::Integer(n)) => removed += n.max(0) as u64,
-                Ok(_) => {}
-                // A user index that became a key of another type meanwhile: the script
-                // stopped at its SCARD, before any SREM.
-                Err(e) if e.details().contains("WRONGTYPE") => {
-                    tracing::warn!(key, "reconciler: a user index of the wrong type left alone");
-                }
-                Err(e) => return Err(repo.backend(e, &format!("pruning {key}"))),
-            }
-        }
-        if next == "0" {
-            return Ok(removed);
-        }
-        cursor = next;
-    }
-}
-
-/// The users (of `index:service:{service}:users`) whose task index there is empty, and the
-/// members that are no user id (`""`, `a:b`: no task can have them), for the script to check
-/// again and remove; a user whose index has the wrong type is left alone.
-async fn users_to_prune(
-    repo: &RedisTaskRepository,
-    service: &str,
-    users: Vec<String>,
-) -> Result<Vec<String>> {
-    let (users, mut out): (Vec<String>, Vec<String>) = users
-        .into_iter()
-        .partition(|user| validate_name("user id", user).is_ok());
-    let keys: Vec<String> = users
-        .iter()
-        .map(|user| keys::service_user_index(service, user))
-        .collect();
-    let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
-        .await
-        .map_err(|e| repo.backend(e, "checking users"))?;
-    for ((user, key), count) in users.into_iter().zip(&keys).zip(counts) {
-        match count {
-            Ok(0) => out.push(user),
-            Ok(_) => {}
-            Err(e) if scan::is_wrong_type(&e) => {
-                tracing::warn!(
-                    key = key.as_str(),
-                    "reconciler: key of the wrong type left alone"
-                );
-            }
-            Err(e) => return Err(repo.backend(e, "checking users")),
-        }
-    }
-    Ok(out)
-}
-
 /// Checks that Redis publishes expired-key events (`notify-keyspace-events` with `E` and
 /// `x`, or `A`).
 ///
@@ -219,7 +59,7 @@ async fn users_to_prune(
 /// [`Error::Config`] when the flags are missing, [`Error::Backend`] when CONFIG GET fails.
 pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
     let client = repo.writer().next();
-    if repo.is_cluster() {
+    if repo.exec().topology() == Topology::Cluster {
         // Every primary publishes its own keys' events: each must be configured.
         let primaries = fred::prelude::ClusterInterface::cached_cluster_state(client)
             .map(|state| state.unique_primary_nodes())
@@ -238,23 +78,7 @@ pub async fn check_notifications(repo: &RedisTaskRepository) -> Result<()> {
 }
 
 async fn notifications_on<C: ClientLike>(repo: &RedisTaskRepository, client: &C) -> Result<()> {
-    let reply: Value = client
-        .custom(
-            CustomCommand::new_static("CONFIG", None::<u16>, false),
-            vec!["GET".to_owned(), "notify-keyspace-events".to_owned()],
-        )
-        .await
-        .map_err(|e| repo.backend(e, "reading notify-keyspace-events"))?;
-    let flags = match reply {
-        Value::Array(items) => items.get(1).and_then(scan::text).unwrap_or_default(),
-        Value::Map(map) => map
-            .inner()
-            .values()
-            .next()
-            .and_then(scan::text)
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
+    let flags = notification_flags(repo, client).await?;
     if flags.contains('E') && (flags.contains('x') || flags.contains('A')) {
         Ok(())
     } else {
@@ -265,170 +89,120 @@ async fn notifications_on<C: ClientLike>(repo: &RedisTaskRepository, client: &C)
     }
 }
 
-/// The running expiry listener and reconciler. Stop it with [`ExpiryListener::stop`].
+/// The server's `notify-keyspace-events` flags, read with `CONFIG GET` on `client`.
+///
+/// # Errors
+/// [`Error::Backend`] (or [`Error::Refused`]) when `CONFIG GET` fails or is refused.
+pub(crate) async fn notification_flags<C: ClientLike>(
+    repo: &RedisTaskRepository,
+    client: &C,
+) -> Result<String> {
+    let reply: Value = client
+        .custom(
+            CustomCommand::new_static("CONFIG", None::<u16>, false),
+            vec!["GET".to_owned(), "notify-keyspace-events".to_owned()],
+        )
+        .await
+        .map_err(|e| repo.exec().backend(e, "reading notify-keyspace-events"))?;
+    let flags = match reply {
+        Value::Array(items) => items.get(1).and_then(scan::text).unwrap_or_default(),
+        Value::Map(map) => map
+            .inner()
+            .values()
+            .next()
+            .and_then(scan::text)
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    Ok(flags)
+}
+
+/// The running listener; the [`Janitor`](crate::Janitor) owns it.
 #[derive(Debug)]
-pub struct ExpiryListener {
+pub(crate) struct ExpiryListener {
     stop: watch::Sender<bool>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// One subscriber, or on a cluster one a node.
     subscribers: Arc<Mutex<Vec<SubscriberClient>>>,
     stats: Arc<Mutex<ExpiryStats>>,
-    reconcile_stats: Arc<Mutex<ReconcileStats>>,
 }
 
 impl ExpiryListener {
-    /// Subscribes to `__keyevent@{db}__:expired` on the write URL's server and starts
-    /// cleaning: for every expired `task:{id}` it calls
-    /// [`RedisTaskRepository::handle_task_expired`]. It resubscribes after a disconnect or a
-    /// restart, and runs the reconciler every `reconcile_interval` and after it fell behind.
+    /// Subscribes to `__keyevent@{db}__:expired` on the write URL's server (on a cluster, on
+    /// every node, and on nodes added later) and starts cleaning: for every expired
+    /// `task:{id}` it calls [`RedisTaskRepository::handle_task_expired`]. It resubscribes
+    /// after a disconnect or a restart, and notifies `sweep_now` whenever events may have
+    /// been lost (a reconnection, a lag past `event_buffer`, a node subscribed late).
     ///
     /// # Errors
-    /// [`Error::Config`] when keyspace events are off (unless
-    /// `require_notifications` is false), [`Error::Backend`] when it cannot subscribe.
-    pub async fn start(repo: RedisTaskRepository, options: ExpiryOptions) -> Result<Self> {
-        if let Err(e) = check_notifications(&repo).await {
-            if options.require_notifications {
-                return Err(e);
-            }
-            tracing::warn!(error = %e, "expiry events may not arrive; the reconciler will catch up");
-        }
+    /// [`Error::Backend`] when it cannot subscribe; nothing stays open then.
+    pub(crate) async fn start(
+        repo: RedisTaskRepository,
+        event_buffer: usize,
+        sweep_now: Arc<Notify>,
+    ) -> Result<Self> {
         let settings = repo.settings().clone();
         let url = settings.write_url();
-        let config = crate::repository::client_config(url, &settings)?;
+        let config = crate::connection::client_config(url, &settings)?;
         // Keyspace events are node-local: on a cluster, one subscriber on every node
         // (docs/cluster.md).
-        let configs = if repo.is_cluster() {
-            crate::cluster::node_configs(&repo, &config).await?
-        } else {
-            vec![config.clone()]
+        let configs = match repo.exec().topology() {
+            Topology::Cluster => crate::cluster::node_configs(repo.exec(), &config).await?,
+            Topology::SingleNode => vec![config.clone()],
         };
         let channel = format!("__keyevent@{}__:expired", url.database());
-        let mut subscribers: Vec<SubscriberClient> = Vec::new();
-        let mut known = std::collections::HashSet::new();
-        for config in configs {
-            known.insert(server_of(&config));
-            match subscribe(&settings, &options, config, &channel).await {
-                Ok(subscriber) => subscribers.push(subscriber),
-                Err(e) => {
-                    for subscriber in &subscribers {
-                        let _ = subscriber.quit().await;
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        let known = configs.iter().map(server_of).collect();
+        let subscribers = subscribe_all(&settings, event_buffer, configs, &channel).await?;
 
         let (stop, _) = watch::channel(false);
         let shared = Listening {
             repo: repo.clone(),
             stats: Arc::new(Mutex::new(ExpiryStats::default())),
-            sweep_now: Arc::new(Notify::new()),
+            sweep_now,
             stopped: stop.subscribe(),
         };
         let stats = shared.stats.clone();
-        let sweep_now = shared.sweep_now.clone();
-        let reconcile_stats = Arc::new(Mutex::new(ReconcileStats::default()));
-
         let mut tasks = Vec::new();
         for subscriber in &subscribers {
             tasks.extend(shared.listen(subscriber));
         }
         let subscribers = Arc::new(Mutex::new(subscribers));
         let tasks = Arc::new(Mutex::new(tasks));
-        if repo.is_cluster() {
+        if repo.exec().topology() == Topology::Cluster {
             // Nodes added to the cluster later: looked for every NODE_REFRESH.
-            let shared = shared.clone();
-            let (subscribers, all_tasks) = (subscribers.clone(), tasks.clone());
-            let (settings, options) = (settings.clone(), options.clone());
-            let mut stopped = stop.subscribe();
-            let watcher = tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stopped.changed() => break,
-                        _ = tokio::time::sleep(NODE_REFRESH) => {}
-                    }
-                    let Ok(configs) = crate::cluster::node_configs(&shared.repo, &config).await
-                    else {
-                        continue;
-                    };
-                    for node in configs {
-                        let server = server_of(&node);
-                        if known.contains(&server) {
-                            continue;
-                        }
-                        match subscribe(&settings, &options, node, &channel).await {
-                            Ok(subscriber) => {
-                                tracing::info!(node = %server.0, port = server.1, "expiry listener subscribed on a new node");
-                                lock(&all_tasks).extend(shared.listen(&subscriber));
-                                lock(&subscribers).push(subscriber);
-                                known.insert(server);
-                                // Its events before the subscription are lost.
-                                shared.sweep_now.notify_one();
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "expiry listener: cannot subscribe on a new node yet");
-                            }
-                        }
-                    }
-                }
-            });
+            let watch = NodeWatch {
+                shared,
+                subscribers: subscribers.clone(),
+                tasks: tasks.clone(),
+                settings,
+                event_buffer,
+                config,
+                channel,
+                known,
+            };
+            let watcher = tokio::spawn(watch.run(stop.subscribe()));
             lock(&tasks).push(watcher);
-        }
-
-        let interval = options.reconcile_interval;
-        if !interval.is_zero() {
-            let repo = repo.clone();
-            let rstats = reconcile_stats.clone();
-            let mut stopped = stop.subscribe();
-            lock(&tasks).push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = stopped.changed() => break,
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = sweep_now.notified() => {}
-                    }
-                    let outcome = reconcile(&repo).await;
-                    let mut s = lock(&rstats);
-                    s.runs += 1;
-                    s.last_run_at = Some(Timestamp::now());
-                    match outcome {
-                        Ok(n) => s.members_removed += n,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "reconciler sweep failed");
-                            s.last_error = Some(e.to_string());
-                        }
-                    }
-                }
-            }));
         }
         Ok(ExpiryListener {
             stop,
             tasks,
             subscribers,
             stats,
-            reconcile_stats,
         })
     }
 
     /// The listener's counters.
-    pub fn stats(&self) -> ExpiryStats {
+    pub(crate) fn stats(&self) -> ExpiryStats {
         lock(&self.stats).clone()
     }
 
-    /// The reconciler's counters.
-    pub fn reconcile_stats(&self) -> ReconcileStats {
-        lock(&self.reconcile_stats).clone()
-    }
-
-    /// How many servers it is subscribed on: 1, or on a Redis Cluster every node (primaries
-    /// and replicas) that answered when it started or since (it looks for new nodes every
-    /// 5 s).
-    pub fn nodes(&self) -> usize {
+    /// How many servers it is subscribed on.
+    pub(crate) fn nodes(&self) -> usize {
         lock(&self.subscribers).len()
     }
 
-    /// Stops listening and sweeping, and closes the subscriber connections.
-    pub async fn stop(self) {
+    /// Stops listening and closes the subscriber connections; a second call does nothing.
+    pub(crate) async fn stop(&self) {
         let _ = self.stop.send(true);
         let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
@@ -511,8 +285,8 @@ impl Listening {
 
 /// A subscriber to `channel` on the server of `config`, connected and subscribed.
 async fn subscribe(
-    settings: &crate::RedisRepositorySettings,
-    options: &ExpiryOptions,
+    settings: &RedisRepositorySettings,
+    event_buffer: usize,
     config: fred::prelude::Config,
     channel: &str,
 ) -> Result<SubscriberClient> {
@@ -524,7 +298,7 @@ async fn subscribe(
         })
         .with_performance_config(|p| {
             p.default_command_timeout = settings.command_timeout();
-            p.broadcast_channel_capacity = options.event_buffer.max(1);
+            p.broadcast_channel_capacity = event_buffer.max(1);
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
         .build_subscriber_client()
@@ -550,7 +324,7 @@ async fn subscribe(
     Ok(subscriber)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -583,6 +357,77 @@ async fn handle_event(repo: &RedisTaskRepository, stats: &Mutex<ExpiryStats>, op
             let mut s = lock(stats);
             s.failures += 1;
             s.last_error = Some(e.to_string());
+        }
+    }
+}
+
+/// One subscriber on each of `configs`; none left open after an error.
+async fn subscribe_all(
+    settings: &RedisRepositorySettings,
+    event_buffer: usize,
+    configs: Vec<fred::prelude::Config>,
+    channel: &str,
+) -> Result<Vec<SubscriberClient>> {
+    let mut subscribers: Vec<SubscriberClient> = Vec::new();
+    for config in configs {
+        match subscribe(settings, event_buffer, config, channel).await {
+            Ok(subscriber) => subscribers.push(subscriber),
+            Err(e) => {
+                for subscriber in &subscribers {
+                    let _ = subscriber.quit().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(subscribers)
+}
+
+/// The listener's watch for nodes added to a cluster after it started.
+struct NodeWatch {
+    shared: Listening,
+    subscribers: Arc<Mutex<Vec<SubscriberClient>>>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    settings: RedisRepositorySettings,
+    event_buffer: usize,
+    config: fred::prelude::Config,
+    channel: String,
+    /// The nodes subscribed on, by (host, port).
+    known: std::collections::HashSet<(String, u16)>,
+}
+
+impl NodeWatch {
+    /// Every NODE_REFRESH, subscribes on the nodes not yet known, until `stopped`.
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(NODE_REFRESH) => {}
+            }
+            let Ok(configs) =
+                crate::cluster::node_configs(self.shared.repo.exec(), &self.config).await
+            else {
+                continue;
+            };
+            for node in configs {
+                let server = server_of(&node);
+                if self.known.contains(&server) {
+                    continue;
+                }
+                match subscribe(&self.settings, self.event_buffer, node, &self.channel).await {
+                    Ok(subscriber) => {
+                        tracing::info!(node = %server.0, port = server.1, "expiry listener subscribed on a new node");
+                        lock(&self.tasks).extend(self.shared.listen(&subscriber));
+                        lock(&self.subscribers).push(subscriber);
+                        self.known.insert(server);
+                        // Its events before the subscription are lost.
+                        self.shared.sweep_now.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expiry listener: cannot subscribe on a new node yet");
+                    }
+                }
+            }
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Records, metadata hashes and index sets are kept in the layout of the DMS frontend's
 //! Python `task_state` package, so Rust workers and the Python frontend share one store.
-//! Unlike that package, every mutation is one Lua script (`src/lua/*.lua`), so concurrent
-//! writers never lose each other's updates, and a log append costs the same on a task with
+//! Unlike that package, every mutation is atomic: one Lua script (`src/lua/*.lua`), or, on request, the
+//! same edit made by the client and written under `WATCH`/`MULTI`/`EXEC` or `SET … IFEQ`
+//! with the script after a conflict ([`WritePath`]), so concurrent writers never lose each
+//! other's updates, and a log append costs the same on a task with
 //! ten thousand log lines as on a new one.
 //!
 //! ```no_run
@@ -25,11 +27,22 @@
 
 mod check;
 mod cluster;
+mod connection;
+mod errors;
+mod execution;
 mod expiry;
+mod hint;
+mod janitor;
 mod keys;
-mod positions;
+mod mutations;
 mod provider;
+mod raw;
+mod reads;
+mod reconciler;
+mod record_writes;
 mod redact;
+mod redis_url;
+mod replies;
 mod repository;
 mod scan;
 mod scripts;
@@ -37,22 +50,24 @@ mod settings;
 #[cfg(feature = "test-support")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-support")))]
 pub mod testing;
+mod write;
 
 pub use check::{
     check, check_user, plan_user_repair, CheckOptions, CheckPhase, CheckProgress, CheckReport,
     IndexDiff, NotUtf8, Repair, UserCheckOptions, UserIndexReport, UserRepairPlan, WrongTypeKey,
 };
-pub use expiry::{
-    check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
-};
-pub use provider::{
-    ListenerStatus, NotificationCheck, ReconcilerStatus, RedisRepositoryProvider, RuntimeStatus,
-};
+pub use execution::ExpiredCleanup;
+pub use expiry::{check_notifications, ExpiryStats};
+pub use janitor::{Janitor, JanitorOptions, NotificationCheck};
+pub use provider::{ListenerStatus, ReconcilerStatus, RedisRepositoryProvider, RuntimeStatus};
+pub use reconciler::{reconcile, ReconcileStats};
+pub use record_writes::RecordWrites;
 pub use redact::mask_url_passwords;
-pub use repository::{ExpiredCleanup, RedisTaskRepository, BATCH_SIZE};
+pub use repository::{RedisTaskRepository, BATCH_SIZE};
 pub use scripts::{function_library, lua_library, script_source};
 pub use settings::{
-    RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, DEFAULT_RECONCILE_INTERVAL,
-    DEFAULT_TTL_SECONDS, READ_URL_VAR, RECONCILE_INTERVAL_VAR, REQUIRE_NOTIFICATIONS_VAR,
-    TIMEZONE_VAR, TLS_CA_FILE_VAR, TTL_VAR, WRITE_URL_VAR,
+    RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, WritePath,
+    DEFAULT_RECONCILE_INTERVAL, DEFAULT_TTL_SECONDS, READ_URL_VAR, RECONCILE_INTERVAL_VAR,
+    REQUIRE_NOTIFICATIONS_VAR, TIMEZONE_VAR, TLS_CA_FILE_VAR, TTL_VAR, WRITE_PATH_VAR,
+    WRITE_URL_VAR,
 };

@@ -1,25 +1,14 @@
 //! [`RedisRepositoryProvider`]: the lifecycle of the Python package's provider — connect,
 //! check the server, run the expiry listener and the reconciler, report, close.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use fred::prelude::{ClientLike, Pool};
 use serde::Serialize;
-use task_state_core::jiff::Timestamp;
 use task_state_core::{Error, Result};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use crate::expiry::{
-    check_notifications, reconcile, ExpiryListener, ExpiryOptions, ExpiryStats, ReconcileStats,
-};
+use crate::expiry::ExpiryStats;
+use crate::janitor::{Janitor, JanitorOptions, NotificationCheck};
+use crate::reconciler::ReconcileStats;
 use crate::repository::RedisTaskRepository;
 use crate::settings::RedisRepositorySettings;
-
-/// How often the reconciler looks whether the listener reconnected or fell behind, each of
-/// which calls for a sweep (events published meanwhile are lost).
-const LISTENER_POLL: Duration = Duration::from_secs(1);
 
 /// One object for a service's whole use of Redis, as the Python package's
 /// `RedisRepositoryProvider` and the FastAPI lifespan it serves:
@@ -58,44 +47,9 @@ pub struct RedisRepositoryProvider {
 #[derive(Debug, Default)]
 struct State {
     repo: Option<RedisTaskRepository>,
-    background: Option<Background>,
+    /// The expiry listener and the reconciler, once started.
+    janitor: Option<Janitor>,
     notifications: NotificationCheck,
-}
-
-/// The listener and the reconciler, running.
-#[derive(Debug)]
-struct Background {
-    listener: Arc<ExpiryListener>,
-    reconciler: Option<Reconciler>,
-}
-
-#[derive(Debug)]
-struct Reconciler {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    stats: Arc<Mutex<ReconcileStats>>,
-}
-
-/// What the check of `notify-keyspace-events` found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum NotificationCheck {
-    /// Not checked yet: the provider has not been started.
-    #[default]
-    NotChecked,
-    /// Expired-key events are published (`E` and `x`, or `A`).
-    Enabled,
-    /// The flags are missing; the provider was told not to require them, so the reconciler
-    /// alone cleans up after expired tasks.
-    Missing {
-        /// What the server said.
-        reason: String,
-    },
-    /// The flags could not be read (managed services often forbid `CONFIG GET`).
-    Unreadable {
-        /// Why.
-        reason: String,
-    },
 }
 
 /// A snapshot of the provider for an admin endpoint; serializes to JSON with
@@ -180,17 +134,11 @@ impl RedisRepositoryProvider {
     pub async fn start(&self) -> Result<RedisTaskRepository> {
         let mut state = self.state.lock().await;
         let repo = self.connected(&mut state).await?;
-        if state.background.is_some() {
+        if state.janitor.is_some() {
             return Ok(repo);
         }
         let required = self.settings.require_keyevent_notifications();
-        let check = match check_notifications(&repo).await {
-            Ok(()) => NotificationCheck::Enabled,
-            Err(Error::Config(reason)) => NotificationCheck::Missing { reason },
-            Err(e) => NotificationCheck::Unreadable {
-                reason: e.to_string(),
-            },
-        };
+        let (check, _) = NotificationCheck::of(&repo).await;
         match &check {
             NotificationCheck::Missing { reason } | NotificationCheck::Unreadable { reason }
                 if required =>
@@ -210,27 +158,19 @@ impl RedisRepositoryProvider {
             }
             _ => {}
         }
-        state.notifications = check;
-        let options = ExpiryOptions {
-            // Checked above, and the provider runs the reconciler itself.
-            require_notifications: false,
-            reconcile_interval: Duration::ZERO,
-            ..ExpiryOptions::default()
+        state.notifications = check.clone();
+        let interval = self.settings.reconcile_interval();
+        let options = JanitorOptions {
+            reconcile_interval: interval,
+            ..JanitorOptions::default()
         };
-        let listener = match ExpiryListener::start(repo.clone(), options).await {
-            Ok(listener) => Arc::new(listener),
+        match Janitor::start_checked(repo.clone(), options, check).await {
+            Ok(janitor) => state.janitor = Some(janitor),
             Err(e) => {
                 self.shut(&mut state).await;
                 return Err(e);
             }
-        };
-        let interval = self.settings.reconcile_interval();
-        let reconciler = (!interval.is_zero())
-            .then(|| Reconciler::start(repo.clone(), listener.clone(), interval));
-        state.background = Some(Background {
-            listener,
-            reconciler,
-        });
+        }
         tracing::info!(
             write_url = %self.settings.write_url(),
             reconcile_interval = ?interval,
@@ -239,31 +179,28 @@ impl RedisRepositoryProvider {
         Ok(repo)
     }
 
-    /// Pings the writer and the reader pool, connecting first when not connected.
+    /// Pings the writer and the reader pool ([`RedisTaskRepository::ping`]), connecting
+    /// first when not connected.
     ///
     /// # Errors
-    /// [`Error::Backend`] naming the pool and the server that did not answer within the
-    /// command timeout.
+    /// [`Error::Backend`] naming the pool that did not answer within the command timeout.
     pub async fn ping(&self) -> Result<()> {
-        let repo = self.repository().await?;
-        let timeout = self.settings.command_timeout();
-        ping_pool(repo.writer(), "writer", self.settings.write_url(), timeout).await?;
-        ping_pool(repo.reader(), "reader", self.settings.read_url(), timeout).await
+        self.repository().await?.ping().await
     }
 
     /// What the provider is doing: connected or not, the notification check, and the
     /// listener's and the reconciler's counters.
     pub async fn runtime_status(&self) -> RuntimeStatus {
         let state = self.state.lock().await;
-        let background = state.background.as_ref();
+        let janitor = state.janitor.as_ref();
         RuntimeStatus {
             connected: state.repo.is_some(),
             notifications_required: self.settings.require_keyevent_notifications(),
             notifications: state.notifications.clone(),
-            listener: background.map(|b| b.listener.stats()),
-            reconciler: background
-                .and_then(|b| b.reconciler.as_ref())
-                .map(|r| r.status(self.settings.reconcile_interval())),
+            listener: janitor.map(Janitor::stats),
+            reconciler: janitor
+                .filter(|j| !j.reconcile_interval().is_zero())
+                .map(ReconcilerStatus::of),
         }
     }
 
@@ -285,14 +222,8 @@ impl RedisRepositoryProvider {
     }
 
     async fn shut(&self, state: &mut State) {
-        if let Some(background) = state.background.take() {
-            if let Some(reconciler) = background.reconciler {
-                reconciler.stop().await;
-            }
-            match Arc::try_unwrap(background.listener) {
-                Ok(listener) => listener.stop().await,
-                Err(_) => tracing::warn!("expiry listener still shared; not stopped"),
-            }
+        if let Some(janitor) = state.janitor.take() {
+            janitor.stop().await;
         }
         if let Some(repo) = state.repo.take() {
             repo.close().await;
@@ -301,91 +232,15 @@ impl RedisRepositoryProvider {
     }
 }
 
-async fn ping_pool(
-    pool: &Pool,
-    name: &str,
-    url: &crate::settings::RedisUrl,
-    timeout: Duration,
-) -> Result<()> {
-    match tokio::time::timeout(timeout, pool.next().ping::<String>(None)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Error::Backend {
-            kind: crate::repository::kind_of(&e, false),
-            message: format!("ping of the {name} pool at {url} failed: {}", e.details()),
-            source: Some(Box::new(e)),
-        }),
-        Err(_) => Err(Error::backend_of(
-            task_state_core::BackendKind::Timeout,
-            format!("ping of the {name} pool at {url}: no answer within {timeout:?}"),
-        )),
-    }
-}
-
-impl Reconciler {
-    /// Sweeps at once, then every `interval`, and as soon as the listener has reconnected or
-    /// fallen behind.
-    fn start(repo: RedisTaskRepository, listener: Arc<ExpiryListener>, interval: Duration) -> Self {
-        let (stop, mut stopped) = watch::channel(false);
-        let stats = Arc::new(Mutex::new(ReconcileStats::default()));
-        let shared = stats.clone();
-        let task = tokio::spawn(async move {
-            let missed = |s: &ExpiryStats| (s.reconnects, s.lagged);
-            let mut seen = missed(&listener.stats());
-            loop {
-                let outcome = reconcile(&repo).await;
-                {
-                    let mut s = lock(&shared);
-                    s.runs += 1;
-                    s.last_run_at = Some(Timestamp::now());
-                    match outcome {
-                        Ok(n) => {
-                            s.members_removed += n;
-                            s.last_error = None;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "reconciler sweep failed");
-                            s.last_error = Some(e.to_string());
-                        }
-                    }
-                }
-                let next = tokio::time::Instant::now() + interval;
-                loop {
-                    tokio::select! {
-                        _ = stopped.changed() => return,
-                        _ = tokio::time::sleep_until(next) => break,
-                        _ = tokio::time::sleep(LISTENER_POLL) => {
-                            let now = missed(&listener.stats());
-                            if now != seen {
-                                seen = now;
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        Reconciler { stop, task, stats }
-    }
-
-    fn status(&self, interval: Duration) -> ReconcilerStatus {
-        let s = lock(&self.stats).clone();
+impl ReconcilerStatus {
+    fn of(janitor: &Janitor) -> Self {
+        let s: ReconcileStats = janitor.reconcile_stats();
         ReconcilerStatus {
-            interval_seconds: interval.as_secs(),
+            interval_seconds: janitor.reconcile_interval().as_secs(),
             runs: s.runs,
             members_removed: s.members_removed,
             last_run_at: s.last_run_at.map(|t| t.to_string()),
             last_error: s.last_error,
         }
     }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        // A sweep in progress is cut short; the next start sweeps again.
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

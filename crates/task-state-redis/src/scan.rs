@@ -1,10 +1,12 @@
-//! SCAN and SSCAN a page at a time, and reading reply values as text.
+//! SCAN and SSCAN a page at a time, pipelines of one command a key, waiting out a cluster's redirections.
 
 use fred::prelude::{Client, ClientLike, ClusterInterface, Error as FredError, Server, Value};
 use task_state_core::Result;
 
-use crate::cluster::{is_redirected, redirected_on};
-use crate::repository::RedisTaskRepository;
+use crate::errors::is_redirected;
+pub(crate) use crate::errors::is_wrong_type;
+use crate::execution::{redirected_on, Executor, Topology};
+pub(crate) use crate::replies::text;
 use fred::clients::Pipeline;
 use fred::types::config::Options;
 use fred::types::CustomCommand;
@@ -20,7 +22,7 @@ use fred::types::CustomCommand;
 /// as fred's "Too many redirections" (which [`redirected_on`] waits out) and not as "Too
 /// many failed write attempts". The helpers of this module send their commands again while
 /// the cluster redirects them; a caller that sends a command with these options itself
-/// should do the same (`cluster::redirected`).
+/// should do the same (`Executor::redirected`).
 pub(crate) fn resendable() -> Options {
     Options {
         max_redirections: Some(REDIRECTIONS),
@@ -55,16 +57,6 @@ pub(crate) async fn try_all<C: ClientLike>(
 /// Keys or members one SCAN or SSCAN step asks for: small enough that no single command
 /// keeps Redis busy for long.
 pub(crate) const PAGE: usize = 500;
-
-/// A reply value as text: a bulk or simple string, or an integer.
-pub(crate) fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.to_string()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
-        Value::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
 
 /// Bytes as text, with what is not printable ASCII escaped (`\xff`, `\n`, `\\`): how a key or
 /// member that is not UTF-8 is named in reports and warnings.
@@ -102,11 +94,6 @@ pub(crate) async fn keys_page<C: ClientLike>(
         args.extend(["TYPE".to_owned(), kind.to_owned()]);
     }
     page(client, "SCAN", args).await
-}
-
-/// True for a `WRONGTYPE` reply.
-pub(crate) fn is_wrong_type(e: &FredError) -> bool {
-    e.details().starts_with("WRONGTYPE")
 }
 
 /// [`per_key`] where each key's command may fail on its own (a key of the wrong type): one
@@ -171,7 +158,7 @@ pub(crate) async fn types(client: &Client, keys: Vec<String>) -> Result<Vec<Stri
 /// `while let Some(keys) = pages.next().await? { … }`. On a Redis Cluster it walks every
 /// primary in turn (those of the client's slot map when the walk starts).
 pub(crate) struct KeyPages<'a> {
-    repo: &'a RedisTaskRepository,
+    exec: &'a Executor,
     pattern: &'a str,
     kind: &'a str,
     /// The cursor of the next step; `None` once the walk is over.
@@ -183,16 +170,16 @@ pub(crate) struct KeyPages<'a> {
 }
 
 impl<'a> KeyPages<'a> {
-    pub(crate) fn new(repo: &'a RedisTaskRepository, pattern: &'a str, kind: &'a str) -> Self {
+    pub(crate) fn new(exec: &'a Executor, pattern: &'a str, kind: &'a str) -> Self {
         let mut nodes = Vec::new();
-        if repo.is_cluster() {
-            if let Some(state) = repo.writer().next().cached_cluster_state() {
+        if exec.topology() == Topology::Cluster {
+            if let Some(state) = exec.writer().next().cached_cluster_state() {
                 nodes = state.unique_primary_nodes();
                 nodes.reverse();
             }
         }
         KeyPages {
-            repo,
+            exec,
             pattern,
             kind,
             cursor: Some("0".to_owned()),
@@ -206,7 +193,7 @@ impl<'a> KeyPages<'a> {
         let Some(cursor) = self.cursor.take() else {
             return Ok(None);
         };
-        let client = self.repo.writer().next();
+        let client = self.exec.writer().next();
         let page = match self.nodes.last() {
             Some(node) => {
                 let on_node = client.with_cluster_node(node.clone());
@@ -218,7 +205,7 @@ impl<'a> KeyPages<'a> {
             next,
             items: keys,
             not_utf8,
-        } = page.map_err(|e| self.repo.backend(e, &format!("scanning {}", self.pattern)))?;
+        } = page.map_err(|e| self.exec.backend(e, &format!("scanning {}", self.pattern)))?;
         self.not_utf8.extend(not_utf8);
         if next != "0" {
             self.cursor = Some(next);
@@ -325,4 +312,13 @@ async fn page<C: ClientLike>(
             format!("unexpected {command} reply"),
         )),
     }
+}
+
+/// Whether `task:{id}` holds a record, on the writer (see [`holds_record`]).
+pub(crate) async fn record_held(exec: &Executor, task_id: &str) -> Result<bool> {
+    let key = crate::keys::record(task_id);
+    let held = holds_record(exec.writer().next(), [key.clone()])
+        .await
+        .map_err(|e| exec.backend(e, &format!("reading {key}")))?;
+    Ok(held.first().copied().unwrap_or(false))
 }

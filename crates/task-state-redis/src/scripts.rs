@@ -1,45 +1,42 @@
 //! The Lua scripts, each the parts of `lua/lib/` followed by one operation, run with EVALSHA
 //! (Redis 6.2), and the same operations as one library of Redis Functions (7.0 and later).
+//!
+//! [`operations!`] below is the one list of operations: each row names the operation (its
+//! file `lua/{name}.lua`), the parts of `lua/lib/` its script starts with, whether it only
+//! frees memory, and the name of its Redis Cluster variant where it has one. The scripts,
+//! the library and every list of them are built from it.
 
 use std::sync::LazyLock;
 
-/// One Lua script: its whole text and SHA1 for EVALSHA, and its own file (`op`, what follows
-/// the library in the text), from which the [`LIBRARY`] of Redis Functions is built.
+use task_state_core::layout;
+
+/// One Lua script: its whole text and SHA1 for EVALSHA, and its own part (`op`, what follows
+/// the parts of `lua/lib/` in the text), from which the [`LIBRARY`] of Redis Functions is
+/// built.
 #[derive(Debug)]
 pub(crate) struct Script {
     pub(crate) name: &'static str,
-    pub(crate) body: &'static str,
+    pub(crate) body: String,
     pub(crate) sha: String,
-    op: &'static str,
-    build: Build,
+    op: String,
+    /// Whether it only deletes keys, removes members of sets and extends TTLs.
+    frees_memory: bool,
 }
 
-/// Which parts of `lua/lib/` a script's text starts with.
+/// Which parts of `lua/lib/` a script's text starts with, and for an editing script, which
+/// variant of the writes it takes (its local `variant`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Build {
+enum Parts {
     /// The whole library.
     Library,
-    /// The whole library and `lua/lib/cluster.lua`.
+    /// The whole library; the writes of `lua/lib/commit.lua` (`SINGLE_NODE`).
+    Edit,
+    /// The whole library and `lua/lib/cluster.lua`, whose writes (`CLUSTER`) touch the
+    /// record alone (docs/cluster.md).
     ClusterEdit,
-    /// Only the errors and the layout.
+    /// Only the errors and the layout: a cluster follow-up runs once per index set of every
+    /// mutation, and the whole library costs tens of microseconds to load each time.
     FollowUp,
-}
-
-impl Script {
-    fn new(name: &'static str, body: &'static str, op: &'static str, build: Build) -> Self {
-        Script {
-            name,
-            body,
-            sha: fred::util::sha1_hash(body),
-            op,
-            build,
-        }
-    }
-
-    /// The name of this script's function in the [`LIBRARY`], for FCALL.
-    pub(crate) fn function(&self) -> String {
-        function_name(self.name, &LIBRARY.version)
-    }
 }
 
 /// The parts of `lua/lib/`, in the order they are joined: each may use what the ones before
@@ -67,53 +64,143 @@ macro_rules! lib {
     };
 }
 
-macro_rules! script {
-    ($name:literal) => {
-        Script::new(
-            $name,
-            concat!(lib!(), include_str!(concat!("lua/", $name, ".lua"))),
-            include_str!(concat!("lua/", $name, ".lua")),
-            Build::Library,
-        )
+const CLUSTER_LIB: &str = concat!(include_str!("lua/lib/cluster.lua"), "\n");
+
+const FOLLOW_UP_LIB: &str = concat!(
+    include_str!("lua/lib/errors.lua"),
+    "\n",
+    include_str!("lua/lib/layout.lua"),
+    "\n",
+);
+
+impl Parts {
+    /// The text before the operation's own: the parts of `lua/lib/`, and the variant an
+    /// editing script takes.
+    fn prefix(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Parts::Library => (lib!(), "", ""),
+            Parts::Edit => (lib!(), "", "local variant = SINGLE_NODE\n"),
+            Parts::ClusterEdit => (lib!(), CLUSTER_LIB, "local variant = CLUSTER\n"),
+            Parts::FollowUp => (FOLLOW_UP_LIB, "", ""),
+        }
+    }
+}
+
+impl Script {
+    fn new(name: &'static str, source: &'static str, parts: Parts, frees_memory: bool) -> Self {
+        let (lib, cluster, variant) = parts.prefix();
+        let op = format!("{variant}{source}");
+        let body = with_layout(&format!("{lib}{cluster}{op}"));
+        Script {
+            name,
+            sha: fred::util::sha1_hash(&body),
+            body,
+            op: with_layout(&op),
+            frees_memory,
+        }
+    }
+
+    /// The name of this script's function in the [`LIBRARY`], for FCALL.
+    pub(crate) fn function(&self) -> String {
+        function_name(self.name, &LIBRARY.version)
+    }
+}
+
+/// The values of [`task_state_core::layout`] that `lua/lib/layout.lua` names by marker
+/// (`@NAME@`), put in place when the scripts are built, so that each is written down once.
+fn layout_values() -> [(&'static str, String); 9] {
+    [
+        ("@TASK_PREFIX@", layout::TASK_PREFIX.to_owned()),
+        ("@METADATA_SUFFIX@", layout::METADATA_SUFFIX.to_owned()),
+        ("@TASK_INDEX@", layout::TASK_INDEX.to_owned()),
+        ("@SERVICE_PREFIX@", layout::SERVICE_PREFIX.to_owned()),
+        ("@USER_PREFIX@", layout::USER_PREFIX.to_owned()),
+        ("@USERS_SUFFIX@", layout::USERS_SUFFIX.to_owned()),
+        ("@USER_INFIX@", layout::USER_INFIX.to_owned()),
+        (
+            "@METADATA_GRACE_MS@",
+            (layout::METADATA_GRACE_SECONDS * 1000).to_string(),
+        ),
+        ("@MAX_TTL_SECONDS@", layout::MAX_TTL_SECONDS.to_string()),
+    ]
+}
+
+/// `text` with the layout's markers replaced by their values ([`layout_values`]).
+fn with_layout(text: &str) -> String {
+    let mut text = text.to_owned();
+    for (marker, value) in layout_values() {
+        text = text.replace(marker, &value);
+    }
+    text
+}
+
+/// The table of operations: `name: Parts, frees_memory: bool[, cluster: cluster_name];`,
+/// one row each. Builds [`Scripts`] (a field a script), [`SCRIPTS`], [`Scripts::all`] and
+/// [`Scripts::cluster_variant`].
+macro_rules! operations {
+    ($($name:ident: $parts:ident, frees_memory: $frees:literal $(, cluster: $cluster:ident)?;)*) => {
+        /// Every script of the backend, those of one node and those of the Redis Cluster
+        /// path (docs/cluster.md), whose scripts touch the keys of one slot each.
+        #[derive(Debug)]
+        pub(crate) struct Scripts {
+            $(
+                pub(crate) $name: Script,
+                $(pub(crate) $cluster: Script,)?
+            )*
+        }
+
+        pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+            $(
+                $name: Script::new(
+                    stringify!($name),
+                    include_str!(concat!("lua/", stringify!($name), ".lua")),
+                    Parts::$parts,
+                    $frees,
+                ),
+                $($cluster: Script::new(
+                    stringify!($cluster),
+                    include_str!(concat!("lua/", stringify!($name), ".lua")),
+                    Parts::ClusterEdit,
+                    $frees,
+                ),)?
+            )*
+        });
+
+        impl Scripts {
+            /// Every script, in the table's order.
+            pub(crate) fn all(&self) -> impl Iterator<Item = &Script> {
+                [$(&self.$name, $(&self.$cluster,)?)*].into_iter()
+            }
+
+            /// The Redis Cluster variant of the single-node editing script `script`.
+            pub(crate) fn cluster_variant(&self, script: &Script) -> Option<&Script> {
+                match script.name {
+                    $($(stringify!($name) => Some(&self.$cluster),)?)*
+                    _ => None,
+                }
+            }
+        }
     };
 }
 
-/// The cluster build of an editing script (docs/cluster.md): the library, then
-/// `lua/lib/cluster.lua`, which makes it touch the record alone, then the script.
-macro_rules! cluster_edit {
-    ($name:literal) => {
-        Script::new(
-            concat!("cluster_", $name),
-            concat!(
-                lib!(),
-                include_str!("lua/lib/cluster.lua"),
-                "\n",
-                include_str!(concat!("lua/", $name, ".lua"))
-            ),
-            include_str!(concat!("lua/", $name, ".lua")),
-            Build::ClusterEdit,
-        )
-    };
-}
-
-/// A cluster follow-up script (docs/cluster.md): only the parts of the library it uses
-/// (typed errors and the layout's names and TTL rule), as it runs once per index set of
-/// every mutation and the whole library costs tens of microseconds to load each time.
-macro_rules! follow_up {
-    ($name:literal) => {
-        Script::new(
-            $name,
-            concat!(
-                include_str!("lua/lib/errors.lua"),
-                "\n",
-                include_str!("lua/lib/layout.lua"),
-                "\n",
-                include_str!(concat!("lua/", $name, ".lua"))
-            ),
-            include_str!(concat!("lua/", $name, ".lua")),
-            Build::FollowUp,
-        )
-    };
+// `frees_memory`: the operation only deletes keys, removes members of sets and extends TTLs,
+// so that its function may run while Redis is over maxmemory, as its EVALSHA does.
+operations! {
+    // lua/{name}.lua   parts of lua/lib/   frees memory          its Redis Cluster variant
+    save:               Library,            frees_memory: false;
+    set_status:         Edit,               frees_memory: false,  cluster: cluster_set_status;
+    append_log:         Edit,               frees_memory: false,  cluster: cluster_append_log;
+    update_result:      Edit,               frees_memory: false,  cluster: cluster_update_result;
+    set_jobs:           Edit,               frees_memory: false,  cluster: cluster_set_jobs;
+    remove:             Library,            frees_memory: true;
+    prune:              Library,            frees_memory: true;
+    reindex:            Library,            frees_memory: false;
+    unindex:            Library,            frees_memory: true;
+    // The Redis Cluster path's own (docs/cluster.md).
+    cluster_save:       Library,            frees_memory: false;
+    cluster_remove:     Library,            frees_memory: true;
+    cluster_metadata:   FollowUp,           frees_memory: false;
+    cluster_index:      FollowUp,           frees_memory: false;
 }
 
 fn function_name(script: &str, version: &str) -> String {
@@ -140,9 +227,6 @@ pub(crate) struct Library {
 /// The marker that stands for the version in the library's text until the version is known.
 const VERSION_MARK: &str = "@VERSION@";
 
-/// The operations that only delete keys, remove members of sets and extend TTLs.
-const FREES_MEMORY: [&str; 4] = ["remove", "cluster_remove", "prune", "unindex"];
-
 /// `name`'s operation as a local function of the library's `init`, put into its table of
 /// operations.
 fn push_operation(out: &mut String, name: &str, body: &str) {
@@ -154,32 +238,27 @@ fn push_operation(out: &mut String, name: &str, body: &str) {
 pub(crate) static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
     // While FUNCTION LOAD runs the library, Lua's standard libraries are out of reach (only
     // `redis` is), and `lua/lib/` reads them at its top level: the definitions run in
-    // `init`, on the first call of any function after a load.
+    // `init`, on the first call of any function after a load. The follow-ups need only a
+    // part of the library, which the whole of it holds; lib/cluster.lua defines the
+    // CLUSTER variant under names of its own, beside the library's SINGLE_NODE.
     let mut text = String::from(
         "local KEYS, ARGV = {}, {}\nlocal OPS = nil\nlocal function init()\nOPS = {}\n",
     );
-    text.push_str(lib!());
-    // The follow-ups need only a part of the library, which the whole of it holds; the
-    // cluster builds of the editing scripts, lib/cluster.lua after it, in a block of their
-    // own, since it replaces three of the library's functions for them.
-    let (edits, others): (Vec<&Script>, Vec<&Script>) =
-        all_scripts().partition(|s| s.build == Build::ClusterEdit);
-    for script in &others {
-        push_operation(&mut text, script.name, script.op);
+    text.push_str(&with_layout(concat!(
+        lib!(),
+        include_str!("lua/lib/cluster.lua"),
+        "\n"
+    )));
+    for script in SCRIPTS.all() {
+        push_operation(&mut text, script.name, &script.op);
     }
-    text.push_str("do\n");
-    text.push_str(include_str!("lua/lib/cluster.lua"));
-    text.push('\n');
-    for script in &edits {
-        push_operation(&mut text, script.name, script.op);
-    }
-    text.push_str("end\nend\n");
-    for name in others.iter().chain(&edits).map(|s| s.name) {
-        let function = function_name(name, VERSION_MARK);
+    text.push_str("end\n");
+    for script in SCRIPTS.all() {
+        let (name, function) = (script.name, function_name(script.name, VERSION_MARK));
         // Redis refuses a function that may write when over maxmemory, before it runs; those
         // that only delete, remove members and extend TTLs may run then, as their EVALSHA
         // does (Redis refuses a script's writes that need memory, and deletes free it).
-        let flags = if FREES_MEMORY.contains(&name) {
+        let flags = if script.frees_memory {
             "{'allow-oom'}"
         } else {
             "{}"
@@ -206,114 +285,23 @@ pub(crate) static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
 /// [`task_state_core::layout`]).
 #[doc(hidden)]
 pub fn lua_library() -> &'static str {
-    lib!()
+    static LIB: LazyLock<String> = LazyLock::new(|| with_layout(lib!()));
+    &LIB
 }
 
-/// Every script of the backend.
-#[derive(Debug)]
-pub(crate) struct Scripts {
-    pub(crate) save: Script,
-    pub(crate) set_status: Script,
-    pub(crate) append_log: Script,
-    pub(crate) update_result: Script,
-    pub(crate) set_jobs: Script,
-    pub(crate) remove: Script,
-    pub(crate) prune: Script,
-    pub(crate) reindex: Script,
-    pub(crate) unindex: Script,
-}
-
-pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    save: script!("save"),
-    set_status: script!("set_status"),
-    append_log: script!("append_log"),
-    update_result: script!("update_result"),
-    set_jobs: script!("set_jobs"),
-    remove: script!("remove"),
-    prune: script!("prune"),
-    reindex: script!("reindex"),
-    unindex: script!("unindex"),
-});
-
-/// The scripts of the Redis Cluster path (docs/cluster.md): each touches the keys of one
-/// slot.
-#[derive(Debug)]
-pub(crate) struct ClusterScripts {
-    pub(crate) set_status: Script,
-    pub(crate) append_log: Script,
-    pub(crate) update_result: Script,
-    pub(crate) set_jobs: Script,
-    pub(crate) save: Script,
-    pub(crate) remove: Script,
-    pub(crate) metadata: Script,
-    pub(crate) index: Script,
-}
-
-impl ClusterScripts {
-    /// The cluster build of the single-node editing script `script`.
-    pub(crate) fn edit_of(&self, script: &Script) -> Option<&Script> {
-        [
-            &self.set_status,
-            &self.append_log,
-            &self.update_result,
-            &self.set_jobs,
-        ]
-        .into_iter()
-        .find(|s| s.name.strip_prefix("cluster_") == Some(script.name))
-    }
-
-    pub(crate) fn all(&self) -> [&Script; 8] {
-        [
-            &self.set_status,
-            &self.append_log,
-            &self.update_result,
-            &self.set_jobs,
-            &self.save,
-            &self.remove,
-            &self.metadata,
-            &self.index,
-        ]
-    }
-}
-
-pub(crate) static CLUSTER_SCRIPTS: LazyLock<ClusterScripts> = LazyLock::new(|| ClusterScripts {
-    set_status: cluster_edit!("set_status"),
-    append_log: cluster_edit!("append_log"),
-    update_result: cluster_edit!("update_result"),
-    set_jobs: cluster_edit!("set_jobs"),
-    save: script!("cluster_save"),
-    remove: script!("cluster_remove"),
-    metadata: follow_up!("cluster_metadata"),
-    index: follow_up!("cluster_index"),
-});
-
-/// The body and SHA1 of a script by name (`save`, `set_status`, `append_log`,
-/// `update_result`, `set_jobs`, `remove`, `prune`, `reindex`, `unindex`, and the Redis
-/// Cluster path's `cluster_set_status`, `cluster_append_log`, `cluster_update_result`,
-/// `cluster_set_jobs`, `cluster_save`, `cluster_remove`, `cluster_metadata`,
-/// `cluster_index`), for benchmarks that run them with `redis-benchmark`.
-pub fn script_source(name: &str) -> Option<(&'static str, &str)> {
+/// The body and SHA1 of a script by name (a row of the table of operations above: `save`,
+/// `set_status`, ..., and the Redis Cluster path's `cluster_set_status`, ...), for
+/// benchmarks that run them with `redis-benchmark`.
+pub fn script_source(name: &str) -> Option<(&'static str, &'static str)> {
     all_scripts()
         .find(|script| script.name == name)
-        .map(|script| (script.body, script.sha.as_str()))
+        .map(|script| (script.body.as_str(), script.sha.as_str()))
 }
 
 /// Every script, those of one node and those of the Redis Cluster path.
 pub(crate) fn all_scripts() -> impl Iterator<Item = &'static Script> {
-    let s = &*SCRIPTS;
-    [
-        &s.save,
-        &s.set_status,
-        &s.append_log,
-        &s.update_result,
-        &s.set_jobs,
-        &s.remove,
-        &s.prune,
-        &s.reindex,
-        &s.unindex,
-    ]
-    .into_iter()
-    .chain(CLUSTER_SCRIPTS.all())
+    let scripts: &'static Scripts = &SCRIPTS;
+    scripts.all()
 }
 
 /// The library of Redis Functions that holds every script (Redis 7.0 and later): its name
@@ -328,4 +316,50 @@ pub fn function_library(script: &str) -> Option<(&'static str, &'static str, Str
         library.body.as_str(),
         function_name(script, &library.version),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every marker of `lua/lib/layout.lua` was given a value: none is left in any script.
+    #[test]
+    fn no_marker_is_left() {
+        let texts = all_scripts()
+            .map(|s| s.body.as_str())
+            .chain([lua_library(), LIBRARY.body.as_str()]);
+        for text in texts {
+            for (at, _) in text.match_indices('@') {
+                let rest = &text[at + 1..];
+                let word: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                assert!(
+                    word.is_empty() || !rest[word.len()..].starts_with('@'),
+                    "@{word}@ left in a script"
+                );
+            }
+        }
+    }
+
+    /// The values go between single quotes in Lua: none may hold a quote or a backslash.
+    #[test]
+    fn layout_values_need_no_escaping() {
+        for (marker, value) in layout_values() {
+            assert!(!value.contains(['\'', '\\', '\n']), "{marker}");
+        }
+    }
+
+    #[test]
+    fn every_editing_script_has_its_cluster_variant() {
+        let s = &*SCRIPTS;
+        for script in [&s.set_status, &s.append_log, &s.update_result, &s.set_jobs] {
+            let cluster = s.cluster_variant(script).expect("a cluster variant");
+            assert_eq!(cluster.name, format!("cluster_{}", script.name));
+            assert!(cluster.body.contains("local variant = CLUSTER\n"));
+            assert!(script.body.contains("local variant = SINGLE_NODE\n"));
+        }
+        assert!(s.cluster_variant(&s.save).is_none());
+    }
 }

@@ -9,6 +9,28 @@ use common::raw;
 
 task_state_core::conformance_tests!(common::suite_store, raw_records = raw);
 
+/// The suite again with each write path forced (the default above is `watch` on Redis and
+/// `ifeq` on Valkey 8.1 and later; `ifeq` is `watch` where the server lacks `IFEQ`).
+macro_rules! on_path {
+    ($module:ident, $path:expr) => {
+        mod $module {
+            use super::common::{self, raw};
+            use task_state_redis::testing::TestRedis;
+            use task_state_redis::RedisTaskRepository;
+
+            async fn store() -> Option<(TestRedis, RedisTaskRepository)> {
+                common::suite_store_on($path).await
+            }
+
+            task_state_core::conformance_tests!(store, raw_records = raw);
+        }
+    };
+}
+
+on_path!(script_path, task_state_redis::WritePath::Script);
+on_path!(watch_path, task_state_redis::WritePath::Watch);
+on_path!(ifeq_path, task_state_redis::WritePath::IfEq);
+
 #[tokio::test]
 async fn new_records_use_the_jobs_field() {
     use task_state_core::JobsField;

@@ -1,12 +1,17 @@
 //! Tasks that really expire: the listener cleans their index entries, and the reconciler
 //! catches what the listener missed.
 
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::connect;
 use task_state_core::{Error, Scope, TaskRecord, TaskRepository, TaskStatus};
-use task_state_redis::testing::server_or_skip_with;
+use task_state_redis::testing::{server_or_skip, server_or_skip_with};
 use task_state_redis::{
-    reconcile, ExpiryListener, ExpiryOptions, RedisRepositorySettings, RedisTaskRepository,
+    reconcile, Janitor, JanitorOptions, RedisRepositorySettings, RedisTaskRepository,
 };
 
 async fn short_lived(url: &str) -> RedisTaskRepository {
@@ -73,11 +78,11 @@ async fn the_listener_cleans_expired_tasks_within_a_second() {
         return;
     };
     let repo = short_lived(&server.url()).await;
-    let options = ExpiryOptions {
+    let options = JanitorOptions {
         reconcile_interval: Duration::ZERO,
         ..Default::default()
     };
-    let listener = ExpiryListener::start(repo.clone(), options).await.unwrap();
+    let listener = Janitor::start(repo.clone(), options).await.unwrap();
     let repo = expiring_tasks(&server.url(), 5).await;
     assert_eq!(index_members(&repo).await, 6 * 4 + 1);
     // Records expire after 1 s; Redis reports an expiry within ~100 ms of it (active
@@ -126,16 +131,16 @@ async fn keyspace_events_must_be_on_unless_told_otherwise() {
         return;
     };
     let repo = short_lived(&server.url()).await;
-    let err = ExpiryListener::start(repo.clone(), ExpiryOptions::default())
+    let err = Janitor::start(repo.clone(), JanitorOptions::default())
         .await
         .unwrap_err();
     assert!(
         matches!(err, Error::Config(ref m) if m.contains("notify-keyspace-events")),
         "{err:?}"
     );
-    let listener = ExpiryListener::start(
+    let listener = Janitor::start(
         repo,
-        ExpiryOptions {
+        JanitorOptions {
             require_notifications: false,
             reconcile_interval: Duration::ZERO,
             ..Default::default()
@@ -152,9 +157,9 @@ async fn the_listener_resumes_after_a_restart() {
         return;
     };
     let repo = short_lived(&server.url()).await;
-    let listener = ExpiryListener::start(
+    let listener = Janitor::start(
         repo.clone(),
-        ExpiryOptions {
+        JanitorOptions {
             reconcile_interval: Duration::ZERO,
             ..Default::default()
         },
@@ -196,12 +201,18 @@ async fn a_listener_that_falls_behind_says_so_and_sweeps() {
     };
     let repo = short_lived(&server.url()).await;
     // A buffer of 4 events for a burst of 400 expiries: it must overflow.
-    let options = ExpiryOptions {
+    let options = JanitorOptions {
         reconcile_interval: Duration::from_secs(3600),
         event_buffer: 4,
         ..Default::default()
     };
-    let listener = ExpiryListener::start(repo.clone(), options).await.unwrap();
+    let listener = Janitor::start(repo.clone(), options).await.unwrap();
+    // The sweep at start, on an empty store, before the burst.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.reconcile_stats().runs == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(listener.reconcile_stats().runs, 1, "one sweep at start");
     let repo = expiring_tasks(&server.url(), 400).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while repo.list_ids(&Scope::All).await.unwrap().len() > 1 && Instant::now() < deadline {
@@ -220,11 +231,63 @@ async fn a_listener_that_falls_behind_says_so_and_sweeps() {
     );
     // The sweep runs beside the listener and counts itself when it ends.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while listener.reconcile_stats().runs == 0 && Instant::now() < deadline {
+    while listener.reconcile_stats().runs < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sweeps = listener.reconcile_stats();
-    assert!(sweeps.runs >= 1, "a lag triggers a sweep: {sweeps:?}");
+    assert!(sweeps.runs >= 2, "a lag triggers a sweep: {sweeps:?}");
     assert_eq!(index_members(&repo).await, 4 + 1);
     listener.stop().await;
+}
+
+/// The reconciler prunes an index page by page (each SSCAN page followed by its prune
+/// script), never holding the whole set.
+#[tokio::test]
+async fn the_reconciler_prunes_a_set_page_by_page() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server).await;
+    // Loaded up front, so that MONITOR does not show a NOSCRIPT retry.
+    repo.load_scripts().await.unwrap();
+    let ghosts: Vec<String> = (0..2_000).map(|i| format!("ghost{i}")).collect();
+    let mut args = vec!["SADD", "index:tasks"];
+    args.extend(ghosts.iter().map(String::as_str));
+    server.cli(&args);
+
+    // MONITOR shows the order of the commands: an SSCAN page, its prune script, the next
+    // page, ... rather than every page first.
+    let mut monitor = Command::new("redis-cli")
+        .args(["-p", &server.port().to_string(), "MONITOR"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(monitor.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "OK");
+    assert_eq!(reconcile(&repo).await.unwrap(), 2_000);
+    server.cli(&["ECHO", "reconciled"]);
+    let mut order = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for line in lines {
+        let line = line.unwrap();
+        if line.contains("\"reconciled\"") || Instant::now() > deadline {
+            break;
+        }
+        let upper = line.to_ascii_uppercase();
+        if upper.contains("\"SSCAN\"") {
+            order.push('s');
+        } else if upper.contains("\"EVALSHA\"") || upper.contains("\"FCALL\"") {
+            order.push('e');
+        }
+    }
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let order: String = order.into_iter().collect();
+    assert!(order.len() >= 4, "several pages: {order}");
+    assert!(order.starts_with("se"), "{order}");
+    assert!(
+        !order.contains("ee"),
+        "one prune script after each page: {order}"
+    );
+    assert_eq!(server.cli(&["SCARD", "index:tasks"]), "0");
 }

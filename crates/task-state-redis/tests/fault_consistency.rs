@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{server_or_skip_with, RedisServer};
 use task_state_redis::{
-    check, CheckOptions, ExpiryListener, ExpiryOptions, RedisRepositorySettings,
-    RedisTaskRepository,
+    check, CheckOptions, Janitor, JanitorOptions, RedisRepositorySettings, RedisTaskRepository,
 };
 
 async fn repository(server: &RedisServer, ttl: u64) -> RedisTaskRepository {
@@ -121,9 +120,9 @@ async fn killed_connections_leave_nothing_half_applied() {
     };
     let repo = repository(&server, 3600).await;
     let short = repository(&server, 1).await;
-    let listener = ExpiryListener::start(
+    let listener = Janitor::start(
         short.clone(),
-        ExpiryOptions {
+        JanitorOptions {
             reconcile_interval: Duration::ZERO,
             ..Default::default()
         },

@@ -10,7 +10,7 @@ use common::{fresh, settings};
 use fred::prelude::ClientLike;
 use task_state_core::{BackendKind, Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{free_port, server_or_skip_with};
-use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
+use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, WritePath};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -178,7 +178,7 @@ async fn the_repository_reconnects_after_a_restart() {
     // Once the client knows the connection is gone, a mutation is never handed to it: it
     // fails as not sent, which may be retried, not as a lost reply.
     for _ in 0..500 {
-        if !repo.writer().clients().iter().any(|c| c.is_connected()) {
+        if !repo.raw_writer().clients().iter().any(|c| c.is_connected()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -287,6 +287,17 @@ async fn lossy_proxy(upstream: u16, call: &'static [u8]) -> (u16, Arc<AtomicBool
 
 #[tokio::test]
 async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
+    lost_reply(WritePath::Script).await;
+}
+
+/// The same on the optimistic path: the reply of its `EXEC` is lost (on Valkey 8.1, which
+/// writes with `SET … IFEQ` there, the `WATCH` path is forced).
+#[tokio::test]
+async fn an_exec_whose_reply_is_lost_is_not_applied_twice() {
+    lost_reply(WritePath::Watch).await;
+}
+
+async fn lost_reply(path: WritePath) {
     let Some((server, direct)) = fresh().await else {
         return;
     };
@@ -298,7 +309,9 @@ async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
     // the proxy runs instead of meeting NOSCRIPT or "Function not found".
     direct.load_scripts().await.unwrap();
     // The server's script call: FCALL where it has Redis Functions (7.0 and later).
-    let call: &'static [u8] = if server.cli(&["FUNCTION", "LIST"]).starts_with("ERR") {
+    let call: &'static [u8] = if path == WritePath::Watch {
+        b"EXEC"
+    } else if server.cli(&["FUNCTION", "LIST"]).starts_with("ERR") {
         b"EVALSHA"
     } else {
         b"FCALL"
@@ -309,6 +322,7 @@ async fn a_mutation_whose_reply_is_lost_is_not_applied_twice() {
         .with_read_url(server.url())
         .with_pool_size(1)
         .with_command_timeout(Duration::from_secs(3))
+        .with_write_path(path)
         .build()
         .unwrap();
     let repo = RedisTaskRepository::connect(settings).await.unwrap();

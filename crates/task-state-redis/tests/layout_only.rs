@@ -11,7 +11,7 @@ use task_state_redis::{check, reconcile, CheckOptions, RedisTaskRepository};
 
 /// A key's `DUMP` (`None` when it does not exist) and its TTL in seconds.
 async fn raw(repo: &RedisTaskRepository, key: &str) -> (Option<Vec<u8>>, i64) {
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     let command = |name: &'static str| CustomCommand::new_static(name, None::<u16>, false);
     let dump: Value = client.custom(command("DUMP"), vec![key]).await.unwrap();
     let ttl: i64 = client.custom(command("TTL"), vec![key]).await.unwrap();

@@ -22,6 +22,10 @@
 //!   the metadata names that owner, and no TTL was shortened: index and metadata TTLs cover
 //!   the record's.
 //!
+//! The suite runs once per write path (`WritePath`, forced in the settings): the scripts, the
+//! optimistic `WATCH` path, the `IFEQ` path (the `WATCH` path where the server lacks `IFEQ`)
+//! and the default, each on a server of its own.
+//!
 //! `TASK_STATE_PROPTEST_CASES` sets the number of cases (256 by default; `just fuzz` runs a
 //! long campaign).
 
@@ -42,7 +46,7 @@ use task_state_core::{
 };
 use task_state_memory::InMemoryTaskRepository;
 use task_state_redis::testing::{server_or_skip, RedisServer};
-use task_state_redis::RedisTaskRepository;
+use task_state_redis::{RedisTaskRepository, WritePath};
 use world::Rng;
 
 const TTL: u64 = 3600;
@@ -56,11 +60,19 @@ struct Fixture {
     runtime: tokio::runtime::Runtime,
 }
 
-static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+const PATHS: [WritePath; 4] = [
+    WritePath::Auto,
+    WritePath::Script,
+    WritePath::Watch,
+    WritePath::IfEq,
+];
+static FIXTURES: [OnceLock<Option<Fixture>>; 4] = [const { OnceLock::new() }; 4];
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
-fn fixture() -> Option<&'static Fixture> {
-    FIXTURE
+/// The fixture whose repository writes with `path`.
+fn fixture(path: WritePath) -> Option<&'static Fixture> {
+    let n = PATHS.iter().position(|p| *p == path).unwrap();
+    FIXTURES[n]
         .get_or_init(|| {
             let server = server_or_skip()?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,6 +86,7 @@ fn fixture() -> Option<&'static Fixture> {
                 .with_ttl_seconds(TTL)
                 .with_timezone("Asia/Seoul")
                 .with_command_timeout(Duration::from_secs(10))
+                .with_write_path(path)
                 .build()
                 .unwrap();
             let redis = runtime
@@ -126,6 +139,9 @@ enum Step {
     /// Deletes the task: the record, the metadata and the id in the indexes of every owner
     /// it was indexed under.
     Delete,
+    /// Creates the task anew with this status: refused while a record is there, taken where
+    /// there is none (deleted, or an empty string).
+    Create(TaskStatus),
 }
 
 /// What another writer may do to the keys beside a record; the next mutation that applies
@@ -200,6 +216,13 @@ fn steps(rng: &mut Rng, id: &str, service: &str, user: &str, current_len: usize)
                 2 => Foreign::PythonTtl(rng.below(5)),
                 _ => Foreign::ShortenMetadata,
             }),
+            // Another writer empties the record (which every reader takes for no record),
+            // or the task is created anew.
+            9 if rng.one_in(2) => Step::Rewrite {
+                text: String::new(),
+                keep_ttl: rng.one_in(2),
+            },
+            9 => Step::Create(status(rng)),
             12 => Step::StaleMetadata(rng.below(3) > 0),
             13 if rng.one_in(2) => Step::Delete,
             _ => Step::AppendLogs(vec![message(rng), message(rng)]),
@@ -350,7 +373,7 @@ struct Snapshot {
 }
 
 async fn snapshot(repo: &RedisTaskRepository, id: &str) -> Snapshot {
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     let text: Option<String> = client.get(layout::record_key(id)).await.unwrap();
     let mut metadata: Vec<(String, String)> = client
         .hgetall::<std::collections::HashMap<String, String>, _>(layout::metadata_key(id))
@@ -370,7 +393,7 @@ async fn snapshot(repo: &RedisTaskRepository, id: &str) -> Snapshot {
 /// The task is in the five indexes of the owner its record names, the metadata names that
 /// owner, and every index and the metadata outlive the record.
 async fn assert_indexed(repo: &RedisTaskRepository, id: &str, record: &TaskRecord, context: &str) {
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     let indexes = layout::TaskIndexes::of(&record.service, &record.user_id);
     let record_pttl: i64 = client.pttl(layout::record_key(id)).await.unwrap();
     let read_at = std::time::Instant::now();
@@ -463,7 +486,7 @@ async fn run_case(f: &Fixture, seed: u64) {
     let service = format!("svc{}", case % 7);
     let user = format!("user{}", rng.below(3));
     let first = world::record(&mut rng, &id, &service, &user, true);
-    let client = f.redis.writer().next();
+    let client = f.redis.raw_writer().next();
 
     // The first record, as another tool stored it (with its metadata and indexes, as a
     // save by that tool would leave them).
@@ -559,6 +582,45 @@ async fn run_case(f: &Fixture, seed: u64) {
                 stale = None;
                 for (s, u) in owners {
                     assert_left(&f.redis, &id, &s, &u, None, &context).await;
+                }
+                continue;
+            }
+            Step::Create(status) => {
+                let now = TaskTime::now(&f.clock, &f.zone);
+                let record = TaskRecord::new_at(&id, &service, &user, *status, now);
+                let created = f.redis.create(record.clone()).await;
+                let created_memory = f.memory.create(record.clone()).await;
+                let held = before.text.as_deref().is_some_and(|text| !text.is_empty());
+                let after = snapshot(&f.redis, &id).await;
+                match (created, created_memory) {
+                    (Ok(created), Ok(created_memory)) if !held => {
+                        assert_eq!(created, created_memory, "{context}");
+                        assert_eq!(created, record, "{context}: the created record");
+                        assert_eq!(
+                            after.text.as_deref(),
+                            Some(record.to_json().as_str()),
+                            "{context}"
+                        );
+                        assert_indexed(&f.redis, &id, &record, &context).await;
+                        if let Some((s, u)) = stale.take() {
+                            assert_left(&f.redis, &id, &s, &u, Some(&record), &context).await;
+                        }
+                    }
+                    (
+                        Err(Error::AlreadyExists { task_id }),
+                        Err(Error::AlreadyExists { task_id: memory_id }),
+                    ) if held => {
+                        assert_eq!(
+                            (task_id.as_str(), memory_id.as_str()),
+                            (id.as_str(), id.as_str())
+                        );
+                        assert_eq!(after.text, before.text, "{context}: the record changed");
+                        assert_eq!(
+                            after.metadata, before.metadata,
+                            "{context}: the metadata changed"
+                        );
+                    }
+                    other => panic!("{context}: created {other:?} where a record was held: {held}"),
                 }
                 continue;
             }
@@ -658,7 +720,7 @@ async fn assert_left(
     context: &str,
 ) {
     let own = owner.map(|r| layout::TaskIndexes::of(&r.service, &r.user_id));
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     for key in layout::TaskIndexes::of(service, user).task_sets() {
         if own
             .as_ref()
@@ -725,7 +787,7 @@ async fn foreign(
 
 /// Stores `text` as another tool would: the record, the metadata, the five indexes.
 async fn store_foreign(f: &Fixture, id: &str, service: &str, user: &str, text: &str) {
-    let client = f.redis.writer().next();
+    let client = f.redis.raw_writer().next();
     let _: () = client
         .set(
             layout::record_key(id),
@@ -837,7 +899,25 @@ proptest! {
 
     #[test]
     fn every_mutation_agrees_with_the_model_on_records_of_the_world(seed in any::<u64>()) {
-        let Some(f) = fixture() else { return Ok(()) };
+        let Some(f) = fixture(WritePath::Auto) else { return Ok(()) };
+        f.runtime.block_on(run_case(f, seed));
+    }
+
+    #[test]
+    fn every_mutation_agrees_with_the_model_on_the_script_path(seed in any::<u64>()) {
+        let Some(f) = fixture(WritePath::Script) else { return Ok(()) };
+        f.runtime.block_on(run_case(f, seed));
+    }
+
+    #[test]
+    fn every_mutation_agrees_with_the_model_on_the_watch_path(seed in any::<u64>()) {
+        let Some(f) = fixture(WritePath::Watch) else { return Ok(()) };
+        f.runtime.block_on(run_case(f, seed));
+    }
+
+    #[test]
+    fn every_mutation_agrees_with_the_model_on_the_ifeq_path(seed in any::<u64>()) {
+        let Some(f) = fixture(WritePath::IfEq) else { return Ok(()) };
         f.runtime.block_on(run_case(f, seed));
     }
 }

@@ -261,8 +261,8 @@ async fn a_repository_on_the_applications_pools() {
     assert!(repo.get("9").await.unwrap().is_some());
     assert!(matches!(
         RedisTaskRepository::from_pools(
-            repo.reader().clone(),
-            repo.writer().clone(),
+            repo.raw_reader().clone(),
+            repo.raw_writer().clone(),
             0,
             Zone::utc()
         ),

@@ -19,7 +19,7 @@ use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
 /// Every key with its type and value (set members and hash fields sorted, so that two
 /// servers holding the same data compare equal) and its remaining TTL in ms.
 async fn snapshot(repo: &RedisTaskRepository) -> BTreeMap<Vec<u8>, (Vec<u8>, i64)> {
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     let command = |name: &'static str| CustomCommand::new_static(name, None::<u16>, false);
     let keys: Value = client.custom(command("KEYS"), vec!["*"]).await.unwrap();
     let Value::Array(keys) = keys else {

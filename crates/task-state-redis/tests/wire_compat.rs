@@ -6,6 +6,9 @@ use common::{clock, fresh, with_clock};
 use fred::prelude::KeysInterface;
 use task_state_core::{Error, Scope, TaskRecord, TaskRepository, TaskStatus};
 
+/// A record of task 1 as the Python package writes it, with no logs or jobs yet.
+const PYTHON: &str = r#"{"task_id":"1","service":"render","user_id":"bob","status":"running","parameters":{"ratio":0.30000000000000004},"jobs":[],"created_at":"2025-11-17T10:00:16.515926+09:00","updated_at":"2025-11-17T10:00:16+09:00","logs":[],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
+
 const SPEC_EXAMPLE: &str = r#"{"task_id":"5","service":"render","user_id":"bob","status":"running","parameters":{"retries":3,"ratio":0.30000000000000004},"jobs":["slurm-500"],"created_at":"2025-11-17T10:00:16.515926+09:00","updated_at":"2025-11-17T10:00:16+09:00","logs":["2025-11-17T10:00:16.515926+09:00,worker started"],"result":{"pod_status":null,"launcher_output":null},"priority":"low"}"#;
 
 /// Plants a record as the Python package writes it: record, metadata, indexes.
@@ -543,7 +546,7 @@ async fn values_nested_100_000_levels_deep_are_edited_around_and_kept() {
     );
     // The metadata and indexes as Python leaves them; the record is too long for redis-cli.
     plant(&server, "5", "render", "bob", "{}");
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     let _: () = client
         .set("task:5", json.as_str(), None, None, false)
         .await
@@ -554,4 +557,161 @@ async fn values_nested_100_000_levels_deep_are_edited_around_and_kept() {
     assert!(stored.contains(&parameters));
     assert_eq!(stored.len(), record.to_json().len());
     assert!(stored.contains(",deep\"],\"result\""));
+}
+
+/// White space inside an empty logs array used to give `[ ,"<entry>"]`.
+#[tokio::test]
+async fn white_space_in_empty_arrays_gives_valid_json() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    for (i, logs) in [
+        r#""logs":[ ]"#,
+        "\"logs\":[\n]",
+        r#""logs" : [ ]"#,
+        "\"logs\":[\t\r\n ]",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("{}", i + 1);
+        let json = PYTHON
+            .replace(r#""task_id":"1""#, &format!(r#""task_id":"{id}""#))
+            .replace(r#""logs":[]"#, logs);
+        plant(&server, &id, "render", "bob", &json);
+        let record = repo.append_log(&id, "first").await.unwrap().unwrap();
+        assert_eq!(record.logs.len(), 1, "{logs}");
+        let stored = server.cli(&["GET", &format!("task:{id}")]);
+        let value: serde_json::Value = serde_json::from_str(&stored).expect("valid JSON");
+        assert!(
+            value["logs"][0].as_str().unwrap().ends_with(",first"),
+            "{stored}"
+        );
+    }
+}
+
+/// Another writer's record of the same length, whose unknown array ends where the
+/// logs ended, used to get the entry appended to that array.
+#[tokio::test]
+async fn an_array_ending_where_the_logs_ended_does_not_take_the_entry() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    repo.save(TaskRecord::new("1", "render", "bob", TaskStatus::Running))
+        .await
+        .unwrap();
+    let messages = [
+        "first message, long enough to be cut",
+        "second message, long enough too",
+    ];
+    for message in messages {
+        repo.append_log("1", message).await.unwrap();
+    }
+    let stored = server.cli(&["GET", "task:1"]);
+    // `...","<second>"]` becomes `..."],"tags":["<second, 9 bytes shorter>"]`: the same
+    // length, and the array closes at the same byte.
+    let logs_end = stored.find(r#"],"result""#).unwrap();
+    let first_end = stored[..logs_end].rfind(r#"",""#).unwrap();
+    let second = &stored[first_end + 3..logs_end - 1];
+    let shortened = &second[..second.len() - 9];
+    let foreign = format!(
+        r#"{}"],"tags":["{}"{}"#,
+        &stored[..first_end],
+        shortened,
+        &stored[logs_end..]
+    );
+    assert_eq!(foreign.len(), stored.len());
+    assert_eq!(foreign.find(r#"],"result""#), Some(logs_end));
+    server.cli(&["SET", "task:1", &foreign, "KEEPTTL"]);
+    let record = repo.append_log("1", "third").await.unwrap().unwrap();
+    let messages: Vec<String> = record.log_entries().map(|e| e.message).collect();
+    assert_eq!(messages, [messages_first(), "third".to_owned()]);
+    assert_eq!(
+        record.extra.get_as::<Vec<String>>("tags").unwrap(),
+        Some(vec![shortened.to_owned()])
+    );
+}
+
+fn messages_first() -> String {
+    "first message, long enough to be cut".to_owned()
+}
+
+/// A record the model cannot decode used to be changed, then reported as failed.
+#[tokio::test]
+async fn a_record_the_model_cannot_decode_is_never_changed() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    let broken = [
+        PYTHON.replace(r#""status":"running""#, r#""status":"exploded""#),
+        PYTHON.replace(
+            r#""created_at":"2025-11-17T10:00:16.515926+09:00""#,
+            r#""created_at":"soon""#,
+        ),
+        PYTHON.replace(r#""priority":"low""#, r#""priority":"urgent""#),
+        PYTHON.replace(r#""logs":[]"#, r#""logs":["a",1]"#),
+        PYTHON.replace(r#""jobs":[]"#, r#""jobs":{}"#),
+        PYTHON.replace(
+            r#""result":{"pod_status":null,"launcher_output":null}"#,
+            r#""result":{"pod_status":7}"#,
+        ),
+    ];
+    for json in broken {
+        plant(&server, "1", "render", "bob", &json);
+        let results = [
+            repo.append_log("1", "x").await.map(|_| ()),
+            repo.append_logs("1", &["x".to_owned()]).await.map(|_| ()),
+            repo.set_status("1", TaskStatus::Failed, Some("x"))
+                .await
+                .map(|_| ()),
+            repo.transition("1", &[TaskStatus::Running], TaskStatus::Failed, None)
+                .await
+                .map(|_| ()),
+            repo.update_result("1", Some("x"), None).await.map(|_| ()),
+            repo.set_jobs("1", &["j".to_owned()]).await.map(|_| ()),
+        ];
+        for result in results {
+            assert!(
+                matches!(result, Err(Error::Decode { ref key, .. }) if key == "task:1"),
+                "{result:?} on {json}"
+            );
+        }
+        assert_eq!(server.cli(&["GET", "task:1"]), json, "the record changed");
+    }
+}
+
+/// With both `jobs` and `active_jobs`, set_jobs used to write one and get to show
+/// the other.
+#[tokio::test]
+async fn jobs_and_active_jobs_together_stay_one_list() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    let json = PYTHON.replace(r#""jobs":[]"#, r#""jobs":["old"],"active_jobs":["old"]"#);
+    plant(&server, "1", "render", "bob", &json);
+    let record = repo
+        .set_jobs("1", &["slurm-7".to_owned()])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.jobs, ["slurm-7"]);
+    assert_eq!(repo.get("1").await.unwrap().unwrap().jobs, ["slurm-7"]);
+    let stored: serde_json::Value = serde_json::from_str(&server.cli(&["GET", "task:1"])).unwrap();
+    assert_eq!(stored["jobs"], serde_json::json!(["slurm-7"]));
+    assert_eq!(stored["active_jobs"], serde_json::json!(["slurm-7"]));
+}
+
+/// The id counter past `i64::MAX` and below zero, as Python's `int(...) + 1` counts.
+#[tokio::test]
+async fn peek_next_task_id_counts_past_i64_max_as_python_does() {
+    let Some((server, repo)) = fresh().await else {
+        return;
+    };
+    server.cli(&["SET", "task:id:sequence", "9223372036854775807"]);
+    assert_eq!(
+        repo.peek_next_task_id().await.unwrap(),
+        "9223372036854775808"
+    );
+    server.cli(&["SET", "task:id:sequence", "-5"]);
+    assert_eq!(repo.peek_next_task_id().await.unwrap(), "-4");
 }

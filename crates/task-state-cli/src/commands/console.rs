@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use task_state_console::{Backend, Console, ConsoleConfig, OperatorToken, TOKEN_VAR};
 use task_state_core::Error;
-use task_state_redis::{ExpiryListener, ExpiryOptions, RedisTaskRepository};
+use task_state_redis::RedisTaskRepository;
 
 use crate::failure::Failure;
 
@@ -45,8 +45,9 @@ pub(crate) struct ConsoleArgs {
     #[arg(long, value_name = "N", default_value = "100",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     top_services: u64,
-    /// Task lists filtered by status (each may read every record of its index) that may be
-    /// read at once; past it the list answers 503 with Retry-After
+    /// Task lists filtered by status or sorted by a column other than the id, and bulk
+    /// actions (each may read every record of its index), that may read records at once;
+    /// past it the page answers 503 with Retry-After
     #[arg(long, value_name = "N", default_value = "4",
           value_parser = clap::value_parser!(u64).range(1..=1_000))]
     max_status_scans: u64,
@@ -75,22 +76,20 @@ pub(crate) async fn run(repo: &RedisTaskRepository, args: ConsoleArgs) -> Result
     };
     // Before the janitor starts or the port opens: nothing to undo.
     let config = console_config(&args, tokens)?;
-    let listener = match args.janitor {
-        true => {
-            let options = ExpiryOptions {
-                require_notifications: !args.allow_missing_notifications,
-                reconcile_interval: Duration::from_secs(args.reconcile_interval),
-                ..ExpiryOptions::default()
-            };
-            Some(Arc::new(
-                ExpiryListener::start(repo.clone(), options).await?,
-            ))
-        }
+    let janitor = match args.janitor {
+        true => Some(Arc::new(
+            super::janitor::start(
+                repo,
+                Duration::from_secs(args.reconcile_interval),
+                args.allow_missing_notifications,
+            )
+            .await?,
+        )),
         false => None,
     };
     let mut backend = Backend::redis(repo.clone());
-    if let Some(listener) = &listener {
-        backend = backend.with_janitor(listener.clone());
+    if let Some(janitor) = &janitor {
+        backend = backend.with_janitor(janitor.clone());
     }
     let console = Console::new(config, backend)?;
     let socket = tokio::net::TcpListener::bind(args.listen)
@@ -99,7 +98,7 @@ pub(crate) async fn run(repo: &RedisTaskRepository, args: ConsoleArgs) -> Result
     tracing::info!(
         listen = %args.listen,
         writes = args.allow_writes,
-        janitor = listener.is_some(),
+        janitor = janitor.is_some(),
         write_url = %repo.settings().write_url(),
         "console running: http://{}/",
         args.listen
@@ -108,11 +107,9 @@ pub(crate) async fn run(repo: &RedisTaskRepository, args: ConsoleArgs) -> Result
         .serve(socket, super::janitor::wait_for_signal())
         .await;
     tracing::info!("stopping");
-    if let Some(listener) = listener {
-        match Arc::try_unwrap(listener) {
-            Ok(listener) => listener.stop().await,
-            Err(_) => tracing::warn!("expiry listener still shared; not stopped"),
-        }
+    if let Some(janitor) = janitor {
+        // Stopped even while the console's handlers still hold it.
+        janitor.stop().await;
     }
     Ok(served?)
 }

@@ -1,5 +1,6 @@
 //! `delete <ID> [--dry-run]`.
 
+use task_state_core::layout::{self, TaskIndexes};
 use task_state_core::{Scope, TaskRepository};
 
 use crate::failure::Failure;
@@ -39,16 +40,17 @@ pub(crate) async fn run(
 /// The keys and index entries of a task, in the layout of docs/wire-format.md; the user's
 /// entry in the service's users only when this is the user's `last` task there.
 fn what_goes(id: &str, service: &str, user: &str, last: bool) -> Vec<String> {
+    let indexes = TaskIndexes::of(service, user);
     let mut lines = vec![
-        format!("key task:{id}"),
-        format!("key task:{id}:metadata"),
-        format!("member {id} of index:tasks"),
-        format!("member {id} of index:service:{service}"),
-        format!("member {id} of index:user:{user}"),
-        format!("member {id} of index:service:{service}:user:{user}"),
+        format!("key {}", layout::record_key(id)),
+        format!("key {}", layout::metadata_key(id)),
+        format!("member {id} of {}", indexes.tasks),
+        format!("member {id} of {}", indexes.service),
+        format!("member {id} of {}", indexes.user),
+        format!("member {id} of {}", indexes.service_user),
     ];
     if last {
-        lines.push(format!("member {user} of index:service:{service}:users"));
+        lines.push(format!("member {user} of {}", indexes.service_users));
     }
     lines
 }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
+use task_state_core::layout;
 use task_state_redis::{
     check, check_user, plan_user_repair, CheckOptions, CheckPhase, CheckProgress, CheckReport,
     RedisTaskRepository, UserCheckOptions, UserIndexReport, UserRepairPlan,
@@ -214,7 +215,8 @@ async fn run_user(
         Err(Failure::new(
             Exit::Error,
             format!(
-                "inconsistent: index:user:{user} lacks {} and has {} extra of the services' ids",
+                "inconsistent: {} lacks {} and has {} extra of the services' ids",
+                layout::user_index(&user),
                 remaining.missing_in_user_index.len(),
                 remaining.extra_in_user_index.len()
             ),
@@ -223,7 +225,7 @@ async fn run_user(
 }
 
 fn print_user_plan(user: &str, plan: &UserRepairPlan, out: &mut Output) -> Result<(), Failure> {
-    let key = format!("index:user:{user}");
+    let key = layout::user_index(user);
     if plan.add.is_empty() && plan.remove.is_empty() {
         out.text(&format!(
             "dry run: the repair would change nothing in {key}"

@@ -1,6 +1,6 @@
 //! `get <ID> [--json]`.
 
-use task_state_core::{TaskRecord, TaskRepository};
+use task_state_core::{layout, TaskRecord, TaskRepository};
 use task_state_redis::RedisTaskRepository;
 
 use crate::failure::Failure;
@@ -33,6 +33,6 @@ async fn stored_json(repo: &RedisTaskRepository, id: &str) -> Result<Vec<u8>, Fa
         .get_raw(id)
         .await?
         .ok_or_else(|| Failure::not_found(id))?;
-    TaskRecord::from_json_at(&format!("task:{id}"), &bytes)?;
+    TaskRecord::from_json_at(&layout::record_key(id), &bytes)?;
     Ok(bytes)
 }

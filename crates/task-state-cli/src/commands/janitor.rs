@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use task_state_redis::{ExpiryListener, ExpiryOptions, RedisTaskRepository};
+use task_state_redis::{Janitor, JanitorOptions, RedisTaskRepository};
 
 use crate::failure::Failure;
 
@@ -15,12 +15,7 @@ pub(crate) async fn run(
     allow_missing_notifications: bool,
     stats_interval: Duration,
 ) -> Result<(), Failure> {
-    let options = ExpiryOptions {
-        require_notifications: !allow_missing_notifications,
-        reconcile_interval,
-        ..ExpiryOptions::default()
-    };
-    let listener = ExpiryListener::start(repo.clone(), options).await?;
+    let janitor = start(repo, reconcile_interval, allow_missing_notifications).await?;
     tracing::info!(
         write_url = %repo.settings().write_url(),
         reconcile_interval_s = reconcile_interval.as_secs(),
@@ -34,19 +29,34 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             _ = &mut signal => break,
-            _ = ticks.tick() => log_counters(&listener, "janitor counters"),
+            _ = ticks.tick() => log_counters(&janitor, "janitor counters"),
         }
     }
     tracing::info!("stopping");
-    log_counters(&listener, "janitor stopped");
-    listener.stop().await;
+    log_counters(&janitor, "janitor stopped");
+    janitor.stop().await;
     Ok(())
 }
 
+/// The janitor on `repo` as the flags `--reconcile-interval` and
+/// `--allow-missing-notifications` ask, for `janitor` and `console --janitor`.
+pub(super) async fn start(
+    repo: &RedisTaskRepository,
+    reconcile_interval: Duration,
+    allow_missing_notifications: bool,
+) -> Result<Janitor, task_state_core::Error> {
+    let options = JanitorOptions {
+        require_notifications: !allow_missing_notifications,
+        reconcile_interval,
+        ..JanitorOptions::default()
+    };
+    Janitor::start(repo.clone(), options).await
+}
+
 /// One line with every counter, totals since the start.
-fn log_counters(listener: &ExpiryListener, what: &str) {
-    let stats = listener.stats();
-    let sweeps = listener.reconcile_stats();
+fn log_counters(janitor: &Janitor, what: &str) {
+    let stats = janitor.stats();
+    let sweeps = janitor.reconcile_stats();
     tracing::info!(
         messages = stats.messages,
         task_messages = stats.task_messages,

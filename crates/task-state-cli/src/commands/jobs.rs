@@ -9,8 +9,10 @@ pub(crate) async fn run(
     id: &str,
     job_ids: &[String],
 ) -> Result<(), Failure> {
-    match repo.set_jobs(id, job_ids).await? {
-        Some(_) => Ok(()),
-        None => Err(Failure::not_found(id)),
+    // The record is not printed: the backend need not send it.
+    if repo.set_jobs_ack(id, job_ids).await? {
+        Ok(())
+    } else {
+        Err(Failure::not_found(id))
     }
 }

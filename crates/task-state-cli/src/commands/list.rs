@@ -1,7 +1,7 @@
 //! `list [--service S] [--user U] [--status ST]... [--json]`.
 
 use futures::StreamExt;
-use task_state_core::{Error, Scope, TaskRepository, TaskRepositoryExt};
+use task_state_core::{layout, Error, Scope, TaskRepository, TaskRepositoryExt};
 use task_state_redis::BATCH_SIZE;
 
 use crate::cli::ListArgs;
@@ -61,7 +61,7 @@ pub(crate) async fn run(
 
 /// True for an error about an index key rather than a record.
 fn is_index(e: &Error) -> bool {
-    matches!(e, Error::WrongType { key, .. } if key.starts_with("index:"))
+    matches!(e, Error::WrongType { key, .. } if layout::is_index_key(key))
 }
 
 fn scope(service: Option<String>, user: Option<String>) -> Scope {

@@ -17,9 +17,11 @@ pub(crate) async fn run(repo: &dyn TaskRepository, id: &str, message: &str) -> R
     if message == "-" {
         return append_lines(repo, id, tokio::io::stdin()).await;
     }
-    match repo.append_log(id, message).await? {
-        Some(_) => Ok(()),
-        None => Err(Failure::not_found(id)),
+    // The record is not printed: the backend need not send it.
+    if repo.append_log_ack(id, message).await? {
+        Ok(())
+    } else {
+        Err(Failure::not_found(id))
     }
 }
 

@@ -1,19 +1,23 @@
 //! `logs <ID> [--tail N] [--since TIME] [--follow [--interval SECONDS]]`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use task_state_console::{LogRead, LogTail};
 use task_state_core::jiff::Timestamp;
 use task_state_core::{Error, LogEntry, TaskRecord, TaskRepository, TaskTime};
+use task_state_redis::{RecordWrites, RedisTaskRepository};
 
 use crate::cli::LogsArgs;
 use crate::failure::{Exit, Failure};
 use crate::output::Output;
 
-/// Prints the entries that `--since` and `--tail` select; with `--follow`, then polls every
-/// `--interval` and prints the entries added since, until the task reaches a terminal
-/// status (exit 0) or Ctrl-C (exit 130).
+/// Prints the entries that `--since` and `--tail` select; with `--follow`, then prints the
+/// entries added since, until the task reaches a terminal status (exit 0) or Ctrl-C (exit
+/// 130): read again at each write of the record where the server publishes keyspace
+/// notifications (and at the latest every `--interval`), every `--interval` where it does not.
 pub(crate) async fn run(
-    repo: &dyn TaskRepository,
+    repo: &RedisTaskRepository,
     args: LogsArgs,
     out: &mut Output,
 ) -> Result<(), Failure> {
@@ -115,6 +119,14 @@ impl Followed {
         }
     }
 
+    /// Takes in entries appended since the last read (a read of the record's tail).
+    fn appended(&mut self, entries: &[String]) {
+        self.seen += entries.len();
+        if let Some(last) = entries.last() {
+            self.last = Some(last.clone());
+        }
+    }
+
     /// Takes in a later read, made at `read_at`. A record is the one followed while its log
     /// begins with the entries already read and its `created_at` is the same; entries are
     /// only ever appended to a task's log, so anything else is a replacement, whose entries
@@ -150,30 +162,85 @@ fn stored_created_at(record: &TaskRecord, read_at: Timestamp) -> Option<TaskTime
     (created < read_at.as_microsecond()).then_some(record.created_at)
 }
 
-/// Reads the record every `interval` and prints what was appended. The record is read
-/// whole (the repository contract has no read of a log's tail), but only new entries are
-/// printed. A lost connection (a restarted server, a failover) is waited out with a
-/// warning on stderr: the client reconnects by itself, and following goes on.
+/// Follows the log of task `id` until it ends, woken by the record's writes where Redis
+/// publishes them ([`RecordWrites`], as the console's live log is) and polling every `interval`
+/// where it does not.
 async fn follow_until_terminal(
-    repo: &dyn TaskRepository,
+    repo: &RedisTaskRepository,
     id: &str,
     interval: Duration,
     selection: &Selection,
     out: &mut Output,
 ) -> Result<(), Failure> {
+    // Subscribed before the first read, so that no write after it goes unnoticed.
+    let wakes = match RecordWrites::connect(repo).await {
+        Ok(writes) => Some(writes),
+        Err(e) => {
+            tracing::info!(error = %e, "logs --follow polls: no keyspace notifications");
+            None
+        }
+    };
+    let bell = match &wakes {
+        Some(wakes) => wakes.watch(id).await,
+        None => None,
+    };
+    let followed = follow(
+        repo,
+        id,
+        Wait {
+            bell: bell.clone(),
+            interval,
+        },
+        selection,
+        out,
+    )
+    .await;
+    if let (Some(wakes), Some(_)) = (&wakes, &bell) {
+        wakes.unwatch(id).await;
+    }
+    followed
+}
+
+/// How the follower waits between two reads.
+struct Wait {
+    /// Rung at each write of the record, when the server publishes keyspace notifications.
+    bell: Option<Arc<tokio::sync::Notify>>,
+    /// The poll: with a bell, the longest wait (for writes made while the subscriber was
+    /// reconnecting); without one, the wait.
+    interval: Duration,
+}
+
+impl Wait {
+    async fn next(&self) {
+        match &self.bell {
+            Some(bell) => {
+                let _ = tokio::time::timeout(self.interval, bell.notified()).await;
+            }
+            None => tokio::time::sleep(self.interval).await,
+        }
+    }
+}
+
+/// Reads the log after each [`Wait`] and prints what was appended. It reads the record whole
+/// once, then only what is new where the record allows ([`LogTail`], shared with the
+/// console's live log), and whole again whenever it does not. A lost connection (a
+/// restarted server, a failover) is waited out with a warning on stderr, polling every
+/// `interval`: the client reconnects by itself, and following goes on.
+async fn follow(
+    repo: &RedisTaskRepository,
+    id: &str,
+    wait: Wait,
+    selection: &Selection,
+    out: &mut Output,
+) -> Result<(), Failure> {
+    let interval = wait.interval;
+    let mut tail = LogTail::new(id);
     let mut followed: Option<Followed> = None;
     let mut lost = false;
     loop {
         let read_at = Timestamp::now();
-        let record = match repo.get(id).await {
-            Ok(Some(record)) => record,
-            Ok(None) if followed.is_none() => return Err(Failure::not_found(id)),
-            Ok(None) => {
-                return Err(Failure::new(
-                    Exit::NotFound,
-                    format!("task {id:?} was deleted while followed"),
-                ))
-            }
+        let read = match tail.read(repo).await {
+            Ok(read) => read,
             Err(e @ Error::Backend { .. }) if followed.is_some() => {
                 if !lost {
                     tracing::warn!("lost Redis, still following: {e}");
@@ -188,32 +255,50 @@ async fn follow_until_terminal(
             tracing::warn!("Redis is back, following again");
             lost = false;
         }
-        match &mut followed {
-            None => {
+        let status = match (read, &mut followed) {
+            (LogRead::Whole(record), None) => {
                 selection.print_first(out, &record.logs)?;
                 followed = Some(Followed::new(&record, read_at));
+                record.status
             }
-            Some(followed) => match followed.next(&record, read_at) {
-                Read::Appended(logs) => selection.print(out, logs)?,
-                Read::Replaced { logs, created_at } => {
-                    out.flush()?;
-                    match created_at {
-                        Some(at) => tracing::warn!(
-                            "task {id:?} was replaced (created_at {at}); its log from the start:"
-                        ),
-                        None => tracing::warn!(
-                            "task {id:?} was replaced (its log no longer begins with the entries shown); its log from the start:"
-                        ),
+            (LogRead::Whole(record), Some(followed)) => {
+                match followed.next(&record, read_at) {
+                    Read::Appended(logs) => selection.print(out, logs)?,
+                    Read::Replaced { logs, created_at } => {
+                        out.flush()?;
+                        match created_at {
+                            Some(at) => tracing::warn!(
+                                "task {id:?} was replaced (created_at {at}); its log from the start:"
+                            ),
+                            None => tracing::warn!(
+                                "task {id:?} was replaced (its log no longer begins with the entries shown); its log from the start:"
+                            ),
+                        }
+                        selection.print(out, logs)?;
                     }
-                    selection.print(out, logs)?;
                 }
-            },
-        }
+                record.status
+            }
+            (LogRead::Appended(entries, status), followed) => {
+                selection.print(out, &entries)?;
+                if let Some(followed) = followed {
+                    followed.appended(&entries);
+                }
+                status
+            }
+            (LogRead::Missing, None) => return Err(Failure::not_found(id)),
+            (LogRead::Missing, Some(_)) => {
+                return Err(Failure::new(
+                    Exit::NotFound,
+                    format!("task {id:?} was deleted while followed"),
+                ))
+            }
+        };
         out.flush()?;
-        if record.status.is_terminal() {
+        if status.is_terminal() {
             return Ok(());
         }
-        tokio::time::sleep(interval).await;
+        wait.next().await;
     }
 }
 

@@ -14,16 +14,18 @@ pub(crate) async fn run(repo: &dyn TaskRepository, args: ResultArgs) -> Result<(
         (None, Some(path)) => Some(read_output(path)?),
         (None, None) => None,
     };
-    let updated = repo
-        .update_result(
+    // The record is not printed: the backend need not send it.
+    let applied = repo
+        .update_result_ack(
             &args.id,
             args.pod_status.as_deref(),
             launcher_output.as_deref(),
         )
         .await?;
-    match updated {
-        Some(_) => Ok(()),
-        None => Err(Failure::not_found(&args.id)),
+    if applied {
+        Ok(())
+    } else {
+        Err(Failure::not_found(&args.id))
     }
 }
 

@@ -23,14 +23,16 @@ pub(crate) async fn run(
         return Ok(out.line(record.status.as_str())?);
     };
     let log = args.log.as_deref();
-    let updated = if args.only_if.is_empty() {
-        repo.set_status(&args.id, status, log).await?
+    // The record is not printed: the backend need not send it.
+    let applied = if args.only_if.is_empty() {
+        repo.set_status_ack(&args.id, status, log).await?
     } else {
-        repo.transition(&args.id, &args.only_if, status, log)
+        repo.transition_ack(&args.id, &args.only_if, status, log)
             .await?
     };
-    match updated {
-        Some(_) => Ok(()),
-        None => Err(Failure::not_found(&args.id)),
+    if applied {
+        Ok(())
+    } else {
+        Err(Failure::not_found(&args.id))
     }
 }

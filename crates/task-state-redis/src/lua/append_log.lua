@@ -5,9 +5,11 @@
 -- ARGV[1] ttl in seconds       ARGV[2] updated_at as a JSON string
 -- ARGV[3] 'record' to return the updated record, 'ack' to return ''
 -- ARGV[4..] log entries as JSON strings
+-- variant: SINGLE_NODE (lib/commit.lua) or, on a Redis Cluster, CLUSTER (lib/cluster.lua),
+-- as scripts.rs builds this script.
 -- Returns {'missing'} when the task does not exist, else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
-local meta = metadata_plan(KEYS[2])
+local meta = variant.metadata_plan(KEYS[2])
 local entries = argv_from(4)
 local rec, text = quick_append(KEYS[1], meta, ARGV[2], entries)
 if not rec then
@@ -19,4 +21,4 @@ if not rec then
   stamp(rec, ARGV[2])
   append_entries(rec, entries)
 end
-return applied(commit(rec, meta, ttl_ms), ARGV[3])
+return variant.applied(variant.commit(rec, meta, ttl_ms), ARGV[3])

@@ -18,7 +18,7 @@ for i = 2, #ARGV do
   if gone then
     -- no key is built from it
   elseif service then
-    gone = redis.call('SCARD', 'index:service:' .. service .. ':user:' .. member) == 0
+    gone = redis.call('SCARD', service_user_index(service, member)) == 0
   else
     gone = not holds_record(record_key(member))
   end

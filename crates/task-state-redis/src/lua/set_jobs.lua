@@ -8,12 +8,14 @@
 -- ARGV[3] 'record' to return the updated record, 'ack' to return ''
 -- ARGV[4] the job ids as a JSON array of strings
 -- ARGV[5] the member name for a record that has neither: 'jobs' or 'active_jobs'
+-- variant: SINGLE_NODE (lib/commit.lua) or, on a Redis Cluster, CLUSTER (lib/cluster.lua),
+-- as scripts.rs builds this script.
 -- Returns {'missing'} when the task does not exist, else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
 if ARGV[5] ~= 'jobs' and ARGV[5] ~= 'active_jobs' then
   fail('TSINVALID', 'jobs field', 'must be jobs or active_jobs')
 end
-local meta = metadata_plan(KEYS[2])
+local meta = variant.metadata_plan(KEYS[2])
 local rec = read_record(KEYS[1], meta.layout)
 if not rec then return {'missing'} end
 local names = {}
@@ -23,4 +25,4 @@ end
 if #names == 0 then names[1] = ARGV[5] end
 for _, name in ipairs(names) do set_member(rec, name, ARGV[4]) end
 stamp(rec, ARGV[2])
-return applied(commit(rec, meta, ttl_ms), ARGV[3])
+return variant.applied(variant.commit(rec, meta, ttl_ms), ARGV[3])

@@ -7,10 +7,12 @@
 -- ARGV[4] the new status as a JSON string
 -- ARGV[5] allowed current statuses, space separated ('' allows any)
 -- ARGV[6..] log entries as JSON strings
+-- variant: SINGLE_NODE (lib/commit.lua) or, on a Redis Cluster, CLUSTER (lib/cluster.lua),
+-- as scripts.rs builds this script.
 -- Returns {'missing'} when the task does not exist, {'conflict', current status} when the
 -- current status is not allowed (nothing written), else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
-local meta = metadata_plan(KEYS[2])
+local meta = variant.metadata_plan(KEYS[2])
 local entries = argv_from(6)
 -- A record whose hint is trusted is not scanned (lib/edit.lua); else it is read whole.
 local rec, text, trusted = quick_status(KEYS[1], meta)
@@ -36,4 +38,4 @@ else
   stamp(rec, ARGV[2])
   append_entries(rec, entries)
 end
-return applied(commit(rec, meta, ttl_ms), ARGV[3])
+return variant.applied(variant.commit(rec, meta, ttl_ms), ARGV[3])

@@ -6,9 +6,11 @@
 -- ARGV[3] 'record' to return the updated record, 'ack' to return ''
 -- ARGV[4] pod_status as a JSON string, or '' to keep it
 -- ARGV[5] launcher_output as a JSON string, or '' to keep it
+-- variant: SINGLE_NODE (lib/commit.lua) or, on a Redis Cluster, CLUSTER (lib/cluster.lua),
+-- as scripts.rs builds this script.
 -- Returns {'missing'} when the task does not exist, else {'applied', record or ''}.
 local ttl_ms = checked_ttl(ARGV[1])
-local meta = metadata_plan(KEYS[2])
+local meta = variant.metadata_plan(KEYS[2])
 local rec = read_record(KEYS[1], meta.layout)
 if not rec then return {'missing'} end
 local function given(v)
@@ -17,4 +19,4 @@ local function given(v)
 end
 set_result(rec, given(ARGV[4]), given(ARGV[5]))
 stamp(rec, ARGV[2])
-return applied(commit(rec, meta, ttl_ms), ARGV[3])
+return variant.applied(variant.commit(rec, meta, ttl_ms), ARGV[3])

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use task_state_core::{ManualClock, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{server_or_skip, test_redis_or_skip, RedisServer, TestRedis};
-use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
+use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, WritePath};
 
 /// A repository on a fresh private server, with the system clock.
 pub async fn fresh() -> Option<(RedisServer, RedisTaskRepository)> {
@@ -23,6 +23,23 @@ pub async fn fresh() -> Option<(RedisServer, RedisTaskRepository)> {
 pub async fn suite_store() -> Option<(TestRedis, RedisTaskRepository)> {
     let redis = test_redis_or_skip().await?;
     let repo = RedisTaskRepository::connect(settings_for(&redis.url()))
+        .await
+        .expect("connect to the test Redis");
+    Some((redis, repo))
+}
+
+/// [`suite_store`] with mutations forced onto `path`.
+pub async fn suite_store_on(path: WritePath) -> Option<(TestRedis, RedisTaskRepository)> {
+    let redis = test_redis_or_skip().await?;
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(redis.url())
+        .with_timezone("Asia/Seoul")
+        .with_command_timeout(Duration::from_secs(5))
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_write_path(path)
+        .build()
+        .unwrap();
+    let repo = RedisTaskRepository::connect(settings)
         .await
         .expect("connect to the test Redis");
     Some((redis, repo))
@@ -81,7 +98,7 @@ impl task_state_core::conformance::RawRecords for Raw {
     async fn plant_raw(&self, task_id: &str, text: &str) {
         use fred::prelude::KeysInterface;
         self.0
-            .writer()
+            .raw_writer()
             .next()
             .set::<(), _, _>(format!("task:{task_id}"), text, None, None, false)
             .await

@@ -11,7 +11,7 @@ use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::RedisTaskRepository;
 
 async fn members(repo: &RedisTaskRepository, key: &str) -> Vec<String> {
-    let mut members: Vec<String> = repo.writer().next().smembers(key).await.unwrap();
+    let mut members: Vec<String> = repo.raw_writer().next().smembers(key).await.unwrap();
     members.sort();
     members
 }
@@ -25,7 +25,7 @@ async fn save_as(repo: &RedisTaskRepository, id: &str, service: &str, user: &str
 async fn name_in_metadata(repo: &RedisTaskRepository, id: &str, service: &str, user: &str) {
     let fields = vec![("service", service), ("user_id", user)];
     let key = layout::metadata_key(id);
-    let _: () = repo.writer().next().hset(key, fields).await.unwrap();
+    let _: () = repo.raw_writer().next().hset(key, fields).await.unwrap();
 }
 
 async fn holds(repo: &RedisTaskRepository, key: &str, member: &str) -> bool {
@@ -35,7 +35,7 @@ async fn holds(repo: &RedisTaskRepository, key: &str, member: &str) -> bool {
 /// Another writer stores task `id`'s record as one of `service` and `user` and indexes it
 /// there, as the Python package's save does, leaving the metadata hash as it was.
 async fn store_as_another_writer(repo: &RedisTaskRepository, id: &str, service: &str, user: &str) {
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     let record = TaskRecord::new(id, service, user, TaskStatus::Running);
     let _: () = client
         .set(layout::record_key(id), record.to_json(), None, None, false)
@@ -85,7 +85,7 @@ pub async fn delete_cleans_the_indexes_of_the_metadata_and_of_the_record(
         .await
         .is_empty());
     assert_in(repo, "own-2", "own-b", "bob").await;
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     for key in [layout::record_key("own-1"), layout::metadata_key("own-1")] {
         let left: i64 = client.exists(&key).await.unwrap();
         assert_eq!(left, 0, "{key} is left");
@@ -120,7 +120,7 @@ pub async fn save_moves_out_of_the_indexes_of_the_metadata_and_of_the_record(
     assert_left(repo, "own-3", "mv-b", "bob").await;
     assert_left(repo, "own-3", "mv-c", "carol").await;
     let owner: Vec<Option<String>> = repo
-        .writer()
+        .raw_writer()
         .next()
         .hmget(layout::metadata_key("own-3"), vec!["service", "user_id"])
         .await
@@ -132,7 +132,7 @@ pub async fn save_moves_out_of_the_indexes_of_the_metadata_and_of_the_record(
 /// `own-x`) or whose user is empty names no owner: an edit, a save and a delete clean the
 /// indexes of the owner the record names and touch no key built from those names.
 pub async fn metadata_names_that_cannot_be_keys_build_no_key(repo: &RedisTaskRepository) {
-    let client = repo.writer().next();
+    let client = repo.raw_writer().next();
     // Sets that hold the ids, at the keys such names would build.
     let decoys = [
         "index:service:own-x:user:eve",

@@ -133,43 +133,6 @@ local function write_metadata(meta, service, user_id, ttl, layout)
   refresh_ttl(meta.key, meta.pttl, need, refresh_headroom(ttl))
 end
 
--- Where byte p of the record (outside every edited range) stands after the edits.
-local function position_after(rec, p)
-  local shift = 0
-  for _, e in ipairs(rec.edits) do
-    if e[1] <= p and e[2] < p then shift = shift + #e[3] - (e[2] - e[1] + 1) end
-  end
-  return p + shift
-end
-
--- The layout hint for the edited text: where updated_at's new value and the last log entry
--- stand. nil where the edits do not say (no updated_at or no log entry before the edit).
-local function next_hint(rec, text)
-  local u_from, u_to, last, s_from, s_to
-  if rec.hint then
-    local h = rec.hint
-    u_from, u_to, last, s_from, s_to = h.u_from, h.u_to, h.last, h.s_from, h.s_to
-  else
-    local u, logs, status = rec.by_name.updated_at, rec.by_name.logs, rec.by_name.status
-    if not (u and logs and logs.last and status) then return nil end
-    u_from, u_to, last, s_from, s_to = u.from, u.to, logs.last, status.from, status.to
-  end
-  -- A hint of version 2 says nothing of the status: nor does the next one, until a scan.
-  if not s_from then return nil end
-  local stamp, appended, status_json = nil, 0, nil
-  for _, e in ipairs(rec.edits) do
-    if e[1] == u_from and e[2] == u_to then stamp = e[3] end
-    if e[1] == last + 1 and e[2] == last then appended = #e[3] end
-    if e[1] == s_from and e[2] == s_to then status_json = e[3] end
-  end
-  if not stamp then return nil end
-  local new_u, new_s = position_after(rec, u_from), position_after(rec, s_from)
-  local new_s_to = position_after(rec, s_to)
-  if status_json then new_s_to = new_s + #status_json - 1 end
-  return hint_for(text, new_u, new_u + #stamp - 1, position_after(rec, last) + appended,
-    new_s, new_s_to, rec.service, rec.user_id)
-end
-
 -- Writes an edited record (read_record or quick_append, then edits) with its metadata (meta,
 -- from metadata_plan) and indexes; ttl_ms from checked_ttl. A task whose metadata names
 -- another owner than the record leaves that owner's indexes (an edit does not change the
@@ -206,3 +169,9 @@ local function argv_from(first)
   for i = first, #ARGV do list[#list + 1] = ARGV[i] end
   return list
 end
+
+-- The SINGLE_NODE variant of the editing scripts (lib/cluster.lua has the CLUSTER one): the
+-- metadata hash read whole (metadata_plan, lib/hint.lua), then the record, its metadata and
+-- its indexes written together. scripts.rs gives each editing script one variant or the
+-- other as its local `variant`.
+local SINGLE_NODE = {metadata_plan = metadata_plan, commit = commit, applied = applied}

@@ -2,8 +2,11 @@
 -- of the text (an insertion has to = from - 1) with JSON that the client encoded; the bytes
 -- outside the edits stay exactly as they were.
 
+-- An edit is {from, to, json, order}: order (the number of edits before it) keeps two
+-- insertions at one position in the order they were made.
 local function edit(rec, from, to, json)
-  rec.edits[#rec.edits + 1] = {from, to, json, #rec.edits}
+  local edits = rec.edits
+  edits[#edits + 1] = {from = from, to = to, json = json, order = #edits}
 end
 
 -- Inserts members (`"name":json`, comma separated) after the last member of the object whose
@@ -58,7 +61,9 @@ end
 -- keeping its other members; a null or absent result becomes a whole new one.
 local function set_result(rec, pod_status, launcher_output)
   local result = rec.by_name.result
-  local given = {{'pod_status', pod_status}, {'launcher_output', launcher_output}}
+  local given = {
+    {name = 'pod_status', json = pod_status}, {name = 'launcher_output', json = launcher_output},
+  }
   if not (result and result.fields) then
     set_member(rec, 'result', '{"pod_status":' .. (pod_status or 'null') ..
       ',"launcher_output":' .. (launcher_output or 'null') .. '}')
@@ -66,7 +71,7 @@ local function set_result(rec, pod_status, launcher_output)
   end
   local added = {}
   for _, f in ipairs(given) do
-    local name, json = f[1], f[2]
+    local name, json = f.name, f.json
     local field = result.by_name[name]
     if json and field then
       edit(rec, field.from, field.to, json)
@@ -80,12 +85,14 @@ end
 -- The record's text with the edits applied.
 local function edited_text(rec)
   local edits = rec.edits
-  table.sort(edits, function(x, y) return x[1] < y[1] or (x[1] == y[1] and x[4] < y[4]) end)
+  table.sort(edits, function(x, y)
+    return x.from < y.from or (x.from == y.from and x.order < y.order)
+  end)
   local out, pos, s = {}, 1, rec.s
   for _, e in ipairs(edits) do
-    out[#out + 1] = sub(s, pos, e[1] - 1)
-    out[#out + 1] = e[3]
-    pos = e[2] + 1
+    out[#out + 1] = sub(s, pos, e.from - 1)
+    out[#out + 1] = e.json
+    pos = e.to + 1
   end
   out[#out + 1] = sub(s, pos)
   return table.concat(out)

@@ -49,6 +49,44 @@ local function trusted_hint(s, hint)
   return hint_fields(version, rest)
 end
 
+-- Where byte p of an edited record (lib/edit.lua; p outside every edited range) stands after
+-- the edits.
+local function position_after(rec, p)
+  local shift = 0
+  for _, e in ipairs(rec.edits) do
+    if e.from <= p and e.to < p then shift = shift + #e.json - (e.to - e.from + 1) end
+  end
+  return p + shift
+end
+
+-- The layout hint for the edited text: where updated_at's new value and the last log entry
+-- stand. nil where the edits do not say (no updated_at or no log entry before the edit).
+local function next_hint(rec, text)
+  local u_from, u_to, last, s_from, s_to
+  if rec.hint then
+    local h = rec.hint
+    u_from, u_to, last, s_from, s_to = h.u_from, h.u_to, h.last, h.s_from, h.s_to
+  else
+    local u, logs, status = rec.by_name.updated_at, rec.by_name.logs, rec.by_name.status
+    if not (u and logs and logs.last and status) then return nil end
+    u_from, u_to, last, s_from, s_to = u.from, u.to, logs.last, status.from, status.to
+  end
+  -- A hint of version 2 says nothing of the status: nor does the next one, until a scan.
+  if not s_from then return nil end
+  local stamp, appended, status_json = nil, 0, nil
+  for _, e in ipairs(rec.edits) do
+    if e.from == u_from and e.to == u_to then stamp = e.json end
+    if e.from == last + 1 and e.to == last then appended = #e.json end
+    if e.from == s_from and e.to == s_to then status_json = e.json end
+  end
+  if not stamp then return nil end
+  local new_u, new_s = position_after(rec, u_from), position_after(rec, s_from)
+  local new_s_to = position_after(rec, s_to)
+  if status_json then new_s_to = new_s + #status_json - 1 end
+  return hint_for(text, new_u, new_u + #stamp - 1, position_after(rec, last) + appended,
+    new_s, new_s_to, rec.service, rec.user_id)
+end
+
 -- The metadata hash at key: its service, user_id and layout fields, and its PTTL. Read (and
 -- its type checked) before anything is written.
 local function metadata_plan(key)

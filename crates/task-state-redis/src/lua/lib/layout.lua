@@ -1,11 +1,17 @@
--- lib/layout.lua: the key names of the layout (the same as task_state_core::layout) and the
--- rule for TTLs: a write only ever extends a key's TTL, never shortens it.
+-- lib/layout.lua: the key names of the layout and the rule for TTLs: a write only ever
+-- extends a key's TTL, never shortens it.
+--
+-- The names and limits are task_state_core::layout's: each marker below (a constant's name
+-- between two @) is replaced by the value of the Rust constant when scripts.rs builds the
+-- scripts, so that each is written down once.
 
-local TASK_PREFIX, METADATA_SUFFIX = 'task:', ':metadata'
-local TASK_INDEX = 'index:tasks'
+local TASK_PREFIX, METADATA_SUFFIX = '@TASK_PREFIX@', '@METADATA_SUFFIX@'
+local TASK_INDEX = '@TASK_INDEX@'
+local SERVICE_PREFIX, USER_PREFIX = '@SERVICE_PREFIX@', '@USER_PREFIX@'
+local USERS_SUFFIX, USER_INFIX = '@USERS_SUFFIX@', '@USER_INFIX@'
 -- How long the metadata hash outlives the record, in milliseconds: long enough for the expiry
 -- cleanup to read which indexes hold the id.
-local METADATA_GRACE_MS = 60000
+local METADATA_GRACE_MS = @METADATA_GRACE_MS@
 -- How much longer than its record an index is kept, in milliseconds. Redis does not read the
 -- clock the same way for every expiry command of a script (SET's PX and PEXPIRE can differ by
 -- the time the script has run), so an index given exactly the record's TTL could expire a few
@@ -22,7 +28,7 @@ local function refresh_headroom(ttl)
 end
 -- The longest TTL a script accepts, in seconds (100 years of 365.25 days): Redis refuses
 -- expiry times that overflow, and a refusal half-way through a script would leave it half done.
-local MAX_TTL_SECONDS = 3155760000
+local MAX_TTL_SECONDS = @MAX_TTL_SECONDS@
 
 local function record_key(id) return TASK_PREFIX .. id end
 local function metadata_key(id) return TASK_PREFIX .. id .. METADATA_SUFFIX end
@@ -38,14 +44,19 @@ end
 -- task puts there; ORDER lists the names in the order they are written.
 local INDEX_ORDER = {'tasks', 'service', 'service_users', 'service_user', 'user'}
 local function indexes_of(id, service, user_id)
-  local service_key = 'index:service:' .. service
+  local service_key = SERVICE_PREFIX .. service
   return {
     tasks = {key = TASK_INDEX, member = id},
     service = {key = service_key, member = id},
-    service_users = {key = service_key .. ':users', member = user_id},
-    service_user = {key = service_key .. ':user:' .. user_id, member = id},
-    user = {key = 'index:user:' .. user_id, member = id},
+    service_users = {key = service_key .. USERS_SUFFIX, member = user_id},
+    service_user = {key = service_key .. USER_INFIX .. user_id, member = id},
+    user = {key = USER_PREFIX .. user_id, member = id},
   }
+end
+
+-- index:service:{service}:user:{user_id}, the ids of a user's tasks in a service.
+local function service_user_index(service, user_id)
+  return SERVICE_PREFIX .. service .. USER_INFIX .. user_id
 end
 
 -- The task id of a record key.

@@ -1,6 +1,7 @@
-//! Where the members a quick edit touches stand in a record this crate encoded, so that a
-//! `save` can leave a layout hint (`lua/lib/hint.lua`) and the first status change or append
-//! after it need not scan the record. The client makes the whole hint, its SHA1 included, so
+//! The layout hint on the client's side (the rest of it is `lua/lib/hint.lua`): where the
+//! members a quick edit touches stand in a record this crate encoded, so that a `save` can
+//! leave a layout hint and the first status change or append after it need not scan the
+//! record. The client makes the whole hint, its SHA1 included, so
 //! that the server does not hash the record twice; a hint whose SHA1 were wrong would only
 //! fail to be trusted.
 //!

@@ -1,0 +1,83 @@
+//! How a mutation writes: by the script, or optimistically (WATCH/MULTI/EXEC or SET IFEQ).
+
+use std::fmt;
+
+use task_state_core::{Error, Result};
+
+use super::WRITE_PATH_VAR;
+
+/// How a mutation that edits a record (`set_status`, `transition`, `append_log(s)`,
+/// `update_result`, `set_jobs`) writes it. `save`, `create` and `delete` always run their
+/// script.
+///
+/// The optimistic paths read the record, edit its text in Rust (every byte outside the
+/// edited values kept) and write it back with the same index and metadata writes as the
+/// script; what they do not support (a record that does not decode, a task whose metadata
+/// names another owner, a member given twice, a key of the wrong type) and a write that
+/// raced another writer go to the script, which the server serialises. See
+/// `docs/redis.md` ("The write path") for what each costs and guarantees.
+///
+/// ```
+/// use task_state_redis::{RedisRepositorySettings, WritePath};
+/// let settings = RedisRepositorySettings::builder()
+///     .with_write_url("redis://127.0.0.1:6379")
+///     .with_write_path(WritePath::Script)
+///     .build()
+///     .unwrap();
+/// assert_eq!(settings.write_path(), WritePath::Script);
+/// assert_eq!("watch".parse::<WritePath>().unwrap(), WritePath::Watch);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WritePath {
+    /// [`IfEq`](Self::IfEq) on a server that has `SET … IFEQ` (Valkey 8.1 and later), else
+    /// [`Watch`](Self::Watch), read from the server's version when the first mutation runs;
+    /// [`Script`](Self::Script) on a cluster.
+    Auto,
+    /// The default: every mutation runs its Lua script (one round trip; the server's cost
+    /// grows with the record). It stays the default until the optimistic paths match its
+    /// throughput at 16 writes in flight on small records (see docs/benchmarks.md).
+    #[default]
+    Script,
+    /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
+    /// Rust, then `MULTI` … `EXEC`; the script after a conflict. Not on a cluster (the
+    /// script runs there).
+    Watch,
+    /// Read, edit in Rust, then `SET … IFEQ <the text read>` (Valkey 8.1 and later), and the
+    /// index and metadata writes after it; the script after a conflict. Where the server
+    /// lacks `IFEQ`, [`Watch`](Self::Watch).
+    IfEq,
+}
+
+impl WritePath {
+    /// The name [`WRITE_PATH_VAR`] takes: `auto`, `script`, `watch` or `ifeq`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WritePath::Auto => "auto",
+            WritePath::Script => "script",
+            WritePath::Watch => "watch",
+            WritePath::IfEq => "ifeq",
+        }
+    }
+}
+
+impl fmt::Display for WritePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for WritePath {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(WritePath::Auto),
+            "script" => Ok(WritePath::Script),
+            "watch" => Ok(WritePath::Watch),
+            "ifeq" => Ok(WritePath::IfEq),
+            _ => Err(Error::Config(format!(
+                "{WRITE_PATH_VAR}: {text:?} is not auto, script, watch or ifeq"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! One optimistic attempt of an edit: the reads, the edit, the guarded write.
+
+use fred::clients::Client;
+use fred::interfaces::ClientLike;
+use fred::prelude::{Error as FredError, Value};
+use fred::types::CustomCommand;
+use task_state_core::layout::{key_owner, TaskIndexes};
+use task_state_core::{Result, TaskRecord};
+
+use super::edit::{edited, Edit};
+use crate::keys;
+use crate::repository::RedisTaskRepository;
+
+/// How far an index set outlives its record (`INDEX_MARGIN_MS` of `lua/lib/layout.lua`).
+const INDEX_MARGIN_MS: i64 = 1_000;
+/// How far the metadata hash outlives its record (`METADATA_GRACE_MS`).
+const METADATA_GRACE_MS: i64 = 60_000;
+/// The longest headroom a refreshed TTL gets (`REFRESH_HEADROOM_MAX_MS`).
+const REFRESH_HEADROOM_MAX_MS: i64 = 3_600_000;
+
+/// How an attempt makes sure that nothing changed the record between its read and its write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Guard {
+    /// `WATCH` the record and metadata keys, `MULTI` … `EXEC`, on a connection of its own.
+    Watch,
+    /// `SET … IFEQ` the text read (Valkey 8.1 and later).
+    IfEq,
+}
+
+/// What one attempt did.
+#[derive(Debug)]
+pub(super) enum Attempt {
+    /// Written: the new record, and the owner it names.
+    Applied(String, Owner),
+    /// No such task (no key, or an empty string): nothing written.
+    Missing,
+    /// A transition refused: the task's current status, nothing written.
+    Refused(String),
+    /// Another writer changed the record (or its metadata) between the read and the write:
+    /// nothing written.
+    Raced,
+    /// A case left to the script: nothing written.
+    Unsupported(&'static str),
+}
+
+/// The edit to make and what it needs.
+pub(super) struct Request<'a> {
+    pub(super) task_id: &'a str,
+    pub(super) edit: &'a Edit<'a>,
+    /// `updated_at` as a JSON string.
+    pub(super) stamp: &'a str,
+    /// The TTL setting, in milliseconds.
+    pub(super) ttl_ms: i64,
+    /// The owner an earlier edit of the task found, if any: a guess that the reads check.
+    pub(super) owner: Option<&'a Owner>,
+}
+
+/// The owner of a task: its service and user id.
+pub(super) type Owner = (String, String);
+
+/// A command and its arguments, to be sent in a pipeline.
+type Command = (&'static str, Vec<Value>);
+
+fn command<V: Into<Value>>(name: &'static str, args: impl IntoIterator<Item = V>) -> Command {
+    (name, args.into_iter().map(Into::into).collect())
+}
+
+/// Sends `commands` in one pipeline on `client` and returns each reply.
+async fn send(
+    client: &Client,
+    commands: Vec<Command>,
+) -> Vec<std::result::Result<Value, FredError>> {
+    let pipeline = client.pipeline();
+    for (name, args) in commands {
+        let queued: std::result::Result<(), FredError> = pipeline
+            .custom(CustomCommand::new_static(name, None::<u16>, false), args)
+            .await;
+        if let Err(e) = queued {
+            return vec![Err(e)];
+        }
+    }
+    pipeline.try_all::<Value>().await
+}
+
+/// Every reply of `commands`, or `None` when one failed (a key of the wrong type, a dropped
+/// connection): a read that changed nothing, left to the script.
+async fn read(client: &Client, commands: Vec<Command>) -> Option<Vec<Value>> {
+    send(client, commands)
+        .await
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()
+        .ok()
+}
+
+fn int(value: Option<&Value>) -> Option<i64> {
+    match value {
+        Some(Value::Integer(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    value.and_then(crate::scan::text)
+}
+
+/// One attempt of `request` on `client` under `guard`.
+///
+/// # Errors
+/// Only of the write (see [`super::optimistic`]).
+pub(super) async fn attempt(
+    repo: &RedisTaskRepository,
+    client: &Client,
+    request: &Request<'_>,
+    guard: Guard,
+) -> Result<Attempt> {
+    let outcome = prepare(client, request, guard).await;
+    let (plan, writes) = match outcome {
+        Ok(prepared) => prepared,
+        Err(outcome) => {
+            if guard == Guard::Watch {
+                // What the connection watched must not abort its next edit.
+                let _ = send(client, vec![command::<&str>("UNWATCH", [])]).await;
+            }
+            return Ok(outcome);
+        }
+    };
+    match guard {
+        Guard::Watch => write_watched(repo, client, request, plan, writes).await,
+        Guard::IfEq => write_ifeq(repo, client, request, plan, writes).await,
+    }
+}
+
+/// What the reads found, for the write.
+pub(super) struct Plan {
+    old: String,
+    new: String,
+    /// The record's TTL to write (-1: none), and its PTTL read.
+    ttl: i64,
+    record_pttl: i64,
+    /// The owner the record names (its index sets).
+    owner: Owner,
+}
+
+/// What the first reads found of the record and its metadata hash.
+struct Found {
+    old: String,
+    record_pttl: i64,
+    meta_service: Option<String>,
+    meta_user: Option<String>,
+    has_layout: bool,
+    meta_pttl: i64,
+}
+
+/// The five index sets of a task `id` of `owner`, each with the member the task puts there,
+/// in `INDEX_ORDER` of `lua/lib/layout.lua`.
+fn index_sets<'a>(
+    indexes: &'a TaskIndexes,
+    id: &'a str,
+    owner: &'a Owner,
+) -> [(&'a str, &'a str); 5] {
+    [
+        (indexes.tasks.as_str(), id),
+        (indexes.service.as_str(), id),
+        (indexes.service_users.as_str(), owner.1.as_str()),
+        (indexes.service_user.as_str(), id),
+        (indexes.user.as_str(), id),
+    ]
+}
+
+/// The reads of `index_plan`: the membership and TTL of each of the task's index sets.
+fn index_reads(id: &str, owner: &Owner) -> Vec<Command> {
+    let indexes = TaskIndexes::of(&owner.0, &owner.1);
+    let mut reads = Vec::with_capacity(10);
+    for (key, member) in index_sets(&indexes, id, owner) {
+        reads.push(command("SISMEMBER", [key, member]));
+        reads.push(command("PTTL", [key]));
+    }
+    reads
+}
+
+/// The reads and the edit: the plan and the index and metadata writes, or the outcome when
+/// nothing is to be written. Where the request guesses the owner (the one an earlier edit
+/// of the task found), the index sets are read with the record, in one round trip, and used
+/// only when the record names that owner.
+async fn prepare(
+    client: &Client,
+    request: &Request<'_>,
+    guard: Guard,
+) -> std::result::Result<(Plan, Vec<Command>), Attempt> {
+    let id = request.task_id;
+    let (rkey, mkey) = (keys::record(id), keys::metadata(id));
+    let mut reads = Vec::new();
+    if guard == Guard::Watch {
+        reads.push(command("WATCH", [rkey.as_str(), mkey.as_str()]));
+    }
+    let first = reads.len();
+    reads.push(command("GET", [rkey.as_str()]));
+    reads.push(command("PTTL", [rkey.as_str()]));
+    reads.push(command(
+        "HMGET",
+        [mkey.as_str(), "service", "user_id", "layout"],
+    ));
+    reads.push(command("PTTL", [mkey.as_str()]));
+    if let Some(guess) = request.owner {
+        reads.extend(index_reads(id, guess));
+    }
+    let mut replies = read(client, reads)
+        .await
+        .ok_or(Attempt::Unsupported("a read failed"))?;
+    let guessed = replies.split_off(first + 4);
+    let found = found(&replies[first..])?;
+    let (owner, new) = edit(&found, request)?;
+    let index = if request.owner == Some(&owner) {
+        guessed
+    } else {
+        read(client, index_reads(id, &owner))
+            .await
+            .ok_or(Attempt::Unsupported("an index read failed"))?
+    };
+    let ttl = longer_ttl(found.record_pttl, request.ttl_ms);
+    let writes = writes(id, &found, &owner, &new, ttl, &index)?;
+    let plan = Plan {
+        old: found.old,
+        new,
+        ttl,
+        record_pttl: found.record_pttl,
+        owner,
+    };
+    Ok((plan, writes))
+}
+
+/// The replies of `GET`, `PTTL` of the record, `HMGET` and `PTTL` of the metadata hash.
+fn found(replies: &[Value]) -> std::result::Result<Found, Attempt> {
+    let old = match replies.first() {
+        Some(Value::Null) | None => return Err(Attempt::Missing),
+        Some(Value::String(s)) if s.is_empty() => return Err(Attempt::Missing),
+        Some(Value::Bytes(b)) if b.is_empty() => return Err(Attempt::Missing),
+        Some(value) => crate::scan::text(value).ok_or(Attempt::Unsupported("not UTF-8"))?,
+    };
+    let record_pttl = int(replies.get(1)).ok_or(Attempt::Unsupported("PTTL"))?;
+    let meta = match replies.get(2) {
+        Some(Value::Array(fields)) => fields,
+        _ => return Err(Attempt::Unsupported("HMGET")),
+    };
+    let meta_pttl = int(replies.get(3)).ok_or(Attempt::Unsupported("PTTL"))?;
+    Ok(Found {
+        old,
+        record_pttl,
+        meta_service: text(meta.first()),
+        meta_user: text(meta.get(1)),
+        has_layout: !matches!(meta.get(2), Some(Value::Null) | None),
+        meta_pttl,
+    })
+}
+
+/// The record decoded (the scripts' check), the owner it names and the edited text; or why
+/// nothing is written.
+fn edit(found: &Found, request: &Request<'_>) -> std::result::Result<(Owner, String), Attempt> {
+    let record =
+        TaskRecord::from_json(&found.old).map_err(|_| Attempt::Unsupported("no record"))?;
+    let Some(owner) = key_owner(&record.service, &record.user_id) else {
+        return Err(Attempt::Unsupported("names that cannot be keys"));
+    };
+    if !request.edit.allows(record.status.as_str()) {
+        return Err(Attempt::Refused(record.status.as_str().to_owned()));
+    }
+    // A task whose metadata names another owner leaves that owner's indexes: the script's.
+    let meta_owner = found
+        .meta_service
+        .as_deref()
+        .zip(found.meta_user.as_deref())
+        .and_then(|(s, u)| key_owner(s, u));
+    if meta_owner.is_some_and(|named| named != owner) {
+        return Err(Attempt::Unsupported("the metadata names another owner"));
+    }
+    let new = edited(&found.old, request.edit, request.stamp).map_err(Attempt::Unsupported)?;
+    Ok((owner, new))
+}
+
+/// The index and metadata writes the script's `commit` would make after the record's `SET`
+/// of TTL `ttl`, from the replies `index` of [`index_reads`].
+fn writes(
+    id: &str,
+    found: &Found,
+    owner: &Owner,
+    new: &str,
+    ttl: i64,
+    index: &[Value],
+) -> std::result::Result<Vec<Command>, Attempt> {
+    let headroom = if ttl == -1 {
+        0
+    } else {
+        (ttl / 10).min(REFRESH_HEADROOM_MAX_MS)
+    };
+    let mut writes = Vec::new();
+    let need = if ttl == -1 { -1 } else { ttl + INDEX_MARGIN_MS };
+    let indexes = TaskIndexes::of(&owner.0, &owner.1);
+    for (n, (key, member)) in index_sets(&indexes, id, owner).into_iter().enumerate() {
+        if int(index.get(2 * n)) != Some(1) {
+            writes.push(command("SADD", [key, member]));
+        }
+        let current = int(index.get(2 * n + 1)).ok_or(Attempt::Unsupported("PTTL"))?;
+        refresh_ttl(&mut writes, key, current, need, headroom);
+    }
+    let (service, user_id) = owner;
+    let mkey = keys::metadata(id);
+    if found.meta_service.as_deref() != Some(service.as_str())
+        || found.meta_user.as_deref() != Some(user_id.as_str())
+    {
+        writes.push(command(
+            "HSET",
+            [mkey.as_str(), "service", service, "user_id", user_id],
+        ));
+    }
+    // The layout hint the scripts keep (`lua/lib/hint.lua`): the new one, or none, so that a
+    // script never trusts positions of the text this write replaced.
+    let hint = crate::hint::save_hint(new, service, user_id);
+    if !hint.is_empty() {
+        writes.push(command("HSET", [mkey.as_str(), "layout", &hint]));
+    } else if found.has_layout {
+        writes.push(command("HDEL", [mkey.as_str(), "layout"]));
+    }
+    let meta_need = if ttl == -1 {
+        -1
+    } else {
+        ttl + METADATA_GRACE_MS
+    };
+    refresh_ttl(&mut writes, &mkey, found.meta_pttl, meta_need, headroom);
+    Ok(writes)
+}
+
+/// `MULTI`, the record's `SET`, `writes`, `EXEC`: all or, when a watched key changed,
+/// nothing.
+async fn write_watched(
+    repo: &RedisTaskRepository,
+    client: &Client,
+    request: &Request<'_>,
+    plan: Plan,
+    writes: Vec<Command>,
+) -> Result<Attempt> {
+    let rkey = keys::record(request.task_id);
+    let mut exec = vec![command::<&str>("MULTI", [])];
+    exec.push(set_record(&rkey, plan.new.clone(), plan.ttl, None));
+    exec.extend(writes);
+    exec.push(command::<&str>("EXEC", []));
+    let replies = send(client, exec).await;
+    // A command refused while queued (out of memory, read-only, no replicas) aborts the
+    // EXEC: the first error is the one that says why.
+    if let Some(Err(e)) = replies.iter().find(|r| r.is_err()) {
+        return Err(repo.script_error(e.clone(), request.task_id));
+    }
+    match replies.last() {
+        Some(Ok(Value::Null)) => Ok(Attempt::Raced),
+        Some(Ok(Value::Array(_))) => Ok(Attempt::Applied(plan.new, plan.owner)),
+        other => Err(task_state_core::Error::backend(format!(
+            "unexpected EXEC reply {other:?}"
+        ))),
+    }
+}
+
+/// `SET … IFEQ <the text read> KEEPTTL`, then, when it applied, the record's TTL extended
+/// (`PEXPIRE … GT`, which never shortens it) and `writes`.
+async fn write_ifeq(
+    repo: &RedisTaskRepository,
+    client: &Client,
+    request: &Request<'_>,
+    plan: Plan,
+    mut writes: Vec<Command>,
+) -> Result<Attempt> {
+    let rkey = keys::record(request.task_id);
+    let set = set_record(&rkey, plan.new.clone(), -1, Some(plan.old));
+    let applied = send(client, vec![set]).await;
+    match applied.into_iter().next() {
+        Some(Ok(Value::Null)) => return Ok(Attempt::Raced),
+        Some(Ok(_)) => {}
+        Some(Err(e)) => return Err(repo.script_error(e, request.task_id)),
+        None => return Err(task_state_core::Error::backend("no reply to SET IFEQ")),
+    }
+    if plan.ttl != -1 && plan.record_pttl != -2 {
+        writes.insert(
+            0,
+            command("PEXPIRE", [rkey, plan.ttl.to_string(), "GT".to_owned()]),
+        );
+    }
+    if !writes.is_empty() {
+        if let Some(Err(e)) = send(client, writes).await.into_iter().find(|r| r.is_err()) {
+            return Err(repo.script_error(e, request.task_id));
+        }
+    }
+    Ok(Attempt::Applied(plan.new, plan.owner))
+}
+
+/// `SET key text`: `PX ttl`, or `KEEPTTL` where `ttl` is -1; `IFEQ old` when given.
+fn set_record(key: &str, text: String, ttl: i64, old: Option<String>) -> Command {
+    let mut args: Vec<Value> = vec![key.into(), text.into()];
+    if let Some(old) = old {
+        args.extend(["IFEQ".into(), old.into()]);
+    }
+    if ttl == -1 {
+        args.push("KEEPTTL".into());
+    } else {
+        args.extend(["PX".into(), ttl.to_string().into()]);
+    }
+    ("SET", args)
+}
+
+/// The TTL a write gives its record: the longer of the current one (PTTL; -1 none) and the
+/// setting (`longer_ttl` of `lua/lib/layout.lua`).
+fn longer_ttl(current: i64, target: i64) -> i64 {
+    if current == -1 || target == -1 {
+        -1
+    } else {
+        current.max(target)
+    }
+}
+
+/// `refresh_ttl` of `lua/lib/layout.lua`: gives `key` (PTTL `current` before the writes) at
+/// least `need` plus headroom where it falls short; never shortens.
+fn refresh_ttl(writes: &mut Vec<Command>, key: &str, current: i64, need: i64, headroom: i64) {
+    if need == -1 {
+        if current >= 0 {
+            writes.push(command("PERSIST", [key]));
+        }
+    } else if current == -2 || (current >= 0 && current < need) {
+        writes.push(command(
+            "PEXPIRE",
+            [key.to_owned(), (need + headroom).to_string()],
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ttl_is_never_shortened() {
+        assert_eq!(longer_ttl(-1, 5_000), -1);
+        assert_eq!(longer_ttl(9_000, 5_000), 9_000);
+        assert_eq!(longer_ttl(-2, 5_000), 5_000);
+        let mut writes = Vec::new();
+        refresh_ttl(&mut writes, "k", 10_000, 5_000, 500);
+        assert!(writes.is_empty());
+        refresh_ttl(&mut writes, "k", 4_000, 5_000, 500);
+        refresh_ttl(&mut writes, "n", -1, -1, 0);
+        refresh_ttl(&mut writes, "p", 7, -1, 0);
+        let names: Vec<_> = writes.iter().map(|c| c.0).collect();
+        assert_eq!(names, ["PEXPIRE", "PERSIST"]);
+        assert_eq!(writes[0].1[1], Value::from("5500"));
+    }
+}

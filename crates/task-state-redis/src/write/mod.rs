@@ -1,0 +1,293 @@
+//! The optimistic write path of the record-editing mutations (issue 21): the client reads
+//! the record, edits its text in Rust ([`edit`]) and writes it back with the index and
+//! metadata writes the script would make (`lua/lib/commit.lua`), guarded so that nothing
+//! written in between is overwritten ([`attempt`]): `WATCH`/`MULTI`/`EXEC` on a connection
+//! of its own, or `SET … IFEQ` on Valkey 8.1 and later ([`WritePath`]).
+//!
+//! The repository asks [`optimistic`] first where a mutation would run its script; what it
+//! answers is the script's reply (`{'applied', record}`, `{'missing'}`, `{'conflict',
+//! status}`), or `None`, and the script runs: after a conflict with another writer (the
+//! script, which the server serialises, then makes the write; no attempt is made twice), for
+//! whatever the Rust edit does not support (a record that does not decode, a task whose
+//! metadata names another owner, a key of the wrong type), and when a read fails (nothing
+//! was written: the script meets the same failure and reports it as it always has).
+
+mod attempt;
+pub(crate) mod edit;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use fred::clients::ExclusivePool;
+use fred::interfaces::ClientLike;
+use fred::prelude::{Builder, ReconnectPolicy, Value};
+use fred::types::CustomCommand;
+use task_state_core::Result;
+
+use crate::repository::RedisTaskRepository;
+use crate::scripts::Script;
+use crate::settings::WritePath;
+use attempt::{Attempt, Guard, Owner};
+use edit::Edit;
+
+/// The write path of one writer pool, settled when its first mutation runs.
+struct Path {
+    guard: Option<Guard>,
+    /// The connections a `WATCH` holds (one edit at a time on each).
+    exclusive: Option<ExclusivePool>,
+    /// The owner of each task an edit wrote lately, by task id: the next edit of the task
+    /// reads its index sets with its record (one round trip less), and uses them only where
+    /// the record still names that owner.
+    owners: Mutex<HashMap<String, Owner>>,
+}
+
+/// The most tasks [`Path::owners`] remembers; it starts again empty when full.
+const OWNERS_KEPT: usize = 4_096;
+
+impl Path {
+    fn new(guard: Option<Guard>, exclusive: Option<ExclusivePool>) -> Self {
+        Path {
+            guard,
+            exclusive,
+            owners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn owner_of(&self, task_id: &str) -> Option<Owner> {
+        let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.get(task_id).cloned()
+    }
+
+    fn remember(&self, task_id: &str, owner: Owner) {
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if owners.len() >= OWNERS_KEPT && !owners.contains_key(task_id) {
+            owners.clear();
+        }
+        owners.insert(task_id.to_owned(), owner);
+    }
+}
+
+/// The settled path of each writer pool, by the id of its first client: the repositories
+/// made from one (clones, [`with_clock`](RedisTaskRepository::with_clock)) share it.
+fn paths() -> &'static Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Path>>>> {
+    static PATHS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Path>>>>> =
+        OnceLock::new();
+    PATHS.get_or_init(Default::default)
+}
+
+/// The script's reply to `script` with `args` (its common three first: ttl, `updated_at`,
+/// reply mode) for task `task_id`, made by the optimistic path; `None` when the script is
+/// to run instead.
+///
+/// # Errors
+/// Only of the write itself, as the script's are: a refusal ([`task_state_core::Error::Refused`]),
+/// or [`BackendKind::ReplyLost`](task_state_core::BackendKind::ReplyLost) when the
+/// connection failed after the write was sent (it may have applied; it is not sent again).
+pub(crate) async fn optimistic(
+    repo: &RedisTaskRepository,
+    script: &Script,
+    task_id: &str,
+    args: &[String],
+) -> Result<Option<Value>> {
+    let [ttl, stamp, mode, extra @ ..] = args else {
+        return Ok(None);
+    };
+    let Some(edit) = Edit::of(script.name, extra) else {
+        return Ok(None);
+    };
+    // Without a connection the script's call reports the mutation as not sent, at once.
+    if !repo.writer().next_connected().is_connected() {
+        return Ok(None);
+    }
+    let Some(cell) = path_of(repo).await else {
+        return Ok(None);
+    };
+    let Some(path) = cell.get() else {
+        return Ok(None);
+    };
+    let Some(guard) = path.guard else {
+        return Ok(None);
+    };
+    let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
+        return Ok(None);
+    };
+    let guess = path.owner_of(task_id);
+    let request = attempt::Request {
+        task_id,
+        edit: &edit,
+        stamp,
+        ttl_ms,
+        owner: guess.as_ref(),
+    };
+    let started = std::time::Instant::now();
+    let outcome = match guard {
+        Guard::Watch => {
+            let Some(pool) = path.exclusive.as_ref() else {
+                return Ok(None);
+            };
+            let client = pool.acquire().await;
+            if !client.is_connected() {
+                return Ok(None);
+            }
+            attempt::attempt(repo, &client, &request, guard).await?
+        }
+        Guard::IfEq => {
+            let client = repo.writer().next_connected();
+            if !client.is_connected() {
+                return Ok(None);
+            }
+            attempt::attempt(repo, client, &request, guard).await?
+        }
+    };
+    let reply = |items: Vec<&str>| {
+        Value::Array(
+            items
+                .into_iter()
+                .map(|s| Value::String(s.to_owned().into()))
+                .collect(),
+        )
+    };
+    if let Attempt::Applied(_, owner) = &outcome {
+        if guess.as_ref() != Some(owner) {
+            path.remember(task_id, owner.clone());
+        }
+    }
+    let reply = match outcome {
+        Attempt::Applied(text, _) if mode == "record" => reply(vec!["applied", &text]),
+        Attempt::Applied(..) => reply(vec!["applied", ""]),
+        Attempt::Missing => reply(vec!["missing"]),
+        Attempt::Refused(current) => reply(vec!["conflict", &current]),
+        Attempt::Raced => {
+            tracing::debug!(
+                task_id,
+                script = script.name,
+                "another writer came between the read and the write: the script runs"
+            );
+            return Ok(None);
+        }
+        Attempt::Unsupported(reason) => {
+            tracing::debug!(task_id, script = script.name, reason, "left to the script");
+            return Ok(None);
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("script", script.name);
+    span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1e3);
+    Ok(Some(reply))
+}
+
+/// The settled path of `repo`'s writer pool; `None` while it cannot be settled (the server
+/// did not answer `INFO`, or the connections of [`WritePath::Watch`] could not be made): the
+/// script runs, and the next mutation tries again.
+async fn path_of(repo: &RedisTaskRepository) -> Option<Arc<tokio::sync::OnceCell<Path>>> {
+    let settings = repo.settings();
+    if settings.write_path() == WritePath::Script || settings.write_url().is_cluster() {
+        return None;
+    }
+    let key = repo.writer().clients().first()?.id().to_owned();
+    let cell = paths()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    cell.get_or_try_init(|| settle(repo)).await.ok()?;
+    Some(cell)
+}
+
+/// Chooses the guard from the setting and the server's version, and connects what it needs.
+async fn settle(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
+    let settings = repo.settings();
+    let connect_timeout = settings.connect_timeout();
+    tokio::time::timeout(connect_timeout, settle_within(repo))
+        .await
+        .map_err(|_| ())?
+}
+
+async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
+    let settings = repo.settings();
+    let ifeq = match settings.write_path() {
+        WritePath::Script => return Ok(Path::new(None, None)),
+        WritePath::Watch => false,
+        WritePath::Auto | WritePath::IfEq => has_ifeq(repo).await?,
+    };
+    if ifeq {
+        tracing::info!("mutations write with SET … IFEQ (the server has it)");
+        return Ok(Path::new(Some(Guard::IfEq), None));
+    }
+    let config =
+        crate::connection::client_config(settings.write_url(), settings).map_err(|_| ())?;
+    let (connect_timeout, command_timeout) =
+        (settings.connect_timeout(), settings.command_timeout());
+    let pool = Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = connect_timeout;
+            c.internal_command_timeout = connect_timeout;
+            // A command is sent once: a `SET` queued on a connection that dropped must not
+            // be written again on the next one, outside its `MULTI`.
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| p.default_command_timeout = command_timeout)
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .build_exclusive_pool(exclusive_size(settings.pool_size()))
+        .map_err(|_| ())?;
+    match tokio::time::timeout(connect_timeout, pool.init()).await {
+        Ok(Ok(_)) => {}
+        _ => {
+            let _ = tokio::time::timeout(connect_timeout, pool.quit()).await;
+            return Err(());
+        }
+    }
+    tracing::info!(
+        connections = exclusive_size(settings.pool_size()),
+        "mutations write with WATCH/MULTI/EXEC on connections of their own"
+    );
+    Ok(Path::new(Some(Guard::Watch), Some(pool)))
+}
+
+/// The connections of the `WATCH` path for a writer pool of `pool_size`: a connection runs
+/// one edit at a time (three round trips), where the writer pool's pipeline many commands,
+/// so four times as many.
+fn exclusive_size(pool_size: usize) -> usize {
+    pool_size.saturating_mul(4)
+}
+
+/// Whether the writer's server has `SET … IFEQ`: Valkey 8.1 and later (`INFO server`).
+async fn has_ifeq(repo: &RedisTaskRepository) -> std::result::Result<bool, ()> {
+    let client = repo.writer().next_connected();
+    if !client.is_connected() {
+        return Err(());
+    }
+    let info: Value = client
+        .custom(
+            CustomCommand::new_static("INFO", None::<u16>, false),
+            vec!["server"],
+        )
+        .await
+        .map_err(|_| ())?;
+    let text = crate::scan::text(&info).unwrap_or_default();
+    Ok(valkey_version(&text).is_some_and(|v| v >= (8, 1)))
+}
+
+/// Valkey's (major, minor) version in an `INFO server` reply; `None` for Redis.
+fn valkey_version(info: &str) -> Option<(u32, u32)> {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("valkey_version:"))?;
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_valkey_version_is_read_from_info() {
+        let valkey =
+            "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.1.8\r\n";
+        assert_eq!(valkey_version(valkey), Some((8, 1)));
+        assert_eq!(valkey_version("# Server\r\nredis_version:7.0.15\r\n"), None);
+        assert_eq!(valkey_version("valkey_version:x"), None);
+    }
+}

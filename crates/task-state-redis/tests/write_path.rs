@@ -1,0 +1,251 @@
+//! The write paths of issue 21 (`WritePath`): which one a mutation takes, and what the
+//! optimistic paths leave for the scripts (the layout hint, the task's keys).
+
+mod common;
+
+use std::time::Duration;
+
+use fred::prelude::{HashesInterface, KeysInterface, SetsInterface};
+use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
+use task_state_redis::testing::{command_calls, script_calls, server_or_skip, RedisServer};
+use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, WritePath};
+
+async fn connect(server: &RedisServer, path: WritePath) -> RedisTaskRepository {
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(server.url())
+        .with_timezone("Asia/Seoul")
+        .with_command_timeout(Duration::from_secs(5))
+        .with_write_path(path)
+        .build()
+        .unwrap();
+    RedisTaskRepository::connect(settings).await.unwrap()
+}
+
+/// Whether the server has `SET … IFEQ` (Valkey 8.1 and later).
+fn has_ifeq(server: &RedisServer) -> bool {
+    let info = server.cli(&["INFO", "server"]);
+    let version = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("valkey_version:"));
+    version.is_some_and(|v| {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (8, 1)
+    })
+}
+
+/// Five edits of one task: the calls of scripts and of `EXEC` they made on the server.
+async fn five_edits(server: &RedisServer, path: WritePath) -> (u64, u64) {
+    let repo = connect(server, path).await;
+    // Loaded up front: on Redis 6.2 a script's first EVALSHA meets NOSCRIPT and runs again.
+    repo.load_scripts().await.unwrap();
+    let id = format!("t-{path}");
+    repo.save(TaskRecord::new(&id, "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    let before = (script_calls(server), command_calls(server, "exec"));
+    repo.set_status(&id, TaskStatus::Running, Some("started"))
+        .await
+        .unwrap();
+    repo.append_logs(&id, &["a".to_owned(), "b".to_owned()])
+        .await
+        .unwrap();
+    repo.update_result(&id, Some("phase=Running"), None)
+        .await
+        .unwrap();
+    repo.set_jobs(&id, &["job-1".to_owned()]).await.unwrap();
+    let done = repo
+        .transition(&id, &[TaskStatus::Running], TaskStatus::Completed, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Completed);
+    assert_eq!(done.logs.len(), 3, "{:?}", done.logs);
+    assert_eq!(done.jobs, ["job-1"]);
+    repo.close().await;
+    (
+        script_calls(server) - before.0,
+        command_calls(server, "exec") - before.1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_path_writes_the_way_it_says() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    assert_eq!(five_edits(&server, WritePath::Script).await, (5, 0));
+    assert_eq!(five_edits(&server, WritePath::Watch).await, (0, 5));
+    let ifeq = has_ifeq(&server);
+    // Where the server lacks IFEQ, `ifeq` writes as `watch` does; `auto` takes `ifeq` where
+    // the server has it.
+    let expected = if ifeq { (0, 0) } else { (0, 5) };
+    assert_eq!(five_edits(&server, WritePath::IfEq).await, expected);
+    assert_eq!(five_edits(&server, WritePath::Auto).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optimistic_edit_leaves_a_layout_hint_that_holds_for_its_record() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let watch = connect(&server, WritePath::Auto).await;
+    let script = connect(&server, WritePath::Script).await;
+    watch
+        .save(TaskRecord::new("h", "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    // A save leaves no hint before the first log entry; an edit with an entry does.
+    watch.append_log("h", "one").await.unwrap();
+    let client = watch.raw_writer().next();
+    let hint: Option<String> = client.hget("task:h:metadata", "layout").await.unwrap();
+    let hint = hint.expect("a hint after an append");
+    assert!(hint.starts_with("v3\u{1f}"), "{hint:?}");
+    // The script trusts it (its SHA1 holds for the record) and edits at its positions.
+    script
+        .set_status("h", TaskStatus::Running, Some("two"))
+        .await
+        .unwrap();
+    watch.append_log("h", "three").await.unwrap();
+    let record = script.get("h").await.unwrap().unwrap();
+    let messages: Vec<&str> = record
+        .logs
+        .iter()
+        .map(|l| l.split_once(',').unwrap().1)
+        .collect();
+    assert_eq!(messages, ["one", "two", "three"]);
+    assert_eq!(record.status, TaskStatus::Running);
+    // A record rewritten by another writer in a form the hint cannot describe loses it.
+    let text: String = client.get("task:h").await.unwrap();
+    let spaced = text.replacen(",", ", ", 1);
+    let () = client
+        .set("task:h", spaced.as_str(), None, None, false)
+        .await
+        .unwrap();
+    watch.append_log("h", "four").await.unwrap();
+    let hint: Option<String> = client.hget("task:h:metadata", "layout").await.unwrap();
+    assert_eq!(hint, None, "no hint for a record that is not compact");
+    let after: String = client.get("task:h").await.unwrap();
+    assert!(after.starts_with(r#"{"task_id":"h", "service""#), "{after}");
+    script.append_log("h", "five").await.unwrap();
+    let record = script.get("h").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_rust_edit_does_not_read_goes_to_the_script() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Watch).await;
+    repo.load_scripts().await.unwrap();
+    let client = repo.raw_writer().next();
+    // A record that does not decode, and a task whose metadata names another owner.
+    let odd =
+        r#"{"task_id":"d","service":"render","user_id":"alice","status":"exploded","logs":[]}"#;
+    let () = client.set("task:d", odd, None, None, false).await.unwrap();
+    repo.save(TaskRecord::new("m", "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    let () = client
+        .hset(
+            "task:m:metadata",
+            [("service", "train"), ("user_id", "bob")],
+        )
+        .await
+        .unwrap();
+    let before = script_calls(&server);
+    let odd_result = repo.append_log("d", "x").await;
+    assert!(
+        matches!(odd_result, Err(task_state_core::Error::Decode { .. })),
+        "{odd_result:?}"
+    );
+    let moved = repo.append_log("m", "x").await.unwrap().unwrap();
+    assert_eq!(script_calls(&server) - before, 2);
+    let stored: String = client.get("task:d").await.unwrap();
+    assert_eq!(stored, odd, "nothing written");
+    assert_eq!(moved.logs.len(), 1);
+    let owner: Vec<Option<String>> = client
+        .hmget("task:m:metadata", vec!["service", "user_id"])
+        .await
+        .unwrap();
+    assert_eq!(owner, [Some("render".to_owned()), Some("alice".to_owned())]);
+    // A missing task and an empty string (absent, as the Python package reads it) are
+    // answered without a script; so is a refused transition.
+    let () = client.set("task:e", "", None, None, false).await.unwrap();
+    let before = script_calls(&server);
+    assert_eq!(repo.append_log("nope", "x").await.unwrap(), None);
+    assert_eq!(repo.append_log("e", "x").await.unwrap(), None);
+    let refused = repo
+        .transition("m", &[TaskStatus::Running], TaskStatus::Completed, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            task_state_core::Error::Conflict {
+                current: TaskStatus::Pending,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(script_calls(&server), before);
+    let empty: String = client.get("task:e").await.unwrap();
+    assert_eq!(empty, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_reads_the_indexes_of_the_owner_it_remembers_with_the_record() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Watch).await;
+    repo.load_scripts().await.unwrap();
+    repo.save(TaskRecord::new("o", "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    // The first edit learns the owner; the second reads alice's five sets once, with the
+    // record.
+    repo.append_log("o", "one").await.unwrap();
+    let before = command_calls(&server, "sismember");
+    repo.append_log("o", "two").await.unwrap();
+    assert_eq!(command_calls(&server, "sismember") - before, 5);
+    // Another writer gives the task to bob (record and metadata, no index): the sets read
+    // with the record are alice's, so bob's are read before the write, and it puts the task
+    // into them.
+    let client = repo.raw_writer().next();
+    let text: String = client.get("task:o").await.unwrap();
+    let () = client
+        .set(
+            "task:o",
+            text.replace("\"alice\"", "\"bob\"").as_str(),
+            None,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    let () = client
+        .hset("task:o:metadata", [("user_id", "bob")])
+        .await
+        .unwrap();
+    let (scripts, sismember) = (script_calls(&server), command_calls(&server, "sismember"));
+    let record = repo.append_log("o", "three").await.unwrap().unwrap();
+    assert_eq!(record.user_id, "bob");
+    assert_eq!(record.logs.len(), 3);
+    assert_eq!(script_calls(&server), scripts, "no script");
+    assert_eq!(command_calls(&server, "sismember") - sismember, 10);
+    for (key, member) in [
+        ("index:tasks", "o"),
+        ("index:service:render:users", "bob"),
+        ("index:service:render:user:bob", "o"),
+        ("index:user:bob", "o"),
+    ] {
+        let member_there: bool = client.sismember(key, member).await.unwrap();
+        assert!(member_there, "{member} in {key}");
+    }
+    // The next edit guesses bob.
+    let before = command_calls(&server, "sismember");
+    repo.append_log("o", "four").await.unwrap();
+    assert_eq!(command_calls(&server, "sismember") - before, 5);
+}
