@@ -305,6 +305,21 @@ impl Design {
             Design::IfEqLean => "ifeq-lean",
         }
     }
+
+    /// What a row of the design measures.
+    fn note(self) -> &'static str {
+        match self {
+            Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
+            Design::Script => "the script, as the repository calls it",
+            Design::Built => "the repository on WritePath::Auto (watch; ifeq on Valkey 8.1+)",
+            Design::Watch => "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC",
+            Design::IfEq => {
+                "reads, SET IFEQ <old> KEEPTTL, then PEXPIRE GT + index/metadata writes"
+            }
+            Design::WatchLean => "watch, no index reads or writes while they are fresh",
+            Design::IfEqLean => "ifeq, no index reads or writes while they are fresh",
+        }
+    }
 }
 
 /// The mutations of the write-path rows, each with today's call of it.
@@ -396,19 +411,7 @@ pub async fn run_write_paths(
     only: Option<&[String]>,
 ) -> Result<Vec<InstructionRow>> {
     let server = Callgrind::start_with(binary)?;
-    let repo = crate::suite::connect_with(&server.url(), 1, WritePath::Script).await?;
-    let built = crate::suite::connect_with(&server.url(), 1, WritePath::Auto).await?;
-    let repos = [repo.clone(), built];
-    let admin = repo.raw_writer().clone();
-    repo.load_scripts().await?;
-    let ttl = repo.settings().ttl_seconds();
-    let zone = fixtures::zone();
-    let editors = [
-        Editor::connect(&server.url(), ttl, zone.clone()).await?,
-        Editor::connect(&server.url(), ttl, zone.clone())
-            .await?
-            .lean(true),
-    ];
+    let clients = WritePathClients::connect(&server.url()).await?;
     let suffix = server_name.map_or(String::new(), |s| format!(" {s}"));
     let idle = server.count(async { Ok(()) }).await?;
     let mut rows = vec![InstructionRow {
@@ -424,75 +427,130 @@ pub async fn run_write_paths(
             101..=2_000 => (tasks / 20).max(5),
             _ => (tasks / 50).max(3),
         };
-        let mut plan = vec![("get+set".to_owned(), Design::GetSet, Op::Get)];
-        for &(name, op) in MUTATIONS {
-            for &design in designs {
-                if matches!(design, Design::Script | Design::Built)
-                    || edit_of(op, "1", 0, 0).is_some()
-                {
-                    plan.push((format!("{name}/{}", design.name()), design, op));
-                }
-            }
-        }
-        for (name, design, op) in plan {
+        for (name, design, op) in write_path_plan(designs) {
             let name = format!("{name}@{size}{suffix}");
             if only.is_some_and(|o| !o.iter().any(|w| name.starts_with(w.as_str()))) {
                 continue;
             }
-            admin::flushdb(&admin).await?;
-            let ids: Vec<String> = (0..count).map(|n| format!("{}", n + 1)).collect();
-            let mut bytes = 0.0;
-            for (n, id) in ids.iter().enumerate() {
-                repo.save(fixtures::record_with_logs(id, n, logs)).await?;
-                if !matches!(op, Op::Delete | Op::Get) {
-                    call_design(design, op, &repos, &editors, (id, n, logs)).await?;
-                }
-                bytes += admin::strlen(&admin, &layout::record_key(id)).await? as f64;
-            }
-            let total = server
-                .count(async {
-                    for (n, id) in ids.iter().enumerate() {
-                        if design == Design::GetSet {
-                            let key = layout::record_key(id);
-                            let record = admin::command(&admin, "GET", &[&key]).await?;
-                            let record = admin::text(&record).context("no record")?;
-                            admin::command(&admin, "SET", &[&key, &record, "KEEPTTL"]).await?;
-                        } else {
-                            call_design(design, op, &repos, &editors, (id, n, logs)).await?;
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
-            let note = match design {
-                Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
-                Design::Script => "the script, as the repository calls it",
-                Design::Built => "the repository on WritePath::Auto (watch; ifeq on Valkey 8.1+)",
-                Design::Watch => {
-                    "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC"
-                }
-                Design::IfEq => {
-                    "reads, SET IFEQ <old> KEEPTTL, then PEXPIRE GT + index/metadata writes"
-                }
-                Design::WatchLean => "watch, no index reads or writes while they are fresh",
-                Design::IfEqLean => "ifeq, no index reads or writes while they are fresh",
-            };
+            let (total, bytes) = clients.count(&server, design, op, count, logs).await?;
             rows.push(InstructionRow {
                 op: name,
                 calls: count,
                 per_call: total as f64 / count as f64,
                 record_bytes: bytes / count as f64,
-                note: note.to_owned(),
+                note: design.note().to_owned(),
             });
         }
     }
-    for editor in &editors {
-        editor.close().await;
-    }
-    for repo in &repos {
-        repo.close().await;
-    }
+    clients.close().await;
     Ok(rows)
+}
+
+/// The rows of a size in [`run_write_paths`], each a name (`<mutation>/<design>`), its
+/// design and its mutation: `get+set` first, then every mutation in each of `designs` that
+/// has it (the prototypes have no delete).
+fn write_path_plan(designs: &[Design]) -> Vec<(String, Design, Op)> {
+    let mut plan = vec![("get+set".to_owned(), Design::GetSet, Op::Get)];
+    for &(name, op) in MUTATIONS {
+        for &design in designs {
+            if matches!(design, Design::Script | Design::Built) || edit_of(op, "1", 0, 0).is_some()
+            {
+                plan.push((format!("{name}/{}", design.name()), design, op));
+            }
+        }
+    }
+    plan
+}
+
+/// The clients of the write-path rows on one server: the repository on the scripts and on
+/// its optimistic write path, and the prototypes' editor, plain and lean (the `repos` and
+/// `editors` of [`call_design`]).
+struct WritePathClients {
+    repos: [RedisTaskRepository; 2],
+    editors: [Editor; 2],
+}
+
+impl WritePathClients {
+    /// Connects each client to `url`, and loads the scripts.
+    async fn connect(url: &str) -> Result<Self> {
+        let repo = crate::suite::connect_with(url, 1, WritePath::Script).await?;
+        let built = crate::suite::connect_with(url, 1, WritePath::Auto).await?;
+        repo.load_scripts().await?;
+        let ttl = repo.settings().ttl_seconds();
+        let zone = fixtures::zone();
+        let editors = [
+            Editor::connect(url, ttl, zone.clone()).await?,
+            Editor::connect(url, ttl, zone.clone()).await?.lean(true),
+        ];
+        Ok(WritePathClients {
+            repos: [repo, built],
+            editors,
+        })
+    }
+
+    /// The pool of the repository on the scripts, for the bench's own commands.
+    fn admin(&self) -> &fred::prelude::Pool {
+        self.repos[0].raw_writer()
+    }
+
+    /// The instructions `server` executes for `count` calls of `op` in `design`, and the
+    /// records' bytes before them (summed): on fresh tasks of `logs` log entries, each edited
+    /// once the same way before the count (but for a delete and the GET+SET).
+    async fn count(
+        &self,
+        server: &Callgrind,
+        design: Design,
+        op: Op,
+        count: usize,
+        logs: usize,
+    ) -> Result<(u64, f64)> {
+        let admin = self.admin();
+        admin::flushdb(admin).await?;
+        let ids: Vec<String> = (0..count).map(|n| format!("{}", n + 1)).collect();
+        let mut bytes = 0.0;
+        for (n, id) in ids.iter().enumerate() {
+            self.repos[0]
+                .save(fixtures::record_with_logs(id, n, logs))
+                .await?;
+            if !matches!(op, Op::Delete | Op::Get) {
+                call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+            }
+            bytes += admin::strlen(admin, &layout::record_key(id)).await? as f64;
+        }
+        let total = server
+            .count(async {
+                for (n, id) in ids.iter().enumerate() {
+                    if design == Design::GetSet {
+                        get_set(admin, id).await?;
+                    } else {
+                        call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        Ok((total, bytes))
+    }
+
+    /// Closes every client.
+    async fn close(&self) {
+        for editor in &self.editors {
+            editor.close().await;
+        }
+        for repo in &self.repos {
+            repo.close().await;
+        }
+    }
+}
+
+/// The baseline of the write-path rows: a `GET` of task `id`'s record, then a `SET` of the
+/// same bytes (`KEEPTTL`).
+async fn get_set(admin: &fred::prelude::Pool, id: &str) -> Result<()> {
+    let key = layout::record_key(id);
+    let record = admin::command(admin, "GET", &[&key]).await?;
+    let record = admin::text(&record).context("no record")?;
+    admin::command(admin, "SET", &[&key, &record, "KEEPTTL"]).await?;
+    Ok(())
 }
 
 /// Prints write-path rows with each one's multiple of the `GET`+`SET` of its size and server.
