@@ -8,20 +8,17 @@
 //! the command, writing the reply), next to a plain `SET` and `GET` of the same record
 //! measured the same way. See `docs/benchmarks.md`.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod callgrind;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use task_state_core::{layout, TaskRepository, TaskStatus};
-use task_state_redis::testing::{free_port, server_binary};
 use task_state_redis::{RedisTaskRepository, WritePath};
 
 use crate::admin;
 use crate::fixtures::{self, LOG_MESSAGE};
 use crate::suite::connect;
 use crate::write_path::{Attempt, Edit, Editor, Guard};
+use callgrind::Callgrind;
 
 /// One measured operation.
 #[derive(Debug, Clone)]
@@ -36,136 +33,6 @@ pub struct InstructionRow {
     pub record_bytes: f64,
     /// What the row measures.
     pub note: String,
-}
-
-/// A `redis-server` under callgrind, counting only while [`Callgrind::count`] runs.
-struct Callgrind {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Callgrind {
-    fn start() -> Result<Self> {
-        Self::start_with(&server_binary())
-    }
-
-    /// A server of `binary` (a `redis-server` or a `valkey-server`).
-    fn start_with(binary: &str) -> Result<Self> {
-        for tool in ["valgrind", "callgrind_control"] {
-            ensure!(
-                crate::command_succeeds(tool, &["--version"]),
-                "--instructions needs {tool} (Debian's valgrind package)"
-            );
-        }
-        let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("task-state-callgrind-{port}"));
-        std::fs::create_dir_all(&dir)?;
-        let child = Command::new("valgrind")
-            .args(["--tool=callgrind", "--instr-atstart=no"])
-            .arg(format!(
-                "--callgrind-out-file={}/callgrind.out",
-                dir.display()
-            ))
-            .arg(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            // The server's timer (serverCron) runs within the counts too: at its slowest.
-            .args(["--hz", "1"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting redis-server under valgrind")?;
-        let mut server = Callgrind { child, dir, port };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("redis-server under valgrind exited: {status}");
-            }
-            ensure!(
-                started.elapsed() < Duration::from_secs(60),
-                "redis-server under valgrind did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn control(&self, args: &[&str]) -> Result<()> {
-        let status = Command::new("callgrind_control")
-            .args(args)
-            .arg(self.child.id().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .context("callgrind_control")?;
-        ensure!(status.success(), "callgrind_control {args:?} failed");
-        Ok(())
-    }
-
-    /// The instructions the server executed while `work` ran.
-    async fn count<F: Future<Output = Result<()>>>(&self, work: F) -> Result<u64> {
-        // A dump with nothing collected since the last one empties the counters.
-        self.control(&["--dump"])?;
-        let before = self.dumps()?;
-        self.control(&["--instr=on"])?;
-        let outcome = work.await;
-        self.control(&["--instr=off"])?;
-        self.control(&["--dump"])?;
-        outcome?;
-        let after = self.dumps()?;
-        let newest = after
-            .iter()
-            .filter(|p| !before.contains(p))
-            .max_by_key(|p| part_number(p))
-            .context("callgrind wrote no dump")?;
-        // On a busy machine the dump can be read before callgrind has finished writing it.
-        for _ in 0..20 {
-            if let Ok(total) = totals(newest) {
-                return Ok(total);
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        totals(newest)
-    }
-
-    fn dumps(&self) -> Result<Vec<PathBuf>> {
-        Ok(std::fs::read_dir(&self.dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().contains("callgrind.out"))
-            .collect())
-    }
-}
-
-impl Drop for Callgrind {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn part_number(path: &Path) -> u64 {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The instruction total of a callgrind dump (its `totals:` line).
-fn totals(path: &Path) -> Result<u64> {
-    let text = std::fs::read_to_string(path)?;
-    // `summary:` can read 0 where `totals:` has the count, with instrumentation toggled.
-    text.lines()
-        .find_map(|l| l.strip_prefix("totals:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no totals in {}", path.display()))
 }
 
 /// What a measured call does, on task `id`.
@@ -438,6 +305,21 @@ impl Design {
             Design::IfEqLean => "ifeq-lean",
         }
     }
+
+    /// What a row of the design measures.
+    fn note(self) -> &'static str {
+        match self {
+            Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
+            Design::Script => "the script, as the repository calls it",
+            Design::Built => "the repository on WritePath::Auto (watch; ifeq on Valkey 8.1+)",
+            Design::Watch => "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC",
+            Design::IfEq => {
+                "reads, SET IFEQ <old> KEEPTTL, then PEXPIRE GT + index/metadata writes"
+            }
+            Design::WatchLean => "watch, no index reads or writes while they are fresh",
+            Design::IfEqLean => "ifeq, no index reads or writes while they are fresh",
+        }
+    }
 }
 
 /// The mutations of the write-path rows, each with today's call of it.
@@ -529,19 +411,7 @@ pub async fn run_write_paths(
     only: Option<&[String]>,
 ) -> Result<Vec<InstructionRow>> {
     let server = Callgrind::start_with(binary)?;
-    let repo = crate::suite::connect_with(&server.url(), 1, WritePath::Script).await?;
-    let built = crate::suite::connect_with(&server.url(), 1, WritePath::Auto).await?;
-    let repos = [repo.clone(), built];
-    let admin = repo.raw_writer().clone();
-    repo.load_scripts().await?;
-    let ttl = repo.settings().ttl_seconds();
-    let zone = fixtures::zone();
-    let editors = [
-        Editor::connect(&server.url(), ttl, zone.clone()).await?,
-        Editor::connect(&server.url(), ttl, zone.clone())
-            .await?
-            .lean(true),
-    ];
+    let clients = WritePathClients::connect(&server.url()).await?;
     let suffix = server_name.map_or(String::new(), |s| format!(" {s}"));
     let idle = server.count(async { Ok(()) }).await?;
     let mut rows = vec![InstructionRow {
@@ -557,75 +427,130 @@ pub async fn run_write_paths(
             101..=2_000 => (tasks / 20).max(5),
             _ => (tasks / 50).max(3),
         };
-        let mut plan = vec![("get+set".to_owned(), Design::GetSet, Op::Get)];
-        for &(name, op) in MUTATIONS {
-            for &design in designs {
-                if matches!(design, Design::Script | Design::Built)
-                    || edit_of(op, "1", 0, 0).is_some()
-                {
-                    plan.push((format!("{name}/{}", design.name()), design, op));
-                }
-            }
-        }
-        for (name, design, op) in plan {
+        for (name, design, op) in write_path_plan(designs) {
             let name = format!("{name}@{size}{suffix}");
             if only.is_some_and(|o| !o.iter().any(|w| name.starts_with(w.as_str()))) {
                 continue;
             }
-            admin::flushdb(&admin).await?;
-            let ids: Vec<String> = (0..count).map(|n| format!("{}", n + 1)).collect();
-            let mut bytes = 0.0;
-            for (n, id) in ids.iter().enumerate() {
-                repo.save(fixtures::record_with_logs(id, n, logs)).await?;
-                if !matches!(op, Op::Delete | Op::Get) {
-                    call_design(design, op, &repos, &editors, (id, n, logs)).await?;
-                }
-                bytes += admin::strlen(&admin, &layout::record_key(id)).await? as f64;
-            }
-            let total = server
-                .count(async {
-                    for (n, id) in ids.iter().enumerate() {
-                        if design == Design::GetSet {
-                            let key = layout::record_key(id);
-                            let record = admin::command(&admin, "GET", &[&key]).await?;
-                            let record = admin::text(&record).context("no record")?;
-                            admin::command(&admin, "SET", &[&key, &record, "KEEPTTL"]).await?;
-                        } else {
-                            call_design(design, op, &repos, &editors, (id, n, logs)).await?;
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
-            let note = match design {
-                Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
-                Design::Script => "the script, as the repository calls it",
-                Design::Built => "the repository on WritePath::Auto (watch; ifeq on Valkey 8.1+)",
-                Design::Watch => {
-                    "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC"
-                }
-                Design::IfEq => {
-                    "reads, SET IFEQ <old> KEEPTTL, then PEXPIRE GT + index/metadata writes"
-                }
-                Design::WatchLean => "watch, no index reads or writes while they are fresh",
-                Design::IfEqLean => "ifeq, no index reads or writes while they are fresh",
-            };
+            let (total, bytes) = clients.count(&server, design, op, count, logs).await?;
             rows.push(InstructionRow {
                 op: name,
                 calls: count,
                 per_call: total as f64 / count as f64,
                 record_bytes: bytes / count as f64,
-                note: note.to_owned(),
+                note: design.note().to_owned(),
             });
         }
     }
-    for editor in &editors {
-        editor.close().await;
-    }
-    for repo in &repos {
-        repo.close().await;
-    }
+    clients.close().await;
     Ok(rows)
+}
+
+/// The rows of a size in [`run_write_paths`], each a name (`<mutation>/<design>`), its
+/// design and its mutation: `get+set` first, then every mutation in each of `designs` that
+/// has it (the prototypes have no delete).
+fn write_path_plan(designs: &[Design]) -> Vec<(String, Design, Op)> {
+    let mut plan = vec![("get+set".to_owned(), Design::GetSet, Op::Get)];
+    for &(name, op) in MUTATIONS {
+        for &design in designs {
+            if matches!(design, Design::Script | Design::Built) || edit_of(op, "1", 0, 0).is_some()
+            {
+                plan.push((format!("{name}/{}", design.name()), design, op));
+            }
+        }
+    }
+    plan
+}
+
+/// The clients of the write-path rows on one server: the repository on the scripts and on
+/// its optimistic write path, and the prototypes' editor, plain and lean (the `repos` and
+/// `editors` of [`call_design`]).
+struct WritePathClients {
+    repos: [RedisTaskRepository; 2],
+    editors: [Editor; 2],
+}
+
+impl WritePathClients {
+    /// Connects each client to `url`, and loads the scripts.
+    async fn connect(url: &str) -> Result<Self> {
+        let repo = crate::suite::connect_with(url, 1, WritePath::Script).await?;
+        let built = crate::suite::connect_with(url, 1, WritePath::Auto).await?;
+        repo.load_scripts().await?;
+        let ttl = repo.settings().ttl_seconds();
+        let zone = fixtures::zone();
+        let editors = [
+            Editor::connect(url, ttl, zone.clone()).await?,
+            Editor::connect(url, ttl, zone.clone()).await?.lean(true),
+        ];
+        Ok(WritePathClients {
+            repos: [repo, built],
+            editors,
+        })
+    }
+
+    /// The pool of the repository on the scripts, for the bench's own commands.
+    fn admin(&self) -> &fred::prelude::Pool {
+        self.repos[0].raw_writer()
+    }
+
+    /// The instructions `server` executes for `count` calls of `op` in `design`, and the
+    /// records' bytes before them (summed): on fresh tasks of `logs` log entries, each edited
+    /// once the same way before the count (but for a delete and the GET+SET).
+    async fn count(
+        &self,
+        server: &Callgrind,
+        design: Design,
+        op: Op,
+        count: usize,
+        logs: usize,
+    ) -> Result<(u64, f64)> {
+        let admin = self.admin();
+        admin::flushdb(admin).await?;
+        let ids: Vec<String> = (0..count).map(|n| format!("{}", n + 1)).collect();
+        let mut bytes = 0.0;
+        for (n, id) in ids.iter().enumerate() {
+            self.repos[0]
+                .save(fixtures::record_with_logs(id, n, logs))
+                .await?;
+            if !matches!(op, Op::Delete | Op::Get) {
+                call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+            }
+            bytes += admin::strlen(admin, &layout::record_key(id)).await? as f64;
+        }
+        let total = server
+            .count(async {
+                for (n, id) in ids.iter().enumerate() {
+                    if design == Design::GetSet {
+                        get_set(admin, id).await?;
+                    } else {
+                        call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        Ok((total, bytes))
+    }
+
+    /// Closes every client.
+    async fn close(&self) {
+        for editor in &self.editors {
+            editor.close().await;
+        }
+        for repo in &self.repos {
+            repo.close().await;
+        }
+    }
+}
+
+/// The baseline of the write-path rows: a `GET` of task `id`'s record, then a `SET` of the
+/// same bytes (`KEEPTTL`).
+async fn get_set(admin: &fred::prelude::Pool, id: &str) -> Result<()> {
+    let key = layout::record_key(id);
+    let record = admin::command(admin, "GET", &[&key]).await?;
+    let record = admin::text(&record).context("no record")?;
+    admin::command(admin, "SET", &[&key, &record, "KEEPTTL"]).await?;
+    Ok(())
 }
 
 /// Prints write-path rows with each one's multiple of the `GET`+`SET` of its size and server.

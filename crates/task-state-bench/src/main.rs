@@ -112,92 +112,147 @@ fn main() -> Result<()> {
     runtime.enable_all().build()?.block_on(run(cli))
 }
 
+/// Runs what `cli` asks for: one of the runs instead of the suite, or the suite.
 async fn run(cli: Cli) -> Result<()> {
     let pool_size = cli.pool_size.unwrap_or(cli.concurrency.div_ceil(4)).max(1);
     if cli.stream_probe {
-        let url = cli.url.as_deref().unwrap_or("redis://127.0.0.1:6379/0");
-        let figures = suite::stream_probe(url, pool_size, cli.stream_batch).await?;
-        println!("{figures}");
-        return Ok(());
+        stream_probe(&cli, pool_size).await
+    } else if cli.instructions && !cli.contention && !cli.write_paths {
+        instructions(&cli).await
+    } else if cli.write_paths {
+        write_paths(&cli).await
+    } else if cli.contention && cli.repository {
+        repository_contention(&cli).await
+    } else if cli.contention {
+        contention(&cli).await
+    } else if cli.cluster {
+        cluster(&cli, pool_size).await
+    } else {
+        suite(cli, pool_size).await
     }
-    if cli.instructions && !cli.contention && !cli.write_paths {
-        let tasks = cli.ops.unwrap_or(300).max(1);
-        let rows = task_state_bench::instructions::run(tasks, cli.only.as_deref()).await?;
-        task_state_bench::instructions::print_table(&rows);
-        return Ok(());
-    }
-    if cli.write_paths {
-        use task_state_bench::instructions::{self, Design};
-        let tasks = cli.ops.unwrap_or(100).max(1);
-        let only = cli.only.as_deref();
-        let binary = task_state_redis::testing::server_binary();
+}
+
+/// `--stream-probe`: streams every task of `--url` and prints what it took, as JSON.
+async fn stream_probe(cli: &Cli, pool_size: usize) -> Result<()> {
+    let url = cli.url.as_deref().unwrap_or("redis://127.0.0.1:6379/0");
+    let figures = suite::stream_probe(url, pool_size, cli.stream_batch).await?;
+    println!("{figures}");
+    Ok(())
+}
+
+/// `--instructions`: each operation's instructions inside a redis-server under callgrind.
+async fn instructions(cli: &Cli) -> Result<()> {
+    let tasks = cli.ops.unwrap_or(300).max(1);
+    let rows = task_state_bench::instructions::run(tasks, cli.only.as_deref()).await?;
+    task_state_bench::instructions::print_table(&rows);
+    Ok(())
+}
+
+/// `--write-paths`: issue 21's write paths under callgrind, on redis-server and, with
+/// `--valkey-server`, on Valkey.
+async fn write_paths(cli: &Cli) -> Result<()> {
+    use task_state_bench::instructions::{self, Design};
+    let tasks = cli.ops.unwrap_or(100).max(1);
+    let only = cli.only.as_deref();
+    // The designs measured on a server, the prototypes given (measured with --prototypes).
+    let designs = |prototypes: [Design; 2]| {
         let mut designs = vec![Design::Script, Design::Built];
         if cli.prototypes {
-            designs.extend([Design::Watch, Design::WatchLean]);
+            designs.extend(prototypes);
         }
-        let mut rows = instructions::run_write_paths(&binary, None, &designs, tasks, only).await?;
-        if let Some(valkey) = &cli.valkey_server {
-            let mut designs = vec![Design::Script, Design::Built];
-            if cli.prototypes {
-                designs.extend([Design::IfEq, Design::IfEqLean]);
-            }
-            let valkey_rows =
-                instructions::run_write_paths(valkey, Some("valkey"), &designs, tasks, only)
+        designs
+    };
+    let binary = task_state_redis::testing::server_binary();
+    let redis = designs([Design::Watch, Design::WatchLean]);
+    let mut rows = instructions::run_write_paths(&binary, None, &redis, tasks, only).await?;
+    if let Some(valkey) = &cli.valkey_server {
+        let designs = designs([Design::IfEq, Design::IfEqLean]);
+        let valkey_rows =
+            instructions::run_write_paths(valkey, Some("valkey"), &designs, tasks, only).await?;
+        rows.extend(valkey_rows);
+    }
+    instructions::print_write_paths(&rows);
+    Ok(())
+}
+
+/// `--contention --repository`: the repository's `append_log` under contention, on the
+/// scripts alone and on write path `auto`.
+async fn repository_contention(cli: &Cli) -> Result<()> {
+    use task_state_redis::WritePath;
+    let writers = cli.concurrency.max(1);
+    // TASK_STATE_REDIS_SERVER names another server binary (a valkey-server).
+    let servers = [task_state_redis::testing::RedisServer::start()?];
+    for server in &servers {
+        for path in [WritePath::Script, WritePath::Auto] {
+            let outcome =
+                task_state_bench::contention::run_repository(&server.url(), path, writers, 25)
                     .await?;
-            rows.extend(valkey_rows);
+            println!("{path} on {}:", server.url());
+            task_state_bench::contention::print(&outcome);
         }
-        instructions::print_write_paths(&rows);
-        return Ok(());
     }
-    if cli.contention && cli.repository {
-        use task_state_redis::WritePath;
-        let writers = cli.concurrency.max(1);
-        // TASK_STATE_REDIS_SERVER names another server binary (a valkey-server).
-        let servers = [task_state_redis::testing::RedisServer::start()?];
-        for server in &servers {
-            for path in [WritePath::Script, WritePath::Auto] {
-                let outcome =
-                    task_state_bench::contention::run_repository(&server.url(), path, writers, 25)
-                        .await?;
-                println!("{path} on {}:", server.url());
-                task_state_bench::contention::print(&outcome);
-            }
+    Ok(())
+}
+
+/// `--contention`: the optimistic prototype's appends under contention, on a private
+/// server; with `--instructions`, under callgrind.
+async fn contention(cli: &Cli) -> Result<()> {
+    use task_state_bench::write_path::Guard;
+    let guard = if cli.ifeq { Guard::IfEq } else { Guard::Watch };
+    let writers = cli.concurrency.max(1);
+    if cli.instructions {
+        let rows = task_state_bench::instructions::run_contention(writers, &[0, 1, 3]).await?;
+        for (outcome, per_line) in rows {
+            task_state_bench::contention::print(&outcome);
+            println!("  server instructions per line written: {per_line:.0}");
         }
         return Ok(());
     }
-    if cli.contention {
-        use task_state_bench::write_path::Guard;
-        let guard = if cli.ifeq { Guard::IfEq } else { Guard::Watch };
-        if cli.instructions {
-            let writers = cli.concurrency.max(1);
-            let rows = task_state_bench::instructions::run_contention(writers, &[0, 1, 3]).await?;
-            for (outcome, per_line) in rows {
-                task_state_bench::contention::print(&outcome);
-                println!("  server instructions per line written: {per_line:.0}");
-            }
-            return Ok(());
-        }
-        // A private server: the run empties its database.
-        let server = task_state_redis::testing::RedisServer::start()?;
-        let writers = cli.concurrency.max(1);
-        let outcome =
-            task_state_bench::contention::run(&server.url(), guard, writers, 25, cli.max_attempts)
-                .await?;
-        task_state_bench::contention::print(&outcome);
-        return Ok(());
+    // A private server: the run empties its database.
+    let server = task_state_redis::testing::RedisServer::start()?;
+    let outcome =
+        task_state_bench::contention::run(&server.url(), guard, writers, 25, cli.max_attempts)
+            .await?;
+    task_state_bench::contention::print(&outcome);
+    Ok(())
+}
+
+/// `--cluster`: the operations on a private server and on a private Redis Cluster.
+async fn cluster(cli: &Cli, pool_size: usize) -> Result<()> {
+    let ops = cli.ops.unwrap_or(if cli.quick { 3_000 } else { 20_000 });
+    let rows = task_state_bench::spread::run(ops, cli.concurrency.max(1), pool_size).await?;
+    task_state_bench::spread::print_table(&rows);
+    Ok(())
+}
+
+/// The suite, with the options `cli` gives, its results printed as a table or as JSON.
+async fn suite(cli: Cli, pool_size: usize) -> Result<()> {
+    let quiet = cli.quiet;
+    let json = cli.json;
+    let options = suite_options(cli, pool_size);
+    if pool_size * 4 < options.concurrency && !quiet {
+        eprintln!(
+            "[bench] note: pool size {pool_size} is below concurrency / 4 ({})",
+            options.concurrency.div_ceil(4)
+        );
     }
-    if cli.cluster {
-        let ops = cli.ops.unwrap_or(if cli.quick { 3_000 } else { 20_000 });
-        let rows = task_state_bench::spread::run(ops, cli.concurrency.max(1), pool_size).await?;
-        task_state_bench::spread::print_table(&rows);
-        return Ok(());
+    let results = suite::run(&options).await?;
+    if json {
+        report::print_json(&results);
+    } else {
+        report::print_table(&results);
     }
+    Ok(())
+}
+
+/// The suite's options: those of `--quick` or the standard run, with what `cli` sets.
+fn suite_options(cli: Cli, pool_size: usize) -> Options {
     let base = if cli.quick {
         Options::quick()
     } else {
         Options::standard()
     };
-    let options = Options {
+    Options {
         url: cli.url,
         concurrency: cli.concurrency.max(1),
         pool_size,
@@ -211,18 +266,5 @@ async fn run(cli: Cli) -> Result<()> {
         limit: !cli.no_limit,
         progress: !cli.quiet,
         ..base
-    };
-    if pool_size * 4 < options.concurrency && !cli.quiet {
-        eprintln!(
-            "[bench] note: pool size {pool_size} is below concurrency / 4 ({})",
-            options.concurrency.div_ceil(4)
-        );
     }
-    let results = suite::run(&options).await?;
-    if cli.json {
-        report::print_json(&results);
-    } else {
-        report::print_table(&results);
-    }
-    Ok(())
 }

@@ -395,109 +395,158 @@ pub async fn run(options: &Options) -> Result<Results> {
         repo,
         results: Results::default(),
     };
-    let version = admin::redis_version(run.admin()).await?;
-    let context = &mut run.results.context;
-    context.insert("redis_version".into(), json!(version));
-    context.insert(
-        "server".into(),
-        json!(if server.is_some() {
-            "private redis-server"
-        } else {
-            "--url"
-        }),
-    );
-    context.insert("concurrency".into(), json!(options.concurrency));
-    context.insert("pool_size".into(), json!(options.pool_size));
-    context.insert("ops".into(), json!(options.ops));
-    context.insert(
-        "cpus".into(),
-        json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
-    );
-    context.insert(
-        "limit".into(),
-        json!(if limit {
-            "redis-benchmark"
-        } else {
-            "not measured"
-        }),
-    );
-
-    let (get_fraction, append_fraction) = run.operations().await?;
-    let python_ratio = if run.wants("python") {
-        run.python_baseline().await?
-    } else {
-        None
-    };
-    if run.wants("list") {
-        run.listing().await?;
-    }
-    let scale = if run.wants("scale") {
-        run.scale().await?
-    } else {
-        Vec::new()
-    };
-    let (peak_mib, max_command_us) = if run.wants("stream") {
-        let (peak, max) = run.streaming().await?;
-        (Some(peak), Some(max))
-    } else {
-        (None, None)
-    };
+    run.describe(server.is_some()).await?;
+    let figures = run.phases().await?;
     run.fresh().await?;
     run.repo.close().await;
-
-    let p50 = |size: usize| {
-        scale
-            .iter()
-            .find(|(s, _)| *s == size)
-            .map(|(_, m)| (m.p50_us(), m.p99_us()))
-    };
-    let ratio = match (p50(0), p50(10_000)) {
-        (Some((a50, a99)), Some((b50, b99))) => Some((b50 / a50, b99 / a99)),
-        _ => None,
-    };
-    let stream_tasks = options.stream_tasks;
-    let full_stream = stream_tasks >= 100_000;
-    let shown = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
-    run.results.targets = vec![
-        fraction_target(
-            "mutations: append_log vs EVALSHA limit",
-            append_fraction,
-            0.80,
-        ),
-        fraction_target("get vs GET limit", get_fraction, 0.70),
-        Target {
-            name: "append_log vs the Python package (re-implemented)".into(),
-            shown: python_ratio.map_or("-".to_owned(), |r| format!("{r:.1}x")),
-            value: python_ratio,
-            goal: ">= 30x".into(),
-            pass: python_ratio.map(|r| r >= 30.0),
-        },
-        Target {
-            name: "append_log p50 at 10,000 entries vs at 0".into(),
-            shown: ratio.map_or("-".to_owned(), |(r50, r99)| {
-                format!("{r50:.2}x (p99 {r99:.2}x)")
-            }),
-            value: ratio.map(|r| r.0),
-            goal: "<= 3x".into(),
-            pass: ratio.map(|r| r.0 <= 3.0),
-        },
-        Target {
-            name: format!("stream {stream_tasks} tasks: client peak memory"),
-            shown: shown(peak_mib.map(|m| format!("{m:.1} MiB"))),
-            value: peak_mib,
-            goal: "< 64 MiB".into(),
-            pass: peak_mib.filter(|_| full_stream).map(|m| m < 64.0),
-        },
-        Target {
-            name: format!("stream {stream_tasks} tasks: longest Redis command"),
-            shown: shown(max_command_us.map(|us| format!("{:.2} ms", us as f64 / 1000.0))),
-            value: max_command_us.map(|us| us as f64),
-            goal: "<= 10 ms".into(),
-            pass: max_command_us
-                .filter(|_| full_stream)
-                .map(|us| us <= 10_000),
-        },
-    ];
+    run.results.targets = figures.targets(options.stream_tasks);
     drop(server);
     Ok(run.results)
+}
+
+/// The figures of a run that its targets are checked on; `None` (or empty) where a phase
+/// did not run or measure them.
+struct Figures {
+    /// `get`'s fraction of the `GET` limit.
+    get_fraction: Option<f64>,
+    /// `append_log`'s fraction of the script's limit.
+    append_fraction: Option<f64>,
+    /// `append_log`'s multiple of the Python package's.
+    python_ratio: Option<f64>,
+    /// The appends at each scale size of log entries.
+    scale: Vec<(usize, Measurement)>,
+    /// The streaming client's peak memory, in MiB.
+    peak_mib: Option<f64>,
+    /// The longest Redis command while streaming, in microseconds.
+    max_command_us: Option<i64>,
+}
+
+impl Run<'_> {
+    /// Puts what the run ran on into the results' context: the server (`private`: started
+    /// by the run) and its version, the concurrency, the pools, the operations, the CPUs and
+    /// whether the limit is measured.
+    async fn describe(&mut self, private: bool) -> Result<()> {
+        let version = admin::redis_version(self.admin()).await?;
+        let options = self.options;
+        let context = &mut self.results.context;
+        context.insert("redis_version".into(), json!(version));
+        context.insert(
+            "server".into(),
+            json!(if private {
+                "private redis-server"
+            } else {
+                "--url"
+            }),
+        );
+        context.insert("concurrency".into(), json!(options.concurrency));
+        context.insert("pool_size".into(), json!(options.pool_size));
+        context.insert("ops".into(), json!(options.ops));
+        context.insert(
+            "cpus".into(),
+            json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
+        );
+        context.insert(
+            "limit".into(),
+            json!(if options.limit {
+                "redis-benchmark"
+            } else {
+                "not measured"
+            }),
+        );
+        Ok(())
+    }
+
+    /// Runs the phases the options want, in order: the operations, the Python baseline,
+    /// the listing, the scale figures and the streaming.
+    async fn phases(&mut self) -> Result<Figures> {
+        let (get_fraction, append_fraction) = self.operations().await?;
+        let python_ratio = if self.wants("python") {
+            self.python_baseline().await?
+        } else {
+            None
+        };
+        if self.wants("list") {
+            self.listing().await?;
+        }
+        let scale = if self.wants("scale") {
+            self.scale().await?
+        } else {
+            Vec::new()
+        };
+        let (peak_mib, max_command_us) = if self.wants("stream") {
+            let (peak, max) = self.streaming().await?;
+            (Some(peak), Some(max))
+        } else {
+            (None, None)
+        };
+        Ok(Figures {
+            get_fraction,
+            append_fraction,
+            python_ratio,
+            scale,
+            peak_mib,
+            max_command_us,
+        })
+    }
+}
+
+impl Figures {
+    /// The targets of the issue, checked on these figures; the streaming ones only count
+    /// when `stream_tasks` is the full 100,000.
+    fn targets(&self, stream_tasks: usize) -> Vec<Target> {
+        let p50 = |size: usize| {
+            self.scale
+                .iter()
+                .find(|(s, _)| *s == size)
+                .map(|(_, m)| (m.p50_us(), m.p99_us()))
+        };
+        let ratio = match (p50(0), p50(10_000)) {
+            (Some((a50, a99)), Some((b50, b99))) => Some((b50 / a50, b99 / a99)),
+            _ => None,
+        };
+        let full_stream = stream_tasks >= 100_000;
+        let shown = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+        let (python_ratio, peak_mib, max_command_us) =
+            (self.python_ratio, self.peak_mib, self.max_command_us);
+        vec![
+            fraction_target(
+                "mutations: append_log vs EVALSHA limit",
+                self.append_fraction,
+                0.80,
+            ),
+            fraction_target("get vs GET limit", self.get_fraction, 0.70),
+            Target {
+                name: "append_log vs the Python package (re-implemented)".into(),
+                shown: python_ratio.map_or("-".to_owned(), |r| format!("{r:.1}x")),
+                value: python_ratio,
+                goal: ">= 30x".into(),
+                pass: python_ratio.map(|r| r >= 30.0),
+            },
+            Target {
+                name: "append_log p50 at 10,000 entries vs at 0".into(),
+                shown: ratio.map_or("-".to_owned(), |(r50, r99)| {
+                    format!("{r50:.2}x (p99 {r99:.2}x)")
+                }),
+                value: ratio.map(|r| r.0),
+                goal: "<= 3x".into(),
+                pass: ratio.map(|r| r.0 <= 3.0),
+            },
+            Target {
+                name: format!("stream {stream_tasks} tasks: client peak memory"),
+                shown: shown(peak_mib.map(|m| format!("{m:.1} MiB"))),
+                value: peak_mib,
+                goal: "< 64 MiB".into(),
+                pass: peak_mib.filter(|_| full_stream).map(|m| m < 64.0),
+            },
+            Target {
+                name: format!("stream {stream_tasks} tasks: longest Redis command"),
+                shown: shown(max_command_us.map(|us| format!("{:.2} ms", us as f64 / 1000.0))),
+                value: max_command_us.map(|us| us as f64),
+                goal: "<= 10 ms".into(),
+                pass: max_command_us
+                    .filter(|_| full_stream)
+                    .map(|us| us <= 10_000),
+            },
+        ]
+    }
 }

@@ -58,71 +58,100 @@ impl Run<'_> {
     /// appends once to each of `scale_ops` new tasks a round; the others spread the appends
     /// over 10 prepared tasks, which grow by `rounds * scale_ops / 10` entries in all.
     pub(super) async fn scale(&mut self) -> Result<Vec<(usize, Measurement)>> {
-        let appends = self.options.scale_ops;
-        let rounds = self.options.rounds;
         self.fresh().await?;
         let mut prepared = Vec::new();
         for &size in &self.options.scale_sizes {
-            let tasks = if size == 0 { appends * rounds } else { 10 };
-            let prefix = format!("scale{size}-");
-            self.progress(&format!(
-                "scale: preparing {tasks} tasks with {size} log entries"
-            ));
-            let p = prefix.clone();
-            measure(
-                tasks,
-                self.options.fill_concurrency,
-                on(&self.repo, move |repo, k| {
-                    let id = format!("{p}{k}");
-                    async move {
-                        repo.save(fixtures::record_with_logs(&id, k, 0)).await?;
-                        Ok(())
-                    }
-                }),
-            )
-            .await?;
-            let batch = 500;
-            let batches = size.div_ceil(batch);
-            let p = prefix.clone();
-            measure(
-                tasks * batches,
-                self.options.concurrency,
-                on(&self.repo, move |repo, j| {
-                    let id = format!("{p}{}", j % tasks);
-                    let first = (j / tasks) * batch;
-                    let messages = fixtures::messages(batch.min(size - first));
-                    async move {
-                        ensure!(repo.append_logs(&id, &messages).await?, "no task {id}");
-                        Ok(())
-                    }
-                }),
-            )
-            .await
-            .context("preparing big tasks")?;
-            let record_bytes =
-                admin::strlen(self.admin(), &layout::record_key(&format!("{prefix}0"))).await?;
-            let logs = self
-                .repo
-                .get(&format!("{prefix}0"))
-                .await?
-                .context("scale task gone")?
-                .logs
-                .len();
-            ensure!(logs == size, "prepared {logs} log entries, wanted {size}");
-            prepared.push((size, tasks, prefix, record_bytes));
+            prepared.push(self.prepare_scale(size).await?);
         }
-        let mut measured: Vec<Vec<(Measurement, Vec<admin::CommandStat>)>> =
-            prepared.iter().map(|_| Vec::new()).collect();
+        let measured = self.scale_rounds(&prepared).await?;
+        let mut points = Vec::new();
+        for (point, runs) in prepared.iter().zip(measured) {
+            points.push((point.size, self.push_scale_row(point, runs)?));
+        }
+        for point in prepared.iter().filter(|p| p.size > 0) {
+            self.large_record_rows(point).await?;
+        }
+        Ok(points)
+    }
+
+    /// Prepares the tasks of the scale point of `size` log entries (`scale_ops * rounds` of
+    /// them at 0 entries, 10 else): saves them, appends their entries in batches of 500, and
+    /// checks the first.
+    async fn prepare_scale(&self, size: usize) -> Result<ScaleTasks> {
+        let tasks = if size == 0 {
+            self.options.scale_ops * self.options.rounds
+        } else {
+            10
+        };
+        let prefix = format!("scale{size}-");
+        self.progress(&format!(
+            "scale: preparing {tasks} tasks with {size} log entries"
+        ));
+        let p = prefix.clone();
+        measure(
+            tasks,
+            self.options.fill_concurrency,
+            on(&self.repo, move |repo, k| {
+                let id = format!("{p}{k}");
+                async move {
+                    repo.save(fixtures::record_with_logs(&id, k, 0)).await?;
+                    Ok(())
+                }
+            }),
+        )
+        .await?;
+        let batch = 500;
+        let batches = size.div_ceil(batch);
+        let p = prefix.clone();
+        measure(
+            tasks * batches,
+            self.options.concurrency,
+            on(&self.repo, move |repo, j| {
+                let id = format!("{p}{}", j % tasks);
+                let first = (j / tasks) * batch;
+                let messages = fixtures::messages(batch.min(size - first));
+                async move {
+                    ensure!(repo.append_logs(&id, &messages).await?, "no task {id}");
+                    Ok(())
+                }
+            }),
+        )
+        .await
+        .context("preparing big tasks")?;
+        let record_bytes =
+            admin::strlen(self.admin(), &layout::record_key(&format!("{prefix}0"))).await?;
+        let logs = self
+            .repo
+            .get(&format!("{prefix}0"))
+            .await?
+            .context("scale task gone")?
+            .logs
+            .len();
+        ensure!(logs == size, "prepared {logs} log entries, wanted {size}");
+        Ok(ScaleTasks {
+            size,
+            tasks,
+            prefix,
+            record_bytes,
+        })
+    }
+
+    /// The rounds of appends at scale: in each round, `scale_ops` appends one at a time to
+    /// the tasks of each point of `prepared` in turn; the rounds of each point, in its order.
+    async fn scale_rounds(&self, prepared: &[ScaleTasks]) -> Result<Vec<Rounds>> {
+        let appends = self.options.scale_ops;
+        let mut measured: Vec<Rounds> = prepared.iter().map(|_| Vec::new()).collect();
         let message: Arc<[String]> = Arc::new([LOG_MESSAGE.to_owned()]);
-        for round in 0..rounds {
-            for (k, (size, tasks, prefix, _)) in prepared.iter().enumerate() {
+        for round in 0..self.options.rounds {
+            for (k, point) in prepared.iter().enumerate() {
+                let size = point.size;
                 self.progress(&format!(
                     "scale: round {}, {appends} appends at {size} entries",
                     round + 1
                 ));
-                let (tasks, p, message) = (*tasks, prefix.clone(), Arc::clone(&message));
+                let (tasks, p, message) = (point.tasks, point.prefix.clone(), Arc::clone(&message));
                 // The 0-entry tasks are used once each: round r takes its own slice.
-                let offset = if *size == 0 { round * appends } else { 0 };
+                let offset = if size == 0 { round * appends } else { 0 };
                 admin::reset_stats(self.admin()).await?;
                 let m = measure(
                     appends,
@@ -142,59 +171,49 @@ impl Run<'_> {
                 measured[k].push((m, server));
             }
         }
-        let large: Vec<(usize, usize, String, i64)> = prepared
+        Ok(measured)
+    }
+
+    /// Pushes the row `append_log_at_{size}` of the point `point`, from the median of its
+    /// `runs` by p50, with the script's time inside Redis per call and the three commands
+    /// it spent most in; returns that median round.
+    fn push_scale_row(&mut self, point: &ScaleTasks, mut runs: Rounds) -> Result<Measurement> {
+        let (size, record_bytes) = (point.size, point.record_bytes);
+        let p50s: Vec<f64> = runs.iter().map(|(m, _)| m.p50_us()).collect();
+        let (m, server) = runs.swap_remove(stats::median_index(&p50s).context("no round")?);
+        let evalsha =
+            admin::find_stat(&server, admin::SCRIPT).map_or(0.0, admin::CommandStat::usec_per_call);
+        let inner: Vec<String> = server
             .iter()
-            .filter(|(size, ..)| *size > 0)
-            .cloned()
+            .filter(|s| !["evalsha", "fcall", "config", "info"].contains(&s.name.as_str()))
+            .take(3)
+            .map(|s| format!("{} {:.1}", s.name, s.usec as f64 / m.ops.max(1) as f64))
             .collect();
-        let mut points = Vec::new();
-        for ((size, _, _, record_bytes), mut runs) in prepared.into_iter().zip(measured) {
-            let p50s: Vec<f64> = runs.iter().map(|(m, _)| m.p50_us()).collect();
-            let (m, server) = runs.swap_remove(stats::median_index(&p50s).context("no round")?);
-            let evalsha = admin::find_stat(&server, admin::SCRIPT)
-                .map_or(0.0, admin::CommandStat::usec_per_call);
-            let inner: Vec<String> = server
-                .iter()
-                .filter(|s| !["evalsha", "fcall", "config", "info"].contains(&s.name.as_str()))
-                .take(3)
-                .map(|s| format!("{} {:.1}", s.name, s.usec as f64 / m.ops.max(1) as f64))
-                .collect();
-            self.results.rows.push(
-                row(&format!("append_log_at_{size}"), &m, 1)
-                    .with("log_entries", size)
-                    .with("record_bytes", record_bytes)
-                    .with("rounds_p50_us", p50s)
-                    .with("server_us_per_call", evalsha)
-                    .with("server_top_inner_us", inner.join(", "))
-                    .note(format!(
-                        "one at a time; {record_bytes} bytes; in Redis {evalsha:.1} µs/call ({})",
-                        inner.join(", ")
-                    )),
-            );
-            points.push((size, m));
-        }
-        for (size, tasks, prefix, record_bytes) in &large {
-            self.large_record_rows(*size, *tasks, prefix, *record_bytes)
-                .await?;
-        }
-        Ok(points)
+        self.results.rows.push(
+            row(&format!("append_log_at_{size}"), &m, 1)
+                .with("log_entries", size)
+                .with("record_bytes", record_bytes)
+                .with("rounds_p50_us", p50s)
+                .with("server_us_per_call", evalsha)
+                .with("server_top_inner_us", inner.join(", "))
+                .note(format!(
+                    "one at a time; {record_bytes} bytes; in Redis {evalsha:.1} µs/call ({})",
+                    inner.join(", ")
+                )),
+        );
+        Ok(m)
     }
 
     /// `set_status` (with a log entry), `update_result` and `transition` (no entry), one at
-    /// a time, on the scale tasks of `size` log entries (issue #13): rows
+    /// a time, on the scale tasks `point` of `size` log entries (issue #13): rows
     /// `{op}_at_{size}`, with the EVALSHA's time inside Redis per call. A fifth as many
     /// calls as the appends at scale (at least 20), one round: each moves the whole record.
-    async fn large_record_rows(
-        &mut self,
-        size: usize,
-        tasks: usize,
-        prefix: &str,
-        record_bytes: i64,
-    ) -> Result<()> {
+    async fn large_record_rows(&mut self, point: &ScaleTasks) -> Result<()> {
+        let (size, tasks, record_bytes) = (point.size, point.tasks, point.record_bytes);
         let ops = (self.options.scale_ops / 5).max(20);
         for name in ["set_status", "update_result", "transition"] {
             self.progress(&format!("scale: {ops} {name} at {size} entries"));
-            let p = prefix.to_owned();
+            let p = point.prefix.clone();
             admin::reset_stats(self.admin()).await?;
             let m = measure(
                 ops,
@@ -245,3 +264,16 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+/// The tasks of a scale point: `tasks` tasks `{prefix}0`, `{prefix}1`, ... with `size` log
+/// entries each, records of `record_bytes` bytes (the first one's).
+#[derive(Debug)]
+struct ScaleTasks {
+    size: usize,
+    tasks: usize,
+    prefix: String,
+    record_bytes: i64,
+}
+
+/// The measured rounds of a scale point, each with the server's command statistics.
+type Rounds = Vec<(Measurement, Vec<admin::CommandStat>)>;

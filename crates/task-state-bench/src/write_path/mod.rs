@@ -168,12 +168,14 @@ impl Editor {
             .collect()
     }
 
-    async fn unwatch(&self, guard: Guard) -> Result<()> {
+    /// Ends an attempt that writes nothing: releases the `WATCH` of `guard`, if any, and
+    /// returns `outcome`.
+    async fn give_up(&self, guard: Guard, outcome: Attempt) -> Result<Attempt> {
         if guard == Guard::Watch {
             self.send(vec![command("UNWATCH", Vec::<Value>::new())])
                 .await?;
         }
-        Ok(())
+        Ok(outcome)
     }
 
     /// One attempt of `edit` on task `id` under `guard`.
@@ -182,22 +184,41 @@ impl Editor {
     /// A server error (the connection's, or a key of the wrong type).
     pub async fn attempt(&self, id: &str, edit: &Edit, guard: Guard) -> Result<Attempt> {
         let (rkey, mkey) = (layout::record_key(id), layout::metadata_key(id));
+        let saving = matches!(edit, Edit::Save(_));
+        let snapshot = self.read(&rkey, &mkey, saving, guard).await?;
+        let change = match self.change(edit, snapshot.stored.as_ref()) {
+            Ok(change) => change,
+            Err(outcome) => return self.give_up(guard, outcome).await,
+        };
+        if snapshot.owned_by_another(&change) {
+            let outcome = Attempt::Unsupported("the task moves to another owner");
+            return self.give_up(guard, outcome).await;
+        }
+        let ttl = Ttl::of(snapshot.record_pttl, self.ttl_ms);
+        let mut writes = self.index_writes(id, &change, &snapshot, ttl).await?;
+        metadata_writes(&mut writes, &mkey, &change, &snapshot, ttl);
+        match guard {
+            Guard::Watch => self.write_watched(&rkey, change.new, ttl, writes).await,
+            Guard::IfEq => {
+                self.write_if_eq(&rkey, change, snapshot.record_pttl, ttl, writes)
+                    .await
+            }
+        }
+    }
+
+    /// The reads of an attempt, in one pipeline after the `WATCH` of `guard` (if any): the
+    /// record at `rkey` (for a save only whether it exists: a save does not read the record,
+    /// only its TTL, which it never shortens) and its PTTL, then the owner and layout hint
+    /// of the metadata hash at `mkey` and its PTTL.
+    async fn read(&self, rkey: &str, mkey: &str, saving: bool, guard: Guard) -> Result<Snapshot> {
         let mut reads = Vec::new();
         if guard == Guard::Watch {
-            reads.push(command("WATCH", [rkey.as_str(), mkey.as_str()]));
+            reads.push(command("WATCH", [rkey, mkey]));
         }
-        let saving = matches!(edit, Edit::Save(_));
-        // A save does not read the record: only its TTL (never shortened).
-        reads.push(command(
-            if saving { "EXISTS" } else { "GET" },
-            [rkey.as_str()],
-        ));
-        reads.push(command("PTTL", [rkey.as_str()]));
-        reads.push(command(
-            "HMGET",
-            [mkey.as_str(), "service", "user_id", "layout"],
-        ));
-        reads.push(command("PTTL", [mkey.as_str()]));
+        reads.push(command(if saving { "EXISTS" } else { "GET" }, [rkey]));
+        reads.push(command("PTTL", [rkey]));
+        reads.push(command("HMGET", [mkey, "service", "user_id", "layout"]));
+        reads.push(command("PTTL", [mkey]));
         let mut replies = self.send(reads).await?.into_iter();
         if guard == Guard::Watch {
             replies.next();
@@ -209,151 +230,251 @@ impl Editor {
         };
         let meta_pttl = int(replies.next())?;
         let field = |n: usize| meta.get(n).and_then(|v| v.as_str()).map(|s| s.into_owned());
-        let (meta_service, meta_user, has_layout) = (field(0), field(1), field(2).is_some());
+        Ok(Snapshot {
+            stored,
+            record_pttl,
+            meta_service: field(0),
+            meta_user: field(1),
+            has_layout: field(2).is_some(),
+            meta_pttl,
+        })
+    }
 
-        // The record to write, its owner, and the text it replaces.
-        let (old, new, service, user_id) = match edit {
-            Edit::Save(record) => (
-                None,
-                record.to_json(),
-                record.service.clone(),
-                record.user_id.clone(),
-            ),
-            _ => {
-                let old = match stored.as_ref().and_then(|v| v.as_bytes()) {
-                    Some(b) if !b.is_empty() => String::from_utf8(b.to_vec()).ok(),
-                    _ => {
-                        self.unwatch(guard).await?;
-                        return Ok(Attempt::Missing);
-                    }
-                };
-                let Some(old) = old else {
-                    self.unwatch(guard).await?;
-                    return Ok(Attempt::Unsupported("the record is not UTF-8"));
-                };
-                let Ok(record) = TaskRecord::from_json(&old) else {
-                    self.unwatch(guard).await?;
-                    return Ok(Attempt::Unsupported("the record does not decode"));
-                };
-                if let Edit::Status { from, .. } = edit {
-                    if !from.is_empty() && !from.contains(&record.status) {
-                        self.unwatch(guard).await?;
-                        return Ok(Attempt::Refused(record.status.as_str().to_owned()));
-                    }
-                }
-                let now = TaskTime::now(self.clock.as_ref(), &self.zone);
-                let new = match edited(&old, edit, now) {
-                    Ok(new) => new,
-                    Err(reason) => {
-                        self.unwatch(guard).await?;
-                        return Ok(Attempt::Unsupported(reason));
-                    }
-                };
-                (Some(old), new, record.service, record.user_id)
-            }
-        };
-        if meta_service.as_deref().is_some_and(|s| s != service)
-            || meta_user.as_deref().is_some_and(|u| u != user_id)
-        {
-            self.unwatch(guard).await?;
-            return Ok(Attempt::Unsupported("the task moves to another owner"));
+    /// What `edit` writes over `stored` (the record's `GET` reply), stamped with the clock's
+    /// time; or, where it writes nothing, the outcome: no record, a refused transition, or a
+    /// record the prototype leaves to the script.
+    fn change(&self, edit: &Edit, stored: Option<&Value>) -> Result<Change, Attempt> {
+        if let Edit::Save(record) = edit {
+            return Ok(Change {
+                old: None,
+                new: record.to_json(),
+                service: record.service.clone(),
+                user_id: record.user_id.clone(),
+            });
         }
+        let old = match stored.and_then(|v| v.as_bytes()) {
+            Some(b) if !b.is_empty() => String::from_utf8(b.to_vec())
+                .map_err(|_| Attempt::Unsupported("the record is not UTF-8"))?,
+            _ => return Err(Attempt::Missing),
+        };
+        let record = TaskRecord::from_json(&old)
+            .map_err(|_| Attempt::Unsupported("the record does not decode"))?;
+        if let Edit::Status { from, .. } = edit {
+            if !from.is_empty() && !from.contains(&record.status) {
+                return Err(Attempt::Refused(record.status.as_str().to_owned()));
+            }
+        }
+        let now = TaskTime::now(self.clock.as_ref(), &self.zone);
+        let new = edited(&old, edit, now).map_err(Attempt::Unsupported)?;
+        Ok(Change {
+            old: Some(old),
+            new,
+            service: record.service,
+            user_id: record.user_id,
+        })
+    }
 
-        // The index sets: membership and TTL, as index_plan reads them.
-        let indexes = TaskIndexes::of(&service, &user_id);
+    /// The writes that keep the task's five index sets, as `index_plan` of the scripts
+    /// reads them: each set gets the task (or, for the service's users, its user) where it
+    /// lacks it, and the TTL `ttl` needs. None in the lean variant while the metadata hash
+    /// shows the sets fresh ([`Snapshot::indexes_fresh`]).
+    async fn index_writes(
+        &self,
+        id: &str,
+        change: &Change,
+        snapshot: &Snapshot,
+        ttl: Ttl,
+    ) -> Result<Vec<Command>> {
+        let mut writes = Vec::new();
+        if self.lean && snapshot.indexes_fresh(ttl) {
+            return Ok(writes);
+        }
+        let indexes = TaskIndexes::of(&change.service, &change.user_id);
         let sets = [
             (indexes.tasks.as_str(), id),
             (indexes.service.as_str(), id),
-            (indexes.service_users.as_str(), user_id.as_str()),
+            (indexes.service_users.as_str(), change.user_id.as_str()),
             (indexes.service_user.as_str(), id),
             (indexes.user.as_str(), id),
         ];
-        let ttl = longer_ttl(record_pttl, self.ttl_ms);
-        let headroom = if ttl == -1 {
-            0
-        } else {
-            (ttl / 10).min(REFRESH_HEADROOM_MAX_MS)
-        };
-        let meta_need = if ttl == -1 {
-            -1
-        } else {
-            ttl + METADATA_GRACE_MS
-        };
-        // Lean: the metadata hash was refreshed with the index sets, by the same rule, in the
-        // write that last gave it headroom; while it still covers what it needs, so do they.
-        let indexes_fresh = self.lean
-            && meta_service.is_some()
-            && meta_user.is_some()
-            && (meta_pttl == -1 || (meta_need != -1 && meta_pttl >= meta_need));
-        let mut writes = Vec::new();
-        if !indexes_fresh {
-            let mut plan = Vec::new();
-            for (key, member) in sets {
-                plan.push(command("SISMEMBER", [key, member]));
-                plan.push(command("PTTL", [key]));
+        let mut plan = Vec::new();
+        for (key, member) in sets {
+            plan.push(command("SISMEMBER", [key, member]));
+            plan.push(command("PTTL", [key]));
+        }
+        let plan = self.send(plan).await?;
+        let need = ttl.need(INDEX_MARGIN_MS);
+        for (n, (key, member)) in sets.into_iter().enumerate() {
+            if int(plan.get(2 * n).cloned())? != 1 {
+                writes.push(command("SADD", [key, member]));
             }
-            let plan = self.send(plan).await?;
-            let need = if ttl == -1 { -1 } else { ttl + INDEX_MARGIN_MS };
-            for (n, (key, member)) in sets.into_iter().enumerate() {
-                if int(plan.get(2 * n).cloned())? != 1 {
-                    writes.push(command("SADD", [key, member]));
-                }
-                let current = int(plan.get(2 * n + 1).cloned())?;
-                refresh_ttl(&mut writes, key, current, need, headroom);
-            }
+            let current = int(plan.get(2 * n + 1).cloned())?;
+            refresh_ttl(&mut writes, key, current, need, ttl.headroom);
         }
-        if meta_service.is_none() || meta_user.is_none() {
-            writes.push(command(
-                "HSET",
-                [mkey.as_str(), "service", &service, "user_id", &user_id],
-            ));
-        }
-        if has_layout {
-            writes.push(command("HDEL", [mkey.as_str(), "layout"]));
-        }
-        let meta_need = if ttl == -1 {
-            -1
-        } else {
-            ttl + METADATA_GRACE_MS
-        };
-        refresh_ttl(&mut writes, &mkey, meta_pttl, meta_need, headroom);
+        Ok(writes)
+    }
 
-        match guard {
-            Guard::Watch => {
-                let mut exec = vec![command("MULTI", Vec::<Value>::new())];
-                exec.push(set_record(&rkey, new, ttl, None));
-                exec.extend(writes);
-                exec.push(command("EXEC", Vec::<Value>::new()));
-                let replies = self.send(exec).await?;
-                match replies.last() {
-                    Some(Value::Null) => Ok(Attempt::Raced),
-                    Some(Value::Array(_)) => Ok(Attempt::Applied),
-                    other => bail!("unexpected EXEC reply {other:?}"),
-                }
-            }
-            Guard::IfEq => {
-                let set = match old {
-                    // A save overwrites whatever is there, as the script does.
-                    None => set_record(&rkey, new, if record_pttl == -2 { ttl } else { -1 }, None),
-                    Some(old) => set_record(&rkey, new, -1, Some(old)),
-                };
-                let applied = self.send(vec![set]).await?;
-                if matches!(applied.first(), Some(Value::Null)) {
-                    return Ok(Attempt::Raced);
-                }
-                if ttl != -1 && record_pttl != -2 {
-                    writes.insert(
-                        0,
-                        command("PEXPIRE", [rkey.clone(), ttl.to_string(), "GT".into()]),
-                    );
-                }
-                if !writes.is_empty() {
-                    self.send(writes).await?;
-                }
-                Ok(Attempt::Applied)
-            }
+    /// Writes the record at `rkey` as `new` (TTL `ttl`) and then `writes`, in `MULTI` …
+    /// `EXEC` under the `WATCH` of the reads: [`Attempt::Raced`] where the `EXEC` aborted.
+    async fn write_watched(
+        &self,
+        rkey: &str,
+        new: String,
+        ttl: Ttl,
+        writes: Vec<Command>,
+    ) -> Result<Attempt> {
+        let mut exec = vec![command("MULTI", Vec::<Value>::new())];
+        exec.push(set_record(rkey, new, ttl.record, None));
+        exec.extend(writes);
+        exec.push(command("EXEC", Vec::<Value>::new()));
+        let replies = self.send(exec).await?;
+        match replies.last() {
+            Some(Value::Null) => Ok(Attempt::Raced),
+            Some(Value::Array(_)) => Ok(Attempt::Applied),
+            other => bail!("unexpected EXEC reply {other:?}"),
         }
     }
+
+    /// Writes the record at `rkey` alone, `SET … IFEQ` the text read (a save overwrites
+    /// whatever is there, as the script does; `record_pttl` is the PTTL read); only where it
+    /// applied, then extends its TTL to `ttl` (`PEXPIRE … GT`, which never shortens it) and
+    /// sends `writes`. [`Attempt::Raced`] where the `SET` did not apply.
+    async fn write_if_eq(
+        &self,
+        rkey: &str,
+        change: Change,
+        record_pttl: i64,
+        ttl: Ttl,
+        mut writes: Vec<Command>,
+    ) -> Result<Attempt> {
+        let set = match change.old {
+            None => {
+                let ttl = if record_pttl == -2 { ttl.record } else { -1 };
+                set_record(rkey, change.new, ttl, None)
+            }
+            Some(old) => set_record(rkey, change.new, -1, Some(old)),
+        };
+        let applied = self.send(vec![set]).await?;
+        if matches!(applied.first(), Some(Value::Null)) {
+            return Ok(Attempt::Raced);
+        }
+        if ttl.record != -1 && record_pttl != -2 {
+            writes.insert(
+                0,
+                command(
+                    "PEXPIRE",
+                    [rkey.to_owned(), ttl.record.to_string(), "GT".into()],
+                ),
+            );
+        }
+        if !writes.is_empty() {
+            self.send(writes).await?;
+        }
+        Ok(Attempt::Applied)
+    }
+}
+
+/// What an attempt read before its edit.
+struct Snapshot {
+    /// The record's `GET` reply (a save's: `EXISTS`'s).
+    stored: Option<Value>,
+    /// The record's PTTL (-2: no record, -1: no expiry).
+    record_pttl: i64,
+    /// The owner's service the metadata hash names, if any.
+    meta_service: Option<String>,
+    /// The owner's user the metadata hash names, if any.
+    meta_user: Option<String>,
+    /// Whether the metadata hash holds a layout hint of the scripts.
+    has_layout: bool,
+    /// The metadata hash's PTTL.
+    meta_pttl: i64,
+}
+
+impl Snapshot {
+    /// Whether the metadata hash names another owner than `change`'s record: a move of index
+    /// entries, left to the script.
+    fn owned_by_another(&self, change: &Change) -> bool {
+        self.meta_service
+            .as_deref()
+            .is_some_and(|s| s != change.service)
+            || self
+                .meta_user
+                .as_deref()
+                .is_some_and(|u| u != change.user_id)
+    }
+
+    /// Whether the lean variant may skip the index sets: the metadata hash was refreshed
+    /// with them, by the same rule, in the write that last gave it headroom; while it still
+    /// covers what it needs under `ttl`, so do they.
+    fn indexes_fresh(&self, ttl: Ttl) -> bool {
+        let meta_need = ttl.need(METADATA_GRACE_MS);
+        self.meta_service.is_some()
+            && self.meta_user.is_some()
+            && (self.meta_pttl == -1 || (meta_need != -1 && self.meta_pttl >= meta_need))
+    }
+}
+
+/// What an edit writes: the record's new text, its owner, and the text it replaces (none
+/// for a save).
+struct Change {
+    old: Option<String>,
+    new: String,
+    service: String,
+    user_id: String,
+}
+
+/// The TTL a write gives its record, and the headroom its refreshes of the other keys add.
+#[derive(Debug, Clone, Copy)]
+struct Ttl {
+    /// The record's TTL in milliseconds (-1: none).
+    record: i64,
+    /// A tenth of it, at most [`REFRESH_HEADROOM_MAX_MS`] (0 without expiry).
+    headroom: i64,
+}
+
+impl Ttl {
+    /// The TTL of a record whose PTTL is `record_pttl`, written by an editor keeping records
+    /// `ttl_ms`.
+    fn of(record_pttl: i64, ttl_ms: i64) -> Self {
+        let record = longer_ttl(record_pttl, ttl_ms);
+        let headroom = if record == -1 {
+            0
+        } else {
+            (record / 10).min(REFRESH_HEADROOM_MAX_MS)
+        };
+        Ttl { record, headroom }
+    }
+
+    /// What a key outliving the record by `margin` needs (-1: no expiry).
+    fn need(self, margin: i64) -> i64 {
+        if self.record == -1 {
+            -1
+        } else {
+            self.record + margin
+        }
+    }
+}
+
+/// Pushes onto `writes` what the metadata hash at `mkey` needs: the owner of `change` where
+/// it names none, the layout hint dropped, and its TTL refreshed.
+fn metadata_writes(
+    writes: &mut Vec<Command>,
+    mkey: &str,
+    change: &Change,
+    snapshot: &Snapshot,
+    ttl: Ttl,
+) {
+    if snapshot.meta_service.is_none() || snapshot.meta_user.is_none() {
+        writes.push(command(
+            "HSET",
+            [mkey, "service", &change.service, "user_id", &change.user_id],
+        ));
+    }
+    if snapshot.has_layout {
+        writes.push(command("HDEL", [mkey, "layout"]));
+    }
+    let need = ttl.need(METADATA_GRACE_MS);
+    refresh_ttl(writes, mkey, snapshot.meta_pttl, need, ttl.headroom);
 }
 
 /// `SET key text`: `PX ttl`, or `KEEPTTL` where `ttl` is -1; `IFEQ old` when given.

@@ -60,6 +60,24 @@ impl Splice {
             .push((end, end, format!("{comma}{}:{json}", json_string(name))));
     }
 
+    /// Sets the member `name` of the record `text` to `json`: in place of its value `raw`
+    /// where it has one, else added at the end of the record.
+    fn set(&mut self, text: &str, raw: Option<&RawValue>, name: &str, json: String) {
+        match raw {
+            Some(raw) => self.replace(text, raw, json),
+            None => self.add_member(text, text.trim(), name, &json),
+        }
+    }
+
+    /// Adds `items` (JSON values separated by commas) to the end of the array `array` (a
+    /// slice of `text`), before its `]`.
+    fn extend_array(&mut self, text: &str, array: &str, items: &str) {
+        let end = array.as_ptr() as usize - text.as_ptr() as usize + array.len() - 1;
+        let empty = array[1..array.len() - 1].trim().is_empty();
+        let comma = if empty { "" } else { "," };
+        self.0.push((end, end, format!("{comma}{items}")));
+    }
+
     fn apply(mut self, text: &str) -> String {
         self.0.sort_by_key(|e| (e.0, e.1));
         let extra: usize = self.0.iter().map(|e| e.2.len()).sum();
@@ -83,24 +101,15 @@ pub(super) fn edited(
     now: TaskTime,
 ) -> std::result::Result<String, &'static str> {
     let members: Members<'_> = serde_json::from_str(text).map_err(|_| "a member is given twice")?;
-    let whole = text.trim();
     let mut splice = Splice::default();
     let stamp = json_string(&now.to_string());
-    let set = |splice: &mut Splice, raw: Option<&RawValue>, name: &str, json: String| match raw {
-        Some(raw) => splice.replace(text, raw, json),
-        None => splice.add_member(text, whole, name, &json),
-    };
-    set(&mut splice, members.updated_at, "updated_at", stamp);
+    splice.set(text, members.updated_at, "updated_at", stamp);
     let mut entries = Vec::new();
     match edit {
         Edit::Save(_) => return Err("a save is not an edit"),
         Edit::Status { to, entry, .. } => {
-            set(
-                &mut splice,
-                members.status,
-                "status",
-                json_string(to.as_str()),
-            );
+            let status = json_string(to.as_str());
+            splice.set(text, members.status, "status", status);
             entries.extend(entry.iter().filter(|m| !m.is_empty()));
         }
         Edit::Append(messages) => entries.extend(messages),
@@ -112,63 +121,86 @@ pub(super) fn edited(
                 ("pod_status", pod_status),
                 ("launcher_output", launcher_output),
             ];
-            match members.result.filter(|r| r.get().starts_with('{')) {
-                None => {
-                    let field =
-                        |v: &Option<String>| v.as_deref().map_or("null".to_owned(), json_string);
-                    let object = format!(
-                        "{{\"pod_status\":{},\"launcher_output\":{}}}",
-                        field(pod_status),
-                        field(launcher_output)
-                    );
-                    set(&mut splice, members.result, "result", object);
-                }
-                Some(result) => {
-                    let fields: ResultMembers<'_> = serde_json::from_str(result.get())
-                        .map_err(|_| "a member is given twice")?;
-                    let found = [fields.pod_status, fields.launcher_output];
-                    for ((name, value), raw) in given.into_iter().zip(found) {
-                        let Some(value) = value else { continue };
-                        match raw {
-                            Some(raw) => splice.replace(text, raw, json_string(value)),
-                            None => {
-                                splice.add_member(text, result.get(), name, &json_string(value))
-                            }
-                        }
-                    }
-                }
-            }
+            set_result(&mut splice, text, members.result, given)?;
         }
-        Edit::Jobs(ids) => {
-            let json = serde_json::to_string(ids).map_err(|_| "job ids")?;
-            if members.jobs.is_none() && members.active_jobs.is_none() {
-                set(&mut splice, None, "jobs", json);
-            } else {
-                for (raw, name) in [(members.jobs, "jobs"), (members.active_jobs, "active_jobs")] {
-                    if raw.is_some() {
-                        set(&mut splice, raw, name, json.clone());
-                    }
-                }
-            }
-        }
+        Edit::Jobs(ids) => set_jobs(&mut splice, text, &members, ids)?,
     }
-    if !entries.is_empty() {
-        let lines: Vec<String> = entries
-            .iter()
-            .map(|m| json_string(&format_log_entry_at(m, now)))
-            .collect();
-        match members.logs.filter(|l| l.get().starts_with('[')) {
-            Some(logs) => {
-                let inner = &logs.get()[1..logs.get().len() - 1];
-                let end =
-                    logs.get().as_ptr() as usize - text.as_ptr() as usize + logs.get().len() - 1;
-                let comma = if inner.trim().is_empty() { "" } else { "," };
-                splice
-                    .0
-                    .push((end, end, format!("{comma}{}", lines.join(","))));
-            }
-            other => set(&mut splice, other, "logs", format!("[{}]", lines.join(","))),
-        }
-    }
+    append_logs(&mut splice, text, members.logs, &entries, now);
     Ok(splice.apply(text))
+}
+
+/// Sets the `given` members of the result `result` of the record `text` (each a name and
+/// its new value, `None` to keep it), the result's other members kept; a result that is not
+/// an object (or none) becomes one of the given members alone, `null` for those not given.
+fn set_result(
+    splice: &mut Splice,
+    text: &str,
+    result: Option<&RawValue>,
+    given: [(&str, &Option<String>); 2],
+) -> std::result::Result<(), &'static str> {
+    let Some(object) = result.filter(|r| r.get().starts_with('{')) else {
+        let field = |v: &Option<String>| v.as_deref().map_or("null".to_owned(), json_string);
+        let [(_, pod_status), (_, launcher_output)] = given;
+        let object = format!(
+            "{{\"pod_status\":{},\"launcher_output\":{}}}",
+            field(pod_status),
+            field(launcher_output)
+        );
+        splice.set(text, result, "result", object);
+        return Ok(());
+    };
+    let fields: ResultMembers<'_> =
+        serde_json::from_str(object.get()).map_err(|_| "a member is given twice")?;
+    let found = [fields.pod_status, fields.launcher_output];
+    for ((name, value), raw) in given.into_iter().zip(found) {
+        let Some(value) = value else { continue };
+        match raw {
+            Some(raw) => splice.replace(text, raw, json_string(value)),
+            None => splice.add_member(text, object.get(), name, &json_string(value)),
+        }
+    }
+    Ok(())
+}
+
+/// Sets the job ids `ids` where the record `text` keeps them: in `jobs` and/or
+/// `active_jobs`, whichever it has, else in a new `jobs`.
+fn set_jobs(
+    splice: &mut Splice,
+    text: &str,
+    members: &Members<'_>,
+    ids: &[String],
+) -> std::result::Result<(), &'static str> {
+    let json = serde_json::to_string(ids).map_err(|_| "job ids")?;
+    if members.jobs.is_none() && members.active_jobs.is_none() {
+        splice.set(text, None, "jobs", json);
+        return Ok(());
+    }
+    for (raw, name) in [(members.jobs, "jobs"), (members.active_jobs, "active_jobs")] {
+        if raw.is_some() {
+            splice.set(text, raw, name, json.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Appends log entries of `messages`, stamped `now`, to the logs `logs` of the record `text`;
+/// logs that are not an array (or none) become an array of the new entries alone.
+fn append_logs(
+    splice: &mut Splice,
+    text: &str,
+    logs: Option<&RawValue>,
+    messages: &[&String],
+    now: TaskTime,
+) {
+    if messages.is_empty() {
+        return;
+    }
+    let lines: Vec<String> = messages
+        .iter()
+        .map(|m| json_string(&format_log_entry_at(m, now)))
+        .collect();
+    match logs.filter(|l| l.get().starts_with('[')) {
+        Some(array) => splice.extend_array(text, array.get(), &lines.join(",")),
+        None => splice.set(text, logs, "logs", format!("[{}]", lines.join(","))),
+    }
 }

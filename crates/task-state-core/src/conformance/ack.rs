@@ -6,99 +6,137 @@ use super::support::{
     assert_log_entry, assert_stamped, assert_unchanged, fetch, ok, saved, strings,
 };
 use super::RawRecords;
-use crate::{Error, Result, Scope, TaskRepository, TaskStatus};
+use crate::{Error, Result, Scope, TaskRecord, TaskRepository, TaskStatus};
 
 /// Each `_ack` mutation of an existing task returns `Ok(true)` and writes what its
 /// record-returning twin writes, stamping `updated_at`; `update_result_ack` with neither
 /// field writes nothing and still says the task exists.
+///
+/// The mutations run one after the other on one task, each step a check of its own that
+/// starts from the record the step before left.
 pub async fn ack_mutations_apply_and_say_so(repo: &dyn TaskRepository) {
-    const CHECK: &str = "ack_mutations_apply_and_say_so";
-    use TaskStatus::*;
     let id = "cf-ack-1";
-    let before = saved(repo, id, "cf-ack-svc", "cf-ack-user", CHECK).await;
+    let before = saved(repo, id, "cf-ack-svc", "cf-ack-user", APPLY).await;
+    let running = set_status_ack_applies(repo, &before).await;
+    let appended = append_log_ack_applies(repo, &running).await;
+    let updated = update_result_ack_applies(repo, &appended).await;
+    let with_jobs = set_jobs_ack_applies(repo, &updated).await;
+    transition_ack_applies(repo, &with_jobs).await;
+}
 
-    let applied = repo.set_status_ack(id, Running, Some("started")).await;
-    assert!(
-        ok(applied, CHECK),
-        "{CHECK}: set_status_ack must say it applied"
+/// The check whose name the steps of [`ack_mutations_apply_and_say_so`] report under.
+const APPLY: &str = "ack_mutations_apply_and_say_so";
+
+/// `set_status_ack` to running with a log entry says it applied, sets the status, appends
+/// the entry and stamps `updated_at`; returns the record it left.
+async fn set_status_ack_applies(repo: &dyn TaskRepository, before: &TaskRecord) -> TaskRecord {
+    let id = before.task_id.as_str();
+    let applied = repo
+        .set_status_ack(id, TaskStatus::Running, Some("started"))
+        .await;
+    assert_applied(applied, "set_status_ack");
+    let running = fetch(repo, id, APPLY).await;
+    assert_eq!(
+        running.status,
+        TaskStatus::Running,
+        "{APPLY}: set_status_ack's status"
     );
-    let running = fetch(repo, id, CHECK).await;
-    assert_eq!(running.status, Running, "{CHECK}: set_status_ack's status");
-    assert_eq!(running.logs.len(), 1, "{CHECK}: set_status_ack's log entry");
-    assert_log_entry(&running.logs[0], "started", CHECK);
-    assert_stamped(&before, &running, CHECK);
+    assert_eq!(running.logs.len(), 1, "{APPLY}: set_status_ack's log entry");
+    assert_log_entry(&running.logs[0], "started", APPLY);
+    assert_stamped(before, &running, APPLY);
+    running
+}
 
+/// `append_log_ack` (after [`set_status_ack_applies`]) says it applied, appends one entry
+/// after the one there, and stamps `updated_at`; returns the record it left.
+async fn append_log_ack_applies(repo: &dyn TaskRepository, running: &TaskRecord) -> TaskRecord {
+    let id = running.task_id.as_str();
     let applied = repo.append_log_ack(id, "a line").await;
-    assert!(
-        ok(applied, CHECK),
-        "{CHECK}: append_log_ack must say it applied"
-    );
-    let appended = fetch(repo, id, CHECK).await;
+    assert_applied(applied, "append_log_ack");
+    let appended = fetch(repo, id, APPLY).await;
     assert_eq!(
         appended.logs.len(),
         2,
-        "{CHECK}: append_log_ack appends one entry"
+        "{APPLY}: append_log_ack appends one entry"
     );
     assert_eq!(
         appended.logs[0], running.logs[0],
-        "{CHECK}: earlier entries kept"
+        "{APPLY}: earlier entries kept"
     );
-    assert_log_entry(&appended.logs[1], "a line", CHECK);
-    assert_stamped(&running, &appended, CHECK);
+    assert_log_entry(&appended.logs[1], "a line", APPLY);
+    assert_stamped(running, &appended, APPLY);
+    appended
+}
 
+/// `update_result_ack` says it applied for each field given, sets those fields and keeps the
+/// other; with neither field it still says the task exists and writes nothing. Returns the
+/// record it left.
+async fn update_result_ack_applies(repo: &dyn TaskRepository, before: &TaskRecord) -> TaskRecord {
+    let id = before.task_id.as_str();
     let applied = repo
         .update_result_ack(id, Some("phase=Running"), None)
         .await;
-    assert!(
-        ok(applied, CHECK),
-        "{CHECK}: update_result_ack must say it applied"
-    );
+    assert_applied(applied, "update_result_ack");
     let applied = repo.update_result_ack(id, None, Some("out")).await;
-    assert!(
-        ok(applied, CHECK),
-        "{CHECK}: update_result_ack must say it applied"
-    );
-    let updated = fetch(repo, id, CHECK).await;
+    assert_applied(applied, "update_result_ack");
+    let updated = fetch(repo, id, APPLY).await;
     assert_eq!(
         (
             updated.result.pod_status.as_deref(),
             updated.result.launcher_output.as_deref()
         ),
         (Some("phase=Running"), Some("out")),
-        "{CHECK}: update_result_ack sets the fields given and keeps the others"
+        "{APPLY}: update_result_ack sets the fields given and keeps the others"
     );
     let applied = repo.update_result_ack(id, None, None).await;
     assert!(
-        ok(applied, CHECK),
-        "{CHECK}: update_result_ack with neither field must say the task exists"
+        ok(applied, APPLY),
+        "{APPLY}: update_result_ack with neither field must say the task exists"
     );
-    assert_unchanged(repo, &updated, CHECK).await;
+    assert_unchanged(repo, &updated, APPLY).await;
+    updated
+}
 
+/// `set_jobs_ack` says it applied, sets the jobs and stamps `updated_at`; returns the record
+/// it left.
+async fn set_jobs_ack_applies(repo: &dyn TaskRepository, updated: &TaskRecord) -> TaskRecord {
+    let id = updated.task_id.as_str();
     let applied = repo.set_jobs_ack(id, &strings(&["j-1", "j-2"])).await;
-    assert!(
-        ok(applied, CHECK),
-        "{CHECK}: set_jobs_ack must say it applied"
-    );
-    let with_jobs = fetch(repo, id, CHECK).await;
+    assert_applied(applied, "set_jobs_ack");
+    let with_jobs = fetch(repo, id, APPLY).await;
     assert_eq!(
         with_jobs.jobs,
         strings(&["j-1", "j-2"]),
-        "{CHECK}: set_jobs_ack"
+        "{APPLY}: set_jobs_ack"
     );
-    assert_stamped(&updated, &with_jobs, CHECK);
+    assert_stamped(updated, &with_jobs, APPLY);
+    with_jobs
+}
 
+/// `transition_ack` from running (the status [`set_status_ack_applies`] set) to completed,
+/// with a log entry, says it applied, sets the status, appends the third entry and stamps
+/// `updated_at`.
+async fn transition_ack_applies(repo: &dyn TaskRepository, with_jobs: &TaskRecord) {
+    use TaskStatus::*;
+    let id = with_jobs.task_id.as_str();
     let applied = repo
         .transition_ack(id, &[Running], Completed, Some("done"))
         .await;
+    assert_applied(applied, "transition_ack");
+    let done = fetch(repo, id, APPLY).await;
+    assert_eq!(done.status, Completed, "{APPLY}: transition_ack's status");
+    assert_eq!(done.logs.len(), 3, "{APPLY}: transition_ack's log entry");
+    assert_log_entry(&done.logs[2], "done", APPLY);
+    assert_stamped(with_jobs, &done, APPLY);
+}
+
+/// `outcome`, of `operation` on a task that exists, is `Ok(true)`.
+#[track_caller]
+fn assert_applied(outcome: Result<bool>, operation: &str) {
     assert!(
-        ok(applied, CHECK),
-        "{CHECK}: transition_ack must say it applied"
+        ok(outcome, APPLY),
+        "{APPLY}: {operation} must say it applied"
     );
-    let done = fetch(repo, id, CHECK).await;
-    assert_eq!(done.status, Completed, "{CHECK}: transition_ack's status");
-    assert_eq!(done.logs.len(), 3, "{CHECK}: transition_ack's log entry");
-    assert_log_entry(&done.logs[2], "done", CHECK);
-    assert_stamped(&with_jobs, &done, CHECK);
 }
 
 /// `transition_ack` from statuses that do not hold the current one is [`Error::Conflict`]
