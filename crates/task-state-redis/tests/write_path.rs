@@ -249,3 +249,45 @@ async fn an_edit_reads_the_indexes_of_the_owner_it_remembers_with_the_record() {
     repo.append_log("o", "four").await.unwrap();
     assert_eq!(command_calls(&server, "sismember") - before, 5);
 }
+
+/// `total_reads_processed` of the server's `INFO stats`: how many reads of client sockets
+/// it made.
+fn reads_processed(server: &RedisServer) -> u64 {
+    let info = server.cli(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("total_reads_processed:"))
+        .and_then(|v| v.parse().ok())
+        .expect("INFO stats names total_reads_processed")
+}
+
+/// The commands of one round trip of the `watch` path leave the client together, so the
+/// server reads an edit in a few reads (the reads of the record and its index sets; `MULTI`;
+/// the writes and `EXEC`), not in one read a command (about twenty, when each command was
+/// flushed on its own). On one thread, where the client's connection task runs only when
+/// the edit waits, so that the count does not depend on the machine's load.
+#[tokio::test(flavor = "current_thread")]
+async fn the_commands_of_a_round_trip_reach_the_server_together() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Watch).await;
+    repo.save(TaskRecord::new("r", "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    // The first edit settles the path (the server's version, the connections of its own)
+    // and learns the task's owner.
+    repo.append_log("r", "first").await.unwrap();
+    let edits = 10;
+    let before = reads_processed(&server);
+    for n in 0..edits {
+        repo.append_logs("r", &[format!("line {n}")]).await.unwrap();
+    }
+    // The second INFO's own read is counted too.
+    let reads = reads_processed(&server) - before - 1;
+    assert!(
+        reads <= 4 * edits,
+        "{reads} reads of the server for {edits} edits"
+    );
+    let record = repo.get("r").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 1 + edits as usize);
+}

@@ -1,12 +1,11 @@
 //! One optimistic attempt of an edit: the reads, the edit, the guarded write.
 
 use fred::clients::Client;
-use fred::interfaces::ClientLike;
-use fred::prelude::{Error as FredError, Value};
-use fred::types::CustomCommand;
+use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes};
 use task_state_core::{Result, TaskRecord};
 
+use super::commands::{send, Command};
 use super::edit::{edited, Edit};
 use crate::keys;
 use crate::repository::RedisTaskRepository;
@@ -58,30 +57,6 @@ pub(super) struct Request<'a> {
 /// The owner of a task: its service and user id.
 pub(super) type Owner = (String, String);
 
-/// A command and its arguments, to be sent in a pipeline.
-type Command = (&'static str, Vec<Value>);
-
-fn command<V: Into<Value>>(name: &'static str, args: impl IntoIterator<Item = V>) -> Command {
-    (name, args.into_iter().map(Into::into).collect())
-}
-
-/// Sends `commands` in one pipeline on `client` and returns each reply.
-async fn send(
-    client: &Client,
-    commands: Vec<Command>,
-) -> Vec<std::result::Result<Value, FredError>> {
-    let pipeline = client.pipeline();
-    for (name, args) in commands {
-        let queued: std::result::Result<(), FredError> = pipeline
-            .custom(CustomCommand::new_static(name, None::<u16>, false), args)
-            .await;
-        if let Err(e) = queued {
-            return vec![Err(e)];
-        }
-    }
-    pipeline.try_all::<Value>().await
-}
-
 /// Every reply of `commands`, or `None` when one failed (a key of the wrong type, a dropped
 /// connection): a read that changed nothing, left to the script.
 async fn read(client: &Client, commands: Vec<Command>) -> Option<Vec<Value>> {
@@ -119,7 +94,7 @@ pub(super) async fn attempt(
         Err(outcome) => {
             if guard == Guard::Watch {
                 // What the connection watched must not abort its next edit.
-                let _ = send(client, vec![command::<&str>("UNWATCH", [])]).await;
+                let _ = send(client, vec![Command::Unwatch]).await;
             }
             return Ok(outcome);
         }
@@ -172,8 +147,8 @@ fn index_reads(id: &str, owner: &Owner) -> Vec<Command> {
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     let mut reads = Vec::with_capacity(10);
     for (key, member) in index_sets(&indexes, id, owner) {
-        reads.push(command("SISMEMBER", [key, member]));
-        reads.push(command("PTTL", [key]));
+        reads.push(Command::Sismember(key.to_owned(), member.to_owned()));
+        reads.push(Command::Pttl(key.to_owned()));
     }
     reads
 }
@@ -191,16 +166,16 @@ async fn prepare(
     let (rkey, mkey) = (keys::record(id), keys::metadata(id));
     let mut reads = Vec::new();
     if guard == Guard::Watch {
-        reads.push(command("WATCH", [rkey.as_str(), mkey.as_str()]));
+        reads.push(Command::Watch(vec![rkey.clone(), mkey.clone()]));
     }
     let first = reads.len();
-    reads.push(command("GET", [rkey.as_str()]));
-    reads.push(command("PTTL", [rkey.as_str()]));
-    reads.push(command(
-        "HMGET",
-        [mkey.as_str(), "service", "user_id", "layout"],
+    reads.push(Command::Get(rkey.clone()));
+    reads.push(Command::Pttl(rkey));
+    reads.push(Command::Hmget(
+        mkey.clone(),
+        vec!["service", "user_id", "layout"],
     ));
-    reads.push(command("PTTL", [mkey.as_str()]));
+    reads.push(Command::Pttl(mkey));
     if let Some(guess) = request.owner {
         reads.extend(index_reads(id, guess));
     }
@@ -297,7 +272,7 @@ fn writes(
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     for (n, (key, member)) in index_sets(&indexes, id, owner).into_iter().enumerate() {
         if int(index.get(2 * n)) != Some(1) {
-            writes.push(command("SADD", [key, member]));
+            writes.push(Command::Sadd(key.to_owned(), member.to_owned()));
         }
         let current = int(index.get(2 * n + 1)).ok_or(Attempt::Unsupported("PTTL"))?;
         refresh_ttl(&mut writes, key, current, need, headroom);
@@ -307,18 +282,18 @@ fn writes(
     if found.meta_service.as_deref() != Some(service.as_str())
         || found.meta_user.as_deref() != Some(user_id.as_str())
     {
-        writes.push(command(
-            "HSET",
-            [mkey.as_str(), "service", service, "user_id", user_id],
+        writes.push(Command::Hset(
+            mkey.clone(),
+            vec![("service", service.clone()), ("user_id", user_id.clone())],
         ));
     }
     // The layout hint the scripts keep (`lua/lib/hint.lua`): the new one, or none, so that a
     // script never trusts positions of the text this write replaced.
     let hint = crate::hint::save_hint(new, service, user_id);
     if !hint.is_empty() {
-        writes.push(command("HSET", [mkey.as_str(), "layout", &hint]));
+        writes.push(Command::Hset(mkey.clone(), vec![("layout", hint)]));
     } else if found.has_layout {
-        writes.push(command("HDEL", [mkey.as_str(), "layout"]));
+        writes.push(Command::Hdel(mkey.clone(), "layout"));
     }
     let meta_need = if ttl == -1 {
         -1
@@ -339,10 +314,15 @@ async fn write_watched(
     writes: Vec<Command>,
 ) -> Result<Attempt> {
     let rkey = keys::record(request.task_id);
-    let mut exec = vec![command::<&str>("MULTI", [])];
-    exec.push(set_record(&rkey, plan.new.clone(), plan.ttl, None));
+    let mut exec = vec![Command::Multi];
+    exec.push(Command::Set {
+        key: rkey,
+        text: plan.new.clone(),
+        ttl: plan.ttl,
+        if_equal: None,
+    });
     exec.extend(writes);
-    exec.push(command::<&str>("EXEC", []));
+    exec.push(Command::Exec);
     let replies = send(client, exec).await;
     // A command refused while queued (out of memory, read-only, no replicas) aborts the
     // EXEC: the first error is the one that says why.
@@ -368,7 +348,12 @@ async fn write_ifeq(
     mut writes: Vec<Command>,
 ) -> Result<Attempt> {
     let rkey = keys::record(request.task_id);
-    let set = set_record(&rkey, plan.new.clone(), -1, Some(plan.old));
+    let set = Command::Set {
+        key: rkey.clone(),
+        text: plan.new.clone(),
+        ttl: -1,
+        if_equal: Some(plan.old),
+    };
     let applied = send(client, vec![set]).await;
     match applied.into_iter().next() {
         Some(Ok(Value::Null)) => return Ok(Attempt::Raced),
@@ -379,7 +364,11 @@ async fn write_ifeq(
     if plan.ttl != -1 && plan.record_pttl != -2 {
         writes.insert(
             0,
-            command("PEXPIRE", [rkey, plan.ttl.to_string(), "GT".to_owned()]),
+            Command::Pexpire {
+                key: rkey,
+                milliseconds: plan.ttl,
+                greater: true,
+            },
         );
     }
     if !writes.is_empty() {
@@ -388,20 +377,6 @@ async fn write_ifeq(
         }
     }
     Ok(Attempt::Applied(plan.new, plan.owner))
-}
-
-/// `SET key text`: `PX ttl`, or `KEEPTTL` where `ttl` is -1; `IFEQ old` when given.
-fn set_record(key: &str, text: String, ttl: i64, old: Option<String>) -> Command {
-    let mut args: Vec<Value> = vec![key.into(), text.into()];
-    if let Some(old) = old {
-        args.extend(["IFEQ".into(), old.into()]);
-    }
-    if ttl == -1 {
-        args.push("KEEPTTL".into());
-    } else {
-        args.extend(["PX".into(), ttl.to_string().into()]);
-    }
-    ("SET", args)
 }
 
 /// The TTL a write gives its record: the longer of the current one (PTTL; -1 none) and the
@@ -419,13 +394,14 @@ fn longer_ttl(current: i64, target: i64) -> i64 {
 fn refresh_ttl(writes: &mut Vec<Command>, key: &str, current: i64, need: i64, headroom: i64) {
     if need == -1 {
         if current >= 0 {
-            writes.push(command("PERSIST", [key]));
+            writes.push(Command::Persist(key.to_owned()));
         }
     } else if current == -2 || (current >= 0 && current < need) {
-        writes.push(command(
-            "PEXPIRE",
-            [key.to_owned(), (need + headroom).to_string()],
-        ));
+        writes.push(Command::Pexpire {
+            key: key.to_owned(),
+            milliseconds: need + headroom,
+            greater: false,
+        });
     }
 }
 
@@ -444,8 +420,14 @@ mod tests {
         refresh_ttl(&mut writes, "k", 4_000, 5_000, 500);
         refresh_ttl(&mut writes, "n", -1, -1, 0);
         refresh_ttl(&mut writes, "p", 7, -1, 0);
-        let names: Vec<_> = writes.iter().map(|c| c.0).collect();
-        assert_eq!(names, ["PEXPIRE", "PERSIST"]);
-        assert_eq!(writes[0].1[1], Value::from("5500"));
+        let expected = [
+            Command::Pexpire {
+                key: "k".to_owned(),
+                milliseconds: 5_500,
+                greater: false,
+            },
+            Command::Persist("p".to_owned()),
+        ];
+        assert_eq!(writes, expected);
     }
 }

@@ -13,6 +13,7 @@
 //! was written: the script meets the same failure and reports it as it always has).
 
 mod attempt;
+mod commands;
 pub(crate) mod edit;
 
 use std::collections::HashMap;
@@ -95,6 +96,9 @@ pub(crate) async fn optimistic(
     let Some(edit) = Edit::of(script.name, extra) else {
         return Ok(None);
     };
+    let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
+        return Ok(None);
+    };
     // Without a connection the script's call reports the mutation as not sent, at once.
     if !repo.writer().next_connected().is_connected() {
         return Ok(None);
@@ -103,12 +107,6 @@ pub(crate) async fn optimistic(
         return Ok(None);
     };
     let Some(path) = cell.get() else {
-        return Ok(None);
-    };
-    let Some(guard) = path.guard else {
-        return Ok(None);
-    };
-    let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
         return Ok(None);
     };
     let guess = path.owner_of(task_id);
@@ -120,6 +118,33 @@ pub(crate) async fn optimistic(
         owner: guess.as_ref(),
     };
     let started = std::time::Instant::now();
+    let Some(outcome) = attempt_on(repo, path, &request).await? else {
+        return Ok(None);
+    };
+    if let Attempt::Applied(_, owner) = &outcome {
+        if guess.as_ref() != Some(owner) {
+            path.remember(task_id, owner.clone());
+        }
+    }
+    let reply = script_reply(outcome, mode == "record", task_id, script.name);
+    if reply.is_some() {
+        let span = tracing::Span::current();
+        span.record("script", script.name);
+        span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(reply)
+}
+
+/// One attempt of `request` on a connection of `path`'s guard; `None` where the path has
+/// no guard or no connection is up (the script runs).
+async fn attempt_on(
+    repo: &RedisTaskRepository,
+    path: &Path,
+    request: &attempt::Request<'_>,
+) -> Result<Option<Attempt>> {
+    let Some(guard) = path.guard else {
+        return Ok(None);
+    };
     let outcome = match guard {
         Guard::Watch => {
             let Some(pool) = path.exclusive.as_ref() else {
@@ -129,51 +154,53 @@ pub(crate) async fn optimistic(
             if !client.is_connected() {
                 return Ok(None);
             }
-            attempt::attempt(repo, &client, &request, guard).await?
+            attempt::attempt(repo, &client, request, guard).await?
         }
         Guard::IfEq => {
             let client = repo.writer().next_connected();
             if !client.is_connected() {
                 return Ok(None);
             }
-            attempt::attempt(repo, client, &request, guard).await?
+            attempt::attempt(repo, client, request, guard).await?
         }
     };
-    let reply = |items: Vec<&str>| {
+    Ok(Some(outcome))
+}
+
+/// The script's reply for `outcome` (with the record's text where `with_record`), or
+/// `None` when the script is to make the write: after a race, or for a case left to it.
+fn script_reply(
+    outcome: Attempt,
+    with_record: bool,
+    task_id: &str,
+    script: &'static str,
+) -> Option<Value> {
+    let reply = |items: &[&str]| {
         Value::Array(
             items
-                .into_iter()
-                .map(|s| Value::String(s.to_owned().into()))
+                .iter()
+                .map(|s| Value::String((*s).to_owned().into()))
                 .collect(),
         )
     };
-    if let Attempt::Applied(_, owner) = &outcome {
-        if guess.as_ref() != Some(owner) {
-            path.remember(task_id, owner.clone());
-        }
-    }
-    let reply = match outcome {
-        Attempt::Applied(text, _) if mode == "record" => reply(vec!["applied", &text]),
-        Attempt::Applied(..) => reply(vec!["applied", ""]),
-        Attempt::Missing => reply(vec!["missing"]),
-        Attempt::Refused(current) => reply(vec!["conflict", &current]),
+    match outcome {
+        Attempt::Applied(text, _) if with_record => Some(reply(&["applied", &text])),
+        Attempt::Applied(..) => Some(reply(&["applied", ""])),
+        Attempt::Missing => Some(reply(&["missing"])),
+        Attempt::Refused(current) => Some(reply(&["conflict", &current])),
         Attempt::Raced => {
             tracing::debug!(
                 task_id,
-                script = script.name,
+                script,
                 "another writer came between the read and the write: the script runs"
             );
-            return Ok(None);
+            None
         }
         Attempt::Unsupported(reason) => {
-            tracing::debug!(task_id, script = script.name, reason, "left to the script");
-            return Ok(None);
+            tracing::debug!(task_id, script, reason, "left to the script");
+            None
         }
-    };
-    let span = tracing::Span::current();
-    span.record("script", script.name);
-    span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1e3);
-    Ok(Some(reply))
+    }
 }
 
 /// The settled path of `repo`'s writer pool; `None` while it cannot be settled (the server
