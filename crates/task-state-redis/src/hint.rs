@@ -75,6 +75,11 @@ fn top_level_members(s: &[u8]) -> Option<Vec<(&[u8], Range)>> {
     loop {
         let key_end = string_end(s, i)?;
         let key = &s[i + 1..key_end - 1];
+        // A name with an escape (`"st\u0061tus"`) is not this crate's encoding, and its
+        // bytes are not its name: which member comes last under a name would be misread.
+        if key.contains(&b'\\') {
+            return None;
+        }
         if s.get(key_end) != Some(&b':') {
             return None;
         }
@@ -203,6 +208,9 @@ mod tests {
         assert_eq!(save_hint(&empty.to_json(), "svc", "user"), "");
         assert_eq!(quick_edit_positions("{\"logs\": [\"x\"]}"), None);
         assert_eq!(quick_edit_positions("not json"), None);
+        // The last `status` is the escaped one: no hint rather than the first one's place.
+        let escaped = r#"{"status":"a","st\u0061tus":"b","updated_at":"t","logs":["x"]}"#;
+        assert_eq!(quick_edit_positions(escaped), None);
     }
 
     fn json_value() -> impl Strategy<Value = Value> {

@@ -291,3 +291,30 @@ async fn the_commands_of_a_round_trip_reach_the_server_together() {
     let record = repo.get("r").await.unwrap().unwrap();
     assert_eq!(record.logs.len(), 1 + edits as usize);
 }
+
+/// A record another writer left with a member named twice, once with an escape in its
+/// name (`"status"`, then `"st\u0061tus"`, which the model reads last): the layout hint an
+/// optimistic edit leaves must not point the script at the first one. (Found by `just fuzz`
+/// on seed 438392994839068905: the script then refused a transition from the status the
+/// record no longer has.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_written_with_an_escape_gets_no_hint_that_misleads_the_script() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let watch = connect(&server, WritePath::Watch).await;
+    let script = connect(&server, WritePath::Script).await;
+    let stamp = "2025-11-17T10:00:16+09:00";
+    let record = format!(
+        r#"{{"task_id":"d","service":"render","user_id":"alice","status":"cancel_requested","parameters":{{}},"jobs":[],"created_at":"{stamp}","updated_at":"{stamp}","logs":["{stamp},x"],"result":{{}},"st\u0061tus":"dispatching"}}"#
+    );
+    server.cli(&["SET", "task:d", &record]);
+    watch.append_log("d", "one").await.unwrap();
+    let moved = script
+        .transition("d", &[TaskStatus::Dispatching], TaskStatus::Running, None)
+        .await
+        .unwrap()
+        .expect("the task exists");
+    assert_eq!(moved.status, TaskStatus::Running);
+    assert_eq!(moved.logs.len(), 2);
+}
