@@ -160,6 +160,22 @@ pub fn find_stat<'a>(stats: &'a [CommandStat], command: &str) -> Option<&'a Comm
     stats.iter().find(|s| s.name == command)
 }
 
+/// The server's time an operation over `ops` operations: the scripts' where any ran (a
+/// script's time includes the commands it calls, which `INFO commandstats` lists as well),
+/// else every command's but the bench's own (`CONFIG`, `INFO`): the optimistic write path's
+/// `WATCH`, `GET`, … `EXEC`.
+pub fn server_us_per_op(stats: &[CommandStat], ops: u64) -> f64 {
+    let usec: u64 = match find_stat(stats, SCRIPT).filter(|s| s.calls > 0) {
+        Some(script) => script.usec,
+        None => stats
+            .iter()
+            .filter(|s| !["config", "info"].contains(&s.name.as_str()))
+            .map(|s| s.usec)
+            .sum(),
+    };
+    usec as f64 / ops.max(1) as f64
+}
+
 impl CommandStat {
     /// Microseconds a call.
     pub fn usec_per_call(&self) -> f64 {

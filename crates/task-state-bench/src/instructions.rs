@@ -280,8 +280,8 @@ pub enum Design {
     GetSet,
     /// The scripts, as the repository calls them (`WritePath::Script`).
     Script,
-    /// The repository as built, on its optimistic write path (`WritePath::Auto`: `watch` on
-    /// Redis, `ifeq` on Valkey 8.1 and later).
+    /// The repository as built, on its optimistic write path at every size
+    /// (`WritePath::IfEq`: `ifeq` on Valkey 8.1 and later, `watch` elsewhere).
     Built,
     /// [`crate::write_path`]'s optimistic edit: `WATCH`, read, `MULTI` … `EXEC`.
     Watch,
@@ -298,7 +298,7 @@ impl Design {
         match self {
             Design::GetSet => "get+set",
             Design::Script => "script",
-            Design::Built => "auto",
+            Design::Built => "optimistic",
             Design::Watch => "watch",
             Design::IfEq => "ifeq",
             Design::WatchLean => "watch-lean",
@@ -311,7 +311,7 @@ impl Design {
         match self {
             Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
             Design::Script => "the script, as the repository calls it",
-            Design::Built => "the repository on WritePath::Auto (watch; ifeq on Valkey 8.1+)",
+            Design::Built => "the repository, optimistic (watch; ifeq on Valkey 8.1+)",
             Design::Watch => "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC",
             Design::IfEq => {
                 "reads, SET IFEQ <old> KEEPTTL, then PEXPIRE GT + index/metadata writes"
@@ -474,7 +474,7 @@ impl WritePathClients {
     /// Connects each client to `url`, and loads the scripts.
     async fn connect(url: &str) -> Result<Self> {
         let repo = crate::suite::connect_with(url, 1, WritePath::Script).await?;
-        let built = crate::suite::connect_with(url, 1, WritePath::Auto).await?;
+        let built = crate::suite::connect_with(url, 1, WritePath::IfEq).await?;
         repo.load_scripts().await?;
         let ttl = repo.settings().ttl_seconds();
         let zone = fixtures::zone();

@@ -90,7 +90,7 @@ struct Cli {
     /// --contention with SET IFEQ instead of WATCH.
     #[arg(long)]
     ifeq: bool,
-    /// --contention with the repository's `append_log` on write path `auto` (one
+    /// --contention with the repository's `append_log` on write path `ifeq` (one
     /// optimistic attempt, then the script) and on the scripts alone, instead of the
     /// prototype, on a private server of TASK_STATE_REDIS_SERVER (default redis-server).
     #[arg(long)]
@@ -176,14 +176,16 @@ async fn write_paths(cli: &Cli) -> Result<()> {
 }
 
 /// `--contention --repository`: the repository's `append_log` under contention, on the
-/// scripts alone and on write path `auto`.
+/// scripts alone and on write path `ifeq` (optimistic at every size; `watch` where the
+/// server lacks IFEQ).
 async fn repository_contention(cli: &Cli) -> Result<()> {
     use task_state_redis::WritePath;
     let writers = cli.concurrency.max(1);
     // TASK_STATE_REDIS_SERVER names another server binary (a valkey-server).
     let servers = [task_state_redis::testing::RedisServer::start()?];
     for server in &servers {
-        for path in [WritePath::Script, WritePath::Auto] {
+        // `ifeq` is the optimistic edit at every size (`watch` where the server lacks IFEQ).
+        for path in [WritePath::Script, WritePath::IfEq] {
             let outcome =
                 task_state_bench::contention::run_repository(&server.url(), path, writers, 25)
                     .await?;

@@ -76,11 +76,60 @@ async fn each_path_writes_the_way_it_says() {
     assert_eq!(five_edits(&server, WritePath::Script).await, (5, 0));
     assert_eq!(five_edits(&server, WritePath::Watch).await, (0, 5));
     let ifeq = has_ifeq(&server);
-    // Where the server lacks IFEQ, `ifeq` writes as `watch` does; `auto` takes `ifeq` where
-    // the server has it.
+    // Where the server lacks IFEQ, `ifeq` writes as `watch` does.
     let expected = if ifeq { (0, 0) } else { (0, 5) };
     assert_eq!(five_edits(&server, WritePath::IfEq).await, expected);
-    assert_eq!(five_edits(&server, WritePath::Auto).await, expected);
+    // `auto` leaves the edits of a small record to the script.
+    assert_eq!(five_edits(&server, WritePath::Auto).await, (5, 0));
+}
+
+/// On the `auto` path the record's size chooses: the script while the record is short of
+/// 8 KiB, the optimistic edit from the edit after the one that made it longer (the script's
+/// `ack` reply tells the length); and a long record that the pool has not written yet is
+/// edited by the script once, then optimistically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_edits_a_record_optimistically_once_it_is_long() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Auto).await;
+    repo.load_scripts().await.unwrap();
+    repo.save(TaskRecord::new("g", "render", "alice", TaskStatus::Running))
+        .await
+        .unwrap();
+    let line = "x".repeat(1_000);
+    let mut by_script = Vec::new();
+    for _ in 0..12 {
+        let before = script_calls(&server);
+        repo.append_logs("g", std::slice::from_ref(&line))
+            .await
+            .unwrap();
+        by_script.push(script_calls(&server) - before);
+    }
+    let len: usize = server.cli(&["STRLEN", "task:g"]).parse().unwrap();
+    assert!(len > 12_000, "{len}");
+    // Each append adds about 1,060 bytes to a record of about 300: the 8th makes it longer
+    // than 8 KiB, so the 9th and later are optimistic.
+    let crossed = by_script.iter().position(|&n| n == 0);
+    assert_eq!(
+        crossed,
+        Some(8),
+        "scripts run by each append: {by_script:?}"
+    );
+    assert!(by_script[8..].iter().all(|&n| n == 0), "{by_script:?}");
+
+    // A long record another writer left: the first edit by the script, then optimistic.
+    let other = connect(&server, WritePath::Auto).await;
+    for expected in [1, 0, 0] {
+        let before = script_calls(&server);
+        other
+            .set_status("g", TaskStatus::Running, Some("again"))
+            .await
+            .unwrap();
+        assert_eq!(script_calls(&server) - before, expected);
+    }
+    let record = repo.get("g").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 15);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +137,7 @@ async fn an_optimistic_edit_leaves_a_layout_hint_that_holds_for_its_record() {
     let Some(server) = server_or_skip() else {
         return;
     };
-    let watch = connect(&server, WritePath::Auto).await;
+    let watch = connect(&server, WritePath::Watch).await;
     let script = connect(&server, WritePath::Script).await;
     watch
         .save(TaskRecord::new("h", "render", "alice", TaskStatus::Pending))

@@ -175,14 +175,13 @@ impl Run<'_> {
     }
 
     /// Pushes the row `append_log_at_{size}` of the point `point`, from the median of its
-    /// `runs` by p50, with the script's time inside Redis per call and the three commands
-    /// it spent most in; returns that median round.
+    /// `runs` by p50, with the server's time per call ([`admin::server_us_per_op`]) and the
+    /// three commands it spent most in; returns that median round.
     fn push_scale_row(&mut self, point: &ScaleTasks, mut runs: Rounds) -> Result<Measurement> {
         let (size, record_bytes) = (point.size, point.record_bytes);
         let p50s: Vec<f64> = runs.iter().map(|(m, _)| m.p50_us()).collect();
         let (m, server) = runs.swap_remove(stats::median_index(&p50s).context("no round")?);
-        let evalsha =
-            admin::find_stat(&server, admin::SCRIPT).map_or(0.0, admin::CommandStat::usec_per_call);
+        let evalsha = admin::server_us_per_op(&server, m.ops);
         let inner: Vec<String> = server
             .iter()
             .filter(|s| !["evalsha", "fcall", "config", "info"].contains(&s.name.as_str()))
@@ -206,7 +205,7 @@ impl Run<'_> {
 
     /// `set_status` (with a log entry), `update_result` and `transition` (no entry), one at
     /// a time, on the scale tasks `point` of `size` log entries (issue #13): rows
-    /// `{op}_at_{size}`, with the EVALSHA's time inside Redis per call. A fifth as many
+    /// `{op}_at_{size}`, with the server's time per call ([`admin::server_us_per_op`]). A fifth as many
     /// calls as the appends at scale (at least 20), one round: each moves the whole record.
     async fn large_record_rows(&mut self, point: &ScaleTasks) -> Result<()> {
         let (size, tasks, record_bytes) = (point.size, point.tasks, point.record_bytes);
@@ -248,8 +247,7 @@ impl Run<'_> {
             .await
             .with_context(|| format!("{name} at scale"))?;
             let server = admin::commandstats(self.admin()).await?;
-            let evalsha = admin::find_stat(&server, admin::SCRIPT)
-                .map_or(0.0, admin::CommandStat::usec_per_call);
+            let evalsha = admin::server_us_per_op(&server, m.ops);
             self.results.rows.push(
                 row(&format!("{name}_at_{size}"), &m, 1)
                     .with("log_entries", size)

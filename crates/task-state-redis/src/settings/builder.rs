@@ -136,7 +136,7 @@ impl RedisRepositorySettingsBuilder {
         self
     }
 
-    /// How mutations write records (default [`WritePath::Script`]).
+    /// How mutations write records (default [`WritePath::Auto`]: by the record's size).
     pub fn with_write_path(mut self, path: WritePath) -> Self {
         self.write_path = Some(path.as_str().to_owned());
         self
@@ -207,7 +207,7 @@ impl RedisRepositorySettingsBuilder {
             })?,
         };
         let write_path = match self.write_path {
-            None => WritePath::Script,
+            None => WritePath::default(),
             Some(text) => text.parse()?,
         };
         Ok(RedisRepositorySettings {

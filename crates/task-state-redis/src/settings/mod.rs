@@ -42,7 +42,7 @@ pub const RECONCILE_INTERVAL_VAR: &str = "DMS_REDIS_RECONCILE_INTERVAL_SECONDS";
 /// publish expired-key events (`true`, the default) or only warns (`false`).
 pub const REQUIRE_NOTIFICATIONS_VAR: &str = "DMS_REDIS_REQUIRE_KEYEVENT_NOTIFICATIONS";
 
-/// The variable that chooses how mutations write: `script` (the default), `auto`, `watch` or
+/// The variable that chooses how mutations write: `auto` (the default), `script`, `watch` or
 /// `ifeq` (see [`WritePath`]).
 pub const WRITE_PATH_VAR: &str = "DMS_REDIS_WRITE_PATH";
 
@@ -156,7 +156,7 @@ impl RedisRepositorySettings {
         self.require_notifications
     }
 
-    /// How mutations write records ([`WritePath`]; default [`WritePath::Script`]).
+    /// How mutations write records ([`WritePath`]; default [`WritePath::Auto`]).
     pub fn write_path(&self) -> WritePath {
         self.write_path
     }

@@ -24,7 +24,7 @@ fn config_message(result: Result<RedisRepositorySettings>) -> String {
 #[test]
 fn defaults_follow_the_python_package() {
     let s = from(&[(WRITE_URL_VAR, "redis://localhost:6379/3")]).unwrap();
-    assert_eq!(s.write_path(), WritePath::Script);
+    assert_eq!(s.write_path(), WritePath::Auto);
     assert_eq!(s.read_url(), s.write_url());
     assert_eq!(s.ttl_seconds(), 7_776_000);
     assert_eq!(s.zone().name(), "Asia/Seoul");

@@ -29,14 +29,18 @@ use super::WRITE_PATH_VAR;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WritePath {
-    /// [`IfEq`](Self::IfEq) on a server that has `SET … IFEQ` (Valkey 8.1 and later), else
-    /// [`Watch`](Self::Watch), read from the server's version when the first mutation runs;
-    /// [`Script`](Self::Script) on a cluster.
-    Auto,
-    /// The default: every mutation runs its Lua script (one round trip; the server's cost
-    /// grows with the record). It stays the default until the optimistic paths match its
-    /// throughput at 16 writes in flight on small records (see docs/benchmarks.md).
+    /// The default: by the record's size. A record shorter than 8 KiB after the last write
+    /// this writer pool made (or one it has not written yet) is edited by its script, which
+    /// makes the most edits a second of small records; a longer one optimistically, whose
+    /// cost to the server stays about a `GET` plus a `SET` of the record where the script's
+    /// grows with it (about 100 instructions a byte: 7–14 ms for an edit of a 1 MB record).
+    /// The optimistic edit is [`IfEq`](Self::IfEq) on a server that has `SET … IFEQ` (Valkey
+    /// 8.1 and later), else [`Watch`](Self::Watch), read from the server's version when the
+    /// first mutation runs. [`Script`](Self::Script) on a cluster.
     #[default]
+    Auto,
+    /// Every mutation runs its Lua script (one round trip; the server's cost grows with the
+    /// record).
     Script,
     /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
     /// Rust, then `MULTI` … `EXEC`; the script after a conflict. Not on a cluster (the

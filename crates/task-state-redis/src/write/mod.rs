@@ -15,6 +15,7 @@
 mod attempt;
 mod commands;
 pub(crate) mod edit;
+mod known;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -28,43 +29,48 @@ use task_state_core::Result;
 use crate::repository::RedisTaskRepository;
 use crate::scripts::Script;
 use crate::settings::WritePath;
-use attempt::{Attempt, Guard, Owner};
+use attempt::{Attempt, Guard};
 use edit::Edit;
+use known::KnownTasks;
+
+/// On the [`WritePath::Auto`] path, the length of a record from which its edits are made
+/// optimistically; below it, by the script. Measured on the 2-core machine
+/// (docs/benchmarks.md): at ~1 KiB an edit costs the server 4 times less optimistically but
+/// its client 4 times more (about twenty commands against one call), and 16 writers in
+/// flight make a third of the scripts' edits a second; the script's cost grows with the
+/// record (about 100 instructions a byte) and the optimistic edit's hardly, so that from a
+/// few KiB on the server, not the client, bounds the scripts.
+pub(crate) const OPTIMISTIC_FROM_BYTES: usize = 8 * 1024;
 
 /// The write path of one writer pool, settled when its first mutation runs.
 struct Path {
     guard: Option<Guard>,
     /// The connections a `WATCH` holds (one edit at a time on each).
     exclusive: Option<ExclusivePool>,
-    /// The owner of each task an edit wrote lately, by task id: the next edit of the task
-    /// reads its index sets with its record (one round trip less), and uses them only where
-    /// the record still names that owner.
-    owners: Mutex<HashMap<String, Owner>>,
+    /// Whether the record's size chooses the path ([`WritePath::Auto`]): the optimistic
+    /// edit for a task whose record was, after the last write, [`OPTIMISTIC_FROM_BYTES`]
+    /// or longer; the script otherwise (a task not known yet included).
+    sized: bool,
+    known: KnownTasks,
 }
 
-/// The most tasks [`Path::owners`] remembers; it starts again empty when full.
-const OWNERS_KEPT: usize = 4_096;
-
 impl Path {
-    fn new(guard: Option<Guard>, exclusive: Option<ExclusivePool>) -> Self {
+    fn new(guard: Option<Guard>, exclusive: Option<ExclusivePool>, sized: bool) -> Self {
         Path {
             guard,
             exclusive,
-            owners: Mutex::new(HashMap::new()),
+            sized,
+            known: KnownTasks::default(),
         }
     }
 
-    fn owner_of(&self, task_id: &str) -> Option<Owner> {
-        let owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        owners.get(task_id).cloned()
-    }
-
-    fn remember(&self, task_id: &str, owner: Owner) {
-        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
-        if owners.len() >= OWNERS_KEPT && !owners.contains_key(task_id) {
-            owners.clear();
-        }
-        owners.insert(task_id.to_owned(), owner);
+    /// Whether an edit of `task_id` is left to the script by the record's size.
+    fn small(&self, task_id: &str) -> bool {
+        self.sized
+            && self
+                .known
+                .len_of(task_id)
+                .is_none_or(|len| len < OPTIMISTIC_FROM_BYTES)
     }
 }
 
@@ -109,7 +115,10 @@ pub(crate) async fn optimistic(
     let Some(path) = cell.get() else {
         return Ok(None);
     };
-    let guess = path.owner_of(task_id);
+    if path.small(task_id) {
+        return Ok(None);
+    }
+    let guess = path.known.owner_of(task_id);
     let request = attempt::Request {
         task_id,
         edit: &edit,
@@ -121,9 +130,10 @@ pub(crate) async fn optimistic(
     let Some(outcome) = attempt_on(repo, path, &request).await? else {
         return Ok(None);
     };
-    if let Attempt::Applied(_, owner) = &outcome {
+    if let Attempt::Applied(text, owner) = &outcome {
+        path.known.note_len(task_id, text.len());
         if guess.as_ref() != Some(owner) {
-            path.remember(task_id, owner.clone());
+            path.known.note_owner(task_id, owner.clone());
         }
     }
     let reply = script_reply(outcome, mode == "record", task_id, script.name);
@@ -203,6 +213,50 @@ fn script_reply(
     }
 }
 
+/// Notes the length of the record a script wrote for task `task_id`, from its reply
+/// (`{'applied', record}`, or `{'applied', '', length}` without the record): on the
+/// [`WritePath::Auto`] path the next edit of a record that grew to
+/// [`OPTIMISTIC_FROM_BYTES`] is made optimistically.
+pub(crate) fn note_script_reply(repo: &RedisTaskRepository, task_id: &str, reply: &Value) {
+    if repo.settings().write_path() != WritePath::Auto {
+        return;
+    }
+    let Some(len) = applied_len(reply) else {
+        return;
+    };
+    let Some(key) = repo.writer().clients().first().map(|c| c.id().to_owned()) else {
+        return;
+    };
+    let cell = paths()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    if let Some(path) = cell.as_deref().and_then(|cell| cell.get()) {
+        path.known.note_len(task_id, len);
+    }
+}
+
+/// The record's length in an `applied` reply of a script.
+fn applied_len(reply: &Value) -> Option<usize> {
+    let Value::Array(items) = reply else {
+        return None;
+    };
+    let len = |value: &Value| match value {
+        Value::String(s) => Some(s.len()),
+        Value::Bytes(b) => Some(b.len()),
+        _ => None,
+    };
+    if items.first().and_then(crate::scan::text).as_deref() != Some("applied") {
+        return None;
+    }
+    match (items.get(1).and_then(len), items.get(2)) {
+        (Some(n), _) if n > 0 => Some(n),
+        (_, Some(Value::Integer(n))) => usize::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
 /// The settled path of `repo`'s writer pool; `None` while it cannot be settled (the server
 /// did not answer `INFO`, or the connections of [`WritePath::Watch`] could not be made): the
 /// script runs, and the next mutation tries again.
@@ -233,14 +287,15 @@ async fn settle(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
 
 async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
     let settings = repo.settings();
+    let sized = settings.write_path() == WritePath::Auto;
     let ifeq = match settings.write_path() {
-        WritePath::Script => return Ok(Path::new(None, None)),
+        WritePath::Script => return Ok(Path::new(None, None, false)),
         WritePath::Watch => false,
         WritePath::Auto | WritePath::IfEq => has_ifeq(repo).await?,
     };
     if ifeq {
         tracing::info!("mutations write with SET … IFEQ (the server has it)");
-        return Ok(Path::new(Some(Guard::IfEq), None));
+        return Ok(Path::new(Some(Guard::IfEq), None, sized));
     }
     let config =
         crate::connection::client_config(settings.write_url(), settings).map_err(|_| ())?;
@@ -269,7 +324,7 @@ async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, 
         connections = exclusive_size(settings.pool_size()),
         "mutations write with WATCH/MULTI/EXEC on connections of their own"
     );
-    Ok(Path::new(Some(Guard::Watch), Some(pool)))
+    Ok(Path::new(Some(Guard::Watch), Some(pool), sized))
 }
 
 /// The connections of the `WATCH` path for a writer pool of `pool_size`: a connection runs
