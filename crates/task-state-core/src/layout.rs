@@ -26,6 +26,16 @@ pub const DEFAULT_TTL_SECONDS: u64 = 7_776_000;
 /// How long the metadata hash outlives its record: long enough for the expiry cleanup to read
 /// which indexes hold the task's id.
 pub const METADATA_GRACE_SECONDS: u64 = 60;
+/// How much longer than its record an index set is kept, in milliseconds: Redis does not
+/// read the clock the same way for every expiry command of a script (`SET`'s `PX` and
+/// `PEXPIRE` can differ by the time the script has run), so an index given exactly the
+/// record's TTL could expire a few milliseconds before it.
+pub const INDEX_MARGIN_MS: u64 = 1_000;
+/// The most headroom past what it needs that a refreshed key of a task (an index set, the
+/// metadata hash) is given, in milliseconds: a tenth of the record's TTL, at most an hour.
+/// The writes that follow within it find the key's TTL still covering their record and do
+/// not write it again.
+pub const REFRESH_HEADROOM_MAX_MS: u64 = 3_600_000;
 /// The longest TTL accepted, in seconds: 100 years of 365.25 days. Redis refuses expiry
 /// times that overflow its clock; this bound keeps every TTL far from that.
 pub const MAX_TTL_SECONDS: u64 = 3_155_760_000;

@@ -108,7 +108,7 @@ impl Script {
 
 /// The values of [`task_state_core::layout`] that `lua/lib/layout.lua` names by marker
 /// (`@NAME@`), put in place when the scripts are built, so that each is written down once.
-fn layout_values() -> [(&'static str, String); 9] {
+fn layout_values() -> [(&'static str, String); 11] {
     [
         ("@TASK_PREFIX@", layout::TASK_PREFIX.to_owned()),
         ("@METADATA_SUFFIX@", layout::METADATA_SUFFIX.to_owned()),
@@ -122,6 +122,11 @@ fn layout_values() -> [(&'static str, String); 9] {
             (layout::METADATA_GRACE_SECONDS * 1000).to_string(),
         ),
         ("@MAX_TTL_SECONDS@", layout::MAX_TTL_SECONDS.to_string()),
+        ("@INDEX_MARGIN_MS@", layout::INDEX_MARGIN_MS.to_string()),
+        (
+            "@REFRESH_HEADROOM_MAX_MS@",
+            layout::REFRESH_HEADROOM_MAX_MS.to_string(),
+        ),
     ]
 }
 

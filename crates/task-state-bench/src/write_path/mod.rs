@@ -36,12 +36,12 @@ use task_state_core::{Clock, SystemClock, TaskRecord, TaskStatus, TaskTime, Zone
 
 use text::edited;
 
-/// How far an index set outlives its record (`INDEX_MARGIN_MS` of `lua/lib/layout.lua`).
-const INDEX_MARGIN_MS: i64 = 1_000;
-/// How far the metadata hash outlives its record (`METADATA_GRACE_MS`).
-const METADATA_GRACE_MS: i64 = 60_000;
-/// The longest headroom a refreshed TTL gets (`REFRESH_HEADROOM_MAX_MS`).
-const REFRESH_HEADROOM_MAX_MS: i64 = 3_600_000;
+/// How far an index set outlives its record ([`layout::INDEX_MARGIN_MS`]).
+const INDEX_MARGIN_MS: i64 = layout::INDEX_MARGIN_MS as i64;
+/// How far the metadata hash outlives its record ([`layout::METADATA_GRACE_SECONDS`]).
+const METADATA_GRACE_MS: i64 = layout::METADATA_GRACE_SECONDS as i64 * 1_000;
+/// The longest headroom a refreshed TTL gets ([`layout::REFRESH_HEADROOM_MAX_MS`]).
+const REFRESH_HEADROOM_MAX_MS: i64 = layout::REFRESH_HEADROOM_MAX_MS as i64;
 
 /// One mutation, as the repository's method of the same name takes it.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 
 use fred::clients::Client;
 use fred::prelude::Value;
-use task_state_core::layout::{key_owner, TaskIndexes};
+use task_state_core::layout::{self, key_owner, TaskIndexes};
 use task_state_core::{Result, TaskRecord};
 
 use super::commands::{send, Command};
@@ -10,12 +10,12 @@ use super::edit::{edited, Edit};
 use crate::keys;
 use crate::repository::RedisTaskRepository;
 
-/// How far an index set outlives its record (`INDEX_MARGIN_MS` of `lua/lib/layout.lua`).
-const INDEX_MARGIN_MS: i64 = 1_000;
-/// How far the metadata hash outlives its record (`METADATA_GRACE_MS`).
-const METADATA_GRACE_MS: i64 = 60_000;
-/// The longest headroom a refreshed TTL gets (`REFRESH_HEADROOM_MAX_MS`).
-const REFRESH_HEADROOM_MAX_MS: i64 = 3_600_000;
+/// How far an index set outlives its record ([`layout::INDEX_MARGIN_MS`]).
+const INDEX_MARGIN_MS: i64 = layout::INDEX_MARGIN_MS as i64;
+/// How far the metadata hash outlives its record ([`layout::METADATA_GRACE_SECONDS`]).
+const METADATA_GRACE_MS: i64 = layout::METADATA_GRACE_SECONDS as i64 * 1_000;
+/// The longest headroom a refreshed TTL gets ([`layout::REFRESH_HEADROOM_MAX_MS`]).
+const REFRESH_HEADROOM_MAX_MS: i64 = layout::REFRESH_HEADROOM_MAX_MS as i64;
 
 /// How an attempt makes sure that nothing changed the record between its read and its write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,12 +16,12 @@ local METADATA_GRACE_MS = @METADATA_GRACE_MS@
 -- clock the same way for every expiry command of a script (SET's PX and PEXPIRE can differ by
 -- the time the script has run), so an index given exactly the record's TTL could expire a few
 -- milliseconds before it.
-local INDEX_MARGIN_MS = 1000
+local INDEX_MARGIN_MS = @INDEX_MARGIN_MS@
 -- How far past what it needs a key of the task (an index set, the metadata hash) is given
 -- when it must be refreshed: a tenth of the record's TTL, at most an hour. The writes that
 -- follow within that headroom find the key's PTTL still covering their record and do not
 -- write it again (see refresh_ttl).
-local REFRESH_HEADROOM_MAX_MS = 3600000
+local REFRESH_HEADROOM_MAX_MS = @REFRESH_HEADROOM_MAX_MS@
 local function refresh_headroom(ttl)
   if ttl == -1 then return 0 end
   return math.min(math.floor(ttl / 10), REFRESH_HEADROOM_MAX_MS)
