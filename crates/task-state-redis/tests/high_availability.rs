@@ -150,6 +150,22 @@ struct Outcomes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failover_writes_and_expiry_cleanup_go_on_on_the_new_primary() {
+    writes_go_on_after_a_failover(false).await;
+}
+
+/// The same with a record longer than 8 KiB, which the default write path edits
+/// optimistically (`WATCH` … `EXEC` on connections of its own), before and after the
+/// failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_optimistic_edits_of_a_long_record_go_on_on_the_new_primary() {
+    writes_go_on_after_a_failover(true).await;
+}
+
+/// A writer appends numbered lines while the primary is killed and Sentinel promotes the
+/// replica: writes resume on the new primary, none is applied twice, none acknowledged is
+/// lost, and the expiry listener follows. With `long`, the task's record is made longer
+/// than 8 KiB first.
+async fn writes_go_on_after_a_failover(long: bool) {
     let Some(mut topology) = topology_or_skip(&["--notify-keyspace-events", "Ex"], None) else {
         return;
     };
@@ -164,6 +180,11 @@ async fn after_a_failover_writes_and_expiry_cleanup_go_on_on_the_new_primary() {
     repo.save(TaskRecord::new("ha-log", "s", "u", TaskStatus::Running))
         .await
         .unwrap();
+    if long {
+        repo.append_logs("ha-log", &["x".repeat(9_000)])
+            .await
+            .unwrap();
+    }
 
     // One writer appending numbered messages, counting what it was told.
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
@@ -248,6 +269,12 @@ async fn after_a_failover_writes_and_expiry_cleanup_go_on_on_the_new_primary() {
         .filter(|(_, at)| *at > promoted_at)
         .count();
     assert!(after_promotion > 0);
+    if long {
+        // The promoted server had edits made optimistically (a `WATCH` is not replicated:
+        // only a client of its own sends it).
+        assert!(command_calls(&topology.replica, "watch") > 0);
+        assert!(record.to_json().len() > 9_000);
+    }
     for (n, times) in &seen {
         assert_eq!(*times, 1, "message {n} applied {times} times");
     }
