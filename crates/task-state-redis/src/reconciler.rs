@@ -3,7 +3,7 @@
 
 use fred::prelude::Value;
 use task_state_core::jiff::Timestamp;
-use task_state_core::{validate_name, Result};
+use task_state_core::Result;
 
 use crate::check::IndexKind;
 use crate::errors::Said;
@@ -137,35 +137,20 @@ async fn prune_page(
 }
 
 /// The users (of `index:service:{service}:users`) whose task index there is empty, and the
-/// members that are no user id (`""`, `a:b`: no task can have them), for the script to check
-/// again and remove; a user whose index has the wrong type is left alone.
+/// members that are no user id, for the script to check again and remove
+/// ([`crate::check::users_without_tasks`]); a user whose index has the wrong type is left
+/// alone.
 async fn users_to_prune(
     repo: &RedisTaskRepository,
     service: &str,
     users: Vec<String>,
 ) -> Result<Vec<String>> {
-    let (users, mut out): (Vec<String>, Vec<String>) = users
-        .into_iter()
-        .partition(|user| validate_name("user id", user).is_ok());
-    let keys: Vec<String> = users
-        .iter()
-        .map(|user| keys::service_user_index(service, user))
-        .collect();
-    let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
-        .await
-        .map_err(|e| repo.exec().backend(e, "checking users"))?;
-    for ((user, key), count) in users.into_iter().zip(&keys).zip(counts) {
-        match count {
-            Ok(0) => out.push(user),
-            Ok(_) => {}
-            Err(e) if scan::is_wrong_type(&e) => {
-                tracing::warn!(
-                    key = key.as_str(),
-                    "reconciler: key of the wrong type left alone"
-                );
-            }
-            Err(e) => return Err(repo.exec().backend(e, "checking users")),
-        }
+    let found = crate::check::users_without_tasks(repo, service, users).await?;
+    for key in &found.wrong_type {
+        tracing::warn!(
+            key = key.as_str(),
+            "reconciler: key of the wrong type left alone"
+        );
     }
-    Ok(out)
+    Ok(found.users)
 }

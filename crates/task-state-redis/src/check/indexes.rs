@@ -67,7 +67,11 @@ async fn check_index(
         *done += members.len() as u64;
         let extra = match kind {
             IndexKind::Users(service) => {
-                users_without_tasks(repo, report, service, &members).await?
+                let found = users_without_tasks(repo, service, members.clone()).await?;
+                for key in &found.wrong_type {
+                    note_wrong_type(repo, report, key, "set").await?;
+                }
+                found.users
             }
             kind => tasks_not_belonging(repo, report, kind, &members).await?,
         };
@@ -115,17 +119,15 @@ async fn check_index(
 }
 
 /// The users of `index:service:{service}:users` without a task there, and the members that
-/// are no user id (`""`, `a:b`: no task can name them). A user whose index is a key of the
-/// wrong type is reported, not counted.
-async fn users_without_tasks(
+/// are no user id (`""`, `a:b`: no task can name them); the reconciler prunes the same ones.
+/// A user whose index is a key of the wrong type is not counted: its key is in `wrong_type`.
+pub(crate) async fn users_without_tasks(
     repo: &RedisTaskRepository,
-    report: &mut CheckReport,
     service: &str,
-    users: &[String],
-) -> Result<Vec<String>> {
-    let (valid, mut extra): (Vec<String>, Vec<String>) = users
-        .iter()
-        .cloned()
+    users: Vec<String>,
+) -> Result<UsersWithoutTasks> {
+    let (valid, mut users): (Vec<String>, Vec<String>) = users
+        .into_iter()
         .partition(|user| validate_name("user id", user).is_ok());
     let keys: Vec<String> = valid
         .iter()
@@ -134,15 +136,24 @@ async fn users_without_tasks(
     let counts = scan::per_key_each(repo.writer().next(), "SCARD", keys.clone())
         .await
         .map_err(|e| repo.exec().backend(e, "checking users"))?;
-    for ((user, key), count) in valid.iter().zip(&keys).zip(counts) {
+    let mut wrong_type = Vec::new();
+    for ((user, key), count) in valid.into_iter().zip(keys).zip(counts) {
         match count {
-            Ok(0) => extra.push(user.clone()),
+            Ok(0) => users.push(user),
             Ok(_) => {}
-            Err(e) if scan::is_wrong_type(&e) => note_wrong_type(repo, report, key, "set").await?,
+            Err(e) if scan::is_wrong_type(&e) => wrong_type.push(key),
             Err(e) => return Err(repo.exec().backend(e, "checking users")),
         }
     }
-    Ok(extra)
+    Ok(UsersWithoutTasks { users, wrong_type })
+}
+
+/// What [`users_without_tasks`] found.
+pub(crate) struct UsersWithoutTasks {
+    /// The users without a task, and the members that are no user id.
+    pub(crate) users: Vec<String>,
+    /// The users' task indexes that are keys of the wrong type.
+    pub(crate) wrong_type: Vec<String>,
 }
 
 /// The ids of `ids` that do not belong in an index of `kind`: no record (or an empty

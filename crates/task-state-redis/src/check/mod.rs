@@ -19,6 +19,7 @@ mod indexes;
 mod records;
 mod user;
 
+pub(crate) use indexes::users_without_tasks;
 use indexes::{check_indexes, check_metadata};
 use records::check_records;
 pub use user::{check_user, plan_user_repair, UserCheckOptions, UserIndexReport, UserRepairPlan};
