@@ -281,8 +281,14 @@ pub enum Design {
     /// The scripts, as the repository calls them (`WritePath::Script`).
     Script,
     /// The repository as built, on its optimistic write path at every size
-    /// (`WritePath::IfEq`: `ifeq` on Valkey 8.1 and later, `watch` elsewhere).
+    /// (`WritePath::Auto`, the default: `WATCH` on the crate's own connections, which keep
+    /// what they read of the index sets and metadata hashes). Every task of the row is saved
+    /// before the first is edited.
     Built,
+    /// [`Design::Built`], each task edited before the next is saved: a save changes the
+    /// index sets that every task is in, so the counted edit reads its task's membership
+    /// in them again.
+    BuiltAmidSaves,
     /// [`crate::write_path`]'s optimistic edit: `WATCH`, read, `MULTI` … `EXEC`.
     Watch,
     /// [`crate::write_path`]'s `SET … IFEQ` (Valkey 8.1).
@@ -299,6 +305,7 @@ impl Design {
             Design::GetSet => "get+set",
             Design::Script => "script",
             Design::Built => "optimistic",
+            Design::BuiltAmidSaves => "optimistic-amid-saves",
             Design::Watch => "watch",
             Design::IfEq => "ifeq",
             Design::WatchLean => "watch-lean",
@@ -311,7 +318,8 @@ impl Design {
         match self {
             Design::GetSet => "GET of the record, SET of the same bytes (KEEPTTL)",
             Design::Script => "the script, as the repository calls it",
-            Design::Built => "the repository, optimistic (watch; ifeq on Valkey 8.1+)",
+            Design::Built => "the repository's default: watch on its own tracking connections",
+            Design::BuiltAmidSaves => "the same, each task saved after the previous one's edit",
             Design::Watch => "WATCH record+metadata, reads, MULTI/SET/index+metadata writes/EXEC",
             Design::IfEq => {
                 "reads, SET IFEQ <old> KEEPTTL, then PEXPIRE GT + index/metadata writes"
@@ -370,14 +378,15 @@ async fn call_design(
     editors: &[Editor; 2],
     (id, n, logs): (&str, usize, usize),
 ) -> Result<()> {
-    let repo = &repos[usize::from(design == Design::Built)];
+    let built = matches!(design, Design::Built | Design::BuiltAmidSaves);
+    let repo = &repos[usize::from(built)];
     let guard = match design {
         // The record of the row's size again (Op::call saves a ~1 KiB one).
-        Design::Script | Design::Built if op == Op::Save => {
+        Design::Script | Design::Built | Design::BuiltAmidSaves if op == Op::Save => {
             repo.save(fixtures::record_with_logs(id, n, logs)).await?;
             return Ok(());
         }
-        Design::Script | Design::Built => return op.call(repo, id).await,
+        Design::Script | Design::Built | Design::BuiltAmidSaves => return op.call(repo, id).await,
         Design::Watch | Design::WatchLean => Guard::Watch,
         Design::IfEq | Design::IfEqLean => Guard::IfEq,
         Design::GetSet => unreachable!("GET+SET is sent by run_write_paths"),
@@ -453,7 +462,10 @@ fn write_path_plan(designs: &[Design]) -> Vec<(String, Design, Op)> {
     let mut plan = vec![("get+set".to_owned(), Design::GetSet, Op::Get)];
     for &(name, op) in MUTATIONS {
         for &design in designs {
-            if matches!(design, Design::Script | Design::Built) || edit_of(op, "1", 0, 0).is_some()
+            if matches!(
+                design,
+                Design::Script | Design::Built | Design::BuiltAmidSaves
+            ) || edit_of(op, "1", 0, 0).is_some()
             {
                 plan.push((format!("{name}/{}", design.name()), design, op));
             }
@@ -474,7 +486,7 @@ impl WritePathClients {
     /// Connects each client to `url`, and loads the scripts.
     async fn connect(url: &str) -> Result<Self> {
         let repo = crate::suite::connect_with(url, 1, WritePath::Script).await?;
-        let built = crate::suite::connect_with(url, 1, WritePath::IfEq).await?;
+        let built = crate::suite::connect_with(url, 1, WritePath::Auto).await?;
         repo.load_scripts().await?;
         let ttl = repo.settings().ttl_seconds();
         let zone = fixtures::zone();
@@ -508,11 +520,17 @@ impl WritePathClients {
         admin::flushdb(admin).await?;
         let ids: Vec<String> = (0..count).map(|n| format!("{}", n + 1)).collect();
         let mut bytes = 0.0;
+        let amid_saves = design == Design::BuiltAmidSaves;
         for (n, id) in ids.iter().enumerate() {
             self.repos[0]
                 .save(fixtures::record_with_logs(id, n, logs))
                 .await?;
-            if !matches!(op, Op::Delete | Op::Get) {
+            if amid_saves && !matches!(op, Op::Delete | Op::Get) {
+                call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+            }
+        }
+        for (n, id) in ids.iter().enumerate() {
+            if !amid_saves && !matches!(op, Op::Delete | Op::Get) {
                 call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
             }
             bytes += admin::strlen(admin, &layout::record_key(id)).await? as f64;

@@ -156,7 +156,7 @@ async fn write_paths(cli: &Cli) -> Result<()> {
     let only = cli.only.as_deref();
     // The designs measured on a server, the prototypes given (measured with --prototypes).
     let designs = |prototypes: [Design; 2]| {
-        let mut designs = vec![Design::Script, Design::Built];
+        let mut designs = vec![Design::Script, Design::Built, Design::BuiltAmidSaves];
         if cli.prototypes {
             designs.extend(prototypes);
         }
@@ -176,16 +176,15 @@ async fn write_paths(cli: &Cli) -> Result<()> {
 }
 
 /// `--contention --repository`: the repository's `append_log` under contention, on the
-/// scripts alone and on write path `ifeq` (optimistic at every size; `watch` where the
-/// server lacks IFEQ).
+/// scripts alone and on the default write path (optimistic at every size, on the crate's
+/// own connections).
 async fn repository_contention(cli: &Cli) -> Result<()> {
     use task_state_redis::WritePath;
     let writers = cli.concurrency.max(1);
     // TASK_STATE_REDIS_SERVER names another server binary (a valkey-server).
     let servers = [task_state_redis::testing::RedisServer::start()?];
     for server in &servers {
-        // `ifeq` is the optimistic edit at every size (`watch` where the server lacks IFEQ).
-        for path in [WritePath::Script, WritePath::IfEq] {
+        for path in [WritePath::Script, WritePath::Auto] {
             let outcome =
                 task_state_bench::contention::run_repository(&server.url(), path, writers, 25)
                     .await?;

@@ -270,15 +270,14 @@ async fn writes_go_on_after_a_failover(long: bool) {
         .count();
     assert!(after_promotion > 0);
     if long {
-        // The promoted server had edits made optimistically: each reads the metadata hash
-        // with an `HMGET` of its own, where a script's `HMGET` comes with the script's call
-        // (reads are not replicated, so all of them came after the promotion). `WATCH` on
-        // Redis, `SET … IFEQ` on Valkey 8.1 and later.
+        // The promoted server had edits made optimistically: each starts with a `WATCH`,
+        // which no script sends and no replication carries, so all of them came after the
+        // promotion (the default path's `WATCH` edits, on Redis and on Valkey).
         let promoted = &topology.replica;
         assert!(
-            command_calls(promoted, "hmget") > script_calls(promoted),
-            "hmget {}, scripts {}",
-            command_calls(promoted, "hmget"),
+            command_calls(promoted, "watch") > script_calls(promoted),
+            "watch {}, scripts {}",
+            command_calls(promoted, "watch"),
             script_calls(promoted)
         );
         assert!(record.to_json().len() > 9_000);

@@ -10,16 +10,7 @@ use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{command_calls, script_calls, server_or_skip, RedisServer};
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, WritePath};
 
-async fn connect(server: &RedisServer, path: WritePath) -> RedisTaskRepository {
-    let settings = RedisRepositorySettings::builder()
-        .with_write_url(server.url())
-        .with_timezone("Asia/Seoul")
-        .with_command_timeout(Duration::from_secs(5))
-        .with_write_path(path)
-        .build()
-        .unwrap();
-    RedisTaskRepository::connect(settings).await.unwrap()
-}
+use common::connect_on as connect;
 
 /// Whether the server has `SET … IFEQ` (Valkey 8.1 and later).
 fn has_ifeq(server: &RedisServer) -> bool {
@@ -79,16 +70,15 @@ async fn each_path_writes_the_way_it_says() {
     // Where the server lacks IFEQ, `ifeq` writes as `watch` does.
     let expected = if ifeq { (0, 0) } else { (0, 5) };
     assert_eq!(five_edits(&server, WritePath::IfEq).await, expected);
-    // `auto` leaves the edits of a small record to the script.
-    assert_eq!(five_edits(&server, WritePath::Auto).await, (5, 0));
+    // `auto` edits optimistically at every size where the crate's own connections can
+    // reach the server (everywhere but through TLS): `WATCH`, even where `IFEQ` is.
+    assert_eq!(five_edits(&server, WritePath::Auto).await, (0, 5));
 }
 
-/// On the `auto` path the record's size chooses: the script while the record is short of
-/// 8 KiB, the optimistic edit from the edit after the one that made it longer (the script's
-/// `ack` reply tells the length); and a long record that the pool has not written yet is
-/// edited by the script once, then optimistically.
+/// On the `auto` path without TLS every edit is optimistic, of a short record as of a long
+/// one, of a task this pool wrote as of one another writer left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auto_edits_a_record_optimistically_once_it_is_long() {
+async fn auto_edits_records_of_every_length_optimistically() {
     let Some(server) = server_or_skip() else {
         return;
     };
@@ -98,42 +88,27 @@ async fn auto_edits_a_record_optimistically_once_it_is_long() {
         .await
         .unwrap();
     let line = "x".repeat(1_000);
-    let mut by_script = Vec::new();
+    let before = script_calls(&server);
     for _ in 0..12 {
-        let before = script_calls(&server);
         repo.append_logs("g", std::slice::from_ref(&line))
             .await
             .unwrap();
-        by_script.push(script_calls(&server) - before);
     }
+    assert_eq!(script_calls(&server), before, "no script");
     let len: usize = server.cli(&["STRLEN", "task:g"]).parse().unwrap();
     assert!(len > 12_000, "{len}");
-    // Each append adds about 1,060 bytes to a record of about 300: the 8th makes it longer
-    // than 8 KiB, so the 9th and later are optimistic.
-    let crossed = by_script.iter().position(|&n| n == 0);
-    assert_eq!(
-        crossed,
-        Some(8),
-        "scripts run by each append: {by_script:?}"
-    );
-    assert!(by_script[8..].iter().all(|&n| n == 0), "{by_script:?}");
-
-    // A long record another writer left: the first edit by the script, then optimistic.
     let other = connect(&server, WritePath::Auto).await;
-    for expected in [1, 0, 0] {
-        let before = script_calls(&server);
-        other
-            .set_status("g", TaskStatus::Running, Some("again"))
-            .await
-            .unwrap();
-        assert_eq!(script_calls(&server) - before, expected);
-    }
+    other
+        .set_status("g", TaskStatus::Running, Some("again"))
+        .await
+        .unwrap();
+    assert_eq!(script_calls(&server), before, "no script");
     let record = repo.get("g").await.unwrap().unwrap();
-    assert_eq!(record.logs.len(), 15);
+    assert_eq!(record.logs.len(), 13);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_optimistic_edit_leaves_a_layout_hint_that_holds_for_its_record() {
+async fn an_optimistic_edit_leaves_the_layout_hint_alone_and_the_script_does_not_trust_it() {
     let Some(server) = server_or_skip() else {
         return;
     };
@@ -143,41 +118,46 @@ async fn an_optimistic_edit_leaves_a_layout_hint_that_holds_for_its_record() {
         .save(TaskRecord::new("h", "render", "alice", TaskStatus::Pending))
         .await
         .unwrap();
-    // A save leaves no hint before the first log entry; an edit with an entry does.
-    watch.append_log("h", "one").await.unwrap();
     let client = watch.raw_writer().next();
-    let hint: Option<String> = client.hget("task:h:metadata", "layout").await.unwrap();
-    let hint = hint.expect("a hint after an append");
-    assert!(hint.starts_with("v3\u{1f}"), "{hint:?}");
-    // The script trusts it (its SHA1 holds for the record) and edits at its positions.
+    let hint = || async {
+        let hint: Option<String> = client.hget("task:h:metadata", "layout").await.unwrap();
+        hint
+    };
+    watch.append_log("h", "one").await.unwrap();
+    assert_eq!(hint().await, None, "an optimistic edit writes no hint");
+    // The script finds none, reads the record, and leaves its own.
     script
         .set_status("h", TaskStatus::Running, Some("two"))
         .await
         .unwrap();
+    let left = hint().await;
+    assert!(left.as_deref().is_some_and(|h| h.starts_with("v3\u{1f}")));
+    // The next optimistic edit leaves it: it no longer holds for the record, whose SHA1 it
+    // carries, and the script reads the record instead of trusting it.
     watch.append_log("h", "three").await.unwrap();
+    assert_eq!(hint().await, left);
+    script.append_log("h", "four").await.unwrap();
     let record = script.get("h").await.unwrap().unwrap();
     let messages: Vec<&str> = record
         .logs
         .iter()
         .map(|l| l.split_once(',').unwrap().1)
         .collect();
-    assert_eq!(messages, ["one", "two", "three"]);
+    assert_eq!(messages, ["one", "two", "three", "four"]);
     assert_eq!(record.status, TaskStatus::Running);
-    // A record rewritten by another writer in a form the hint cannot describe loses it.
+    // A record another writer rewrote in another form keeps its bytes.
     let text: String = client.get("task:h").await.unwrap();
     let spaced = text.replacen(",", ", ", 1);
     let () = client
         .set("task:h", spaced.as_str(), None, None, false)
         .await
         .unwrap();
-    watch.append_log("h", "four").await.unwrap();
-    let hint: Option<String> = client.hget("task:h:metadata", "layout").await.unwrap();
-    assert_eq!(hint, None, "no hint for a record that is not compact");
+    watch.append_log("h", "five").await.unwrap();
     let after: String = client.get("task:h").await.unwrap();
     assert!(after.starts_with(r#"{"task_id":"h", "service""#), "{after}");
-    script.append_log("h", "five").await.unwrap();
+    script.append_log("h", "six").await.unwrap();
     let record = script.get("h").await.unwrap().unwrap();
-    assert_eq!(record.logs.len(), 5);
+    assert_eq!(record.logs.len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +224,7 @@ async fn what_the_rust_edit_does_not_read_goes_to_the_script() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edit_reads_the_indexes_of_the_owner_it_remembers_with_the_record() {
+async fn an_edit_reads_an_index_set_again_only_when_the_server_says_it_changed() {
     let Some(server) = server_or_skip() else {
         return;
     };
@@ -253,16 +233,23 @@ async fn an_edit_reads_the_indexes_of_the_owner_it_remembers_with_the_record() {
     repo.save(TaskRecord::new("o", "render", "alice", TaskStatus::Pending))
         .await
         .unwrap();
-    // The first edit learns the owner; the second reads alice's five sets once, with the
-    // record.
+    // The first edit reads alice's five sets; while nothing changes them, the next do not.
     repo.append_log("o", "one").await.unwrap();
     let before = command_calls(&server, "sismember");
     repo.append_log("o", "two").await.unwrap();
-    assert_eq!(command_calls(&server, "sismember") - before, 5);
-    // Another writer gives the task to bob (record and metadata, no index): the sets read
-    // with the record are alice's, so bob's are read before the write, and it puts the task
-    // into them.
+    repo.append_log("o", "two and a half").await.unwrap();
+    assert_eq!(command_calls(&server, "sismember") - before, 0);
+    // Another writer takes the task out of one set: the server tells the connection, which
+    // reads that set again, and the edit puts the task back.
     let client = repo.raw_writer().next();
+    let _: i64 = client.srem("index:user:alice", "o").await.unwrap();
+    let before = command_calls(&server, "sismember");
+    repo.append_log("o", "three").await.unwrap();
+    assert_eq!(command_calls(&server, "sismember") - before, 1);
+    let back: bool = client.sismember("index:user:alice", "o").await.unwrap();
+    assert!(back, "the task is back in index:user:alice");
+    // Another writer gives the task to bob (record and metadata, no index): bob's sets are
+    // read before the write, and it puts the task into them.
     let text: String = client.get("task:o").await.unwrap();
     let () = client
         .set(
@@ -278,12 +265,11 @@ async fn an_edit_reads_the_indexes_of_the_owner_it_remembers_with_the_record() {
         .hset("task:o:metadata", [("user_id", "bob")])
         .await
         .unwrap();
-    let (scripts, sismember) = (script_calls(&server), command_calls(&server, "sismember"));
-    let record = repo.append_log("o", "three").await.unwrap().unwrap();
+    let scripts = script_calls(&server);
+    let record = repo.append_log("o", "four").await.unwrap().unwrap();
     assert_eq!(record.user_id, "bob");
-    assert_eq!(record.logs.len(), 3);
+    assert_eq!(record.logs.len(), 5);
     assert_eq!(script_calls(&server), scripts, "no script");
-    assert_eq!(command_calls(&server, "sismember") - sismember, 10);
     for (key, member) in [
         ("index:tasks", "o"),
         ("index:service:render:users", "bob"),
@@ -293,10 +279,11 @@ async fn an_edit_reads_the_indexes_of_the_owner_it_remembers_with_the_record() {
         let member_there: bool = client.sismember(key, member).await.unwrap();
         assert!(member_there, "{member} in {key}");
     }
-    // The next edit guesses bob.
+    // What that edit wrote it reads once more, then nothing.
+    repo.append_log("o", "five").await.unwrap();
     let before = command_calls(&server, "sismember");
-    repo.append_log("o", "four").await.unwrap();
-    assert_eq!(command_calls(&server, "sismember") - before, 5);
+    repo.append_log("o", "six").await.unwrap();
+    assert_eq!(command_calls(&server, "sismember") - before, 0);
 }
 
 /// `total_reads_processed` of the server's `INFO stats`: how many reads of client sockets
@@ -366,4 +353,124 @@ async fn a_name_written_with_an_escape_gets_no_hint_that_misleads_the_script() {
         .expect("the task exists");
     assert_eq!(moved.status, TaskStatus::Running);
     assert_eq!(moved.logs.len(), 2);
+}
+
+/// Edits cancelled at every point of their round trips (their futures dropped) leave no
+/// connection whose replies the next edit would read as its own: every acknowledged line is
+/// in the record once, in order, and the edits after them work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_edits_leave_no_reply_for_the_next_edit() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Watch).await;
+    repo.load_scripts().await.unwrap();
+    repo.save(TaskRecord::new("c", "render", "alice", TaskStatus::Running))
+        .await
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    let scripts = script_calls(&server);
+    for n in 0..300_u64 {
+        let line = format!("line {n}");
+        let edit = repo.append_log("c", &line);
+        // From cancelled before it is sent to left to finish.
+        let wait = Duration::from_micros((n * 37) % 1_500);
+        if let Ok(result) = tokio::time::timeout(wait, edit).await {
+            result.unwrap().unwrap();
+            acknowledged.push(line);
+        }
+    }
+    let last = repo.append_log("c", "last").await.unwrap().unwrap();
+    acknowledged.push("last".to_owned());
+    let lines: Vec<&str> = last
+        .logs
+        .iter()
+        .map(|l| l.split_once(',').unwrap().1)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    assert!(lines.iter().all(|l| seen.insert(*l)), "a line twice");
+    let kept: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| acknowledged.iter().any(|a| a == l))
+        .collect();
+    assert_eq!(kept, acknowledged, "every acknowledged line, in order");
+    assert!(acknowledged.len() > 1, "{acknowledged:?}");
+    // Out of step, a connection would hand replies to the wrong commands, and the edits
+    // would go to the script.
+    assert_eq!(script_calls(&server), scripts, "no script");
+}
+
+/// `FLUSHALL` drops what the connections keep: the edits after it read the index sets
+/// again, and give them the TTL the record needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_makes_the_edits_read_the_index_sets_again() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Watch).await;
+    repo.load_scripts().await.unwrap();
+    let task = TaskRecord::new("f", "render", "alice", TaskStatus::Running);
+    repo.save(task.clone()).await.unwrap();
+    repo.append_log("f", "one").await.unwrap();
+    repo.append_log("f", "two").await.unwrap();
+    server.cli(&["FLUSHALL"]);
+    // Another writer saves the task again, its index sets with a short TTL.
+    repo.save(task).await.unwrap();
+    for key in ["index:tasks", "index:user:alice"] {
+        server.cli(&["PEXPIRE", key, "60000"]);
+    }
+    let before = command_calls(&server, "sismember");
+    repo.append_log("f", "three").await.unwrap();
+    assert_eq!(command_calls(&server, "sismember") - before, 5);
+    let record_ttl: i64 = server.cli(&["PTTL", "task:f"]).parse().unwrap();
+    for key in ["index:tasks", "index:user:alice"] {
+        let ttl: i64 = server.cli(&["PTTL", key]).parse().unwrap();
+        assert!(
+            ttl > record_ttl,
+            "{key}: {ttl} ms, the record {record_ttl} ms"
+        );
+    }
+}
+
+/// A server that lets the user run no `CLIENT` command refuses the write path's own
+/// connections: the mutations run their scripts, and succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_client_tracking_gets_the_scripts() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    server.cli(&[
+        "ACL",
+        "SETUSER",
+        "worker",
+        "on",
+        ">s3cret-pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-client",
+    ]);
+    let url = server
+        .url()
+        .replace("redis://", "redis://worker:s3cret-pw@");
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(url)
+        .with_timezone("Asia/Seoul")
+        .with_command_timeout(Duration::from_secs(5))
+        .with_write_path(WritePath::Watch)
+        .build()
+        .unwrap();
+    let repo = RedisTaskRepository::connect(settings).await.unwrap();
+    repo.load_scripts().await.unwrap();
+    repo.save(TaskRecord::new("a", "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    let before = script_calls(&server);
+    for line in ["one", "two", "three"] {
+        repo.append_log("a", line).await.unwrap().unwrap();
+    }
+    assert_eq!(script_calls(&server) - before, 3);
+    let record = repo.get("a").await.unwrap().unwrap();
+    assert_eq!(record.logs.len(), 3);
 }

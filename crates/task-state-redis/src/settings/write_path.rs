@@ -29,22 +29,26 @@ use super::WRITE_PATH_VAR;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WritePath {
-    /// The default: by the record's size. A record shorter than 8 KiB after the last write
-    /// this writer pool made (or one it has not written yet) is edited by its script, which
-    /// makes the most edits a second of small records; a longer one optimistically, whose
-    /// cost to the server stays about a `GET` plus a `SET` of the record where the script's
-    /// grows with it (about 100 instructions a byte: 7–14 ms for an edit of a 1 MB record).
-    /// The optimistic edit is [`IfEq`](Self::IfEq) on a server that has `SET … IFEQ` (Valkey
-    /// 8.1 and later), else [`Watch`](Self::Watch), read from the server's version when the
-    /// first mutation runs. [`Script`](Self::Script) on a cluster.
+    /// The default: [`Watch`](Self::Watch) on the crate's own connections, for a record of
+    /// any size; its cost to the server is under three `GET`+`SET`s of the record at ~1 KiB
+    /// and about one at 100 KiB and more, where a script's grows with the record (about
+    /// 100 instructions a byte: 7–14 ms for an edit of a 1 MB record). Through TLS (where
+    /// those connections are not made), by the record's size: a record shorter than 8 KiB
+    /// after the last write this writer pool made (or one it has not written yet) is edited
+    /// by its script; a longer one optimistically, [`IfEq`](Self::IfEq) on a server that has
+    /// `SET … IFEQ` (Valkey 8.1 and later), else `WATCH` on fred's connections.
+    /// [`Script`](Self::Script) on a cluster.
     #[default]
     Auto,
     /// Every mutation runs its Lua script (one round trip; the server's cost grows with the
     /// record).
     Script,
     /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
-    /// Rust, then `MULTI` … `EXEC`; the script after a conflict. Not on a cluster (the
-    /// script runs there).
+    /// Rust, then `MULTI` … `EXEC`; the script after a conflict. The connections are the
+    /// crate's own (RESP3, `CLIENT TRACKING ON NOLOOP`): what they read of the index sets and
+    /// metadata hashes is read again only once the server says it changed. Through TLS,
+    /// fred's connections, which read it at every edit. Not on a cluster (the script runs
+    /// there).
     Watch,
     /// Read, edit in Rust, then `SET … IFEQ <the text read>` (Valkey 8.1 and later), and the
     /// index and metadata writes after it; the script after a conflict. Where the server

@@ -1,11 +1,11 @@
 //! One optimistic attempt of an edit: the reads, the edit, the guarded write.
 
-use fred::clients::Client;
 use fred::prelude::Value;
 use task_state_core::layout::{self, key_owner, TaskIndexes};
 use task_state_core::{Result, TaskRecord};
 
-use super::commands::{send, Command};
+use super::commands::Command;
+use super::conn::Conn;
 use super::edit::{edited, Edit};
 use crate::keys;
 use crate::repository::RedisTaskRepository;
@@ -59,8 +59,8 @@ pub(super) type Owner = (String, String);
 
 /// Every reply of `commands`, or `None` when one failed (a key of the wrong type, a dropped
 /// connection): a read that changed nothing, left to the script.
-async fn read(client: &Client, commands: Vec<Command>) -> Option<Vec<Value>> {
-    send(client, commands)
+async fn read(conn: &mut Conn<'_>, commands: Vec<Command>) -> Option<Vec<Value>> {
+    conn.send(commands)
         .await
         .into_iter()
         .collect::<std::result::Result<_, _>>()
@@ -78,30 +78,31 @@ fn text(value: Option<&Value>) -> Option<String> {
     value.and_then(crate::scan::text)
 }
 
-/// One attempt of `request` on `client` under `guard`.
+/// One attempt of `request` on `conn` under `guard`.
 ///
 /// # Errors
 /// Only of the write (see [`super::optimistic`]).
 pub(super) async fn attempt(
     repo: &RedisTaskRepository,
-    client: &Client,
+    conn: &mut Conn<'_>,
     request: &Request<'_>,
     guard: Guard,
 ) -> Result<Attempt> {
-    let outcome = prepare(client, request, guard).await;
+    conn.start();
+    let outcome = prepare(conn, request, guard).await;
     let (plan, writes) = match outcome {
         Ok(prepared) => prepared,
         Err(outcome) => {
             if guard == Guard::Watch {
                 // What the connection watched must not abort its next edit.
-                let _ = send(client, vec![Command::Unwatch]).await;
+                let _ = conn.send(vec![Command::Unwatch]).await;
             }
             return Ok(outcome);
         }
     };
     match guard {
-        Guard::Watch => write_watched(repo, client, request, plan, writes).await,
-        Guard::IfEq => write_ifeq(repo, client, request, plan, writes).await,
+        Guard::Watch => write_watched(repo, conn, request, plan, writes).await,
+        Guard::IfEq => write_ifeq(repo, conn, request, plan, writes).await,
     }
 }
 
@@ -153,12 +154,72 @@ fn index_reads(id: &str, owner: &Owner) -> Vec<Command> {
     reads
 }
 
+/// The reads of the metadata hash `mkey`: the owner and layout hint, and the TTL.
+fn metadata_reads(mkey: &str) -> [Command; 2] {
+    let fields = vec!["service", "user_id", "layout"];
+    [
+        Command::Hmget(mkey.to_owned(), fields),
+        Command::Pttl(mkey.to_owned()),
+    ]
+}
+
+/// Where `writes` would change the metadata hash or an index set whose reads came from what
+/// a link keeps (a refresh due or a member missing by those reads), reads them again in
+/// this attempt, and says so: the writes are then planned from fresh reads, as the script
+/// plans its writes.
+async fn read_again(
+    conn: &mut Conn<'_>,
+    writes: &[Command],
+    found: &mut Found,
+    index: &mut [Value],
+    id: &str,
+    owner: &Owner,
+) -> std::result::Result<bool, Attempt> {
+    let stale = |key: &str| {
+        conn.served(key) && writes.iter().filter_map(Command::written).any(|k| k == key)
+    };
+    let mkey = keys::metadata(id);
+    let indexes = TaskIndexes::of(&owner.0, &owner.1);
+    let sets = index_sets(&indexes, id, owner);
+    let meta = stale(&mkey);
+    let stale_sets: Vec<usize> = (0..sets.len()).filter(|n| stale(sets[*n].0)).collect();
+    if !meta && stale_sets.is_empty() {
+        return Ok(false);
+    }
+    let mut reads = Vec::new();
+    if meta {
+        conn.forget(&mkey);
+        reads.extend(metadata_reads(&mkey));
+    }
+    for n in &stale_sets {
+        let (key, member) = sets[*n];
+        conn.forget(key);
+        reads.push(Command::Sismember(key.to_owned(), member.to_owned()));
+        reads.push(Command::Pttl(key.to_owned()));
+    }
+    let replies = read(conn, reads)
+        .await
+        .ok_or(Attempt::Unsupported("a read failed"))?;
+    let mut rest = &replies[..];
+    if meta {
+        found.metadata(replies.first(), replies.get(1))?;
+        if found.names_another(owner) {
+            return Err(Attempt::Unsupported("the metadata names another owner"));
+        }
+        rest = &replies[2..];
+    }
+    for (n, pair) in stale_sets.iter().zip(rest.chunks(2)) {
+        index[2 * n..2 * n + 2].clone_from_slice(pair);
+    }
+    Ok(true)
+}
+
 /// The reads and the edit: the plan and the index and metadata writes, or the outcome when
 /// nothing is to be written. Where the request guesses the owner (the one an earlier edit
 /// of the task found), the index sets are read with the record, in one round trip, and used
 /// only when the record names that owner.
 async fn prepare(
-    client: &Client,
+    conn: &mut Conn<'_>,
     request: &Request<'_>,
     guard: Guard,
 ) -> std::result::Result<(Plan, Vec<Command>), Attempt> {
@@ -171,29 +232,29 @@ async fn prepare(
     let first = reads.len();
     reads.push(Command::Get(rkey.clone()));
     reads.push(Command::Pttl(rkey));
-    reads.push(Command::Hmget(
-        mkey.clone(),
-        vec!["service", "user_id", "layout"],
-    ));
-    reads.push(Command::Pttl(mkey));
+    reads.extend(metadata_reads(&mkey));
     if let Some(guess) = request.owner {
         reads.extend(index_reads(id, guess));
     }
-    let mut replies = read(client, reads)
+    let mut replies = read(conn, reads)
         .await
         .ok_or(Attempt::Unsupported("a read failed"))?;
     let guessed = replies.split_off(first + 4);
-    let found = found(&replies[first..])?;
+    let mut found = found(&replies[first..])?;
     let (owner, new) = edit(&found, request)?;
-    let index = if request.owner == Some(&owner) {
+    let mut index = if request.owner == Some(&owner) {
         guessed
     } else {
-        read(client, index_reads(id, &owner))
+        read(conn, index_reads(id, &owner))
             .await
             .ok_or(Attempt::Unsupported("an index read failed"))?
     };
     let ttl = longer_ttl(found.record_pttl, request.ttl_ms);
-    let writes = writes(id, &found, &owner, &new, ttl, &index)?;
+    let keep_hint = matches!(conn, Conn::Fred(_));
+    let mut writes = writes(id, &found, &owner, &new, ttl, &index, keep_hint)?;
+    if read_again(conn, &writes, &mut found, &mut index, id, &owner).await? {
+        writes = self::writes(id, &found, &owner, &new, ttl, &index, keep_hint)?;
+    }
     let plan = Plan {
         old: found.old,
         new,
@@ -213,19 +274,45 @@ fn found(replies: &[Value]) -> std::result::Result<Found, Attempt> {
         Some(value) => crate::scan::text(value).ok_or(Attempt::Unsupported("not UTF-8"))?,
     };
     let record_pttl = int(replies.get(1)).ok_or(Attempt::Unsupported("PTTL"))?;
-    let meta = match replies.get(2) {
-        Some(Value::Array(fields)) => fields,
-        _ => return Err(Attempt::Unsupported("HMGET")),
-    };
-    let meta_pttl = int(replies.get(3)).ok_or(Attempt::Unsupported("PTTL"))?;
-    Ok(Found {
+    let mut found = Found {
         old,
         record_pttl,
-        meta_service: text(meta.first()),
-        meta_user: text(meta.get(1)),
-        has_layout: !matches!(meta.get(2), Some(Value::Null) | None),
-        meta_pttl,
-    })
+        meta_service: None,
+        meta_user: None,
+        has_layout: false,
+        meta_pttl: -2,
+    };
+    found.metadata(replies.get(2), replies.get(3))?;
+    Ok(found)
+}
+
+impl Found {
+    /// Takes the metadata hash's fields from the replies of `HMGET` and `PTTL`.
+    fn metadata(
+        &mut self,
+        fields: Option<&Value>,
+        pttl: Option<&Value>,
+    ) -> std::result::Result<(), Attempt> {
+        let Some(Value::Array(fields)) = fields else {
+            return Err(Attempt::Unsupported("HMGET"));
+        };
+        self.meta_pttl = int(pttl).ok_or(Attempt::Unsupported("PTTL"))?;
+        self.meta_service = text(fields.first());
+        self.meta_user = text(fields.get(1));
+        self.has_layout = !matches!(fields.get(2), Some(Value::Null) | None);
+        Ok(())
+    }
+
+    /// Whether the metadata hash names an owner other than `owner` (a move of index
+    /// entries: the script's).
+    fn names_another(&self, owner: &Owner) -> bool {
+        let named = self
+            .meta_service
+            .as_deref()
+            .zip(self.meta_user.as_deref())
+            .and_then(|(s, u)| key_owner(s, u));
+        named.is_some_and(|named| named != *owner)
+    }
 }
 
 /// The record decoded (the scripts' check), the owner it names and the edited text; or why
@@ -240,12 +327,7 @@ fn edit(found: &Found, request: &Request<'_>) -> std::result::Result<(Owner, Str
         return Err(Attempt::Refused(record.status.as_str().to_owned()));
     }
     // A task whose metadata names another owner leaves that owner's indexes: the script's.
-    let meta_owner = found
-        .meta_service
-        .as_deref()
-        .zip(found.meta_user.as_deref())
-        .and_then(|(s, u)| key_owner(s, u));
-    if meta_owner.is_some_and(|named| named != owner) {
+    if found.names_another(&owner) {
         return Err(Attempt::Unsupported("the metadata names another owner"));
     }
     let new = edited(&found.old, request.edit, request.stamp).map_err(Attempt::Unsupported)?;
@@ -261,6 +343,7 @@ fn writes(
     new: &str,
     ttl: i64,
     index: &[Value],
+    keep_hint: bool,
 ) -> std::result::Result<Vec<Command>, Attempt> {
     let headroom = if ttl == -1 {
         0
@@ -288,12 +371,16 @@ fn writes(
         ));
     }
     // The layout hint the scripts keep (`lua/lib/hint.lua`): the new one, or none, so that a
-    // script never trusts positions of the text this write replaced.
-    let hint = crate::hint::save_hint(new, service, user_id);
-    if !hint.is_empty() {
-        writes.push(Command::Hset(mkey.clone(), vec![("layout", hint)]));
-    } else if found.has_layout {
-        writes.push(Command::Hdel(mkey.clone(), "layout"));
+    // script finds it where the write path keeps it. A link neither writes nor drops one: a
+    // write of the hash would end its tracking (the next edit would read the hash again),
+    // and a script trusts a hint only where its SHA1 holds for the record.
+    if keep_hint {
+        let hint = crate::hint::save_hint(new, service, user_id);
+        if !hint.is_empty() {
+            writes.push(Command::Hset(mkey.clone(), vec![("layout", hint)]));
+        } else if found.has_layout {
+            writes.push(Command::Hdel(mkey.clone(), "layout"));
+        }
     }
     let meta_need = if ttl == -1 {
         -1
@@ -308,7 +395,7 @@ fn writes(
 /// nothing.
 async fn write_watched(
     repo: &RedisTaskRepository,
-    client: &Client,
+    conn: &mut Conn<'_>,
     request: &Request<'_>,
     plan: Plan,
     writes: Vec<Command>,
@@ -323,10 +410,19 @@ async fn write_watched(
     });
     exec.extend(writes);
     exec.push(Command::Exec);
-    let replies = send(client, exec).await;
+    let written: Vec<String> = exec
+        .iter()
+        .filter_map(Command::written)
+        .map(str::to_owned)
+        .collect();
+    let replies = conn.send(exec).await;
+    for key in &written {
+        conn.forget(key);
+    }
     // A command refused while queued (out of memory, read-only, no replicas) aborts the
     // EXEC: the first error is the one that says why.
     if let Some(Err(e)) = replies.iter().find(|r| r.is_err()) {
+        conn.break_off();
         return Err(repo.script_error(e.clone(), request.task_id));
     }
     match replies.last() {
@@ -342,7 +438,7 @@ async fn write_watched(
 /// (`PEXPIRE … GT`, which never shortens it) and `writes`.
 async fn write_ifeq(
     repo: &RedisTaskRepository,
-    client: &Client,
+    conn: &mut Conn<'_>,
     request: &Request<'_>,
     plan: Plan,
     mut writes: Vec<Command>,
@@ -354,7 +450,7 @@ async fn write_ifeq(
         ttl: -1,
         if_equal: Some(plan.old),
     };
-    let applied = send(client, vec![set]).await;
+    let applied = conn.send(vec![set]).await;
     match applied.into_iter().next() {
         Some(Ok(Value::Null)) => return Ok(Attempt::Raced),
         Some(Ok(_)) => {}
@@ -372,7 +468,7 @@ async fn write_ifeq(
         );
     }
     if !writes.is_empty() {
-        if let Some(Err(e)) = send(client, writes).await.into_iter().find(|r| r.is_err()) {
+        if let Some(Err(e)) = conn.send(writes).await.into_iter().find(|r| r.is_err()) {
             return Err(repo.script_error(e, request.task_id));
         }
     }

@@ -53,6 +53,8 @@ pub(super) enum Command {
     Hset(String, Vec<(&'static str, String)>),
     /// `HDEL key field`.
     Hdel(String, &'static str),
+    /// Any other command, its name first (a [`Link`](super::link::Link)'s login).
+    Other(Vec<String>),
 }
 
 impl Command {
@@ -104,8 +106,89 @@ impl Command {
             Command::Persist(key) => client.persist(key).boxed(),
             Command::Hset(key, values) => client.hset(key, values).boxed(),
             Command::Hdel(key, field) => client.hdel(key, field).boxed(),
+            Command::Other(mut words) => {
+                let name = if words.is_empty() {
+                    String::new()
+                } else {
+                    words.remove(0)
+                };
+                let args = words.into_iter().map(Value::from).collect();
+                let command = CustomCommand::new(name, None::<u16>, false);
+                client.custom::<Value, _>(command, args).boxed()
+            }
         }
     }
+
+    /// The command's words, its name first, as a [`Link`](super::link::Link) sends them.
+    pub(super) fn args(&self) -> Vec<Vec<u8>> {
+        let words: Vec<String> = match self {
+            Command::Watch(keys) => words("WATCH", keys.iter().cloned()),
+            Command::Unwatch => words("UNWATCH", []),
+            Command::Get(key) => words("GET", [key.clone()]),
+            Command::Pttl(key) => words("PTTL", [key.clone()]),
+            Command::Hmget(key, fields) => words(
+                "HMGET",
+                std::iter::once(key.clone()).chain(fields.iter().map(|f| (*f).to_owned())),
+            ),
+            Command::Sismember(key, member) => words("SISMEMBER", [key.clone(), member.clone()]),
+            Command::Multi => words("MULTI", []),
+            Command::Exec => words("EXEC", []),
+            Command::Set {
+                key,
+                text,
+                ttl,
+                if_equal,
+            } => {
+                let mut args = vec![key.clone(), text.clone()];
+                if let Some(old) = if_equal {
+                    args.extend(["IFEQ".to_owned(), old.clone()]);
+                }
+                args.extend(expiration_args(*ttl).iter().filter_map(|v| v.as_string()));
+                words("SET", args)
+            }
+            Command::Sadd(key, member) => words("SADD", [key.clone(), member.clone()]),
+            Command::Pexpire {
+                key,
+                milliseconds,
+                greater,
+            } => {
+                let mut args = vec![key.clone(), milliseconds.to_string()];
+                if *greater {
+                    args.push("GT".to_owned());
+                }
+                words("PEXPIRE", args)
+            }
+            Command::Persist(key) => words("PERSIST", [key.clone()]),
+            Command::Hset(key, values) => words(
+                "HSET",
+                std::iter::once(key.clone()).chain(
+                    values
+                        .iter()
+                        .flat_map(|(f, v)| [(*f).to_owned(), v.clone()]),
+                ),
+            ),
+            Command::Hdel(key, field) => words("HDEL", [key.clone(), (*field).to_owned()]),
+            Command::Other(all) => all.clone(),
+        };
+        words.into_iter().map(String::into_bytes).collect()
+    }
+
+    /// The key a write changes (`None` for a read).
+    pub(super) fn written(&self) -> Option<&str> {
+        match self {
+            Command::Set { key, .. }
+            | Command::Sadd(key, _)
+            | Command::Pexpire { key, .. }
+            | Command::Persist(key)
+            | Command::Hset(key, _)
+            | Command::Hdel(key, _) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+fn words(name: &str, args: impl IntoIterator<Item = String>) -> Vec<String> {
+    std::iter::once(name.to_owned()).chain(args).collect()
 }
 
 /// The reply `OK`, for the commands whose fred request answers `()`.

@@ -2,7 +2,9 @@
 //! the record, edits its text in Rust ([`edit`]) and writes it back with the index and
 //! metadata writes the script would make (`lua/lib/commit.lua`), guarded so that nothing
 //! written in between is overwritten ([`attempt`]): `WATCH`/`MULTI`/`EXEC` on a connection
-//! of its own, or `SET … IFEQ` on Valkey 8.1 and later ([`WritePath`]).
+//! of its own ([`link`]: the crate's own, which keeps what it read until the server says it
+//! changed, [`tracked`]; fred's through TLS), or `SET … IFEQ` on Valkey 8.1 and later
+//! ([`WritePath`]).
 //!
 //! The repository asks [`optimistic`] first where a mutation would run its script; what it
 //! answers is the script's reply (`{'applied', record}`, `{'missing'}`, `{'conflict',
@@ -14,8 +16,11 @@
 
 mod attempt;
 mod commands;
+mod conn;
 pub(crate) mod edit;
 mod known;
+mod link;
+mod tracked;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,26 +35,31 @@ use crate::repository::RedisTaskRepository;
 use crate::scripts::Script;
 use crate::settings::WritePath;
 use attempt::{Attempt, Guard};
+use conn::Conn;
 use edit::Edit;
 use known::KnownTasks;
+use link::{Links, Login};
 
-/// On the [`WritePath::Auto`] path, the length of a record from which its edits are made
+/// On the [`WritePath::Auto`] path through TLS (on fred's connections, which read the index
+/// sets at every edit), the length of a record from which its edits are made
 /// optimistically; below it, by the script. Measured on the 2-core machine
-/// (docs/benchmarks.md): at ~1 KiB an edit costs the server 4 times less optimistically but
-/// its client 4 times more (about twenty commands against one call), and 16 writers in
-/// flight make a third of the scripts' edits a second; the script's cost grows with the
-/// record (about 100 instructions a byte) and the optimistic edit's hardly, so that from a
-/// few KiB on the server, not the client, bounds the scripts.
+/// (docs/benchmarks.md): at ~1 KiB such an edit costs the server 4 times less than the
+/// script but its client 4 times more (about twenty commands against one call); the
+/// script's cost grows with the record (about 100 instructions a byte) and the optimistic
+/// edit's hardly. Without TLS the edits run on links at every size.
 pub(crate) const OPTIMISTIC_FROM_BYTES: usize = 8 * 1024;
 
 /// The write path of one writer pool, settled when its first mutation runs.
 struct Path {
     guard: Option<Guard>,
-    /// The connections a `WATCH` holds (one edit at a time on each).
+    /// The connections a `WATCH` holds (one edit at a time on each): links of this crate's
+    /// own, or, where the server is reached through TLS, fred's exclusive pool.
+    links: Option<Links>,
     exclusive: Option<ExclusivePool>,
-    /// Whether the record's size chooses the path ([`WritePath::Auto`]): the optimistic
-    /// edit for a task whose record was, after the last write, [`OPTIMISTIC_FROM_BYTES`]
-    /// or longer; the script otherwise (a task not known yet included).
+    /// Whether the record's size chooses the path ([`WritePath::Auto`]; only where there
+    /// are no links): the optimistic edit for a task whose record was, after the last
+    /// write, [`OPTIMISTIC_FROM_BYTES`] or longer; the script otherwise (a task not known
+    /// yet included).
     sized: bool,
     known: KnownTasks,
 }
@@ -58,6 +68,7 @@ impl Path {
     fn new(guard: Option<Guard>, exclusive: Option<ExclusivePool>, sized: bool) -> Self {
         Path {
             guard,
+            links: None,
             exclusive,
             sized,
             known: KnownTasks::default(),
@@ -67,6 +78,7 @@ impl Path {
     /// Whether an edit of `task_id` is left to the script by the record's size.
     fn small(&self, task_id: &str) -> bool {
         self.sized
+            && self.links.is_none()
             && self
                 .known
                 .len_of(task_id)
@@ -156,6 +168,21 @@ async fn attempt_on(
         return Ok(None);
     };
     let outcome = match guard {
+        Guard::Watch if path.links.is_some() => {
+            let Some(links) = path.links.as_ref() else {
+                return Ok(None);
+            };
+            let writer = repo.writer().next_connected();
+            let server = || {
+                let server = writer.active_connections().into_iter().next()?;
+                Some((server.host.to_string(), server.port))
+            };
+            let Ok(mut held) = links.acquire(server).await else {
+                return Ok(None);
+            };
+            let mut conn = Conn::Link(&mut held, links.command_timeout());
+            attempt::attempt(repo, &mut conn, request, guard).await?
+        }
         Guard::Watch => {
             let Some(pool) = path.exclusive.as_ref() else {
                 return Ok(None);
@@ -164,14 +191,14 @@ async fn attempt_on(
             if !client.is_connected() {
                 return Ok(None);
             }
-            attempt::attempt(repo, &client, request, guard).await?
+            attempt::attempt(repo, &mut Conn::Fred(&client), request, guard).await?
         }
         Guard::IfEq => {
             let client = repo.writer().next_connected();
             if !client.is_connected() {
                 return Ok(None);
             }
-            attempt::attempt(repo, client, request, guard).await?
+            attempt::attempt(repo, &mut Conn::Fred(client), request, guard).await?
         }
     };
     Ok(Some(outcome))
@@ -288,10 +315,12 @@ async fn settle(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
 async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
     let settings = repo.settings();
     let sized = settings.write_path() == WritePath::Auto;
+    let tls = settings.write_url().is_tls();
     let ifeq = match settings.write_path() {
         WritePath::Script => return Ok(Path::new(None, None, false)),
         WritePath::Watch => false,
-        WritePath::Auto | WritePath::IfEq => has_ifeq(repo).await?,
+        WritePath::Auto => tls && has_ifeq(repo).await?,
+        WritePath::IfEq => has_ifeq(repo).await?,
     };
     if ifeq {
         tracing::info!("mutations write with SET … IFEQ (the server has it)");
@@ -299,6 +328,22 @@ async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, 
     }
     let config =
         crate::connection::client_config(settings.write_url(), settings).map_err(|_| ())?;
+    if !tls {
+        let login = Login {
+            username: config.username.clone(),
+            password: config.password.clone(),
+            database: config.database,
+            connect_timeout: settings.connect_timeout(),
+            command_timeout: settings.command_timeout(),
+        };
+        tracing::info!(
+            connections = exclusive_size(settings.pool_size()),
+            "mutations write with WATCH/MULTI/EXEC on connections of their own, tracking what they read"
+        );
+        let mut path = Path::new(Some(Guard::Watch), None, sized);
+        path.links = Some(Links::new(login, exclusive_size(settings.pool_size())));
+        return Ok(path);
+    }
     let (connect_timeout, command_timeout) =
         (settings.connect_timeout(), settings.command_timeout());
     let pool = Builder::from_config(config)

@@ -18,6 +18,25 @@ pub async fn fresh() -> Option<(RedisServer, RedisTaskRepository)> {
     Some((server, repo))
 }
 
+/// A repository on a fresh private server whose mutations are forced onto `path`.
+pub async fn fresh_on(path: WritePath) -> Option<(RedisServer, RedisTaskRepository)> {
+    let server = server_or_skip()?;
+    let repo = connect_on(&server, path).await;
+    Some((server, repo))
+}
+
+/// A repository on `server` whose mutations are forced onto `path`.
+pub async fn connect_on(server: &RedisServer, path: WritePath) -> RedisTaskRepository {
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(server.url())
+        .with_timezone("Asia/Seoul")
+        .with_command_timeout(Duration::from_secs(5))
+        .with_write_path(path)
+        .build()
+        .unwrap();
+    RedisTaskRepository::connect(settings).await.unwrap()
+}
+
 /// A repository for the conformance suite: on the server of `TASK_STATE_TEST_REDIS_URL`
 /// when it is set (one test at a time, flushed), else on a fresh private server.
 pub async fn suite_store() -> Option<(TestRedis, RedisTaskRepository)> {

@@ -1,0 +1,142 @@
+//! Where the commands of an attempt go: a fred client, or a [`Link`] of this crate's own,
+//! whose [`Tracked`](super::tracked::Tracked) reads answer what they can without a round
+//! trip.
+
+use std::time::{Duration, Instant};
+
+use fred::clients::Client;
+use fred::prelude::{Error as FredError, ErrorKind, Value};
+
+use super::commands::{send, Command};
+use super::link::{Link, Round};
+use super::tracked::Invalidated;
+
+/// Where the commands of an attempt go.
+pub(super) enum Conn<'a> {
+    /// A fred client (`WATCH` on a connection of fred's exclusive pool; `SET … IFEQ` on
+    /// the writer pool).
+    Fred(&'a Client),
+    /// A link of this crate's own, and the time a round trip may take.
+    Link(&'a mut Link, Duration),
+}
+
+impl Conn<'_> {
+    /// The replies to `commands`, in order, sent in one round trip.
+    pub(super) async fn send(&mut self, commands: Vec<Command>) -> Vec<Result<Value, FredError>> {
+        match self {
+            Conn::Fred(client) => send(client, commands).await,
+            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands).await,
+        }
+    }
+
+    /// Starts an attempt (see [`Tracked::start`]).
+    pub(super) fn start(&mut self) {
+        if let Conn::Link(link, _) = self {
+            link.tracked.start();
+        }
+    }
+
+    /// Whether this attempt read `key` from what its link keeps.
+    pub(super) fn served(&self, key: &str) -> bool {
+        matches!(self, Conn::Link(link, _) if link.tracked.served(key))
+    }
+
+    /// Breaks off a link that met an error (a server that turned replica answers every
+    /// write with `READONLY`): the next edit connects again, to where the writer pool is.
+    pub(super) fn break_off(&mut self) {
+        if let Conn::Link(link, _) = self {
+            link.break_off();
+        }
+    }
+
+    /// Forgets what is kept of `key`, to read it again.
+    pub(super) fn forget(&mut self, key: &str) {
+        if let Conn::Link(link, _) = self {
+            link.tracked.forget_key(key);
+        }
+    }
+}
+
+/// The replies to `commands` on `link`: those that what the link keeps answers, from there;
+/// the others in one round trip.
+/// A reply taken from what is kept holds only if no invalidation of its key arrives in the
+/// round trip: otherwise the command is sent again.
+async fn send_on_link(
+    link: &mut Link,
+    timeout: Duration,
+    commands: Vec<Command>,
+) -> Vec<Result<Value, FredError>> {
+    let mut replies: Vec<Option<Result<Value, FredError>>> = Vec::new();
+    let mut served = Vec::new();
+    let mut wire = Vec::new();
+    let mut slots = Vec::new();
+    for (n, command) in commands.into_iter().enumerate() {
+        let kept = link.tracked.serve(&command);
+        if kept.is_some() {
+            served.push((n, command));
+        } else {
+            slots.push((n, wire.len()));
+            wire.push(command);
+        }
+        replies.push(kept.map(Ok));
+    }
+    let round = round_on_link(link, timeout, &wire).await;
+    for (n, at) in slots {
+        replies[n] = round.replies.get(at).cloned();
+    }
+    let (stale, again): (Vec<usize>, Vec<Command>) = served
+        .into_iter()
+        .filter(|(_, command)| key_of(command).is_some_and(|key| round.names(key)))
+        .unzip();
+    if !stale.is_empty() {
+        for key in again.iter().filter_map(key_of) {
+            link.tracked.unserve(key);
+        }
+        let round = round_on_link(link, timeout, &again).await;
+        for (n, reply) in stale.into_iter().zip(round.replies) {
+            replies[n] = Some(reply);
+        }
+    }
+    replies
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(FredError::new(ErrorKind::Unknown, "no reply"))))
+        .collect()
+}
+
+/// The key a read is about.
+fn key_of(command: &Command) -> Option<&str> {
+    match command {
+        Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => Some(key),
+        _ => None,
+    }
+}
+
+/// One round trip of `wire` on `link` within `timeout` (the link is broken off when it
+/// runs out: a reply may still come), keeping what its reads of index sets and metadata
+/// hashes return (the server tracks every key a link reads).
+async fn round_on_link(link: &mut Link, timeout: Duration, wire: &[Command]) -> Round {
+    if wire.is_empty() {
+        return Round::default();
+    }
+    let sent = Instant::now();
+    let Ok(round) = tokio::time::timeout(timeout, link.round(wire)).await else {
+        link.break_off();
+        let timed_out = FredError::new(ErrorKind::Timeout, "Request timed out.");
+        return Round {
+            replies: wire.iter().map(|_| Err(timed_out.clone())).collect(),
+            pushes: Vec::new(),
+        };
+    };
+    for (n, command) in wire.iter().enumerate() {
+        if let Ok(reply) = &round.replies[n] {
+            let later: Vec<&Invalidated> = round
+                .pushes
+                .iter()
+                .filter(|(before, _)| *before > n)
+                .map(|(_, keys)| keys)
+                .collect();
+            link.tracked.note(command, reply, sent, &later);
+        }
+    }
+    round
+}

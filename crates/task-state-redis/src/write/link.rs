@@ -1,0 +1,364 @@
+//! A connection of this crate's own for the `WATCH` edits (issue 21), and the pool of them.
+//!
+//! A round trip is one buffer written and its replies parsed in one pass (`redis-protocol`),
+//! where fred makes a request, a channel hop and a timer of every command. The connection
+//! speaks RESP3 with client-side caching on (`CLIENT TRACKING ON NOLOOP`): the server sends
+//! an invalidation for a key this connection read when another client changes it, on the
+//! same connection and before the reply of any command that runs after the change, so that
+//! [`Tracked`] knows which of those reads still hold when a round trip's replies arrive.
+//! A link lives as long as its socket: when it fails, what it tracked goes with it.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fred::bytes::BytesMut;
+use fred::bytes_utils::Str;
+use fred::prelude::{Error as FredError, ErrorKind, Value};
+use redis_protocol::resp3::decode::complete::decode_bytes_mut;
+use redis_protocol::resp3::encode::complete::extend_encode;
+use redis_protocol::resp3::types::{BytesFrame, Resp3Frame as _};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::commands::Command;
+use super::tracked::{Invalidated, Tracked};
+
+/// How links log in and how long they wait. (No `Debug`: it holds the password.)
+#[derive(Clone)]
+pub(super) struct Login {
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) database: Option<u8>,
+    pub(super) connect_timeout: Duration,
+    pub(super) command_timeout: Duration,
+}
+
+/// The replies of a round trip, and the invalidations that arrived among them.
+#[derive(Default)]
+pub(super) struct Round {
+    pub(super) replies: Vec<Result<Value, FredError>>,
+    /// Each invalidation with the number of replies read before it.
+    pub(super) pushes: Vec<(usize, Invalidated)>,
+}
+
+impl Round {
+    /// Whether an invalidation of `key` arrived in the round trip.
+    pub(super) fn names(&self, key: &str) -> bool {
+        self.pushes.iter().any(|(_, keys)| keys.names(key))
+    }
+}
+
+/// One connection.
+pub(super) struct Link {
+    stream: TcpStream,
+    unread: BytesMut,
+    /// What this connection read under tracking, and still holds.
+    pub(super) tracked: Tracked,
+    /// Not to be used again: its socket failed, a round trip timed out, or the server
+    /// answered a write with an error.
+    broken: bool,
+    /// A round trip is under way: a link dropped in the middle of one (its edit cancelled)
+    /// has replies in flight, and is not used again.
+    busy: bool,
+}
+
+impl Link {
+    /// A connection to `host:port`, logged in, in RESP3, tracking.
+    async fn connect(host: &str, port: u16, login: &Login) -> Result<Link, FredError> {
+        let connecting = TcpStream::connect((host, port));
+        let stream = tokio::time::timeout(login.connect_timeout, connecting)
+            .await
+            .map_err(|_| FredError::new(ErrorKind::Timeout, "connecting timed out"))?
+            .map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let mut link = Link {
+            stream,
+            unread: BytesMut::with_capacity(16 * 1024),
+            tracked: Tracked::default(),
+            broken: false,
+            busy: false,
+        };
+        let mut hello = vec!["HELLO".to_owned(), "3".to_owned()];
+        if let Some(password) = &login.password {
+            let user = login.username.as_deref().unwrap_or("default");
+            hello.extend(["AUTH".to_owned(), user.to_owned(), password.clone()]);
+        }
+        let mut setup = vec![Command::Other(hello)];
+        if let Some(db) = login.database.filter(|db| *db != 0) {
+            setup.push(Command::Other(vec!["SELECT".to_owned(), db.to_string()]));
+        }
+        let tracking = ["CLIENT", "TRACKING", "ON", "NOLOOP"];
+        setup.push(Command::Other(tracking.map(str::to_owned).to_vec()));
+        let round = tokio::time::timeout(login.connect_timeout, link.round(&setup))
+            .await
+            .map_err(|_| FredError::new(ErrorKind::Timeout, "logging in timed out"))?;
+        for reply in round.replies {
+            reply?;
+        }
+        Ok(link)
+    }
+
+    /// Sends `commands` in one write and reads their replies. A failure of the socket fails
+    /// every reply not read and breaks the link.
+    pub(super) async fn round(&mut self, commands: &[Command]) -> Round {
+        let mut round = Round {
+            replies: Vec::with_capacity(commands.len()),
+            pushes: Vec::new(),
+        };
+        if self.broken {
+            let e = FredError::new(ErrorKind::IO, "Connection closed.");
+            round.replies = commands.iter().map(|_| Err(e.clone())).collect();
+            return round;
+        }
+        self.busy = true;
+        if let Err(e) = self.write(commands).await {
+            self.broken = true;
+            round.replies = commands.iter().map(|_| Err(e.clone())).collect();
+            return round;
+        }
+        while round.replies.len() < commands.len() {
+            match self.frame().await {
+                Ok(BytesFrame::Push { data, .. }) => {
+                    // Any other push (none is asked for) is no reply either.
+                    if let Some(keys) = invalidated(&data) {
+                        round.pushes.push((round.replies.len(), keys));
+                    }
+                }
+                Ok(frame) => round.replies.push(value(frame)),
+                Err(e) => {
+                    self.broken = true;
+                    round.replies.resize_with(commands.len(), || Err(e.clone()));
+                }
+            }
+        }
+        self.busy = false;
+        self.tracked
+            .forget(round.pushes.iter().map(|(_, keys)| keys));
+        round
+    }
+
+    /// Marks the link as not to be used again (a reply not read, a timeout).
+    pub(super) fn break_off(&mut self) {
+        self.broken = true;
+    }
+
+    async fn write(&mut self, commands: &[Command]) -> Result<(), FredError> {
+        let mut out = BytesMut::new();
+        for command in commands {
+            let data = command
+                .args()
+                .into_iter()
+                .map(|arg| BytesFrame::BlobString {
+                    data: arg.into(),
+                    attributes: None,
+                })
+                .collect();
+            let frame = BytesFrame::Array {
+                data,
+                attributes: None,
+            };
+            extend_encode(&mut out, &frame, false)
+                .map_err(|e| FredError::new(ErrorKind::Protocol, e.to_string()))?;
+        }
+        self.stream.write_all(&out).await.map_err(io)
+    }
+
+    async fn frame(&mut self) -> Result<BytesFrame, FredError> {
+        loop {
+            let decoded = decode_bytes_mut(&mut self.unread)
+                .map_err(|e| FredError::new(ErrorKind::Protocol, e.to_string()))?;
+            if let Some((frame, _, _)) = decoded {
+                return Ok(frame);
+            }
+            self.unread.reserve(16 * 1024);
+            let n = self.stream.read_buf(&mut self.unread).await.map_err(io)?;
+            if n == 0 {
+                return Err(FredError::new(ErrorKind::IO, "Connection closed."));
+            }
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> FredError {
+    FredError::new(ErrorKind::IO, e.to_string())
+}
+
+/// The keys of an invalidation push, from its items (`None` for any other push).
+fn invalidated(data: &[BytesFrame]) -> Option<Invalidated> {
+    let [kind, keys] = data else {
+        return None;
+    };
+    if !matches!(kind, BytesFrame::BlobString { data, .. } | BytesFrame::SimpleString { data, .. } if &data[..] == b"invalidate")
+    {
+        return None;
+    }
+    Some(match keys {
+        BytesFrame::Array { data, .. } => Invalidated::Keys(
+            data.iter()
+                .filter_map(|key| match key {
+                    BytesFrame::BlobString { data, .. } => {
+                        Some(String::from_utf8_lossy(data).into_owned())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ),
+        // `FLUSHDB`, `FLUSHALL`: every key.
+        _ => Invalidated::All,
+    })
+}
+
+/// The value of a reply frame, as fred would give it.
+fn value(frame: BytesFrame) -> Result<Value, FredError> {
+    Ok(match frame {
+        BytesFrame::BlobString { data, .. }
+        | BytesFrame::SimpleString { data, .. }
+        | BytesFrame::VerbatimString { data, .. } => match Str::from_inner(data) {
+            Ok(text) => Value::String(text),
+            Err(e) => Value::Bytes(e.into_inner()),
+        },
+        BytesFrame::Number { data, .. } => Value::Integer(data),
+        BytesFrame::Null => Value::Null,
+        BytesFrame::Boolean { data, .. } => Value::Boolean(data),
+        BytesFrame::Double { data, .. } => Value::Double(data),
+        BytesFrame::Array { data, .. } => {
+            Value::Array(data.into_iter().map(value).collect::<Result<_, _>>()?)
+        }
+        // `HELLO`'s: its pairs in a row.
+        BytesFrame::Map { data, .. } => Value::Array(
+            data.into_iter()
+                .flat_map(|(k, v)| [value(k), value(v)])
+                .collect::<Result<_, _>>()?,
+        ),
+        BytesFrame::SimpleError { data, .. } => return Err(refusal(&data)),
+        BytesFrame::BlobError { data, .. } => return Err(refusal(&String::from_utf8_lossy(&data))),
+        other => {
+            let kind = other.kind();
+            return Err(FredError::new(
+                ErrorKind::Protocol,
+                format!("unexpected reply {kind:?}"),
+            ));
+        }
+    })
+}
+
+/// Whether a failed login will fail again the same way: the server does not take the
+/// password, lets this user run no `HELLO` or `CLIENT`, or knows no such command (before
+/// Redis 6); not a server that is loading or out of reach.
+fn refuses_for_good(e: &FredError) -> bool {
+    let said = e.details();
+    *e.kind() == ErrorKind::Auth
+        || ["NOPERM", "unknown command", "unknown subcommand", "NOPROTO"]
+            .iter()
+            .any(|word| said.contains(word))
+}
+
+/// A server's error reply, of the kind fred gives it.
+fn refusal(message: &str) -> FredError {
+    let kind = match message.split_whitespace().next() {
+        Some("WRONGTYPE") => ErrorKind::InvalidArgument,
+        Some("NOAUTH" | "WRONGPASS") => ErrorKind::Auth,
+        _ => ErrorKind::Unknown,
+    };
+    FredError::new(kind, message.to_owned())
+}
+
+/// The links of one writer pool: at most `size` at once, each used by one edit at a time.
+pub(super) struct Links {
+    login: Login,
+    idle: Mutex<Vec<Link>>,
+    permits: Semaphore,
+    /// The server refused a link's login (no `HELLO 3`, no `CLIENT TRACKING`, a password it
+    /// does not take): the edits go to the script from then on.
+    refused: std::sync::atomic::AtomicBool,
+}
+
+/// A link held by one edit; it goes back to the pool when dropped, unless broken.
+pub(super) struct Held<'a> {
+    links: &'a Links,
+    link: Option<Link>,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Link;
+    fn deref(&self) -> &Link {
+        self.link.as_ref().expect("a held link")
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut Link {
+        self.link.as_mut().expect("a held link")
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take().filter(|link| !link.broken && !link.busy) {
+            self.links
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(link);
+        }
+    }
+}
+
+impl Links {
+    pub(super) fn new(login: Login, size: usize) -> Self {
+        Links {
+            login,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(size.max(1)),
+            refused: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The time a round trip may take.
+    pub(super) fn command_timeout(&self) -> Duration {
+        self.login.command_timeout
+    }
+
+    /// An idle link, or a new one to `server` (`host`, `port`: where the writer pool's
+    /// connection is, asked only when a link is made).
+    pub(super) async fn acquire(
+        &self,
+        server: impl FnOnce() -> Option<(String, u16)>,
+    ) -> Result<Held<'_>, FredError> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| FredError::new(ErrorKind::Canceled, "closed"))?;
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let link = match idle {
+            Some(link) => link,
+            None => {
+                use std::sync::atomic::Ordering::Relaxed;
+                if self.refused.load(Relaxed) {
+                    return Err(FredError::new(ErrorKind::Config, "links refused"));
+                }
+                let (host, port) =
+                    server().ok_or_else(|| FredError::new(ErrorKind::IO, "not connected"))?;
+                let link = Link::connect(&host, port, &self.login).await;
+                if let Err(e) = &link {
+                    if refuses_for_good(e) {
+                        tracing::warn!(
+                            error = %crate::errors::describe(e),
+                            "the server refused a connection of the write path's own: mutations run their scripts"
+                        );
+                        self.refused.store(true, Relaxed);
+                    }
+                }
+                link?
+            }
+        };
+        Ok(Held {
+            links: self,
+            link: Some(link),
+            _permit: permit,
+        })
+    }
+}

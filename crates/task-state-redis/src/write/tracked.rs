@@ -1,0 +1,251 @@
+//! What a [`Link`](super::link::Link) read under client-side caching and still holds: the
+//! membership and TTL of index sets and the owner fields and TTL of metadata hashes, each
+//! kept until the server invalidates its key (or the link writes it: with `NOLOOP` the server
+//! says nothing of a link's own writes, but stops tracking the key for every client).
+//!
+//! A read served from here is as good as the same read made in the round trip whose replies
+//! showed no invalidation of its key: the server sends the invalidation of a change before
+//! the reply of any command that runs after it, on the same connection. A TTL is kept as
+//! read, with the moment the round trip was sent, so what is left of it is never
+//! overestimated; one that may have run out is read again.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use fred::prelude::Value;
+
+use super::commands::Command;
+
+/// The most keys kept; the memory starts again empty when full (the server goes on sending
+/// invalidations of the keys dropped, which then name nothing).
+const KEYS_KEPT: usize = 8_192;
+
+/// The keys an invalidation names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Invalidated {
+    Keys(Vec<String>),
+    /// Every key (`FLUSHDB`, `FLUSHALL`).
+    All,
+}
+
+impl Invalidated {
+    pub(super) fn names(&self, key: &str) -> bool {
+        match self {
+            Invalidated::Keys(keys) => keys.iter().any(|k| k == key),
+            Invalidated::All => true,
+        }
+    }
+}
+
+/// What is known of one key.
+#[derive(Debug, Default)]
+struct Known {
+    /// PTTL as read, and when the read was sent.
+    pttl: Option<(i64, Instant)>,
+    /// `SISMEMBER` replies, by member.
+    members: HashMap<String, bool>,
+    /// An `HMGET` reply, with its fields.
+    fields: Option<(Vec<&'static str>, Value)>,
+}
+
+/// The keys a link tracks, and what it read of them.
+#[derive(Debug, Default)]
+pub(super) struct Tracked {
+    keys: HashMap<String, Known>,
+    /// The keys whose replies the current attempt took from here.
+    served: HashSet<String>,
+}
+
+impl Tracked {
+    /// Starts an attempt: no key served yet.
+    pub(super) fn start(&mut self) {
+        self.served.clear();
+    }
+
+    /// Whether the current attempt took a reply about `key` from here.
+    pub(super) fn served(&self, key: &str) -> bool {
+        self.served.contains(key)
+    }
+
+    /// Notes that the current attempt read `key` from the server after all.
+    pub(super) fn unserve(&mut self, key: &str) {
+        self.served.remove(key);
+    }
+
+    /// The reply to `command` that what is kept gives, if any.
+    pub(super) fn serve(&mut self, command: &Command) -> Option<Value> {
+        let (key, reply) = match command {
+            Command::Sismember(key, member) => {
+                let known = self.keys.get(key)?;
+                (key, Value::Integer(i64::from(*known.members.get(member)?)))
+            }
+            Command::Pttl(key) => (key, Value::Integer(self.pttl_left(key)?)),
+            Command::Hmget(key, fields) => match &self.keys.get(key)?.fields {
+                Some((kept, value)) if kept == fields => (key, value.clone()),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        self.served.insert(key.clone());
+        Some(reply)
+    }
+
+    /// What is left of `key`'s TTL: -1 (none) as read; a positive TTL less the time since
+    /// the read was sent; `None` when it may have run out.
+    fn pttl_left(&self, key: &str) -> Option<i64> {
+        let (pttl, at) = self.keys.get(key)?.pttl?;
+        if pttl < 0 {
+            return (pttl == -1).then_some(-1);
+        }
+        let spent = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let left = pttl.saturating_sub(spent);
+        (left > 0).then_some(left)
+    }
+
+    /// Whether what `command` returns starts what is kept of its key: the membership of an
+    /// index set, the fields of a metadata hash (a `PTTL` is kept only with them: not the
+    /// record's, which a link writes at every edit).
+    fn tracks(command: &Command) -> bool {
+        matches!(command, Command::Sismember(..) | Command::Hmget(..))
+    }
+
+    /// Keeps what `command` returned (`reply`), read in a round trip sent at `sent`, unless
+    /// an invalidation of its key came after it (`later`). A `PTTL` is kept only for a key
+    /// tracked already.
+    pub(super) fn note(
+        &mut self,
+        command: &Command,
+        reply: &Value,
+        sent: Instant,
+        later: &[&Invalidated],
+    ) {
+        let key = match command {
+            Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => key,
+            _ => return,
+        };
+        if later.iter().any(|i| i.names(key)) {
+            return;
+        }
+        if !self.keys.contains_key(key) {
+            if !Self::tracks(command) {
+                return;
+            }
+            if self.keys.len() >= KEYS_KEPT {
+                self.keys.clear();
+            }
+        }
+        let known = self.keys.entry(key.clone()).or_default();
+        match (command, reply) {
+            (Command::Sismember(_, member), Value::Integer(n)) => {
+                known.members.insert(member.clone(), *n == 1);
+            }
+            (Command::Pttl(_), Value::Integer(n)) => known.pttl = Some((*n, sent)),
+            (Command::Hmget(_, fields), Value::Array(_)) => {
+                known.fields = Some((fields.clone(), reply.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops what is kept of the keys `invalidations` name.
+    pub(super) fn forget<'a>(&mut self, invalidations: impl IntoIterator<Item = &'a Invalidated>) {
+        for invalidated in invalidations {
+            match invalidated {
+                Invalidated::All => self.keys.clear(),
+                Invalidated::Keys(keys) => {
+                    for key in keys {
+                        self.keys.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops what is kept of `key` (the link wrote it).
+    pub(super) fn forget_key(&mut self, key: &str) {
+        self.keys.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_read(tracked: &mut Tracked, key: &str, later: &[&Invalidated]) {
+        let now = Instant::now();
+        let member = Command::Sismember(key.to_owned(), "t".to_owned());
+        tracked.note(&member, &Value::Integer(1), now, later);
+        tracked.note(
+            &Command::Pttl(key.to_owned()),
+            &Value::Integer(60_000),
+            now,
+            later,
+        );
+    }
+
+    #[test]
+    fn a_read_is_served_until_its_key_is_invalidated() {
+        let mut tracked = Tracked::default();
+        set_read(&mut tracked, "index:tasks", &[]);
+        tracked.start();
+        let member = Command::Sismember("index:tasks".to_owned(), "t".to_owned());
+        assert_eq!(tracked.serve(&member), Some(Value::Integer(1)));
+        let Some(Value::Integer(left)) = tracked.serve(&Command::Pttl("index:tasks".to_owned()))
+        else {
+            panic!("the TTL is kept");
+        };
+        assert!(left <= 60_000 && left > 50_000);
+        assert!(tracked.served("index:tasks"));
+        let other = Command::Sismember("index:tasks".to_owned(), "u".to_owned());
+        assert_eq!(tracked.serve(&other), None);
+        tracked.forget([&Invalidated::Keys(vec!["index:tasks".to_owned()])]);
+        assert_eq!(tracked.serve(&member), None);
+    }
+
+    #[test]
+    fn a_read_invalidated_after_its_reply_is_not_kept_nor_a_ttl_of_an_untracked_key() {
+        let mut tracked = Tracked::default();
+        let later = Invalidated::Keys(vec!["s".to_owned()]);
+        set_read(&mut tracked, "s", &[&later]);
+        assert!(tracked.keys.is_empty());
+        tracked.note(
+            &Command::Pttl("task:1".to_owned()),
+            &Value::Integer(5),
+            Instant::now(),
+            &[],
+        );
+        assert!(tracked.keys.is_empty());
+        set_read(
+            &mut tracked,
+            "s",
+            &[&Invalidated::Keys(vec!["x".to_owned()])],
+        );
+        tracked.forget([&Invalidated::All]);
+        assert!(tracked.keys.is_empty());
+    }
+
+    #[test]
+    fn a_ttl_that_may_have_run_out_is_not_served() {
+        let mut tracked = Tracked::default();
+        let long_ago = Instant::now() - std::time::Duration::from_secs(2);
+        let member = Command::Sismember("s".to_owned(), "t".to_owned());
+        tracked.note(&member, &Value::Integer(1), long_ago, &[]);
+        tracked.note(
+            &Command::Pttl("s".to_owned()),
+            &Value::Integer(1_000),
+            long_ago,
+            &[],
+        );
+        assert_eq!(tracked.serve(&Command::Pttl("s".to_owned())), None);
+        tracked.note(
+            &Command::Pttl("s".to_owned()),
+            &Value::Integer(-1),
+            long_ago,
+            &[],
+        );
+        assert_eq!(
+            tracked.serve(&Command::Pttl("s".to_owned())),
+            Some(Value::Integer(-1))
+        );
+    }
+}
