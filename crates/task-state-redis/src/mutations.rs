@@ -61,11 +61,7 @@ impl RedisTaskRepository {
                 match crate::write::optimistic(self, script, task_id, &args).await? {
                     // Issue 21: the edit made in Rust and written with WATCH or IFEQ (src/write/).
                     Some(reply) => reply,
-                    None => {
-                        let reply = self.eval(script, task_id, args).await?;
-                        crate::write::note_script_reply(self, task_id, &reply);
-                        reply
-                    }
+                    None => self.eval(script, task_id, args).await?,
                 }
             }
         };

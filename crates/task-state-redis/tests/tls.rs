@@ -4,6 +4,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use fred::interfaces::ClientLike;
+use fred::types::CustomCommand;
+
 use task_state_core::{Error, TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{
     redis_available, require_tool, server_binary, RedisServer, SERVER_VAR,
@@ -68,6 +71,28 @@ fn certificates(dir: &Path) -> bool {
     ])
 }
 
+/// The calls of each command on `repo`'s writer's server so far (`INFO commandstats`).
+async fn calls(repo: &RedisTaskRepository) -> impl Fn(&str) -> u64 {
+    let stats: String = repo
+        .raw_writer()
+        .next()
+        .custom(
+            CustomCommand::new_static("INFO", None::<u16>, false),
+            vec!["commandstats"],
+        )
+        .await
+        .unwrap();
+    move |command: &str| {
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    }
+}
+
 #[tokio::test]
 async fn rediss_urls_connect_with_the_configured_ca() {
     if !require_tool(
@@ -125,6 +150,7 @@ async fn rediss_urls_connect_with_the_configured_ca() {
     repo.save(TaskRecord::new("1", "s", "u", TaskStatus::Pending))
         .await
         .unwrap();
+    let before = calls(&repo).await;
     assert_eq!(
         repo.append_log("1", "over TLS")
             .await
@@ -134,6 +160,26 @@ async fn rediss_urls_connect_with_the_configured_ca() {
             .len(),
         1
     );
+    // The default write path's edits run on connections of their own, through TLS as the
+    // writer pool's (the server has no plain port): `WATCH` edits, of a short record as of
+    // a long one, and no script.
+    let long = "y".repeat(20_000);
+    assert!(repo
+        .append_logs("1", std::slice::from_ref(&long))
+        .await
+        .unwrap());
+    let record = repo
+        .set_status("1", TaskStatus::Running, Some("started"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.logs.len(), 3);
+    assert!(record.logs[1].ends_with(&long));
+    let after = calls(&repo).await;
+    assert_eq!(after("watch") - before("watch"), 3);
+    assert_eq!(after("exec") - before("exec"), 3);
+    let scripts = |calls: &dyn Fn(&str) -> u64| calls("fcall") + calls("evalsha");
+    assert_eq!(scripts(&after), scripts(&before), "no edit ran a script");
     repo.close().await;
 
     // Without the CA, the server's certificate is not trusted: an error, not plain text.

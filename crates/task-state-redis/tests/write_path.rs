@@ -70,12 +70,12 @@ async fn each_path_writes_the_way_it_says() {
     // Where the server lacks IFEQ, `ifeq` writes as `watch` does.
     let expected = if ifeq { (0, 0) } else { (0, 5) };
     assert_eq!(five_edits(&server, WritePath::IfEq).await, expected);
-    // `auto` edits optimistically at every size where the crate's own connections can
-    // reach the server (everywhere but through TLS): `WATCH`, even where `IFEQ` is.
+    // `auto` edits optimistically at every size on the crate's own connections (TLS too:
+    // tests/tls.rs): `WATCH`, even where `IFEQ` is.
     assert_eq!(five_edits(&server, WritePath::Auto).await, (0, 5));
 }
 
-/// On the `auto` path without TLS every edit is optimistic, of a short record as of a long
+/// On the `auto` path every edit is optimistic, of a short record as of a long
 /// one, of a task this pool wrote as of one another writer left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_edits_records_of_every_length_optimistically() {

@@ -8,7 +8,7 @@
 -- variant: SINGLE_NODE (lib/commit.lua) or, on a Redis Cluster, CLUSTER (lib/cluster.lua),
 -- as scripts.rs builds this script.
 -- Returns {'missing'} when the task does not exist, else {'applied', record}
--- ({'applied', '', its length} in 'ack' mode: lib/commit.lua).
+-- ({'applied', ''} in 'ack' mode: lib/commit.lua).
 local ttl_ms = checked_ttl(ARGV[1])
 local meta = variant.metadata_plan(KEYS[2])
 local entries = argv_from(4)

@@ -11,7 +11,7 @@
 -- variant: SINGLE_NODE (lib/commit.lua) or, on a Redis Cluster, CLUSTER (lib/cluster.lua),
 -- as scripts.rs builds this script.
 -- Returns {'missing'} when the task does not exist, else {'applied', record}
--- ({'applied', '', its length} in 'ack' mode: lib/commit.lua).
+-- ({'applied', ''} in 'ack' mode: lib/commit.lua).
 local ttl_ms = checked_ttl(ARGV[1])
 if ARGV[5] ~= 'jobs' and ARGV[5] ~= 'active_jobs' then
   fail('TSINVALID', 'jobs field', 'must be jobs or active_jobs')

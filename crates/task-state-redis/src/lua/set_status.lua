@@ -11,7 +11,7 @@
 -- as scripts.rs builds this script.
 -- Returns {'missing'} when the task does not exist, {'conflict', current status} when the
 -- current status is not allowed (nothing written), else {'applied', record}
--- ({'applied', '', its length} in 'ack' mode: lib/commit.lua).
+-- ({'applied', ''} in 'ack' mode: lib/commit.lua).
 local ttl_ms = checked_ttl(ARGV[1])
 local meta = variant.metadata_plan(KEYS[2])
 local entries = argv_from(6)

@@ -32,12 +32,9 @@ pub enum WritePath {
     /// The default: [`Watch`](Self::Watch) on the crate's own connections, for a record of
     /// any size; its cost to the server is under three `GET`+`SET`s of the record at ~1 KiB
     /// and about one at 100 KiB and more, where a script's grows with the record (about
-    /// 100 instructions a byte: 7–14 ms for an edit of a 1 MB record). Through TLS (where
-    /// those connections are not made), by the record's size: a record shorter than 8 KiB
-    /// after the last write this writer pool made (or one it has not written yet) is edited
-    /// by its script; a longer one optimistically, [`IfEq`](Self::IfEq) on a server that has
-    /// `SET … IFEQ` (Valkey 8.1 and later), else `WATCH` on fred's connections.
-    /// [`Script`](Self::Script) on a cluster.
+    /// 100 instructions a byte: 7–14 ms for an edit of a 1 MB record). Through TLS as over
+    /// TCP. [`Script`](Self::Script) on a cluster, and where the server refuses those
+    /// connections (no `HELLO 3` or `CLIENT TRACKING` for the user).
     #[default]
     Auto,
     /// Every mutation runs its Lua script (one round trip; the server's cost grows with the
@@ -46,9 +43,8 @@ pub enum WritePath {
     /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
     /// Rust, then `MULTI` … `EXEC`; the script after a conflict. The connections are the
     /// crate's own (RESP3, `CLIENT TRACKING ON NOLOOP`): what they read of the index sets and
-    /// metadata hashes is read again only once the server says it changed. Through TLS,
-    /// fred's connections, which read it at every edit. Not on a cluster (the script runs
-    /// there).
+    /// metadata hashes is read again only once the server says it changed. Not on a cluster
+    /// (the script runs there).
     Watch,
     /// Read, edit in Rust, then `SET … IFEQ <the text read>` (Valkey 8.1 and later), and the
     /// index and metadata writes after it; the script after a conflict. Where the server

@@ -13,8 +13,7 @@ use super::tracked::Invalidated;
 
 /// Where the commands of an attempt go.
 pub(super) enum Conn<'a> {
-    /// A fred client (`WATCH` on a connection of fred's exclusive pool; `SET … IFEQ` on
-    /// the writer pool).
+    /// A client of the writer pool (`SET … IFEQ`).
     Fred(&'a Client),
     /// A link of this crate's own, and the time a round trip may take.
     Link(&'a mut Link, Duration),

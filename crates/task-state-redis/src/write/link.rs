@@ -17,16 +17,33 @@ use fred::prelude::{Error as FredError, ErrorKind, Value};
 use redis_protocol::resp3::decode::complete::decode_bytes_mut;
 use redis_protocol::resp3::encode::complete::extend_encode;
 use redis_protocol::resp3::types::{BytesFrame, Resp3Frame as _};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::commands::Command;
 use super::tracked::{Invalidated, Tracked};
 
+/// A link's socket: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
+
+/// Where a link connects: the writer pool's server.
+pub(super) struct Target {
+    pub(super) host: String,
+    pub(super) port: u16,
+    /// The name the server's certificate is checked against, where it is not `host`.
+    #[cfg(feature = "tls")]
+    pub(super) tls_name: Option<String>,
+}
+
 /// How links log in and how long they wait. (No `Debug`: it holds the password.)
 #[derive(Clone)]
 pub(super) struct Login {
+    /// The writer pool's TLS connector, for `rediss://` URLs.
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<tokio_rustls::TlsConnector>,
     pub(super) username: Option<String>,
     pub(super) password: Option<String>,
     pub(super) database: Option<u8>,
@@ -51,7 +68,9 @@ impl Round {
 
 /// One connection.
 pub(super) struct Link {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
+    /// The server it is connected to (`host`, `port`).
+    server: (String, u16),
     unread: BytesMut,
     /// What this connection read under tracking, and still holds.
     pub(super) tracked: Tracked,
@@ -64,16 +83,14 @@ pub(super) struct Link {
 }
 
 impl Link {
-    /// A connection to `host:port`, logged in, in RESP3, tracking.
-    async fn connect(host: &str, port: u16, login: &Login) -> Result<Link, FredError> {
-        let connecting = TcpStream::connect((host, port));
-        let stream = tokio::time::timeout(login.connect_timeout, connecting)
+    /// A connection to `target`, logged in, in RESP3, tracking.
+    async fn connect(target: &Target, login: &Login) -> Result<Link, FredError> {
+        let stream = tokio::time::timeout(login.connect_timeout, open(target, login))
             .await
-            .map_err(|_| FredError::new(ErrorKind::Timeout, "connecting timed out"))?
-            .map_err(io)?;
-        stream.set_nodelay(true).map_err(io)?;
+            .map_err(|_| FredError::new(ErrorKind::Timeout, "connecting timed out"))??;
         let mut link = Link {
             stream,
+            server: (target.host.clone(), target.port),
             unread: BytesMut::with_capacity(16 * 1024),
             tracked: Tracked::default(),
             broken: false,
@@ -178,6 +195,32 @@ impl Link {
             }
         }
     }
+}
+
+/// The socket to `target`: TCP, and TLS over it where the writer pool has a connector.
+async fn open(target: &Target, login: &Login) -> Result<Box<dyn Io>, FredError> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(io)?;
+    tcp.set_nodelay(true).map_err(io)?;
+    #[cfg(feature = "tls")]
+    if let Some(connector) = &login.tls {
+        let name = target
+            .tls_name
+            .as_deref()
+            .unwrap_or(&target.host)
+            .to_owned();
+        let name = rustls::pki_types::ServerName::try_from(name)
+            .map_err(|e| FredError::new(ErrorKind::Tls, e.to_string()))?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| FredError::new(ErrorKind::Tls, e.to_string()))?;
+        return Ok(Box::new(tls));
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = login;
+    Ok(Box::new(tcp))
 }
 
 fn io(e: std::io::Error) -> FredError {
@@ -321,18 +364,20 @@ impl Links {
         self.login.command_timeout
     }
 
-    /// An idle link, or a new one to `server` (`host`, `port`: where the writer pool's
-    /// connection is, asked only when a link is made).
-    pub(super) async fn acquire(
-        &self,
-        server: impl FnOnce() -> Option<(String, u16)>,
-    ) -> Result<Held<'_>, FredError> {
+    /// An idle link to `target` (where the writer pool's connection is), or a new one.
+    /// Idle links to another server (the primary before a failover) are closed: one that
+    /// turned replica would refuse their writes.
+    pub(super) async fn acquire(&self, target: Target) -> Result<Held<'_>, FredError> {
         let permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| FredError::new(ErrorKind::Canceled, "closed"))?;
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|link| link.server.0 == target.host && link.server.1 == target.port);
+            idle.pop()
+        };
         let link = match idle {
             Some(link) => link,
             None => {
@@ -340,9 +385,7 @@ impl Links {
                 if self.refused.load(Relaxed) {
                     return Err(FredError::new(ErrorKind::Config, "links refused"));
                 }
-                let (host, port) =
-                    server().ok_or_else(|| FredError::new(ErrorKind::IO, "not connected"))?;
-                let link = Link::connect(&host, port, &self.login).await;
+                let link = Link::connect(&target, &self.login).await;
                 if let Err(e) = &link {
                     if refuses_for_good(e) {
                         tracing::warn!(

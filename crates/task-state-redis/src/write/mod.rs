@@ -2,9 +2,8 @@
 //! the record, edits its text in Rust ([`edit`]) and writes it back with the index and
 //! metadata writes the script would make (`lua/lib/commit.lua`), guarded so that nothing
 //! written in between is overwritten ([`attempt`]): `WATCH`/`MULTI`/`EXEC` on a connection
-//! of its own ([`link`]: the crate's own, which keeps what it read until the server says it
-//! changed, [`tracked`]; fred's through TLS), or `SET … IFEQ` on Valkey 8.1 and later
-//! ([`WritePath`]).
+//! of the crate's own ([`link`], which keeps what it read until the server says it changed,
+//! [`tracked`]), or, where asked for, `SET … IFEQ` on Valkey 8.1 and later ([`WritePath`]).
 //!
 //! The repository asks [`optimistic`] first where a mutation would run its script; what it
 //! answers is the script's reply (`{'applied', record}`, `{'missing'}`, `{'conflict',
@@ -25,9 +24,9 @@ mod tracked;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fred::clients::ExclusivePool;
+use fred::clients::Client;
 use fred::interfaces::ClientLike;
-use fred::prelude::{Builder, ReconnectPolicy, Value};
+use fred::prelude::Value;
 use fred::types::CustomCommand;
 use task_state_core::Result;
 
@@ -38,51 +37,23 @@ use attempt::{Attempt, Guard};
 use conn::Conn;
 use edit::Edit;
 use known::KnownTasks;
-use link::{Links, Login};
-
-/// On the [`WritePath::Auto`] path through TLS (on fred's connections, which read the index
-/// sets at every edit), the length of a record from which its edits are made
-/// optimistically; below it, by the script. Measured on the 2-core machine
-/// (docs/benchmarks.md): at ~1 KiB such an edit costs the server 4 times less than the
-/// script but its client 4 times more (about twenty commands against one call); the
-/// script's cost grows with the record (about 100 instructions a byte) and the optimistic
-/// edit's hardly. Without TLS the edits run on links at every size.
-pub(crate) const OPTIMISTIC_FROM_BYTES: usize = 8 * 1024;
+use link::{Links, Login, Target};
 
 /// The write path of one writer pool, settled when its first mutation runs.
 struct Path {
     guard: Option<Guard>,
-    /// The connections a `WATCH` holds (one edit at a time on each): links of this crate's
-    /// own, or, where the server is reached through TLS, fred's exclusive pool.
+    /// The connections a `WATCH` holds (one edit at a time on each).
     links: Option<Links>,
-    exclusive: Option<ExclusivePool>,
-    /// Whether the record's size chooses the path ([`WritePath::Auto`]; only where there
-    /// are no links): the optimistic edit for a task whose record was, after the last
-    /// write, [`OPTIMISTIC_FROM_BYTES`] or longer; the script otherwise (a task not known
-    /// yet included).
-    sized: bool,
     known: KnownTasks,
 }
 
 impl Path {
-    fn new(guard: Option<Guard>, exclusive: Option<ExclusivePool>, sized: bool) -> Self {
+    fn new(guard: Option<Guard>, links: Option<Links>) -> Self {
         Path {
             guard,
-            links: None,
-            exclusive,
-            sized,
+            links,
             known: KnownTasks::default(),
         }
-    }
-
-    /// Whether an edit of `task_id` is left to the script by the record's size.
-    fn small(&self, task_id: &str) -> bool {
-        self.sized
-            && self.links.is_none()
-            && self
-                .known
-                .len_of(task_id)
-                .is_none_or(|len| len < OPTIMISTIC_FROM_BYTES)
     }
 }
 
@@ -127,9 +98,6 @@ pub(crate) async fn optimistic(
     let Some(path) = cell.get() else {
         return Ok(None);
     };
-    if path.small(task_id) {
-        return Ok(None);
-    }
     let guess = path.known.owner_of(task_id);
     let request = attempt::Request {
         task_id,
@@ -142,8 +110,7 @@ pub(crate) async fn optimistic(
     let Some(outcome) = attempt_on(repo, path, &request).await? else {
         return Ok(None);
     };
-    if let Attempt::Applied(text, owner) = &outcome {
-        path.known.note_len(task_id, text.len());
+    if let Attempt::Applied(_, owner) = &outcome {
         if guess.as_ref() != Some(owner) {
             path.known.note_owner(task_id, owner.clone());
         }
@@ -157,6 +124,17 @@ pub(crate) async fn optimistic(
     Ok(reply)
 }
 
+/// Where the links of `writer` connect: its server.
+fn target_of(writer: &Client) -> Option<Target> {
+    let server = writer.active_connections().into_iter().next()?;
+    Some(Target {
+        host: server.host.to_string(),
+        port: server.port,
+        #[cfg(feature = "tls")]
+        tls_name: server.tls_server_name.map(|name| name.to_string()),
+    })
+}
+
 /// One attempt of `request` on a connection of `path`'s guard; `None` where the path has
 /// no guard or no connection is up (the script runs).
 async fn attempt_on(
@@ -168,30 +146,18 @@ async fn attempt_on(
         return Ok(None);
     };
     let outcome = match guard {
-        Guard::Watch if path.links.is_some() => {
+        Guard::Watch => {
             let Some(links) = path.links.as_ref() else {
                 return Ok(None);
             };
-            let writer = repo.writer().next_connected();
-            let server = || {
-                let server = writer.active_connections().into_iter().next()?;
-                Some((server.host.to_string(), server.port))
+            let Some(target) = target_of(repo.writer().next_connected()) else {
+                return Ok(None);
             };
-            let Ok(mut held) = links.acquire(server).await else {
+            let Ok(mut held) = links.acquire(target).await else {
                 return Ok(None);
             };
             let mut conn = Conn::Link(&mut held, links.command_timeout());
             attempt::attempt(repo, &mut conn, request, guard).await?
-        }
-        Guard::Watch => {
-            let Some(pool) = path.exclusive.as_ref() else {
-                return Ok(None);
-            };
-            let client = pool.acquire().await;
-            if !client.is_connected() {
-                return Ok(None);
-            }
-            attempt::attempt(repo, &mut Conn::Fred(&client), request, guard).await?
         }
         Guard::IfEq => {
             let client = repo.writer().next_connected();
@@ -240,50 +206,6 @@ fn script_reply(
     }
 }
 
-/// Notes the length of the record a script wrote for task `task_id`, from its reply
-/// (`{'applied', record}`, or `{'applied', '', length}` without the record): on the
-/// [`WritePath::Auto`] path the next edit of a record that grew to
-/// [`OPTIMISTIC_FROM_BYTES`] is made optimistically.
-pub(crate) fn note_script_reply(repo: &RedisTaskRepository, task_id: &str, reply: &Value) {
-    if repo.settings().write_path() != WritePath::Auto {
-        return;
-    }
-    let Some(len) = applied_len(reply) else {
-        return;
-    };
-    let Some(key) = repo.writer().clients().first().map(|c| c.id().to_owned()) else {
-        return;
-    };
-    let cell = paths()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .cloned();
-    if let Some(path) = cell.as_deref().and_then(|cell| cell.get()) {
-        path.known.note_len(task_id, len);
-    }
-}
-
-/// The record's length in an `applied` reply of a script.
-fn applied_len(reply: &Value) -> Option<usize> {
-    let Value::Array(items) = reply else {
-        return None;
-    };
-    let len = |value: &Value| match value {
-        Value::String(s) => Some(s.len()),
-        Value::Bytes(b) => Some(b.len()),
-        _ => None,
-    };
-    if items.first().and_then(crate::scan::text).as_deref() != Some("applied") {
-        return None;
-    }
-    match (items.get(1).and_then(len), items.get(2)) {
-        (Some(n), _) if n > 0 => Some(n),
-        (_, Some(Value::Integer(n))) => usize::try_from(*n).ok(),
-        _ => None,
-    }
-}
-
 /// The settled path of `repo`'s writer pool; `None` while it cannot be settled (the server
 /// did not answer `INFO`, or the connections of [`WritePath::Watch`] could not be made): the
 /// script runs, and the next mutation tries again.
@@ -314,68 +236,47 @@ async fn settle(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
 
 async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
     let settings = repo.settings();
-    let sized = settings.write_path() == WritePath::Auto;
-    let tls = settings.write_url().is_tls();
     let ifeq = match settings.write_path() {
-        WritePath::Script => return Ok(Path::new(None, None, false)),
-        WritePath::Watch => false,
-        WritePath::Auto => tls && has_ifeq(repo).await?,
+        WritePath::Script => return Ok(Path::new(None, None)),
+        WritePath::Watch | WritePath::Auto => false,
         WritePath::IfEq => has_ifeq(repo).await?,
     };
     if ifeq {
         tracing::info!("mutations write with SET … IFEQ (the server has it)");
-        return Ok(Path::new(Some(Guard::IfEq), None, sized));
+        return Ok(Path::new(Some(Guard::IfEq), None));
     }
     let config =
         crate::connection::client_config(settings.write_url(), settings).map_err(|_| ())?;
-    if !tls {
-        let login = Login {
-            username: config.username.clone(),
-            password: config.password.clone(),
-            database: config.database,
-            connect_timeout: settings.connect_timeout(),
-            command_timeout: settings.command_timeout(),
-        };
-        tracing::info!(
-            connections = exclusive_size(settings.pool_size()),
-            "mutations write with WATCH/MULTI/EXEC on connections of their own, tracking what they read"
-        );
-        let mut path = Path::new(Some(Guard::Watch), None, sized);
-        path.links = Some(Links::new(login, exclusive_size(settings.pool_size())));
-        return Ok(path);
-    }
-    let (connect_timeout, command_timeout) =
-        (settings.connect_timeout(), settings.command_timeout());
-    let pool = Builder::from_config(config)
-        .with_connection_config(|c| {
-            c.connection_timeout = connect_timeout;
-            c.internal_command_timeout = connect_timeout;
-            // A command is sent once: a `SET` queued on a connection that dropped must not
-            // be written again on the next one, outside its `MULTI`.
-            c.max_command_attempts = 1;
-        })
-        .with_performance_config(|p| p.default_command_timeout = command_timeout)
-        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-        .build_exclusive_pool(exclusive_size(settings.pool_size()))
-        .map_err(|_| ())?;
-    match tokio::time::timeout(connect_timeout, pool.init()).await {
-        Ok(Ok(_)) => {}
-        _ => {
-            let _ = tokio::time::timeout(connect_timeout, pool.quit()).await;
-            return Err(());
-        }
-    }
+    // The writer pool's TLS connector (its roots, the CA file of the settings) for the
+    // links too.
+    #[cfg(feature = "tls")]
+    #[allow(unreachable_patterns)]
+    let tls = match config.tls.map(|tls| tls.connector) {
+        Some(fred::types::config::TlsConnector::Rustls(connector)) => Some(connector),
+        Some(_) => return Err(()),
+        None => None,
+    };
+    let login = Login {
+        #[cfg(feature = "tls")]
+        tls,
+        username: config.username,
+        password: config.password,
+        database: config.database,
+        connect_timeout: settings.connect_timeout(),
+        command_timeout: settings.command_timeout(),
+    };
+    let size = links_for(settings.pool_size());
     tracing::info!(
-        connections = exclusive_size(settings.pool_size()),
-        "mutations write with WATCH/MULTI/EXEC on connections of their own"
+        connections = size,
+        "mutations write with WATCH/MULTI/EXEC on connections of their own, tracking what they read"
     );
-    Ok(Path::new(Some(Guard::Watch), Some(pool), sized))
+    Ok(Path::new(Some(Guard::Watch), Some(Links::new(login, size))))
 }
 
 /// The connections of the `WATCH` path for a writer pool of `pool_size`: a connection runs
-/// one edit at a time (three round trips), where the writer pool's pipeline many commands,
+/// one edit at a time (two round trips), where the writer pool's pipeline many commands,
 /// so four times as many.
-fn exclusive_size(pool_size: usize) -> usize {
+fn links_for(pool_size: usize) -> usize {
     pool_size.saturating_mul(4)
 }
 

@@ -157,10 +157,10 @@ local function commit(rec, meta, ttl_ms)
 end
 
 -- The reply of an applied mutation: {'applied', the record} in 'record' mode, else
--- {'applied', '', the record's length} (the client chooses how to edit it next by it).
+-- {'applied', ''}.
 local function applied(text, mode)
   if mode == 'record' then return {'applied', text} end
-  return {'applied', '', #text}
+  return {'applied', ''}
 end
 
 -- ARGV[first..] as a list. unpack would fail past about 8,000 values (Lua's stack limit).
