@@ -161,18 +161,29 @@ impl RedisTaskRepository {
             });
         }
         let json = record.to_json();
-        // Where the members of a quick edit stand: the save leaves a layout hint with them.
-        let hint = crate::hint::save_hint(&json, &record.service, &record.user_id);
-        let args = vec![
-            self.exec().ttl(),
-            record.task_id.clone(),
-            record.service.clone(),
-            record.user_id.clone(),
-            json,
-            mode.to_owned(),
-            hint,
-        ];
-        let reply = self.eval(&SCRIPTS.save, &record.task_id, args).await?;
+        let ttl = self.exec().ttl();
+        // Issue 21: the record written with WATCH (src/write/) where the path allows.
+        let owner = (record.service.clone(), record.user_id.clone());
+        let create = mode == "create";
+        let written =
+            crate::write::optimistic_store(self, &record.task_id, &ttl, &json, &owner, create);
+        let reply = match written.await? {
+            Some(reply) => reply,
+            None => {
+                // Where the members of a quick edit stand: the save leaves a layout hint.
+                let hint = crate::hint::save_hint(&json, &record.service, &record.user_id);
+                let args = vec![
+                    ttl,
+                    record.task_id.clone(),
+                    record.service.clone(),
+                    record.user_id.clone(),
+                    json,
+                    mode.to_owned(),
+                    hint,
+                ];
+                self.eval(&SCRIPTS.save, &record.task_id, args).await?
+            }
+        };
         if scan::text(&reply).as_deref() == Some("EXISTS") {
             return Err(Error::AlreadyExists {
                 task_id: record.task_id,

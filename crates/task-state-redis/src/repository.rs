@@ -314,6 +314,10 @@ impl TaskRepository for RedisTaskRepository {
         if exec.topology() == Topology::Cluster {
             return cluster::delete(exec, task_id).await;
         }
+        // Issue 21: the keys and index entries removed with WATCH (src/write/).
+        if let Some(removed) = crate::write::optimistic_delete(self, task_id).await? {
+            return Ok(removed);
+        }
         let reply = self
             .eval(
                 &SCRIPTS.remove,

@@ -150,8 +150,23 @@ async fn set_status_is_a_span_with_its_task_id_script_and_duration() {
         Some("save")
     );
 
-    // Scripts are loaded on first use: the first call, the save's, met NOSCRIPT (EVALSHA,
-    // Redis 6.2) or "Function not found" (FCALL), inside the operation's span.
+    // The first mutation settles the write path, inside its span.
+    let settled = collector.events_saying("mutations write with WATCH");
+    assert!(
+        settled
+            .iter()
+            .any(|e| e.scope.first().map(String::as_str) == Some("save")),
+        "{settled:?}"
+    );
+    // A server that lost the scripts (a restart without persistence): the next script met
+    // NOSCRIPT (EVALSHA, Redis 6.2) or "Function not found" (FCALL) and loaded them, inside
+    // the operation's span.
+    // (A save that moves the task to another owner runs its script.)
+    server.cli(&["FUNCTION", "FLUSH"]);
+    server.cli(&["SCRIPT", "FLUSH"]);
+    repo.save(TaskRecord::new("7", "train", "bob", TaskStatus::Running))
+        .await
+        .unwrap();
     let mut reloads = collector.events_saying("NOSCRIPT");
     reloads.extend(collector.events_saying("Function not found"));
     assert!(

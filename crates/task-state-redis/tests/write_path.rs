@@ -223,6 +223,187 @@ async fn what_the_rust_edit_does_not_read_goes_to_the_script() {
     assert_eq!(empty, "");
 }
 
+/// The members of set `key`, sorted.
+fn members(server: &RedisServer, key: &str) -> Vec<String> {
+    let mut members: Vec<String> = server
+        .cli(&["SMEMBERS", key])
+        .lines()
+        .map(str::to_owned)
+        .filter(|m| !m.is_empty())
+        .collect();
+    members.sort();
+    members
+}
+
+/// A save of a new task, or in place of a record of the same owner, is written with
+/// `WATCH` … `EXEC` (no script), indexes and metadata as the script leaves them, no TTL
+/// shortened; a create that meets a record writes nothing; a save that moves the task to
+/// another owner, or replaces a record that does not decode, is the script's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_of_the_same_owner_are_optimistic_and_moves_are_the_scripts() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Auto).await;
+    repo.load_scripts().await.unwrap();
+    let calls = || (script_calls(&server), command_calls(&server, "exec"));
+    let before = calls();
+    let mut record = TaskRecord::new("s", "render", "alice", TaskStatus::Pending);
+    repo.save(record.clone()).await.unwrap();
+    assert_eq!(calls(), (before.0, before.1 + 1), "a new task: no script");
+    for key in [
+        "index:tasks",
+        "index:service:render",
+        "index:service:render:user:alice",
+        "index:user:alice",
+    ] {
+        assert_eq!(members(&server, key), ["s"], "{key}");
+    }
+    assert_eq!(members(&server, "index:service:render:users"), ["alice"]);
+    assert_eq!(
+        server.cli(&["HMGET", "task:s:metadata", "service", "user_id"]),
+        "render\nalice"
+    );
+    let ttl: i64 = server.cli(&["PTTL", "task:s"]).parse().unwrap();
+    assert!(ttl > 0);
+
+    // Saved again by its owner, after another writer made the record's TTL longer: kept.
+    assert_eq!(server.cli(&["PERSIST", "task:s"]), "1");
+    record.status = TaskStatus::Running;
+    repo.save(record.clone()).await.unwrap();
+    assert_eq!(
+        calls(),
+        (before.0, before.1 + 2),
+        "the same owner: no script"
+    );
+    assert_eq!(server.cli(&["PTTL", "task:s"]), "-1", "no TTL shortened");
+    let stored = repo.get("s").await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Running);
+
+    // A create that meets the record writes nothing.
+    let text = server.cli(&["GET", "task:s"]);
+    let exists = repo.create(record.clone()).await.unwrap_err();
+    assert!(
+        matches!(exists, task_state_core::Error::AlreadyExists { .. }),
+        "{exists:?}"
+    );
+    assert_eq!(calls(), (before.0, before.1 + 2), "nothing written");
+    assert_eq!(server.cli(&["GET", "task:s"]), text);
+
+    // Another owner: the script moves the task's index entries.
+    let mut moved = record.clone();
+    moved.user_id = "bob".to_owned();
+    repo.save(moved).await.unwrap();
+    assert_eq!(calls().0, before.0 + 1, "a move: the script");
+    assert!(members(&server, "index:user:alice").is_empty());
+    assert_eq!(members(&server, "index:user:bob"), ["s"]);
+    assert_eq!(members(&server, "index:service:render:users"), ["bob"]);
+
+    // In place of a record that does not decode: the script, which reads its owner.
+    let odd = r#"{"task_id":"o","service":"render","user_id":"carol","status":"exploded"}"#;
+    server.cli(&["SET", "task:o", odd]);
+    server.cli(&["SADD", "index:user:carol", "o"]);
+    let scripts = calls().0;
+    repo.save(TaskRecord::new("o", "render", "dave", TaskStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(calls().0, scripts + 1);
+    assert!(members(&server, "index:user:carol").is_empty());
+}
+
+/// Every key of `server` with its type, the content of a set (its members, sorted) or a
+/// hash (its fields), and whether it has a TTL.
+fn keyspace(server: &RedisServer) -> Vec<String> {
+    let mut keys: Vec<String> = server
+        .cli(&["KEYS", "*"])
+        .lines()
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys.into_iter()
+        .map(|key| {
+            let kind = server.cli(&["TYPE", &key]);
+            let content = match kind.as_str() {
+                "set" => members(server, &key).join(","),
+                "hash" => server.cli(&["HGETALL", &key]).replace('\n', ","),
+                // (A record's timestamps differ from one run to the other.)
+                _ => String::new(),
+            };
+            let ttl: i64 = server.cli(&["PTTL", &key]).parse().unwrap();
+            format!("{key} {kind} {content} ttl:{}", ttl > 0)
+        })
+        .collect()
+}
+
+/// Deletes on `path`: of one task of two of a user in a service, of the second, of a task
+/// whose metadata names another owner than its record, of a missing task. What each
+/// returned, and the scripts run.
+async fn deletes(server: &RedisServer, path: WritePath) -> (Vec<bool>, u64) {
+    let repo = connect(server, path).await;
+    repo.load_scripts().await.unwrap();
+    for (id, user) in [("a", "alice"), ("b", "alice"), ("c", "bob"), ("m", "carol")] {
+        repo.save(TaskRecord::new(id, "render", user, TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    // Another writer left the metadata of "m" naming dave, whose indexes hold it too.
+    server.cli(&["HSET", "task:m:metadata", "user_id", "dave"]);
+    for key in ["index:user:dave", "index:service:render:user:dave"] {
+        server.cli(&["SADD", key, "m"]);
+    }
+    server.cli(&["SADD", "index:service:render:users", "dave"]);
+    let before = script_calls(server);
+    let mut answers = Vec::new();
+    for id in ["a", "b", "m", "nope"] {
+        answers.push(repo.delete(id).await.unwrap());
+    }
+    repo.close().await;
+    (answers, script_calls(server) - before)
+}
+
+/// A delete is written with `WATCH` … `EXEC`: the keys, index entries and TTLs it leaves are
+/// the script's, and so is its answer; a record that does not decode is the script's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_are_optimistic_and_leave_what_the_script_leaves() {
+    let Some(by_script) = server_or_skip() else {
+        return;
+    };
+    let Some(optimistic) = server_or_skip() else {
+        return;
+    };
+    let scripted = deletes(&by_script, WritePath::Script).await;
+    let watched = deletes(&optimistic, WritePath::Auto).await;
+    assert_eq!(scripted, (vec![true, true, true, false], 4));
+    assert_eq!(watched, (vec![true, true, true, false], 0));
+    let left = keyspace(&optimistic);
+    assert_eq!(left, keyspace(&by_script));
+    // bob's task is all that is left; alice and dave left the service's user set.
+    assert!(
+        left.contains(&"index:service:render:users set bob ttl:true".to_owned()),
+        "{left:#?}"
+    );
+    assert!(
+        !left
+            .iter()
+            .any(|k| k.starts_with("task:a") || k.contains("dave")),
+        "{left:#?}"
+    );
+
+    let repo = connect(&optimistic, WritePath::Auto).await;
+    let odd = r#"{"task_id":"d","service":"render","user_id":"erin","status":"exploded"}"#;
+    optimistic.cli(&["SET", "task:d", odd]);
+    optimistic.cli(&["SADD", "index:user:erin", "d"]);
+    let before = script_calls(&optimistic);
+    assert!(repo.delete("d").await.unwrap());
+    assert_eq!(
+        script_calls(&optimistic) - before,
+        1,
+        "the script reads its owner"
+    );
+    assert!(members(&optimistic, "index:user:erin").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_reads_an_index_set_again_only_when_the_server_says_it_changed() {
     let Some(server) = server_or_skip() else {

@@ -30,10 +30,10 @@ use super::WRITE_PATH_VAR;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WritePath {
     /// The default: [`Watch`](Self::Watch) on the crate's own connections, for a record of
-    /// any size; its cost to the server is under three `GET`+`SET`s of the record at ~1 KiB
-    /// and about one at 100 KiB and more, where a script's grows with the record (about
-    /// 100 instructions a byte: 7–14 ms for an edit of a 1 MB record). Through TLS as over
-    /// TCP. [`Script`](Self::Script) on a cluster, and where the server refuses those
+    /// any size (edits, saves that keep the task's owner, deletes); its cost to the server
+    /// is about three `GET`+`SET`s of the record at ~1 KiB and about one at 100 KiB and more,
+    /// where a script's grows with the record (about 100 instructions a byte: 7–14 ms for an
+    /// edit of a 1 MB record). Through TLS as over TCP. [`Script`](Self::Script) on a cluster, and where the server refuses those
     /// connections (no `HELLO 3` or `CLIENT TRACKING` for the user).
     #[default]
     Auto,

@@ -1,4 +1,5 @@
-//! One optimistic attempt of an edit: the reads, the edit, the guarded write.
+//! One optimistic attempt of a change of a record (an edit, or a save of a whole record):
+//! the reads, the new text, the guarded write.
 
 use fred::prelude::Value;
 use task_state_core::layout::{self, key_owner, TaskIndexes};
@@ -33,6 +34,8 @@ pub(super) enum Attempt {
     Applied(String, Owner),
     /// No such task (no key, or an empty string): nothing written.
     Missing,
+    /// A create found the record there (a non-empty string): nothing written.
+    Exists,
     /// A transition refused: the task's current status, nothing written.
     Refused(String),
     /// Another writer changed the record (or its metadata) between the read and the write:
@@ -42,12 +45,24 @@ pub(super) enum Attempt {
     Unsupported(&'static str),
 }
 
-/// The edit to make and what it needs.
+/// What becomes of the record.
+pub(super) enum Change<'a> {
+    /// An edit of its text (a mutation's script), stamping `updated_at` with `stamp` (a
+    /// JSON string).
+    Edit { edit: &'a Edit<'a>, stamp: &'a str },
+    /// A whole record of `owner` in place of the one there, if any (`save.lua`); with
+    /// `create`, only where there is none.
+    Store {
+        text: &'a str,
+        owner: &'a Owner,
+        create: bool,
+    },
+}
+
+/// The change to make and what it needs.
 pub(super) struct Request<'a> {
     pub(super) task_id: &'a str,
-    pub(super) edit: &'a Edit<'a>,
-    /// `updated_at` as a JSON string.
-    pub(super) stamp: &'a str,
+    pub(super) change: Change<'a>,
     /// The TTL setting, in milliseconds.
     pub(super) ttl_ms: i64,
     /// The owner an earlier edit of the task found, if any: a guess that the reads check.
@@ -119,6 +134,7 @@ pub(super) struct Plan {
 
 /// What the first reads found of the record and its metadata hash.
 struct Found {
+    /// The record's text; empty where there is none (no key, or an empty string).
     old: String,
     record_pttl: i64,
     meta_service: Option<String>,
@@ -233,7 +249,13 @@ async fn prepare(
     reads.push(Command::Get(rkey.clone()));
     reads.push(Command::Pttl(rkey));
     reads.extend(metadata_reads(&mkey));
-    if let Some(guess) = request.owner {
+    // The owner's index sets with the record, where the owner is known: the one a save
+    // writes, or the one an earlier edit found.
+    let guess = match &request.change {
+        Change::Store { owner, .. } => Some(*owner),
+        Change::Edit { .. } => request.owner,
+    };
+    if let Some(guess) = guess {
         reads.extend(index_reads(id, guess));
     }
     let mut replies = read(conn, reads)
@@ -241,8 +263,15 @@ async fn prepare(
         .ok_or(Attempt::Unsupported("a read failed"))?;
     let guessed = replies.split_off(first + 4);
     let mut found = found(&replies[first..])?;
-    let (owner, new) = edit(&found, request)?;
-    let mut index = if request.owner == Some(&owner) {
+    let (owner, new) = match &request.change {
+        Change::Edit { edit, stamp } => edited_record(&found, edit, stamp)?,
+        Change::Store {
+            text,
+            owner,
+            create,
+        } => stored_record(&found, text, owner, *create, guard)?,
+    };
+    let mut index = if guess == Some(&owner) {
         guessed
     } else {
         read(conn, index_reads(id, &owner))
@@ -268,9 +297,7 @@ async fn prepare(
 /// The replies of `GET`, `PTTL` of the record, `HMGET` and `PTTL` of the metadata hash.
 fn found(replies: &[Value]) -> std::result::Result<Found, Attempt> {
     let old = match replies.first() {
-        Some(Value::Null) | None => return Err(Attempt::Missing),
-        Some(Value::String(s)) if s.is_empty() => return Err(Attempt::Missing),
-        Some(Value::Bytes(b)) if b.is_empty() => return Err(Attempt::Missing),
+        Some(Value::Null) | None => String::new(),
         Some(value) => crate::scan::text(value).ok_or(Attempt::Unsupported("not UTF-8"))?,
     };
     let record_pttl = int(replies.get(1)).ok_or(Attempt::Unsupported("PTTL"))?;
@@ -315,23 +342,67 @@ impl Found {
     }
 }
 
-/// The record decoded (the scripts' check), the owner it names and the edited text; or why
-/// nothing is written.
-fn edit(found: &Found, request: &Request<'_>) -> std::result::Result<(Owner, String), Attempt> {
+/// The record decoded (the scripts' check) and the owner it names; or why nothing is
+/// written.
+fn decoded(found: &Found) -> std::result::Result<(TaskRecord, Owner), Attempt> {
     let record =
         TaskRecord::from_json(&found.old).map_err(|_| Attempt::Unsupported("no record"))?;
     let Some(owner) = key_owner(&record.service, &record.user_id) else {
         return Err(Attempt::Unsupported("names that cannot be keys"));
     };
-    if !request.edit.allows(record.status.as_str()) {
-        return Err(Attempt::Refused(record.status.as_str().to_owned()));
-    }
     // A task whose metadata names another owner leaves that owner's indexes: the script's.
     if found.names_another(&owner) {
         return Err(Attempt::Unsupported("the metadata names another owner"));
     }
-    let new = edited(&found.old, request.edit, request.stamp).map_err(Attempt::Unsupported)?;
+    Ok((record, owner))
+}
+
+/// The owner the record names and the edited text; or why nothing is written.
+fn edited_record(
+    found: &Found,
+    edit: &Edit<'_>,
+    stamp: &str,
+) -> std::result::Result<(Owner, String), Attempt> {
+    if found.old.is_empty() {
+        return Err(Attempt::Missing);
+    }
+    let (record, owner) = decoded(found)?;
+    if !edit.allows(record.status.as_str()) {
+        return Err(Attempt::Refused(record.status.as_str().to_owned()));
+    }
+    let new = edited(&found.old, edit, stamp).map_err(Attempt::Unsupported)?;
     Ok((owner, new))
+}
+
+/// The owner and text of a save of `text`; or why nothing is written. A save that replaces
+/// a record of another owner, or whose metadata names another, moves the task's index
+/// entries: the script's, as is a save in place of a record that does not decode (the
+/// script finds its owner in its text).
+fn stored_record(
+    found: &Found,
+    text: &str,
+    owner: &Owner,
+    create: bool,
+    guard: Guard,
+) -> std::result::Result<(Owner, String), Attempt> {
+    if found.old.is_empty() {
+        if found.names_another(owner) {
+            return Err(Attempt::Unsupported("the metadata names another owner"));
+        }
+        // `SET … IFEQ` writes only over a value.
+        if guard == Guard::IfEq {
+            return Err(Attempt::Unsupported("no record to compare"));
+        }
+    } else {
+        if create {
+            return Err(Attempt::Exists);
+        }
+        let (_, old_owner) = decoded(found)?;
+        if old_owner != *owner {
+            return Err(Attempt::Unsupported("the record names another owner"));
+        }
+    }
+    Ok((owner.clone(), text.to_owned()))
 }
 
 /// The index and metadata writes the script's `commit` would make after the record's `SET`

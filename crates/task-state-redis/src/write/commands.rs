@@ -28,6 +28,8 @@ pub(super) enum Command {
     Hmget(String, Vec<&'static str>),
     /// `SISMEMBER key member`.
     Sismember(String, String),
+    /// `SCARD key`.
+    Scard(String),
     /// `MULTI`.
     Multi,
     /// `EXEC`.
@@ -41,6 +43,10 @@ pub(super) enum Command {
     },
     /// `SADD key member`.
     Sadd(String, String),
+    /// `SREM key member`.
+    Srem(String, String),
+    /// `DEL key`.
+    Del(String),
     /// `PEXPIRE key milliseconds`, with `GT` (never shortens) where `greater`.
     Pexpire {
         key: String,
@@ -67,6 +73,7 @@ impl Command {
             Command::Pttl(key) => client.pttl(key).boxed(),
             Command::Hmget(key, fields) => client.hmget(key, fields).boxed(),
             Command::Sismember(key, member) => client.sismember(key, member).boxed(),
+            Command::Scard(key) => client.scard(key).boxed(),
             Command::Multi => custom(client, "MULTI", Vec::new()),
             Command::Exec => custom(client, "EXEC", Vec::new()),
             Command::Set {
@@ -95,6 +102,8 @@ impl Command {
                 client.set(key, text, Some(expiration), None, false).boxed()
             }
             Command::Sadd(key, member) => client.sadd(key, member).boxed(),
+            Command::Srem(key, member) => client.srem(key, member).boxed(),
+            Command::Del(key) => client.del(key).boxed(),
             Command::Pexpire {
                 key,
                 milliseconds,
@@ -131,6 +140,7 @@ impl Command {
                 std::iter::once(key.clone()).chain(fields.iter().map(|f| (*f).to_owned())),
             ),
             Command::Sismember(key, member) => words("SISMEMBER", [key.clone(), member.clone()]),
+            Command::Scard(key) => words("SCARD", [key.clone()]),
             Command::Multi => words("MULTI", []),
             Command::Exec => words("EXEC", []),
             Command::Set {
@@ -147,6 +157,8 @@ impl Command {
                 words("SET", args)
             }
             Command::Sadd(key, member) => words("SADD", [key.clone(), member.clone()]),
+            Command::Srem(key, member) => words("SREM", [key.clone(), member.clone()]),
+            Command::Del(key) => words("DEL", [key.clone()]),
             Command::Pexpire {
                 key,
                 milliseconds,
@@ -178,6 +190,8 @@ impl Command {
         match self {
             Command::Set { key, .. }
             | Command::Sadd(key, _)
+            | Command::Srem(key, _)
+            | Command::Del(key)
             | Command::Pexpire { key, .. }
             | Command::Persist(key)
             | Command::Hset(key, _)

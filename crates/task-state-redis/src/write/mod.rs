@@ -1,11 +1,14 @@
-//! The optimistic write path of the record-editing mutations (issue 21): the client reads
-//! the record, edits its text in Rust ([`edit`]) and writes it back with the index and
+//! The optimistic write path (issue 21): the client reads the record, edits its text in
+//! Rust ([`edit`]) or takes the record a save gives, and writes it back with the index and
 //! metadata writes the script would make (`lua/lib/commit.lua`), guarded so that nothing
 //! written in between is overwritten ([`attempt`]): `WATCH`/`MULTI`/`EXEC` on a connection
 //! of the crate's own ([`link`], which keeps what it read until the server says it changed,
 //! [`tracked`]), or, where asked for, `SET … IFEQ` on Valkey 8.1 and later ([`WritePath`]).
+//! A delete reads the owners and removes the keys and index entries under `WATCH` on a link
+//! ([`removal`]).
 //!
-//! The repository asks [`optimistic`] first where a mutation would run its script; what it
+//! The repository asks [`optimistic`] ([`optimistic_store`], [`optimistic_delete`]) first
+//! where a mutation would run its script; what it
 //! answers is the script's reply (`{'applied', record}`, `{'missing'}`, `{'conflict',
 //! status}`), or `None`, and the script runs: after a conflict with another writer (the
 //! script, which the server serialises, then makes the write; no attempt is made twice), for
@@ -19,12 +22,12 @@ mod conn;
 pub(crate) mod edit;
 mod known;
 mod link;
+mod removal;
 mod tracked;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fred::clients::Client;
 use fred::interfaces::ClientLike;
 use fred::prelude::Value;
 use fred::types::CustomCommand;
@@ -33,7 +36,7 @@ use task_state_core::Result;
 use crate::repository::RedisTaskRepository;
 use crate::scripts::Script;
 use crate::settings::WritePath;
-use attempt::{Attempt, Guard};
+use attempt::{Attempt, Change, Guard};
 use conn::Conn;
 use edit::Edit;
 use known::KnownTasks;
@@ -85,6 +88,58 @@ pub(crate) async fn optimistic(
     let Some(edit) = Edit::of(script.name, extra) else {
         return Ok(None);
     };
+    let change = Change::Edit { edit: &edit, stamp };
+    let with_record = mode == "record";
+    run(repo, script.name, task_id, ttl, change, |outcome| {
+        script_reply(outcome, with_record, task_id, script.name)
+    })
+    .await
+}
+
+/// The reply of `save.lua` (`OK`, or `EXISTS` for a `create` that found a record) to a save
+/// of `text`, a record of `owner`, made by the optimistic path; `None` when the script is
+/// to run instead. `ttl` is the script's first argument (seconds).
+///
+/// # Errors
+/// As [`optimistic`]'s.
+pub(crate) async fn optimistic_store(
+    repo: &RedisTaskRepository,
+    task_id: &str,
+    ttl: &str,
+    text: &str,
+    owner: &(String, String),
+    create: bool,
+) -> Result<Option<Value>> {
+    let change = Change::Store {
+        text,
+        owner,
+        create,
+    };
+    run(
+        repo,
+        "save",
+        task_id,
+        ttl,
+        change,
+        |outcome| match outcome {
+            Attempt::Applied(..) => Some(Value::String("OK".into())),
+            Attempt::Exists => Some(Value::String("EXISTS".into())),
+            other => script_reply(other, false, task_id, "save"),
+        },
+    )
+    .await
+}
+
+/// Makes `change` of `task_id` optimistically where the writer pool's path does; the reply
+/// is `reply` of the outcome, `None` where the script `script` is to run instead.
+async fn run(
+    repo: &RedisTaskRepository,
+    script: &'static str,
+    task_id: &str,
+    ttl: &str,
+    change: Change<'_>,
+    reply: impl FnOnce(Attempt) -> Option<Value>,
+) -> Result<Option<Value>> {
     let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
         return Ok(None);
     };
@@ -101,8 +156,7 @@ pub(crate) async fn optimistic(
     let guess = path.known.owner_of(task_id);
     let request = attempt::Request {
         task_id,
-        edit: &edit,
-        stamp,
+        change,
         ttl_ms,
         owner: guess.as_ref(),
     };
@@ -115,24 +169,66 @@ pub(crate) async fn optimistic(
             path.known.note_owner(task_id, owner.clone());
         }
     }
-    let reply = script_reply(outcome, mode == "record", task_id, script.name);
+    let reply = reply(outcome);
     if reply.is_some() {
         let span = tracing::Span::current();
-        span.record("script", script.name);
+        span.record("script", script);
         span.record("elapsed_ms", started.elapsed().as_secs_f64() * 1e3);
     }
     Ok(reply)
 }
 
-/// Where the links of `writer` connect: its server.
-fn target_of(writer: &Client) -> Option<Target> {
-    let server = writer.active_connections().into_iter().next()?;
-    Some(Target {
+/// Deletes task `task_id` optimistically where the writer pool's path is `WATCH` on links:
+/// `Some` with the script's answer (whether anything was removed), `None` when the script
+/// (`remove.lua`) is to run instead.
+///
+/// # Errors
+/// As [`optimistic`]'s.
+pub(crate) async fn optimistic_delete(
+    repo: &RedisTaskRepository,
+    task_id: &str,
+) -> Result<Option<bool>> {
+    let Ok(ttl_ms) = i64::try_from(repo.exec().ttl_ms()) else {
+        return Ok(None);
+    };
+    if !repo.writer().next_connected().is_connected() {
+        return Ok(None);
+    }
+    let Some(cell) = path_of(repo).await else {
+        return Ok(None);
+    };
+    let Some(links) = cell.get().and_then(|path| path.links.as_ref()) else {
+        return Ok(None);
+    };
+    let Some(mut held) = link_of(repo, links).await else {
+        return Ok(None);
+    };
+    let mut conn = Conn::Link(&mut held, links.command_timeout());
+    match removal::delete(repo, &mut conn, task_id, ttl_ms).await? {
+        removal::Removal::Done(removed) => Ok(Some(removed)),
+        removal::Removal::ToScript(reason) => {
+            tracing::debug!(task_id, reason, "the delete is left to the script");
+            Ok(None)
+        }
+    }
+}
+
+/// A link of `links` to the server of `repo`'s writer pool; `None` where that pool has no
+/// connection or no link can be made (the script runs).
+async fn link_of<'a>(repo: &RedisTaskRepository, links: &'a Links) -> Option<link::Held<'a>> {
+    let server = repo
+        .writer()
+        .next_connected()
+        .active_connections()
+        .into_iter()
+        .next()?;
+    let target = Target {
         host: server.host.to_string(),
         port: server.port,
         #[cfg(feature = "tls")]
         tls_name: server.tls_server_name.map(|name| name.to_string()),
-    })
+    };
+    links.acquire(target).await.ok()
 }
 
 /// One attempt of `request` on a connection of `path`'s guard; `None` where the path has
@@ -150,10 +246,7 @@ async fn attempt_on(
             let Some(links) = path.links.as_ref() else {
                 return Ok(None);
             };
-            let Some(target) = target_of(repo.writer().next_connected()) else {
-                return Ok(None);
-            };
-            let Ok(mut held) = links.acquire(target).await else {
+            let Some(mut held) = link_of(repo, links).await else {
                 return Ok(None);
             };
             let mut conn = Conn::Link(&mut held, links.command_timeout());
@@ -190,6 +283,8 @@ fn script_reply(
         Attempt::Applied(text, _) if with_record => Some(reply(&["applied", &text])),
         Attempt::Applied(..) => Some(reply(&["applied", ""])),
         Attempt::Missing => Some(reply(&["missing"])),
+        // Only a create meets a record; `optimistic_store` answers it.
+        Attempt::Exists => None,
         Attempt::Refused(current) => Some(reply(&["conflict", &current])),
         Attempt::Raced => {
             tracing::debug!(
@@ -236,6 +331,12 @@ async fn settle(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
 
 async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
     let settings = repo.settings();
+    // The scripts, loaded now as a first script call would load them: most mutations no
+    // longer run one, and the server takes no `FUNCTION LOAD` when out of memory, where a
+    // delete (whose script frees memory) must still run.
+    if let Err(e) = repo.load_scripts().await {
+        tracing::debug!(error = %e, "the scripts were not loaded ahead: they load at first use");
+    }
     let ifeq = match settings.write_path() {
         WritePath::Script => return Ok(Path::new(None, None)),
         WritePath::Watch | WritePath::Auto => false,
