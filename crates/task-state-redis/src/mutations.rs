@@ -147,6 +147,22 @@ impl RedisTaskRepository {
         Ok(vec![jobs, self.settings().jobs_field().as_str().to_owned()])
     }
 
+    /// Deletes a task: on a cluster, its keys slot by slot; else optimistically where the
+    /// write path does (src/write/, issue 21), or by `remove.lua`. Whether anything was
+    /// removed.
+    pub(crate) async fn remove(&self, task_id: &str) -> Result<bool> {
+        let exec = self.exec();
+        if exec.topology() == Topology::Cluster {
+            return cluster::delete(exec, task_id).await;
+        }
+        if let Some(removed) = crate::write::optimistic_delete(self, task_id).await? {
+            return Ok(removed);
+        }
+        let args = vec![task_id.to_owned(), "delete".to_owned(), exec.ttl()];
+        let reply = self.eval(&SCRIPTS.remove, task_id, args).await?;
+        Ok(crate::replies::int_pair(&reply).0 > 0)
+    }
+
     /// `save.lua` in `mode` `save` or `create`.
     pub(crate) async fn store(&self, mut record: TaskRecord, mode: &str) -> Result<TaskRecord> {
         validate_record(&record)?;

@@ -310,22 +310,7 @@ impl TaskRepository for RedisTaskRepository {
     #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
     async fn delete(&self, task_id: &str) -> Result<bool> {
         validate_task_id(task_id)?;
-        let exec = self.exec();
-        if exec.topology() == Topology::Cluster {
-            return cluster::delete(exec, task_id).await;
-        }
-        // Issue 21: the keys and index entries removed with WATCH (src/write/).
-        if let Some(removed) = crate::write::optimistic_delete(self, task_id).await? {
-            return Ok(removed);
-        }
-        let reply = self
-            .eval(
-                &SCRIPTS.remove,
-                task_id,
-                vec![task_id.to_owned(), "delete".to_owned(), exec.ttl()],
-            )
-            .await?;
-        Ok(int_pair(&reply).0 > 0)
+        self.remove(task_id).await
     }
 
     #[tracing::instrument(level = "info", skip_all, fields(task_id = task_id, %status, script = Empty, elapsed_ms = Empty), err(level = "debug"))]
