@@ -195,17 +195,38 @@ async fn plan(
             writes.push(Command::Srem(index.service_users.clone(), user.clone()));
         }
     }
+    // `extend_ttl` of `lua/lib/layout.lua` on a set left non-empty: a set the removals
+    // emptied is gone, and a `PEXPIRE` of a missing key does nothing.
+    let short = |current: i64| current >= 0 && current < ttl_ms;
+    let mut due = Vec::new();
     for (n, set) in sets.iter().enumerate() {
-        let current = number(2 * n + 1)?;
-        // `extend_ttl` of `lua/lib/layout.lua` on a set left non-empty: a set the removals
-        // emptied is gone, and a `PEXPIRE` of a missing key does nothing.
-        if current >= 0 && current < ttl_ms {
-            writes.push(Command::Pexpire {
-                key: set.key.clone(),
-                milliseconds: ttl_ms,
-                greater: false,
-            });
+        if short(number(2 * n + 1)?) {
+            due.push(set.key.as_str());
         }
+    }
+    // A TTL the link kept is what was left when it was read less the time since the read
+    // was sent, so less than the server's: read again from the server before it is
+    // extended, so that no TTL is shortened.
+    let kept: Vec<&str> = due.iter().copied().filter(|key| conn.served(key)).collect();
+    if !kept.is_empty() {
+        for key in &kept {
+            conn.forget(key);
+        }
+        let pttls = kept.iter().map(|key| Command::Pttl((*key).to_owned()));
+        let replies = read(conn, pttls.collect()).await?;
+        for (key, reply) in kept.iter().zip(&replies) {
+            let current = int(Some(reply)).ok_or(Removal::ToScript("PTTL"))?;
+            if !short(current) {
+                due.retain(|k| k != key);
+            }
+        }
+    }
+    for key in due {
+        writes.push(Command::Pexpire {
+            key: key.to_owned(),
+            milliseconds: ttl_ms,
+            greater: false,
+        });
     }
     Ok((writes, counted))
 }
