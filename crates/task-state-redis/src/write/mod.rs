@@ -333,10 +333,14 @@ async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, 
     let settings = repo.settings();
     // The scripts, loaded now as a first script call would load them: most mutations no
     // longer run one, and the server takes no `FUNCTION LOAD` when out of memory, where a
-    // delete (whose script frees memory) must still run.
-    if let Err(e) = repo.load_scripts().await {
-        tracing::debug!(error = %e, "the scripts were not loaded ahead: they load at first use");
-    }
+    // delete (whose script frees memory) must still run. Beside the mutation, which a
+    // stalled server must not keep waiting longer than its own timeouts.
+    let loader = repo.clone();
+    tokio::spawn(async move {
+        if let Err(e) = loader.load_scripts().await {
+            tracing::debug!(error = %e, "the scripts were not loaded ahead: they load at first use");
+        }
+    });
     let ifeq = match settings.write_path() {
         WritePath::Script => return Ok(Path::new(None, None)),
         WritePath::Watch | WritePath::Auto => false,
