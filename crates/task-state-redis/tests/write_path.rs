@@ -503,6 +503,22 @@ async fn the_commands_of_a_round_trip_reach_the_server_together() {
     // The first edit settles the path (the server's version, the connections of its own)
     // and learns the task's owner.
     repo.append_log("r", "first").await.unwrap();
+    // The scripts load beside the first mutation: until the server hears nothing but these
+    // INFOs (two reads each).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = reads_processed(&server);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = reads_processed(&server);
+        if now - last <= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never went quiet"
+        );
+        last = now;
+    }
     let edits = 10;
     let before = reads_processed(&server);
     for n in 0..edits {
