@@ -74,7 +74,7 @@ pub(super) type Owner = (String, String);
 
 /// Every reply of `commands`, or `None` when one failed (a key of the wrong type, a dropped
 /// connection): a read that changed nothing, left to the script.
-async fn read(conn: &mut Conn<'_>, commands: Vec<Command>) -> Option<Vec<Value>> {
+pub(super) async fn read(conn: &mut Conn<'_>, commands: Vec<Command>) -> Option<Vec<Value>> {
     conn.send(commands)
         .await
         .into_iter()
@@ -82,7 +82,7 @@ async fn read(conn: &mut Conn<'_>, commands: Vec<Command>) -> Option<Vec<Value>>
         .ok()
 }
 
-fn int(value: Option<&Value>) -> Option<i64> {
+pub(super) fn int(value: Option<&Value>) -> Option<i64> {
     match value {
         Some(Value::Integer(i)) => Some(*i),
         _ => None,

@@ -12,7 +12,7 @@ use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes, TASK_INDEX};
 use task_state_core::{Result, TaskRecord};
 
-use super::attempt::Owner;
+use super::attempt::{self, int, Owner};
 use super::commands::Command;
 use super::conn::Conn;
 use crate::keys;
@@ -33,18 +33,9 @@ async fn read(
     conn: &mut Conn<'_>,
     commands: Vec<Command>,
 ) -> std::result::Result<Vec<Value>, Removal> {
-    conn.send(commands)
+    attempt::read(conn, commands)
         .await
-        .into_iter()
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Removal::ToScript("a read failed"))
-}
-
-fn int(value: Option<&Value>) -> Option<i64> {
-    match value {
-        Some(Value::Integer(i)) => Some(*i),
-        _ => None,
-    }
+        .ok_or(Removal::ToScript("a read failed"))
 }
 
 /// Deletes task `id` on `conn` (a link: [`Command::Watch`] holds there), the TTL setting
