@@ -56,7 +56,7 @@ impl RedisTaskRepository {
         args.push(if want_record { "record" } else { "ack" }.to_owned());
         args.extend(extra);
         let reply = match self.exec().topology() {
-            Topology::Cluster => cluster::edit(self.exec(), script, task_id, args).await?,
+            Topology::Cluster => cluster::edit(self, script, task_id, args).await?,
             Topology::SingleNode => {
                 match crate::write::optimistic(self, script, task_id, &args).await? {
                     // Issue 21: the edit made in Rust and written with WATCH or IFEQ (src/write/).
@@ -153,7 +153,7 @@ impl RedisTaskRepository {
     pub(crate) async fn remove(&self, task_id: &str) -> Result<bool> {
         let exec = self.exec();
         if exec.topology() == Topology::Cluster {
-            return cluster::delete(exec, task_id).await;
+            return cluster::delete(self, task_id).await;
         }
         if let Some(removed) = crate::write::optimistic_delete(self, task_id).await? {
             return Ok(removed);
@@ -169,7 +169,7 @@ impl RedisTaskRepository {
         record.updated_at = self.now();
         record.adopt_jobs_field(self.settings().jobs_field());
         if self.exec().topology() == Topology::Cluster {
-            if cluster::store(self.exec(), &record, mode).await? {
+            if cluster::store(self, &record, mode).await? {
                 return Ok(record);
             }
             return Err(Error::AlreadyExists {

@@ -33,7 +33,9 @@ pub enum WritePath {
     /// any size (edits, saves that keep the task's owner, deletes); its cost to the server
     /// is about three `GET`+`SET`s of the record at ~1 KiB and about one at 100 KiB and more,
     /// where a script's grows with the record (about 100 instructions a byte: 7–14 ms for an
-    /// edit of a 1 MB record). Through TLS as over TCP. [`Script`](Self::Script) on a cluster, and where the server refuses those
+    /// edit of a 1 MB record). Through TLS as over TCP. On a cluster, the record's step
+    /// under `WATCH` on its slot's primary, then the metadata and index writes in plain
+    /// commands (docs/cluster.md). [`Script`](Self::Script) where the server refuses those
     /// connections (no `HELLO 3` or `CLIENT TRACKING` for the user).
     #[default]
     Auto,
@@ -43,12 +45,13 @@ pub enum WritePath {
     /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
     /// Rust, then `MULTI` … `EXEC`; the script after a conflict. The connections are the
     /// crate's own (RESP3, `CLIENT TRACKING ON NOLOOP`): what they read of the index sets and
-    /// metadata hashes is read again only once the server says it changed. Not on a cluster
-    /// (the script runs there).
+    /// metadata hashes is read again only once the server says it changed. On a cluster,
+    /// the record alone, on its slot's primary (the metadata hash and the index sets are in
+    /// other slots, written after it).
     Watch,
     /// Read, edit in Rust, then `SET … IFEQ <the text read>` (Valkey 8.1 and later), and the
     /// index and metadata writes after it; the script after a conflict. Where the server
-    /// lacks `IFEQ`, [`Watch`](Self::Watch).
+    /// lacks `IFEQ`, and on a cluster, [`Watch`](Self::Watch).
     IfEq,
 }
 

@@ -471,37 +471,95 @@ async fn write_watched(
     plan: Plan,
     writes: Vec<Command>,
 ) -> Result<Attempt> {
-    let rkey = keys::record(request.task_id);
-    let mut exec = vec![Command::Multi];
-    exec.push(Command::Set {
-        key: rkey,
+    let set = Command::Set {
+        key: keys::record(request.task_id),
         text: plan.new.clone(),
         ttl: plan.ttl,
         if_equal: None,
-    });
-    exec.extend(writes);
-    exec.push(Command::Exec);
-    let written: Vec<String> = exec
+    };
+    let all = std::iter::once(set).chain(writes).collect();
+    match exec(conn, all).await {
+        Ok(Exec::Applied(_)) => Ok(Attempt::Applied(plan.new, plan.owner)),
+        Ok(Exec::Raced) => Ok(Attempt::Raced),
+        Err(refused) if refused.redirected() => Ok(Attempt::Unsupported("redirected")),
+        Err(refused) => Err(repo.script_error(refused.error, request.task_id)),
+    }
+}
+
+/// What `MULTI` … `EXEC` did.
+pub(super) enum Exec {
+    /// Written: the replies of the writes, in order.
+    Applied(Vec<Value>),
+    /// A watched key changed: nothing written.
+    Raced,
+}
+
+/// An error reply to `MULTI` … `EXEC`.
+pub(super) struct Refused {
+    /// The first error: a command refused while queued (out of memory, read-only, no
+    /// replicas, a slot elsewhere) says why `EXEC` was refused.
+    pub(super) error: fred::prelude::Error,
+    /// `EXEC` was refused (`EXECABORT`): nothing was written.
+    pub(super) aborted: bool,
+}
+
+impl Refused {
+    /// Whether the server refused because its first word is `word` (`OOM`, `MOVED`).
+    pub(super) fn said(&self, word: &str) -> bool {
+        self.error.details().split_whitespace().next() == Some(word)
+    }
+
+    /// Nothing written, because the key's slot is served elsewhere or is moving: the
+    /// script, which follows the cluster's redirections, makes the write.
+    pub(super) fn redirected(&self) -> bool {
+        self.aborted
+            && ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"]
+                .iter()
+                .any(|w| self.said(w))
+    }
+}
+
+/// `MULTI`, `writes`, `EXEC` on `conn`, on which the keys the writes change are then
+/// forgotten (with `NOLOOP` the server says nothing of a connection's own writes).
+///
+/// # Errors
+/// The first error reply, after which the link is not used again; or an `EXEC` reply that
+/// is neither the writes' nor nil.
+pub(super) async fn exec(
+    conn: &mut Conn<'_>,
+    writes: Vec<Command>,
+) -> std::result::Result<Exec, Refused> {
+    let written: Vec<String> = writes
         .iter()
         .filter_map(Command::written)
         .map(str::to_owned)
         .collect();
-    let replies = conn.send(exec).await;
+    let mut all = Vec::with_capacity(writes.len() + 2);
+    all.push(Command::Multi);
+    all.extend(writes);
+    all.push(Command::Exec);
+    let mut replies = conn.send(all).await;
     for key in &written {
         conn.forget(key);
     }
-    // A command refused while queued (out of memory, read-only, no replicas) aborts the
-    // EXEC: the first error is the one that says why.
-    if let Some(Err(e)) = replies.iter().find(|r| r.is_err()) {
+    let aborted = matches!(replies.last(), Some(Err(e)) if e.details().starts_with("EXECABORT"));
+    if let Some(Err(error)) = replies.iter().find(|r| r.is_err()) {
         conn.break_off();
-        return Err(repo.script_error(e.clone(), request.task_id));
+        return Err(Refused {
+            error: error.clone(),
+            aborted,
+        });
     }
-    match replies.last() {
-        Some(Ok(Value::Null)) => Ok(Attempt::Raced),
-        Some(Ok(Value::Array(_))) => Ok(Attempt::Applied(plan.new, plan.owner)),
-        other => Err(task_state_core::Error::backend(format!(
-            "unexpected EXEC reply {other:?}"
-        ))),
+    match replies.pop() {
+        Some(Ok(Value::Null)) => Ok(Exec::Raced),
+        Some(Ok(Value::Array(results))) => Ok(Exec::Applied(results)),
+        other => Err(Refused {
+            error: fred::prelude::Error::new(
+                fred::prelude::ErrorKind::Protocol,
+                format!("unexpected EXEC reply {other:?}"),
+            ),
+            aborted: false,
+        }),
     }
 }
 
@@ -548,7 +606,7 @@ async fn write_ifeq(
 
 /// The TTL a write gives its record: the longer of the current one (PTTL; -1 none) and the
 /// setting (`longer_ttl` of `lua/lib/layout.lua`).
-fn longer_ttl(current: i64, target: i64) -> i64 {
+pub(super) fn longer_ttl(current: i64, target: i64) -> i64 {
     if current == -1 || target == -1 {
         -1
     } else {

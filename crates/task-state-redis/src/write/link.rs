@@ -312,6 +312,10 @@ pub(super) struct Links {
     login: Login,
     idle: Mutex<Vec<Link>>,
     permits: Semaphore,
+    size: usize,
+    /// Links to several servers at once (the primaries of a cluster), not only to where the
+    /// writer pool is.
+    spread: bool,
     /// The server refused a link's login (no `HELLO 3`, no `CLIENT TRACKING`, a password it
     /// does not take): the edits go to the script from then on.
     refused: std::sync::atomic::AtomicBool,
@@ -340,21 +344,27 @@ impl std::ops::DerefMut for Held<'_> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         if let Some(link) = self.link.take().filter(|link| !link.broken && !link.busy) {
-            self.links
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(link);
+            let mut idle = self.links.idle.lock().unwrap_or_else(|e| e.into_inner());
+            // Links spread over a cluster's primaries: the oldest idle one goes when as many
+            // are idle as may be held at once.
+            if idle.len() >= self.links.size {
+                idle.remove(0);
+            }
+            idle.push(link);
         }
     }
 }
 
 impl Links {
-    pub(super) fn new(login: Login, size: usize) -> Self {
+    /// At most `size` links at once, to the writer pool's server, or, where `spread`, to
+    /// any primary of a cluster.
+    pub(super) fn new(login: Login, size: usize, spread: bool) -> Self {
         Links {
             login,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(size.max(1)),
+            size: size.max(1),
+            spread,
             refused: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -364,9 +374,10 @@ impl Links {
         self.login.command_timeout
     }
 
-    /// An idle link to `target` (where the writer pool's connection is), or a new one.
-    /// Idle links to another server (the primary before a failover) are closed: one that
-    /// turned replica would refuse their writes.
+    /// An idle link to `target` (where the writer pool's connection is, or a primary of a
+    /// cluster), or a new one. Unless the links spread over a cluster, idle links to another
+    /// server (the primary before a failover) are closed: one that turned replica would
+    /// refuse their writes.
     pub(super) async fn acquire(&self, target: Target) -> Result<Held<'_>, FredError> {
         let permit = self
             .permits
@@ -375,8 +386,12 @@ impl Links {
             .map_err(|_| FredError::new(ErrorKind::Canceled, "closed"))?;
         let idle = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.retain(|link| link.server.0 == target.host && link.server.1 == target.port);
-            idle.pop()
+            let to_target =
+                |link: &Link| link.server.0 == target.host && link.server.1 == target.port;
+            if !self.spread {
+                idle.retain(to_target);
+            }
+            idle.iter().rposition(to_target).map(|n| idle.remove(n))
         };
         let link = match idle {
             Some(link) => link,

@@ -23,12 +23,13 @@ pub(crate) mod edit;
 mod known;
 mod link;
 mod removal;
+mod slot;
 mod tracked;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fred::interfaces::ClientLike;
+use fred::interfaces::{ClientLike, ClusterInterface};
 use fred::prelude::Value;
 use fred::types::CustomCommand;
 use task_state_core::Result;
@@ -82,18 +83,44 @@ pub(crate) async fn optimistic(
     task_id: &str,
     args: &[String],
 ) -> Result<Option<Value>> {
-    let [ttl, stamp, mode, extra @ ..] = args else {
-        return Ok(None);
-    };
-    let Some(edit) = Edit::of(script.name, extra) else {
+    let Some(EditArgs {
+        ttl,
+        stamp,
+        with_record,
+        edit,
+    }) = EditArgs::of(script, args)
+    else {
         return Ok(None);
     };
     let change = Change::Edit { edit: &edit, stamp };
-    let with_record = mode == "record";
     run(repo, script.name, task_id, ttl, change, |outcome| {
         script_reply(outcome, with_record, task_id, script.name)
     })
     .await
+}
+
+/// An editing script's arguments: its common three (ttl, `updated_at`, reply mode), then
+/// its own, which make the edit.
+struct EditArgs<'a> {
+    ttl: &'a str,
+    stamp: &'a str,
+    with_record: bool,
+    edit: Edit<'a>,
+}
+
+impl<'a> EditArgs<'a> {
+    /// `None` where the optimistic path has no edit for `script`.
+    fn of(script: &Script, args: &'a [String]) -> Option<Self> {
+        let [ttl, stamp, mode, extra @ ..] = args else {
+            return None;
+        };
+        Some(EditArgs {
+            ttl,
+            stamp,
+            with_record: mode == "record",
+            edit: Edit::of(script.name, extra)?,
+        })
+    }
 }
 
 /// The reply of `save.lua` (`OK`, or `EXISTS` for a `create` that found a record) to a save
@@ -222,13 +249,112 @@ async fn link_of<'a>(repo: &RedisTaskRepository, links: &'a Links) -> Option<lin
         .active_connections()
         .into_iter()
         .next()?;
-    let target = Target {
+    links.acquire(target(server)).await.ok()
+}
+
+/// A link of `links` to the primary that serves `key`'s slot, as far as `repo`'s writer
+/// pool knows the cluster; `None` where it does not know, or no link can be made.
+async fn link_to_key<'a>(
+    repo: &RedisTaskRepository,
+    links: &'a Links,
+    key: &str,
+) -> Option<link::Held<'a>> {
+    let routing = repo.writer().next_connected().cached_cluster_state()?;
+    let server = routing.get_server(redis_protocol::redis_keyslot(key.as_bytes()))?;
+    links.acquire(target(server.clone())).await.ok()
+}
+
+fn target(server: fred::types::config::Server) -> Target {
+    Target {
         host: server.host.to_string(),
         port: server.port,
         #[cfg(feature = "tls")]
         tls_name: server.tls_server_name.map(|name| name.to_string()),
+    }
+}
+
+/// On a Redis Cluster: the reply of the cluster build of `script` with `args` (`{'applied',
+/// record or '', service, user_id, ttl}`, `{'missing'}`, `{'conflict', status}`) for task
+/// `task_id`, its record's step made on a link to the record's primary ([`slot`]); `None`
+/// when the script is to run instead.
+///
+/// # Errors
+/// As [`optimistic`]'s.
+pub(crate) async fn optimistic_on_record(
+    repo: &RedisTaskRepository,
+    script: &Script,
+    task_id: &str,
+    args: &[String],
+) -> Result<Option<Value>> {
+    let Some(EditArgs {
+        ttl,
+        stamp,
+        with_record,
+        edit,
+    }) = EditArgs::of(script, args)
+    else {
+        return Ok(None);
     };
-    links.acquire(target).await.ok()
+    let step = slot::Step::Edit {
+        edit: &edit,
+        stamp,
+        with_record,
+    };
+    on_record(repo, task_id, ttl, &step).await
+}
+
+/// On a Redis Cluster: the reply of `cluster_save.lua` to a save of `text` (with `create`,
+/// only where there is no record) of task `task_id`, made on a link to the record's primary;
+/// `None` when the script is to run instead. `ttl` is the script's first argument (seconds).
+///
+/// # Errors
+/// As [`optimistic`]'s.
+pub(crate) async fn optimistic_store_on_record(
+    repo: &RedisTaskRepository,
+    task_id: &str,
+    ttl: &str,
+    text: &str,
+    create: bool,
+) -> Result<Option<Value>> {
+    let step = slot::Step::Store { text, create };
+    on_record(repo, task_id, ttl, &step).await
+}
+
+/// On a Redis Cluster: the reply of `cluster_remove.lua` for task `task_id`, its record
+/// deleted on a link to the record's primary; `None` when the script is to run instead.
+///
+/// # Errors
+/// As [`optimistic`]'s.
+pub(crate) async fn optimistic_removal_on_record(
+    repo: &RedisTaskRepository,
+    task_id: &str,
+) -> Result<Option<Value>> {
+    on_record(repo, task_id, "-1", &slot::Step::Remove).await
+}
+
+async fn on_record(
+    repo: &RedisTaskRepository,
+    task_id: &str,
+    ttl: &str,
+    step: &slot::Step<'_>,
+) -> Result<Option<Value>> {
+    let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
+        return Ok(None);
+    };
+    if !repo.writer().next_connected().is_connected() {
+        return Ok(None);
+    }
+    let Some(cell) = path_of(repo).await else {
+        return Ok(None);
+    };
+    let Some(links) = cell.get().and_then(|path| path.links.as_ref()) else {
+        return Ok(None);
+    };
+    let Some(mut held) = link_to_key(repo, links, &crate::keys::record(task_id)).await else {
+        return Ok(None);
+    };
+    let mut conn = Conn::Link(&mut held, links.command_timeout());
+    slot::step(repo, &mut conn, task_id, step, ttl_ms).await
 }
 
 /// One attempt of `request` on a connection of `path`'s guard; `None` where the path has
@@ -271,14 +397,7 @@ fn script_reply(
     task_id: &str,
     script: &'static str,
 ) -> Option<Value> {
-    let reply = |items: &[&str]| {
-        Value::Array(
-            items
-                .iter()
-                .map(|s| Value::String((*s).to_owned().into()))
-                .collect(),
-        )
-    };
+    let reply = slot::strings;
     match outcome {
         Attempt::Applied(text, _) if with_record => Some(reply(&["applied", &text])),
         Attempt::Applied(..) => Some(reply(&["applied", ""])),
@@ -306,7 +425,7 @@ fn script_reply(
 /// script runs, and the next mutation tries again.
 async fn path_of(repo: &RedisTaskRepository) -> Option<Arc<tokio::sync::OnceCell<Path>>> {
     let settings = repo.settings();
-    if settings.write_path() == WritePath::Script || settings.write_url().is_cluster() {
+    if settings.write_path() == WritePath::Script {
         return None;
     }
     let key = repo.writer().clients().first()?.id().to_owned();
@@ -341,10 +460,12 @@ async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, 
             tracing::debug!(error = %e, "the scripts were not loaded ahead: they load at first use");
         }
     });
+    let cluster = settings.write_url().is_cluster();
     let ifeq = match settings.write_path() {
         WritePath::Script => return Ok(Path::new(None, None)),
         WritePath::Watch | WritePath::Auto => false,
-        WritePath::IfEq => has_ifeq(repo).await?,
+        // On a cluster the record's step alone is optimistic, with `WATCH`.
+        WritePath::IfEq => !cluster && has_ifeq(repo).await?,
     };
     if ifeq {
         tracing::info!("mutations write with SET … IFEQ (the server has it)");
@@ -375,7 +496,8 @@ async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, 
         connections = size,
         "mutations write with WATCH/MULTI/EXEC on connections of their own, tracking what they read"
     );
-    Ok(Path::new(Some(Guard::Watch), Some(Links::new(login, size))))
+    let links = Links::new(login, size, cluster);
+    Ok(Path::new(Some(Guard::Watch), Some(links)))
 }
 
 /// The connections of the `WATCH` path for a writer pool of `pool_size`: a connection runs

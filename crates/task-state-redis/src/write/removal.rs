@@ -12,7 +12,7 @@ use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes, TASK_INDEX};
 use task_state_core::{Result, TaskRecord};
 
-use super::attempt::{self, int, Owner};
+use super::attempt::{self, int, Exec, Owner};
 use super::commands::Command;
 use super::conn::Conn;
 use crate::keys;
@@ -58,43 +58,21 @@ pub(super) async fn delete(
             return Ok(removal);
         }
     };
-    let written: Vec<String> = writes
-        .iter()
-        .filter_map(Command::written)
-        .map(str::to_owned)
-        .collect();
-    let mut exec = vec![Command::Multi];
-    exec.extend(writes);
-    exec.push(Command::Exec);
-    let replies = conn.send(exec).await;
-    // With `NOLOOP` the server says nothing of this connection's own writes.
-    for key in &written {
-        conn.forget(key);
-    }
-    // Out of memory, the server refuses every command queued in `MULTI` and then `EXEC`
-    // (`EXECABORT`): nothing was written, and the script, which may run then (it frees
-    // memory), makes the delete.
-    let said = |r: &std::result::Result<Value, fred::prelude::Error>, word: &str| matches!(r, Err(e) if e.details().starts_with(word));
-    if replies.iter().any(|r| said(r, "OOM"))
-        && replies.last().is_some_and(|r| said(r, "EXECABORT"))
-    {
-        return Ok(Removal::ToScript("out of memory"));
-    }
-    if let Some(Err(e)) = replies.iter().find(|r| r.is_err()) {
-        conn.break_off();
-        return Err(repo.script_error(e.clone(), id));
-    }
-    match replies.last() {
-        Some(Ok(Value::Null)) => Ok(Removal::ToScript("another writer came in between")),
+    match attempt::exec(conn, writes).await {
         // The `DEL`s and the `SREM`s of the task id come first: what they removed.
-        Some(Ok(Value::Array(results))) => Ok(Removal::Done(
+        Ok(Exec::Applied(results)) => Ok(Removal::Done(
             results[..counted.min(results.len())]
                 .iter()
                 .any(|r| int(Some(r)).is_some_and(|n| n > 0)),
         )),
-        other => Err(task_state_core::Error::backend(format!(
-            "unexpected EXEC reply {other:?}"
-        ))),
+        Ok(Exec::Raced) => Ok(Removal::ToScript("another writer came in between")),
+        // Out of memory, the server refuses every command queued in `MULTI` and then `EXEC`
+        // (`EXECABORT`): nothing was written, and the script, which may run then (it frees
+        // memory), makes the delete.
+        Err(refused) if refused.aborted && refused.said("OOM") => {
+            Ok(Removal::ToScript("out of memory"))
+        }
+        Err(refused) => Err(repo.script_error(refused.error, id)),
     }
 }
 

@@ -4,6 +4,8 @@
 //! move or a delete, remove what no longer belongs). Deletes and the expiry cleanup remove
 //! the record first and the metadata last, and check the record again before that.
 
+mod plain;
+
 use fred::prelude::{
     ClientLike, Error as FredError, HashesInterface, KeysInterface, SetsInterface, Value,
 };
@@ -12,6 +14,7 @@ use task_state_core::{validate_name, validate_task_id, BackendKind, Error, Resul
 
 use crate::execution::{Executor, ExpiredCleanup};
 use crate::keys;
+use crate::repository::RedisTaskRepository;
 use crate::scan;
 use crate::scripts::{Script, SCRIPTS};
 
@@ -66,15 +69,24 @@ fn owner_of(service: String, user_id: String) -> Option<Owner> {
 /// follow-ups when it applied. The reply is the single-node script's (`{'applied', record}`,
 /// `{'missing'}`, `{'conflict', status}`).
 pub(crate) async fn edit(
-    exec: &Executor,
+    repo: &RedisTaskRepository,
     script: &Script,
     task_id: &str,
     args: Vec<String>,
 ) -> Result<Value> {
+    let exec = repo.exec();
     let cluster = SCRIPTS
         .cluster_variant(script)
         .ok_or_else(|| Error::backend(format!("no cluster build of {}", script.name)))?;
-    let reply = eval_record(exec, cluster, task_id, args).await?;
+    // Issue 21: the record's step made in Rust on its primary, under `WATCH` (src/write/).
+    let reply = match Box::pin(crate::write::optimistic_on_record(
+        repo, script, task_id, &args,
+    ))
+    .await?
+    {
+        Some(reply) => reply,
+        None => eval_record(exec, cluster, task_id, args).await?,
+    };
     if text_at(&reply, 0) == "applied" {
         if let Some(owner) = owner_of(text_at(&reply, 2), text_at(&reply, 3)) {
             follow_up(exec, task_id, &owner, int_at(&reply, 4), None)
@@ -87,9 +99,25 @@ pub(crate) async fn edit(
 
 /// `save` (`mode` `save`) or `create` (`mode` `create`) of a checked record: `Ok(false)`
 /// when `create` found the task already there.
-pub(crate) async fn store(exec: &Executor, record: &TaskRecord, mode: &str) -> Result<bool> {
-    let args = vec![exec.ttl(), record.to_json(), mode.to_owned()];
-    let reply = eval_record(exec, &SCRIPTS.cluster_save, &record.task_id, args).await?;
+pub(crate) async fn store(
+    repo: &RedisTaskRepository,
+    record: &TaskRecord,
+    mode: &str,
+) -> Result<bool> {
+    let exec = repo.exec();
+    let (ttl, text, id) = (exec.ttl(), record.to_json(), &record.task_id);
+    let create = mode == "create";
+    let reply = match Box::pin(crate::write::optimistic_store_on_record(
+        repo, id, &ttl, &text, create,
+    ))
+    .await?
+    {
+        Some(reply) => reply,
+        None => {
+            let args = vec![ttl, text, mode.to_owned()];
+            eval_record(exec, &SCRIPTS.cluster_save, id, args).await?
+        }
+    };
     if text_at(&reply, 0) == "EXISTS" {
         return Ok(false);
     }
@@ -129,6 +157,30 @@ async fn follow_up(
     ttl_ms: i64,
     previous: Option<Owner>,
 ) -> Result<u64> {
+    let (fixed, named) = match plain::add(exec, id, owner, ttl_ms).await {
+        Some(added) => added,
+        None => scripted_adds(exec, id, owner, ttl_ms).await?,
+    };
+    let mut others: Vec<Owner> = Vec::new();
+    for other in [owner_of(named.0, named.1), previous].into_iter().flatten() {
+        if &other != owner && !others.contains(&other) {
+            others.push(other);
+        }
+    }
+    for other in others {
+        leave(exec, id, &other, Some(owner)).await?;
+    }
+    Ok(fixed)
+}
+
+/// [`follow_up`]'s additions by the scripts: the metadata hash, then the index sets. Returns
+/// how many members and fields they added or corrected, and the owner the hash named.
+async fn scripted_adds(
+    exec: &Executor,
+    id: &str,
+    owner: &Owner,
+    ttl_ms: i64,
+) -> Result<(u64, Owner)> {
     let (service, user_id) = owner;
     let meta = eval_on(
         exec,
@@ -151,16 +203,7 @@ async fn follow_up(
     fixed += index_op(exec, &indexes.service_users, "add", user_id, &ttl)
         .await?
         .0;
-    let mut others: Vec<Owner> = Vec::new();
-    for other in [owner_of(named.0, named.1), previous].into_iter().flatten() {
-        if &other != owner && !others.contains(&other) {
-            others.push(other);
-        }
-    }
-    for other in others {
-        leave(exec, id, &other, Some(owner)).await?;
-    }
-    Ok(fixed)
+    Ok((fixed, named))
 }
 
 /// `cluster_index.lua` on one set: (1 when it changed the set else 0, the set's size).
@@ -200,6 +243,14 @@ async fn leave(exec: &Executor, id: &str, old: &Owner, new: Option<&Owner>) -> R
     }
     if user_changed {
         sets.push(indexes.user.as_str());
+    }
+    let user_sets = (
+        indexes.service_user.as_str(),
+        indexes.service_users.as_str(),
+        user_id.as_str(),
+    );
+    if let Some(removed) = plain::leave(exec, id, &sets, user_sets).await {
+        return Ok(removed);
     }
     let removals = sets
         .iter()
@@ -247,9 +298,13 @@ async fn metadata_owner(exec: &Executor, id: &str) -> Result<Option<Owner>> {
 /// Deletes a task: the record, then its index entries (of the owner the record named and of
 /// the one the metadata names), then, unless a save brought the record back meanwhile, the
 /// metadata hash.
-pub(crate) async fn delete(exec: &Executor, id: &str) -> Result<bool> {
+pub(crate) async fn delete(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
+    let exec = repo.exec();
     let named = metadata_owner(exec, id).await?;
-    let reply = eval_record(exec, &SCRIPTS.cluster_remove, id, Vec::new()).await?;
+    let reply = match Box::pin(crate::write::optimistic_removal_on_record(repo, id)).await? {
+        Some(reply) => reply,
+        None => eval_record(exec, &SCRIPTS.cluster_remove, id, Vec::new()).await?,
+    };
     let mut removed = int_at(&reply, 0) > 0;
     let from_record = owner_of(text_at(&reply, 1), text_at(&reply, 2));
     removed |= clean_indexes(exec, id, [named, from_record]).await?;

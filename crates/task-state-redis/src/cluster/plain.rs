@@ -1,0 +1,261 @@
+//! A follow-up's writes in plain commands where nothing needs more (issue 21), in place of
+//! `cluster_metadata.lua` and `cluster_index.lua` (one script a key). Each round trip is one
+//! pipeline over the primaries; what must come after another write comes in a later round
+//! trip. A TTL that falls short is extended by `PEXPIRE … GT` (or `NX` and `GT` on a set the
+//! follow-up may have made), which never shortens one whatever other writers do meanwhile.
+//!
+//! - [`add`]: `SADD` each index set (`PTTL` first) and `HMGET` the metadata hash; the user
+//!   set after the user's own set, so that it never names a user none of whose tasks is
+//!   listed. Where the hash names another owner or none, `cluster_metadata.lua` rewrites it
+//!   and says what it named, in one step.
+//! - [`leave`]: `SREM` from each set (`PTTL` first, to keep a set left non-empty at least
+//!   the configured TTL), then the user from the user set where none of their tasks is left
+//!   in the service, checked again after.
+//!
+//! Where a command fails (a key of another type, whose typed error the scripts report; a
+//! server without `GT`, Redis 6.2) the answer is `None` and the scripts make the step: what
+//! was added or removed by then is added or removed again, which changes nothing. Once the
+//! server has answered that it has no `FCALL` (Redis 6.2, which has no `GT` either) the
+//! scripts make every follow-up.
+
+use fred::interfaces::HashesInterface;
+use fred::prelude::{ClientLike, Error as FredError, KeysInterface, SetsInterface, Value};
+use fred::types::ExpireOptions;
+use task_state_core::layout::{self, TaskIndexes};
+
+use super::Owner;
+use crate::execution::Executor;
+use crate::keys;
+use crate::scan;
+use crate::scripts::SCRIPTS;
+
+/// How far an index set outlives its record.
+const INDEX_MARGIN_MS: i64 = layout::INDEX_MARGIN_MS as i64;
+/// How far the metadata hash outlives its record.
+const METADATA_GRACE_MS: i64 = layout::METADATA_GRACE_SECONDS as i64 * 1_000;
+/// The longest headroom an extended TTL gets.
+const REFRESH_HEADROOM_MAX_MS: i64 = layout::REFRESH_HEADROOM_MAX_MS as i64;
+
+/// The additions of a follow-up for task `id`, whose record names `owner` and has the TTL
+/// `ttl_ms` (-1: none): `Some` with how many index members and metadata fields it added or
+/// corrected and the owner the metadata hash named, `None` where the scripts are to make
+/// them.
+pub(super) async fn add(
+    exec: &Executor,
+    id: &str,
+    owner: &Owner,
+    ttl_ms: i64,
+) -> Option<(u64, Owner)> {
+    if !exec.may_have_functions() {
+        return None;
+    }
+    let client = exec.writer().next();
+    let indexes = TaskIndexes::of(&owner.0, &owner.1);
+    let mkey = keys::metadata(id);
+    let sets = indexes.task_sets();
+    let first = async {
+        let pipeline = client.pipeline().with_options(&scan::resendable());
+        let _: () = pipeline.hmget(&mkey, vec!["service", "user_id"]).await?;
+        let _: () = pipeline.pttl(&mkey).await?;
+        for key in sets {
+            let _: () = pipeline.pttl(key).await?;
+            let _: () = pipeline.sadd(key, id).await?;
+        }
+        scan::try_all(client, &pipeline).await
+    };
+    let replies = answers(first.await)?;
+    let [fields, meta_pttl, set_replies @ ..] = &replies[..] else {
+        return None;
+    };
+    let named = match fields {
+        Value::Array(fields) => (
+            fields.first().and_then(scan::text).unwrap_or_default(),
+            fields.get(1).and_then(scan::text).unwrap_or_default(),
+        ),
+        _ => return None,
+    };
+    // A hash that names another owner, or none: the script rewrites it, and says what it
+    // named, in one step.
+    let rewritten = if &named == owner {
+        None
+    } else {
+        let args = vec![owner.0.clone(), owner.1.clone(), ttl_ms.to_string()];
+        let meta = super::eval_on(exec, &SCRIPTS.cluster_metadata, &mkey, args).await;
+        Some(meta.ok()?)
+    };
+    let users = async {
+        let pipeline = client.pipeline().with_options(&scan::resendable());
+        let _: () = pipeline.pttl(&indexes.service_users).await?;
+        let _: () = pipeline.sadd(&indexes.service_users, &owner.1).await?;
+        scan::try_all(client, &pipeline).await
+    };
+    let user_replies = answers(users.await)?;
+    let headroom = if ttl_ms == -1 {
+        0
+    } else {
+        (ttl_ms / 10).min(REFRESH_HEADROOM_MAX_MS)
+    };
+    let after = |margin: i64| if ttl_ms == -1 { -1 } else { ttl_ms + margin };
+    let mut extensions = Vec::new();
+    let mut fixed = 0;
+    let named = match rewritten {
+        Some(meta) => {
+            let named = (super::text_at(&meta, 0), super::text_at(&meta, 1));
+            fixed += u64::from(&named != owner);
+            named
+        }
+        None => {
+            let need = after(METADATA_GRACE_MS);
+            extension(&mut extensions, &mkey, int(meta_pttl)?, need, headroom);
+            named
+        }
+    };
+    let all_sets = sets.into_iter().chain([indexes.service_users.as_str()]);
+    let pairs = set_replies.chunks(2).chain([&user_replies[..]]);
+    for (key, pair) in all_sets.zip(pairs) {
+        let [pttl, sadd] = pair else { return None };
+        fixed += u64::try_from(int(sadd)?).ok()?;
+        extension(
+            &mut extensions,
+            key,
+            int(pttl)?,
+            after(INDEX_MARGIN_MS),
+            headroom,
+        );
+    }
+    if !extensions.is_empty() {
+        extend(client, &extensions).await?;
+    }
+    Some((fixed, named))
+}
+
+/// Takes task `id` out of `sets` and out of `service_user` (the set of `user`'s tasks in the
+/// service), then `user` out of `users` (the service's user set) where no task of theirs is
+/// left there, checked again after; each set left non-empty keeps at least the configured
+/// TTL. `Some(whether it removed anything)`, `None` where the scripts are to make it.
+pub(super) async fn leave(
+    exec: &Executor,
+    id: &str,
+    sets: &[&str],
+    (service_user, users, user): (&str, &str, &str),
+) -> Option<bool> {
+    if !exec.may_have_functions() {
+        return None;
+    }
+    let client = exec.writer().next();
+    let ttl_ms = i64::try_from(exec.ttl_ms()).ok()?;
+    let keys: Vec<&str> = sets.iter().copied().chain([service_user]).collect();
+    let first = async {
+        let pipeline = client.pipeline().with_options(&scan::resendable());
+        for key in &keys {
+            let _: () = pipeline.pttl(*key).await?;
+            let _: () = pipeline.srem(*key, id).await?;
+        }
+        let _: () = pipeline.scard(service_user).await?;
+        scan::try_all(client, &pipeline).await
+    };
+    let replies = answers(first.await)?;
+    let (pairs, [left]) = replies.split_at(2 * keys.len()) else {
+        return None;
+    };
+    let mut removed = false;
+    let mut extensions = Vec::new();
+    for (key, pair) in keys.iter().zip(pairs.chunks(2)) {
+        let [pttl, srem] = pair else { return None };
+        removed |= int(srem)? > 0;
+        // `extend_ttl` of a set left non-empty; a `PEXPIRE` of a set emptied does nothing.
+        let current = int(pttl)?;
+        if current >= 0 && current < ttl_ms {
+            let longer = Extension::Longer((*key).to_owned(), ttl_ms, ExpireOptions::GT);
+            extensions.push(longer);
+        }
+    }
+    if int(left)? == 0 {
+        let pipeline = client.pipeline().with_options(&scan::resendable());
+        let _: () = pipeline.pttl(users).await.ok()?;
+        let _: () = pipeline.srem(users, user).await.ok()?;
+        let replies = answers(scan::try_all(client, &pipeline).await)?;
+        let [pttl, srem] = &replies[..] else {
+            return None;
+        };
+        removed |= int(srem)? > 0;
+        let current = int(pttl)?;
+        if current >= 0 && current < ttl_ms {
+            extensions.push(Extension::Longer(
+                users.to_owned(),
+                ttl_ms,
+                ExpireOptions::GT,
+            ));
+        }
+        // A task of theirs added to the service meanwhile puts them back.
+        let again = scan::per_key(client, "SCARD", [service_user.to_owned()])
+            .await
+            .ok()?;
+        if again.first().copied().unwrap_or(0) > 0 {
+            let ttl = ttl_ms.to_string();
+            super::index_op(exec, users, "add", user, &ttl).await.ok()?;
+        }
+    }
+    if !extensions.is_empty() {
+        extend(client, &extensions).await?;
+    }
+    Some(removed)
+}
+
+/// Sends `extensions` in one round trip; `None` where one failed.
+async fn extend(client: &fred::clients::Client, extensions: &[Extension]) -> Option<()> {
+    let round = async {
+        let pipeline = client.pipeline().with_options(&scan::resendable());
+        for ext in extensions {
+            let _: () = match ext {
+                Extension::Persist(key) => pipeline.persist(key).await?,
+                Extension::Longer(key, ms, options) => {
+                    pipeline.pexpire(key, *ms, Some(options.clone())).await?
+                }
+            };
+        }
+        scan::try_all(client, &pipeline).await
+    };
+    answers(round.await).map(drop)
+}
+
+/// A TTL to extend.
+enum Extension {
+    /// `PERSIST key`: the record never expires.
+    Persist(String),
+    /// `PEXPIRE key ms GT` (or `NX`).
+    Longer(String, i64, ExpireOptions),
+}
+
+/// The extensions of `key`, whose PTTL was `current` before this follow-up wrote it, to last
+/// at least `need` (-1: forever), with `headroom` more where it falls short: as
+/// `extend_ttl` of `lua/lib/layout.lua`, never shortening a TTL.
+fn extension(out: &mut Vec<Extension>, key: &str, current: i64, need: i64, headroom: i64) {
+    if need == -1 {
+        if current >= 0 {
+            out.push(Extension::Persist(key.to_owned()));
+        }
+        return;
+    }
+    let longer = |options| Extension::Longer(key.to_owned(), need + headroom, options);
+    if current == -2 {
+        // Made by this follow-up's `SADD` (no TTL yet: `NX`), or by another writer since
+        // (whose TTL `GT` extends where it is shorter).
+        out.push(longer(ExpireOptions::NX));
+        out.push(longer(ExpireOptions::GT));
+    } else if current >= 0 && current < need {
+        out.push(longer(ExpireOptions::GT));
+    }
+}
+
+/// The replies of a round trip, `None` where it or any command failed.
+fn answers(round: Result<Vec<Result<Value, FredError>>, FredError>) -> Option<Vec<Value>> {
+    round.ok()?.into_iter().collect::<Result<Vec<_>, _>>().ok()
+}
+
+fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Integer(n) => Some(*n),
+        _ => None,
+    }
+}

@@ -1,0 +1,176 @@
+//! The record's step of a mutation on a Redis Cluster (`crate::cluster`), made optimistically
+//! on a link to the primary of the record's slot: `WATCH`, `GET` and `PTTL` of the record, the
+//! new text made in Rust, then `MULTI`/`SET` (or `DEL`)/`EXEC`. What the cluster scripts
+//! (`lua/lib/cluster.lua`, `cluster_save.lua`, `cluster_remove.lua`) do with the record
+//! alone, answered as they answer, so that the metadata and index writes that follow in
+//! their own slots are the same.
+//!
+//! The metadata hash is in another slot, so, as for the cluster scripts, nothing is read
+//! from it here. A key whose slot the link's node no longer serves (`MOVED`, `ASK`, a slot
+//! on the move) is left to the script, which follows the cluster's redirections.
+
+use fred::prelude::Value;
+use task_state_core::layout::key_owner;
+use task_state_core::{Result, TaskRecord};
+
+use super::attempt::{self, int, longer_ttl, Exec};
+use super::commands::Command;
+use super::conn::Conn;
+use super::edit::{edited, Edit};
+use crate::keys;
+use crate::repository::RedisTaskRepository;
+
+/// What becomes of the record.
+pub(super) enum Step<'a> {
+    /// An edit of its text, stamping `updated_at` with `stamp` (a JSON string); the reply
+    /// carries the new record where `with_record`.
+    Edit {
+        edit: &'a Edit<'a>,
+        stamp: &'a str,
+        with_record: bool,
+    },
+    /// A whole record in place of the one there, if any; with `create`, only where there is
+    /// none.
+    Store { text: &'a str, create: bool },
+    /// The record deleted.
+    Remove,
+}
+
+/// What the record read says, or why the step is left to the script.
+type Outcome<T> = std::result::Result<T, &'static str>;
+
+/// The reply of the cluster script for `step` of task `id` on `conn`, a link to the primary
+/// of the record's slot; `None` when the script is to make the step (another writer came
+/// in between, or the record is one the scripts handle: a record that does not decode, or a
+/// key of another type).
+///
+/// # Errors
+/// Only of the write, as the script's (see [`super::optimistic`]).
+pub(super) async fn step(
+    repo: &RedisTaskRepository,
+    conn: &mut Conn<'_>,
+    id: &str,
+    step: &Step<'_>,
+    ttl_ms: i64,
+) -> Result<Option<Value>> {
+    conn.start();
+    let key = keys::record(id);
+    let reads = vec![
+        Command::Watch(vec![key.clone()]),
+        Command::Get(key.clone()),
+        Command::Pttl(key.clone()),
+    ];
+    let planned = match attempt::read(conn, reads).await {
+        Some(replies) => plan(step, &key, &replies[1..], ttl_ms),
+        None => Err("a read failed"),
+    };
+    let (write, reply) = match planned {
+        Ok(Planned::Write(write, reply)) => (write, reply),
+        Ok(Planned::Answer(reply)) => {
+            // What the connection watched must not abort its next step.
+            let _ = conn.send(vec![Command::Unwatch]).await;
+            return Ok(Some(reply));
+        }
+        Err(reason) => {
+            let _ = conn.send(vec![Command::Unwatch]).await;
+            tracing::debug!(task_id = id, reason, "left to the cluster script");
+            return Ok(None);
+        }
+    };
+    match attempt::exec(conn, vec![write]).await {
+        Ok(Exec::Applied(_)) => Ok(Some(reply)),
+        Ok(Exec::Raced) => Ok(None),
+        Err(refused) if refused.redirected() => Ok(None),
+        Err(refused) => Err(repo.script_error(refused.error, id)),
+    }
+}
+
+/// What a step does, and the script's reply to it.
+enum Planned {
+    /// The write, and the reply once it applied.
+    Write(Command, Value),
+    /// Nothing to write: `{'missing'}` for an edit of no record, `{'conflict', status}` for
+    /// a transition refused, `{'EXISTS'}` for a create that found a record, `{0, '', ''}`
+    /// for a delete of no record.
+    Answer(Value),
+}
+
+/// What `step` does, from the replies of `GET` and `PTTL` of the record `key`.
+fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<Planned> {
+    let exists = !matches!(replies.first(), Some(Value::Null) | None);
+    let old = match replies.first() {
+        Some(Value::Null) | None => String::new(),
+        Some(value) => crate::scan::text(value).ok_or("not UTF-8")?,
+    };
+    let pttl = int(replies.get(1)).ok_or("PTTL")?;
+    let ttl = longer_ttl(pttl, ttl_ms);
+    let set = |text: String| Command::Set {
+        key: key.to_owned(),
+        text,
+        ttl,
+        if_equal: None,
+    };
+    let owner_of_old = || -> Outcome<(String, String)> {
+        if old.is_empty() {
+            return Ok((String::new(), String::new()));
+        }
+        let record = TaskRecord::from_json(&old).map_err(|_| "a record that does not decode")?;
+        Ok((record.service, record.user_id))
+    };
+    Ok(match step {
+        Step::Edit { .. } if old.is_empty() => Planned::Answer(strings(&["missing"])),
+        Step::Edit {
+            edit,
+            stamp,
+            with_record,
+        } => {
+            let record =
+                TaskRecord::from_json(&old).map_err(|_| "a record that does not decode")?;
+            let (service, user) =
+                key_owner(&record.service, &record.user_id).ok_or("names that cannot be keys")?;
+            if !edit.allows(record.status.as_str()) {
+                return Ok(Planned::Answer(strings(&[
+                    "conflict",
+                    record.status.as_str(),
+                ])));
+            }
+            let new = edited(&old, edit, stamp)?;
+            let shown = if *with_record { new.as_str() } else { "" };
+            let reply = strings(&["applied", shown, &service, &user, &ttl.to_string()]);
+            Planned::Write(set(new), reply)
+        }
+        Step::Store { create: true, .. } if !old.is_empty() => {
+            Planned::Answer(strings(&["EXISTS"]))
+        }
+        Step::Store { text, .. } => {
+            let (service, user) = owner_of_old()?;
+            let reply = strings(&["OK", &service, &user, &ttl.to_string()]);
+            Planned::Write(set((*text).to_owned()), reply)
+        }
+        Step::Remove if !exists => Planned::Answer(removed(0, String::new(), String::new())),
+        Step::Remove => {
+            // An empty string names no owner; it is deleted all the same.
+            let (service, user) = owner_of_old()?;
+            Planned::Write(Command::Del(key.to_owned()), removed(1, service, user))
+        }
+    })
+}
+
+/// `cluster_remove.lua`'s reply: `{1 when a record was deleted else 0, its service, its user}`.
+fn removed(count: i64, service: String, user: String) -> Value {
+    Value::Array(vec![
+        Value::Integer(count),
+        Value::String(service.into()),
+        Value::String(user.into()),
+    ])
+}
+
+/// A reply of strings, as a script gives it.
+pub(super) fn strings(items: &[&str]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|s| Value::String((*s).to_owned().into()))
+            .collect(),
+    )
+}
