@@ -9,6 +9,9 @@
 //! measured the same way. See `docs/benchmarks.md`.
 
 mod callgrind;
+mod cluster;
+
+pub use cluster::run_write_paths_cluster;
 
 use anyhow::{ensure, Context, Result};
 use task_state_core::{layout, TaskRepository, TaskStatus};
@@ -375,7 +378,7 @@ async fn call_design(
     design: Design,
     op: Op,
     repos: &[RedisTaskRepository; 2],
-    editors: &[Editor; 2],
+    editors: Option<&[Editor; 2]>,
     (id, n, logs): (&str, usize, usize),
 ) -> Result<()> {
     let built = matches!(design, Design::Built | Design::BuiltAmidSaves);
@@ -392,6 +395,7 @@ async fn call_design(
         Design::GetSet => unreachable!("GET+SET is sent by run_write_paths"),
     };
     let edit = edit_of(op, id, n, logs).context("no prototype of this mutation")?;
+    let editors = editors.context("no prototypes on this server")?;
     let editor = &editors[usize::from(matches!(design, Design::WatchLean | Design::IfEqLean))];
     let attempt = editor.attempt(id, &edit, guard).await?;
     ensure!(
@@ -526,12 +530,12 @@ impl WritePathClients {
                 .save(fixtures::record_with_logs(id, n, logs))
                 .await?;
             if amid_saves && !matches!(op, Op::Delete | Op::Get) {
-                call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+                call_design(design, op, &self.repos, Some(&self.editors), (id, n, logs)).await?;
             }
         }
         for (n, id) in ids.iter().enumerate() {
             if !amid_saves && !matches!(op, Op::Delete | Op::Get) {
-                call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+                call_design(design, op, &self.repos, Some(&self.editors), (id, n, logs)).await?;
             }
             bytes += admin::strlen(admin, &layout::record_key(id)).await? as f64;
         }
@@ -541,7 +545,8 @@ impl WritePathClients {
                     if design == Design::GetSet {
                         get_set(admin, id).await?;
                     } else {
-                        call_design(design, op, &self.repos, &self.editors, (id, n, logs)).await?;
+                        call_design(design, op, &self.repos, Some(&self.editors), (id, n, logs))
+                            .await?;
                     }
                 }
                 Ok(())

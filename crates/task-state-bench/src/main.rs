@@ -72,7 +72,8 @@ struct Cli {
     /// ~1 MiB: GET+SET of the record, every mutation by the script and by the repository's
     /// optimistic write path (`auto`) (with --prototypes, the bench's prototypes too); with
     /// --valkey-server, the same on Valkey (--ops calls at ~1 KiB, default 100; --only limits
-    /// the rows). `--instructions --write-paths` is the same.
+    /// the rows). `--instructions --write-paths` is the same. With --cluster: on a cluster of
+    /// three primaries under callgrind instead (the scripts and `auto`).
     #[arg(long)]
     write_paths: bool,
     /// --write-paths: the prototypes of crate::write_path as well.
@@ -163,6 +164,16 @@ async fn write_paths(cli: &Cli) -> Result<()> {
         designs
     };
     let binary = task_state_redis::testing::server_binary();
+    if cli.cluster {
+        let mut rows = instructions::run_write_paths_cluster(&binary, None, tasks, only).await?;
+        if let Some(valkey) = &cli.valkey_server {
+            let valkey_rows =
+                instructions::run_write_paths_cluster(valkey, Some("valkey"), tasks, only).await?;
+            rows.extend(valkey_rows);
+        }
+        instructions::print_write_paths(&rows);
+        return Ok(());
+    }
     let redis = designs([Design::Watch, Design::WatchLean]);
     let mut rows = instructions::run_write_paths(&binary, None, &redis, tasks, only).await?;
     if let Some(valkey) = &cli.valkey_server {

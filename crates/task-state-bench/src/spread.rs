@@ -10,12 +10,12 @@ use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use task_state_core::{TaskRepository, TaskStatus};
 use task_state_redis::testing::{RedisCluster, RedisServer};
-use task_state_redis::RedisTaskRepository;
+use task_state_redis::{RedisTaskRepository, WritePath};
 
 use crate::admin::{parse_commandstats, CommandStat};
 use crate::fixtures;
 use crate::stats;
-use crate::suite::connect;
+use crate::suite::connect_with;
 
 /// One operation on one topology.
 #[derive(Debug, Clone)]
@@ -181,7 +181,9 @@ async fn operations(
 
 /// Runs the operations on a private server and on a private three-primary cluster (both
 /// started and stopped here), `ops` each with `concurrency` in flight and `pool_size`
-/// connections a pool.
+/// connections a pool, on the scripts (`WritePath::Script`): what is counted is the
+/// server's time in them. (`--write-paths --cluster` counts the default path's
+/// instructions.)
 ///
 /// # Errors
 /// When a server cannot be started or an operation fails.
@@ -189,12 +191,12 @@ pub async fn run(ops: usize, concurrency: usize, pool_size: usize) -> Result<Vec
     let mut rows = Vec::new();
     {
         let server = RedisServer::start()?;
-        let repo = connect(&server.url(), pool_size).await?;
+        let repo = connect_with(&server.url(), pool_size, WritePath::Script).await?;
         rows.extend(operations(&repo, &server, "1 node", ops, concurrency).await?);
         repo.close().await;
     }
     let cluster = RedisCluster::start(&[])?;
-    let repo = connect(&cluster.url(), pool_size).await?;
+    let repo = connect_with(&cluster.url(), pool_size, WritePath::Script).await?;
     rows.extend(operations(&repo, &cluster, "cluster", ops, concurrency).await?);
     repo.close().await;
     Ok(rows)

@@ -23,6 +23,11 @@ impl Callgrind {
 
     /// A server of `binary` (a `redis-server` or a `valkey-server`).
     pub(super) fn start_with(binary: &str) -> Result<Self> {
+        Self::start_with_args(binary, &[])
+    }
+
+    /// A server of `binary` with `args` besides the bench's own.
+    pub(super) fn start_with_args(binary: &str, args: &[&str]) -> Result<Self> {
         for tool in ["valgrind", "callgrind_control"] {
             ensure!(
                 crate::command_succeeds(tool, &["--version"]),
@@ -45,6 +50,7 @@ impl Callgrind {
             .args(["--hz", "1"])
             .arg("--dir")
             .arg(&dir)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -82,14 +88,26 @@ impl Callgrind {
 
     /// The instructions the server executed while `work` ran.
     pub(super) async fn count<F: Future<Output = Result<()>>>(&self, work: F) -> Result<u64> {
+        count_all(std::slice::from_ref(self), work).await
+    }
+
+    /// Starts a count: the dumps written so far.
+    fn begin(&self) -> Result<Vec<PathBuf>> {
         // A dump with nothing collected since the last one empties the counters.
         self.control(&["--dump"])?;
         let before = self.dumps()?;
         self.control(&["--instr=on"])?;
-        let outcome = work.await;
+        Ok(before)
+    }
+
+    /// Stops the count begun when the dumps were `before`.
+    fn stop(&self) -> Result<()> {
         self.control(&["--instr=off"])?;
-        self.control(&["--dump"])?;
-        outcome?;
+        self.control(&["--dump"])
+    }
+
+    /// The instructions of the count stopped last, begun when the dumps were `before`.
+    fn total(&self, before: &[PathBuf]) -> Result<u64> {
         let after = self.dumps()?;
         let newest = after
             .iter()
@@ -106,12 +124,37 @@ impl Callgrind {
         totals(newest)
     }
 
+    pub(super) fn port(&self) -> u16 {
+        self.port
+    }
+
     fn dumps(&self) -> Result<Vec<PathBuf>> {
         Ok(std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.to_string_lossy().contains("callgrind.out"))
             .collect())
     }
+}
+
+/// The instructions `servers` executed, together, while `work` ran.
+pub(super) async fn count_all<F: Future<Output = Result<()>>>(
+    servers: &[Callgrind],
+    work: F,
+) -> Result<u64> {
+    let before = servers
+        .iter()
+        .map(Callgrind::begin)
+        .collect::<Result<Vec<_>>>()?;
+    let outcome = work.await;
+    for server in servers {
+        server.stop()?;
+    }
+    outcome?;
+    let mut total = 0;
+    for (server, before) in servers.iter().zip(&before) {
+        total += server.total(before)?;
+    }
+    Ok(total)
 }
 
 impl Drop for Callgrind {
