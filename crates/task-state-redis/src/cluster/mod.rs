@@ -89,7 +89,7 @@ pub(crate) async fn edit(
     };
     if text_at(&reply, 0) == "applied" {
         if let Some(owner) = owner_of(text_at(&reply, 2), text_at(&reply, 3)) {
-            follow_up(exec, task_id, &owner, int_at(&reply, 4), None)
+            follow_up(exec, Some(repo), task_id, &owner, int_at(&reply, 4), None)
                 .await
                 .map_err(|e| applied_then(e, task_id))?;
         }
@@ -123,9 +123,16 @@ pub(crate) async fn store(
     }
     let new = (record.service.clone(), record.user_id.clone());
     let old = owner_of(text_at(&reply, 1), text_at(&reply, 2));
-    follow_up(exec, &record.task_id, &new, int_at(&reply, 3), old)
-        .await
-        .map_err(|e| applied_then(e, &record.task_id))?;
+    follow_up(
+        exec,
+        Some(repo),
+        &record.task_id,
+        &new,
+        int_at(&reply, 3),
+        old,
+    )
+    .await
+    .map_err(|e| applied_then(e, &record.task_id))?;
     Ok(true)
 }
 
@@ -152,12 +159,13 @@ fn applied_then(error: Error, task_id: &str) -> Error {
 /// metadata fields it added or corrected.
 async fn follow_up(
     exec: &Executor,
+    repo: Option<&RedisTaskRepository>,
     id: &str,
     owner: &Owner,
     ttl_ms: i64,
     previous: Option<Owner>,
 ) -> Result<u64> {
-    let (fixed, named) = match plain::add(exec, id, owner, ttl_ms).await {
+    let (fixed, named) = match plain::add(exec, repo, id, owner, ttl_ms).await {
         Some(added) => added,
         None => scripted_adds(exec, id, owner, ttl_ms).await?,
     };
@@ -400,7 +408,7 @@ pub(crate) async fn reindex(exec: &Executor, id: &str) -> Result<Option<u64>> {
     if ttl == -2 {
         return Ok(None);
     }
-    follow_up(exec, id, &owner, ttl, None).await.map(Some)
+    follow_up(exec, None, id, &owner, ttl, None).await.map(Some)
 }
 
 /// The records at `keys`, one `GET` each in one pipeline (fred sends each to the primary of

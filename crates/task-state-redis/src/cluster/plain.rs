@@ -26,8 +26,10 @@ use task_state_core::layout::{self, TaskIndexes};
 use super::Owner;
 use crate::execution::Executor;
 use crate::keys;
+use crate::repository::RedisTaskRepository;
 use crate::scan;
 use crate::scripts::SCRIPTS;
+use crate::write::Command;
 
 /// How far an index set outlives its record.
 const INDEX_MARGIN_MS: i64 = layout::INDEX_MARGIN_MS as i64;
@@ -42,12 +44,18 @@ const REFRESH_HEADROOM_MAX_MS: i64 = layout::REFRESH_HEADROOM_MAX_MS as i64;
 /// them.
 pub(super) async fn add(
     exec: &Executor,
+    repo: Option<&RedisTaskRepository>,
     id: &str,
     owner: &Owner,
     ttl_ms: i64,
 ) -> Option<(u64, Owner)> {
     if !exec.may_have_functions() {
         return None;
+    }
+    if let Some(repo) = repo {
+        if let Some(added) = add_known(exec, repo, id, owner, ttl_ms).await {
+            return Some(added);
+        }
     }
     let client = exec.writer().next();
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
@@ -67,13 +75,7 @@ pub(super) async fn add(
     let [fields, meta_pttl, set_replies @ ..] = &replies[..] else {
         return None;
     };
-    let named = match fields {
-        Value::Array(fields) => (
-            fields.first().and_then(scan::text).unwrap_or_default(),
-            fields.get(1).and_then(scan::text).unwrap_or_default(),
-        ),
-        _ => return None,
-    };
+    let named = owner_named(fields)?;
     // A hash that names another owner, or none: the script rewrites it, and says what it
     // named, in one step.
     let rewritten = if &named == owner {
@@ -90,11 +92,7 @@ pub(super) async fn add(
         scan::try_all(client, &pipeline).await
     };
     let user_replies = answers(users.await)?;
-    let headroom = if ttl_ms == -1 {
-        0
-    } else {
-        (ttl_ms / 10).min(REFRESH_HEADROOM_MAX_MS)
-    };
+    let headroom = headroom(ttl_ms);
     let after = |margin: i64| if ttl_ms == -1 { -1 } else { ttl_ms + margin };
     let mut extensions = Vec::new();
     let mut fixed = 0;
@@ -124,9 +122,95 @@ pub(super) async fn add(
         );
     }
     if !extensions.is_empty() {
-        extend(client, &extensions).await?;
+        write(client, &extensions).await?;
     }
     Some((fixed, named))
+}
+
+/// [`add`] from what the write path's links keep of the metadata hash and the index sets
+/// ([`crate::write::tracked_reads`]): `SADD` only where a member is missing, a TTL extended
+/// only where it falls short, nothing where the task is in its indexes already. `None`
+/// where the reads cannot be had or the hash names another owner or none ([`add`]'s
+/// pipeline then reads and writes, and the script rewrites the hash).
+async fn add_known(
+    exec: &Executor,
+    repo: &RedisTaskRepository,
+    id: &str,
+    owner: &Owner,
+    ttl_ms: i64,
+) -> Option<(u64, Owner)> {
+    let indexes = TaskIndexes::of(&owner.0, &owner.1);
+    let mkey = keys::metadata(id);
+    let [tasks, service, service_user, user] = indexes.task_sets();
+    let sets = [tasks, service, service_user, user].map(|key| (key, id));
+    let users = (indexes.service_users.as_str(), owner.1.as_str());
+    let mut reads = vec![
+        Command::Hmget(mkey.clone(), vec!["service", "user_id"]),
+        Command::Pttl(mkey.clone()),
+    ];
+    for (key, member) in sets.iter().chain([&users]) {
+        reads.push(Command::Sismember((*key).to_owned(), (*member).to_owned()));
+        reads.push(Command::Pttl((*key).to_owned()));
+    }
+    let replies = crate::write::tracked_reads(repo, reads).await?;
+    let [fields, meta_pttl, set_replies @ ..] = &replies[..] else {
+        return None;
+    };
+    if owner_named(fields)? != *owner {
+        return None;
+    }
+    let headroom = headroom(ttl_ms);
+    let after = |margin: i64| if ttl_ms == -1 { -1 } else { ttl_ms + margin };
+    let mut first = Vec::new();
+    let need = after(METADATA_GRACE_MS);
+    extension(&mut first, &mkey, int(meta_pttl)?, need, headroom);
+    // The sets of task ids, then the user set (after the user's own set).
+    let mut then = Vec::new();
+    for (n, ((key, member), pair)) in sets
+        .iter()
+        .chain([&users])
+        .zip(set_replies.chunks(2))
+        .enumerate()
+    {
+        let [held, pttl] = pair else { return None };
+        let writes = if n < sets.len() {
+            &mut first
+        } else {
+            &mut then
+        };
+        if int(held)? != 1 {
+            writes.push(Write::Add((*key).to_owned(), (*member).to_owned()));
+        }
+        extension(writes, key, int(pttl)?, after(INDEX_MARGIN_MS), headroom);
+    }
+    let client = exec.writer().next();
+    let mut fixed = 0;
+    for writes in [first, then] {
+        if !writes.is_empty() {
+            fixed += write(client, &writes).await?;
+        }
+    }
+    Some((fixed, owner.clone()))
+}
+
+/// The owner an `HMGET service user_id` reply names (`''` for a field not there).
+fn owner_named(fields: &Value) -> Option<Owner> {
+    match fields {
+        Value::Array(fields) => Some((
+            fields.first().and_then(scan::text).unwrap_or_default(),
+            fields.get(1).and_then(scan::text).unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
+
+/// The headroom an extended TTL gets (`ttl_ms` -1: none).
+fn headroom(ttl_ms: i64) -> i64 {
+    if ttl_ms == -1 {
+        0
+    } else {
+        (ttl_ms / 10).min(REFRESH_HEADROOM_MAX_MS)
+    }
 }
 
 /// Takes task `id` out of `sets` and out of `service_user` (the set of `user`'s tasks in the
@@ -166,7 +250,7 @@ pub(super) async fn leave(
         // `extend_ttl` of a set left non-empty; a `PEXPIRE` of a set emptied does nothing.
         let current = int(pttl)?;
         if current >= 0 && current < ttl_ms {
-            let longer = Extension::Longer((*key).to_owned(), ttl_ms, ExpireOptions::GT);
+            let longer = Write::Longer((*key).to_owned(), ttl_ms, ExpireOptions::GT);
             extensions.push(longer);
         }
     }
@@ -181,11 +265,7 @@ pub(super) async fn leave(
         removed |= int(srem)? > 0;
         let current = int(pttl)?;
         if current >= 0 && current < ttl_ms {
-            extensions.push(Extension::Longer(
-                users.to_owned(),
-                ttl_ms,
-                ExpireOptions::GT,
-            ));
+            extensions.push(Write::Longer(users.to_owned(), ttl_ms, ExpireOptions::GT));
         }
         // A task of theirs added to the service meanwhile puts them back.
         let again = scan::per_key(client, "SCARD", [service_user.to_owned()])
@@ -197,47 +277,56 @@ pub(super) async fn leave(
         }
     }
     if !extensions.is_empty() {
-        extend(client, &extensions).await?;
+        write(client, &extensions).await?;
     }
     Some(removed)
 }
 
-/// Sends `extensions` in one round trip; `None` where one failed.
-async fn extend(client: &fred::clients::Client, extensions: &[Extension]) -> Option<()> {
+/// Sends `writes` in one round trip: how many members they added, `None` where one failed.
+async fn write(client: &fred::clients::Client, writes: &[Write]) -> Option<u64> {
     let round = async {
         let pipeline = client.pipeline().with_options(&scan::resendable());
-        for ext in extensions {
-            let _: () = match ext {
-                Extension::Persist(key) => pipeline.persist(key).await?,
-                Extension::Longer(key, ms, options) => {
+        for write in writes {
+            let _: () = match write {
+                Write::Add(key, member) => pipeline.sadd(key, member).await?,
+                Write::Persist(key) => pipeline.persist(key).await?,
+                Write::Longer(key, ms, options) => {
                     pipeline.pexpire(key, *ms, Some(options.clone())).await?
                 }
             };
         }
         scan::try_all(client, &pipeline).await
     };
-    answers(round.await).map(drop)
+    let replies = answers(round.await)?;
+    let added = writes
+        .iter()
+        .zip(&replies)
+        .filter(|(w, reply)| matches!(w, Write::Add(..)) && int(reply) == Some(1))
+        .count();
+    u64::try_from(added).ok()
 }
 
-/// A TTL to extend.
-enum Extension {
+/// A write of a follow-up.
+enum Write {
+    /// `SADD key member`.
+    Add(String, String),
     /// `PERSIST key`: the record never expires.
     Persist(String),
     /// `PEXPIRE key ms GT` (or `NX`).
     Longer(String, i64, ExpireOptions),
 }
 
-/// The extensions of `key`, whose PTTL was `current` before this follow-up wrote it, to last
-/// at least `need` (-1: forever), with `headroom` more where it falls short: as
+/// The writes that extend `key`, whose PTTL was `current` before this follow-up wrote it, to
+/// last at least `need` (-1: forever), with `headroom` more where it falls short: as
 /// `extend_ttl` of `lua/lib/layout.lua`, never shortening a TTL.
-fn extension(out: &mut Vec<Extension>, key: &str, current: i64, need: i64, headroom: i64) {
+fn extension(out: &mut Vec<Write>, key: &str, current: i64, need: i64, headroom: i64) {
     if need == -1 {
         if current >= 0 {
-            out.push(Extension::Persist(key.to_owned()));
+            out.push(Write::Persist(key.to_owned()));
         }
         return;
     }
-    let longer = |options| Extension::Longer(key.to_owned(), need + headroom, options);
+    let longer = |options| Write::Longer(key.to_owned(), need + headroom, options);
     if current == -2 {
         // Made by this follow-up's `SADD` (no TTL yet: `NX`), or by another writer since
         // (whose TTL `GT` extends where it is shorter).

@@ -15,7 +15,7 @@ use futures::FutureExt;
 
 /// One command of an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Command {
+pub(crate) enum Command {
     /// `WATCH` the keys.
     Watch(Vec<String>),
     /// `UNWATCH`.
@@ -183,6 +183,14 @@ impl Command {
             Command::Other(all) => all.clone(),
         };
         words.into_iter().map(String::into_bytes).collect()
+    }
+
+    /// The key a read of one key reads (`None` for any other command).
+    pub(crate) fn read_key(&self) -> Option<&str> {
+        match self {
+            Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => Some(key),
+            _ => None,
+        }
     }
 
     /// The key a write changes (`None` for a read).

@@ -85,10 +85,10 @@ async fn send_on_link(
     }
     let (stale, again): (Vec<usize>, Vec<Command>) = served
         .into_iter()
-        .filter(|(_, command)| key_of(command).is_some_and(|key| round.names(key)))
+        .filter(|(_, command)| command.read_key().is_some_and(|key| round.names(key)))
         .unzip();
     if !stale.is_empty() {
-        for key in again.iter().filter_map(key_of) {
+        for key in again.iter().filter_map(Command::read_key) {
             link.tracked.unserve(key);
         }
         let round = round_on_link(link, timeout, &again).await;
@@ -100,14 +100,6 @@ async fn send_on_link(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(FredError::new(ErrorKind::Unknown, "no reply"))))
         .collect()
-}
-
-/// The key a read is about.
-fn key_of(command: &Command) -> Option<&str> {
-    match command {
-        Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => Some(key),
-        _ => None,
-    }
 }
 
 /// One round trip of `wire` on `link` within `timeout` (the link is broken off when it

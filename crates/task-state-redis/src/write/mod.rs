@@ -18,10 +18,15 @@
 
 mod attempt;
 mod commands;
+pub(crate) use commands::Command;
+pub(crate) use on_cluster::{
+    optimistic_on_record, optimistic_removal_on_record, optimistic_store_on_record, tracked_reads,
+};
 mod conn;
 pub(crate) mod edit;
 mod known;
 mod link;
+mod on_cluster;
 mod removal;
 mod slot;
 mod tracked;
@@ -29,7 +34,7 @@ mod tracked;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fred::interfaces::{ClientLike, ClusterInterface};
+use fred::interfaces::ClientLike;
 use fred::prelude::Value;
 use fred::types::CustomCommand;
 use task_state_core::Result;
@@ -252,18 +257,7 @@ async fn link_of<'a>(repo: &RedisTaskRepository, links: &'a Links) -> Option<lin
     links.acquire(target(server)).await.ok()
 }
 
-/// A link of `links` to the primary that serves `key`'s slot, as far as `repo`'s writer
-/// pool knows the cluster; `None` where it does not know, or no link can be made.
-async fn link_to_key<'a>(
-    repo: &RedisTaskRepository,
-    links: &'a Links,
-    key: &str,
-) -> Option<link::Held<'a>> {
-    let routing = repo.writer().next_connected().cached_cluster_state()?;
-    let server = routing.get_server(redis_protocol::redis_keyslot(key.as_bytes()))?;
-    links.acquire(target(server.clone())).await.ok()
-}
-
+/// Where a link to `server` connects.
 fn target(server: fred::types::config::Server) -> Target {
     Target {
         host: server.host.to_string(),
@@ -271,90 +265,6 @@ fn target(server: fred::types::config::Server) -> Target {
         #[cfg(feature = "tls")]
         tls_name: server.tls_server_name.map(|name| name.to_string()),
     }
-}
-
-/// On a Redis Cluster: the reply of the cluster build of `script` with `args` (`{'applied',
-/// record or '', service, user_id, ttl}`, `{'missing'}`, `{'conflict', status}`) for task
-/// `task_id`, its record's step made on a link to the record's primary ([`slot`]); `None`
-/// when the script is to run instead.
-///
-/// # Errors
-/// As [`optimistic`]'s.
-pub(crate) async fn optimistic_on_record(
-    repo: &RedisTaskRepository,
-    script: &Script,
-    task_id: &str,
-    args: &[String],
-) -> Result<Option<Value>> {
-    let Some(EditArgs {
-        ttl,
-        stamp,
-        with_record,
-        edit,
-    }) = EditArgs::of(script, args)
-    else {
-        return Ok(None);
-    };
-    let step = slot::Step::Edit {
-        edit: &edit,
-        stamp,
-        with_record,
-    };
-    on_record(repo, task_id, ttl, &step).await
-}
-
-/// On a Redis Cluster: the reply of `cluster_save.lua` to a save of `text` (with `create`,
-/// only where there is no record) of task `task_id`, made on a link to the record's primary;
-/// `None` when the script is to run instead. `ttl` is the script's first argument (seconds).
-///
-/// # Errors
-/// As [`optimistic`]'s.
-pub(crate) async fn optimistic_store_on_record(
-    repo: &RedisTaskRepository,
-    task_id: &str,
-    ttl: &str,
-    text: &str,
-    create: bool,
-) -> Result<Option<Value>> {
-    let step = slot::Step::Store { text, create };
-    on_record(repo, task_id, ttl, &step).await
-}
-
-/// On a Redis Cluster: the reply of `cluster_remove.lua` for task `task_id`, its record
-/// deleted on a link to the record's primary; `None` when the script is to run instead.
-///
-/// # Errors
-/// As [`optimistic`]'s.
-pub(crate) async fn optimistic_removal_on_record(
-    repo: &RedisTaskRepository,
-    task_id: &str,
-) -> Result<Option<Value>> {
-    on_record(repo, task_id, "-1", &slot::Step::Remove).await
-}
-
-async fn on_record(
-    repo: &RedisTaskRepository,
-    task_id: &str,
-    ttl: &str,
-    step: &slot::Step<'_>,
-) -> Result<Option<Value>> {
-    let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
-        return Ok(None);
-    };
-    if !repo.writer().next_connected().is_connected() {
-        return Ok(None);
-    }
-    let Some(cell) = path_of(repo).await else {
-        return Ok(None);
-    };
-    let Some(links) = cell.get().and_then(|path| path.links.as_ref()) else {
-        return Ok(None);
-    };
-    let Some(mut held) = link_to_key(repo, links, &crate::keys::record(task_id)).await else {
-        return Ok(None);
-    };
-    let mut conn = Conn::Link(&mut held, links.command_timeout());
-    slot::step(repo, &mut conn, task_id, step, ttl_ms).await
 }
 
 /// One attempt of `request` on a connection of `path`'s guard; `None` where the path has
