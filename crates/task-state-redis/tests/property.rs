@@ -24,7 +24,9 @@
 //!
 //! The suite runs once per write path (`WritePath`, forced in the settings): the scripts, the
 //! optimistic `WATCH` path, the `IFEQ` path (the `WATCH` path where the server lacks `IFEQ`)
-//! and the default, each on a server of its own.
+//! and the default, each on a server of its own; and once on a Redis Cluster of three
+//! primaries on the default path (the record under `WATCH` on its primary, the metadata and
+//! index follow-ups in their own slots).
 //!
 //! `TASK_STATE_PROPTEST_CASES` sets the number of cases (256 by default; `just fuzz` runs a
 //! long campaign).
@@ -45,19 +47,26 @@ use task_state_core::{
     TaskTime, Zone,
 };
 use task_state_memory::InMemoryTaskRepository;
-use task_state_redis::testing::{server_or_skip, RedisServer};
+use task_state_redis::testing::{cluster_or_skip, server_or_skip, RedisCluster, RedisServer};
 use task_state_redis::{RedisTaskRepository, WritePath};
 use world::Rng;
 
 const TTL: u64 = 3600;
 
 struct Fixture {
-    _server: RedisServer,
+    _server: Servers,
     redis: RedisTaskRepository,
     memory: InMemoryTaskRepository,
     clock: ManualClock,
     zone: Zone,
     runtime: tokio::runtime::Runtime,
+}
+
+/// What a fixture's repository runs on (kept until the end of the run).
+#[allow(dead_code)]
+enum Servers {
+    One(RedisServer),
+    Cluster(RedisCluster),
 }
 
 const PATHS: [WritePath; 4] = [
@@ -69,12 +78,36 @@ const PATHS: [WritePath; 4] = [
 static FIXTURES: [OnceLock<Option<Fixture>>; 4] = [const { OnceLock::new() }; 4];
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
+static CLUSTER_FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
+
 /// The fixture whose repository writes with `path`.
 fn fixture(path: WritePath) -> Option<&'static Fixture> {
     let n = PATHS.iter().position(|p| *p == path).unwrap();
     FIXTURES[n]
         .get_or_init(|| {
             let server = server_or_skip()?;
+            let url = server.url();
+            Some(fixture_on(Servers::One(server), &url, path))
+        })
+        .as_ref()
+}
+
+/// The fixture of a Redis Cluster, on the default write path (on a cluster: the record
+/// under `WATCH` on its primary, then the follow-ups in their own slots).
+fn cluster_fixture() -> Option<&'static Fixture> {
+    CLUSTER_FIXTURE
+        .get_or_init(|| {
+            let cluster = cluster_or_skip(&[])?;
+            let url = cluster.url();
+            Some(fixture_on(Servers::Cluster(cluster), &url, WritePath::Auto))
+        })
+        .as_ref()
+}
+
+/// A fixture on `server`, at `url`, whose repository writes with `path`.
+fn fixture_on(server: Servers, url: &str, path: WritePath) -> Fixture {
+    {
+        {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -82,7 +115,7 @@ fn fixture(path: WritePath) -> Option<&'static Fixture> {
                 .unwrap();
             let clock = common::clock();
             let settings = task_state_redis::RedisRepositorySettings::builder()
-                .with_write_url(server.url())
+                .with_write_url(url)
                 .with_ttl_seconds(TTL)
                 .with_timezone("Asia/Seoul")
                 .with_command_timeout(Duration::from_secs(10))
@@ -99,16 +132,16 @@ fn fixture(path: WritePath) -> Option<&'static Fixture> {
                 .zone(zone.clone())
                 .clock(Arc::new(clock.clone()))
                 .build();
-            Some(Fixture {
+            Fixture {
                 _server: server,
                 redis,
                 memory,
                 clock,
                 zone,
                 runtime,
-            })
-        })
-        .as_ref()
+            }
+        }
+    }
 }
 
 /// One step of a case.
@@ -912,6 +945,12 @@ proptest! {
     #[test]
     fn every_mutation_agrees_with_the_model_on_the_watch_path(seed in any::<u64>()) {
         let Some(f) = fixture(WritePath::Watch) else { return Ok(()) };
+        f.runtime.block_on(run_case(f, seed));
+    }
+
+    #[test]
+    fn every_mutation_agrees_with_the_model_on_a_cluster(seed in any::<u64>()) {
+        let Some(f) = cluster_fixture() else { return Ok(()) };
         f.runtime.block_on(run_case(f, seed));
     }
 
