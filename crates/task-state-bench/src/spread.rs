@@ -183,20 +183,25 @@ async fn operations(
 /// started and stopped here), `ops` each with `concurrency` in flight and `pool_size`
 /// connections a pool, on the scripts (`WritePath::Script`): what is counted is the
 /// server's time in them. (`--write-paths --cluster` counts the default path's
-/// instructions.)
+/// instructions.) `DMS_REDIS_WRITE_PATH` sets another path, for its throughput (the server
+/// time then counts only the scripts that still run).
 ///
 /// # Errors
 /// When a server cannot be started or an operation fails.
 pub async fn run(ops: usize, concurrency: usize, pool_size: usize) -> Result<Vec<SpreadRow>> {
+    let path = match std::env::var(task_state_redis::WRITE_PATH_VAR) {
+        Ok(name) => name.parse()?,
+        Err(_) => WritePath::Script,
+    };
     let mut rows = Vec::new();
     {
         let server = RedisServer::start()?;
-        let repo = connect_with(&server.url(), pool_size, WritePath::Script).await?;
+        let repo = connect_with(&server.url(), pool_size, path).await?;
         rows.extend(operations(&repo, &server, "1 node", ops, concurrency).await?);
         repo.close().await;
     }
     let cluster = RedisCluster::start(&[])?;
-    let repo = connect_with(&cluster.url(), pool_size, WritePath::Script).await?;
+    let repo = connect_with(&cluster.url(), pool_size, path).await?;
     rows.extend(operations(&repo, &cluster, "cluster", ops, concurrency).await?);
     repo.close().await;
     Ok(rows)

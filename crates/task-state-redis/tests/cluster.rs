@@ -32,7 +32,7 @@ fn the_test_cluster_has_three_primaries_serving_every_slot() {
     cluster.wait_ok(Duration::from_secs(5)).unwrap();
 }
 
-use task_state_redis::{RedisRepositorySettings, RedisTaskRepository};
+use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, WritePath};
 
 fn settings_of(cluster: &RedisCluster) -> RedisRepositorySettings {
     RedisRepositorySettings::builder()
@@ -232,6 +232,40 @@ async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes(
         "0"
     );
     assert_eq!(cluster.cli(&["SISMEMBER", "index:tasks", &ids[0]]), "0");
+}
+
+/// On write path `script` a cluster runs every step as before issue 21: a script for the
+/// record, one for the metadata hash and one for each index set, no `WATCH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_script_path_every_step_is_a_script() {
+    let Some(cluster) = cluster() else { return };
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(cluster.url())
+        .with_write_path(WritePath::Script)
+        .with_command_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let repo = RedisTaskRepository::connect(settings).await.unwrap();
+    repo.load_scripts().await.unwrap();
+    let ids = ids_on_every_primary(&cluster, 1);
+    for id in &ids {
+        let task = TaskRecord::new(id.as_str(), "render", "bob", TaskStatus::Pending);
+        repo.save(task).await.unwrap();
+        repo.append_log(id, "one").await.unwrap().unwrap();
+    }
+    let primaries = cluster.primaries();
+    let total = |command: &str| -> u64 {
+        primaries
+            .iter()
+            .map(|&i| command_calls(cluster.node(i), command))
+            .sum()
+    };
+    assert_eq!(total("watch"), 0);
+    let scripts: u64 = primaries
+        .iter()
+        .map(|&i| script_calls(cluster.node(i)))
+        .sum();
+    assert_eq!(scripts, 7 * 2 * ids.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,10 +122,14 @@ pub(crate) async fn store(
         return Ok(false);
     }
     let new = (record.service.clone(), record.user_id.clone());
-    let old = owner_of(text_at(&reply, 1), text_at(&reply, 2));
+    let (old_service, old_user) = (text_at(&reply, 1), text_at(&reply, 2));
+    // A task that had no record has no metadata or index entries to read from what the
+    // write path's connections keep: the follow-up writes them at once.
+    let fresh = old_service.is_empty() && old_user.is_empty();
+    let old = owner_of(old_service, old_user);
     follow_up(
         exec,
-        Some(repo),
+        (!fresh).then_some(repo),
         &record.task_id,
         &new,
         int_at(&reply, 3),
@@ -155,7 +159,8 @@ fn applied_then(error: Error, task_id: &str) -> Error {
 
 /// Writes the metadata hash and the index sets of a task whose record names `owner` and has
 /// the TTL `ttl_ms` (-1: none), and takes the task out of the indexes of any other owner
-/// that the metadata hash named or `previous` gives. Returns how many index members and
+/// that the metadata hash named or `previous` gives; what the connections of `repo`'s
+/// write path keep answers its reads where given. Returns how many index members and
 /// metadata fields it added or corrected.
 async fn follow_up(
     exec: &Executor,

@@ -15,8 +15,8 @@
 //! Where a command fails (a key of another type, whose typed error the scripts report; a
 //! server without `GT`, Redis 6.2) the answer is `None` and the scripts make the step: what
 //! was added or removed by then is added or removed again, which changes nothing. Once the
-//! server has answered that it has no `FCALL` (Redis 6.2, which has no `GT` either) the
-//! scripts make every follow-up.
+//! server has answered that it has no `FCALL` (Redis 6.2, which has no `GT` either), and on
+//! write path `script`, the scripts make every follow-up.
 
 use fred::interfaces::HashesInterface;
 use fred::prelude::{ClientLike, Error as FredError, KeysInterface, SetsInterface, Value};
@@ -29,6 +29,7 @@ use crate::keys;
 use crate::repository::RedisTaskRepository;
 use crate::scan;
 use crate::scripts::SCRIPTS;
+use crate::settings::WritePath;
 use crate::write::Command;
 
 /// How far an index set outlives its record.
@@ -49,7 +50,7 @@ pub(super) async fn add(
     owner: &Owner,
     ttl_ms: i64,
 ) -> Option<(u64, Owner)> {
-    if !exec.may_have_functions() {
+    if !plain_allowed(exec) {
         return None;
     }
     if let Some(repo) = repo {
@@ -77,21 +78,23 @@ pub(super) async fn add(
     };
     let named = owner_named(fields)?;
     // A hash that names another owner, or none: the script rewrites it, and says what it
-    // named, in one step.
-    let rewritten = if &named == owner {
-        None
-    } else {
+    // named, in one step (beside the user set's round trip, in another slot).
+    let rewrite = async {
+        if &named == owner {
+            return Some(None);
+        }
         let args = vec![owner.0.clone(), owner.1.clone(), ttl_ms.to_string()];
         let meta = super::eval_on(exec, &SCRIPTS.cluster_metadata, &mkey, args).await;
-        Some(meta.ok()?)
+        Some(Some(meta.ok()?))
     };
     let users = async {
         let pipeline = client.pipeline().with_options(&scan::resendable());
-        let _: () = pipeline.pttl(&indexes.service_users).await?;
-        let _: () = pipeline.sadd(&indexes.service_users, &owner.1).await?;
-        scan::try_all(client, &pipeline).await
+        let _: () = pipeline.pttl(&indexes.service_users).await.ok()?;
+        let _: () = pipeline.sadd(&indexes.service_users, &owner.1).await.ok()?;
+        answers(scan::try_all(client, &pipeline).await)
     };
-    let user_replies = answers(users.await)?;
+    let (rewritten, user_replies) = futures::join!(rewrite, users);
+    let (rewritten, user_replies) = (rewritten?, user_replies?);
     let headroom = headroom(ttl_ms);
     let after = |margin: i64| if ttl_ms == -1 { -1 } else { ttl_ms + margin };
     let mut extensions = Vec::new();
@@ -223,7 +226,7 @@ pub(super) async fn leave(
     sets: &[&str],
     (service_user, users, user): (&str, &str, &str),
 ) -> Option<bool> {
-    if !exec.may_have_functions() {
+    if !plain_allowed(exec) {
         return None;
     }
     let client = exec.writer().next();
@@ -304,6 +307,13 @@ async fn write(client: &fred::clients::Client, writes: &[Write]) -> Option<u64> 
         .filter(|(w, reply)| matches!(w, Write::Add(..)) && int(reply) == Some(1))
         .count();
     u64::try_from(added).ok()
+}
+
+/// Whether the follow-ups may be plain commands: not where the scripts are asked for
+/// (`WritePath::Script`, every step as before issue 21), nor on a server without Redis
+/// Functions, so without `PEXPIRE … GT` (Redis 6.2).
+fn plain_allowed(exec: &Executor) -> bool {
+    exec.settings().write_path() != WritePath::Script && exec.may_have_functions()
 }
 
 /// A write of a follow-up.

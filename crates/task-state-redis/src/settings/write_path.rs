@@ -40,7 +40,7 @@ pub enum WritePath {
     #[default]
     Auto,
     /// Every mutation runs its Lua script (one round trip; the server's cost grows with the
-    /// record).
+    /// record); on a cluster the follow-ups too are the scripts, as before issue 21.
     Script,
     /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
     /// Rust, then `MULTI` … `EXEC`; the script after a conflict. The connections are the
