@@ -435,11 +435,7 @@ pub async fn run_write_paths(
         note: "a count with no call: the timer and the toggles, in every row".to_owned(),
     }];
     for &(size, logs) in SIZES {
-        let count = match logs {
-            0..=100 => tasks,
-            101..=2_000 => (tasks / 20).max(5),
-            _ => (tasks / 50).max(3),
-        };
+        let count = calls_at(tasks, logs);
         for (name, design, op) in write_path_plan(designs) {
             let name = format!("{name}@{size}{suffix}");
             if only.is_some_and(|o| !o.iter().any(|w| name.starts_with(w.as_str()))) {
@@ -457,6 +453,17 @@ pub async fn run_write_paths(
     }
     clients.close().await;
     Ok(rows)
+}
+
+/// The calls of a write-path row on records of `logs` log entries, `tasks` at ~1 KiB: a
+/// twentieth (at least 5) at ~100 KiB, a fiftieth (at least 3) at ~1 MiB, where a call costs
+/// a hundred to a thousand times more.
+fn calls_at(tasks: usize, logs: usize) -> usize {
+    match logs {
+        0..=100 => tasks,
+        101..=2_000 => (tasks / 20).max(5),
+        _ => (tasks / 50).max(3),
+    }
 }
 
 /// The rows of a size in [`run_write_paths`], each a name (`<mutation>/<design>`), its

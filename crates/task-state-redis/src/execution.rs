@@ -89,13 +89,13 @@ impl Executor {
         self.settings.ttl_seconds().to_string()
     }
 
-    /// The store's TTL in milliseconds.
     /// Whether the server may have Redis Functions, so Redis 7.0's `PEXPIRE … GT` and `NX`
     /// too: false once it answered that it has no `FCALL` (Redis 6.2).
     pub(crate) fn may_have_functions(&self) -> bool {
         self.functions.load(Ordering::Relaxed)
     }
 
+    /// The store's TTL in milliseconds.
     pub(crate) fn ttl_ms(&self) -> u64 {
         self.settings.ttl_seconds() * 1000
     }

@@ -50,6 +50,7 @@ mod settings;
 #[cfg(feature = "test-support")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-support")))]
 pub mod testing;
+mod ttl;
 mod write;
 
 pub use check::{

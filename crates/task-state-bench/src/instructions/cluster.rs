@@ -11,7 +11,7 @@ use task_state_core::{layout, TaskRepository};
 use task_state_redis::{RedisTaskRepository, WritePath};
 
 use super::callgrind::{count_all, Callgrind};
-use super::{call_design, Design, InstructionRow, Op, MUTATIONS, SIZES};
+use super::{call_design, calls_at, Design, InstructionRow, Op, MUTATIONS, SIZES};
 use crate::fixtures;
 
 /// How long the nodes under valgrind may take to agree that the cluster is up.
@@ -118,11 +118,7 @@ pub async fn run_write_paths_cluster(
         }
     }
     for &(size, logs) in SIZES {
-        let count = match logs {
-            0..=100 => tasks,
-            101..=2_000 => (tasks / 20).max(5),
-            _ => (tasks / 50).max(3),
-        };
+        let count = calls_at(tasks, logs);
         for (name, design, op) in &plan {
             let name = format!("{name}@{size} {place}");
             if only.is_some_and(|o| !o.iter().any(|w| name.starts_with(w.as_str()))) {

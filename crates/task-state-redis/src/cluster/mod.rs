@@ -1,8 +1,10 @@
-//! The Redis Cluster path of [`crate::RedisTaskRepository`] (docs/cluster.md): each mutation runs
-//! its script on the record alone, in the record's slot, then writes the metadata hash and
-//! the index sets, each in its own slot, with scripts that only add and extend (or, for a
-//! move or a delete, remove what no longer belongs). Deletes and the expiry cleanup remove
-//! the record first and the metadata last, and check the record again before that.
+//! The Redis Cluster path of [`crate::RedisTaskRepository`] (docs/cluster.md): each mutation
+//! changes the record alone, in the record's slot (under `WATCH` on its primary, by the
+//! write path of `src/write/`, or by its script), then writes the metadata hash and the
+//! index sets, each in its own slot, only adding and extending (or, for a move or a delete,
+//! removing what no longer belongs): in plain commands ([`plain`]), or with scripts. Deletes
+//! and the expiry cleanup remove the record first and the metadata last, and check the
+//! record again before that.
 
 mod plain;
 
@@ -65,8 +67,8 @@ fn owner_of(service: String, user_id: String) -> Option<Owner> {
     layout::key_owner(&service, &user_id)
 }
 
-/// The cluster build of a single-node editing script, run on the record, then its
-/// follow-ups when it applied. The reply is the single-node script's (`{'applied', record}`,
+/// The record's step of a single-node editing script (made under `WATCH`, or by the
+/// script's cluster build), then its follow-ups when it applied. The reply is the single-node script's (`{'applied', record}`,
 /// `{'missing'}`, `{'conflict', status}`).
 pub(crate) async fn edit(
     repo: &RedisTaskRepository,
@@ -279,19 +281,23 @@ async fn leave(exec: &Executor, id: &str, old: &Owner, new: Option<&Owner>) -> R
             .await?
             .0
             > 0;
-        // A task of theirs added to the service meanwhile puts them back.
-        let again = scan::per_key(
-            exec.writer().next(),
-            "SCARD",
-            [indexes.service_user.clone()],
-        )
-        .await
-        .map_err(|e| exec.backend(e, "checking users"))?;
-        if again.first().copied().unwrap_or(0) > 0 {
-            index_op(exec, &indexes.service_users, "add", user_id, &ttl).await?;
-        }
+        put_user_back(exec, &indexes.service_user, &indexes.service_users, user_id).await?;
     }
     Ok(removed)
+}
+
+/// After `user` left `users` (the service's user set) because `service_user` (their set of
+/// tasks in the service) was empty: a task of theirs added to the service meanwhile puts
+/// them back.
+async fn put_user_back(exec: &Executor, service_user: &str, users: &str, user: &str) -> Result<()> {
+    let again = scan::per_key(exec.writer().next(), "SCARD", [service_user.to_owned()])
+        .await
+        .map_err(|e| exec.backend(e, "checking users"))?;
+    if again.first().copied().unwrap_or(0) > 0 {
+        let ttl = exec.ttl_ms().to_string();
+        index_op(exec, users, "add", user, &ttl).await?;
+    }
+    Ok(())
 }
 
 /// The owner that the metadata hash of `id` names.

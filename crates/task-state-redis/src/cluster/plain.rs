@@ -21,7 +21,7 @@
 use fred::interfaces::HashesInterface;
 use fred::prelude::{ClientLike, Error as FredError, KeysInterface, SetsInterface, Value};
 use fred::types::ExpireOptions;
-use task_state_core::layout::{self, TaskIndexes};
+use task_state_core::layout::TaskIndexes;
 
 use super::Owner;
 use crate::execution::Executor;
@@ -30,14 +30,8 @@ use crate::repository::RedisTaskRepository;
 use crate::scan;
 use crate::scripts::SCRIPTS;
 use crate::settings::WritePath;
+use crate::ttl;
 use crate::write::Command;
-
-/// How far an index set outlives its record.
-const INDEX_MARGIN_MS: i64 = layout::INDEX_MARGIN_MS as i64;
-/// How far the metadata hash outlives its record.
-const METADATA_GRACE_MS: i64 = layout::METADATA_GRACE_SECONDS as i64 * 1_000;
-/// The longest headroom an extended TTL gets.
-const REFRESH_HEADROOM_MAX_MS: i64 = layout::REFRESH_HEADROOM_MAX_MS as i64;
 
 /// The additions of a follow-up for task `id`, whose record names `owner` and has the TTL
 /// `ttl_ms` (-1: none): `Some` with how many index members and metadata fields it added or
@@ -95,8 +89,8 @@ pub(super) async fn add(
     };
     let (rewritten, user_replies) = futures::join!(rewrite, users);
     let (rewritten, user_replies) = (rewritten?, user_replies?);
-    let headroom = headroom(ttl_ms);
-    let after = |margin: i64| if ttl_ms == -1 { -1 } else { ttl_ms + margin };
+    let headroom = ttl::headroom(ttl_ms);
+    let after = |margin: i64| ttl::beyond(ttl_ms, margin);
     let mut extensions = Vec::new();
     let mut fixed = 0;
     let named = match rewritten {
@@ -106,7 +100,7 @@ pub(super) async fn add(
             named
         }
         None => {
-            let need = after(METADATA_GRACE_MS);
+            let need = after(ttl::METADATA_GRACE_MS);
             extension(&mut extensions, &mkey, int(meta_pttl)?, need, headroom);
             named
         }
@@ -120,7 +114,7 @@ pub(super) async fn add(
             &mut extensions,
             key,
             int(pttl)?,
-            after(INDEX_MARGIN_MS),
+            after(ttl::INDEX_MARGIN_MS),
             headroom,
         );
     }
@@ -162,10 +156,10 @@ async fn add_known(
     if owner_named(fields)? != *owner {
         return None;
     }
-    let headroom = headroom(ttl_ms);
-    let after = |margin: i64| if ttl_ms == -1 { -1 } else { ttl_ms + margin };
+    let headroom = ttl::headroom(ttl_ms);
+    let after = |margin: i64| ttl::beyond(ttl_ms, margin);
     let mut first = Vec::new();
-    let need = after(METADATA_GRACE_MS);
+    let need = after(ttl::METADATA_GRACE_MS);
     extension(&mut first, &mkey, int(meta_pttl)?, need, headroom);
     // The sets of task ids, then the user set (after the user's own set).
     let mut then = Vec::new();
@@ -184,7 +178,13 @@ async fn add_known(
         if int(held)? != 1 {
             writes.push(Write::Add((*key).to_owned(), (*member).to_owned()));
         }
-        extension(writes, key, int(pttl)?, after(INDEX_MARGIN_MS), headroom);
+        extension(
+            writes,
+            key,
+            int(pttl)?,
+            after(ttl::INDEX_MARGIN_MS),
+            headroom,
+        );
     }
     let client = exec.writer().next();
     let mut fixed = 0;
@@ -204,15 +204,6 @@ fn owner_named(fields: &Value) -> Option<Owner> {
             fields.get(1).and_then(scan::text).unwrap_or_default(),
         )),
         _ => None,
-    }
-}
-
-/// The headroom an extended TTL gets (`ttl_ms` -1: none).
-fn headroom(ttl_ms: i64) -> i64 {
-    if ttl_ms == -1 {
-        0
-    } else {
-        (ttl_ms / 10).min(REFRESH_HEADROOM_MAX_MS)
     }
 }
 
@@ -270,14 +261,9 @@ pub(super) async fn leave(
         if current >= 0 && current < ttl_ms {
             extensions.push(Write::Longer(users.to_owned(), ttl_ms, ExpireOptions::GT));
         }
-        // A task of theirs added to the service meanwhile puts them back.
-        let again = scan::per_key(client, "SCARD", [service_user.to_owned()])
+        super::put_user_back(exec, service_user, users, user)
             .await
             .ok()?;
-        if again.first().copied().unwrap_or(0) > 0 {
-            let ttl = ttl_ms.to_string();
-            super::index_op(exec, users, "add", user, &ttl).await.ok()?;
-        }
     }
     if !extensions.is_empty() {
         write(client, &extensions).await?;

@@ -2,7 +2,7 @@
 //! the reads, the new text, the guarded write.
 
 use fred::prelude::Value;
-use task_state_core::layout::{self, key_owner, TaskIndexes};
+use task_state_core::layout::{key_owner, TaskIndexes};
 use task_state_core::{Result, TaskRecord};
 
 use super::commands::Command;
@@ -10,13 +10,7 @@ use super::conn::Conn;
 use super::edit::{edited, Edit};
 use crate::keys;
 use crate::repository::RedisTaskRepository;
-
-/// How far an index set outlives its record ([`layout::INDEX_MARGIN_MS`]).
-const INDEX_MARGIN_MS: i64 = layout::INDEX_MARGIN_MS as i64;
-/// How far the metadata hash outlives its record ([`layout::METADATA_GRACE_SECONDS`]).
-const METADATA_GRACE_MS: i64 = layout::METADATA_GRACE_SECONDS as i64 * 1_000;
-/// The longest headroom a refreshed TTL gets ([`layout::REFRESH_HEADROOM_MAX_MS`]).
-const REFRESH_HEADROOM_MAX_MS: i64 = layout::REFRESH_HEADROOM_MAX_MS as i64;
+use crate::ttl;
 
 /// How an attempt makes sure that nothing changed the record between its read and its write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,10 +102,7 @@ pub(super) async fn attempt(
     let (plan, writes) = match outcome {
         Ok(prepared) => prepared,
         Err(outcome) => {
-            if guard == Guard::Watch {
-                // What the connection watched must not abort its next edit.
-                let _ = conn.send(vec![Command::Unwatch]).await;
-            }
+            conn.unwatch().await;
             return Ok(outcome);
         }
     };
@@ -278,7 +269,7 @@ async fn prepare(
             .await
             .ok_or(Attempt::Unsupported("an index read failed"))?
     };
-    let ttl = longer_ttl(found.record_pttl, request.ttl_ms);
+    let ttl = ttl::longer(found.record_pttl, request.ttl_ms);
     let keep_hint = matches!(conn, Conn::Fred(_));
     let mut writes = writes(id, &found, &owner, &new, ttl, &index, keep_hint)?;
     if read_again(conn, &writes, &mut found, &mut index, id, &owner).await? {
@@ -416,13 +407,9 @@ fn writes(
     index: &[Value],
     keep_hint: bool,
 ) -> std::result::Result<Vec<Command>, Attempt> {
-    let headroom = if ttl == -1 {
-        0
-    } else {
-        (ttl / 10).min(REFRESH_HEADROOM_MAX_MS)
-    };
+    let headroom = ttl::headroom(ttl);
     let mut writes = Vec::new();
-    let need = if ttl == -1 { -1 } else { ttl + INDEX_MARGIN_MS };
+    let need = ttl::beyond(ttl, ttl::INDEX_MARGIN_MS);
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     for (n, (key, member)) in index_sets(&indexes, id, owner).into_iter().enumerate() {
         if int(index.get(2 * n)) != Some(1) {
@@ -453,11 +440,7 @@ fn writes(
             writes.push(Command::Hdel(mkey.clone(), "layout"));
         }
     }
-    let meta_need = if ttl == -1 {
-        -1
-    } else {
-        ttl + METADATA_GRACE_MS
-    };
+    let meta_need = ttl::beyond(ttl, ttl::METADATA_GRACE_MS);
     refresh_ttl(&mut writes, &mkey, found.meta_pttl, meta_need, headroom);
     Ok(writes)
 }
@@ -604,16 +587,6 @@ async fn write_ifeq(
     Ok(Attempt::Applied(plan.new, plan.owner))
 }
 
-/// The TTL a write gives its record: the longer of the current one (PTTL; -1 none) and the
-/// setting (`longer_ttl` of `lua/lib/layout.lua`).
-pub(super) fn longer_ttl(current: i64, target: i64) -> i64 {
-    if current == -1 || target == -1 {
-        -1
-    } else {
-        current.max(target)
-    }
-}
-
 /// `refresh_ttl` of `lua/lib/layout.lua`: gives `key` (PTTL `current` before the writes) at
 /// least `need` plus headroom where it falls short; never shortens.
 fn refresh_ttl(writes: &mut Vec<Command>, key: &str, current: i64, need: i64, headroom: i64) {
@@ -636,9 +609,6 @@ mod tests {
 
     #[test]
     fn a_ttl_is_never_shortened() {
-        assert_eq!(longer_ttl(-1, 5_000), -1);
-        assert_eq!(longer_ttl(9_000, 5_000), 9_000);
-        assert_eq!(longer_ttl(-2, 5_000), 5_000);
         let mut writes = Vec::new();
         refresh_ttl(&mut writes, "k", 10_000, 5_000, 500);
         assert!(writes.is_empty());

@@ -28,6 +28,14 @@ impl Conn<'_> {
         }
     }
 
+    /// Ends what a link watched for an attempt that writes nothing, so that it does not
+    /// abort the link's next one (a fred client watches nothing: `SET … IFEQ`).
+    pub(super) async fn unwatch(&mut self) {
+        if matches!(self, Conn::Link(..)) {
+            let _ = self.send(vec![Command::Unwatch]).await;
+        }
+    }
+
     /// Starts an attempt (see [`Tracked::start`]).
     pub(super) fn start(&mut self) {
         if let Conn::Link(link, _) = self {

@@ -52,7 +52,7 @@ use link::{Links, Login, Target};
 struct Path {
     guard: Option<Guard>,
     /// The connections a `WATCH` holds (one edit at a time on each).
-    links: Option<Links>,
+    links: Option<Arc<Links>>,
     known: KnownTasks,
 }
 
@@ -60,7 +60,7 @@ impl Path {
     fn new(guard: Option<Guard>, links: Option<Links>) -> Self {
         Path {
             guard,
-            links,
+            links: links.map(Arc::new),
             known: KnownTasks::default(),
         }
     }
@@ -223,16 +223,10 @@ pub(crate) async fn optimistic_delete(
     let Ok(ttl_ms) = i64::try_from(repo.exec().ttl_ms()) else {
         return Ok(None);
     };
-    if !repo.writer().next_connected().is_connected() {
-        return Ok(None);
-    }
-    let Some(cell) = path_of(repo).await else {
+    let Some(links) = links_of(repo).await else {
         return Ok(None);
     };
-    let Some(links) = cell.get().and_then(|path| path.links.as_ref()) else {
-        return Ok(None);
-    };
-    let Some(mut held) = link_of(repo, links).await else {
+    let Some(mut held) = link_of(repo, &links).await else {
         return Ok(None);
     };
     let mut conn = Conn::Link(&mut held, links.command_timeout());
@@ -243,6 +237,16 @@ pub(crate) async fn optimistic_delete(
             Ok(None)
         }
     }
+}
+
+/// The links of `repo`'s writer pool where its path writes on them and the pool is
+/// connected; `None` where the script runs (without a connection the script's call reports
+/// the mutation as not sent, at once).
+async fn links_of(repo: &RedisTaskRepository) -> Option<Arc<Links>> {
+    if !repo.writer().next_connected().is_connected() {
+        return None;
+    }
+    path_of(repo).await?.get()?.links.clone()
 }
 
 /// A link of `links` to the server of `repo`'s writer pool; `None` where that pool has no

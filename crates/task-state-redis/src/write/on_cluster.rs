@@ -2,14 +2,14 @@
 //! of a mutation made on a link to the record's primary ([`super::slot`]), and the reads of
 //! the follow-ups from what the links to each key's primary keep.
 
-use fred::interfaces::{ClientLike, ClusterInterface};
+use fred::interfaces::ClusterInterface;
 use fred::prelude::Value;
 use task_state_core::Result;
 
 use super::commands::Command;
 use super::conn::Conn;
 use super::link::{self, Links};
-use super::{attempt, path_of, slot, target, EditArgs};
+use super::{attempt, links_of, slot, target, EditArgs};
 use crate::repository::RedisTaskRepository;
 use crate::scripts::Script;
 
@@ -88,9 +88,9 @@ pub(crate) async fn tracked_reads(
     repo: &RedisTaskRepository,
     reads: Vec<Command>,
 ) -> Option<Vec<Value>> {
-    let cell = path_of(repo).await?;
-    let links = cell.get()?.links.as_ref()?;
+    let links = links_of(repo).await?;
     let routing = repo.writer().next_connected().cached_cluster_state()?;
+    let count = reads.len();
     // The reads grouped by primary, each with its place among the replies.
     let mut groups: Vec<(fred::types::config::Server, Vec<(usize, Command)>)> = Vec::new();
     for (n, read) in reads.into_iter().enumerate() {
@@ -101,7 +101,7 @@ pub(crate) async fn tracked_reads(
             None => groups.push((server.clone(), vec![(n, read)])),
         }
     }
-    let mut replies: Vec<Option<Value>> = Vec::new();
+    let mut replies: Vec<Option<Value>> = vec![None; count];
     // One link at a time: a follow-up never holds one while it waits for another.
     for (server, group) in groups {
         let mut held = links.acquire(target(server)).await.ok()?;
@@ -111,9 +111,6 @@ pub(crate) async fn tracked_reads(
         commands.push(Command::Other(vec!["PING".to_owned()]));
         let answers = attempt::read(&mut conn, commands).await?;
         for (place, answer) in places.into_iter().zip(answers) {
-            if replies.len() <= place {
-                replies.resize(place + 1, None);
-            }
             replies[place] = Some(answer);
         }
     }
@@ -129,16 +126,10 @@ async fn on_record(
     let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
         return Ok(None);
     };
-    if !repo.writer().next_connected().is_connected() {
-        return Ok(None);
-    }
-    let Some(cell) = path_of(repo).await else {
+    let Some(links) = links_of(repo).await else {
         return Ok(None);
     };
-    let Some(links) = cell.get().and_then(|path| path.links.as_ref()) else {
-        return Ok(None);
-    };
-    let Some(mut held) = link_to_key(repo, links, &crate::keys::record(task_id)).await else {
+    let Some(mut held) = link_to_key(repo, &links, &crate::keys::record(task_id)).await else {
         return Ok(None);
     };
     let mut conn = Conn::Link(&mut held, links.command_timeout());

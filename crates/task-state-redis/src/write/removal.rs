@@ -53,8 +53,7 @@ pub(super) async fn delete(
     let (writes, counted) = match plan(conn, id, ttl_ms).await {
         Ok(planned) => planned,
         Err(removal) => {
-            // What the connection watched must not abort its next edit.
-            let _ = conn.send(vec![Command::Unwatch]).await;
+            conn.unwatch().await;
             return Ok(removal);
         }
     };

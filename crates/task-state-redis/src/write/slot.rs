@@ -13,7 +13,7 @@ use fred::prelude::Value;
 use task_state_core::layout::key_owner;
 use task_state_core::{Result, TaskRecord};
 
-use super::attempt::{self, int, longer_ttl, Exec};
+use super::attempt::{self, int, Exec};
 use super::commands::Command;
 use super::conn::Conn;
 use super::edit::{edited, Edit};
@@ -67,12 +67,11 @@ pub(super) async fn step(
     let (write, reply) = match planned {
         Ok(Planned::Write(write, reply)) => (write, reply),
         Ok(Planned::Answer(reply)) => {
-            // What the connection watched must not abort its next step.
-            let _ = conn.send(vec![Command::Unwatch]).await;
+            conn.unwatch().await;
             return Ok(Some(reply));
         }
         Err(reason) => {
-            let _ = conn.send(vec![Command::Unwatch]).await;
+            conn.unwatch().await;
             tracing::debug!(task_id = id, reason, "left to the cluster script");
             return Ok(None);
         }
@@ -103,18 +102,20 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
         Some(value) => crate::scan::text(value).ok_or("not UTF-8")?,
     };
     let pttl = int(replies.get(1)).ok_or("PTTL")?;
-    let ttl = longer_ttl(pttl, ttl_ms);
+    let ttl = crate::ttl::longer(pttl, ttl_ms);
     let set = |text: String| Command::Set {
         key: key.to_owned(),
         text,
         ttl,
         if_equal: None,
     };
+    // The scripts' check; they find the owner of a record that does not decode in its text.
+    let decoded = || TaskRecord::from_json(&old).map_err(|_| "a record that does not decode");
     let owner_of_old = || -> Outcome<(String, String)> {
         if old.is_empty() {
             return Ok((String::new(), String::new()));
         }
-        let record = TaskRecord::from_json(&old).map_err(|_| "a record that does not decode")?;
+        let record = decoded()?;
         Ok((record.service, record.user_id))
     };
     Ok(match step {
@@ -124,8 +125,7 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
             stamp,
             with_record,
         } => {
-            let record =
-                TaskRecord::from_json(&old).map_err(|_| "a record that does not decode")?;
+            let record = decoded()?;
             let (service, user) =
                 key_owner(&record.service, &record.user_id).ok_or("names that cannot be keys")?;
             if !edit.allows(record.status.as_str()) {
