@@ -247,6 +247,11 @@ async fn lossy_proxy(upstream: u16, call: &'static [u8]) -> (u16, Arc<AtomicBool
                 let (mut sr, mut sw) = server.into_split();
                 let armed = Arc::new(AtomicBool::new(false));
                 let armed_up = armed.clone();
+                // The command's name as a RESP bulk string, so that a script's text that
+                // names it (a `FUNCTION LOAD`'s, say) does not arm the proxy.
+                let mut word = format!("${}\r\n", call.len()).into_bytes();
+                word.extend_from_slice(call);
+                word.extend_from_slice(b"\r\n");
                 let up = tokio::spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     loop {
@@ -255,8 +260,8 @@ async fn lossy_proxy(upstream: u16, call: &'static [u8]) -> (u16, Arc<AtomicBool
                             Ok(n) => n,
                         };
                         if buf[..n]
-                            .windows(call.len())
-                            .any(|w| w.eq_ignore_ascii_case(call))
+                            .windows(word.len())
+                            .any(|w| w.eq_ignore_ascii_case(&word))
                         {
                             armed_up.store(true, Ordering::SeqCst);
                         }
