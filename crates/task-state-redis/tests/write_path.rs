@@ -680,3 +680,43 @@ async fn a_user_without_client_tracking_gets_the_scripts() {
     let record = repo.get("a").await.unwrap().unwrap();
     assert_eq!(record.logs.len(), 3);
 }
+
+/// The server's count of keys it tracks for client-side caching (`INFO stats`).
+fn tracked_keys(server: &RedisServer) -> u64 {
+    let info = server.cli(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("tracking_total_keys:"))
+        .and_then(|n| n.parse().ok())
+        .expect("tracking_total_keys in INFO stats")
+}
+
+/// Tracking is opt-in on the links: the server remembers the keys of the reads whose replies
+/// a link keeps (the index sets, the metadata hash), not the record an edit reads, which
+/// would cost it at every read and write of the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_tracks_only_what_a_link_keeps() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Watch).await;
+    repo.load_scripts().await.unwrap();
+    repo.save(TaskRecord::new("t", "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    repo.append_log("t", "one").await.unwrap();
+    let kept = tracked_keys(&server);
+    assert!(kept >= 5, "the index sets read are tracked: {kept}");
+    // A transition that does not apply reads the record and writes nothing.
+    let refused = repo
+        .transition("t", &[TaskStatus::Completed], TaskStatus::Running, None)
+        .await;
+    assert!(
+        matches!(refused, Err(task_state_core::Error::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        repo.get("t").await.unwrap().unwrap().status,
+        TaskStatus::Pending
+    );
+    assert_eq!(tracked_keys(&server), kept, "the record is not tracked");
+}

@@ -44,8 +44,8 @@ pub enum WritePath {
     Script,
     /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
     /// Rust, then `MULTI` … `EXEC`; the script after a conflict. The connections are the
-    /// crate's own (RESP3, `CLIENT TRACKING ON NOLOOP`): what they read of the index sets and
-    /// metadata hashes is read again only once the server says it changed. On a cluster,
+    /// crate's own (RESP3, `CLIENT TRACKING ON NOLOOP OPTIN`): what they read of the index
+    /// sets and metadata hashes is read again only once the server says it changed. On a cluster,
     /// the record alone, on its slot's primary (the metadata hash and the index sets are in
     /// other slots, written after it).
     Watch,

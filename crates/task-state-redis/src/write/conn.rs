@@ -43,6 +43,13 @@ impl Conn<'_> {
         }
     }
 
+    /// Keeps nothing of what this attempt reads (see [`Tracked::keep_nothing`]).
+    pub(super) fn keep_nothing(&mut self) {
+        if let Conn::Link(link, _) = self {
+            link.tracked.keep_nothing();
+        }
+    }
+
     /// Whether this attempt read `key` from what its link keeps.
     pub(super) fn served(&self, key: &str) -> bool {
         matches!(self, Conn::Link(link, _) if link.tracked.served(key))

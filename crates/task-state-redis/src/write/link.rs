@@ -2,8 +2,9 @@
 //!
 //! A round trip is one buffer written and its replies parsed in one pass (`redis-protocol`),
 //! where fred makes a request, a channel hop and a timer of every command. The connection
-//! speaks RESP3 with client-side caching on (`CLIENT TRACKING ON NOLOOP`): the server sends
-//! an invalidation for a key this connection read when another client changes it, on the
+//! speaks RESP3 with client-side caching on, opt-in (`CLIENT TRACKING ON NOLOOP OPTIN`; each
+//! read whose reply [`Tracked`] keeps is sent after `CLIENT CACHING YES`): the server sends an
+//! invalidation for a key this connection read so when another client changes it, on the
 //! same connection and before the reply of any command that runs after the change, so that
 //! [`Tracked`] knows which of those reads still hold when a round trip's replies arrive.
 //! A link lives as long as its socket: when it fails, what it tracked goes with it.
@@ -105,7 +106,7 @@ impl Link {
         if let Some(db) = login.database.filter(|db| *db != 0) {
             setup.push(Command::Other(vec!["SELECT".to_owned(), db.to_string()]));
         }
-        let tracking = ["CLIENT", "TRACKING", "ON", "NOLOOP"];
+        let tracking = ["CLIENT", "TRACKING", "ON", "NOLOOP", "OPTIN"];
         setup.push(Command::Other(tracking.map(str::to_owned).to_vec()));
         let round = tokio::time::timeout(login.connect_timeout, link.round(&setup))
             .await
@@ -134,6 +135,10 @@ impl Link {
             round.replies = commands.iter().map(|_| Err(e.clone())).collect();
             return round;
         }
+        // The reply of the `CLIENT CACHING YES` sent before the command whose reply is read
+        // next, if one was: an error there makes that command's reply the error, so that
+        // what it read is not kept untracked.
+        let mut caching: Option<Result<Value, FredError>> = None;
         while round.replies.len() < commands.len() {
             match self.frame().await {
                 Ok(BytesFrame::Push { data, .. }) => {
@@ -142,7 +147,18 @@ impl Link {
                         round.pushes.push((round.replies.len(), keys));
                     }
                 }
-                Ok(frame) => round.replies.push(value(frame)),
+                Ok(frame) => {
+                    let n = round.replies.len();
+                    if caching.is_none() && self.tracked.asks(&commands[n]) {
+                        caching = Some(value(frame));
+                        continue;
+                    }
+                    let reply = match caching.take() {
+                        Some(Err(e)) => Err(e),
+                        _ => value(frame),
+                    };
+                    round.replies.push(reply);
+                }
                 Err(e) => {
                     self.broken = true;
                     round.replies.resize_with(commands.len(), || Err(e.clone()));
@@ -163,20 +179,15 @@ impl Link {
     async fn write(&mut self, commands: &[Command]) -> Result<(), FredError> {
         let mut out = BytesMut::new();
         for command in commands {
-            let data = command
-                .args()
-                .into_iter()
-                .map(|arg| BytesFrame::BlobString {
-                    data: arg.into(),
-                    attributes: None,
-                })
-                .collect();
-            let frame = BytesFrame::Array {
-                data,
-                attributes: None,
-            };
-            extend_encode(&mut out, &frame, false)
-                .map_err(|e| FredError::new(ErrorKind::Protocol, e.to_string()))?;
+            // Tracking is opt-in (`OPTIN`): the server remembers the keys of the next
+            // command only, and only the reads whose replies are kept ask it to. A key the
+            // server remembered costs it a little at every read and write of it (about a
+            // sixth of an edit's instructions when every read was remembered).
+            if self.tracked.asks(command) {
+                let caching = ["CLIENT", "CACHING", "YES"].map(str::to_owned).to_vec();
+                encode(&mut out, &Command::Other(caching))?;
+            }
+            encode(&mut out, command)?;
         }
         self.stream.write_all(&out).await.map_err(io)
     }
@@ -195,6 +206,25 @@ impl Link {
             }
         }
     }
+}
+
+/// Appends `command` to `out` as a RESP array of bulk strings.
+fn encode(out: &mut BytesMut, command: &Command) -> Result<(), FredError> {
+    let data = command
+        .args()
+        .into_iter()
+        .map(|arg| BytesFrame::BlobString {
+            data: arg.into(),
+            attributes: None,
+        })
+        .collect();
+    let frame = BytesFrame::Array {
+        data,
+        attributes: None,
+    };
+    extend_encode(out, &frame, false)
+        .map(|_| ())
+        .map_err(|e| FredError::new(ErrorKind::Protocol, e.to_string()))
 }
 
 /// The socket to `target`: TCP, and TLS over it where the writer pool has a connector.

@@ -50,6 +50,8 @@ pub(super) async fn delete(
     ttl_ms: i64,
 ) -> Result<Removal> {
     conn.start();
+    // The task's keys and entries go: what the reads say of them is not kept.
+    conn.keep_nothing();
     let (writes, counted) = match plan(conn, id, ttl_ms).await {
         Ok(planned) => planned,
         Err(removal) => {

@@ -54,12 +54,28 @@ pub(super) struct Tracked {
     keys: HashMap<String, Known>,
     /// The keys whose replies the current attempt took from here.
     served: HashSet<String>,
+    /// The current attempt keeps nothing new (a delete, whose keys go).
+    keeps_nothing: bool,
 }
 
 impl Tracked {
     /// Starts an attempt: no key served yet.
     pub(super) fn start(&mut self) {
         self.served.clear();
+        self.keeps_nothing = false;
+    }
+
+    /// Keeps nothing of what the current attempt reads: the server is not asked to track
+    /// its reads (each key it tracks costs it at every read and write of the key), and
+    /// replies kept before still serve.
+    pub(super) fn keep_nothing(&mut self) {
+        self.keeps_nothing = true;
+    }
+
+    /// Whether the reply to `command` is to be kept, so that the server must track its key
+    /// (`CLIENT CACHING YES` before it: tracking is opt-in).
+    pub(super) fn asks(&self, command: &Command) -> bool {
+        !self.keeps_nothing && Self::tracks(command)
     }
 
     /// Whether the current attempt took a reply about `key` from here.
@@ -123,6 +139,9 @@ impl Tracked {
             Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => key,
             _ => return,
         };
+        if self.keeps_nothing {
+            return;
+        }
         if later.iter().any(|i| i.names(key)) {
             return;
         }
@@ -222,6 +241,30 @@ mod tests {
         );
         tracked.forget([&Invalidated::All]);
         assert!(tracked.keys.is_empty());
+    }
+
+    #[test]
+    fn an_attempt_that_keeps_nothing_asks_for_no_tracking_and_keeps_no_reply() {
+        let mut tracked = Tracked::default();
+        let member = Command::Sismember("s".to_owned(), "t".to_owned());
+        let hash = Command::Hmget("h".to_owned(), vec!["service"]);
+        assert!(tracked.asks(&member) && tracked.asks(&hash));
+        assert!(!tracked.asks(&Command::Get("task:t".to_owned())));
+        assert!(!tracked.asks(&Command::Pttl("s".to_owned())));
+        set_read(&mut tracked, "kept", &[]);
+        tracked.start();
+        tracked.keep_nothing();
+        assert!(!tracked.asks(&member) && !tracked.asks(&hash));
+        set_read(&mut tracked, "s", &[]);
+        assert_eq!(tracked.serve(&member), None, "nothing new is kept");
+        let kept = Command::Sismember("kept".to_owned(), "t".to_owned());
+        assert_eq!(
+            tracked.serve(&kept),
+            Some(Value::Integer(1)),
+            "the kept still serve"
+        );
+        tracked.start();
+        assert!(tracked.asks(&member), "the next attempt keeps again");
     }
 
     #[test]
