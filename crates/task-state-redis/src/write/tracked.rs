@@ -20,6 +20,13 @@ use super::commands::Command;
 /// invalidations of the keys dropped, which then name nothing).
 const KEYS_KEPT: usize = 8_192;
 
+/// How many attempts read a key without tracking it once another client's write ended what
+/// was kept of it (a hot key: `index:tasks` and a service's set while tasks are created),
+/// before it is tracked again: each read a key's tracking starts costs the server a
+/// `CLIENT CACHING YES` and its remembering the key, in vain where the next write comes
+/// before the next read.
+const HOT_READS: u8 = 8;
+
 /// The keys an invalidation names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Invalidated {
@@ -56,6 +63,10 @@ pub(super) struct Tracked {
     served: HashSet<String>,
     /// The current attempt keeps nothing new (a delete, whose keys go).
     keeps_nothing: bool,
+    /// The hot keys, each with the attempts left that read it without tracking it.
+    hot: HashMap<String, u8>,
+    /// The hot keys the current attempt read.
+    hot_read: HashSet<String>,
 }
 
 impl Tracked {
@@ -63,6 +74,14 @@ impl Tracked {
     pub(super) fn start(&mut self) {
         self.served.clear();
         self.keeps_nothing = false;
+        for key in std::mem::take(&mut self.hot_read) {
+            if let Some(left) = self.hot.get_mut(&key) {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    self.hot.remove(&key);
+                }
+            }
+        }
     }
 
     /// Keeps nothing of what the current attempt reads: the server is not asked to track
@@ -75,7 +94,11 @@ impl Tracked {
     /// Whether the reply to `command` is to be kept, so that the server must track its key
     /// (`CLIENT CACHING YES` before it: tracking is opt-in).
     pub(super) fn asks(&self, command: &Command) -> bool {
-        !self.keeps_nothing && Self::tracks(command)
+        !self.keeps_nothing
+            && Self::tracks(command)
+            && command
+                .read_key()
+                .is_some_and(|key| !self.hot.contains_key(key))
     }
 
     /// Whether the current attempt took a reply about `key` from here.
@@ -139,6 +162,13 @@ impl Tracked {
             Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => key,
             _ => return,
         };
+        if Self::tracks(command) && !self.asks(command) {
+            // Read without tracking: a reply of this attempt's only.
+            if self.hot.contains_key(key) {
+                self.hot_read.insert(key.clone());
+            }
+            return;
+        }
         if self.keeps_nothing {
             return;
         }
@@ -170,10 +200,19 @@ impl Tracked {
     pub(super) fn forget<'a>(&mut self, invalidations: impl IntoIterator<Item = &'a Invalidated>) {
         for invalidated in invalidations {
             match invalidated {
-                Invalidated::All => self.keys.clear(),
+                // A flush is no sign of writes to come.
+                Invalidated::All => {
+                    self.keys.clear();
+                    self.hot.clear();
+                }
                 Invalidated::Keys(keys) => {
                     for key in keys {
-                        self.keys.remove(key);
+                        if self.keys.remove(key).is_some() {
+                            if self.hot.len() >= KEYS_KEPT {
+                                self.hot.clear();
+                            }
+                            self.hot.insert(key.clone(), HOT_READS);
+                        }
                     }
                 }
             }
@@ -265,6 +304,38 @@ mod tests {
         );
         tracked.start();
         assert!(tracked.asks(&member), "the next attempt keeps again");
+    }
+
+    #[test]
+    fn a_key_another_client_writes_is_read_untracked_for_a_while() {
+        let mut tracked = Tracked::default();
+        let member = Command::Sismember("s".to_owned(), "t".to_owned());
+        set_read(&mut tracked, "s", &[]);
+        set_read(&mut tracked, "own", &[]);
+        tracked.forget_key("own");
+        tracked.forget([&Invalidated::Keys(vec![
+            "s".to_owned(),
+            "never-read".to_owned(),
+        ])]);
+        assert!(tracked.asks(&Command::Sismember("own".to_owned(), "t".to_owned())));
+        assert!(tracked.asks(&Command::Sismember("never-read".to_owned(), "t".to_owned())));
+        for _ in 0..HOT_READS {
+            tracked.start();
+            assert!(!tracked.asks(&member), "hot: read without tracking");
+            set_read(&mut tracked, "s", &[]);
+            assert_eq!(tracked.serve(&member), None, "and not kept");
+        }
+        tracked.start();
+        assert!(
+            tracked.asks(&member),
+            "tracked again after {HOT_READS} reads"
+        );
+        set_read(&mut tracked, "s", &[]);
+        tracked.forget([&Invalidated::Keys(vec!["s".to_owned()])]);
+        tracked.start();
+        assert!(!tracked.asks(&member));
+        tracked.forget([&Invalidated::All]);
+        assert!(tracked.asks(&member), "a flush cools every key");
     }
 
     #[test]
