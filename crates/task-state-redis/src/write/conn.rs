@@ -131,6 +131,7 @@ async fn round_on_link(link: &mut Link, timeout: Duration, wire: &[Command]) -> 
         return Round {
             replies: wire.iter().map(|_| Err(timed_out.clone())).collect(),
             pushes: Vec::new(),
+            asked: Vec::new(),
         };
     };
     for (n, command) in wire.iter().enumerate() {
@@ -141,7 +142,8 @@ async fn round_on_link(link: &mut Link, timeout: Duration, wire: &[Command]) -> 
                 .filter(|(before, _)| *before > n)
                 .map(|(_, keys)| keys)
                 .collect();
-            link.tracked.note(command, reply, sent, &later);
+            let asked = round.asked.get(n).copied().unwrap_or(false);
+            link.tracked.note(command, reply, sent, &later, asked);
         }
     }
     round

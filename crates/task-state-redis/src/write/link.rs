@@ -58,6 +58,9 @@ pub(super) struct Round {
     pub(super) replies: Vec<Result<Value, FredError>>,
     /// Each invalidation with the number of replies read before it.
     pub(super) pushes: Vec<(usize, Invalidated)>,
+    /// Whether each command was sent after `CLIENT CACHING YES`, so that the server tracks
+    /// its key ([`Tracked::asks`]).
+    pub(super) asked: Vec<bool>,
 }
 
 impl Round {
@@ -123,6 +126,7 @@ impl Link {
         let mut round = Round {
             replies: Vec::with_capacity(commands.len()),
             pushes: Vec::new(),
+            asked: commands.iter().map(|c| self.tracked.asks(c)).collect(),
         };
         if self.broken {
             let e = FredError::new(ErrorKind::IO, "Connection closed.");
@@ -130,7 +134,7 @@ impl Link {
             return round;
         }
         self.busy = true;
-        if let Err(e) = self.write(commands).await {
+        if let Err(e) = self.write(commands, &round.asked).await {
             self.broken = true;
             round.replies = commands.iter().map(|_| Err(e.clone())).collect();
             return round;
@@ -149,7 +153,7 @@ impl Link {
                 }
                 Ok(frame) => {
                     let n = round.replies.len();
-                    if caching.is_none() && self.tracked.asks(&commands[n]) {
+                    if caching.is_none() && round.asked[n] {
                         caching = Some(value(frame));
                         continue;
                     }
@@ -176,14 +180,14 @@ impl Link {
         self.broken = true;
     }
 
-    async fn write(&mut self, commands: &[Command]) -> Result<(), FredError> {
+    async fn write(&mut self, commands: &[Command], asked: &[bool]) -> Result<(), FredError> {
         let mut out = BytesMut::new();
-        for command in commands {
+        for (command, asked) in commands.iter().zip(asked) {
             // Tracking is opt-in (`OPTIN`): the server remembers the keys of the next
             // command only, and only the reads whose replies are kept ask it to. A key the
             // server remembered costs it a little at every read and write of it (about a
             // sixth of an edit's instructions when every read was remembered).
-            if self.tracked.asks(command) {
+            if *asked {
                 let caching = ["CLIENT", "CACHING", "YES"].map(str::to_owned).to_vec();
                 encode(&mut out, &Command::Other(caching))?;
             }

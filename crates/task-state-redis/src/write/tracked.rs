@@ -91,14 +91,16 @@ impl Tracked {
         self.keeps_nothing = true;
     }
 
-    /// Whether the reply to `command` is to be kept, so that the server must track its key
-    /// (`CLIENT CACHING YES` before it: tracking is opt-in).
+    /// Whether the server is to start tracking the key of `command` (`CLIENT CACHING YES`
+    /// before it: tracking is opt-in): a read whose reply starts what is kept of a key that
+    /// is neither kept already (the server tracks it until it says otherwise) nor hot, in an
+    /// attempt that keeps what it reads.
     pub(super) fn asks(&self, command: &Command) -> bool {
         !self.keeps_nothing
             && Self::tracks(command)
             && command
                 .read_key()
-                .is_some_and(|key| !self.hot.contains_key(key))
+                .is_some_and(|key| !self.hot.contains_key(key) && !self.keys.contains_key(key))
     }
 
     /// Whether the current attempt took a reply about `key` from here.
@@ -149,34 +151,36 @@ impl Tracked {
     }
 
     /// Keeps what `command` returned (`reply`), read in a round trip sent at `sent`, unless
-    /// an invalidation of its key came after it (`later`). A `PTTL` is kept only for a key
-    /// tracked already.
+    /// an invalidation of its key came after it (`later`): for a key kept already (no
+    /// invalidation of it in the round trip, so the server tracked it throughout), or one
+    /// whose tracking the command started (`asked`). A `PTTL` is kept only for a key kept.
     pub(super) fn note(
         &mut self,
         command: &Command,
         reply: &Value,
         sent: Instant,
         later: &[&Invalidated],
+        asked: bool,
     ) {
         let key = match command {
             Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => key,
             _ => return,
         };
-        if Self::tracks(command) && !self.asks(command) {
-            // Read without tracking: a reply of this attempt's only.
-            if self.hot.contains_key(key) {
-                self.hot_read.insert(key.clone());
-            }
+        if self.keeps_nothing {
             return;
         }
-        if self.keeps_nothing {
+        if self.hot.contains_key(key) {
+            // Read without tracking: a reply of this attempt's only.
+            if Self::tracks(command) {
+                self.hot_read.insert(key.clone());
+            }
             return;
         }
         if later.iter().any(|i| i.names(key)) {
             return;
         }
         if !self.keys.contains_key(key) {
-            if !Self::tracks(command) {
+            if !asked {
                 return;
             }
             if self.keys.len() >= KEYS_KEPT {
@@ -232,12 +236,13 @@ mod tests {
     fn set_read(tracked: &mut Tracked, key: &str, later: &[&Invalidated]) {
         let now = Instant::now();
         let member = Command::Sismember(key.to_owned(), "t".to_owned());
-        tracked.note(&member, &Value::Integer(1), now, later);
+        tracked.note(&member, &Value::Integer(1), now, later, true);
         tracked.note(
             &Command::Pttl(key.to_owned()),
             &Value::Integer(60_000),
             now,
             later,
+            false,
         );
     }
 
@@ -256,6 +261,11 @@ mod tests {
         assert!(tracked.served("index:tasks"));
         let other = Command::Sismember("index:tasks".to_owned(), "u".to_owned());
         assert_eq!(tracked.serve(&other), None);
+        // The server tracks the key already: another member's read asks for nothing, and
+        // is kept.
+        assert!(!tracked.asks(&other));
+        tracked.note(&other, &Value::Integer(0), Instant::now(), &[], false);
+        assert_eq!(tracked.serve(&other), Some(Value::Integer(0)));
         tracked.forget([&Invalidated::Keys(vec!["index:tasks".to_owned()])]);
         assert_eq!(tracked.serve(&member), None);
     }
@@ -271,6 +281,7 @@ mod tests {
             &Value::Integer(5),
             Instant::now(),
             &[],
+            false,
         );
         assert!(tracked.keys.is_empty());
         set_read(
@@ -343,12 +354,13 @@ mod tests {
         let mut tracked = Tracked::default();
         let long_ago = Instant::now() - std::time::Duration::from_secs(2);
         let member = Command::Sismember("s".to_owned(), "t".to_owned());
-        tracked.note(&member, &Value::Integer(1), long_ago, &[]);
+        tracked.note(&member, &Value::Integer(1), long_ago, &[], true);
         tracked.note(
             &Command::Pttl("s".to_owned()),
             &Value::Integer(1_000),
             long_ago,
             &[],
+            false,
         );
         assert_eq!(tracked.serve(&Command::Pttl("s".to_owned())), None);
         tracked.note(
@@ -356,6 +368,7 @@ mod tests {
             &Value::Integer(-1),
             long_ago,
             &[],
+            false,
         );
         assert_eq!(
             tracked.serve(&Command::Pttl("s".to_owned())),
