@@ -95,6 +95,15 @@ impl Executor {
         self.functions.load(Ordering::Relaxed)
     }
 
+    /// The error of a failed write of task `task_id` that may have applied (a script, or an
+    /// optimistic edit's `EXEC` or `SET`), classified as the script's are.
+    pub(crate) fn script_error(&self, e: fred::error::Error, task_id: &str) -> Error {
+        let record = crate::keys::record(task_id);
+        self.fail(e)
+            .scripting((&record, "string"), format!("updating task {task_id:?}"))
+            .into()
+    }
+
     /// The store's TTL in milliseconds.
     pub(crate) fn ttl_ms(&self) -> u64 {
         self.settings.ttl_seconds() * 1000

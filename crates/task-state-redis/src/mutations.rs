@@ -32,16 +32,6 @@ impl RedisTaskRepository {
         })
     }
 
-    /// The error of a failed write of task `task_id` that may have applied (a script, or an
-    /// optimistic edit's `EXEC` or `SET`), classified as the script's are.
-    pub(crate) fn script_error(&self, e: fred::error::Error, task_id: &str) -> Error {
-        let record = keys::record(task_id);
-        self.exec()
-            .fail(e)
-            .scripting((&record, "string"), format!("updating task {task_id:?}"))
-            .into()
-    }
-
     /// Runs one of the record-editing scripts with the common arguments.
     async fn mutate(
         &self,
@@ -56,9 +46,9 @@ impl RedisTaskRepository {
         args.push(if want_record { "record" } else { "ack" }.to_owned());
         args.extend(extra);
         let reply = match self.exec().topology() {
-            Topology::Cluster => cluster::edit(self, script, task_id, args).await?,
+            Topology::Cluster => cluster::edit(self.exec(), script, task_id, args).await?,
             Topology::SingleNode => {
-                match crate::write::optimistic(self, script, task_id, &args).await? {
+                match crate::write::optimistic(self.exec(), script, task_id, &args).await? {
                     // Issue 21: the edit made in Rust and written with WATCH or IFEQ (src/write/).
                     Some(reply) => reply,
                     None => self.eval(script, task_id, args).await?,
@@ -153,9 +143,9 @@ impl RedisTaskRepository {
     pub(crate) async fn remove(&self, task_id: &str) -> Result<bool> {
         let exec = self.exec();
         if exec.topology() == Topology::Cluster {
-            return cluster::delete(self, task_id).await;
+            return cluster::delete(self.exec(), task_id).await;
         }
-        if let Some(removed) = crate::write::optimistic_delete(self, task_id).await? {
+        if let Some(removed) = crate::write::optimistic_delete(self.exec(), task_id).await? {
             return Ok(removed);
         }
         let args = vec![task_id.to_owned(), "delete".to_owned(), exec.ttl()];
@@ -169,7 +159,7 @@ impl RedisTaskRepository {
         record.updated_at = self.now();
         record.adopt_jobs_field(self.settings().jobs_field());
         if self.exec().topology() == Topology::Cluster {
-            if cluster::store(self, &record, mode).await? {
+            if cluster::store(self.exec(), &record, mode).await? {
                 return Ok(record);
             }
             return Err(Error::AlreadyExists {
@@ -181,8 +171,14 @@ impl RedisTaskRepository {
         // Issue 21: the record written with WATCH (src/write/) where the path allows.
         let owner = (record.service.clone(), record.user_id.clone());
         let create = mode == "create";
-        let written =
-            crate::write::optimistic_store(self, &record.task_id, &ttl, &json, &owner, create);
+        let written = crate::write::optimistic_store(
+            self.exec(),
+            &record.task_id,
+            &ttl,
+            &json,
+            &owner,
+            create,
+        );
         let reply = match written.await? {
             Some(reply) => reply,
             None => {

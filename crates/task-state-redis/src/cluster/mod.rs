@@ -16,7 +16,6 @@ use task_state_core::{validate_name, validate_task_id, BackendKind, Error, Resul
 
 use crate::execution::{Executor, ExpiredCleanup};
 use crate::keys;
-use crate::repository::RedisTaskRepository;
 use crate::scan;
 use crate::scripts::{Script, SCRIPTS};
 
@@ -71,18 +70,17 @@ fn owner_of(service: String, user_id: String) -> Option<Owner> {
 /// script's cluster build), then its follow-ups when it applied. The reply is the single-node script's (`{'applied', record}`,
 /// `{'missing'}`, `{'conflict', status}`).
 pub(crate) async fn edit(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     script: &Script,
     task_id: &str,
     args: Vec<String>,
 ) -> Result<Value> {
-    let exec = repo.exec();
     let cluster = SCRIPTS
         .cluster_variant(script)
         .ok_or_else(|| Error::backend(format!("no cluster build of {}", script.name)))?;
     // Issue 21: the record's step made in Rust on its primary, under `WATCH` (src/write/).
     let reply = match Box::pin(crate::write::optimistic_on_record(
-        repo, script, task_id, &args,
+        exec, script, task_id, &args,
     ))
     .await?
     {
@@ -91,7 +89,7 @@ pub(crate) async fn edit(
     };
     if text_at(&reply, 0) == "applied" {
         if let Some(owner) = owner_of(text_at(&reply, 2), text_at(&reply, 3)) {
-            follow_up(exec, Some(repo), task_id, &owner, int_at(&reply, 4), None)
+            follow_up(exec, true, task_id, &owner, int_at(&reply, 4), None)
                 .await
                 .map_err(|e| applied_then(e, task_id))?;
         }
@@ -101,16 +99,11 @@ pub(crate) async fn edit(
 
 /// `save` (`mode` `save`) or `create` (`mode` `create`) of a checked record: `Ok(false)`
 /// when `create` found the task already there.
-pub(crate) async fn store(
-    repo: &RedisTaskRepository,
-    record: &TaskRecord,
-    mode: &str,
-) -> Result<bool> {
-    let exec = repo.exec();
+pub(crate) async fn store(exec: &Executor, record: &TaskRecord, mode: &str) -> Result<bool> {
     let (ttl, text, id) = (exec.ttl(), record.to_json(), &record.task_id);
     let create = mode == "create";
     let reply = match Box::pin(crate::write::optimistic_store_on_record(
-        repo, id, &ttl, &text, create,
+        exec, id, &ttl, &text, create,
     ))
     .await?
     {
@@ -129,16 +122,9 @@ pub(crate) async fn store(
     // write path's connections keep: the follow-up writes them at once.
     let fresh = old_service.is_empty() && old_user.is_empty();
     let old = owner_of(old_service, old_user);
-    follow_up(
-        exec,
-        (!fresh).then_some(repo),
-        &record.task_id,
-        &new,
-        int_at(&reply, 3),
-        old,
-    )
-    .await
-    .map_err(|e| applied_then(e, &record.task_id))?;
+    follow_up(exec, !fresh, &record.task_id, &new, int_at(&reply, 3), old)
+        .await
+        .map_err(|e| applied_then(e, &record.task_id))?;
     Ok(true)
 }
 
@@ -161,18 +147,18 @@ fn applied_then(error: Error, task_id: &str) -> Error {
 
 /// Writes the metadata hash and the index sets of a task whose record names `owner` and has
 /// the TTL `ttl_ms` (-1: none), and takes the task out of the indexes of any other owner
-/// that the metadata hash named or `previous` gives; what the connections of `repo`'s
+/// that the metadata hash named or `previous` gives; what the connections of `exec`'s
 /// write path keep answers its reads where given. Returns how many index members and
 /// metadata fields it added or corrected.
 async fn follow_up(
     exec: &Executor,
-    repo: Option<&RedisTaskRepository>,
+    known: bool,
     id: &str,
     owner: &Owner,
     ttl_ms: i64,
     previous: Option<Owner>,
 ) -> Result<u64> {
-    let (fixed, named) = match plain::add(exec, repo, id, owner, ttl_ms).await {
+    let (fixed, named) = match plain::add(exec, known, id, owner, ttl_ms).await {
         Some(added) => added,
         None => scripted_adds(exec, id, owner, ttl_ms).await?,
     };
@@ -317,10 +303,9 @@ async fn metadata_owner(exec: &Executor, id: &str) -> Result<Option<Owner>> {
 /// Deletes a task: the record, then its index entries (of the owner the record named and of
 /// the one the metadata names), then, unless a save brought the record back meanwhile, the
 /// metadata hash.
-pub(crate) async fn delete(repo: &RedisTaskRepository, id: &str) -> Result<bool> {
-    let exec = repo.exec();
+pub(crate) async fn delete(exec: &Executor, id: &str) -> Result<bool> {
     let named = metadata_owner(exec, id).await?;
-    let reply = match Box::pin(crate::write::optimistic_removal_on_record(repo, id)).await? {
+    let reply = match Box::pin(crate::write::optimistic_removal_on_record(exec, id)).await? {
         Some(reply) => reply,
         None => eval_record(exec, &SCRIPTS.cluster_remove, id, Vec::new()).await?,
     };
@@ -419,7 +404,9 @@ pub(crate) async fn reindex(exec: &Executor, id: &str) -> Result<Option<u64>> {
     if ttl == -2 {
         return Ok(None);
     }
-    follow_up(exec, None, id, &owner, ttl, None).await.map(Some)
+    follow_up(exec, false, id, &owner, ttl, None)
+        .await
+        .map(Some)
 }
 
 /// The records at `keys`, one `GET` each in one pipeline (fred sends each to the primary of

@@ -26,7 +26,6 @@ use task_state_core::layout::TaskIndexes;
 use super::Owner;
 use crate::execution::Executor;
 use crate::keys;
-use crate::repository::RedisTaskRepository;
 use crate::scan;
 use crate::scripts::SCRIPTS;
 use crate::settings::WritePath;
@@ -39,7 +38,7 @@ use crate::write::Command;
 /// them.
 pub(super) async fn add(
     exec: &Executor,
-    repo: Option<&RedisTaskRepository>,
+    known: bool,
     id: &str,
     owner: &Owner,
     ttl_ms: i64,
@@ -47,8 +46,8 @@ pub(super) async fn add(
     if !plain_allowed(exec) {
         return None;
     }
-    if let Some(repo) = repo {
-        if let Some(added) = add_known(exec, repo, id, owner, ttl_ms).await {
+    if known {
+        if let Some(added) = add_known(exec, id, owner, ttl_ms).await {
             return Some(added);
         }
     }
@@ -129,13 +128,7 @@ pub(super) async fn add(
 /// only where it falls short, nothing where the task is in its indexes already. `None`
 /// where the reads cannot be had or the hash names another owner or none ([`add`]'s
 /// pipeline then reads and writes, and the script rewrites the hash).
-async fn add_known(
-    exec: &Executor,
-    repo: &RedisTaskRepository,
-    id: &str,
-    owner: &Owner,
-    ttl_ms: i64,
-) -> Option<(u64, Owner)> {
+async fn add_known(exec: &Executor, id: &str, owner: &Owner, ttl_ms: i64) -> Option<(u64, Owner)> {
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     let mkey = keys::metadata(id);
     let [tasks, service, service_user, user] = indexes.task_sets();
@@ -149,7 +142,7 @@ async fn add_known(
         reads.push(Command::Sismember((*key).to_owned(), (*member).to_owned()));
         reads.push(Command::Pttl((*key).to_owned()));
     }
-    let replies = crate::write::tracked_reads(repo, reads).await?;
+    let replies = crate::write::tracked_reads(exec, reads).await?;
     let [fields, meta_pttl, set_replies @ ..] = &replies[..] else {
         return None;
     };

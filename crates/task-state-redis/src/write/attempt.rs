@@ -8,8 +8,8 @@ use task_state_core::{Result, TaskRecord};
 use super::commands::Command;
 use super::conn::Conn;
 use super::edit::{edited, Edit};
+use crate::execution::Executor;
 use crate::keys;
-use crate::repository::RedisTaskRepository;
 use crate::ttl;
 
 /// How an attempt makes sure that nothing changed the record between its read and its write.
@@ -92,7 +92,7 @@ fn text(value: Option<&Value>) -> Option<String> {
 /// # Errors
 /// Only of the write (see [`super::optimistic`]).
 pub(super) async fn attempt(
-    repo: &RedisTaskRepository,
+    executor: &Executor,
     conn: &mut Conn<'_>,
     request: &Request<'_>,
     guard: Guard,
@@ -107,8 +107,8 @@ pub(super) async fn attempt(
         }
     };
     match guard {
-        Guard::Watch => write_watched(repo, conn, request, plan, writes).await,
-        Guard::IfEq => write_ifeq(repo, conn, request, plan, writes).await,
+        Guard::Watch => write_watched(executor, conn, request, plan, writes).await,
+        Guard::IfEq => write_ifeq(executor, conn, request, plan, writes).await,
     }
 }
 
@@ -448,7 +448,7 @@ fn writes(
 /// `MULTI`, the record's `SET`, `writes`, `EXEC`: all or, when a watched key changed,
 /// nothing.
 async fn write_watched(
-    repo: &RedisTaskRepository,
+    executor: &Executor,
     conn: &mut Conn<'_>,
     request: &Request<'_>,
     plan: Plan,
@@ -465,7 +465,7 @@ async fn write_watched(
         Ok(Exec::Applied(_)) => Ok(Attempt::Applied(plan.new, plan.owner)),
         Ok(Exec::Raced) => Ok(Attempt::Raced),
         Err(refused) if refused.redirected() => Ok(Attempt::Unsupported("redirected")),
-        Err(refused) => Err(repo.script_error(refused.error, request.task_id)),
+        Err(refused) => Err(executor.script_error(refused.error, request.task_id)),
     }
 }
 
@@ -549,7 +549,7 @@ pub(super) async fn exec(
 /// `SET … IFEQ <the text read> KEEPTTL`, then, when it applied, the record's TTL extended
 /// (`PEXPIRE … GT`, which never shortens it) and `writes`.
 async fn write_ifeq(
-    repo: &RedisTaskRepository,
+    executor: &Executor,
     conn: &mut Conn<'_>,
     request: &Request<'_>,
     plan: Plan,
@@ -566,7 +566,7 @@ async fn write_ifeq(
     match applied.into_iter().next() {
         Some(Ok(Value::Null)) => return Ok(Attempt::Raced),
         Some(Ok(_)) => {}
-        Some(Err(e)) => return Err(repo.script_error(e, request.task_id)),
+        Some(Err(e)) => return Err(executor.script_error(e, request.task_id)),
         None => return Err(task_state_core::Error::backend("no reply to SET IFEQ")),
     }
     if plan.ttl != -1 && plan.record_pttl != -2 {
@@ -581,7 +581,7 @@ async fn write_ifeq(
     }
     if !writes.is_empty() {
         if let Some(Err(e)) = conn.send(writes).await.into_iter().find(|r| r.is_err()) {
-            return Err(repo.script_error(e, request.task_id));
+            return Err(executor.script_error(e, request.task_id));
         }
     }
     Ok(Attempt::Applied(plan.new, plan.owner))

@@ -39,7 +39,7 @@ use fred::prelude::Value;
 use fred::types::CustomCommand;
 use task_state_core::Result;
 
-use crate::repository::RedisTaskRepository;
+use crate::execution::Executor;
 use crate::scripts::Script;
 use crate::settings::WritePath;
 use attempt::{Attempt, Change, Guard};
@@ -67,7 +67,7 @@ impl Path {
 }
 
 /// The settled path of each writer pool, by the id of its first client: the repositories
-/// made from one (clones, [`with_clock`](RedisTaskRepository::with_clock)) share it.
+/// made from one (clones, [`with_clock`](crate::RedisTaskRepository::with_clock)) share it.
 fn paths() -> &'static Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Path>>>> {
     static PATHS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Path>>>>> =
         OnceLock::new();
@@ -83,7 +83,7 @@ fn paths() -> &'static Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Path>>>> 
 /// or [`BackendKind::ReplyLost`](task_state_core::BackendKind::ReplyLost) when the
 /// connection failed after the write was sent (it may have applied; it is not sent again).
 pub(crate) async fn optimistic(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     script: &Script,
     task_id: &str,
     args: &[String],
@@ -98,7 +98,7 @@ pub(crate) async fn optimistic(
         return Ok(None);
     };
     let change = Change::Edit { edit: &edit, stamp };
-    run(repo, script.name, task_id, ttl, change, |outcome| {
+    run(exec, script.name, task_id, ttl, change, |outcome| {
         script_reply(outcome, with_record, task_id, script.name)
     })
     .await
@@ -135,7 +135,7 @@ impl<'a> EditArgs<'a> {
 /// # Errors
 /// As [`optimistic`]'s.
 pub(crate) async fn optimistic_store(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     task_id: &str,
     ttl: &str,
     text: &str,
@@ -148,7 +148,7 @@ pub(crate) async fn optimistic_store(
         create,
     };
     run(
-        repo,
+        exec,
         "save",
         task_id,
         ttl,
@@ -165,7 +165,7 @@ pub(crate) async fn optimistic_store(
 /// Makes `change` of `task_id` optimistically where the writer pool's path does; the reply
 /// is `reply` of the outcome, `None` where the script `script` is to run instead.
 async fn run(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     script: &'static str,
     task_id: &str,
     ttl: &str,
@@ -176,10 +176,10 @@ async fn run(
         return Ok(None);
     };
     // Without a connection the script's call reports the mutation as not sent, at once.
-    if !repo.writer().next_connected().is_connected() {
+    if !exec.writer().next_connected().is_connected() {
         return Ok(None);
     }
-    let Some(cell) = path_of(repo).await else {
+    let Some(cell) = path_of(exec).await else {
         return Ok(None);
     };
     let Some(path) = cell.get() else {
@@ -193,7 +193,7 @@ async fn run(
         owner: guess.as_ref(),
     };
     let started = std::time::Instant::now();
-    let Some(outcome) = attempt_on(repo, path, &request).await? else {
+    let Some(outcome) = attempt_on(exec, path, &request).await? else {
         return Ok(None);
     };
     if let Attempt::Applied(_, owner) = &outcome {
@@ -216,21 +216,18 @@ async fn run(
 ///
 /// # Errors
 /// As [`optimistic`]'s.
-pub(crate) async fn optimistic_delete(
-    repo: &RedisTaskRepository,
-    task_id: &str,
-) -> Result<Option<bool>> {
-    let Ok(ttl_ms) = i64::try_from(repo.exec().ttl_ms()) else {
+pub(crate) async fn optimistic_delete(exec: &Executor, task_id: &str) -> Result<Option<bool>> {
+    let Ok(ttl_ms) = i64::try_from(exec.ttl_ms()) else {
         return Ok(None);
     };
-    let Some(links) = links_of(repo).await else {
+    let Some(links) = links_of(exec).await else {
         return Ok(None);
     };
-    let Some(mut held) = link_of(repo, &links).await else {
+    let Some(mut held) = link_of(exec, &links).await else {
         return Ok(None);
     };
     let mut conn = Conn::Link(&mut held, links.command_timeout());
-    match removal::delete(repo, &mut conn, task_id, ttl_ms).await? {
+    match removal::delete(exec, &mut conn, task_id, ttl_ms).await? {
         removal::Removal::Done(removed) => Ok(Some(removed)),
         removal::Removal::ToScript(reason) => {
             tracing::debug!(task_id, reason, "the delete is left to the script");
@@ -239,20 +236,20 @@ pub(crate) async fn optimistic_delete(
     }
 }
 
-/// The links of `repo`'s writer pool where its path writes on them and the pool is
+/// The links of `exec`'s writer pool where its path writes on them and the pool is
 /// connected; `None` where the script runs (without a connection the script's call reports
 /// the mutation as not sent, at once).
-async fn links_of(repo: &RedisTaskRepository) -> Option<Arc<Links>> {
-    if !repo.writer().next_connected().is_connected() {
+async fn links_of(exec: &Executor) -> Option<Arc<Links>> {
+    if !exec.writer().next_connected().is_connected() {
         return None;
     }
-    path_of(repo).await?.get()?.links.clone()
+    path_of(exec).await?.get()?.links.clone()
 }
 
-/// A link of `links` to the server of `repo`'s writer pool; `None` where that pool has no
+/// A link of `links` to the server of `exec`'s writer pool; `None` where that pool has no
 /// connection or no link can be made (the script runs).
-async fn link_of<'a>(repo: &RedisTaskRepository, links: &'a Links) -> Option<link::Held<'a>> {
-    let server = repo
+async fn link_of<'a>(exec: &Executor, links: &'a Links) -> Option<link::Held<'a>> {
+    let server = exec
         .writer()
         .next_connected()
         .active_connections()
@@ -274,7 +271,7 @@ fn target(server: fred::types::config::Server) -> Target {
 /// One attempt of `request` on a connection of `path`'s guard; `None` where the path has
 /// no guard or no connection is up (the script runs).
 async fn attempt_on(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     path: &Path,
     request: &attempt::Request<'_>,
 ) -> Result<Option<Attempt>> {
@@ -286,18 +283,18 @@ async fn attempt_on(
             let Some(links) = path.links.as_ref() else {
                 return Ok(None);
             };
-            let Some(mut held) = link_of(repo, links).await else {
+            let Some(mut held) = link_of(exec, links).await else {
                 return Ok(None);
             };
             let mut conn = Conn::Link(&mut held, links.command_timeout());
-            attempt::attempt(repo, &mut conn, request, guard).await?
+            attempt::attempt(exec, &mut conn, request, guard).await?
         }
         Guard::IfEq => {
-            let client = repo.writer().next_connected();
+            let client = exec.writer().next_connected();
             if !client.is_connected() {
                 return Ok(None);
             }
-            attempt::attempt(repo, &mut Conn::Fred(client), request, guard).await?
+            attempt::attempt(exec, &mut Conn::Fred(client), request, guard).await?
         }
     };
     Ok(Some(outcome))
@@ -334,41 +331,41 @@ fn script_reply(
     }
 }
 
-/// The settled path of `repo`'s writer pool; `None` while it cannot be settled (the server
+/// The settled path of `exec`'s writer pool; `None` while it cannot be settled (the server
 /// did not answer `INFO`, or the connections of [`WritePath::Watch`] could not be made): the
 /// script runs, and the next mutation tries again.
-async fn path_of(repo: &RedisTaskRepository) -> Option<Arc<tokio::sync::OnceCell<Path>>> {
-    let settings = repo.settings();
+async fn path_of(exec: &Executor) -> Option<Arc<tokio::sync::OnceCell<Path>>> {
+    let settings = exec.settings();
     if settings.write_path() == WritePath::Script {
         return None;
     }
-    let key = repo.writer().clients().first()?.id().to_owned();
+    let key = exec.writer().clients().first()?.id().to_owned();
     let cell = paths()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry(key)
         .or_default()
         .clone();
-    cell.get_or_try_init(|| settle(repo)).await.ok()?;
+    cell.get_or_try_init(|| settle(exec)).await.ok()?;
     Some(cell)
 }
 
 /// Chooses the guard from the setting and the server's version, and connects what it needs.
-async fn settle(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
-    let settings = repo.settings();
+async fn settle(exec: &Executor) -> std::result::Result<Path, ()> {
+    let settings = exec.settings();
     let connect_timeout = settings.connect_timeout();
-    tokio::time::timeout(connect_timeout, settle_within(repo))
+    tokio::time::timeout(connect_timeout, settle_within(exec))
         .await
         .map_err(|_| ())?
 }
 
-async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, ()> {
-    let settings = repo.settings();
+async fn settle_within(exec: &Executor) -> std::result::Result<Path, ()> {
+    let settings = exec.settings();
     // The scripts, loaded now as a first script call would load them: most mutations no
     // longer run one, and the server takes no `FUNCTION LOAD` when out of memory, where a
     // delete (whose script frees memory) must still run. Beside the mutation, which a
     // stalled server must not keep waiting longer than its own timeouts.
-    let loader = repo.clone();
+    let loader = exec.clone();
     tokio::spawn(async move {
         if let Err(e) = loader.load_scripts().await {
             tracing::debug!(error = %e, "the scripts were not loaded ahead: they load at first use");
@@ -379,7 +376,7 @@ async fn settle_within(repo: &RedisTaskRepository) -> std::result::Result<Path, 
         WritePath::Script => return Ok(Path::new(None, None)),
         WritePath::Watch | WritePath::Auto => false,
         // On a cluster the record's step alone is optimistic, with `WATCH`.
-        WritePath::IfEq => !cluster && has_ifeq(repo).await?,
+        WritePath::IfEq => !cluster && has_ifeq(exec).await?,
     };
     if ifeq {
         tracing::info!("mutations write with SET … IFEQ (the server has it)");
@@ -422,8 +419,8 @@ fn links_for(pool_size: usize) -> usize {
 }
 
 /// Whether the writer's server has `SET … IFEQ`: Valkey 8.1 and later (`INFO server`).
-async fn has_ifeq(repo: &RedisTaskRepository) -> std::result::Result<bool, ()> {
-    let client = repo.writer().next_connected();
+async fn has_ifeq(exec: &Executor) -> std::result::Result<bool, ()> {
+    let client = exec.writer().next_connected();
     if !client.is_connected() {
         return Err(());
     }

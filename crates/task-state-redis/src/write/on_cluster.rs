@@ -10,17 +10,13 @@ use super::commands::Command;
 use super::conn::Conn;
 use super::link::{self, Links};
 use super::{attempt, links_of, slot, target, EditArgs};
-use crate::repository::RedisTaskRepository;
+use crate::execution::Executor;
 use crate::scripts::Script;
 
-/// A link of `links` to the primary that serves `key`'s slot, as far as `repo`'s writer
+/// A link of `links` to the primary that serves `key`'s slot, as far as `exec`'s writer
 /// pool knows the cluster; `None` where it does not know, or no link can be made.
-async fn link_to_key<'a>(
-    repo: &RedisTaskRepository,
-    links: &'a Links,
-    key: &str,
-) -> Option<link::Held<'a>> {
-    let routing = repo.writer().next_connected().cached_cluster_state()?;
+async fn link_to_key<'a>(exec: &Executor, links: &'a Links, key: &str) -> Option<link::Held<'a>> {
+    let routing = exec.writer().next_connected().cached_cluster_state()?;
     let server = routing.get_server(redis_protocol::redis_keyslot(key.as_bytes()))?;
     links.acquire(target(server.clone())).await.ok()
 }
@@ -33,7 +29,7 @@ async fn link_to_key<'a>(
 /// # Errors
 /// As [`optimistic`]'s.
 pub(crate) async fn optimistic_on_record(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     script: &Script,
     task_id: &str,
     args: &[String],
@@ -46,7 +42,7 @@ pub(crate) async fn optimistic_on_record(
         stamp: args.stamp,
         with_record: args.with_record,
     };
-    on_record(repo, task_id, args.ttl, &step).await
+    on_record(exec, task_id, args.ttl, &step).await
 }
 
 /// On a Redis Cluster: the reply of `cluster_save.lua` to a save of `text` (with `create`,
@@ -56,14 +52,14 @@ pub(crate) async fn optimistic_on_record(
 /// # Errors
 /// As [`optimistic`]'s.
 pub(crate) async fn optimistic_store_on_record(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     task_id: &str,
     ttl: &str,
     text: &str,
     create: bool,
 ) -> Result<Option<Value>> {
     let step = slot::Step::Store { text, create };
-    on_record(repo, task_id, ttl, &step).await
+    on_record(exec, task_id, ttl, &step).await
 }
 
 /// On a Redis Cluster: the reply of `cluster_remove.lua` for task `task_id`, its record
@@ -72,10 +68,10 @@ pub(crate) async fn optimistic_store_on_record(
 /// # Errors
 /// As [`optimistic`]'s.
 pub(crate) async fn optimistic_removal_on_record(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     task_id: &str,
 ) -> Result<Option<Value>> {
-    on_record(repo, task_id, "-1", &slot::Step::Remove).await
+    on_record(exec, task_id, "-1", &slot::Step::Remove).await
 }
 
 /// On a Redis Cluster: the replies of `reads` (`SISMEMBER`, `PTTL`, `HMGET`, each of one
@@ -84,12 +80,9 @@ pub(crate) async fn optimistic_removal_on_record(
 /// `PING` where it keeps every reply): the invalidations that arrived by then are read, so
 /// a kept reply holds as if read at that moment. `None` where a link cannot be had or a
 /// read fails (a slot that moved, a key of another type).
-pub(crate) async fn tracked_reads(
-    repo: &RedisTaskRepository,
-    reads: Vec<Command>,
-) -> Option<Vec<Value>> {
-    let links = links_of(repo).await?;
-    let routing = repo.writer().next_connected().cached_cluster_state()?;
+pub(crate) async fn tracked_reads(exec: &Executor, reads: Vec<Command>) -> Option<Vec<Value>> {
+    let links = links_of(exec).await?;
+    let routing = exec.writer().next_connected().cached_cluster_state()?;
     let count = reads.len();
     // The reads grouped by primary, each with its place among the replies.
     let mut groups: Vec<(fred::types::config::Server, Vec<(usize, Command)>)> = Vec::new();
@@ -118,7 +111,7 @@ pub(crate) async fn tracked_reads(
 }
 
 async fn on_record(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     task_id: &str,
     ttl: &str,
     step: &slot::Step<'_>,
@@ -126,12 +119,12 @@ async fn on_record(
     let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
         return Ok(None);
     };
-    let Some(links) = links_of(repo).await else {
+    let Some(links) = links_of(exec).await else {
         return Ok(None);
     };
-    let Some(mut held) = link_to_key(repo, &links, &crate::keys::record(task_id)).await else {
+    let Some(mut held) = link_to_key(exec, &links, &crate::keys::record(task_id)).await else {
         return Ok(None);
     };
     let mut conn = Conn::Link(&mut held, links.command_timeout());
-    slot::step(repo, &mut conn, task_id, step, ttl_ms).await
+    slot::step(exec, &mut conn, task_id, step, ttl_ms).await
 }

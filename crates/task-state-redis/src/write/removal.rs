@@ -15,8 +15,8 @@ use task_state_core::{Result, TaskRecord};
 use super::attempt::{self, int, Exec, Owner};
 use super::commands::Command;
 use super::conn::Conn;
+use crate::execution::Executor;
 use crate::keys;
-use crate::repository::RedisTaskRepository;
 
 /// What an optimistic delete did.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ async fn read(
 /// # Errors
 /// Only of the write, as the script's ([`super::optimistic`]).
 pub(super) async fn delete(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     conn: &mut Conn<'_>,
     id: &str,
     ttl_ms: i64,
@@ -73,7 +73,7 @@ pub(super) async fn delete(
         Err(refused) if refused.aborted && refused.said("OOM") => {
             Ok(Removal::ToScript("out of memory"))
         }
-        Err(refused) => Err(repo.script_error(refused.error, id)),
+        Err(refused) => Err(exec.script_error(refused.error, id)),
     }
 }
 

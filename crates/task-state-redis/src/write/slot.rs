@@ -17,8 +17,8 @@ use super::attempt::{self, int, Exec};
 use super::commands::Command;
 use super::conn::Conn;
 use super::edit::{edited, Edit};
+use crate::execution::Executor;
 use crate::keys;
-use crate::repository::RedisTaskRepository;
 
 /// What becomes of the record.
 pub(super) enum Step<'a> {
@@ -47,7 +47,7 @@ type Outcome<T> = std::result::Result<T, &'static str>;
 /// # Errors
 /// Only of the write, as the script's (see [`super::optimistic`]).
 pub(super) async fn step(
-    repo: &RedisTaskRepository,
+    exec: &Executor,
     conn: &mut Conn<'_>,
     id: &str,
     step: &Step<'_>,
@@ -80,7 +80,7 @@ pub(super) async fn step(
         Ok(Exec::Applied(_)) => Ok(Some(reply)),
         Ok(Exec::Raced) => Ok(None),
         Err(refused) if refused.redirected() => Ok(None),
-        Err(refused) => Err(repo.script_error(refused.error, id)),
+        Err(refused) => Err(exec.script_error(refused.error, id)),
     }
 }
 
