@@ -89,7 +89,7 @@ pub(crate) async fn edit(
     };
     if text_at(&reply, 0) == "applied" {
         if let Some(owner) = owner_of(text_at(&reply, 2), text_at(&reply, 3)) {
-            follow_up(exec, true, task_id, &owner, int_at(&reply, 4), None)
+            follow_up(exec, Reads::Kept, task_id, &owner, int_at(&reply, 4), None)
                 .await
                 .map_err(|e| applied_then(e, task_id))?;
         }
@@ -119,10 +119,12 @@ pub(crate) async fn store(exec: &Executor, record: &TaskRecord, mode: &str) -> R
     let new = (record.service.clone(), record.user_id.clone());
     let (old_service, old_user) = (text_at(&reply, 1), text_at(&reply, 2));
     // A task that had no record has no metadata or index entries to read from what the
-    // write path's connections keep: the follow-up writes them at once.
+    // write path's connections keep: the follow-up writes them at once, its hash without
+    // reading it first.
     let fresh = old_service.is_empty() && old_user.is_empty();
     let old = owner_of(old_service, old_user);
-    follow_up(exec, !fresh, &record.task_id, &new, int_at(&reply, 3), old)
+    let reads = if fresh { Reads::Fresh } else { Reads::Kept };
+    follow_up(exec, reads, &record.task_id, &new, int_at(&reply, 3), old)
         .await
         .map_err(|e| applied_then(e, &record.task_id))?;
     Ok(true)
@@ -145,20 +147,32 @@ fn applied_then(error: Error, task_id: &str) -> Error {
     }
 }
 
+/// What a follow-up may take as read of a task's metadata hash and index sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reads {
+    /// What the write path's links keep answers the reads it can (an edit; a save in place
+    /// of a record).
+    Kept,
+    /// Everything is read from the servers (the clean-up of an expired task).
+    Server,
+    /// The task had no record, so its hash is written without being read first, beside
+    /// the index sets' round trip (a save of a new task).
+    Fresh,
+}
+
 /// Writes the metadata hash and the index sets of a task whose record names `owner` and has
 /// the TTL `ttl_ms` (-1: none), and takes the task out of the indexes of any other owner
-/// that the metadata hash named or `previous` gives; what the connections of `exec`'s
-/// write path keep answers its reads where given. Returns how many index members and
-/// metadata fields it added or corrected.
+/// that the metadata hash named or `previous` gives, reading what `reads` says. Returns how
+/// many index members and metadata fields it added or corrected.
 async fn follow_up(
     exec: &Executor,
-    known: bool,
+    reads: Reads,
     id: &str,
     owner: &Owner,
     ttl_ms: i64,
     previous: Option<Owner>,
 ) -> Result<u64> {
-    let (fixed, named) = match plain::add(exec, known, id, owner, ttl_ms).await {
+    let (fixed, named) = match plain::add(exec, reads, id, owner, ttl_ms).await {
         Some(added) => added,
         None => scripted_adds(exec, id, owner, ttl_ms).await?,
     };
@@ -404,7 +418,7 @@ pub(crate) async fn reindex(exec: &Executor, id: &str) -> Result<Option<u64>> {
     if ttl == -2 {
         return Ok(None);
     }
-    follow_up(exec, false, id, &owner, ttl, None)
+    follow_up(exec, Reads::Server, id, &owner, ttl, None)
         .await
         .map(Some)
 }

@@ -23,7 +23,7 @@ use fred::prelude::{ClientLike, Error as FredError, KeysInterface, SetsInterface
 use fred::types::ExpireOptions;
 use task_state_core::layout::TaskIndexes;
 
-use super::Owner;
+use super::{Owner, Reads};
 use crate::execution::Executor;
 use crate::keys;
 use crate::scan;
@@ -38,7 +38,7 @@ use crate::write::Command;
 /// them.
 pub(super) async fn add(
     exec: &Executor,
-    known: bool,
+    reads: Reads,
     id: &str,
     owner: &Owner,
     ttl_ms: i64,
@@ -46,39 +46,34 @@ pub(super) async fn add(
     if !plain_allowed(exec) {
         return None;
     }
-    if known {
+    if reads == Reads::Kept {
         if let Some(added) = add_known(exec, id, owner, ttl_ms).await {
             return Some(added);
         }
     }
+    let fresh = reads == Reads::Fresh;
     let client = exec.writer().next();
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     let mkey = keys::metadata(id);
     let sets = indexes.task_sets();
     let first = async {
         let pipeline = client.pipeline().with_options(&scan::resendable());
-        let _: () = pipeline.hmget(&mkey, vec!["service", "user_id"]).await?;
-        let _: () = pipeline.pttl(&mkey).await?;
+        if !fresh {
+            let _: () = pipeline.hmget(&mkey, vec!["service", "user_id"]).await?;
+            let _: () = pipeline.pttl(&mkey).await?;
+        }
         for key in sets {
             let _: () = pipeline.pttl(key).await?;
             let _: () = pipeline.sadd(key, id).await?;
         }
         scan::try_all(client, &pipeline).await
     };
-    let replies = answers(first.await)?;
-    let [fields, meta_pttl, set_replies @ ..] = &replies[..] else {
-        return None;
-    };
-    let named = owner_named(fields)?;
-    // A hash that names another owner, or none: the script rewrites it, and says what it
-    // named, in one step (beside the user set's round trip, in another slot).
-    let rewrite = async {
-        if &named == owner {
-            return Some(None);
-        }
+    // The script rewrites the hash and says what it named, in one step (in another slot).
+    let rewrite = || async {
         let args = vec![owner.0.clone(), owner.1.clone(), ttl_ms.to_string()];
-        let meta = super::eval_on(exec, &SCRIPTS.cluster_metadata, &mkey, args).await;
-        Some(Some(meta.ok()?))
+        super::eval_on(exec, &SCRIPTS.cluster_metadata, &mkey, args)
+            .await
+            .ok()
     };
     let users = async {
         let pipeline = client.pipeline().with_options(&scan::resendable());
@@ -86,8 +81,26 @@ pub(super) async fn add(
         let _: () = pipeline.sadd(&indexes.service_users, &owner.1).await.ok()?;
         answers(scan::try_all(client, &pipeline).await)
     };
-    let (rewritten, user_replies) = futures::join!(rewrite, users);
-    let (rewritten, user_replies) = (rewritten?, user_replies?);
+    let (replies, rewritten, user_replies) = if fresh {
+        // A new task: no hash to read first (one left by an expired record is rewritten
+        // all the same), so the script runs beside the sets' round trip and the user set's.
+        let (replies, rewritten, user_replies) = futures::join!(first, rewrite(), users);
+        (answers(replies)?, Some(rewritten?), user_replies?)
+    } else {
+        let replies = answers(first.await)?;
+        let named = owner_named(replies.first()?)?;
+        // A hash that names another owner, or none: the script, beside the user set's
+        // round trip.
+        let rewrite = async {
+            if &named == owner {
+                return Some(None);
+            }
+            Some(Some(rewrite().await?))
+        };
+        let (rewritten, user_replies) = futures::join!(rewrite, users);
+        (replies, rewritten?, user_replies?)
+    };
+    let (meta_replies, set_replies) = replies.split_at(if fresh { 0 } else { 2 });
     let headroom = ttl::headroom(ttl_ms);
     let after = |margin: i64| ttl::beyond(ttl_ms, margin);
     let mut extensions = Vec::new();
@@ -99,9 +112,12 @@ pub(super) async fn add(
             named
         }
         None => {
+            let [fields, meta_pttl] = meta_replies else {
+                return None;
+            };
             let need = after(ttl::METADATA_GRACE_MS);
             extension(&mut extensions, &mkey, int(meta_pttl)?, need, headroom);
-            named
+            owner_named(fields)?
         }
     };
     let all_sets = sets.into_iter().chain([indexes.service_users.as_str()]);
