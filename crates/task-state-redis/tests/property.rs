@@ -36,7 +36,7 @@ mod common;
 mod world;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{HashesInterface, KeysInterface, SetsInterface};
@@ -69,39 +69,23 @@ enum Servers {
     Cluster(RedisCluster),
 }
 
-const PATHS: [WritePath; 4] = [
-    WritePath::Auto,
-    WritePath::Script,
-    WritePath::Watch,
-    WritePath::IfEq,
-];
-static FIXTURES: [OnceLock<Option<Fixture>>; 4] = [const { OnceLock::new() }; 4];
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
-static CLUSTER_FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
-
-/// The fixture whose repository writes with `path`.
-fn fixture(path: WritePath) -> Option<&'static Fixture> {
-    let n = PATHS.iter().position(|p| *p == path).unwrap();
-    FIXTURES[n]
-        .get_or_init(|| {
-            let server = server_or_skip()?;
-            let url = server.url();
-            Some(fixture_on(Servers::One(server), &url, path))
-        })
-        .as_ref()
+/// A fixture on a private server whose repository writes with `path`. Each test owns its
+/// fixture, so that its servers stop when the test ends (a fixture in a `static` is never
+/// dropped, and its servers would outlive the test process).
+fn fixture(path: WritePath) -> Option<Fixture> {
+    let server = server_or_skip()?;
+    let url = server.url();
+    Some(fixture_on(Servers::One(server), &url, path))
 }
 
 /// The fixture of a Redis Cluster, on the default write path (on a cluster: the record
 /// under `WATCH` on its primary, then the follow-ups in their own slots).
-fn cluster_fixture() -> Option<&'static Fixture> {
-    CLUSTER_FIXTURE
-        .get_or_init(|| {
-            let cluster = cluster_or_skip(&[])?;
-            let url = cluster.url();
-            Some(fixture_on(Servers::Cluster(cluster), &url, WritePath::Auto))
-        })
-        .as_ref()
+fn cluster_fixture() -> Option<Fixture> {
+    let cluster = cluster_or_skip(&[])?;
+    let url = cluster.url();
+    Some(fixture_on(Servers::Cluster(cluster), &url, WritePath::Auto))
 }
 
 /// A fixture on `server`, at `url`, whose repository writes with `path`.
@@ -923,40 +907,45 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// Runs the differential property on `fixture` (none: skipped), for [`cases`] seeds;
+/// proptest reports the first seed that fails.
+fn check(fixture: Option<Fixture>) {
+    let Some(f) = fixture else { return };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: cases(),
         failure_persistence: None,
-        .. ProptestConfig::default()
-    })]
-
-    #[test]
-    fn every_mutation_agrees_with_the_model_on_records_of_the_world(seed in any::<u64>()) {
-        let Some(f) = fixture(WritePath::Auto) else { return Ok(()) };
-        f.runtime.block_on(run_case(f, seed));
+        ..ProptestConfig::default()
+    });
+    let outcome = runner.run(&any::<u64>(), |seed| {
+        f.runtime.block_on(run_case(&f, seed));
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
+}
 
-    #[test]
-    fn every_mutation_agrees_with_the_model_on_the_script_path(seed in any::<u64>()) {
-        let Some(f) = fixture(WritePath::Script) else { return Ok(()) };
-        f.runtime.block_on(run_case(f, seed));
-    }
+#[test]
+fn every_mutation_agrees_with_the_model_on_records_of_the_world() {
+    check(fixture(WritePath::Auto));
+}
 
-    #[test]
-    fn every_mutation_agrees_with_the_model_on_the_watch_path(seed in any::<u64>()) {
-        let Some(f) = fixture(WritePath::Watch) else { return Ok(()) };
-        f.runtime.block_on(run_case(f, seed));
-    }
+#[test]
+fn every_mutation_agrees_with_the_model_on_the_script_path() {
+    check(fixture(WritePath::Script));
+}
 
-    #[test]
-    fn every_mutation_agrees_with_the_model_on_a_cluster(seed in any::<u64>()) {
-        let Some(f) = cluster_fixture() else { return Ok(()) };
-        f.runtime.block_on(run_case(f, seed));
-    }
+#[test]
+fn every_mutation_agrees_with_the_model_on_the_watch_path() {
+    check(fixture(WritePath::Watch));
+}
 
-    #[test]
-    fn every_mutation_agrees_with_the_model_on_the_ifeq_path(seed in any::<u64>()) {
-        let Some(f) = fixture(WritePath::IfEq) else { return Ok(()) };
-        f.runtime.block_on(run_case(f, seed));
-    }
+#[test]
+fn every_mutation_agrees_with_the_model_on_a_cluster() {
+    check(cluster_fixture());
+}
+
+#[test]
+fn every_mutation_agrees_with_the_model_on_the_ifeq_path() {
+    check(fixture(WritePath::IfEq));
 }
