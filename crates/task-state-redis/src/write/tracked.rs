@@ -20,11 +20,12 @@ use super::commands::Command;
 /// invalidations of the keys dropped, which then name nothing).
 const KEYS_KEPT: usize = 8_192;
 
-/// How many attempts read a key without tracking it once another client's write ended what
-/// was kept of it (a hot key: `index:tasks` and a service's set while tasks are created),
-/// before it is tracked again: each read a key's tracking starts costs the server a
-/// `CLIENT CACHING YES` and its remembering the key, in vain where the next write comes
-/// before the next read.
+/// How many attempts read a hot key without tracking it before it is tracked again. A key is
+/// hot when another client's write ended what was kept of it in the attempt that kept it or
+/// the next (`index:tasks` and a service's set while tasks are created between most edits):
+/// starting its tracking again costs the server a `CLIENT CACHING YES` and its remembering
+/// the key, in vain where the next write comes before the next read. A key that served a
+/// few attempts before a write ended it is tracked again at its next read.
 const HOT_READS: u8 = 8;
 
 /// The keys an invalidation names.
@@ -53,6 +54,8 @@ struct Known {
     members: HashMap<String, bool>,
     /// An `HMGET` reply, with its fields.
     fields: Option<(Vec<&'static str>, Value)>,
+    /// The attempt that started keeping it.
+    since: u64,
 }
 
 /// The keys a link tracks, and what it read of them.
@@ -67,11 +70,14 @@ pub(super) struct Tracked {
     hot: HashMap<String, u8>,
     /// The hot keys the current attempt read.
     hot_read: HashSet<String>,
+    /// The attempts started.
+    attempts: u64,
 }
 
 impl Tracked {
     /// Starts an attempt: no key served yet.
     pub(super) fn start(&mut self) {
+        self.attempts += 1;
         self.served.clear();
         self.keeps_nothing = false;
         for key in std::mem::take(&mut self.hot_read) {
@@ -187,7 +193,11 @@ impl Tracked {
                 self.keys.clear();
             }
         }
-        let known = self.keys.entry(key.clone()).or_default();
+        let since = self.attempts;
+        let known = self.keys.entry(key.clone()).or_insert_with(|| Known {
+            since,
+            ..Known::default()
+        });
         match (command, reply) {
             (Command::Sismember(_, member), Value::Integer(n)) => {
                 known.members.insert(member.clone(), *n == 1);
@@ -211,7 +221,10 @@ impl Tracked {
                 }
                 Invalidated::Keys(keys) => {
                     for key in keys {
-                        if self.keys.remove(key).is_some() {
+                        let Some(known) = self.keys.remove(key) else {
+                            continue;
+                        };
+                        if self.attempts.saturating_sub(known.since) <= 1 {
                             if self.hot.len() >= KEYS_KEPT {
                                 self.hot.clear();
                             }
@@ -347,6 +360,15 @@ mod tests {
         assert!(!tracked.asks(&member));
         tracked.forget([&Invalidated::All]);
         assert!(tracked.asks(&member), "a flush cools every key");
+        // A key that served a few attempts before a write ended it is no hot key.
+        set_read(&mut tracked, "s", &[]);
+        for _ in 0..3 {
+            tracked.start();
+            assert_eq!(tracked.serve(&member), Some(Value::Integer(1)));
+        }
+        tracked.forget([&Invalidated::Keys(vec!["s".to_owned()])]);
+        tracked.start();
+        assert!(tracked.asks(&member), "tracked again at once");
     }
 
     #[test]
