@@ -83,8 +83,8 @@ impl RedisCluster {
     /// reports `cluster_state:ok` and agrees on the slot map.
     ///
     /// # Errors
-    /// When a node cannot be started, `redis-cli --cluster create` fails, or the cluster
-    /// is not ready within 60 s.
+    /// When a node cannot be started, `redis-cli --cluster create` fails three times (each
+    /// time on six new nodes), or the cluster is not ready within 60 s.
     pub fn start(server_args: &[&str]) -> std::io::Result<Self> {
         let timeout = CLUSTER_NODE_TIMEOUT_MS.to_string();
         let mut args = vec![
@@ -99,32 +99,42 @@ impl RedisCluster {
             "0",
         ];
         args.extend_from_slice(server_args);
-        let nodes = (0..6)
-            .map(|_| start_cluster_node(&args))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let addresses: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port()))
-            .collect();
-        let output = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .output()?;
-        if !output.status.success() {
-            return Err(std::io::Error::other(format!(
-                "redis-cli --cluster create failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )));
+        // Once in a while (beside other tests' clusters) `redis-cli --cluster create` fails
+        // at once: the nodes are dropped (killed) and six new ones tried, up to three times.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let nodes = (0..6)
+                .map(|_| start_cluster_node(&args))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let addresses: Vec<String> = nodes
+                .iter()
+                .map(|n| format!("127.0.0.1:{}", n.port()))
+                .collect();
+            let output = Command::new("redis-cli")
+                .arg("--cluster")
+                .arg("create")
+                .args(&addresses)
+                .args(["--cluster-replicas", "1", "--cluster-yes"])
+                .output()?;
+            if !output.status.success() {
+                failures.push(format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+                continue;
+            }
+            let cluster = RedisCluster {
+                nodes,
+                args: args.iter().map(|a| a.to_string()).collect(),
+            };
+            cluster.wait_ok(Duration::from_secs(60))?;
+            return Ok(cluster);
         }
-        let cluster = RedisCluster {
-            nodes,
-            args: args.iter().map(|a| a.to_string()).collect(),
-        };
-        cluster.wait_ok(Duration::from_secs(60))?;
-        Ok(cluster)
+        Err(std::io::Error::other(format!(
+            "redis-cli --cluster create failed three times: {}",
+            failures.join(" / ")
+        )))
     }
 
     /// `redis-cluster://127.0.0.1:{first}?node=127.0.0.1:{second}&…`: every node as a seed.
