@@ -143,9 +143,9 @@ impl RedisTaskRepository {
     pub(crate) async fn remove(&self, task_id: &str) -> Result<bool> {
         let exec = self.exec();
         if exec.topology() == Topology::Cluster {
-            return cluster::delete(self.exec(), task_id).await;
+            return cluster::delete(exec, task_id).await;
         }
-        if let Some(removed) = crate::write::optimistic_delete(self.exec(), task_id).await? {
+        if let Some(removed) = crate::write::optimistic_delete(exec, task_id).await? {
             return Ok(removed);
         }
         let args = vec![task_id.to_owned(), "delete".to_owned(), exec.ttl()];

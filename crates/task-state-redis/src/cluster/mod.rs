@@ -67,8 +67,8 @@ fn owner_of(service: String, user_id: String) -> Option<Owner> {
 }
 
 /// The record's step of a single-node editing script (made under `WATCH`, or by the
-/// script's cluster build), then its follow-ups when it applied. The reply is the single-node script's (`{'applied', record}`,
-/// `{'missing'}`, `{'conflict', status}`).
+/// script's cluster build), then its follow-ups when it applied. The reply is the
+/// single-node script's (`{'applied', record}`, `{'missing'}`, `{'conflict', status}`).
 pub(crate) async fn edit(
     exec: &Executor,
     script: &Script,

@@ -69,7 +69,7 @@ pub(super) async fn add(
         scan::try_all(client, &pipeline).await
     };
     // The script rewrites the hash and says what it named, in one step (in another slot).
-    let rewrite = || async {
+    let rewrite_hash = || async {
         let args = vec![owner.0.clone(), owner.1.clone(), ttl_ms.to_string()];
         super::eval_on(exec, &SCRIPTS.cluster_metadata, &mkey, args)
             .await
@@ -81,26 +81,32 @@ pub(super) async fn add(
         let _: () = pipeline.sadd(&indexes.service_users, &owner.1).await.ok()?;
         answers(scan::try_all(client, &pipeline).await)
     };
-    let (replies, rewritten, user_replies) = if fresh {
+    // The replies of the sets, the script's where it rewrote the hash, the hash's TTL where
+    // it named `owner` already (and was left as it was), and the replies of the user set.
+    let (set_replies, rewritten, meta_pttl, user_replies) = if fresh {
         // A new task: no hash to read first (one left by an expired record is rewritten
         // all the same), so the script runs beside the sets' round trip and the user set's.
-        let (replies, rewritten, user_replies) = futures::join!(first, rewrite(), users);
-        (answers(replies)?, Some(rewritten?), user_replies?)
+        let (replies, rewritten, user_replies) = futures::join!(first, rewrite_hash(), users);
+        (answers(replies)?, Some(rewritten?), None, user_replies?)
     } else {
-        let replies = answers(first.await)?;
-        let named = owner_named(replies.first()?)?;
+        let mut replies = answers(first.await)?;
+        if replies.len() < 2 {
+            return None;
+        }
+        let set_replies = replies.split_off(2);
+        let named = owner_named(&replies[0])?;
         // A hash that names another owner, or none: the script, beside the user set's
         // round trip.
         let rewrite = async {
             if &named == owner {
                 return Some(None);
             }
-            Some(Some(rewrite().await?))
+            Some(Some(rewrite_hash().await?))
         };
         let (rewritten, user_replies) = futures::join!(rewrite, users);
-        (replies, rewritten?, user_replies?)
+        let meta_pttl = int(&replies[1]);
+        (set_replies, rewritten?, meta_pttl, user_replies?)
     };
-    let (meta_replies, set_replies) = replies.split_at(if fresh { 0 } else { 2 });
     let headroom = ttl::headroom(ttl_ms);
     let after = |margin: i64| ttl::beyond(ttl_ms, margin);
     let mut extensions = Vec::new();
@@ -112,12 +118,9 @@ pub(super) async fn add(
             named
         }
         None => {
-            let [fields, meta_pttl] = meta_replies else {
-                return None;
-            };
             let need = after(ttl::METADATA_GRACE_MS);
-            extension(&mut extensions, &mkey, int(meta_pttl)?, need, headroom);
-            owner_named(fields)?
+            extension(&mut extensions, &mkey, meta_pttl?, need, headroom);
+            owner.clone()
         }
     };
     let all_sets = sets.into_iter().chain([indexes.service_users.as_str()]);

@@ -175,11 +175,7 @@ async fn run(
     let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
         return Ok(None);
     };
-    // Without a connection the script's call reports the mutation as not sent, at once.
-    if !exec.writer().next_connected().is_connected() {
-        return Ok(None);
-    }
-    let Some(cell) = path_of(exec).await else {
+    let Some(cell) = connected_path(exec).await else {
         return Ok(None);
     };
     let Some(path) = cell.get() else {
@@ -237,13 +233,19 @@ pub(crate) async fn optimistic_delete(exec: &Executor, task_id: &str) -> Result<
 }
 
 /// The links of `exec`'s writer pool where its path writes on them and the pool is
-/// connected; `None` where the script runs (without a connection the script's call reports
-/// the mutation as not sent, at once).
+/// connected; `None` where the script runs.
 async fn links_of(exec: &Executor) -> Option<Arc<Links>> {
+    connected_path(exec).await?.get()?.links.clone()
+}
+
+/// The settled path of `exec`'s writer pool ([`path_of`]) where the pool is connected;
+/// `None` where the script runs (without a connection the script's call reports the
+/// mutation as not sent, at once).
+async fn connected_path(exec: &Executor) -> Option<Arc<tokio::sync::OnceCell<Path>>> {
     if !exec.writer().next_connected().is_connected() {
         return None;
     }
-    path_of(exec).await?.get()?.links.clone()
+    path_of(exec).await
 }
 
 /// A link of `links` to the server of `exec`'s writer pool; `None` where that pool has no
