@@ -413,18 +413,25 @@ async fn deletes_are_optimistic_and_leave_what_the_script_leaves() {
     assert!(members(&optimistic, "index:user:erin").is_empty());
 }
 
+/// A repository on write path `watch` that saved task `id` (alice's, in `render`) and
+/// appended one log line to it.
+async fn edited_once(server: &RedisServer, id: &str) -> RedisTaskRepository {
+    let repo = connect(server, WritePath::Watch).await;
+    repo.load_scripts().await.unwrap();
+    repo.save(TaskRecord::new(id, "render", "alice", TaskStatus::Pending))
+        .await
+        .unwrap();
+    repo.append_log(id, "one").await.unwrap();
+    repo
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_reads_an_index_set_again_only_when_the_server_says_it_changed() {
     let Some(server) = server_or_skip() else {
         return;
     };
-    let repo = connect(&server, WritePath::Watch).await;
-    repo.load_scripts().await.unwrap();
-    repo.save(TaskRecord::new("o", "render", "alice", TaskStatus::Pending))
-        .await
-        .unwrap();
     // The first edit reads alice's five sets; while nothing changes them, the next do not.
-    repo.append_log("o", "one").await.unwrap();
+    let repo = edited_once(&server, "o").await;
     let before = command_calls(&server, "sismember");
     repo.append_log("o", "two").await.unwrap();
     repo.append_log("o", "two and a half").await.unwrap();
@@ -476,14 +483,19 @@ async fn an_edit_reads_an_index_set_again_only_when_the_server_says_it_changed()
     assert_eq!(command_calls(&server, "sismember") - before, 0);
 }
 
+/// The figure `field` of the server's `INFO stats`.
+fn stat(server: &RedisServer, field: &str) -> u64 {
+    let info = server.cli(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO stats names {field}"))
+}
+
 /// `total_reads_processed` of the server's `INFO stats`: how many reads of client sockets
 /// it made.
 fn reads_processed(server: &RedisServer) -> u64 {
-    let info = server.cli(&["INFO", "stats"]);
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix("total_reads_processed:"))
-        .and_then(|v| v.parse().ok())
-        .expect("INFO stats names total_reads_processed")
+    stat(server, "total_reads_processed")
 }
 
 /// The commands of one round trip of the `watch` path leave the client together, so the
@@ -683,11 +695,7 @@ async fn a_user_without_client_tracking_gets_the_scripts() {
 
 /// The server's count of keys it tracks for client-side caching (`INFO stats`).
 fn tracked_keys(server: &RedisServer) -> u64 {
-    let info = server.cli(&["INFO", "stats"]);
-    info.lines()
-        .find_map(|l| l.trim().strip_prefix("tracking_total_keys:"))
-        .and_then(|n| n.parse().ok())
-        .expect("tracking_total_keys in INFO stats")
+    stat(server, "tracking_total_keys")
 }
 
 /// Tracking is opt-in on the links: the server remembers the keys of the reads whose replies
@@ -698,12 +706,7 @@ async fn the_server_tracks_only_what_a_link_keeps() {
     let Some(server) = server_or_skip() else {
         return;
     };
-    let repo = connect(&server, WritePath::Watch).await;
-    repo.load_scripts().await.unwrap();
-    repo.save(TaskRecord::new("t", "render", "alice", TaskStatus::Pending))
-        .await
-        .unwrap();
-    repo.append_log("t", "one").await.unwrap();
+    let repo = edited_once(&server, "t").await;
     let kept = tracked_keys(&server);
     assert!(kept >= 5, "the index sets read are tracked: {kept}");
     // A transition that does not apply reads the record and writes nothing.
