@@ -234,6 +234,29 @@ async fn a_mutation_writes_the_record_in_its_slot_then_its_metadata_and_indexes(
     assert_eq!(cluster.cli(&["SISMEMBER", "index:tasks", &ids[0]]), "0");
 }
 
+/// A save of a new task gives its metadata hash the headroom past the record that every
+/// refresh gives (an hour at the default TTL), so the edits that follow leave the hash alone:
+/// a write of it would end what the write path's connections keep of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tasks_metadata_gets_headroom_and_its_edits_leave_it_alone() {
+    let Some(cluster) = cluster() else { return };
+    let repo = connect(&cluster).await;
+    let record = TaskRecord::new("h1", "render", "bob", TaskStatus::Pending);
+    repo.save(record).await.unwrap();
+    let pttl = |key: &str| -> i64 { cluster.cli(&["PTTL", key]).parse().unwrap() };
+    let (ttl, meta_ttl) = (pttl("task:h1"), pttl("task:h1:metadata"));
+    // The grace period (60 s) and the headroom (an hour), less the time between the reads.
+    assert!(meta_ttl > ttl + 60_000 + 3_500_000, "{meta_ttl} vs {ttl}");
+    let meta_primary = cluster.node(cluster.primary_of("task:h1:metadata").unwrap());
+    let before = command_calls(meta_primary, "pexpire") + command_calls(meta_primary, "hset");
+    for line in ["a", "b", "c"] {
+        repo.append_log("h1", line).await.unwrap().unwrap();
+    }
+    let after = command_calls(meta_primary, "pexpire") + command_calls(meta_primary, "hset");
+    assert_eq!(after, before);
+    assert_eq!(repo.get("h1").await.unwrap().unwrap().logs.len(), 3);
+}
+
 /// On write path `script` a cluster runs every step as before issue 21: a script for the
 /// record, one for the metadata hash and one for each index set, no `WATCH`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

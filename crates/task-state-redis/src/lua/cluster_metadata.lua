@@ -1,6 +1,7 @@
 -- cluster_metadata.lua: on a Redis Cluster, the metadata hash's follow-up of a write
 -- (docs/cluster.md): names the task's owner and outlives the record by the grace period,
--- never shortening its TTL.
+-- never shortening its TTL; a TTL that falls short gets the headroom of lib/layout.lua, so
+-- that the edits that follow find it long enough and leave the hash alone.
 --
 -- KEYS[1] task:{id}:metadata
 -- ARGV[1] service              ARGV[2] user id
@@ -14,7 +15,7 @@ local old_service, old_user = fields[1] or '', fields[2] or ''
 if old_service ~= service or old_user ~= user_id then
   redis.call('HSET', key, 'service', service, 'user_id', user_id)
 end
-local target = -1
-if ttl ~= -1 then target = ttl + METADATA_GRACE_MS end
-extend_ttl(key, pttl, target)
+local need = -1
+if ttl ~= -1 then need = ttl + METADATA_GRACE_MS end
+refresh_ttl(key, pttl, need, refresh_headroom(ttl))
 return {old_service, old_user}
