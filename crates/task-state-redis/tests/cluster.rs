@@ -257,6 +257,68 @@ async fn a_new_tasks_metadata_gets_headroom_and_its_edits_leave_it_alone() {
     assert_eq!(repo.get("h1").await.unwrap().unwrap().logs.len(), 3);
 }
 
+/// An edit's follow-up reads the keys on the record's primary in the round trip of the
+/// record's write (after `EXEC`), so that primary sees no round trip of the follow-up's own,
+/// while every other primary that holds a key of the task sees one: a `PING` where the link
+/// there keeps every reply (one link a primary here, warm after the first edit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_records_write_carries_the_follow_up_reads_on_its_primary() {
+    let Some(cluster) = cluster() else { return };
+    let repo = single_connection(&cluster).await;
+    if task_state_redis::testing::server_major_version() < 7 {
+        return; // Redis 6.2: the follow-ups are the scripts.
+    }
+    let indexes = task_state_core::layout::TaskIndexes::of("render", "bob");
+    let [tasks, service, service_user, user] = indexes.task_sets();
+    let sets = [tasks, service, &indexes.service_users, service_user, user];
+    // A task whose record shares its primary with its metadata hash or an index set.
+    let id = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|id| {
+            let primary = cluster.primary_of(&format!("task:{id}"));
+            let meta = format!("task:{id}:metadata");
+            let shared = sets.iter().any(|key| cluster.primary_of(key) == primary);
+            shared || cluster.primary_of(&meta) == primary
+        })
+        .unwrap();
+    let mut keys: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+    keys.push(format!("task:{id}:metadata"));
+    let record_primary = cluster.primary_of(&format!("task:{id}")).unwrap();
+    let others: HashSet<usize> = keys
+        .iter()
+        .filter_map(|key| cluster.primary_of(key))
+        .filter(|&p| p != record_primary)
+        .collect();
+    let record = TaskRecord::new(id.as_str(), "render", "bob", TaskStatus::Pending);
+    repo.save(record).await.unwrap();
+    repo.append_log(&id, "warm").await.unwrap().unwrap();
+    let pings = |i: usize| command_calls(cluster.node(i), "ping");
+    let before: Vec<u64> = cluster.primaries().into_iter().map(pings).collect();
+    for n in 0..5 {
+        let line = format!("line {n}");
+        repo.append_log(&id, &line).await.unwrap().unwrap();
+    }
+    let after: Vec<u64> = cluster.primaries().into_iter().map(pings).collect();
+    for (n, i) in cluster.primaries().into_iter().enumerate() {
+        let made = after[n] - before[n];
+        if i == record_primary {
+            assert_eq!(made, 0, "the record's primary {i}");
+        } else if others.contains(&i) {
+            assert_eq!(made, 5, "primary {i}");
+        }
+    }
+    let logs = repo.get(&id).await.unwrap().unwrap().logs;
+    assert_eq!(logs.len(), 6, "{logs:?}");
+    for key in sets {
+        let member = if key == indexes.service_users {
+            "bob"
+        } else {
+            id.as_str()
+        };
+        assert_eq!(cluster.cli(&["SISMEMBER", key, member]), "1", "{key}");
+    }
+}
+
 /// On write path `script` a cluster runs every step as before issue 21: a script for the
 /// record, one for the metadata hash and one for each index set, no `WATCH`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,23 +78,36 @@ pub(crate) async fn edit(
     let cluster = SCRIPTS
         .cluster_variant(script)
         .ok_or_else(|| Error::backend(format!("no cluster build of {}", script.name)))?;
-    // Issue 21: the record's step made in Rust on its primary, under `WATCH` (src/write/).
-    let reply = match Box::pin(crate::write::optimistic_on_record(
-        exec, script, task_id, &args,
+    // Issue 21: the record's step made in Rust on its primary, under `WATCH` (src/write/),
+    // its write carrying the follow-up's reads of the keys on that primary.
+    let follow = |reply: &Value| match edited_owner(reply) {
+        Some(owner) => plain::known_reads(exec, task_id, &owner),
+        None => Vec::new(),
+    };
+    let (reply, carried) = match Box::pin(crate::write::optimistic_on_record(
+        exec, script, task_id, &args, &follow,
     ))
     .await?
     {
-        Some(reply) => reply,
-        None => eval_record(exec, cluster, task_id, args).await?,
+        Some(stepped) => (stepped.reply, stepped.carried),
+        None => (eval_record(exec, cluster, task_id, args).await?, Vec::new()),
     };
-    if text_at(&reply, 0) == "applied" {
-        if let Some(owner) = owner_of(text_at(&reply, 2), text_at(&reply, 3)) {
-            follow_up(exec, Reads::Kept, task_id, &owner, int_at(&reply, 4), None)
-                .await
-                .map_err(|e| applied_then(e, task_id))?;
-        }
+    if let Some(owner) = edited_owner(&reply) {
+        let reads = Reads::Kept(carried);
+        follow_up(exec, reads, task_id, &owner, int_at(&reply, 4), None)
+            .await
+            .map_err(|e| applied_then(e, task_id))?;
     }
     Ok(reply)
+}
+
+/// The owner of the record that an edit's step (`{'applied', record, service, user, ttl}`)
+/// applied to, where it applied and the names could be part of a key.
+fn edited_owner(reply: &Value) -> Option<Owner> {
+    if text_at(reply, 0) != "applied" {
+        return None;
+    }
+    owner_of(text_at(reply, 2), text_at(reply, 3))
 }
 
 /// `save` (`mode` `save`) or `create` (`mode` `create`) of a checked record: `Ok(false)`
@@ -102,28 +115,38 @@ pub(crate) async fn edit(
 pub(crate) async fn store(exec: &Executor, record: &TaskRecord, mode: &str) -> Result<bool> {
     let (ttl, text, id) = (exec.ttl(), record.to_json(), &record.task_id);
     let create = mode == "create";
-    let reply = match Box::pin(crate::write::optimistic_store_on_record(
-        exec, id, &ttl, &text, create,
+    let new = (record.service.clone(), record.user_id.clone());
+    // A task that had no record has no metadata or index entries to read from what the
+    // write path's connections keep: the follow-up writes them at once, its hash without
+    // reading it first.
+    let fresh = |reply: &Value| text_at(reply, 1).is_empty() && text_at(reply, 2).is_empty();
+    let follow = |reply: &Value| {
+        if text_at(reply, 0) == "EXISTS" || fresh(reply) {
+            return Vec::new();
+        }
+        plain::known_reads(exec, id, &new)
+    };
+    let (reply, carried) = match Box::pin(crate::write::optimistic_store_on_record(
+        exec, id, &ttl, &text, create, &follow,
     ))
     .await?
     {
-        Some(reply) => reply,
+        Some(stepped) => (stepped.reply, stepped.carried),
         None => {
             let args = vec![ttl, text, mode.to_owned()];
-            eval_record(exec, &SCRIPTS.cluster_save, id, args).await?
+            let reply = eval_record(exec, &SCRIPTS.cluster_save, id, args).await?;
+            (reply, Vec::new())
         }
     };
     if text_at(&reply, 0) == "EXISTS" {
         return Ok(false);
     }
-    let new = (record.service.clone(), record.user_id.clone());
-    let (old_service, old_user) = (text_at(&reply, 1), text_at(&reply, 2));
-    // A task that had no record has no metadata or index entries to read from what the
-    // write path's connections keep: the follow-up writes them at once, its hash without
-    // reading it first.
-    let fresh = old_service.is_empty() && old_user.is_empty();
-    let old = owner_of(old_service, old_user);
-    let reads = if fresh { Reads::Fresh } else { Reads::Kept };
+    let reads = if fresh(&reply) {
+        Reads::Fresh
+    } else {
+        Reads::Kept(carried)
+    };
+    let old = owner_of(text_at(&reply, 1), text_at(&reply, 2));
     follow_up(exec, reads, &record.task_id, &new, int_at(&reply, 3), old)
         .await
         .map_err(|e| applied_then(e, &record.task_id))?;
@@ -148,11 +171,12 @@ fn applied_then(error: Error, task_id: &str) -> Error {
 }
 
 /// What a follow-up may take as read of a task's metadata hash and index sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Reads {
     /// What the write path's links keep answers the reads it can (an edit; a save in place
-    /// of a record).
-    Kept,
+    /// of a record), and the record's step carried the replies of some (those of the keys
+    /// on the record's primary, in the order of [`plain::known_reads`], `None` for the rest).
+    Kept(Vec<Option<Value>>),
     /// Everything is read from the servers (the clean-up of an expired task).
     Server,
     /// The task had no record, so its hash is written without being read first, beside

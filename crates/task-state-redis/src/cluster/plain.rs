@@ -46,12 +46,12 @@ pub(super) async fn add(
     if !plain_allowed(exec) {
         return None;
     }
-    if reads == Reads::Kept {
-        if let Some(added) = add_known(exec, id, owner, ttl_ms).await {
+    let fresh = reads == Reads::Fresh;
+    if let Reads::Kept(carried) = reads {
+        if let Some(added) = add_known(exec, id, owner, ttl_ms, carried).await {
             return Some(added);
         }
     }
-    let fresh = reads == Reads::Fresh;
     let client = exec.writer().next();
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     let mkey = keys::metadata(id);
@@ -142,26 +142,48 @@ pub(super) async fn add(
     Some((fixed, named))
 }
 
+/// The reads of [`add_known`] for task `id` of `owner`, in its order: the metadata hash's
+/// owner and TTL, then the membership and TTL of each index set (the user set last). None
+/// where the follow-ups are the scripts'.
+pub(super) fn known_reads(exec: &Executor, id: &str, owner: &Owner) -> Vec<Command> {
+    if !plain_allowed(exec) {
+        return Vec::new();
+    }
+    let indexes = TaskIndexes::of(&owner.0, &owner.1);
+    let mkey = keys::metadata(id);
+    let mut reads = vec![
+        Command::Hmget(mkey.clone(), vec!["service", "user_id"]),
+        Command::Pttl(mkey),
+    ];
+    let sets = indexes.task_sets().map(|key| (key, id));
+    let users = (indexes.service_users.as_str(), owner.1.as_str());
+    for (key, member) in sets.iter().chain([&users]) {
+        reads.push(Command::Sismember((*key).to_owned(), (*member).to_owned()));
+        reads.push(Command::Pttl((*key).to_owned()));
+    }
+    reads
+}
+
 /// [`add`] from what the write path's links keep of the metadata hash and the index sets
-/// ([`crate::write::tracked_reads`]): `SADD` only where a member is missing, a TTL extended
-/// only where it falls short, nothing where the task is in its indexes already. `None`
-/// where the reads cannot be had or the hash names another owner or none ([`add`]'s
-/// pipeline then reads and writes, and the script rewrites the hash).
-async fn add_known(exec: &Executor, id: &str, owner: &Owner, ttl_ms: i64) -> Option<(u64, Owner)> {
+/// ([`crate::write::tracked_reads`]), and the replies the record's step `carried`: `SADD`
+/// only where a member is missing, a TTL extended only where it falls short, nothing where
+/// the task is in its indexes already. `None` where the reads cannot be had or the hash
+/// names another owner or none ([`add`]'s pipeline then reads and writes, and the script
+/// rewrites the hash).
+async fn add_known(
+    exec: &Executor,
+    id: &str,
+    owner: &Owner,
+    ttl_ms: i64,
+    carried: Vec<Option<Value>>,
+) -> Option<(u64, Owner)> {
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     let mkey = keys::metadata(id);
     let [tasks, service, service_user, user] = indexes.task_sets();
     let sets = [tasks, service, service_user, user].map(|key| (key, id));
     let users = (indexes.service_users.as_str(), owner.1.as_str());
-    let mut reads = vec![
-        Command::Hmget(mkey.clone(), vec!["service", "user_id"]),
-        Command::Pttl(mkey.clone()),
-    ];
-    for (key, member) in sets.iter().chain([&users]) {
-        reads.push(Command::Sismember((*key).to_owned(), (*member).to_owned()));
-        reads.push(Command::Pttl((*key).to_owned()));
-    }
-    let replies = crate::write::tracked_reads(exec, reads).await?;
+    let reads = known_reads(exec, id, owner);
+    let replies = crate::write::tracked_reads(exec, reads, carried).await?;
     let [fields, meta_pttl, set_replies @ ..] = &replies[..] else {
         return None;
     };

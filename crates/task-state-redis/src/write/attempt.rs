@@ -512,16 +512,39 @@ pub(super) async fn exec(
     conn: &mut Conn<'_>,
     writes: Vec<Command>,
 ) -> std::result::Result<Exec, Refused> {
+    exec_then(conn, writes, Vec::new())
+        .await
+        .map(|(exec, _)| exec)
+}
+
+/// [`exec`], with `reads` sent after `EXEC` in the same round trip: their replies too, each
+/// `None` where it failed (what they read is read after the writes, and a kept reply holds
+/// as if read when `EXEC`'s reply came).
+///
+/// # Errors
+/// As [`exec`]'s; a failed read is none.
+pub(super) async fn exec_then(
+    conn: &mut Conn<'_>,
+    writes: Vec<Command>,
+    reads: Vec<Command>,
+) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
     let written: Vec<String> = writes
         .iter()
         .filter_map(Command::written)
         .map(str::to_owned)
         .collect();
-    let mut all = Vec::with_capacity(writes.len() + 2);
+    let mut all = Vec::with_capacity(writes.len() + 2 + reads.len());
     all.push(Command::Multi);
     all.extend(writes);
     all.push(Command::Exec);
+    let exec_at = all.len();
+    all.extend(reads);
     let mut replies = conn.send(all).await;
+    let read: Vec<Option<Value>> = replies
+        .split_off(exec_at.min(replies.len()))
+        .into_iter()
+        .map(Result::ok)
+        .collect();
     for key in &written {
         conn.forget(key);
     }
@@ -534,8 +557,8 @@ pub(super) async fn exec(
         });
     }
     match replies.pop() {
-        Some(Ok(Value::Null)) => Ok(Exec::Raced),
-        Some(Ok(Value::Array(results))) => Ok(Exec::Applied(results)),
+        Some(Ok(Value::Null)) => Ok((Exec::Raced, read)),
+        Some(Ok(Value::Array(results))) => Ok((Exec::Applied(results), read)),
         other => Err(Refused {
             error: fred::prelude::Error::new(
                 fred::prelude::ErrorKind::Protocol,

@@ -24,7 +24,19 @@ impl Conn<'_> {
     pub(super) async fn send(&mut self, commands: Vec<Command>) -> Vec<Result<Value, FredError>> {
         match self {
             Conn::Fred(client) => send(client, commands).await,
-            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands).await,
+            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands, false).await,
+        }
+    }
+
+    /// [`Conn::send`], with a round trip even where what a link keeps answers every command
+    /// (a `PING` then), so that each reply holds as if read when the round trip ended.
+    pub(super) async fn send_synced(
+        &mut self,
+        commands: Vec<Command>,
+    ) -> Vec<Result<Value, FredError>> {
+        match self {
+            Conn::Fred(client) => send(client, commands).await,
+            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands, true).await,
         }
     }
 
@@ -72,13 +84,14 @@ impl Conn<'_> {
 }
 
 /// The replies to `commands` on `link`: those that what the link keeps answers, from there;
-/// the others in one round trip.
+/// the others in one round trip (with `synced`, a `PING` where there are none).
 /// A reply taken from what is kept holds only if no invalidation of its key arrives in the
 /// round trip: otherwise the command is sent again.
 async fn send_on_link(
     link: &mut Link,
     timeout: Duration,
     commands: Vec<Command>,
+    synced: bool,
 ) -> Vec<Result<Value, FredError>> {
     let mut replies: Vec<Option<Result<Value, FredError>>> = Vec::new();
     let mut served = Vec::new();
@@ -93,6 +106,9 @@ async fn send_on_link(
             wire.push(command);
         }
         replies.push(kept.map(Ok));
+    }
+    if synced && wire.is_empty() {
+        wire.push(Command::Other(vec!["PING".to_owned()]));
     }
     let round = round_on_link(link, timeout, &wire).await;
     for (n, at) in slots {

@@ -4,27 +4,31 @@
 
 use fred::interfaces::ClusterInterface;
 use fred::prelude::Value;
+use fred::types::cluster::ClusterRouting;
+use fred::types::config::Server;
 use task_state_core::Result;
 
 use super::commands::Command;
 use super::conn::Conn;
-use super::link::{self, Links};
-use super::{attempt, links_of, slot, target, EditArgs};
+use super::slot::Stepped;
+use super::{links_of, slot, target, EditArgs};
 use crate::execution::Executor;
 use crate::scripts::Script;
 
-/// A link of `links` to the primary that serves `key`'s slot, as far as `exec`'s writer
-/// pool knows the cluster; `None` where it does not know, or no link can be made.
-async fn link_to_key<'a>(exec: &Executor, links: &'a Links, key: &str) -> Option<link::Held<'a>> {
-    let routing = exec.writer().next_connected().cached_cluster_state()?;
-    let server = routing.get_server(redis_protocol::redis_keyslot(key.as_bytes()))?;
-    links.acquire(target(server.clone())).await.ok()
+/// The primary that serves `key`'s slot, as far as the cluster state `routing` says.
+fn primary_of<'a>(routing: &'a ClusterRouting, key: &str) -> Option<&'a Server> {
+    routing.get_server(redis_protocol::redis_keyslot(key.as_bytes()))
 }
+
+/// The reads of a step's follow-up, given the step's reply (the cluster script's), in the
+/// order in which the follow-up makes them: the step's write carries those whose keys its
+/// primary serves ([`Stepped::carried`]).
+pub(crate) type FollowReads<'a> = &'a (dyn Fn(&Value) -> Vec<Command> + Send + Sync);
 
 /// On a Redis Cluster: the reply of the cluster build of `script` with `args` (`{'applied',
 /// record or '', service, user_id, ttl}`, `{'missing'}`, `{'conflict', status}`) for task
-/// `task_id`, its record's step made on a link to the record's primary ([`slot`]); `None`
-/// when the script is to run instead.
+/// `task_id`, its record's step made on a link to the record's primary ([`slot`]), which
+/// carries the reads of `follow` on that primary; `None` when the script is to run instead.
 ///
 /// # Errors
 /// As [`optimistic`]'s.
@@ -33,7 +37,8 @@ pub(crate) async fn optimistic_on_record(
     script: &Script,
     task_id: &str,
     args: &[String],
-) -> Result<Option<Value>> {
+    follow: FollowReads<'_>,
+) -> Result<Option<Stepped>> {
     let Some(args) = EditArgs::of(script, args) else {
         return Ok(None);
     };
@@ -42,12 +47,13 @@ pub(crate) async fn optimistic_on_record(
         stamp: args.stamp,
         with_record: args.with_record,
     };
-    on_record(exec, task_id, args.ttl, &step).await
+    on_record(exec, task_id, args.ttl, &step, follow).await
 }
 
 /// On a Redis Cluster: the reply of `cluster_save.lua` to a save of `text` (with `create`,
-/// only where there is no record) of task `task_id`, made on a link to the record's primary;
-/// `None` when the script is to run instead. `ttl` is the script's first argument (seconds).
+/// only where there is no record) of task `task_id`, made on a link to the record's primary,
+/// which carries the reads of `follow` on that primary; `None` when the script is to run
+/// instead. `ttl` is the script's first argument (seconds).
 ///
 /// # Errors
 /// As [`optimistic`]'s.
@@ -57,9 +63,10 @@ pub(crate) async fn optimistic_store_on_record(
     ttl: &str,
     text: &str,
     create: bool,
-) -> Result<Option<Value>> {
+    follow: FollowReads<'_>,
+) -> Result<Option<Stepped>> {
     let step = slot::Step::Store { text, create };
-    on_record(exec, task_id, ttl, &step).await
+    on_record(exec, task_id, ttl, &step, follow).await
 }
 
 /// On a Redis Cluster: the reply of `cluster_remove.lua` for task `task_id`, its record
@@ -71,38 +78,46 @@ pub(crate) async fn optimistic_removal_on_record(
     exec: &Executor,
     task_id: &str,
 ) -> Result<Option<Value>> {
-    on_record(exec, task_id, "-1", &slot::Step::Remove).await
+    let stepped = on_record(exec, task_id, "-1", &slot::Step::Remove, &|_| Vec::new()).await?;
+    Ok(stepped.map(|stepped| stepped.reply))
 }
 
 /// On a Redis Cluster: the replies of `reads` (`SISMEMBER`, `PTTL`, `HMGET`, each of one
 /// key), each from what the link to its key's primary keeps where the server has not said
 /// that the key changed, else from the server. Each primary's link makes a round trip (a
-/// `PING` where it keeps every reply): the invalidations that arrived by then are read, so
-/// a kept reply holds as if read at that moment. `None` where a link cannot be had or a
-/// read fails (a slot that moved, a key of another type).
-pub(crate) async fn tracked_reads(exec: &Executor, reads: Vec<Command>) -> Option<Vec<Value>> {
+/// `PING` where it keeps every reply, [`Conn::send_synced`]): the invalidations that
+/// arrived by then are read, so a kept reply holds as if read at that moment. A read whose reply is in `carried` (at its
+/// place: what a record's step carried, [`Stepped::carried`]) is not made again. `None`
+/// where a link cannot be had or a read fails (a slot that moved, a key of another type).
+pub(crate) async fn tracked_reads(
+    exec: &Executor,
+    reads: Vec<Command>,
+    mut carried: Vec<Option<Value>>,
+) -> Option<Vec<Value>> {
     let links = links_of(exec).await?;
     let routing = exec.writer().next_connected().cached_cluster_state()?;
-    let count = reads.len();
-    // The reads grouped by primary, each with its place among the replies.
-    let mut groups: Vec<(fred::types::config::Server, Vec<(usize, Command)>)> = Vec::new();
+    carried.resize(reads.len(), None);
+    // The reads not carried grouped by primary, each with its place among the replies.
+    let mut groups: Vec<(Server, Vec<(usize, Command)>)> = Vec::new();
     for (n, read) in reads.into_iter().enumerate() {
-        let key = read.read_key()?;
-        let server = routing.get_server(redis_protocol::redis_keyslot(key.as_bytes()))?;
+        if carried[n].is_some() {
+            continue;
+        }
+        let server = primary_of(&routing, read.read_key()?)?;
         match groups.iter_mut().find(|(s, _)| s == server) {
             Some((_, group)) => group.push((n, read)),
             None => groups.push((server.clone(), vec![(n, read)])),
         }
     }
-    let mut replies: Vec<Option<Value>> = vec![None; count];
+    let mut replies = carried;
     // One link at a time: a follow-up never holds one while it waits for another.
     for (server, group) in groups {
         let mut held = links.acquire(target(server)).await.ok()?;
         let mut conn = Conn::Link(&mut held, links.command_timeout());
         conn.start();
-        let (places, mut commands): (Vec<usize>, Vec<Command>) = group.into_iter().unzip();
-        commands.push(Command::Other(vec!["PING".to_owned()]));
-        let answers = attempt::read(&mut conn, commands).await?;
+        let (places, commands): (Vec<usize>, Vec<Command>) = group.into_iter().unzip();
+        let answers = conn.send_synced(commands).await.into_iter();
+        let answers = answers.collect::<std::result::Result<Vec<_>, _>>().ok()?;
         for (place, answer) in places.into_iter().zip(answers) {
             replies[place] = Some(answer);
         }
@@ -110,21 +125,41 @@ pub(crate) async fn tracked_reads(exec: &Executor, reads: Vec<Command>) -> Optio
     replies.into_iter().collect()
 }
 
+/// `step` of task `task_id` on a link to the record's primary, as far as `exec`'s writer
+/// pool knows the cluster, its write carrying the reads of `follow` on that primary; `None`
+/// where the pool does not know the primary, no link can be made, or the script is to make
+/// the step.
 async fn on_record(
     exec: &Executor,
     task_id: &str,
     ttl: &str,
     step: &slot::Step<'_>,
-) -> Result<Option<Value>> {
+    follow: FollowReads<'_>,
+) -> Result<Option<Stepped>> {
     let Ok(ttl_ms) = ttl.parse::<i64>().map(|s| s.saturating_mul(1000)) else {
         return Ok(None);
     };
     let Some(links) = links_of(exec).await else {
         return Ok(None);
     };
-    let Some(mut held) = link_to_key(exec, &links, &crate::keys::record(task_id)).await else {
+    let Some(routing) = exec.writer().next_connected().cached_cluster_state() else {
         return Ok(None);
     };
+    let Some(primary) = primary_of(&routing, &crate::keys::record(task_id)) else {
+        return Ok(None);
+    };
+    let Ok(mut held) = links.acquire(target(primary.clone())).await else {
+        return Ok(None);
+    };
+    let carry = |reply: &Value| -> Vec<Option<Command>> {
+        let here = |read: &Command| {
+            read.read_key()
+                .and_then(|key| primary_of(&routing, key))
+                .is_some_and(|server| server == primary)
+        };
+        let reads = follow(reply).into_iter();
+        reads.map(|read| here(&read).then_some(read)).collect()
+    };
     let mut conn = Conn::Link(&mut held, links.command_timeout());
-    slot::step(exec, &mut conn, task_id, step, ttl_ms).await
+    slot::step(exec, &mut conn, task_id, (step, &carry), ttl_ms).await
 }

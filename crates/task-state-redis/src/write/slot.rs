@@ -39,10 +39,24 @@ pub(super) enum Step<'a> {
 /// What the record read says, or why the step is left to the script.
 type Outcome<T> = std::result::Result<T, &'static str>;
 
+/// The reads of the follow-up of a step, given the step's reply, in the follow-up's order:
+/// `Some` for those that the step's write carries (its keys served by the record's primary).
+pub(super) type Carry<'a> = &'a (dyn Fn(&Value) -> Vec<Option<Command>> + Send + Sync);
+
+/// A step made: the script's reply, and the replies of the follow-up reads its write carried
+/// (in [`Carry`]'s order, `None` where a read was not carried or failed).
+pub(crate) struct Stepped {
+    /// The cluster script's reply.
+    pub(crate) reply: Value,
+    /// The replies of the carried reads.
+    pub(crate) carried: Vec<Option<Value>>,
+}
+
 /// The reply of the cluster script for `step` of task `id` on `conn`, a link to the primary
-/// of the record's slot; `None` when the script is to make the step (another writer came
-/// in between, or the record is one the scripts handle: a record that does not decode, or a
-/// key of another type).
+/// of the record's slot, with the replies of the follow-up reads that `carry` names for that
+/// reply, sent after the write in its round trip; `None` when the script is to make the step
+/// (another writer came in between, or the record is one the scripts handle: a record that
+/// does not decode, or a key of another type).
 ///
 /// # Errors
 /// Only of the write, as the script's (see [`super::optimistic`]).
@@ -50,16 +64,16 @@ pub(super) async fn step(
     exec: &Executor,
     conn: &mut Conn<'_>,
     id: &str,
-    step: &Step<'_>,
+    (step, carry): (&Step<'_>, Carry<'_>),
     ttl_ms: i64,
-) -> Result<Option<Value>> {
+) -> Result<Option<Stepped>> {
     conn.start();
     let key = keys::record(id);
-    let reads = vec![
-        Command::Watch(vec![key.clone()]),
-        Command::Get(key.clone()),
-        Command::Pttl(key.clone()),
-    ];
+    let mut reads = vec![Command::Watch(vec![key.clone()]), Command::Get(key.clone())];
+    // A delete has no TTL to keep.
+    if !matches!(step, Step::Remove) {
+        reads.push(Command::Pttl(key.clone()));
+    }
     let planned = match attempt::read(conn, reads).await {
         Some(replies) => plan(step, &key, &replies[1..], ttl_ms),
         None => Err("a read failed"),
@@ -68,7 +82,10 @@ pub(super) async fn step(
         Ok(Planned::Write(write, reply)) => (write, reply),
         Ok(Planned::Answer(reply)) => {
             conn.unwatch().await;
-            return Ok(Some(reply));
+            return Ok(Some(Stepped {
+                reply,
+                carried: Vec::new(),
+            }));
         }
         Err(reason) => {
             conn.unwatch().await;
@@ -76,9 +93,21 @@ pub(super) async fn step(
             return Ok(None);
         }
     };
-    match attempt::exec(conn, vec![write]).await {
-        Ok(Exec::Applied(_)) => Ok(Some(reply)),
-        Ok(Exec::Raced) => Ok(None),
+    let wanted = carry(&reply);
+    let (places, reads): (Vec<usize>, Vec<Command>) = wanted
+        .into_iter()
+        .enumerate()
+        .filter_map(|(n, read)| Some((n, read?)))
+        .unzip();
+    match attempt::exec_then(conn, vec![write], reads).await {
+        Ok((Exec::Applied(_), replies)) => {
+            let mut carried = vec![None; places.last().map_or(0, |n| n + 1)];
+            for (n, reply) in places.into_iter().zip(replies) {
+                carried[n] = reply;
+            }
+            Ok(Some(Stepped { reply, carried }))
+        }
+        Ok((Exec::Raced, _)) => Ok(None),
         Err(refused) if refused.redirected() => Ok(None),
         Err(refused) => Err(exec.script_error(refused.error, id)),
     }
@@ -94,20 +123,25 @@ enum Planned {
     Answer(Value),
 }
 
-/// What `step` does, from the replies of `GET` and `PTTL` of the record `key`.
+/// What `step` does, from the replies of `GET` and (but for a delete) `PTTL` of the record
+/// `key`.
 fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<Planned> {
     let exists = !matches!(replies.first(), Some(Value::Null) | None);
     let old = match replies.first() {
         Some(Value::Null) | None => String::new(),
         Some(value) => crate::scan::text(value).ok_or("not UTF-8")?,
     };
-    let pttl = int(replies.get(1)).ok_or("PTTL")?;
-    let ttl = crate::ttl::longer(pttl, ttl_ms);
-    let set = |text: String| Command::Set {
-        key: key.to_owned(),
-        text,
-        ttl,
-        if_equal: None,
+    let ttl = || -> Outcome<i64> {
+        let pttl = int(replies.get(1)).ok_or("PTTL")?;
+        Ok(crate::ttl::longer(pttl, ttl_ms))
+    };
+    let set = |text: String| -> Outcome<Command> {
+        Ok(Command::Set {
+            key: key.to_owned(),
+            text,
+            ttl: ttl()?,
+            if_equal: None,
+        })
     };
     // The scripts' check; they find the owner of a record that does not decode in its text.
     let decoded = || TaskRecord::from_json(&old).map_err(|_| "a record that does not decode");
@@ -136,16 +170,16 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
             }
             let new = edited(&old, edit, stamp)?;
             let shown = if *with_record { new.as_str() } else { "" };
-            let reply = strings(&["applied", shown, &service, &user, &ttl.to_string()]);
-            Planned::Write(set(new), reply)
+            let reply = strings(&["applied", shown, &service, &user, &ttl()?.to_string()]);
+            Planned::Write(set(new)?, reply)
         }
         Step::Store { create: true, .. } if !old.is_empty() => {
             Planned::Answer(strings(&["EXISTS"]))
         }
         Step::Store { text, .. } => {
             let (service, user) = owner_of_old()?;
-            let reply = strings(&["OK", &service, &user, &ttl.to_string()]);
-            Planned::Write(set((*text).to_owned()), reply)
+            let reply = strings(&["OK", &service, &user, &ttl()?.to_string()]);
+            Planned::Write(set((*text).to_owned())?, reply)
         }
         Step::Remove if !exists => Planned::Answer(removed(0, String::new(), String::new())),
         Step::Remove => {
