@@ -86,9 +86,10 @@ pub(crate) async fn optimistic_removal_on_record(
 /// key), each from what the link to its key's primary keeps where the server has not said
 /// that the key changed, else from the server. Each primary's link makes a round trip (a
 /// `PING` where it keeps every reply, [`Conn::send_synced`]): the invalidations that
-/// arrived by then are read, so a kept reply holds as if read at that moment. A read whose reply is in `carried` (at its
-/// place: what a record's step carried, [`Stepped::carried`]) is not made again. `None`
-/// where a link cannot be had or a read fails (a slot that moved, a key of another type).
+/// arrived by then are read, so a kept reply holds as if read at that moment. A read whose
+/// reply is in `carried` (at its place: what a record's step carried, [`Stepped::carried`])
+/// is not made again. `None` where a link cannot be had or a read fails (a slot that moved,
+/// a key of another type).
 pub(crate) async fn tracked_reads(
     exec: &Executor,
     reads: Vec<Command>,
