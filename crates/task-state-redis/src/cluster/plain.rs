@@ -46,7 +46,7 @@ pub(super) async fn add(
     if !plain_allowed(exec) {
         return None;
     }
-    let fresh = reads == Reads::Fresh;
+    let fresh = matches!(reads, Reads::Fresh);
     if let Reads::Kept(carried) = reads {
         if let Some(added) = add_known(exec, id, owner, ttl_ms, carried).await {
             return Some(added);
@@ -155,13 +155,28 @@ pub(super) fn known_reads(exec: &Executor, id: &str, owner: &Owner) -> Vec<Comma
         Command::Hmget(mkey.clone(), vec!["service", "user_id"]),
         Command::Pttl(mkey),
     ];
-    let sets = indexes.task_sets().map(|key| (key, id));
-    let users = (indexes.service_users.as_str(), owner.1.as_str());
-    for (key, member) in sets.iter().chain([&users]) {
-        reads.push(Command::Sismember((*key).to_owned(), (*member).to_owned()));
-        reads.push(Command::Pttl((*key).to_owned()));
+    for (key, member) in memberships(&indexes, id, &owner.1) {
+        reads.push(Command::Sismember(key.to_owned(), member.to_owned()));
+        reads.push(Command::Pttl(key.to_owned()));
     }
     reads
+}
+
+/// Each index set of a task `id` of user `user` with the member the task puts there: the
+/// four sets of task ids, then the service's user set (written after the user's own set).
+fn memberships<'a>(
+    indexes: &'a TaskIndexes,
+    id: &'a str,
+    user: &'a str,
+) -> [(&'a str, &'a str); 5] {
+    let [tasks, service, service_user, user_tasks] = indexes.task_sets();
+    [
+        (tasks, id),
+        (service, id),
+        (service_user, id),
+        (user_tasks, id),
+        (&indexes.service_users, user),
+    ]
 }
 
 /// [`add`] from what the write path's links keep of the metadata hash and the index sets
@@ -179,9 +194,6 @@ async fn add_known(
 ) -> Option<(u64, Owner)> {
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     let mkey = keys::metadata(id);
-    let [tasks, service, service_user, user] = indexes.task_sets();
-    let sets = [tasks, service, service_user, user].map(|key| (key, id));
-    let users = (indexes.service_users.as_str(), owner.1.as_str());
     let reads = known_reads(exec, id, owner);
     let replies = crate::write::tracked_reads(exec, reads, carried).await?;
     let [fields, meta_pttl, set_replies @ ..] = &replies[..] else {
@@ -197,20 +209,16 @@ async fn add_known(
     extension(&mut first, &mkey, int(meta_pttl)?, need, headroom);
     // The sets of task ids, then the user set (after the user's own set).
     let mut then = Vec::new();
-    for (n, ((key, member), pair)) in sets
-        .iter()
-        .chain([&users])
-        .zip(set_replies.chunks(2))
-        .enumerate()
-    {
+    let sets = memberships(&indexes, id, &owner.1);
+    for (n, ((key, member), pair)) in sets.into_iter().zip(set_replies.chunks(2)).enumerate() {
         let [held, pttl] = pair else { return None };
-        let writes = if n < sets.len() {
+        let writes = if n + 1 < sets.len() {
             &mut first
         } else {
             &mut then
         };
         if int(held)? != 1 {
-            writes.push(Write::Add((*key).to_owned(), (*member).to_owned()));
+            writes.push(Write::Add(key.to_owned(), member.to_owned()));
         }
         extension(
             writes,

@@ -22,10 +22,7 @@ pub(super) enum Conn<'a> {
 impl Conn<'_> {
     /// The replies to `commands`, in order, sent in one round trip.
     pub(super) async fn send(&mut self, commands: Vec<Command>) -> Vec<Result<Value, FredError>> {
-        match self {
-            Conn::Fred(client) => send(client, commands).await,
-            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands, false).await,
-        }
+        self.round(commands, false).await
     }
 
     /// [`Conn::send`], with a round trip even where what a link keeps answers every command
@@ -34,9 +31,17 @@ impl Conn<'_> {
         &mut self,
         commands: Vec<Command>,
     ) -> Vec<Result<Value, FredError>> {
+        self.round(commands, true).await
+    }
+
+    async fn round(
+        &mut self,
+        commands: Vec<Command>,
+        synced: bool,
+    ) -> Vec<Result<Value, FredError>> {
         match self {
             Conn::Fred(client) => send(client, commands).await,
-            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands, true).await,
+            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands, synced).await,
         }
     }
 

@@ -135,13 +135,11 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
         let pttl = int(replies.get(1)).ok_or("PTTL")?;
         Ok(crate::ttl::longer(pttl, ttl_ms))
     };
-    let set = |text: String| -> Outcome<Command> {
-        Ok(Command::Set {
-            key: key.to_owned(),
-            text,
-            ttl: ttl()?,
-            if_equal: None,
-        })
+    let set = |text: String, ttl: i64| Command::Set {
+        key: key.to_owned(),
+        text,
+        ttl,
+        if_equal: None,
     };
     // The scripts' check; they find the owner of a record that does not decode in its text.
     let decoded = || TaskRecord::from_json(&old).map_err(|_| "a record that does not decode");
@@ -170,16 +168,18 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
             }
             let new = edited(&old, edit, stamp)?;
             let shown = if *with_record { new.as_str() } else { "" };
-            let reply = strings(&["applied", shown, &service, &user, &ttl()?.to_string()]);
-            Planned::Write(set(new)?, reply)
+            let ttl = ttl()?;
+            let reply = strings(&["applied", shown, &service, &user, &ttl.to_string()]);
+            Planned::Write(set(new, ttl), reply)
         }
         Step::Store { create: true, .. } if !old.is_empty() => {
             Planned::Answer(strings(&["EXISTS"]))
         }
         Step::Store { text, .. } => {
             let (service, user) = owner_of_old()?;
-            let reply = strings(&["OK", &service, &user, &ttl()?.to_string()]);
-            Planned::Write(set((*text).to_owned())?, reply)
+            let ttl = ttl()?;
+            let reply = strings(&["OK", &service, &user, &ttl.to_string()]);
+            Planned::Write(set((*text).to_owned(), ttl), reply)
         }
         Step::Remove if !exists => Planned::Answer(removed(0, String::new(), String::new())),
         Step::Remove => {
