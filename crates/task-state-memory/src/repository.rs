@@ -285,11 +285,7 @@ impl TaskRepository for InMemoryTaskRepository {
 
     async fn delete(&self, task_id: &str) -> Result<bool> {
         validate_task_id(task_id)?;
-        let ttl = self.ttl_span();
-        Ok(self.with_store(|store, now| {
-            let until = now.saturating_add(ttl).unwrap_or(Timestamp::MAX);
-            store.remove(task_id, until)
-        }))
+        Ok(self.with_store(|store, _| store.remove(task_id)))
     }
 
     async fn set_status<'a>(

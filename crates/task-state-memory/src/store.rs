@@ -69,7 +69,7 @@ impl Store {
                 .remove(&id)
                 .filter(|metadata| metadata.expires_at > at);
             if let Some(owner) = owner {
-                self.unindex(&id, &owner.value, None);
+                self.unindex(&id, &owner.value);
             }
         }
         self.metadata
@@ -96,7 +96,7 @@ impl Store {
     ) {
         let old = self.metadata.get(task_id).map(|m| m.value.clone());
         if let Some(old) = old.filter(|old| *old != owner) {
-            self.unindex(task_id, &old, None);
+            self.unindex(task_id, &old);
         }
         let record_expiry = self
             .records
@@ -129,19 +129,15 @@ impl Store {
         );
     }
 
-    /// Removes the record, its metadata and its index entries; the sets left non-empty live
-    /// at least until `refresh_until`, as the Python package refreshes them. Returns whether
-    /// any of the record or the entries existed.
-    pub(crate) fn remove(&mut self, task_id: &str, refresh_until: Timestamp) -> bool {
+    /// Removes the record, its metadata and its index entries; the sets left non-empty keep
+    /// their expiry (as on Redis, a delete reads and extends no TTL). Returns whether any of
+    /// the record or the entries existed.
+    pub(crate) fn remove(&mut self, task_id: &str) -> bool {
         let had_record = self.records.remove(task_id).is_some();
         let owner = self.metadata.remove(task_id).map(|m| m.value);
         let had_entry = match owner {
-            Some(owner) => self.unindex(task_id, &owner, Some(refresh_until)),
-            None => {
-                let removed = self.remove_member(layout::TASK_INDEX, task_id);
-                self.extend(layout::TASK_INDEX, refresh_until);
-                removed
-            }
+            Some(owner) => self.unindex(task_id, &owner),
+            None => self.remove_member(layout::TASK_INDEX, task_id),
         };
         had_record || had_entry
     }
@@ -201,13 +197,6 @@ impl Store {
         set.expires_at = set.expires_at.max(expires_at);
     }
 
-    /// Moves the expiry of an existing set to `until` if that is later.
-    fn extend(&mut self, key: &str, until: Timestamp) {
-        if let Some(set) = self.sets.get_mut(key) {
-            set.expires_at = set.expires_at.max(until);
-        }
-    }
-
     /// SREM; like Redis, a set left empty is gone. Returns whether the member was there.
     fn remove_member(&mut self, key: &str, member: &str) -> bool {
         let Some(set) = self.sets.get_mut(key) else {
@@ -221,9 +210,8 @@ impl Store {
     }
 
     /// Takes the id out of its owner's four sets, and the user out of the service's user
-    /// set when that was their last task there; with `refresh_until`, the sets left
-    /// non-empty live at least that long. Returns whether any entry existed.
-    fn unindex(&mut self, task_id: &str, owner: &Owner, refresh_until: Option<Timestamp>) -> bool {
+    /// set when that was their last task there. Returns whether any entry existed.
+    fn unindex(&mut self, task_id: &str, owner: &Owner) -> bool {
         let indexes = owner.indexes();
         let mut removed = false;
         for key in indexes.task_sets() {
@@ -231,12 +219,6 @@ impl Store {
         }
         if !self.sets.contains_key(&indexes.service_user) {
             self.remove_member(&indexes.service_users, &owner.user_id);
-        }
-        if let Some(until) = refresh_until {
-            for key in indexes.task_sets() {
-                self.extend(key, until);
-            }
-            self.extend(&indexes.service_users, until);
         }
         removed
     }

@@ -148,7 +148,7 @@ impl RedisTaskRepository {
         if let Some(removed) = crate::write::optimistic_delete(exec, task_id).await? {
             return Ok(removed);
         }
-        let args = vec![task_id.to_owned(), "delete".to_owned(), exec.ttl()];
+        let args = vec![task_id.to_owned(), "delete".to_owned()];
         let reply = self.eval(&SCRIPTS.remove, task_id, args).await?;
         Ok(crate::replies::int_pair(&reply).0 > 0)
     }

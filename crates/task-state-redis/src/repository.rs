@@ -229,7 +229,7 @@ impl RedisTaskRepository {
             .eval(
                 &SCRIPTS.remove,
                 task_id,
-                vec![task_id.to_owned(), "expired".to_owned(), exec.ttl()],
+                vec![task_id.to_owned(), "expired".to_owned()],
             )
             .await?;
         let (removed, had_metadata) = int_pair(&reply);

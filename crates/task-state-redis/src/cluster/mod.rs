@@ -246,7 +246,8 @@ async fn scripted_adds(
     Ok((fixed, named))
 }
 
-/// `cluster_index.lua` on one set: (1 when it changed the set else 0, the set's size).
+/// `cluster_index.lua` on one set: (1 when it changed the set else 0, the set's size);
+/// `ttl` (in ms) only for an `add` (a removal changes no TTL).
 async fn index_op(
     exec: &Executor,
     key: &str,
@@ -266,12 +267,11 @@ async fn index_op(
 
 /// Takes task `id` out of the indexes of `old` (all four task sets but `index:tasks` when
 /// the task moves to `new`, only those that differ), and the old user out of the service's
-/// user set when no task of theirs is left there, checked again after the removal. Returns
-/// whether it removed anything.
+/// user set when no task of theirs is left there, checked again after the removal; no TTL
+/// is read or changed. Returns whether it removed anything.
 async fn leave(exec: &Executor, id: &str, old: &Owner, new: Option<&Owner>) -> Result<bool> {
     let (service, user_id) = old;
     let indexes = TaskIndexes::of(service, user_id);
-    let ttl = exec.ttl_ms().to_string();
     let service_changed = new.is_none_or(|n| &n.0 != service);
     let user_changed = new.is_none_or(|n| &n.1 != user_id);
     let mut sets = Vec::new();
@@ -292,17 +292,15 @@ async fn leave(exec: &Executor, id: &str, old: &Owner, new: Option<&Owner>) -> R
     if let Some(removed) = plain::leave(exec, id, &sets, user_sets).await {
         return Ok(removed);
     }
-    let removals = sets
-        .iter()
-        .map(|key| index_op(exec, key, "remove", id, &ttl));
+    let removals = sets.iter().map(|key| index_op(exec, key, "remove", id, ""));
     let mut removed = futures::future::try_join_all(removals)
         .await?
         .iter()
         .any(|r| r.0 > 0);
-    let (changed, left) = index_op(exec, &indexes.service_user, "remove", id, &ttl).await?;
+    let (changed, left) = index_op(exec, &indexes.service_user, "remove", id, "").await?;
     removed |= changed > 0;
     if left == 0 {
-        removed |= index_op(exec, &indexes.service_users, "remove", user_id, &ttl)
+        removed |= index_op(exec, &indexes.service_users, "remove", user_id, "")
             .await?
             .0
             > 0;
@@ -388,8 +386,7 @@ async fn clean_indexes(exec: &Executor, id: &str, owners: [Option<Owner>; 2]) ->
         }
     }
     if seen.is_empty() {
-        let ttl = exec.ttl_ms().to_string();
-        removed |= index_op(exec, TASK_INDEX, "remove", id, &ttl).await?.0 > 0;
+        removed |= index_op(exec, TASK_INDEX, "remove", id, "").await?.0 > 0;
     }
     Ok(removed)
 }

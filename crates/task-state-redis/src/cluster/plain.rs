@@ -8,9 +8,9 @@
 //!   set after the user's own set, so that it never names a user none of whose tasks is
 //!   listed. Where the hash names another owner or none, `cluster_metadata.lua` rewrites it
 //!   and says what it named, in one step.
-//! - [`leave`]: `SREM` from each set (`PTTL` first, to keep a set left non-empty at least
-//!   the configured TTL), then the user from the user set where none of their tasks is left
-//!   in the service, checked again after.
+//! - [`leave`]: `SREM` from each set (no TTL read or changed: what is left was written by
+//!   writes that extended it), then the user from the user set where none of their tasks is
+//!   left in the service, checked again after.
 //!
 //! Where a command fails (a key of another type, whose typed error the scripts report; a
 //! server without `GT`, Redis 6.2) the answer is `None` and the scripts make the step: what
@@ -251,8 +251,8 @@ fn owner_named(fields: &Value) -> Option<Owner> {
 
 /// Takes task `id` out of `sets` and out of `service_user` (the set of `user`'s tasks in the
 /// service), then `user` out of `users` (the service's user set) where no task of theirs is
-/// left there, checked again after; each set left non-empty keeps at least the configured
-/// TTL. `Some(whether it removed anything)`, `None` where the scripts are to make it.
+/// left there, checked again after; no TTL is read or changed (nothing left needs a longer
+/// life). `Some(whether it removed anything)`, `None` where the scripts are to make it.
 pub(super) async fn leave(
     exec: &Executor,
     id: &str,
@@ -263,52 +263,31 @@ pub(super) async fn leave(
         return None;
     }
     let client = exec.writer().next();
-    let ttl_ms = i64::try_from(exec.ttl_ms()).ok()?;
     let keys: Vec<&str> = sets.iter().copied().chain([service_user]).collect();
     let first = async {
         let pipeline = client.pipeline().with_options(&scan::resendable());
         for key in &keys {
-            let _: () = pipeline.pttl(*key).await?;
             let _: () = pipeline.srem(*key, id).await?;
         }
         let _: () = pipeline.scard(service_user).await?;
         scan::try_all(client, &pipeline).await
     };
     let replies = answers(first.await)?;
-    let (pairs, [left]) = replies.split_at(2 * keys.len()) else {
+    let (removals, [left]) = replies.split_at(keys.len()) else {
         return None;
     };
     let mut removed = false;
-    let mut extensions = Vec::new();
-    for (key, pair) in keys.iter().zip(pairs.chunks(2)) {
-        let [pttl, srem] = pair else { return None };
+    for srem in removals {
         removed |= int(srem)? > 0;
-        // `extend_ttl` of a set left non-empty; a `PEXPIRE` of a set emptied does nothing.
-        let current = int(pttl)?;
-        if current >= 0 && current < ttl_ms {
-            let longer = Write::Longer((*key).to_owned(), ttl_ms, ExpireOptions::GT);
-            extensions.push(longer);
-        }
     }
     if int(left)? == 0 {
         let pipeline = client.pipeline().with_options(&scan::resendable());
-        let _: () = pipeline.pttl(users).await.ok()?;
         let _: () = pipeline.srem(users, user).await.ok()?;
         let replies = answers(scan::try_all(client, &pipeline).await)?;
-        let [pttl, srem] = &replies[..] else {
-            return None;
-        };
-        removed |= int(srem)? > 0;
-        let current = int(pttl)?;
-        if current >= 0 && current < ttl_ms {
-            extensions.push(Write::Longer(users.to_owned(), ttl_ms, ExpireOptions::GT));
-        }
+        removed |= int(replies.first()?)? > 0;
         super::put_user_back(exec, service_user, users, user)
             .await
             .ok()?;
-    }
-    if !extensions.is_empty() {
-        write(client, &extensions).await?;
     }
     Some(removed)
 }

@@ -1,17 +1,14 @@
 -- remove.lua: deletes a task (record, metadata, index entries) or, in 'expired' mode, cleans
 -- the index entries of a task whose record has expired. The user leaves the service's user
--- set when no task of theirs is left there; the sets left non-empty keep at least the TTL of
--- ARGV[3], as the Python package refreshes them. The indexes cleaned are those of the owner
--- the metadata hash names and of the one the record (if any) names; without either only
--- index:tasks is cleaned.
+-- set when no task of theirs is left there; no TTL is read or changed (nothing left needs a
+-- longer life). The indexes cleaned are those of the owner the metadata hash names and of
+-- the one the record (if any) names; without either only index:tasks is cleaned.
 --
 -- KEYS[1] task:{id}            KEYS[2] task:{id}:metadata
 -- ARGV[1] task id              ARGV[2] 'delete' or 'expired'
--- ARGV[3] ttl in seconds
 -- Returns {removed, metadata found}: removed is 1 when a key or index entry was removed
 -- (in 'expired' mode -1 when the record still exists, and nothing is done).
 local key, meta_key, id, mode = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
-local ttl_ms = checked_ttl(ARGV[3])
 read_checked('string', 'STRLEN', key)
 local exists = redis.call('EXISTS', key) == 1
 if mode == 'expired' and exists then return {-1, 1} end
@@ -49,10 +46,6 @@ for _, indexes in ipairs(owners) do
   if redis.call('SCARD', indexes.service_user.key) == 0 then
     redis.call('SREM', indexes.service_users.key, indexes.service_users.member)
   end
-end
-for _, set in ipairs(sets) do
-  local pttl = redis.call('PTTL', set.key)
-  if pttl ~= -2 then extend_ttl(set.key, pttl, ttl_ms) end
 end
 if removed > 0 then removed = 1 end
 return {removed, had_meta}

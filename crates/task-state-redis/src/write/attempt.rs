@@ -182,9 +182,8 @@ async fn read_again(
     id: &str,
     owner: &Owner,
 ) -> std::result::Result<bool, Attempt> {
-    let stale = |key: &str| {
-        conn.served(key) && writes.iter().filter_map(Command::written).any(|k| k == key)
-    };
+    let stale =
+        |key: &str| conn.served(key) && writes.iter().flat_map(Command::written).any(|k| k == key);
     let mkey = keys::metadata(id);
     let indexes = TaskIndexes::of(&owner.0, &owner.1);
     let sets = index_sets(&indexes, id, owner);
@@ -528,11 +527,7 @@ pub(super) async fn exec_then(
     writes: Vec<Command>,
     reads: Vec<Command>,
 ) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
-    let written: Vec<String> = writes
-        .iter()
-        .filter_map(Command::written)
-        .map(str::to_owned)
-        .collect();
+    let written: Vec<String> = writes.iter().flat_map(Command::written).cloned().collect();
     let mut all = Vec::with_capacity(writes.len() + 2 + reads.len());
     all.push(Command::Multi);
     all.extend(writes);

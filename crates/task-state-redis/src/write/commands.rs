@@ -45,8 +45,8 @@ pub(crate) enum Command {
     Sadd(String, String),
     /// `SREM key member`.
     Srem(String, String),
-    /// `DEL key`.
-    Del(String),
+    /// `DEL key…`.
+    Del(Vec<String>),
     /// `PEXPIRE key milliseconds`, with `GT` (never shortens) where `greater`.
     Pexpire {
         key: String,
@@ -103,7 +103,7 @@ impl Command {
             }
             Command::Sadd(key, member) => client.sadd(key, member).boxed(),
             Command::Srem(key, member) => client.srem(key, member).boxed(),
-            Command::Del(key) => client.del(key).boxed(),
+            Command::Del(keys) => client.del(keys).boxed(),
             Command::Pexpire {
                 key,
                 milliseconds,
@@ -158,7 +158,7 @@ impl Command {
             }
             Command::Sadd(key, member) => words("SADD", [key.clone(), member.clone()]),
             Command::Srem(key, member) => words("SREM", [key.clone(), member.clone()]),
-            Command::Del(key) => words("DEL", [key.clone()]),
+            Command::Del(keys) => words("DEL", keys.iter().cloned()),
             Command::Pexpire {
                 key,
                 milliseconds,
@@ -193,18 +193,18 @@ impl Command {
         }
     }
 
-    /// The key a write changes (`None` for a read).
-    pub(super) fn written(&self) -> Option<&str> {
+    /// The keys a write changes (none for a read).
+    pub(super) fn written(&self) -> &[String] {
         match self {
+            Command::Del(keys) => keys,
             Command::Set { key, .. }
             | Command::Sadd(key, _)
             | Command::Srem(key, _)
-            | Command::Del(key)
             | Command::Pexpire { key, .. }
             | Command::Persist(key)
             | Command::Hset(key, _)
-            | Command::Hdel(key, _) => Some(key),
-            _ => None,
+            | Command::Hdel(key, _) => std::slice::from_ref(key),
+            _ => &[],
         }
     }
 }

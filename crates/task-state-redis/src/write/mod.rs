@@ -213,9 +213,6 @@ async fn run(
 /// # Errors
 /// As [`optimistic`]'s.
 pub(crate) async fn optimistic_delete(exec: &Executor, task_id: &str) -> Result<Option<bool>> {
-    let Ok(ttl_ms) = i64::try_from(exec.ttl_ms()) else {
-        return Ok(None);
-    };
     let Some(links) = links_of(exec).await else {
         return Ok(None);
     };
@@ -223,7 +220,7 @@ pub(crate) async fn optimistic_delete(exec: &Executor, task_id: &str) -> Result<
         return Ok(None);
     };
     let mut conn = Conn::Link(&mut held, links.command_timeout());
-    match removal::delete(exec, &mut conn, task_id, ttl_ms).await? {
+    match removal::delete(exec, &mut conn, task_id).await? {
         removal::Removal::Done(removed) => Ok(Some(removed)),
         removal::Removal::ToScript(reason) => {
             tracing::debug!(task_id, reason, "the delete is left to the script");

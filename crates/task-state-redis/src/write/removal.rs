@@ -38,21 +38,15 @@ async fn read(
         .ok_or(Removal::ToScript("a read failed"))
 }
 
-/// Deletes task `id` on `conn` (a link: [`Command::Watch`] holds there), the TTL setting
-/// `ttl_ms` kept by the index sets left non-empty.
+/// Deletes task `id` on `conn` (a link: [`Command::Watch`] holds there).
 ///
 /// # Errors
 /// Only of the write, as the script's ([`super::optimistic`]).
-pub(super) async fn delete(
-    exec: &Executor,
-    conn: &mut Conn<'_>,
-    id: &str,
-    ttl_ms: i64,
-) -> Result<Removal> {
+pub(super) async fn delete(exec: &Executor, conn: &mut Conn<'_>, id: &str) -> Result<Removal> {
     conn.start();
     // The task's keys and entries go: what the reads say of them is not kept.
     conn.keep_nothing();
-    let (writes, counted) = match plan(conn, id, ttl_ms).await {
+    let (writes, counted) = match plan(conn, id).await {
         Ok(planned) => planned,
         Err(removal) => {
             conn.unwatch().await;
@@ -60,7 +54,7 @@ pub(super) async fn delete(
         }
     };
     match attempt::exec(conn, writes).await {
-        // The `DEL`s and the `SREM`s of the task id come first: what they removed.
+        // The `DEL` and the `SREM`s of the task id come first: what they removed.
         Ok(Exec::Applied(results)) => Ok(Removal::Done(
             results[..counted.min(results.len())]
                 .iter()
@@ -88,12 +82,11 @@ struct Held {
 /// The reads, and the writes that the script would make with how many of them count as
 /// removals (the first ones): `DEL` of the record and its hash, `SREM` of the task from the
 /// index sets of each owner (`index:tasks` once), of the user from a service's user set where
-/// none of their tasks is left in the service, the TTL of each set extended to the setting
-/// where it falls short; or why the delete is left to the script.
+/// none of their tasks is left in the service; or why the delete is left to the script.
+/// Nothing a delete leaves needs a longer life: no TTL is read or extended.
 async fn plan(
     conn: &mut Conn<'_>,
     id: &str,
-    ttl_ms: i64,
 ) -> std::result::Result<(Vec<Command>, usize), Removal> {
     let (rkey, mkey) = (keys::record(id), keys::metadata(id));
     let first = vec![
@@ -126,8 +119,8 @@ async fn plan(
             });
         }
     }
-    // Each set read for its type (a key of another type is the script's to report) and TTL;
-    // each owner's set of the user's tasks in the service watched, and its size read.
+    // Each set read for its type (a key of another type is the script's to report); each
+    // owner's set of the user's tasks in the service watched, and its size read.
     let mut reads = Vec::new();
     let watched: Vec<String> = indexes.iter().map(|i| i.service_user.clone()).collect();
     let watching = !watched.is_empty();
@@ -136,7 +129,6 @@ async fn plan(
     }
     for set in &sets {
         reads.push(Command::Scard(set.key.clone()));
-        reads.push(Command::Pttl(set.key.clone()));
     }
     for index in &indexes {
         reads.push(Command::Sismember(
@@ -146,57 +138,23 @@ async fn plan(
     }
     let replies = read(conn, reads).await?;
     let replies = &replies[usize::from(watching)..];
-    let (sets_read, members) = replies.split_at(2 * sets.len());
-    let number = |n: usize| int(sets_read.get(n)).ok_or(Removal::ToScript("SCARD or PTTL"));
+    let (sizes, members) = replies.split_at(sets.len());
 
-    let mut writes = vec![Command::Del(rkey), Command::Del(mkey)];
+    let mut writes = vec![Command::Del(vec![rkey, mkey])];
     for set in sets.iter().filter(|set| !set.users) {
         writes.push(Command::Srem(set.key.clone(), set.member.clone()));
     }
     let counted = writes.len();
     for ((index, (_, user)), member) in indexes.iter().zip(&owners).zip(members) {
-        let n = sets
+        let size = sets
             .iter()
             .position(|set| set.key == index.service_user)
+            .and_then(|n| int(sizes.get(n)))
             .ok_or(Removal::ToScript("the user's set"))?;
-        let size = number(2 * n)?;
         let left = size - i64::from(int(Some(member)) == Some(1));
         if left <= 0 {
             writes.push(Command::Srem(index.service_users.clone(), user.clone()));
         }
-    }
-    // `extend_ttl` of `lua/lib/layout.lua` on a set left non-empty: a set the removals
-    // emptied is gone, and a `PEXPIRE` of a missing key does nothing.
-    let short = |current: i64| current >= 0 && current < ttl_ms;
-    let mut due = Vec::new();
-    for (n, set) in sets.iter().enumerate() {
-        if short(number(2 * n + 1)?) {
-            due.push(set.key.as_str());
-        }
-    }
-    // A TTL the link kept is what was left when it was read less the time since the read
-    // was sent, so less than the server's: read again from the server before it is
-    // extended, so that no TTL is shortened.
-    let kept: Vec<&str> = due.iter().copied().filter(|key| conn.served(key)).collect();
-    if !kept.is_empty() {
-        for key in &kept {
-            conn.forget(key);
-        }
-        let pttls = kept.iter().map(|key| Command::Pttl((*key).to_owned()));
-        let replies = read(conn, pttls.collect()).await?;
-        for (key, reply) in kept.iter().zip(&replies) {
-            let current = int(Some(reply)).ok_or(Removal::ToScript("PTTL"))?;
-            if !short(current) {
-                due.retain(|k| k != key);
-            }
-        }
-    }
-    for key in due {
-        writes.push(Command::Pexpire {
-            key: key.to_owned(),
-            milliseconds: ttl_ms,
-            greater: false,
-        });
     }
     Ok((writes, counted))
 }

@@ -185,7 +185,10 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
         Step::Remove => {
             // An empty string names no owner; it is deleted all the same.
             let (service, user) = owner_of_old()?;
-            Planned::Write(Command::Del(key.to_owned()), removed(1, service, user))
+            Planned::Write(
+                Command::Del(vec![key.to_owned()]),
+                removed(1, service, user),
+            )
         }
     })
 }
