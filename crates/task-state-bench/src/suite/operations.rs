@@ -142,7 +142,10 @@ impl Run<'_> {
             b.limit,
             b.limit_rounds,
             &format!("limit_{}_append_log", call.to_ascii_lowercase()),
-            &format!("redis-benchmark {call} append_log"),
+            &format!(
+                "redis-benchmark {call} append_log on one task: {} calls a round from ~1 KiB",
+                self.limit_appends()
+            ),
         ))
     }
 
