@@ -1129,3 +1129,53 @@ async fn owners_of_the_metadata_and_of_the_record_are_both_cleaned() {
     common::owners::save_moves_out_of_the_indexes_of_the_metadata_and_of_the_record(&repo).await;
     common::owners::metadata_names_that_cannot_be_keys_build_no_key(&repo).await;
 }
+
+/// On a cluster too, a delete reads and changes no TTL of the sets it leaves non-empty, on
+/// the default path (plain `SREM`s) and on the scripts (`cluster_index.lua`): a set short of
+/// the setting stays short, one beyond it keeps its longer TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_leaves_the_ttls_of_the_sets_it_leaves_non_empty() {
+    let Some(cluster) = cluster() else { return };
+    let sets = [
+        "index:tasks",
+        "index:service:s",
+        "index:service:s:users",
+        "index:service:s:user:u",
+        "index:user:u",
+    ];
+    for path in [WritePath::Auto, WritePath::Script] {
+        let settings = RedisRepositorySettings::builder()
+            .with_write_url(cluster.url())
+            .with_write_path(path)
+            .with_command_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let repo = RedisTaskRepository::connect(settings).await.unwrap();
+        repo.load_scripts().await.unwrap();
+        for id in ["t1", "t2"] {
+            let task = TaskRecord::new(id, "s", "u", TaskStatus::Running);
+            repo.save(task).await.unwrap();
+        }
+        cluster.cli(&["EXPIRE", "index:tasks", "100"]);
+        for key in &sets[1..] {
+            cluster.cli(&["EXPIRE", key, "90000000"]);
+        }
+        assert!(repo.delete("t1").await.unwrap(), "{path:?}");
+        for key in sets {
+            let ttl: i64 = cluster.cli(&["TTL", key]).parse().unwrap();
+            let range = if key == "index:tasks" {
+                90..=100
+            } else {
+                89_999_990..=90_000_000
+            };
+            assert!(range.contains(&ttl), "{path:?} {key}: {ttl}");
+            assert_eq!(
+                cluster.cli(&["SISMEMBER", key, "t1"]),
+                "0",
+                "{path:?} {key}"
+            );
+        }
+        assert!(repo.delete("t2").await.unwrap(), "{path:?}");
+        repo.close().await;
+    }
+}
