@@ -1136,13 +1136,6 @@ async fn owners_of_the_metadata_and_of_the_record_are_both_cleaned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_leaves_the_ttls_of_the_sets_it_leaves_non_empty() {
     let Some(cluster) = cluster() else { return };
-    let sets = [
-        "index:tasks",
-        "index:service:s",
-        "index:service:s:users",
-        "index:service:s:user:u",
-        "index:user:u",
-    ];
     for path in [WritePath::Auto, WritePath::Script] {
         let settings = RedisRepositorySettings::builder()
             .with_write_url(cluster.url())
@@ -1152,30 +1145,7 @@ async fn a_delete_leaves_the_ttls_of_the_sets_it_leaves_non_empty() {
             .unwrap();
         let repo = RedisTaskRepository::connect(settings).await.unwrap();
         repo.load_scripts().await.unwrap();
-        for id in ["t1", "t2"] {
-            let task = TaskRecord::new(id, "s", "u", TaskStatus::Running);
-            repo.save(task).await.unwrap();
-        }
-        cluster.cli(&["EXPIRE", "index:tasks", "100"]);
-        for key in &sets[1..] {
-            cluster.cli(&["EXPIRE", key, "90000000"]);
-        }
-        assert!(repo.delete("t1").await.unwrap(), "{path:?}");
-        for key in sets {
-            let ttl: i64 = cluster.cli(&["TTL", key]).parse().unwrap();
-            let range = if key == "index:tasks" {
-                90..=100
-            } else {
-                89_999_990..=90_000_000
-            };
-            assert!(range.contains(&ttl), "{path:?} {key}: {ttl}");
-            assert_eq!(
-                cluster.cli(&["SISMEMBER", key, "t1"]),
-                "0",
-                "{path:?} {key}"
-            );
-        }
-        assert!(repo.delete("t2").await.unwrap(), "{path:?}");
+        common::a_delete_leaves_the_set_ttls(&repo, |args| cluster.cli(args)).await;
         repo.close().await;
     }
 }

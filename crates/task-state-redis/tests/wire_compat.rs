@@ -510,34 +510,7 @@ async fn delete_leaves_the_ttls_of_the_sets_it_leaves_non_empty() {
     let Some((server, repo)) = fresh().await else {
         return;
     };
-    for id in ["1", "2"] {
-        repo.save(TaskRecord::new(id, "s", "u", TaskStatus::Running))
-            .await
-            .unwrap();
-    }
-    let sets = [
-        "index:tasks",
-        "index:service:s",
-        "index:service:s:users",
-        "index:service:s:user:u",
-        "index:user:u",
-    ];
-    // One set short of the setting, the others beyond it (another writer's longer TTL).
-    server.cli(&["EXPIRE", "index:tasks", "100"]);
-    for key in &sets[1..] {
-        server.cli(&["EXPIRE", key, "90000000"]);
-    }
-    assert!(repo.delete("1").await.unwrap());
-    for key in sets {
-        let ttl: i64 = server.cli(&["TTL", key]).parse().unwrap();
-        let range = if key == "index:tasks" {
-            90..=100
-        } else {
-            89_999_990..=90_000_000
-        };
-        assert!(range.contains(&ttl), "{key}: {ttl}");
-        assert_eq!(server.cli(&["SISMEMBER", key, "1"]), "0", "{key}");
-    }
+    common::a_delete_leaves_the_set_ttls(&repo, |args| server.cli(args)).await;
 }
 
 /// The scripts scan the values the model keeps as text without recursion, so a record nested

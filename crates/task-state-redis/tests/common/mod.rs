@@ -129,3 +129,40 @@ impl task_state_core::conformance::RawRecords for Raw {
 pub fn raw<G>(_: &G, repo: &RedisTaskRepository) -> Raw {
     Raw(repo.clone())
 }
+
+/// Saves tasks 1 and 2 of one owner, shortens `index:tasks` to 100 s and gives the other
+/// sets 90,000,000 s (more than the setting), deletes task 1 and checks through `cli` (a
+/// `redis-cli` of the server) that every set lost it and kept its TTL; then deletes task 2.
+pub async fn a_delete_leaves_the_set_ttls(
+    repo: &RedisTaskRepository,
+    cli: impl Fn(&[&str]) -> String,
+) {
+    let sets = [
+        "index:tasks",
+        "index:service:s",
+        "index:service:s:users",
+        "index:service:s:user:u",
+        "index:user:u",
+    ];
+    for id in ["1", "2"] {
+        repo.save(TaskRecord::new(id, "s", "u", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    cli(&["EXPIRE", "index:tasks", "100"]);
+    for key in &sets[1..] {
+        cli(&["EXPIRE", key, "90000000"]);
+    }
+    assert!(repo.delete("1").await.unwrap());
+    for key in sets {
+        let ttl: i64 = cli(&["TTL", key]).parse().unwrap();
+        let range = if key == "index:tasks" {
+            90..=100
+        } else {
+            89_999_990..=90_000_000
+        };
+        assert!(range.contains(&ttl), "{key}: {ttl}");
+        assert_eq!(cli(&["SISMEMBER", key, "1"]), "0", "{key}");
+    }
+    assert!(repo.delete("2").await.unwrap());
+}
