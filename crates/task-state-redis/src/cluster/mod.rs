@@ -235,33 +235,31 @@ async fn scripted_adds(
     let ttl = ttl_ms.to_string();
     let adds = indexes
         .task_sets()
-        .map(|key| index_op(exec, key, "add", id, &ttl));
+        .map(|key| index_op(exec, key, id, Some(&ttl)));
     for added in futures::future::try_join_all(adds).await? {
         fixed += added.0;
     }
     // After the user's own set: the user set never names a user none of whose tasks is listed.
-    fixed += index_op(exec, &indexes.service_users, "add", user_id, &ttl)
+    fixed += index_op(exec, &indexes.service_users, user_id, Some(&ttl))
         .await?
         .0;
     Ok((fixed, named))
 }
 
-/// `cluster_index.lua` on one set: (1 when it changed the set else 0, the set's size);
-/// `ttl` (in ms) only for an `add` (a removal changes no TTL).
+/// `cluster_index.lua` on one set: adds `member`, the set given at least the record's TTL
+/// of `add` (in ms), or without it removes `member` (a removal changes no TTL). Returns (1
+/// when it changed the set else 0, the set's size).
 async fn index_op(
     exec: &Executor,
     key: &str,
-    mode: &str,
     member: &str,
-    ttl: &str,
+    add: Option<&str>,
 ) -> Result<(u64, i64)> {
-    let reply = eval_on(
-        exec,
-        &SCRIPTS.cluster_index,
-        key,
-        vec![mode.to_owned(), member.to_owned(), ttl.to_owned()],
-    )
-    .await?;
+    let args = match add {
+        Some(ttl) => vec!["add".to_owned(), member.to_owned(), ttl.to_owned()],
+        None => vec!["remove".to_owned(), member.to_owned()],
+    };
+    let reply = eval_on(exec, &SCRIPTS.cluster_index, key, args).await?;
     Ok((int_at(&reply, 0).max(0) as u64, int_at(&reply, 1)))
 }
 
@@ -292,15 +290,15 @@ async fn leave(exec: &Executor, id: &str, old: &Owner, new: Option<&Owner>) -> R
     if let Some(removed) = plain::leave(exec, id, &sets, user_sets).await {
         return Ok(removed);
     }
-    let removals = sets.iter().map(|key| index_op(exec, key, "remove", id, ""));
+    let removals = sets.iter().map(|key| index_op(exec, key, id, None));
     let mut removed = futures::future::try_join_all(removals)
         .await?
         .iter()
         .any(|r| r.0 > 0);
-    let (changed, left) = index_op(exec, &indexes.service_user, "remove", id, "").await?;
+    let (changed, left) = index_op(exec, &indexes.service_user, id, None).await?;
     removed |= changed > 0;
     if left == 0 {
-        removed |= index_op(exec, &indexes.service_users, "remove", user_id, "")
+        removed |= index_op(exec, &indexes.service_users, user_id, None)
             .await?
             .0
             > 0;
@@ -318,7 +316,7 @@ async fn put_user_back(exec: &Executor, service_user: &str, users: &str, user: &
         .map_err(|e| exec.backend(e, "checking users"))?;
     if again.first().copied().unwrap_or(0) > 0 {
         let ttl = exec.ttl_ms().to_string();
-        index_op(exec, users, "add", user, &ttl).await?;
+        index_op(exec, users, user, Some(&ttl)).await?;
     }
     Ok(())
 }
@@ -386,7 +384,7 @@ async fn clean_indexes(exec: &Executor, id: &str, owners: [Option<Owner>; 2]) ->
         }
     }
     if seen.is_empty() {
-        removed |= index_op(exec, TASK_INDEX, "remove", id, "").await?.0 > 0;
+        removed |= index_op(exec, TASK_INDEX, id, None).await?.0 > 0;
     }
     Ok(removed)
 }
