@@ -182,11 +182,15 @@ impl Run<'_> {
         .await
     }
 
-    fn limit(&self, command: &[String]) -> Result<Option<LimitFigure>> {
+    /// A round of `redis-benchmark` running `command` (none where the options want no
+    /// limit): `--ops` calls, or for the append script [`Run::limit_appends`] calls on its
+    /// task saved afresh.
+    async fn limit(&self, command: &[String]) -> Result<Option<LimitFigure>> {
         if !self.options.limit {
             return Ok(None);
         }
         let calls = if appends_to_limit_task(command) {
+            self.repo.save(fixtures::task_record(LIMIT_TASK, 0)).await?;
             self.limit_appends()
         } else {
             self.options.ops
@@ -229,10 +233,7 @@ impl Run<'_> {
             let server = admin::commandstats(self.admin()).await?;
             rounds.push((m, server));
             if let Some(command) = limit {
-                if self.options.limit && appends_to_limit_task(command) {
-                    self.repo.save(fixtures::task_record(LIMIT_TASK, 0)).await?;
-                }
-                if let Some(figure) = self.limit(command)? {
+                if let Some(figure) = self.limit(command).await? {
                     limits.push(figure);
                 }
             }
@@ -282,14 +283,14 @@ impl Run<'_> {
     }
 
     /// The `redis-benchmark` command that runs the append_log script as `append_logs` runs
-    /// it with one message, on a task of its own (it appends to that one task every time):
-    /// its function with FCALL where the server has Redis Functions (7.0 and later), as
-    /// the repository calls it, else the script with EVALSHA.
+    /// it with one message, on a task of its own (it appends to that one task every time;
+    /// [`Run::limit`] saves it afresh before each round): its function with FCALL where the
+    /// server has Redis Functions (7.0 and later), as the repository calls it, else the
+    /// script with EVALSHA.
     async fn script_command(&self) -> Result<Option<Vec<String>>> {
         if !self.options.limit {
             return Ok(None);
         }
-        self.repo.save(fixtures::task_record(LIMIT_TASK, 0)).await?;
         let (_, library, function) =
             task_state_redis::function_library("append_log").context("no append_log function")?;
         let head = if admin::function_load(self.admin(), library).await.is_ok() {
