@@ -35,17 +35,28 @@ fn the_test_cluster_has_three_primaries_serving_every_slot() {
 use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, WritePath};
 
 fn settings_of(cluster: &RedisCluster) -> RedisRepositorySettings {
+    settings_on(cluster, WritePath::default())
+}
+
+/// The settings of [`settings_of`] with mutations forced onto `path`.
+fn settings_on(cluster: &RedisCluster, path: WritePath) -> RedisRepositorySettings {
     RedisRepositorySettings::builder()
         .with_write_url(cluster.url())
         .with_timezone("Asia/Seoul")
         .with_command_timeout(Duration::from_secs(10))
         .with_connect_timeout(Duration::from_secs(10))
+        .with_write_path(path)
         .build()
         .unwrap()
 }
 
 async fn connect(cluster: &RedisCluster) -> RedisTaskRepository {
-    RedisTaskRepository::connect(settings_of(cluster))
+    connect_on(cluster, WritePath::default()).await
+}
+
+/// A repository whose mutations are forced onto `path`.
+async fn connect_on(cluster: &RedisCluster, path: WritePath) -> RedisTaskRepository {
+    RedisTaskRepository::connect(settings_on(cluster, path))
         .await
         .expect("connect to the cluster")
 }
@@ -324,13 +335,7 @@ async fn the_records_write_carries_the_follow_up_reads_on_its_primary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_script_path_every_step_is_a_script() {
     let Some(cluster) = cluster() else { return };
-    let settings = RedisRepositorySettings::builder()
-        .with_write_url(cluster.url())
-        .with_write_path(WritePath::Script)
-        .with_command_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let repo = RedisTaskRepository::connect(settings).await.unwrap();
+    let repo = connect_on(&cluster, WritePath::Script).await;
     repo.load_scripts().await.unwrap();
     let ids = ids_on_every_primary(&cluster, 1);
     for id in &ids {
@@ -1137,13 +1142,7 @@ async fn owners_of_the_metadata_and_of_the_record_are_both_cleaned() {
 async fn a_delete_leaves_the_ttls_of_the_sets_it_leaves_non_empty() {
     let Some(cluster) = cluster() else { return };
     for path in [WritePath::Auto, WritePath::Script] {
-        let settings = RedisRepositorySettings::builder()
-            .with_write_url(cluster.url())
-            .with_write_path(path)
-            .with_command_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let repo = RedisTaskRepository::connect(settings).await.unwrap();
+        let repo = connect_on(&cluster, path).await;
         repo.load_scripts().await.unwrap();
         common::a_delete_leaves_the_set_ttls(&repo, |args| cluster.cli(args)).await;
         repo.close().await;
