@@ -6,6 +6,9 @@
 //! waits for its router. Queued one after the other, the commands of a round trip leave in
 //! one `writev` instead of one each (an edit sent about twenty).
 
+use std::borrow::Cow;
+use std::iter::once;
+
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, SetsInterface};
 use fred::prelude::{Error as FredError, ErrorKind, Value};
@@ -128,61 +131,71 @@ impl Command {
         }
     }
 
-    /// The command's words, its name first, as a [`Link`](super::link::Link) sends them.
-    pub(super) fn args(&self) -> Vec<Vec<u8>> {
-        let words: Vec<String> = match self {
-            Command::Watch(keys) => words("WATCH", keys.iter().cloned()),
-            Command::Unwatch => words("UNWATCH", []),
-            Command::Get(key) => words("GET", [key.clone()]),
-            Command::Pttl(key) => words("PTTL", [key.clone()]),
-            Command::Hmget(key, fields) => words(
-                "HMGET",
-                std::iter::once(key.clone()).chain(fields.iter().map(|f| (*f).to_owned())),
-            ),
-            Command::Sismember(key, member) => words("SISMEMBER", [key.clone(), member.clone()]),
-            Command::Scard(key) => words("SCARD", [key.clone()]),
-            Command::Multi => words("MULTI", []),
-            Command::Exec => words("EXEC", []),
+    /// The command's words, its name first, as a [`Link`](super::link::Link) sends them:
+    /// borrowed from the command (a record's text is not copied), but for the numbers.
+    pub(super) fn args(&self) -> Vec<Cow<'_, str>> {
+        fn b(word: &'static str) -> Cow<'static, str> {
+            Cow::Borrowed(word)
+        }
+        fn r(word: &str) -> Cow<'_, str> {
+            Cow::Borrowed(word)
+        }
+        match self {
+            Command::Watch(keys) => once(b("WATCH"))
+                .chain(keys.iter().map(|word| r(word)))
+                .collect(),
+            Command::Unwatch => vec![b("UNWATCH")],
+            Command::Get(key) => vec![b("GET"), r(key)],
+            Command::Pttl(key) => vec![b("PTTL"), r(key)],
+            Command::Hmget(key, fields) => [b("HMGET"), r(key)]
+                .into_iter()
+                .chain(fields.iter().map(|field| Cow::Borrowed(*field)))
+                .collect(),
+            Command::Sismember(key, member) => vec![b("SISMEMBER"), r(key), r(member)],
+            Command::Scard(key) => vec![b("SCARD"), r(key)],
+            Command::Multi => vec![b("MULTI")],
+            Command::Exec => vec![b("EXEC")],
             Command::Set {
                 key,
                 text,
                 ttl,
                 if_equal,
             } => {
-                let mut args = vec![key.clone(), text.clone()];
+                let mut args = vec![b("SET"), r(key), r(text)];
                 if let Some(old) = if_equal {
-                    args.extend(["IFEQ".to_owned(), old.clone()]);
+                    args.extend([b("IFEQ"), r(old)]);
                 }
-                args.extend(expiration_args(*ttl).iter().filter_map(|v| v.as_string()));
-                words("SET", args)
+                if *ttl == -1 {
+                    args.push(b("KEEPTTL"));
+                } else {
+                    args.extend([b("PX"), Cow::Owned(ttl.to_string())]);
+                }
+                args
             }
-            Command::Sadd(key, member) => words("SADD", [key.clone(), member.clone()]),
-            Command::Srem(key, member) => words("SREM", [key.clone(), member.clone()]),
-            Command::Del(keys) => words("DEL", keys.iter().cloned()),
+            Command::Sadd(key, member) => vec![b("SADD"), r(key), r(member)],
+            Command::Srem(key, member) => vec![b("SREM"), r(key), r(member)],
+            Command::Del(keys) => once(b("DEL"))
+                .chain(keys.iter().map(|word| r(word)))
+                .collect(),
             Command::Pexpire {
                 key,
                 milliseconds,
                 greater,
             } => {
-                let mut args = vec![key.clone(), milliseconds.to_string()];
+                let mut args = vec![b("PEXPIRE"), r(key), Cow::Owned(milliseconds.to_string())];
                 if *greater {
-                    args.push("GT".to_owned());
+                    args.push(b("GT"));
                 }
-                words("PEXPIRE", args)
+                args
             }
-            Command::Persist(key) => words("PERSIST", [key.clone()]),
-            Command::Hset(key, values) => words(
-                "HSET",
-                std::iter::once(key.clone()).chain(
-                    values
-                        .iter()
-                        .flat_map(|(f, v)| [(*f).to_owned(), v.clone()]),
-                ),
-            ),
-            Command::Hdel(key, field) => words("HDEL", [key.clone(), (*field).to_owned()]),
-            Command::Other(all) => all.clone(),
-        };
-        words.into_iter().map(String::into_bytes).collect()
+            Command::Persist(key) => vec![b("PERSIST"), r(key)],
+            Command::Hset(key, values) => [b("HSET"), r(key)]
+                .into_iter()
+                .chain(values.iter().flat_map(|(f, v)| [b(f), r(v)]))
+                .collect(),
+            Command::Hdel(key, field) => vec![b("HDEL"), r(key), b(field)],
+            Command::Other(all) => all.iter().map(|word| r(word)).collect(),
+        }
     }
 
     /// The key a read of one key reads (`None` for any other command).
@@ -207,10 +220,6 @@ impl Command {
             _ => &[],
         }
     }
-}
-
-fn words(name: &str, args: impl IntoIterator<Item = String>) -> Vec<String> {
-    std::iter::once(name.to_owned()).chain(args).collect()
 }
 
 /// The reply `OK`, for the commands whose fred request answers `()`.

@@ -16,8 +16,8 @@ use fred::bytes::BytesMut;
 use fred::bytes_utils::Str;
 use fred::prelude::{Error as FredError, ErrorKind, Value};
 use redis_protocol::resp3::decode::complete::decode_bytes_mut;
-use redis_protocol::resp3::encode::complete::extend_encode;
-use redis_protocol::resp3::types::{BytesFrame, Resp3Frame as _};
+use redis_protocol::resp3::encode::complete::extend_encode_borrowed;
+use redis_protocol::resp3::types::{BorrowedFrame, BytesFrame, Resp3Frame as _};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -181,18 +181,7 @@ impl Link {
     }
 
     async fn write(&mut self, commands: &[Command], asked: &[bool]) -> Result<(), FredError> {
-        let mut out = BytesMut::new();
-        for (command, asked) in commands.iter().zip(asked) {
-            // Tracking is opt-in (`OPTIN`): the server remembers the keys of the next
-            // command only, and only the reads whose replies are kept ask it to. A key the
-            // server remembered costs it a little at every read and write of it (about a
-            // sixth of an edit's instructions when every read was remembered).
-            if *asked {
-                let caching = ["CLIENT", "CACHING", "YES"].map(str::to_owned).to_vec();
-                encode(&mut out, &Command::Other(caching))?;
-            }
-            encode(&mut out, command)?;
-        }
+        let out = encode(commands, asked)?;
         self.stream.write_all(&out).await.map_err(io)
     }
 
@@ -203,7 +192,11 @@ impl Link {
             if let Some((frame, _, _)) = decoded {
                 return Ok(frame);
             }
-            self.unread.reserve(16 * 1024);
+            // A buffer serves several round trips: the replies taken from it keep its
+            // memory, so a new one is made only when little is left.
+            if self.unread.capacity() - self.unread.len() < 4 * 1024 {
+                self.unread.reserve(16 * 1024);
+            }
             let n = self.stream.read_buf(&mut self.unread).await.map_err(io)?;
             if n == 0 {
                 return Err(FredError::new(ErrorKind::IO, "Connection closed."));
@@ -212,23 +205,46 @@ impl Link {
     }
 }
 
-/// Appends `command` to `out` as a RESP array of bulk strings.
-fn encode(out: &mut BytesMut, command: &Command) -> Result<(), FredError> {
-    let data = command
-        .args()
-        .into_iter()
-        .map(|arg| BytesFrame::BlobString {
-            data: arg.into(),
+/// The bytes of a round trip: each of `commands` as a RESP array of bulk strings, after
+/// `CLIENT CACHING YES` where it is `asked`, in one buffer of the size they need. The words
+/// are borrowed from the commands (a record's text is copied once, into the buffer).
+fn encode(commands: &[Command], asked: &[bool]) -> Result<BytesMut, FredError> {
+    // Tracking is opt-in (`OPTIN`): the server remembers the keys of the next command only,
+    // and only the reads whose replies are kept ask it to. A key the server remembered
+    // costs it a little at every read and write of it (about a sixth of an edit's
+    // instructions when every read was remembered).
+    let caching = Command::Other(["CLIENT", "CACHING", "YES"].map(str::to_owned).to_vec());
+    let words: Vec<_> = commands
+        .iter()
+        .zip(asked)
+        .flat_map(|(command, asked)| asked.then_some(&caching).into_iter().chain([command]))
+        .map(Command::args)
+        .collect();
+    let blobs: Vec<Vec<BorrowedFrame<'_>>> = words.iter().map(|words| blobs(words)).collect();
+    let frames: Vec<BorrowedFrame<'_>> = blobs
+        .iter()
+        .map(|data| BorrowedFrame::Array {
+            data,
             attributes: None,
         })
         .collect();
-    let frame = BytesFrame::Array {
-        data,
-        attributes: None,
-    };
-    extend_encode(out, &frame, false)
-        .map(|_| ())
-        .map_err(|e| FredError::new(ErrorKind::Protocol, e.to_string()))
+    let mut out = BytesMut::with_capacity(frames.iter().map(|f| f.encode_len(false)).sum());
+    for frame in &frames {
+        extend_encode_borrowed(&mut out, frame, false)
+            .map_err(|e| FredError::new(ErrorKind::Protocol, e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// A command's words as RESP bulk strings, borrowed.
+fn blobs<'a>(words: &'a [std::borrow::Cow<'_, str>]) -> Vec<BorrowedFrame<'a>> {
+    words
+        .iter()
+        .map(|word| BorrowedFrame::BlobString {
+            data: word.as_bytes(),
+            attributes: None,
+        })
+        .collect()
 }
 
 /// The socket to `target`: TCP, and TLS over it where the writer pool has a connector.
@@ -452,5 +468,45 @@ impl Links {
             link: Some(link),
             _permit: permit,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_trip_is_its_commands_in_resp_with_caching_before_each_kept_read() {
+        let set = |ttl, if_equal: Option<&str>| Command::Set {
+            key: "task:1".to_owned(),
+            text: "{\"é\":1}".to_owned(),
+            ttl,
+            if_equal: if_equal.map(str::to_owned),
+        };
+        let commands = [
+            Command::Watch(vec!["task:1".to_owned(), "task:1:metadata".to_owned()]),
+            Command::Sismember("index:tasks".to_owned(), "1".to_owned()),
+            Command::Hmget("task:1:metadata".to_owned(), vec!["service", "user_id"]),
+            set(1500, None),
+            set(-1, Some("old")),
+            Command::Pexpire {
+                key: "index:tasks".to_owned(),
+                milliseconds: 42,
+                greater: true,
+            },
+        ];
+        let out = encode(&commands, &[false, true, false, false, false, false]).unwrap();
+        let expected = concat!(
+            "*3\r\n$5\r\nWATCH\r\n$6\r\ntask:1\r\n$15\r\ntask:1:metadata\r\n",
+            "*3\r\n$6\r\nCLIENT\r\n$7\r\nCACHING\r\n$3\r\nYES\r\n",
+            "*3\r\n$9\r\nSISMEMBER\r\n$11\r\nindex:tasks\r\n$1\r\n1\r\n",
+            "*4\r\n$5\r\nHMGET\r\n$15\r\ntask:1:metadata\r\n$7\r\nservice\r\n$7\r\nuser_id\r\n",
+            // The record's length in bytes, not characters.
+            "*5\r\n$3\r\nSET\r\n$6\r\ntask:1\r\n$8\r\n{\"é\":1}\r\n$2\r\nPX\r\n$4\r\n1500\r\n",
+            "*6\r\n$3\r\nSET\r\n$6\r\ntask:1\r\n$8\r\n{\"é\":1}\r\n$4\r\nIFEQ\r\n$3\r\nold\r\n$7\r\nKEEPTTL\r\n",
+            "*4\r\n$7\r\nPEXPIRE\r\n$11\r\nindex:tasks\r\n$2\r\n42\r\n$2\r\nGT\r\n",
+        );
+        assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
+        assert_eq!(out.capacity(), out.len(), "one buffer of the size needed");
     }
 }
