@@ -9,7 +9,7 @@
 //! read, with the moment the round trip was sent, so what is left of it is never
 //! overestimated; one that may have run out is read again.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::time::Instant;
 
 use fred::prelude::Value;
