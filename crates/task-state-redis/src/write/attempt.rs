@@ -1,6 +1,7 @@
 //! One optimistic attempt of a change of a record (an edit, or a save of a whole record):
 //! the reads, the new text, the guarded write.
 
+use fred::bytes_utils::Str;
 use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes};
 use task_state_core::{Result, TaskRecord};
@@ -25,7 +26,7 @@ pub(super) enum Guard {
 #[derive(Debug)]
 pub(super) enum Attempt {
     /// Written: the new record, and the owner it names.
-    Applied(String, Owner),
+    Applied(Str, Owner),
     /// No such task (no key, or an empty string): nothing written.
     Missing,
     /// A create found the record there (a non-empty string): nothing written.
@@ -114,8 +115,8 @@ pub(super) async fn attempt(
 
 /// What the reads found, for the write.
 pub(super) struct Plan {
-    old: String,
-    new: String,
+    old: Str,
+    new: Str,
     /// The record's TTL to write (-1: none), and its PTTL read.
     ttl: i64,
     record_pttl: i64,
@@ -126,7 +127,7 @@ pub(super) struct Plan {
 /// What the first reads found of the record and its metadata hash.
 struct Found {
     /// The record's text; empty where there is none (no key, or an empty string).
-    old: String,
+    old: Str,
     record_pttl: i64,
     meta_service: Option<String>,
     meta_user: Option<String>,
@@ -276,7 +277,7 @@ async fn prepare(
     }
     let plan = Plan {
         old: found.old,
-        new,
+        new: Str::from(new),
         ttl,
         record_pttl: found.record_pttl,
         owner,
@@ -287,8 +288,12 @@ async fn prepare(
 /// The replies of `GET`, `PTTL` of the record, `HMGET` and `PTTL` of the metadata hash.
 fn found(replies: &[Value]) -> std::result::Result<Found, Attempt> {
     let old = match replies.first() {
-        Some(Value::Null) | None => String::new(),
-        Some(value) => crate::scan::text(value).ok_or(Attempt::Unsupported("not UTF-8"))?,
+        Some(Value::Null) | None => Str::new(),
+        // The reply's text as it is, not a copy.
+        Some(Value::String(text)) => text.clone(),
+        Some(value) => crate::scan::text(value)
+            .map(Str::from)
+            .ok_or(Attempt::Unsupported("not UTF-8"))?,
     };
     let record_pttl = int(replies.get(1)).ok_or(Attempt::Unsupported("PTTL"))?;
     let mut found = Found {

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::iter::once;
 
+use fred::bytes_utils::Str;
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, SetsInterface};
 use fred::prelude::{Error as FredError, ErrorKind, Value};
@@ -38,11 +39,13 @@ pub(crate) enum Command {
     /// `EXEC`.
     Exec,
     /// `SET key text`: `PX ttl`, or `KEEPTTL` where `ttl` is -1; `IFEQ old` when given.
+    /// The texts are shared, not copied, with the reply that read them and the reply the
+    /// write gives (a record may be a megabyte).
     Set {
         key: String,
-        text: String,
+        text: Str,
         ttl: i64,
-        if_equal: Option<String>,
+        if_equal: Option<Str>,
     },
     /// `SADD key member`.
     Sadd(String, String),

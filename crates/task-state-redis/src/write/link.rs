@@ -479,9 +479,9 @@ mod tests {
     fn a_round_trip_is_its_commands_in_resp_with_caching_before_each_kept_read() {
         let set = |ttl, if_equal: Option<&str>| Command::Set {
             key: "task:1".to_owned(),
-            text: "{\"é\":1}".to_owned(),
+            text: Str::from_static("{\"é\":1}"),
             ttl,
-            if_equal: if_equal.map(str::to_owned),
+            if_equal: if_equal.map(|old| Str::from(old.to_owned())),
         };
         let commands = [
             Command::Watch(vec!["task:1".to_owned(), "task:1:metadata".to_owned()]),

@@ -309,7 +309,11 @@ fn script_reply(
 ) -> Option<Value> {
     let reply = slot::strings;
     match outcome {
-        Attempt::Applied(text, _) if with_record => Some(reply(&["applied", &text])),
+        // The record as written, shared with the write, not copied.
+        Attempt::Applied(text, _) if with_record => Some(Value::Array(vec![
+            Value::String("applied".into()),
+            Value::String(text),
+        ])),
         Attempt::Applied(..) => Some(reply(&["applied", ""])),
         Attempt::Missing => Some(reply(&["missing"])),
         // Only a create meets a record; `optimistic_store` answers it.

@@ -137,7 +137,7 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
     };
     let set = |text: String, ttl: i64| Command::Set {
         key: key.to_owned(),
-        text,
+        text: text.into(),
         ttl,
         if_equal: None,
     };
