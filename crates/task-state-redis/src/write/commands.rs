@@ -91,7 +91,11 @@ impl Command {
                 // fred's `set` has no `IFEQ`; a command alone in its round trip anyway.
                 let mut args: Vec<Value> = vec![key.into(), text.into(), "IFEQ".into()];
                 args.push(old.into());
-                args.extend(expiration_args(ttl));
+                args.extend(
+                    expiration(ttl)
+                        .into_iter()
+                        .map(|w| Value::from(w.into_owned())),
+                );
                 custom(client, "SET", args)
             }
             Command::Set {
@@ -137,67 +141,60 @@ impl Command {
     /// The command's words, its name first, as a [`Link`](super::link::Link) sends them:
     /// borrowed from the command (a record's text is not copied), but for the numbers.
     pub(super) fn args(&self) -> Vec<Cow<'_, str>> {
-        fn b(word: &'static str) -> Cow<'static, str> {
-            Cow::Borrowed(word)
-        }
-        fn r(word: &str) -> Cow<'_, str> {
+        fn w(word: &str) -> Cow<'_, str> {
             Cow::Borrowed(word)
         }
         match self {
-            Command::Watch(keys) => once(b("WATCH"))
-                .chain(keys.iter().map(|word| r(word)))
+            Command::Watch(keys) => once(w("WATCH"))
+                .chain(keys.iter().map(|word| w(word)))
                 .collect(),
-            Command::Unwatch => vec![b("UNWATCH")],
-            Command::Get(key) => vec![b("GET"), r(key)],
-            Command::Pttl(key) => vec![b("PTTL"), r(key)],
-            Command::Hmget(key, fields) => [b("HMGET"), r(key)]
+            Command::Unwatch => vec![w("UNWATCH")],
+            Command::Get(key) => vec![w("GET"), w(key)],
+            Command::Pttl(key) => vec![w("PTTL"), w(key)],
+            Command::Hmget(key, fields) => [w("HMGET"), w(key)]
                 .into_iter()
-                .chain(fields.iter().map(|field| Cow::Borrowed(*field)))
+                .chain(fields.iter().map(|field| w(field)))
                 .collect(),
-            Command::Sismember(key, member) => vec![b("SISMEMBER"), r(key), r(member)],
-            Command::Scard(key) => vec![b("SCARD"), r(key)],
-            Command::Multi => vec![b("MULTI")],
-            Command::Exec => vec![b("EXEC")],
+            Command::Sismember(key, member) => vec![w("SISMEMBER"), w(key), w(member)],
+            Command::Scard(key) => vec![w("SCARD"), w(key)],
+            Command::Multi => vec![w("MULTI")],
+            Command::Exec => vec![w("EXEC")],
             Command::Set {
                 key,
                 text,
                 ttl,
                 if_equal,
             } => {
-                let mut args = vec![b("SET"), r(key), r(text)];
+                let mut args = vec![w("SET"), w(key), w(text)];
                 if let Some(old) = if_equal {
-                    args.extend([b("IFEQ"), r(old)]);
+                    args.extend([w("IFEQ"), w(old)]);
                 }
-                if *ttl == -1 {
-                    args.push(b("KEEPTTL"));
-                } else {
-                    args.extend([b("PX"), Cow::Owned(ttl.to_string())]);
-                }
+                args.extend(expiration(*ttl));
                 args
             }
-            Command::Sadd(key, member) => vec![b("SADD"), r(key), r(member)],
-            Command::Srem(key, member) => vec![b("SREM"), r(key), r(member)],
-            Command::Del(keys) => once(b("DEL"))
-                .chain(keys.iter().map(|word| r(word)))
+            Command::Sadd(key, member) => vec![w("SADD"), w(key), w(member)],
+            Command::Srem(key, member) => vec![w("SREM"), w(key), w(member)],
+            Command::Del(keys) => once(w("DEL"))
+                .chain(keys.iter().map(|word| w(word)))
                 .collect(),
             Command::Pexpire {
                 key,
                 milliseconds,
                 greater,
             } => {
-                let mut args = vec![b("PEXPIRE"), r(key), Cow::Owned(milliseconds.to_string())];
+                let mut args = vec![w("PEXPIRE"), w(key), Cow::Owned(milliseconds.to_string())];
                 if *greater {
-                    args.push(b("GT"));
+                    args.push(w("GT"));
                 }
                 args
             }
-            Command::Persist(key) => vec![b("PERSIST"), r(key)],
-            Command::Hset(key, values) => [b("HSET"), r(key)]
+            Command::Persist(key) => vec![w("PERSIST"), w(key)],
+            Command::Hset(key, values) => [w("HSET"), w(key)]
                 .into_iter()
-                .chain(values.iter().flat_map(|(f, v)| [b(f), r(v)]))
+                .chain(values.iter().flat_map(|(f, v)| [w(f), w(v)]))
                 .collect(),
-            Command::Hdel(key, field) => vec![b("HDEL"), r(key), b(field)],
-            Command::Other(all) => all.iter().map(|word| r(word)).collect(),
+            Command::Hdel(key, field) => vec![w("HDEL"), w(key), w(field)],
+            Command::Other(all) => all.iter().map(|word| w(word)).collect(),
         }
     }
 
@@ -230,12 +227,12 @@ fn ok() -> Value {
     Value::String("OK".into())
 }
 
-/// `KEEPTTL`, or `PX ttl`.
-fn expiration_args(ttl: i64) -> Vec<Value> {
+/// `KEEPTTL` where `ttl` is -1, or `PX ttl`.
+fn expiration(ttl: i64) -> Vec<Cow<'static, str>> {
     if ttl == -1 {
-        vec!["KEEPTTL".into()]
+        vec![Cow::Borrowed("KEEPTTL")]
     } else {
-        vec!["PX".into(), ttl.to_string().into()]
+        vec![Cow::Borrowed("PX"), Cow::Owned(ttl.to_string())]
     }
 }
 

@@ -9,6 +9,7 @@
 //! [`Tracked`] knows which of those reads still hold when a round trip's replies arrive.
 //! A link lives as long as its socket: when it fails, what it tracked goes with it.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -213,12 +214,11 @@ fn encode(commands: &[Command], asked: &[bool]) -> Result<BytesMut, FredError> {
     // and only the reads whose replies are kept ask it to. A key the server remembered
     // costs it a little at every read and write of it (about a sixth of an edit's
     // instructions when every read was remembered).
-    let caching = Command::Other(["CLIENT", "CACHING", "YES"].map(str::to_owned).to_vec());
-    let words: Vec<_> = commands
+    let caching = || ["CLIENT", "CACHING", "YES"].map(Cow::Borrowed).to_vec();
+    let words: Vec<Vec<Cow<'_, str>>> = commands
         .iter()
         .zip(asked)
-        .flat_map(|(command, asked)| asked.then_some(&caching).into_iter().chain([command]))
-        .map(Command::args)
+        .flat_map(|(command, asked)| asked.then(caching).into_iter().chain([command.args()]))
         .collect();
     let blobs: Vec<Vec<BorrowedFrame<'_>>> = words.iter().map(|words| blobs(words)).collect();
     let frames: Vec<BorrowedFrame<'_>> = blobs
@@ -237,7 +237,7 @@ fn encode(commands: &[Command], asked: &[bool]) -> Result<BytesMut, FredError> {
 }
 
 /// A command's words as RESP bulk strings, borrowed.
-fn blobs<'a>(words: &'a [std::borrow::Cow<'_, str>]) -> Vec<BorrowedFrame<'a>> {
+fn blobs<'a>(words: &'a [Cow<'_, str>]) -> Vec<BorrowedFrame<'a>> {
     words
         .iter()
         .map(|word| BorrowedFrame::BlobString {
