@@ -61,7 +61,9 @@ pub mod conformance;
 
 pub use error::{BackendKind, BoxError, Error, Refusal, Result};
 pub use log::{format_log_entry, format_log_entry_at, format_log_entry_with, LogEntry};
-pub use model::{json_string, JobsField, PriorityLevel, TaskRecord, TaskResult, TaskStatus};
+pub use model::{
+    json_string, JobsField, PriorityLevel, RecordHead, TaskRecord, TaskResult, TaskStatus,
+};
 pub use raw::RawMap;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]

@@ -8,6 +8,6 @@ mod status;
 mod tests;
 
 pub use jobs::JobsField;
-pub use record::{json_string, TaskRecord};
+pub use record::{json_string, RecordHead, TaskRecord};
 pub use result::TaskResult;
 pub use status::{PriorityLevel, TaskStatus};

@@ -182,7 +182,7 @@ impl TaskRecord {
         let visitor = RecordVisitor::new(|| TaskTime::now(clock, zone));
         let mut de = serde_json::Deserializer::from_slice(json);
         de.deserialize_map(visitor)
-            .and_then(|record| de.end().map(|()| record))
+            .and_then(|record| de.end().map(|()| with_logs(record)))
             .map_err(|e| Error::decode(key, e.to_string()))
     }
 
@@ -249,20 +249,128 @@ impl<'de> Deserialize<'de> for TaskRecord {
     /// A timestamp that is missing or `null` reads as the system clock's now in the zone of
     /// `DMS_TIMEZONE` ([`Zone::configured`]), as the Python model's default.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RecordVisitor::new(|| {
-            TaskTime::now(&SystemClock, &Zone::configured())
-        }))
+        let visitor = RecordVisitor::new(|| TaskTime::now(&SystemClock, &Zone::configured()));
+        deserializer.deserialize_map(visitor).map(with_logs)
     }
 }
 
-/// Decodes a record; `now` gives the time of a missing timestamp, asked at most once.
-struct RecordVisitor<F> {
-    now: F,
+/// The record of a decoding that kept its log entries, with them in place.
+fn with_logs((mut record, logs): (TaskRecord, Vec<String>)) -> TaskRecord {
+    record.logs = logs;
+    record
 }
 
-impl<F: FnOnce() -> TaskTime> RecordVisitor<F> {
+/// The fields of a stored record that a writer needs before it edits the record's text in
+/// place: its owner and its status.
+///
+/// [`RecordHead::from_json`] accepts exactly the texts that [`TaskRecord::from_json`]
+/// accepts (the one decoder serves both), but the log entries are only checked, never
+/// kept: checking a record of 10,000 entries makes none of their strings.
+///
+/// ```
+/// use task_state_core::{RecordHead, TaskStatus};
+/// let json = r#"{"task_id":"5","service":"render","user_id":"bob","status":"running","logs":["2025-11-17T10:00:16+09:00,started"]}"#;
+/// let head = RecordHead::from_json(json).unwrap();
+/// assert_eq!((head.service.as_str(), head.status), ("render", TaskStatus::Running));
+/// // What a record may not hold, its head may not either.
+/// assert!(RecordHead::from_json(r#"{"task_id":"5","service":"render","user_id":"bob","status":"running","logs":[7]}"#).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordHead {
+    /// The service that owns the task.
+    pub service: String,
+    /// The user who owns the task.
+    pub user_id: String,
+    /// Where the task is in its lifecycle.
+    pub status: TaskStatus,
+}
+
+impl RecordHead {
+    /// Reads the head of a record from the stored JSON.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] (with key `task:?`) when [`TaskRecord::from_json`] would fail.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let visitor = RecordVisitor::<_, CheckedStrings>::new(|| {
+            TaskTime::now(&SystemClock, &Zone::configured())
+        });
+        let mut de = serde_json::Deserializer::from_str(json);
+        de.deserialize_map(visitor)
+            .and_then(|record| de.end().map(|()| record))
+            .map(|(record, CheckedStrings)| RecordHead {
+                service: record.service,
+                user_id: record.user_id,
+                status: record.status,
+            })
+            .map_err(|e| Error::decode(crate::layout::record_key("?"), e.to_string()))
+    }
+}
+
+/// A JSON array of strings, checked as `Vec<String>` would read it, and dropped.
+#[derive(Default)]
+struct CheckedStrings;
+
+impl<'de> Deserialize<'de> for CheckedStrings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(CheckedStrings)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedStrings {
+    type Value = CheckedStrings;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of strings")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<CheckedString>()?.is_some() {}
+        Ok(CheckedStrings)
+    }
+}
+
+/// A JSON string, checked as `String` would read it, and dropped.
+struct CheckedString;
+
+impl<'de> Deserialize<'de> for CheckedString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_string(CheckedString)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedString {
+    type Value = CheckedString;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self, E> {
+        Ok(CheckedString)
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self, E> {
+        // As `String` takes bytes: when they are UTF-8.
+        std::str::from_utf8(bytes)
+            .map(|_| CheckedString)
+            .map_err(|_| E::invalid_value(de::Unexpected::Bytes(bytes), &self))
+    }
+}
+
+/// Decodes a record, its log entries as `L` (kept in a `Vec<String>`, or only checked);
+/// `now` gives the time of a missing timestamp, asked at most once.
+struct RecordVisitor<F, L> {
+    now: F,
+    logs: std::marker::PhantomData<L>,
+}
+
+impl<F: FnOnce() -> TaskTime, L> RecordVisitor<F, L> {
     fn new(now: F) -> Self {
-        RecordVisitor { now }
+        RecordVisitor {
+            now,
+            logs: std::marker::PhantomData,
+        }
     }
 }
 
@@ -275,14 +383,19 @@ where
     Ok(map.next_value::<Option<T>>()?.unwrap_or_default())
 }
 
-impl<'de, F: FnOnce() -> TaskTime> Visitor<'de> for RecordVisitor<F> {
-    type Value = TaskRecord;
+impl<'de, F, L> Visitor<'de> for RecordVisitor<F, L>
+where
+    F: FnOnce() -> TaskTime,
+    L: Deserialize<'de> + Default,
+{
+    /// The record without its log entries, and the entries.
+    type Value = (TaskRecord, L);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a task record object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskRecord, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(TaskRecord, L), A::Error> {
         let mut task_id: Option<String> = None;
         let mut service: Option<String> = None;
         let mut user_id: Option<String> = None;
@@ -293,7 +406,7 @@ impl<'de, F: FnOnce() -> TaskTime> Visitor<'de> for RecordVisitor<F> {
         let mut has_jobs = false;
         let mut created_at: Option<TaskTime> = None;
         let mut updated_at: Option<TaskTime> = None;
-        let mut logs = Vec::new();
+        let mut logs = L::default();
         let mut result = TaskResult::default();
         let mut priority = PriorityLevel::Low;
         let mut extra = RawMap::new();
@@ -331,7 +444,7 @@ impl<'de, F: FnOnce() -> TaskTime> Visitor<'de> for RecordVisitor<F> {
                 (created_at.unwrap_or(now), updated_at.unwrap_or(now))
             }
         };
-        Ok(TaskRecord {
+        let record = TaskRecord {
             task_id: task_id.ok_or_else(|| de::Error::missing_field("task_id"))?,
             service: service.ok_or_else(|| de::Error::missing_field("service"))?,
             user_id: user_id.ok_or_else(|| de::Error::missing_field("user_id"))?,
@@ -340,11 +453,12 @@ impl<'de, F: FnOnce() -> TaskTime> Visitor<'de> for RecordVisitor<F> {
             jobs,
             created_at,
             updated_at,
-            logs,
+            logs: Vec::new(),
             result,
             priority,
             extra,
             jobs_key,
-        })
+        };
+        Ok((record, logs))
     }
 }

@@ -238,3 +238,98 @@ fn malformed_records_are_decode_errors() {
     let err = TaskRecord::from_json_at("task:9", b"{").unwrap_err();
     assert!(err.to_string().contains("task:9"));
 }
+
+/// A JSON value of the kinds a stored record's log entries could be: strings with escapes,
+/// lone or paired surrogates and raw UTF-8, other scalars, arrays, objects.
+fn any_log_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let scalar = prop_oneof![
+        Just("null".to_owned()),
+        Just("7".to_owned()),
+        Just("true".to_owned()),
+        Just(r#""""#.to_owned()),
+        Just(r#""2025-11-17T10:00:16+09:00,started""#.to_owned()),
+        Just(r#""\ud83d\ude00 \u00e9\n""#.to_owned()),
+        Just(r#""\ud800""#.to_owned()),
+        Just(r#""\udc00\ud800""#.to_owned()),
+        Just(r#""\x""#.to_owned()),
+        Just("\"\u{1F600}\"".to_owned()),
+        "[a-z ,:]{0,8}".prop_map(|s| format!("{s:?}")),
+    ];
+    scalar.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..3)
+                .prop_map(|v| format!("[{}]", v.join(","))),
+            inner.prop_map(|v| format!(r#"{{"k":{v}}}"#)),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// A record's head decodes exactly where the record does, and names what it names:
+    /// the writers that check a record with [`RecordHead`] take the same records as before.
+    #[test]
+    fn a_head_decodes_exactly_where_its_record_does(
+        logs in proptest::collection::vec(any_log_value(), 0..4),
+        shape in 0..5usize,
+        twice in proptest::bool::ANY,
+        tail in proptest::sample::select(vec!["", " ", "x", "{}"]),
+    ) {
+        let logs = match shape {
+            0 => format!("[{}]", logs.join(",")),
+            1 => "null".to_owned(),
+            2 => logs.first().cloned().unwrap_or_else(|| "7".to_owned()),
+            3 => format!("[{}", logs.join(",")),
+            _ => format!(r#"{{"a":[{}]}}"#, logs.join(",")),
+        };
+        let mut json = SPEC_EXAMPLE.replace(
+            r#""logs":["2025-11-17T10:00:16.515926+09:00,worker started"]"#,
+            &format!(r#""logs":{logs}"#),
+        );
+        if twice {
+            json = json.replace(r#""priority":"low""#, r#""priority":"low","logs":["x"]"#);
+        }
+        json.push_str(tail);
+        let record = TaskRecord::from_json(&json);
+        let head = RecordHead::from_json(&json);
+        proptest::prop_assert_eq!(record.is_ok(), head.is_ok(), "{}", json);
+        if let (Ok(record), Ok(head)) = (record, head) {
+            proptest::prop_assert_eq!(
+                (record.service, record.user_id, record.status),
+                (head.service, head.user_id, head.status)
+            );
+        }
+        if let Err(err) = RecordHead::from_json(&json) {
+            let decode = matches!(err, Error::Decode { .. });
+            proptest::prop_assert!(decode, "{}", err);
+        }
+    }
+}
+
+#[test]
+fn a_head_is_refused_where_its_record_is() {
+    for bad in [
+        "",
+        "{",
+        r#"{"task_id":"1"}"#,
+        r#"{"task_id":"1","service":"s","user_id":"u","status":"lost"}"#,
+        r#"{"task_id":"1","service":"s","user_id":"u","status":"pending","logs":[1]}"#,
+        r#"{"task_id":"1","service":"s","user_id":"u","status":"pending","logs":["\ud800"]}"#,
+        r#"{"task_id":"1","service":"s","user_id":"u","status":"pending","logs":{}}"#,
+        r#"{"task_id":"1","service":"s","user_id":"u","status":"pending"} x"#,
+    ] {
+        assert!(
+            matches!(TaskRecord::from_json(bad), Err(Error::Decode { .. })),
+            "{bad}"
+        );
+        assert!(
+            matches!(RecordHead::from_json(bad), Err(Error::Decode { .. })),
+            "{bad}"
+        );
+    }
+    let head = RecordHead::from_json(SPEC_EXAMPLE).unwrap();
+    assert_eq!(
+        (head.service.as_str(), head.user_id.as_str(), head.status),
+        ("render", "bob", TaskStatus::Running)
+    );
+}

@@ -4,7 +4,7 @@
 use fred::bytes_utils::Str;
 use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes};
-use task_state_core::{Result, TaskRecord};
+use task_state_core::{RecordHead, Result};
 
 use super::commands::Command;
 use super::conn::Conn;
@@ -337,11 +337,11 @@ impl Found {
     }
 }
 
-/// The record decoded (the scripts' check) and the owner it names; or why nothing is
-/// written.
-fn decoded(found: &Found) -> std::result::Result<(TaskRecord, Owner), Attempt> {
+/// The record's head, when the record decodes (the scripts' check), and the owner it names;
+/// or why nothing is written.
+fn decoded(found: &Found) -> std::result::Result<(RecordHead, Owner), Attempt> {
     let record =
-        TaskRecord::from_json(&found.old).map_err(|_| Attempt::Unsupported("no record"))?;
+        RecordHead::from_json(&found.old).map_err(|_| Attempt::Unsupported("no record"))?;
     let Some(owner) = key_owner(&record.service, &record.user_id) else {
         return Err(Attempt::Unsupported("names that cannot be keys"));
     };

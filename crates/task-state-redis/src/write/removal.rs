@@ -10,7 +10,7 @@
 
 use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes, TASK_INDEX};
-use task_state_core::{Result, TaskRecord};
+use task_state_core::{RecordHead, Result};
 
 use super::attempt::{self, int, Exec, Owner};
 use super::commands::Command;
@@ -179,7 +179,7 @@ fn owners(
                 None
             } else {
                 // The script finds the owner of a record that does not decode in its text.
-                let record = TaskRecord::from_json(&text)
+                let record = RecordHead::from_json(&text)
                     .map_err(|_| Removal::ToScript("a record that does not decode"))?;
                 let owner = key_owner(&record.service, &record.user_id)
                     .ok_or(Removal::ToScript("names that cannot be keys"))?;

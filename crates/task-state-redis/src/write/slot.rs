@@ -11,7 +11,7 @@
 
 use fred::prelude::Value;
 use task_state_core::layout::key_owner;
-use task_state_core::{Result, TaskRecord};
+use task_state_core::{RecordHead, Result};
 
 use super::attempt::{self, int, Exec};
 use super::commands::Command;
@@ -142,7 +142,7 @@ fn plan(step: &Step<'_>, key: &str, replies: &[Value], ttl_ms: i64) -> Outcome<P
         if_equal: None,
     };
     // The scripts' check; they find the owner of a record that does not decode in its text.
-    let decoded = || TaskRecord::from_json(&old).map_err(|_| "a record that does not decode");
+    let decoded = || RecordHead::from_json(&old).map_err(|_| "a record that does not decode");
     let owner_of_old = || -> Outcome<(String, String)> {
         if old.is_empty() {
             return Ok((String::new(), String::new()));
