@@ -6,7 +6,7 @@
 //! An edit is built from the arguments the repository gives the script (JSON already encoded
 //! by the client), so that both paths write the same bytes.
 
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use task_state_core::json_string;
 use task_state_core::serde_json::{self, value::RawValue};
@@ -107,27 +107,15 @@ impl<'a> Object<'a> {
     }
 }
 
-/// The elements of a JSON array, each as the exact text it was read with.
-struct Elements<'a>(Option<&'a RawValue>);
-
-impl<'de> Deserialize<'de> for Elements<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Last;
-        impl<'de> Visitor<'de> for Last {
-            type Value = Elements<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut last = None;
-                while let Some(element) = seq.next_element::<&'de RawValue>()? {
-                    last = Some(element);
-                }
-                Ok(Elements(last))
-            }
-        }
-        d.deserialize_seq(Last)
-    }
+/// The text of the last element of `array`, the exact text of a JSON array (as a member's
+/// `RawValue` gives it: no white space before its `[` or after its `]`); `None` for an empty
+/// array. In valid JSON the last element ends at the last byte before the `]` that is not
+/// white space, and the array is empty exactly when that byte is its `[`: no second scan of
+/// the array is needed to find where an entry goes.
+fn last_element(array: &str) -> Option<usize> {
+    let inner = array.strip_suffix(']')?;
+    let end = inner.trim_end_matches([' ', '\t', '\n', '\r']).len();
+    (end > 1).then_some(end)
 }
 
 /// Byte edits of a text, as `edit(rec, from, to, json)` of `lua/lib/edit.lua` makes them:
@@ -264,17 +252,10 @@ fn append_entries(
     let joined = entries.join(",");
     match object.get("logs").filter(|l| l.get().starts_with('[')) {
         Some(logs) => {
-            let elements: Elements<'_> =
-                serde_json::from_str(logs.get()).map_err(|_| "logs is not an array")?;
-            match elements.0 {
-                Some(last) => {
-                    let at = splice.end(last);
-                    splice.insert(at, format!(",{joined}"));
-                }
-                None => {
-                    let at = splice.at(logs.get()) + 1;
-                    splice.insert(at, joined);
-                }
+            let start = splice.at(logs.get());
+            match last_element(logs.get()) {
+                Some(end) => splice.insert(start + end, format!(",{joined}")),
+                None => splice.insert(start + 1, joined),
             }
         }
         None => splice.set_member(object, whole, "logs", format!("[{joined}]")),

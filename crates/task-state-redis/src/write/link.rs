@@ -194,9 +194,14 @@ impl Link {
                 return Ok(frame);
             }
             // A buffer serves several round trips: the replies taken from it keep its
-            // memory, so a new one is made only when little is left.
-            if self.unread.capacity() - self.unread.len() < 4 * 1024 {
-                self.unread.reserve(16 * 1024);
+            // memory, so a new one is made only when little is left. A long text (a record)
+            // gets the room it announces at once, not a buffer grown and copied as it comes.
+            // (At most 16 MiB ahead: a header is no reason to reserve more.)
+            let wanted = announced(&self.unread)
+                .unwrap_or(0)
+                .clamp(4 * 1024, 16 << 20);
+            if self.unread.capacity() - self.unread.len() < wanted {
+                self.unread.reserve(wanted.max(16 * 1024));
             }
             let n = self.stream.read_buf(&mut self.unread).await.map_err(io)?;
             if n == 0 {
@@ -204,6 +209,16 @@ impl Link {
             }
         }
     }
+}
+
+/// The bytes still to come of a bulk string that `unread` starts with (`$<length>\r\n…`),
+/// from its header; `None` for any other frame or a header not read whole.
+fn announced(unread: &[u8]) -> Option<usize> {
+    let header = unread.strip_prefix(b"$")?;
+    let digits = header.iter().position(|&b| b == b'\r')?;
+    let length: usize = std::str::from_utf8(&header[..digits]).ok()?.parse().ok()?;
+    // `$`, the digits, CRLF, the text, CRLF; what is read already is not to come.
+    (1 + digits + 2 + length + 2).checked_sub(unread.len())
 }
 
 /// The bytes of a round trip: each of `commands` as a RESP array of bulk strings, after
@@ -474,6 +489,29 @@ impl Links {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bulk_string_announces_the_bytes_still_to_come() {
+        assert_eq!(announced(b"$10\r\n0123"), Some(10 - 4 + 2));
+        assert_eq!(announced(b"$3\r\nabc\r\n"), Some(0));
+        assert_eq!(announced(b"$1018424\r\n"), Some(1_018_424 + 2));
+        // Not a bulk string, a header not read whole, a header that is no length.
+        for unread in [
+            &b"+OK\r\n"[..],
+            b"*2\r\n$3\r\n",
+            b"$10",
+            b"$-1\r\n",
+            b"$x\r\n",
+            b"",
+        ] {
+            assert_eq!(
+                announced(unread),
+                None,
+                "{}",
+                String::from_utf8_lossy(unread)
+            );
+        }
+    }
 
     #[test]
     fn a_round_trip_is_its_commands_in_resp_with_caching_before_each_kept_read() {
