@@ -151,11 +151,11 @@ fn index_sets<'a>(
     ]
 }
 
-/// The reads of `index_plan`: the membership and TTL of each of the task's index sets.
-fn index_reads(id: &str, owner: &Owner) -> Vec<Command> {
-    let indexes = TaskIndexes::of(&owner.0, &owner.1);
+/// The reads of `index_plan`: the membership and TTL of each of the task's index sets
+/// (`indexes`, those of `owner`).
+fn index_reads(id: &str, indexes: &TaskIndexes, owner: &Owner) -> Vec<Command> {
     let mut reads = Vec::with_capacity(10);
-    for (key, member) in index_sets(&indexes, id, owner) {
+    for (key, member) in index_sets(indexes, id, owner) {
         reads.push(Command::Sismember(key.to_owned(), member.to_owned()));
         reads.push(Command::Pttl(key.to_owned()));
     }
@@ -181,13 +181,12 @@ async fn read_again(
     found: &mut Found,
     index: &mut [Value],
     id: &str,
-    owner: &Owner,
+    (indexes, owner): (&TaskIndexes, &Owner),
 ) -> std::result::Result<bool, Attempt> {
     let stale =
         |key: &str| conn.served(key) && writes.iter().flat_map(Command::written).any(|k| k == key);
     let mkey = keys::metadata(id);
-    let indexes = TaskIndexes::of(&owner.0, &owner.1);
-    let sets = index_sets(&indexes, id, owner);
+    let sets = index_sets(indexes, id, owner);
     let meta = stale(&mkey);
     let stale_sets: Vec<usize> = (0..sets.len()).filter(|n| stale(sets[*n].0)).collect();
     if !meta && stale_sets.is_empty() {
@@ -246,8 +245,9 @@ async fn prepare(
         Change::Store { owner, .. } => Some(*owner),
         Change::Edit { .. } => request.owner,
     };
-    if let Some(guess) = guess {
-        reads.extend(index_reads(id, guess));
+    let guessed_indexes = guess.map(|(service, user)| TaskIndexes::of(service, user));
+    if let Some((guess, indexes)) = guess.zip(guessed_indexes.as_ref()) {
+        reads.extend(index_reads(id, indexes, guess));
     }
     let mut replies = read(conn, reads)
         .await
@@ -262,18 +262,22 @@ async fn prepare(
             create,
         } => stored_record(&found, text, owner, *create, guard)?,
     };
-    let mut index = if guess == Some(&owner) {
-        guessed
-    } else {
-        read(conn, index_reads(id, &owner))
-            .await
-            .ok_or(Attempt::Unsupported("an index read failed"))?
+    let (indexes, mut index) = match guessed_indexes.filter(|_| guess == Some(&owner)) {
+        Some(indexes) => (indexes, guessed),
+        None => {
+            let indexes = TaskIndexes::of(&owner.0, &owner.1);
+            let index = read(conn, index_reads(id, &indexes, &owner))
+                .await
+                .ok_or(Attempt::Unsupported("an index read failed"))?;
+            (indexes, index)
+        }
     };
     let ttl = ttl::longer(found.record_pttl, request.ttl_ms);
     let keep_hint = matches!(conn, Conn::Fred(_));
-    let mut writes = writes(id, &found, &owner, &new, ttl, &index, keep_hint)?;
-    if read_again(conn, &writes, &mut found, &mut index, id, &owner).await? {
-        writes = self::writes(id, &found, &owner, &new, ttl, &index, keep_hint)?;
+    let whose = (&indexes, &owner);
+    let mut writes = writes(id, &found, whose, &new, ttl, &index, keep_hint)?;
+    if read_again(conn, &writes, &mut found, &mut index, id, whose).await? {
+        writes = self::writes(id, &found, whose, &new, ttl, &index, keep_hint)?;
     }
     let plan = Plan {
         old: found.old,
@@ -401,11 +405,12 @@ fn stored_record(
 }
 
 /// The index and metadata writes the script's `commit` would make after the record's `SET`
-/// of TTL `ttl`, from the replies `index` of [`index_reads`].
+/// of TTL `ttl`, from the replies `index` of [`index_reads`]; `indexes` are `owner`'s (made
+/// once an attempt).
 fn writes(
     id: &str,
     found: &Found,
-    owner: &Owner,
+    (indexes, owner): (&TaskIndexes, &Owner),
     new: &str,
     ttl: i64,
     index: &[Value],
@@ -414,8 +419,7 @@ fn writes(
     let headroom = ttl::headroom(ttl);
     let mut writes = Vec::new();
     let need = ttl::beyond(ttl, ttl::INDEX_MARGIN_MS);
-    let indexes = TaskIndexes::of(&owner.0, &owner.1);
-    for (n, (key, member)) in index_sets(&indexes, id, owner).into_iter().enumerate() {
+    for (n, (key, member)) in index_sets(indexes, id, owner).into_iter().enumerate() {
         if int(index.get(2 * n)) != Some(1) {
             writes.push(Command::Sadd(key.to_owned(), member.to_owned()));
         }
