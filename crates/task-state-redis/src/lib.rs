@@ -67,7 +67,7 @@ pub use redact::mask_url_passwords;
 pub use repository::{RedisTaskRepository, BATCH_SIZE};
 pub use scripts::{function_library, lua_library, script_source};
 pub use settings::{
-    RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, WritePath,
+    KeptRecords, RedisRepositorySettings, RedisRepositorySettingsBuilder, RedisUrl, WritePath,
     DEFAULT_RECONCILE_INTERVAL, DEFAULT_TTL_SECONDS, READ_URL_VAR, RECONCILE_INTERVAL_VAR,
     REQUIRE_NOTIFICATIONS_VAR, TIMEZONE_VAR, TLS_CA_FILE_VAR, TTL_VAR, WRITE_PATH_VAR,
     WRITE_URL_VAR,

@@ -23,7 +23,8 @@
 //!   the record's.
 //!
 //! The suite runs once per write path (`WritePath`, forced in the settings): the scripts, the
-//! optimistic `WATCH` path, the `IFEQ` path (the `WATCH` path where the server lacks `IFEQ`)
+//! optimistic `WATCH` path (keeping every record it writes on its connections), the `IFEQ`
+//! path (the `WATCH` path where the server lacks `IFEQ`)
 //! and the default, each on a server of its own; and once on a Redis Cluster of three
 //! primaries on the default path (the record under `WATCH` on its primary, the metadata and
 //! index follow-ups in their own slots).
@@ -48,7 +49,7 @@ use task_state_core::{
 };
 use task_state_memory::InMemoryTaskRepository;
 use task_state_redis::testing::{cluster_or_skip, server_or_skip, RedisCluster, RedisServer};
-use task_state_redis::{RedisTaskRepository, WritePath};
+use task_state_redis::{KeptRecords, RedisTaskRepository, WritePath};
 use world::Rng;
 
 const TTL: u64 = 3600;
@@ -88,8 +89,19 @@ fn cluster_fixture() -> Option<Fixture> {
     Some(fixture_on(Servers::Cluster(cluster), &url, WritePath::Auto))
 }
 
-/// A fixture on `server`, at `url`, whose repository writes with `path`.
+/// A fixture on `server`, at `url`, whose repository writes with `path`. On the `watch`
+/// path the connections keep every record they write, whatever its size (the default keeps
+/// those from 16 KiB, which the suite's records seldom reach): the edits after one read no
+/// record while nobody else writes it, and the other writers' steps between them are what
+/// the server must tell.
 fn fixture_on(server: Servers, url: &str, path: WritePath) -> Fixture {
+    let kept = match path {
+        WritePath::Watch => KeptRecords {
+            from_bytes: 0,
+            ..KeptRecords::default()
+        },
+        _ => KeptRecords::default(),
+    };
     {
         {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +116,7 @@ fn fixture_on(server: Servers, url: &str, path: WritePath) -> Fixture {
                 .with_timezone("Asia/Seoul")
                 .with_command_timeout(Duration::from_secs(10))
                 .with_write_path(path)
+                .with_kept_records(kept)
                 .build()
                 .unwrap();
             let redis = runtime

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fred::prelude::{HashesInterface, KeysInterface, SetsInterface};
 use task_state_core::{TaskRecord, TaskRepository, TaskStatus};
 use task_state_redis::testing::{command_calls, script_calls, server_or_skip, RedisServer};
-use task_state_redis::{RedisRepositorySettings, RedisTaskRepository, WritePath};
+use task_state_redis::{KeptRecords, RedisRepositorySettings, RedisTaskRepository, WritePath};
 
 use common::connect_on as connect;
 
@@ -722,4 +722,111 @@ async fn the_server_tracks_only_what_a_link_keeps() {
         TaskStatus::Pending
     );
     assert_eq!(tracked_keys(&server), kept, "the record is not tracked");
+}
+
+/// A repository on write path `watch` whose connections keep the records they write as
+/// `kept` says.
+async fn keeping(server: &RedisServer, kept: KeptRecords) -> RedisTaskRepository {
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(server.url())
+        .with_timezone("Asia/Seoul")
+        .with_command_timeout(Duration::from_secs(5))
+        .with_write_path(WritePath::Watch)
+        .with_kept_records(kept)
+        .build()
+        .unwrap();
+    let repo = RedisTaskRepository::connect(settings).await.unwrap();
+    repo.load_scripts().await.unwrap();
+    repo
+}
+
+/// A link keeps the record it wrote: its next edits read no record, until another client
+/// writes it (the same length, other bytes: the server's word, not the text, tells), after
+/// which the edit reads it again and edits what that client wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_reads_no_record_its_connection_wrote_until_another_client_writes_it() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let every = KeptRecords {
+        from_bytes: 0,
+        ..KeptRecords::default()
+    };
+    let repo = keeping(&server, every).await;
+    repo.save(TaskRecord::new("k", "render", "alice", TaskStatus::Running))
+        .await
+        .unwrap();
+    repo.append_log("k", "one").await.unwrap();
+    let gets = command_calls(&server, "get");
+    repo.append_log("k", "two").await.unwrap();
+    repo.append_log("k", "six").await.unwrap();
+    assert_eq!(
+        command_calls(&server, "get") - gets,
+        0,
+        "the kept record serves"
+    );
+    let client = repo.raw_writer().next();
+    let text: String = client.get("task:k").await.unwrap();
+    let theirs = text.replace(",two\"", ",TWO\"");
+    assert_eq!(theirs.len(), text.len());
+    let () = client
+        .set("task:k", theirs.as_str(), None, None, false)
+        .await
+        .unwrap();
+    let gets = command_calls(&server, "get");
+    let record = repo.append_log("k", "ten").await.unwrap().unwrap();
+    assert_eq!(command_calls(&server, "get") - gets, 1, "read again");
+    let messages: Vec<_> = record.log_entries().map(|e| e.message).collect();
+    assert_eq!(messages, ["one", "TWO", "six", "ten"]);
+    // A TTL given by another client is a write too.
+    server.cli(&["PEXPIRE", "task:k", "600000000"]);
+    let gets = command_calls(&server, "get");
+    repo.set_status("k", TaskStatus::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(command_calls(&server, "get") - gets, 1, "read again");
+    let stored: String = client.get("task:k").await.unwrap();
+    let stored = TaskRecord::from_json(&stored).unwrap();
+    assert_eq!(stored.status, TaskStatus::Completed);
+    assert_eq!(stored.logs.len(), 4);
+    // A flush forgets them all: the edit finds no task.
+    server.cli(&["FLUSHALL"]);
+    let gets = command_calls(&server, "get");
+    assert_eq!(repo.append_log("k", "gone").await.unwrap(), None);
+    assert_eq!(command_calls(&server, "get") - gets, 1);
+    let left: Option<String> = client.get("task:k").await.unwrap();
+    assert_eq!(left, None, "nothing written");
+}
+
+/// Records under the size kept, and records beyond the budget, are read at every edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_too_small_or_over_the_budget_are_read_at_every_edit() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    for kept in [
+        KeptRecords::default(),
+        KeptRecords {
+            from_bytes: 0,
+            budget_bytes: 64,
+        },
+    ] {
+        let repo = keeping(&server, kept).await;
+        let id = format!("s{}", kept.budget_bytes);
+        repo.save(TaskRecord::new(&id, "render", "alice", TaskStatus::Running))
+            .await
+            .unwrap();
+        repo.append_log(&id, "one").await.unwrap();
+        let (gets, pttls) = (
+            command_calls(&server, "get"),
+            command_calls(&server, "pttl"),
+        );
+        repo.append_log(&id, "two").await.unwrap();
+        repo.append_log(&id, "three").await.unwrap();
+        assert_eq!(command_calls(&server, "get") - gets, 2, "{kept:?}");
+        // The record's TTL before each edit, and none after its write (a kept record's
+        // transaction reads it to start the tracking again).
+        assert_eq!(command_calls(&server, "pttl") - pttls, 2, "{kept:?}");
+        repo.close().await;
+    }
 }

@@ -24,6 +24,7 @@ pub struct RedisRepositorySettingsBuilder {
     reconcile_interval: Option<String>,
     require_notifications: Option<String>,
     write_path: Option<String>,
+    kept_records: KeptRecords,
 }
 
 impl Default for RedisRepositorySettingsBuilder {
@@ -41,6 +42,7 @@ impl Default for RedisRepositorySettingsBuilder {
             reconcile_interval: None,
             require_notifications: None,
             write_path: None,
+            kept_records: KeptRecords::default(),
         }
     }
 }
@@ -142,6 +144,13 @@ impl RedisRepositorySettingsBuilder {
         self
     }
 
+    /// What the write path's connections keep of the records they write (default
+    /// [`KeptRecords::default`]).
+    pub fn with_kept_records(mut self, kept: KeptRecords) -> Self {
+        self.kept_records = kept;
+        self
+    }
+
     /// Checks everything.
     ///
     /// # Errors
@@ -223,6 +232,7 @@ impl RedisRepositorySettingsBuilder {
             reconcile_interval,
             require_notifications,
             write_path,
+            kept_records: self.kept_records,
         })
     }
 }
@@ -294,6 +304,7 @@ impl fmt::Debug for RedisRepositorySettingsBuilder {
             .field("reconcile_interval", &self.reconcile_interval)
             .field("require_notifications", &self.require_notifications)
             .field("write_path", &self.write_path)
+            .field("kept_records", &self.kept_records)
             .finish()
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use task_state_core::{JobsField, Result, Zone};
 
 pub use builder::RedisRepositorySettingsBuilder;
-pub use write_path::WritePath;
+pub use write_path::{KeptRecords, WritePath};
 
 pub use crate::redis_url::RedisUrl;
 
@@ -80,6 +80,7 @@ pub struct RedisRepositorySettings {
     pub(super) reconcile_interval: Duration,
     pub(super) require_notifications: bool,
     pub(super) write_path: WritePath,
+    pub(super) kept_records: KeptRecords,
 }
 
 impl RedisRepositorySettings {
@@ -130,6 +131,11 @@ impl RedisRepositorySettings {
         self.command_timeout
     }
 
+    /// What the write path's connections keep of the records they write ([`KeptRecords`]).
+    pub fn kept_records(&self) -> KeptRecords {
+        self.kept_records
+    }
+
     /// Connections in each of the writer and reader pools.
     pub fn pool_size(&self) -> usize {
         self.pool_size
@@ -177,6 +183,7 @@ impl fmt::Debug for RedisRepositorySettings {
             .field("reconcile_interval", &self.reconcile_interval)
             .field("require_notifications", &self.require_notifications)
             .field("write_path", &self.write_path)
+            .field("kept_records", &self.kept_records)
             .finish()
     }
 }

@@ -45,7 +45,8 @@ pub enum WritePath {
     /// `WATCH` the record and its metadata hash on a connection of its own, read, edit in
     /// Rust, then `MULTI` … `EXEC`; the script after a conflict. The connections are the
     /// crate's own (RESP3, `CLIENT TRACKING ON NOLOOP OPTIN`): what they read of the index
-    /// sets and metadata hashes is read again only once the server says it changed. On a cluster,
+    /// sets and metadata hashes, and the records they wrote ([`KeptRecords`]), is read again
+    /// only once the server says it changed. On a cluster,
     /// the record alone, on its slot's primary (the metadata hash and the index sets are in
     /// other slots, written after it).
     Watch,
@@ -53,6 +54,42 @@ pub enum WritePath {
     /// index and metadata writes after it; the script after a conflict. Where the server
     /// lacks `IFEQ`, and on a cluster, [`Watch`](Self::Watch).
     IfEq,
+}
+
+/// What the write path's connections keep of the records they write (paths
+/// [`Watch`](WritePath::Watch) and [`Auto`](WritePath::Auto), on one node): a record of
+/// `from_bytes` or more that a connection wrote is kept on it, under the server's tracking,
+/// so that its next edit there reads no record. The server says when anyone else writes
+/// the record (it is read again then); `budget_bytes` bounds the bytes kept on all the
+/// connections of a repository together. The default keeps records from 16 KiB within
+/// 32 MiB; a budget of zero keeps none.
+///
+/// ```
+/// use task_state_redis::{KeptRecords, RedisRepositorySettings};
+/// let settings = RedisRepositorySettings::builder()
+///     .with_write_url("redis://127.0.0.1:6379")
+///     .with_kept_records(KeptRecords { from_bytes: 64 * 1024, budget_bytes: 8 << 20 })
+///     .build()
+///     .unwrap();
+/// assert_eq!(settings.kept_records().budget_bytes, 8 << 20);
+/// assert_eq!(KeptRecords::default().from_bytes, 16 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptRecords {
+    /// The smallest record kept, in bytes: below it, reading the record costs the server
+    /// less than the two commands that keep it tracked.
+    pub from_bytes: usize,
+    /// The most bytes of records kept on a repository's connections together.
+    pub budget_bytes: usize,
+}
+
+impl Default for KeptRecords {
+    fn default() -> Self {
+        KeptRecords {
+            from_bytes: 16 * 1024,
+            budget_bytes: 32 << 20,
+        }
+    }
 }
 
 impl WritePath {

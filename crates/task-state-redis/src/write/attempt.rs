@@ -254,6 +254,13 @@ async fn prepare(
         .ok_or(Attempt::Unsupported("a read failed"))?;
     let guessed = replies.split_off(first + 4);
     let mut found = found(&replies[first..])?;
+    // A text kept is the record's as long as the server tracks the key; one it no longer
+    // has would have been told (and read again). Trust neither, should they disagree.
+    if found.record_pttl == -2 && conn.served(&keys::record(id)) {
+        return Err(Attempt::Unsupported(
+            "a kept record the server no longer has",
+        ));
+    }
     let (owner, new) = match &request.change {
         Change::Edit { edit, stamp } => edited_record(&found, edit, stamp)?,
         Change::Store {
@@ -462,16 +469,35 @@ async fn write_watched(
     plan: Plan,
     writes: Vec<Command>,
 ) -> Result<Attempt> {
+    let rkey = keys::record(request.task_id);
     let set = Command::Set {
-        key: keys::record(request.task_id),
+        key: rkey.clone(),
         text: plan.new.clone(),
         ttl: plan.ttl,
         if_equal: None,
     };
-    let all = std::iter::once(set).chain(writes).collect();
-    match exec(conn, all).await {
-        Ok(Exec::Applied(_)) => Ok(Attempt::Applied(plan.new, plan.owner)),
-        Ok(Exec::Raced) => Ok(Attempt::Raced),
+    let mut all: Vec<Command> = std::iter::once(set).chain(writes).collect();
+    // A text the link keeps: the transaction that writes it starts its tracking again
+    // (`CLIENT CACHING YES` holds for the whole of `MULTI` … `EXEC`; the record's `PTTL`
+    // after its `SET` is the read the server then tracks, and a command the connections
+    // send already), so that any later write by another client is told before the reply of
+    // the link's next command.
+    let keep = conn.keeps_text(&rkey, plan.new.len());
+    let mut before = Vec::new();
+    if keep {
+        before.push(Command::Other(
+            ["CLIENT", "CACHING", "YES"].map(str::to_owned).to_vec(),
+        ));
+        all.push(Command::Pttl(rkey.clone()));
+    }
+    match exec_after(conn, before, all, Vec::new()).await {
+        Ok((Exec::Applied(results), _)) => {
+            if keep && int(results.last()).is_some() {
+                conn.keep_text(&rkey, plan.new.clone());
+            }
+            Ok(Attempt::Applied(plan.new, plan.owner))
+        }
+        Ok((Exec::Raced, _)) => Ok(Attempt::Raced),
         Err(refused) if refused.redirected() => Ok(Attempt::Unsupported("redirected")),
         Err(refused) => Err(executor.script_error(refused.error, request.task_id)),
     }
@@ -536,8 +562,20 @@ pub(super) async fn exec_then(
     writes: Vec<Command>,
     reads: Vec<Command>,
 ) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
+    exec_after(conn, Vec::new(), writes, reads).await
+}
+
+/// [`exec_then`], with `before` sent ahead of `MULTI` in the same round trip (an error
+/// reply to one of them is one to the transaction).
+async fn exec_after(
+    conn: &mut Conn<'_>,
+    before: Vec<Command>,
+    writes: Vec<Command>,
+    reads: Vec<Command>,
+) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
     let written: Vec<String> = writes.iter().flat_map(Command::written).cloned().collect();
-    let mut all = Vec::with_capacity(writes.len() + 2 + reads.len());
+    let mut all = Vec::with_capacity(before.len() + writes.len() + 2 + reads.len());
+    all.extend(before);
     all.push(Command::Multi);
     all.extend(writes);
     all.push(Command::Exec);

@@ -201,7 +201,10 @@ impl Command {
     /// The key a read of one key reads (`None` for any other command).
     pub(crate) fn read_key(&self) -> Option<&str> {
         match self {
-            Command::Sismember(key, _) | Command::Pttl(key) | Command::Hmget(key, _) => Some(key),
+            Command::Sismember(key, _)
+            | Command::Pttl(key)
+            | Command::Hmget(key, _)
+            | Command::Get(key) => Some(key),
             _ => None,
         }
     }

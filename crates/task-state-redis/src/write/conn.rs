@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use fred::bytes_utils::Str;
 use fred::clients::Client;
 use fred::prelude::{Error as FredError, ErrorKind, Value};
 
@@ -81,6 +82,21 @@ impl Conn<'_> {
     }
 
     /// Forgets what is kept of `key`, to read it again.
+    /// Whether the link is to keep the text of `len` bytes the attempt writes to `key`.
+    pub(super) fn keeps_text(&mut self, key: &str, len: usize) -> bool {
+        match self {
+            Conn::Link(link, _) => link.tracked.keeps_text(key, len),
+            Conn::Fred(_) => false,
+        }
+    }
+
+    /// Keeps `text`, written to `key` by a transaction that started its tracking again.
+    pub(super) fn keep_text(&mut self, key: &str, text: Str) {
+        if let Conn::Link(link, _) = self {
+            link.tracked.keep_text(key, text);
+        }
+    }
+
     pub(super) fn forget(&mut self, key: &str) {
         if let Conn::Link(link, _) = self {
             link.tracked.forget_key(key);

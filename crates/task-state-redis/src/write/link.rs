@@ -10,7 +10,8 @@
 //! A link lives as long as its socket: when it fails, what it tracked goes with it.
 
 use std::borrow::Cow;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::bytes::BytesMut;
@@ -25,6 +26,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::commands::Command;
 use super::tracked::{Invalidated, Tracked};
+use crate::settings::KeptRecords;
 
 /// A link's socket: TCP, or TLS over TCP.
 trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
@@ -384,6 +386,9 @@ pub(super) struct Links {
     /// The server refused a link's login (no `HELLO 3`, no `CLIENT TRACKING`, a password it
     /// does not take): the edits go to the script from then on.
     refused: std::sync::atomic::AtomicBool,
+    /// What the links keep of the records they write, and the bytes left for that on all
+    /// of them (`None` on a cluster, where the links do not keep records).
+    texts: Option<(KeptRecords, Arc<AtomicUsize>)>,
 }
 
 /// A link held by one edit; it goes back to the pool when dropped, unless broken.
@@ -423,7 +428,9 @@ impl Drop for Held<'_> {
 impl Links {
     /// At most `size` links at once, to the writer pool's server, or, where `spread`, to
     /// any primary of a cluster.
-    pub(super) fn new(login: Login, size: usize, spread: bool) -> Self {
+    pub(super) fn new(login: Login, size: usize, spread: bool, kept: KeptRecords) -> Self {
+        let texts = (!spread && kept.budget_bytes > 0)
+            .then(|| (kept, Arc::new(AtomicUsize::new(kept.budget_bytes))));
         Links {
             login,
             idle: Mutex::new(Vec::new()),
@@ -431,6 +438,7 @@ impl Links {
             size: size.max(1),
             spread,
             refused: std::sync::atomic::AtomicBool::new(false),
+            texts,
         }
     }
 
@@ -465,7 +473,10 @@ impl Links {
                 if self.refused.load(Relaxed) {
                     return Err(FredError::new(ErrorKind::Config, "links refused"));
                 }
-                let link = Link::connect(&target, &self.login).await;
+                let mut link = Link::connect(&target, &self.login).await;
+                if let (Ok(link), Some((kept, left))) = (&mut link, &self.texts) {
+                    link.tracked.keep_texts(*kept, Arc::clone(left));
+                }
                 if let Err(e) = &link {
                     if refuses_for_good(e) {
                         tracing::warn!(

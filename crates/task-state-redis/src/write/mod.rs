@@ -410,7 +410,7 @@ async fn settle_within(exec: &Executor) -> std::result::Result<Path, ()> {
         connections = size,
         "mutations write with WATCH/MULTI/EXEC on connections of their own, tracking what they read"
     );
-    let links = Links::new(login, size, cluster);
+    let links = Links::new(login, size, cluster, settings.kept_records());
     Ok(Path::new(Some(Guard::Watch), Some(links)))
 }
 

@@ -1,7 +1,10 @@
 //! What a [`Link`](super::link::Link) read under client-side caching and still holds: the
 //! membership and TTL of index sets and the owner fields and TTL of metadata hashes, each
 //! kept until the server invalidates its key (or the link writes it: with `NOLOOP` the server
-//! says nothing of a link's own writes, but stops tracking the key for every client).
+//! says nothing of a link's own writes, but stops tracking the key for every client); and
+//! the text of records the link wrote, from a size on ([`KeptRecords`]): the transaction
+//! that writes one starts its tracking again (`CLIENT CACHING YES` before `MULTI`, the
+//! record's `PTTL` after its `SET`), so that the server tells of any later write.
 //!
 //! A read served from here is as good as the same read made in the round trip whose replies
 //! showed no invalidation of its key: the server sends the invalidation of a change before
@@ -10,11 +13,15 @@
 //! overestimated; one that may have run out is read again.
 
 use foldhash::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
+use fred::bytes_utils::Str;
 use fred::prelude::Value;
 
 use super::commands::Command;
+use crate::settings::KeptRecords;
 
 /// The most keys kept; the memory starts again empty when full (the server goes on sending
 /// invalidations of the keys dropped, which then name nothing).
@@ -54,6 +61,8 @@ struct Known {
     members: HashMap<String, bool>,
     /// An `HMGET` reply, with its fields.
     fields: Option<(Vec<&'static str>, Value)>,
+    /// The text of a record the link wrote (its `GET`).
+    text: Option<Str>,
     /// The attempt that started keeping it.
     since: u64,
 }
@@ -72,9 +81,105 @@ pub(super) struct Tracked {
     hot_read: HashSet<String>,
     /// The attempts started.
     attempts: u64,
+    /// Which records' texts are kept, and the bytes left for them on every link.
+    texts: Option<(usize, Arc<AtomicUsize>)>,
+    /// The bytes of the texts kept here (taken from the budget).
+    text_bytes: usize,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.release_texts();
+    }
 }
 
 impl Tracked {
+    /// Keeps the texts of records as `kept` says, out of the bytes `left` on all the links.
+    pub(super) fn keep_texts(&mut self, kept: KeptRecords, left: Arc<AtomicUsize>) {
+        self.texts = Some((kept.from_bytes, left));
+    }
+
+    /// Whether a text of `len` bytes that the current attempt writes to `key` is to be kept:
+    /// its transaction then starts the tracking of `key` again. Not for a key another
+    /// client writes between most edits (a hot key), for which that would cost the server
+    /// in vain.
+    pub(super) fn keeps_text(&mut self, key: &str, len: usize) -> bool {
+        let Some((from, left)) = &self.texts else {
+            return false;
+        };
+        // Room for it: what is left, and what the texts kept here would give back.
+        let room = left.load(Ordering::Acquire).saturating_add(self.text_bytes);
+        if self.keeps_nothing || len < *from || len > room {
+            return false;
+        }
+        if self.hot.contains_key(key) {
+            self.hot_read.insert(key.to_owned());
+            return false;
+        }
+        true
+    }
+
+    /// Keeps `text`, which the link wrote to `key` in a transaction that started the key's
+    /// tracking again, where the budget has room (the texts kept here give theirs back when
+    /// it has none).
+    pub(super) fn keep_text(&mut self, key: &str, text: Str) {
+        let Some((_, left)) = &self.texts else {
+            return;
+        };
+        let left = Arc::clone(left);
+        let take = |bytes: usize| {
+            left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                n.checked_sub(bytes)
+            })
+            .is_ok()
+        };
+        if !take(text.len()) {
+            self.release_texts();
+            if !take(text.len()) {
+                return;
+            }
+        }
+        if let Some(old) = self.keys.remove(key) {
+            self.release(&old);
+        }
+        if self.keys.len() >= KEYS_KEPT {
+            self.clear();
+        }
+        self.text_bytes += text.len();
+        let since = self.attempts;
+        let known = Known {
+            text: Some(text),
+            since,
+            ..Known::default()
+        };
+        self.keys.insert(key.to_owned(), known);
+    }
+
+    /// Gives the bytes of `known`'s text back to the budget.
+    fn release(&mut self, known: &Known) {
+        if let (Some(text), Some((_, left))) = (&known.text, &self.texts) {
+            left.fetch_add(text.len(), Ordering::AcqRel);
+            self.text_bytes -= text.len();
+        }
+    }
+
+    /// Drops every text kept here, and gives their bytes back.
+    fn release_texts(&mut self) {
+        if let Some((_, left)) = &self.texts {
+            left.fetch_add(self.text_bytes, Ordering::AcqRel);
+        }
+        self.text_bytes = 0;
+        for known in self.keys.values_mut() {
+            known.text = None;
+        }
+    }
+
+    /// Forgets every key.
+    fn clear(&mut self) {
+        self.release_texts();
+        self.keys.clear();
+    }
+
     /// Starts an attempt: no key served yet.
     pub(super) fn start(&mut self) {
         self.attempts += 1;
@@ -126,7 +231,10 @@ impl Tracked {
                 let known = self.keys.get(key)?;
                 (key, Value::Integer(i64::from(*known.members.get(member)?)))
             }
+            // A record's TTL is read at every edit: the link's writes change it.
+            Command::Pttl(key) if self.keys.get(key)?.text.is_some() => return None,
             Command::Pttl(key) => (key, Value::Integer(self.pttl_left(key)?)),
+            Command::Get(key) => (key, Value::String(self.keys.get(key)?.text.clone()?)),
             Command::Hmget(key, fields) => match &self.keys.get(key)?.fields {
                 Some((kept, value)) if kept == fields => (key, value.clone()),
                 _ => return None,
@@ -190,7 +298,7 @@ impl Tracked {
                 return;
             }
             if self.keys.len() >= KEYS_KEPT {
-                self.keys.clear();
+                self.clear();
             }
         }
         let since = self.attempts;
@@ -216,7 +324,7 @@ impl Tracked {
             match invalidated {
                 // A flush is no sign of writes to come.
                 Invalidated::All => {
-                    self.keys.clear();
+                    self.clear();
                     self.hot.clear();
                 }
                 Invalidated::Keys(keys) => {
@@ -224,6 +332,7 @@ impl Tracked {
                         let Some(known) = self.keys.remove(key) else {
                             continue;
                         };
+                        self.release(&known);
                         if self.attempts.saturating_sub(known.since) <= 1 {
                             if self.hot.len() >= KEYS_KEPT {
                                 self.hot.clear();
@@ -238,7 +347,9 @@ impl Tracked {
 
     /// Drops what is kept of `key` (the link wrote it).
     pub(super) fn forget_key(&mut self, key: &str) {
-        self.keys.remove(key);
+        if let Some(known) = self.keys.remove(key) {
+            self.release(&known);
+        }
     }
 }
 
@@ -369,6 +480,84 @@ mod tests {
         tracked.forget([&Invalidated::Keys(vec!["s".to_owned()])]);
         tracked.start();
         assert!(tracked.asks(&member), "tracked again at once");
+    }
+
+    /// Two links' memories of record texts, sharing a budget of `budget` bytes, keeping
+    /// texts from 4 bytes.
+    fn keeping_texts(budget: usize) -> (Tracked, Tracked, Arc<AtomicUsize>) {
+        let left = Arc::new(AtomicUsize::new(budget));
+        let kept = KeptRecords {
+            from_bytes: 4,
+            budget_bytes: budget,
+        };
+        let (mut one, mut two) = (Tracked::default(), Tracked::default());
+        one.keep_texts(kept, Arc::clone(&left));
+        two.keep_texts(kept, Arc::clone(&left));
+        (one, two, left)
+    }
+
+    #[test]
+    fn a_kept_text_serves_its_get_but_not_its_ttl_until_invalidated() {
+        let (mut one, _, left) = keeping_texts(100);
+        let get = Command::Get("task:1".to_owned());
+        assert!(!one.keeps_text("task:1", 3), "too short");
+        assert!(one.keeps_text("task:1", 10));
+        one.keep_text("task:1", Str::from("0123456789"));
+        assert_eq!(left.load(Ordering::Acquire), 90);
+        one.note(
+            &Command::Pttl("task:1".to_owned()),
+            &Value::Integer(60_000),
+            Instant::now(),
+            &[],
+            false,
+        );
+        one.start();
+        assert_eq!(one.serve(&get), Some(Value::String("0123456789".into())));
+        assert!(one.served("task:1"));
+        assert_eq!(one.serve(&Command::Pttl("task:1".to_owned())), None);
+        // Its own write forgets it, and the budget has its bytes back.
+        one.forget_key("task:1");
+        assert_eq!(one.serve(&get), None);
+        assert_eq!(left.load(Ordering::Acquire), 100);
+        one.keep_text("task:1", Str::from("0123456789"));
+        one.forget([&Invalidated::Keys(vec!["task:1".to_owned()])]);
+        assert_eq!(one.serve(&get), None);
+        assert_eq!(left.load(Ordering::Acquire), 100);
+        // Invalidated the attempt after it was kept: a hot key, not kept for a while.
+        one.start();
+        assert!(!one.keeps_text("task:1", 10));
+        one.keep_text("task:2", Str::from("0123456789"));
+        one.forget([&Invalidated::All]);
+        assert_eq!(one.serve(&Command::Get("task:2".to_owned())), None);
+        assert_eq!(left.load(Ordering::Acquire), 100);
+        assert!(one.keeps_text("task:1", 10), "a flush cools every key");
+    }
+
+    #[test]
+    fn the_links_keep_texts_within_one_budget() {
+        let (mut one, mut two, left) = keeping_texts(25);
+        one.keep_text("task:1", Str::from("0123456789"));
+        two.keep_text("task:2", Str::from("0123456789"));
+        assert_eq!(left.load(Ordering::Acquire), 5);
+        // No room: what is left and what this link keeps (15 bytes) are less than 16.
+        assert!(!one.keeps_text("task:3", 16));
+        assert!(
+            one.keeps_text("task:3", 15),
+            "what one keeps would give way"
+        );
+        one.keep_text("task:3", Str::from("012345678901234"));
+        assert_eq!(
+            one.serve(&Command::Get("task:1".to_owned())),
+            None,
+            "given way"
+        );
+        assert!(one.serve(&Command::Get("task:3".to_owned())).is_some());
+        assert_eq!(left.load(Ordering::Acquire), 0);
+        // A link that goes gives its bytes back.
+        drop(two);
+        assert_eq!(left.load(Ordering::Acquire), 10);
+        drop(one);
+        assert_eq!(left.load(Ordering::Acquire), 25);
     }
 
     #[test]
