@@ -31,7 +31,8 @@ use super::WRITE_PATH_VAR;
 pub enum WritePath {
     /// The default: [`Watch`](Self::Watch) on the crate's own connections, for a record of
     /// any size (edits, saves that keep the task's owner, deletes); its cost to the server
-    /// is under three `GET`+`SET`s of the record at ~1 KiB and about one at 100 KiB and more,
+    /// is under three `GET`+`SET`s of the record at ~1 KiB and about one at 100 KiB and more
+    /// (less than one where the connection kept the record it wrote: [`KeptRecords`]),
     /// where a script's grows with the record (about 100 instructions a byte: 7–14 ms for an
     /// edit of a 1 MB record). Through TLS as over TCP. On a cluster, the record's step
     /// under `WATCH` on its slot's primary, then the metadata and index writes in plain
