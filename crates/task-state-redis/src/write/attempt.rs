@@ -6,7 +6,7 @@ use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes};
 use task_state_core::{RecordHead, Result};
 
-use super::commands::Command;
+use super::commands::{Command, CACHING_YES};
 use super::conn::Conn;
 use super::edit::{edited, Edit};
 use crate::execution::Executor;
@@ -485,9 +485,7 @@ async fn write_watched(
     let keep = conn.keeps_text(&rkey, plan.new.len());
     let mut before = Vec::new();
     if keep {
-        before.push(Command::Other(
-            ["CLIENT", "CACHING", "YES"].map(str::to_owned).to_vec(),
-        ));
+        before.push(Command::Other(CACHING_YES.map(str::to_owned).to_vec()));
         all.push(Command::Pttl(rkey.clone()));
     }
     match exec_after(conn, before, all, Vec::new()).await {

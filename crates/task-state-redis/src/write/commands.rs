@@ -225,6 +225,10 @@ impl Command {
     }
 }
 
+/// `CLIENT CACHING YES`: the server tracks the keys the next command reads (or, before
+/// `MULTI`, the keys the whole transaction reads); tracking is opt-in (`OPTIN`).
+pub(super) const CACHING_YES: [&str; 3] = ["CLIENT", "CACHING", "YES"];
+
 /// The reply `OK`, for the commands whose fred request answers `()`.
 fn ok() -> Value {
     Value::String("OK".into())

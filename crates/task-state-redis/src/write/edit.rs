@@ -107,9 +107,9 @@ impl<'a> Object<'a> {
     }
 }
 
-/// The text of the last element of `array`, the exact text of a JSON array (as a member's
-/// `RawValue` gives it: no white space before its `[` or after its `]`); `None` for an empty
-/// array. In valid JSON the last element ends at the last byte before the `]` that is not
+/// Where the last element of `array` ends (a byte offset into it), `array` being the exact
+/// text of a JSON array (as a member's `RawValue` gives it: no white space before its `[`
+/// or after its `]`); `None` for an empty array. In valid JSON the last element ends at the last byte before the `]` that is not
 /// white space, and the array is empty exactly when that byte is its `[`: no second scan of
 /// the array is needed to find where an entry goes.
 fn last_element(array: &str) -> Option<usize> {

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::commands::Command;
+use super::commands::{Command, CACHING_YES};
 use super::tracked::{Invalidated, Tracked};
 use crate::settings::KeptRecords;
 
@@ -231,7 +231,7 @@ fn encode(commands: &[Command], asked: &[bool]) -> Result<BytesMut, FredError> {
     // and only the reads whose replies are kept ask it to. A key the server remembered
     // costs it a little at every read and write of it (about a sixth of an edit's
     // instructions when every read was remembered).
-    let caching = || ["CLIENT", "CACHING", "YES"].map(Cow::Borrowed).to_vec();
+    let caching = || CACHING_YES.map(Cow::Borrowed).to_vec();
     let words: Vec<Vec<Cow<'_, str>>> = commands
         .iter()
         .zip(asked)

@@ -139,9 +139,7 @@ impl Tracked {
                 return;
             }
         }
-        if let Some(old) = self.keys.remove(key) {
-            self.release(&old);
-        }
+        self.forget_key(key);
         if self.keys.len() >= KEYS_KEPT {
             self.clear();
         }
