@@ -161,15 +161,14 @@ impl Tracked {
         }
     }
 
-    /// Drops every text kept here, and gives their bytes back.
+    /// Drops every record kept here (its text and what was read with it: a record's TTL is
+    /// read at every edit), and gives their bytes back.
     fn release_texts(&mut self) {
         if let Some((_, left)) = &self.texts {
             left.fetch_add(self.text_bytes, Ordering::AcqRel);
         }
         self.text_bytes = 0;
-        for known in self.keys.values_mut() {
-            known.text = None;
-        }
+        self.keys.retain(|_, known| known.text.is_none());
     }
 
     /// Forgets every key.
@@ -535,6 +534,8 @@ mod tests {
     fn the_links_keep_texts_within_one_budget() {
         let (mut one, mut two, left) = keeping_texts(25);
         one.keep_text("task:1", Str::from("0123456789"));
+        let pttl = Command::Pttl("task:1".to_owned());
+        one.note(&pttl, &Value::Integer(60_000), Instant::now(), &[], false);
         two.keep_text("task:2", Str::from("0123456789"));
         assert_eq!(left.load(Ordering::Acquire), 5);
         // No room: what is left and what this link keeps (15 bytes) are less than 16.
@@ -549,6 +550,8 @@ mod tests {
             None,
             "given way"
         );
+        // What the record's entry read with its text goes with it: its TTL is read again.
+        assert_eq!(one.serve(&pttl), None);
         assert!(one.serve(&Command::Get("task:3".to_owned())).is_some());
         assert_eq!(left.load(Ordering::Acquire), 0);
         // A link that goes gives its bytes back.
