@@ -57,32 +57,32 @@ pub const USER_INFIX: &str = ":user:";
 
 /// `task:{task_id}`: the record.
 pub fn record_key(task_id: &str) -> String {
-    format!("{TASK_PREFIX}{task_id}")
+    [TASK_PREFIX, task_id].concat()
 }
 
 /// `task:{task_id}:metadata`: the hash that names the task's service and user.
 pub fn metadata_key(task_id: &str) -> String {
-    format!("{TASK_PREFIX}{task_id}{METADATA_SUFFIX}")
+    [TASK_PREFIX, task_id, METADATA_SUFFIX].concat()
 }
 
 /// `index:service:{service}`: the ids of a service's tasks.
 pub fn service_index(service: &str) -> String {
-    format!("{SERVICE_PREFIX}{service}")
+    [SERVICE_PREFIX, service].concat()
 }
 
 /// `index:service:{service}:users`: the users with tasks in a service.
 pub fn service_users(service: &str) -> String {
-    format!("{SERVICE_PREFIX}{service}{USERS_SUFFIX}")
+    [SERVICE_PREFIX, service, USERS_SUFFIX].concat()
 }
 
 /// `index:service:{service}:user:{user_id}`: the ids of a user's tasks in a service.
 pub fn service_user_index(service: &str, user_id: &str) -> String {
-    format!("{SERVICE_PREFIX}{service}{USER_INFIX}{user_id}")
+    [SERVICE_PREFIX, service, USER_INFIX, user_id].concat()
 }
 
 /// `index:user:{user_id}`: the ids of a user's tasks across services.
 pub fn user_index(user_id: &str) -> String {
-    format!("{USER_PREFIX}{user_id}")
+    [USER_PREFIX, user_id].concat()
 }
 
 /// The index set that lists the tasks of a scope.

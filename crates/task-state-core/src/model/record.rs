@@ -358,6 +358,81 @@ impl<'de> Visitor<'de> for CheckedString {
     }
 }
 
+/// How a record's visitor takes the members that a record's head does not need: kept (the
+/// whole record, its entries in a `Vec<String>`), or only checked as they would be kept
+/// ([`CheckedStrings`]: nothing made of them).
+trait Members<'de>: Deserialize<'de> + Default {
+    /// An object of any values (`parameters`), as a [`RawMap`] takes it; `null` is empty.
+    fn object<A: MapAccess<'de>>(map: &mut A) -> Result<RawMap, A::Error>;
+    /// A member of a name the record does not know, into `extra`.
+    fn unknown<A: MapAccess<'de>>(
+        extra: &mut RawMap,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error>;
+    /// An array of strings (`jobs`, `active_jobs`); `null` is empty.
+    fn strings<A: MapAccess<'de>>(map: &mut A) -> Result<Vec<String>, A::Error>;
+}
+
+impl<'de> Members<'de> for Vec<String> {
+    fn object<A: MapAccess<'de>>(map: &mut A) -> Result<RawMap, A::Error> {
+        or_default(map)
+    }
+
+    fn unknown<A: MapAccess<'de>>(
+        extra: &mut RawMap,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        extra.keep(key, map)
+    }
+
+    fn strings<A: MapAccess<'de>>(map: &mut A) -> Result<Vec<String>, A::Error> {
+        or_default(map)
+    }
+}
+
+impl<'de> Members<'de> for CheckedStrings {
+    fn object<A: MapAccess<'de>>(map: &mut A) -> Result<RawMap, A::Error> {
+        or_default::<_, CheckedObject>(map).map(|_| RawMap::new())
+    }
+
+    fn unknown<A: MapAccess<'de>>(_: &mut RawMap, _: &str, map: &mut A) -> Result<(), A::Error> {
+        // A value kept as its text (`RawValue`) is checked as any value is skipped.
+        map.next_value::<de::IgnoredAny>().map(|_| ())
+    }
+
+    fn strings<A: MapAccess<'de>>(map: &mut A) -> Result<Vec<String>, A::Error> {
+        or_default::<_, CheckedStrings>(map).map(|_| Vec::new())
+    }
+}
+
+/// A JSON object, checked as [`RawMap`] would read it (keys as strings, values of any
+/// kind), and dropped.
+#[derive(Default)]
+struct CheckedObject;
+
+impl<'de> Deserialize<'de> for CheckedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(CheckedObject)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedObject {
+    type Value = CheckedObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        while map.next_key::<std::borrow::Cow<'de, str>>()?.is_some() {
+            map.next_value::<de::IgnoredAny>()?;
+        }
+        Ok(CheckedObject)
+    }
+}
+
 /// Decodes a record, its log entries as `L` (kept in a `Vec<String>`, or only checked);
 /// `now` gives the time of a missing timestamp, asked at most once.
 struct RecordVisitor<F, L> {
@@ -386,7 +461,7 @@ where
 impl<'de, F, L> Visitor<'de> for RecordVisitor<F, L>
 where
     F: FnOnce() -> TaskTime,
-    L: Deserialize<'de> + Default,
+    L: Members<'de>,
 {
     /// The record without its log entries, and the entries.
     type Value = (TaskRecord, L);
@@ -416,18 +491,18 @@ where
                 "service" => service = Some(map.next_value()?),
                 "user_id" => user_id = Some(map.next_value()?),
                 "status" => status = Some(map.next_value()?),
-                "parameters" => parameters = or_default(&mut map)?,
+                "parameters" => parameters = L::object(&mut map)?,
                 "jobs" => {
-                    jobs = or_default(&mut map)?;
+                    jobs = L::strings(&mut map)?;
                     has_jobs = true;
                 }
-                "active_jobs" => active_jobs = Some(or_default(&mut map)?),
+                "active_jobs" => active_jobs = Some(L::strings(&mut map)?),
                 "created_at" => created_at = map.next_value()?,
                 "updated_at" => updated_at = map.next_value()?,
                 "logs" => logs = or_default(&mut map)?,
                 "result" => result = or_default(&mut map)?,
                 "priority" => priority = or_default(&mut map)?,
-                other => extra.keep(other, &mut map)?,
+                other => L::unknown(&mut extra, other, &mut map)?,
             }
         }
         let jobs_key = match (has_jobs, &active_jobs) {

@@ -290,19 +290,55 @@ proptest::proptest! {
             json = json.replace(r#""priority":"low""#, r#""priority":"low","logs":["x"]"#);
         }
         json.push_str(tail);
-        let record = TaskRecord::from_json(&json);
-        let head = RecordHead::from_json(&json);
-        proptest::prop_assert_eq!(record.is_ok(), head.is_ok(), "{}", json);
-        if let (Ok(record), Ok(head)) = (record, head) {
-            proptest::prop_assert_eq!(
-                (record.service, record.user_id, record.status),
-                (head.service, head.user_id, head.status)
-            );
-        }
-        if let Err(err) = RecordHead::from_json(&json) {
+        head_agrees_with_record(&json)?;
+    }
+}
+
+/// Whether the head of `json` decodes exactly where its record does, names what the record
+/// names, and fails as a decode error.
+fn head_agrees_with_record(json: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+    let record = TaskRecord::from_json(json);
+    let head = RecordHead::from_json(json);
+    proptest::prop_assert_eq!(record.is_ok(), head.is_ok(), "{}", json);
+    match (record, head) {
+        (Ok(record), Ok(head)) => proptest::prop_assert_eq!(
+            (record.service, record.user_id, record.status),
+            (head.service, head.user_id, head.status)
+        ),
+        (_, Err(err)) => {
             let decode = matches!(err, Error::Decode { .. });
             proptest::prop_assert!(decode, "{}", err);
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    /// The same of the members a head only checks besides the log entries: `parameters`
+    /// (keys as strings, values of any kind), `jobs` or `active_jobs` (strings), and a member
+    /// of a name the record does not know (any value); one of them varied at a time.
+    #[test]
+    fn a_head_checks_its_other_members_as_its_record_reads_them(
+        value in any_log_value(),
+        values in proptest::collection::vec(any_log_value(), 0..3),
+        key in proptest::sample::select(vec!["k", "\\ud800", "\\u00e9", "k\\x", "\\udc00\\ud800"]),
+        member in 0..6usize,
+    ) {
+        let (from, to) = match member {
+            0 => (
+                r#""parameters":{"retries":3,"ratio":0.30000000000000004}"#,
+                format!(r#""parameters":{{"{key}":{value},"retries":3}}"#),
+            ),
+            1 => (r#""parameters":{"retries":3,"ratio":0.30000000000000004}"#, format!(r#""parameters":{value}"#)),
+            2 => (r#""jobs":["slurm-500"]"#, format!(r#""jobs":[{}]"#, values.join(","))),
+            3 => (r#""jobs":["slurm-500"]"#, format!(r#""active_jobs":{value}"#)),
+            4 => (r#""priority":"low""#, format!(r#""priority":"low","{key}":{value}"#)),
+            _ => (r#""priority":"low""#, format!(r#""priority":"low","zz":[{}]"#, values.join(","))),
+        };
+        let json = SPEC_EXAMPLE.replace(from, &to);
+        proptest::prop_assert_ne!(&json, SPEC_EXAMPLE);
+        head_agrees_with_record(&json)?;
     }
 }
 
