@@ -130,8 +130,7 @@ impl Executor {
             // for retries that cannot happen: only a cluster redirects.
             Topology::SingleNode => attempt(keys, args).await,
             Topology::Cluster => {
-                self.redirected(|| attempt(keys.clone(), args.clone()))
-                    .await
+                Box::pin(self.redirected(|| attempt(keys.clone(), args.clone()))).await
             }
         };
         note_script(script, started);

@@ -26,10 +26,14 @@ impl RedisTaskRepository {
     ) -> Result<Value> {
         let keys = vec![keys::record(task_id), keys::metadata(task_id)];
         let record = keys::record(task_id);
-        self.exec().exec(script, keys, args).await.map_err(|f| {
-            f.scripting((&record, "string"), format!("updating task {task_id:?}"))
-                .into()
-        })
+        // (Boxed: the script's call is a large future, which the mutations whose optimistic
+        // path answers would otherwise carry, and copy, at every call.)
+        Box::pin(self.exec().exec(script, keys, args))
+            .await
+            .map_err(|f| {
+                f.scripting((&record, "string"), format!("updating task {task_id:?}"))
+                    .into()
+            })
     }
 
     /// Runs one of the record-editing scripts with the common arguments.
@@ -46,7 +50,11 @@ impl RedisTaskRepository {
         args.push(if want_record { "record" } else { "ack" }.to_owned());
         args.extend(extra);
         let reply = match self.exec().topology() {
-            Topology::Cluster => cluster::edit(self.exec(), script, task_id, args).await?,
+            // (Boxed: a cluster's edit is a large future, which a single node's mutations
+            // would otherwise carry, and copy, at every call.)
+            Topology::Cluster => {
+                Box::pin(cluster::edit(self.exec(), script, task_id, args)).await?
+            }
             Topology::SingleNode => {
                 match crate::write::optimistic(self.exec(), script, task_id, &args).await? {
                     // Issue 21: the edit made in Rust and written with WATCH or IFEQ (src/write/).
@@ -143,7 +151,7 @@ impl RedisTaskRepository {
     pub(crate) async fn remove(&self, task_id: &str) -> Result<bool> {
         let exec = self.exec();
         if exec.topology() == Topology::Cluster {
-            return cluster::delete(exec, task_id).await;
+            return Box::pin(cluster::delete(exec, task_id)).await;
         }
         if let Some(removed) = crate::write::optimistic_delete(exec, task_id).await? {
             return Ok(removed);
@@ -159,7 +167,7 @@ impl RedisTaskRepository {
         record.updated_at = self.now();
         record.adopt_jobs_field(self.settings().jobs_field());
         if self.exec().topology() == Topology::Cluster {
-            if cluster::store(self.exec(), &record, mode).await? {
+            if Box::pin(cluster::store(self.exec(), &record, mode)).await? {
                 return Ok(record);
             }
             return Err(Error::AlreadyExists {

@@ -75,6 +75,35 @@ async fn each_path_writes_the_way_it_says() {
     assert_eq!(five_edits(&server, WritePath::Auto).await, (0, 5));
 }
 
+/// What a mutation holds while it waits is a few kilobytes: the paths a call on one node does
+/// not take (a cluster's, the script's, settling the write path) are boxed where taken, not
+/// carried, and copied as the call's future moves, by every call (they made it 30 KB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_in_flight_holds_a_few_kilobytes() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = connect(&server, WritePath::Auto).await;
+    let lines = ["a".to_owned()];
+    let record = TaskRecord::new("t", "render", "alice", TaskStatus::Pending);
+    let sizes = [
+        ("save", std::mem::size_of_val(&*repo.save(record))),
+        (
+            "append_logs",
+            std::mem::size_of_val(&*repo.append_logs("t", &lines)),
+        ),
+        (
+            "set_status",
+            std::mem::size_of_val(&*repo.set_status("t", TaskStatus::Running, None)),
+        ),
+        ("delete", std::mem::size_of_val(&*repo.delete("t"))),
+    ];
+    for (call, size) in sizes {
+        assert!(size <= 12 * 1024, "{call}: {size} bytes");
+    }
+    repo.close().await;
+}
+
 /// On the `auto` path every edit is optimistic, of a short record as of a long
 /// one, of a task this pool wrote as of one another writer left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

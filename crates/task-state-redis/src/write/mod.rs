@@ -349,7 +349,8 @@ async fn path_of(exec: &Executor) -> Option<Arc<tokio::sync::OnceCell<Path>>> {
         .entry(key)
         .or_default()
         .clone();
-    cell.get_or_try_init(|| settle(exec)).await.ok()?;
+    // (Boxed: settling runs once, and its future is large.)
+    cell.get_or_try_init(|| Box::pin(settle(exec))).await.ok()?;
     Some(cell)
 }
 
