@@ -7,7 +7,6 @@
 //! one `writev` instead of one each (an edit sent about twenty).
 
 use std::borrow::Cow;
-use std::iter::once;
 
 use fred::bytes_utils::Str;
 use fred::clients::Client;
@@ -138,63 +137,67 @@ impl Command {
         }
     }
 
-    /// The command's words, its name first, as a [`Link`](super::link::Link) sends them:
-    /// borrowed from the command (a record's text is not copied), but for the numbers.
-    pub(super) fn args(&self) -> Vec<Cow<'_, str>> {
-        fn w(word: &str) -> Cow<'_, str> {
-            Cow::Borrowed(word)
-        }
+    /// Gives each of the command's words to `word`, its name first, as a
+    /// [`Link`](super::link::Link) sends them: borrowed from the command (a record's text is
+    /// not copied), but for the numbers, written in `digits`.
+    pub(super) fn each_word(&self, word: &mut impl FnMut(&[u8])) {
+        let mut w = |words: &[&str]| words.iter().for_each(|text| word(text.as_bytes()));
+        let mut digits = itoa::Buffer::new();
         match self {
-            Command::Watch(keys) => once(w("WATCH"))
-                .chain(keys.iter().map(|word| w(word)))
-                .collect(),
-            Command::Unwatch => vec![w("UNWATCH")],
-            Command::Get(key) => vec![w("GET"), w(key)],
-            Command::Pttl(key) => vec![w("PTTL"), w(key)],
-            Command::Hmget(key, fields) => [w("HMGET"), w(key)]
-                .into_iter()
-                .chain(fields.iter().map(|field| w(field)))
-                .collect(),
-            Command::Sismember(key, member) => vec![w("SISMEMBER"), w(key), w(member)],
-            Command::Scard(key) => vec![w("SCARD"), w(key)],
-            Command::Multi => vec![w("MULTI")],
-            Command::Exec => vec![w("EXEC")],
+            Command::Watch(keys) => {
+                w(&["WATCH"]);
+                keys.iter().for_each(|key| w(&[key]));
+            }
+            Command::Unwatch => w(&["UNWATCH"]),
+            Command::Get(key) => w(&["GET", key]),
+            Command::Pttl(key) => w(&["PTTL", key]),
+            Command::Hmget(key, fields) => {
+                w(&["HMGET", key]);
+                w(fields);
+            }
+            Command::Sismember(key, member) => w(&["SISMEMBER", key, member]),
+            Command::Scard(key) => w(&["SCARD", key]),
+            Command::Multi => w(&["MULTI"]),
+            Command::Exec => w(&["EXEC"]),
             Command::Set {
                 key,
                 text,
                 ttl,
                 if_equal,
             } => {
-                let mut args = vec![w("SET"), w(key), w(text)];
+                w(&["SET", key, text]);
                 if let Some(old) = if_equal {
-                    args.extend([w("IFEQ"), w(old)]);
+                    w(&["IFEQ", old]);
                 }
-                args.extend(expiration(*ttl));
-                args
+                if *ttl == -1 {
+                    w(&["KEEPTTL"]);
+                } else {
+                    w(&["PX", digits.format(*ttl)]);
+                }
             }
-            Command::Sadd(key, member) => vec![w("SADD"), w(key), w(member)],
-            Command::Srem(key, member) => vec![w("SREM"), w(key), w(member)],
-            Command::Del(keys) => once(w("DEL"))
-                .chain(keys.iter().map(|word| w(word)))
-                .collect(),
+            Command::Sadd(key, member) => w(&["SADD", key, member]),
+            Command::Srem(key, member) => w(&["SREM", key, member]),
+            Command::Del(keys) => {
+                w(&["DEL"]);
+                keys.iter().for_each(|key| w(&[key]));
+            }
             Command::Pexpire {
                 key,
                 milliseconds,
                 greater,
             } => {
-                let mut args = vec![w("PEXPIRE"), w(key), Cow::Owned(milliseconds.to_string())];
+                w(&["PEXPIRE", key, digits.format(*milliseconds)]);
                 if *greater {
-                    args.push(w("GT"));
+                    w(&["GT"]);
                 }
-                args
             }
-            Command::Persist(key) => vec![w("PERSIST"), w(key)],
-            Command::Hset(key, values) => [w("HSET"), w(key)]
-                .into_iter()
-                .chain(values.iter().flat_map(|(f, v)| [w(f), w(v)]))
-                .collect(),
-            Command::Hdel(key, field) => vec![w("HDEL"), w(key), w(field)],
-            Command::Other(all) => all.iter().map(|word| w(word)).collect(),
+            Command::Persist(key) => w(&["PERSIST", key]),
+            Command::Hset(key, values) => {
+                w(&["HSET", key]);
+                values.iter().for_each(|(field, value)| w(&[field, value]));
+            }
+            Command::Hdel(key, field) => w(&["HDEL", key, field]),
+            Command::Other(all) => all.iter().for_each(|word| w(&[word])),
         }
     }
 

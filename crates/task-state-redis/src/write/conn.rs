@@ -114,10 +114,11 @@ async fn send_on_link(
     commands: Vec<Command>,
     synced: bool,
 ) -> Vec<Result<Value, FredError>> {
-    let mut replies: Vec<Option<Result<Value, FredError>>> = Vec::new();
+    let n = commands.len();
+    let mut replies: Vec<Option<Result<Value, FredError>>> = Vec::with_capacity(n);
     let mut served = Vec::new();
-    let mut wire = Vec::new();
-    let mut slots = Vec::new();
+    let mut wire = Vec::with_capacity(n);
+    let mut slots = Vec::with_capacity(n);
     for (n, command) in commands.into_iter().enumerate() {
         let kept = link.tracked.serve(&command);
         if kept.is_some() {
@@ -171,14 +172,18 @@ async fn round_on_link(link: &mut Link, timeout: Duration, wire: &[Command]) -> 
             asked: Vec::new(),
         };
     };
+    let mut later: Vec<&Invalidated> = Vec::new();
     for (n, command) in wire.iter().enumerate() {
         if let Ok(reply) = &round.replies[n] {
-            let later: Vec<&Invalidated> = round
-                .pushes
-                .iter()
-                .filter(|(before, _)| *before > n)
-                .map(|(_, keys)| keys)
-                .collect();
+            // (Most round trips bring no invalidation: nothing to gather then.)
+            later.clear();
+            later.extend(
+                round
+                    .pushes
+                    .iter()
+                    .filter(|(before, _)| *before > n)
+                    .map(|(_, keys)| keys),
+            );
             let asked = round.asked.get(n).copied().unwrap_or(false);
             link.tracked.note(command, reply, sent, &later, asked);
         }

@@ -9,7 +9,6 @@
 //! [`Tracked`] knows which of those reads still hold when a round trip's replies arrive.
 //! A link lives as long as its socket: when it fails, what it tracked goes with it.
 
-use std::borrow::Cow;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +17,7 @@ use fred::bytes::BytesMut;
 use fred::bytes_utils::Str;
 use fred::prelude::{Error as FredError, ErrorKind, Value};
 use redis_protocol::resp3::decode::complete::decode_bytes_mut;
-use redis_protocol::resp3::encode::complete::extend_encode_borrowed;
-use redis_protocol::resp3::types::{BorrowedFrame, BytesFrame, Resp3Frame as _};
+use redis_protocol::resp3::types::{BytesFrame, Resp3Frame as _};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -184,7 +182,7 @@ impl Link {
     }
 
     async fn write(&mut self, commands: &[Command], asked: &[bool]) -> Result<(), FredError> {
-        let out = encode(commands, asked)?;
+        let out = encode(commands, asked);
         self.stream.write_all(&out).await.map_err(io)
     }
 
@@ -224,44 +222,59 @@ fn announced(unread: &[u8]) -> Option<usize> {
 }
 
 /// The bytes of a round trip: each of `commands` as a RESP array of bulk strings, after
-/// `CLIENT CACHING YES` where it is `asked`, in one buffer of the size they need. The words
-/// are borrowed from the commands (a record's text is copied once, into the buffer).
-fn encode(commands: &[Command], asked: &[bool]) -> Result<BytesMut, FredError> {
+/// `CLIENT CACHING YES` where it is `asked`, written in one buffer of the size they need.
+/// The words are borrowed from the commands (a record's text is copied once, into the
+/// buffer).
+fn encode(commands: &[Command], asked: &[bool]) -> BytesMut {
     // Tracking is opt-in (`OPTIN`): the server remembers the keys of the next command only,
     // and only the reads whose replies are kept ask it to. A key the server remembered
     // costs it a little at every read and write of it (about a sixth of an edit's
     // instructions when every read was remembered).
-    let caching = || CACHING_YES.map(Cow::Borrowed).to_vec();
-    let words: Vec<Vec<Cow<'_, str>>> = commands
-        .iter()
-        .zip(asked)
-        .flat_map(|(command, asked)| asked.then(caching).into_iter().chain([command.args()]))
-        .collect();
-    let blobs: Vec<Vec<BorrowedFrame<'_>>> = words.iter().map(|words| blobs(words)).collect();
-    let frames: Vec<BorrowedFrame<'_>> = blobs
-        .iter()
-        .map(|data| BorrowedFrame::Array {
-            data,
-            attributes: None,
-        })
-        .collect();
-    let mut out = BytesMut::with_capacity(frames.iter().map(|f| f.encode_len(false)).sum());
-    for frame in &frames {
-        extend_encode_borrowed(&mut out, frame, false)
-            .map_err(|e| FredError::new(ErrorKind::Protocol, e.to_string()))?;
+    // `None` stands for `CLIENT CACHING YES`.
+    let sent = || {
+        commands
+            .iter()
+            .zip(asked)
+            .flat_map(|(command, asked)| asked.then_some(None).into_iter().chain([Some(command)]))
+    };
+    let words = |command: Option<&Command>, word: &mut dyn FnMut(&[u8])| match command {
+        Some(command) => command.each_word(&mut |w| word(w)),
+        None => CACHING_YES.iter().for_each(|w| word(w.as_bytes())),
+    };
+    // Each command's number of words, and the bytes of all: then the bytes themselves.
+    let mut counts = Vec::with_capacity(commands.len());
+    let mut size = 0;
+    for command in sent() {
+        let mut count = 0;
+        words(command, &mut |word| {
+            count += 1;
+            size += header_len(word.len()) + word.len() + 2;
+        });
+        counts.push(count);
+        size += header_len(count);
     }
-    Ok(out)
+    let mut out = BytesMut::with_capacity(size);
+    for (command, count) in sent().zip(counts) {
+        put_header(&mut out, b'*', count);
+        words(command, &mut |word| {
+            put_header(&mut out, b'$', word.len());
+            out.extend_from_slice(word);
+            out.extend_from_slice(b"\r\n");
+        });
+    }
+    out
 }
 
-/// A command's words as RESP bulk strings, borrowed.
-fn blobs<'a>(words: &'a [Cow<'_, str>]) -> Vec<BorrowedFrame<'a>> {
-    words
-        .iter()
-        .map(|word| BorrowedFrame::BlobString {
-            data: word.as_bytes(),
-            attributes: None,
-        })
-        .collect()
+/// The bytes of the header of an array or a bulk string of `n` (`*<n>\r\n`, `$<n>\r\n`).
+fn header_len(n: usize) -> usize {
+    1 + itoa::Buffer::new().format(n).len() + 2
+}
+
+/// `*<n>\r\n` (an array's header) or `$<n>\r\n` (a bulk string's).
+fn put_header(out: &mut BytesMut, kind: u8, n: usize) {
+    out.extend_from_slice(&[kind]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The socket to `target`: TCP, and TLS over it where the writer pool has a connector.
@@ -544,7 +557,7 @@ mod tests {
                 greater: true,
             },
         ];
-        let out = encode(&commands, &[false, true, false, false, false, false]).unwrap();
+        let out = encode(&commands, &[false, true, false, false, false, false]);
         let expected = concat!(
             "*3\r\n$5\r\nWATCH\r\n$6\r\ntask:1\r\n$15\r\ntask:1:metadata\r\n",
             "*3\r\n$6\r\nCLIENT\r\n$7\r\nCACHING\r\n$3\r\nYES\r\n",

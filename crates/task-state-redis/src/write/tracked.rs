@@ -238,7 +238,9 @@ impl Tracked {
             },
             _ => return None,
         };
-        self.served.insert(key.clone());
+        if !self.served.contains(key) {
+            self.served.insert(key.clone());
+        }
         Some(reply)
     }
 
@@ -299,10 +301,16 @@ impl Tracked {
             }
         }
         let since = self.attempts;
-        let known = self.keys.entry(key.clone()).or_insert_with(|| Known {
-            since,
-            ..Known::default()
-        });
+        if !self.keys.contains_key(key) {
+            let known = Known {
+                since,
+                ..Known::default()
+            };
+            self.keys.insert(key.clone(), known);
+        }
+        let Some(known) = self.keys.get_mut(key) else {
+            return;
+        };
         match (command, reply) {
             (Command::Sismember(_, member), Value::Integer(n)) => {
                 known.members.insert(member.clone(), *n == 1);
