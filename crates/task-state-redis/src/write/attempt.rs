@@ -4,11 +4,12 @@
 use fred::bytes_utils::Str;
 use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes};
-use task_state_core::{RecordHead, Result};
+use task_state_core::{RecordHead, Result, TaskStatus};
 
 use super::commands::{Command, CACHING_YES};
 use super::conn::Conn;
 use super::edit::{edited, Edit};
+use super::tracked::Head;
 use crate::execution::Executor;
 use crate::keys;
 use crate::ttl;
@@ -122,6 +123,8 @@ pub(super) struct Plan {
     record_pttl: i64,
     /// The owner the record names (its index sets).
     owner: Owner,
+    /// The status the new record has, where the change tells it without a decode.
+    status: Option<TaskStatus>,
 }
 
 /// What the first reads found of the record and its metadata hash.
@@ -261,13 +264,17 @@ async fn prepare(
             "a kept record the server no longer has",
         ));
     }
-    let (owner, new) = match &request.change {
-        Change::Edit { edit, stamp } => edited_record(&found, edit, stamp)?,
+    let kept = conn.kept_head(&keys::record(id));
+    let (owner, new, status) = match &request.change {
+        Change::Edit { edit, stamp } => edited_record(&found, kept, edit, stamp)?,
         Change::Store {
             text,
             owner,
             create,
-        } => stored_record(&found, text, owner, *create, guard)?,
+        } => {
+            let (owner, new) = stored_record(&found, text, owner, *create, guard)?;
+            (owner, new, None)
+        }
     };
     let (indexes, mut index) = match guessed_indexes.filter(|_| guess == Some(&owner)) {
         Some(indexes) => (indexes, guessed),
@@ -292,6 +299,7 @@ async fn prepare(
         ttl,
         record_pttl: found.record_pttl,
         owner,
+        status,
     };
     Ok((plan, writes))
 }
@@ -363,21 +371,47 @@ fn decoded(found: &Found) -> std::result::Result<(RecordHead, Owner), Attempt> {
     Ok((record, owner))
 }
 
-/// The owner the record names and the edited text; or why nothing is written.
+/// The owner the record names, the edited text and its status (where the edit tells it);
+/// or why nothing is written. Where the text is one the link wrote and kept with its head
+/// (`kept`), the head is not decoded again: the text is what the link's edit made of a
+/// record that decoded, and no one wrote the key since.
 fn edited_record(
     found: &Found,
+    kept: Option<Head>,
     edit: &Edit<'_>,
     stamp: &str,
-) -> std::result::Result<(Owner, String), Attempt> {
+) -> std::result::Result<(Owner, String, Option<TaskStatus>), Attempt> {
     if found.old.is_empty() {
         return Err(Attempt::Missing);
     }
-    let (record, owner) = decoded(found)?;
-    if !edit.allows(record.status.as_str()) {
-        return Err(Attempt::Refused(record.status.as_str().to_owned()));
+    let (owner, status) = match kept {
+        Some(head) => {
+            debug_assert_eq!(
+                RecordHead::from_json(&found.old)
+                    .ok()
+                    .map(|r| ((r.service, r.user_id), r.status)),
+                Some((head.owner.clone(), head.status)),
+                "a kept head is the head of its text"
+            );
+            if found.names_another(&head.owner) {
+                return Err(Attempt::Unsupported("the metadata names another owner"));
+            }
+            (head.owner, head.status)
+        }
+        None => {
+            let (record, owner) = decoded(found)?;
+            (owner, record.status)
+        }
+    };
+    if !edit.allows(status.as_str()) {
+        return Err(Attempt::Refused(status.as_str().to_owned()));
     }
     let new = edited(&found.old, edit, stamp).map_err(Attempt::Unsupported)?;
-    Ok((owner, new))
+    let status = match edit {
+        Edit::Status { to, .. } => task_state_core::serde_json::from_str::<TaskStatus>(to).ok(),
+        _ => Some(status),
+    };
+    Ok((owner, new, status))
 }
 
 /// The owner and text of a save of `text`; or why nothing is written. A save that replaces
@@ -491,7 +525,11 @@ async fn write_watched(
     match exec_after(conn, before, all, Vec::new()).await {
         Ok((Exec::Applied(results), _)) => {
             if keep && int(results.last()).is_some() {
-                conn.keep_text(&rkey, plan.new.clone());
+                let head = plan.status.map(|status| Head {
+                    owner: plan.owner.clone(),
+                    status,
+                });
+                conn.keep_text(&rkey, plan.new.clone(), head);
             }
             Ok(Attempt::Applied(plan.new, plan.owner))
         }

@@ -10,7 +10,7 @@ use fred::prelude::{Error as FredError, ErrorKind, Value};
 
 use super::commands::{send, Command};
 use super::link::{Link, Round};
-use super::tracked::Invalidated;
+use super::tracked::{Head, Invalidated};
 
 /// Where the commands of an attempt go.
 pub(super) enum Conn<'a> {
@@ -91,9 +91,17 @@ impl Conn<'_> {
     }
 
     /// Keeps `text`, written to `key` by a transaction that started its tracking again.
-    pub(super) fn keep_text(&mut self, key: &str, text: Str) {
+    pub(super) fn keep_text(&mut self, key: &str, text: Str, head: Option<Head>) {
         if let Conn::Link(link, _) = self {
-            link.tracked.keep_text(key, text);
+            link.tracked.keep_text(key, text, head);
+        }
+    }
+
+    /// The head kept with the text of `key` that this attempt read from what its link keeps.
+    pub(super) fn kept_head(&self, key: &str) -> Option<Head> {
+        match self {
+            Conn::Link(link, _) => link.tracked.kept_head(key).cloned(),
+            Conn::Fred(_) => None,
         }
     }
 

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use fred::bytes_utils::Str;
 use fred::prelude::Value;
+use task_state_core::TaskStatus;
 
 use super::commands::Command;
 use crate::settings::KeptRecords;
@@ -63,8 +64,18 @@ struct Known {
     fields: Option<(Vec<&'static str>, Value)>,
     /// The text of a record the link wrote (its `GET`).
     text: Option<Str>,
+    /// The head of that text, where the write knew it.
+    head: Option<Head>,
     /// The attempt that started keeping it.
     since: u64,
+}
+
+/// What a record's head names (its owner, its status), kept with a text the link wrote: the
+/// next edit of that text need not decode it again to know them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Head {
+    pub(super) owner: (String, String),
+    pub(super) status: TaskStatus,
 }
 
 /// The keys a link tracks, and what it read of them.
@@ -120,9 +131,9 @@ impl Tracked {
     }
 
     /// Keeps `text`, which the link wrote to `key` in a transaction that started the key's
-    /// tracking again, where the budget has room (the texts kept here give theirs back when
-    /// it has none).
-    pub(super) fn keep_text(&mut self, key: &str, text: Str) {
+    /// tracking again, with its `head` where the write knew it, where the budget has room
+    /// (the texts kept here give theirs back when it has none).
+    pub(super) fn keep_text(&mut self, key: &str, text: Str, head: Option<Head>) {
         let Some((_, left)) = &self.texts else {
             return;
         };
@@ -147,6 +158,7 @@ impl Tracked {
         let since = self.attempts;
         let known = Known {
             text: Some(text),
+            head,
             since,
             ..Known::default()
         };
@@ -214,6 +226,16 @@ impl Tracked {
     /// Whether the current attempt took a reply about `key` from here.
     pub(super) fn served(&self, key: &str) -> bool {
         self.served.contains(key)
+    }
+
+    /// The head kept with the text of `key`, where the current attempt took that text from
+    /// here (its `GET` served, and no invalidation of it in the round trip).
+    pub(super) fn kept_head(&self, key: &str) -> Option<&Head> {
+        if !self.served.contains(key) {
+            return None;
+        }
+        let known = self.keys.get(key)?;
+        known.text.as_ref().and(known.head.as_ref())
     }
 
     /// Notes that the current attempt read `key` from the server after all.
@@ -502,12 +524,38 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_head_is_given_only_with_its_text_served_in_the_attempt() {
+        let (mut one, _, _) = keeping_texts(100);
+        let head = Head {
+            owner: ("render".to_owned(), "alice".to_owned()),
+            status: TaskStatus::Running,
+        };
+        let get = Command::Get("task:1".to_owned());
+        one.keep_text("task:1", Str::from("0123456789"), Some(head.clone()));
+        one.start();
+        assert_eq!(one.kept_head("task:1"), None, "its text not read yet");
+        assert!(one.serve(&get).is_some());
+        assert_eq!(one.kept_head("task:1"), Some(&head));
+        // Read from the server after all (an invalidation in the round trip): no head.
+        one.unserve("task:1");
+        assert_eq!(one.kept_head("task:1"), None);
+        // Gone with its text; a text kept without one gives none.
+        one.start();
+        one.forget([&Invalidated::Keys(vec!["task:1".to_owned()])]);
+        assert_eq!(one.serve(&get), None);
+        assert_eq!(one.kept_head("task:1"), None);
+        one.keep_text("task:2", Str::from("0123456789"), None);
+        assert!(one.serve(&Command::Get("task:2".to_owned())).is_some());
+        assert_eq!(one.kept_head("task:2"), None);
+    }
+
+    #[test]
     fn a_kept_text_serves_its_get_but_not_its_ttl_until_invalidated() {
         let (mut one, _, left) = keeping_texts(100);
         let get = Command::Get("task:1".to_owned());
         assert!(!one.keeps_text("task:1", 3), "too short");
         assert!(one.keeps_text("task:1", 10));
-        one.keep_text("task:1", Str::from("0123456789"));
+        one.keep_text("task:1", Str::from("0123456789"), None);
         assert_eq!(left.load(Ordering::Acquire), 90);
         one.note(
             &Command::Pttl("task:1".to_owned()),
@@ -524,14 +572,14 @@ mod tests {
         one.forget_key("task:1");
         assert_eq!(one.serve(&get), None);
         assert_eq!(left.load(Ordering::Acquire), 100);
-        one.keep_text("task:1", Str::from("0123456789"));
+        one.keep_text("task:1", Str::from("0123456789"), None);
         one.forget([&Invalidated::Keys(vec!["task:1".to_owned()])]);
         assert_eq!(one.serve(&get), None);
         assert_eq!(left.load(Ordering::Acquire), 100);
         // Invalidated the attempt after it was kept: a hot key, not kept for a while.
         one.start();
         assert!(!one.keeps_text("task:1", 10));
-        one.keep_text("task:2", Str::from("0123456789"));
+        one.keep_text("task:2", Str::from("0123456789"), None);
         one.forget([&Invalidated::All]);
         assert_eq!(one.serve(&Command::Get("task:2".to_owned())), None);
         assert_eq!(left.load(Ordering::Acquire), 100);
@@ -541,10 +589,10 @@ mod tests {
     #[test]
     fn the_links_keep_texts_within_one_budget() {
         let (mut one, mut two, left) = keeping_texts(25);
-        one.keep_text("task:1", Str::from("0123456789"));
+        one.keep_text("task:1", Str::from("0123456789"), None);
         let pttl = Command::Pttl("task:1".to_owned());
         one.note(&pttl, &Value::Integer(60_000), Instant::now(), &[], false);
-        two.keep_text("task:2", Str::from("0123456789"));
+        two.keep_text("task:2", Str::from("0123456789"), None);
         assert_eq!(left.load(Ordering::Acquire), 5);
         // No room: what is left and what this link keeps (15 bytes) are less than 16.
         assert!(!one.keeps_text("task:3", 16));
@@ -552,7 +600,7 @@ mod tests {
             one.keeps_text("task:3", 15),
             "what one keeps would give way"
         );
-        one.keep_text("task:3", Str::from("012345678901234"));
+        one.keep_text("task:3", Str::from("012345678901234"), None);
         assert_eq!(
             one.serve(&Command::Get("task:1".to_owned())),
             None,
