@@ -8,7 +8,7 @@ use task_state_core::{RecordHead, Result, TaskStatus};
 
 use super::commands::{Command, CACHING_YES};
 use super::conn::Conn;
-use super::edit::{edited, Edit};
+use super::edit::{edited_at, Edit, Layout};
 use super::tracked::Head;
 use crate::execution::Executor;
 use crate::keys;
@@ -123,9 +123,13 @@ pub(super) struct Plan {
     record_pttl: i64,
     /// The owner the record names (its index sets).
     owner: Owner,
-    /// The status the new record has, where the change tells it without a decode.
-    status: Option<TaskStatus>,
+    /// The status the new record has, where the change tells it without a decode, and
+    /// where its members stand.
+    status: Option<Shape>,
 }
+
+/// A record's status and where its members stand.
+type Shape = (TaskStatus, Layout);
 
 /// What the first reads found of the record and its metadata hash.
 struct Found {
@@ -380,11 +384,11 @@ fn edited_record(
     kept: Option<Head>,
     edit: &Edit<'_>,
     stamp: &str,
-) -> std::result::Result<(Owner, String, Option<TaskStatus>), Attempt> {
+) -> std::result::Result<(Owner, String, Option<Shape>), Attempt> {
     if found.old.is_empty() {
         return Err(Attempt::Missing);
     }
-    let (owner, status) = match kept {
+    let (owner, status, layout) = match kept {
         Some(head) => {
             debug_assert_eq!(
                 RecordHead::from_json(&found.old)
@@ -396,22 +400,23 @@ fn edited_record(
             if found.names_another(&head.owner) {
                 return Err(Attempt::Unsupported("the metadata names another owner"));
             }
-            (head.owner, head.status)
+            (head.owner, head.status, Some(head.layout))
         }
         None => {
             let (record, owner) = decoded(found)?;
-            (owner, record.status)
+            (owner, record.status, None)
         }
     };
     if !edit.allows(status.as_str()) {
         return Err(Attempt::Refused(status.as_str().to_owned()));
     }
-    let new = edited(&found.old, edit, stamp).map_err(Attempt::Unsupported)?;
+    let (new, layout) =
+        edited_at(&found.old, layout.as_ref(), edit, stamp).map_err(Attempt::Unsupported)?;
     let status = match edit {
         Edit::Status { to, .. } => task_state_core::serde_json::from_str::<TaskStatus>(to).ok(),
         _ => Some(status),
     };
-    Ok((owner, new, status))
+    Ok((owner, new, status.map(|status| (status, layout))))
 }
 
 /// The owner and text of a save of `text`; or why nothing is written. A save that replaces
@@ -525,9 +530,10 @@ async fn write_watched(
     match exec_after(conn, before, all, Vec::new()).await {
         Ok((Exec::Applied(results), _)) => {
             if keep && int(results.last()).is_some() {
-                let head = plan.status.map(|status| Head {
+                let head = plan.status.map(|(status, layout)| Head {
                     owner: plan.owner.clone(),
                     status,
+                    layout,
                 });
                 conn.keep_text(&rkey, plan.new.clone(), head);
             }

@@ -70,7 +70,7 @@ impl<'a> Edit<'a> {
 
 /// The members of a JSON object in the order they stand, each value as the exact text it
 /// was read with (a slice of the text: where it stands is where its bytes are).
-struct Object<'a>(Vec<(String, &'a RawValue)>);
+struct Object<'a>(Vec<(String, &'a str)>);
 
 impl<'de> Deserialize<'de> for Object<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -82,8 +82,8 @@ impl<'de> Deserialize<'de> for Object<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut members = Vec::new();
-                while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
-                    members.push(member);
+                while let Some((name, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push((name, value.get()));
                 }
                 Ok(Object(members))
             }
@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for Object<'de> {
 
 impl<'a> Object<'a> {
     /// The value of member `name`: its last occurrence, the one the model reads.
-    fn get(&self, name: &str) -> Option<&'a RawValue> {
+    fn get(&self, name: &str) -> Option<&'a str> {
         self.0
             .iter()
             .rev()
@@ -102,10 +102,37 @@ impl<'a> Object<'a> {
             .map(|(_, v)| *v)
     }
 
-    fn last(&self) -> Option<&'a RawValue> {
+    fn last(&self) -> Option<&'a str> {
         self.0.last().map(|(_, v)| *v)
     }
+
+    /// The members of `text` where `layout` says they stand.
+    fn at(text: &'a str, layout: &Layout) -> Option<Self> {
+        let members = layout
+            .0
+            .iter()
+            .map(|(name, range)| text.get(range.clone()).map(|value| (name.clone(), value)));
+        members.collect::<Option<_>>().map(Object)
+    }
+
+    /// Where its members stand in `text`, whose slices they are.
+    fn layout(&self, text: &str) -> Layout {
+        let at = |value: &str| value.as_ptr() as usize - text.as_ptr() as usize;
+        Layout(
+            self.0
+                .iter()
+                .map(|(name, value)| (name.clone(), at(value)..at(value) + value.len()))
+                .collect(),
+        )
+    }
 }
+
+/// Where each member of a record's object stands in its text: its name and the bytes of its
+/// value, in the order they stand. A link keeps it with a text it wrote, so that the next
+/// edit of that text finds the members without reading the text through (a megabyte of
+/// log entries).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Layout(Vec<(String, std::ops::Range<usize>)>);
 
 /// Where the last element of `array` ends (a byte offset into it), `array` being the exact
 /// text of a JSON array (as a member's `RawValue` gives it: no white space before its `[`
@@ -120,11 +147,15 @@ fn last_element(array: &str) -> Option<usize> {
 
 /// Byte edits of a text, as `edit(rec, from, to, json)` of `lua/lib/edit.lua` makes them:
 /// `(from, to, json)` replaces `text[from..to]`, `from == to` inserting; applied in order of
-/// `from`, then of making.
+/// `from`, then of making. A member added to the record's object notes its name and the
+/// length of its value (which ends the `json` inserted), for the new text's [`Layout`].
 struct Splice<'t> {
     text: &'t str,
-    edits: Vec<(usize, usize, String)>,
+    edits: Vec<(usize, usize, String, Option<Added>)>,
 }
+
+/// A member added to the record's object: its name and the length of its value.
+type Added = (String, usize);
 
 impl<'t> Splice<'t> {
     /// Where `slice` (a slice of the text) starts.
@@ -132,17 +163,17 @@ impl<'t> Splice<'t> {
         slice.as_ptr() as usize - self.text.as_ptr() as usize
     }
 
-    fn end(&self, raw: &RawValue) -> usize {
-        self.at(raw.get()) + raw.get().len()
+    fn end(&self, value: &str) -> usize {
+        self.at(value) + value.len()
     }
 
-    fn replace(&mut self, raw: &RawValue, json: String) {
-        let from = self.at(raw.get());
-        self.edits.push((from, from + raw.get().len(), json));
+    fn replace(&mut self, value: &str, json: String) {
+        let from = self.at(value);
+        self.edits.push((from, from + value.len(), json, None));
     }
 
     fn insert(&mut self, at: usize, json: String) {
-        self.edits.push((at, at, json));
+        self.edits.push((at, at, json, None));
     }
 
     /// `insert_members`: `members` (`"name":json`, comma separated) after the last member of
@@ -163,27 +194,60 @@ impl<'t> Splice<'t> {
         }
     }
 
-    /// `set_member`: replaces the value of `name`, or adds the member after the last one.
+    /// `set_member` (of the record's object): replaces the value of `name`, or adds the
+    /// member after the last one.
     fn set_member(&mut self, object: &Object<'_>, whole: &str, name: &str, json: String) {
         match object.get(name) {
-            Some(raw) => self.replace(raw, json),
-            None => self.insert_members(object, whole, format!("{}:{json}", json_string(name))),
+            Some(value) => self.replace(value, json),
+            None => {
+                let len = json.len();
+                self.insert_members(object, whole, format!("{}:{json}", json_string(name)));
+                if let Some(added) = self.edits.last_mut() {
+                    added.3 = Some((name.to_owned(), len));
+                }
+            }
         }
     }
 
-    fn apply(mut self) -> String {
+    /// The new text, and where the members of `object` (the record's) and those added stand
+    /// in it.
+    fn apply(mut self, object: &Object<'_>) -> (String, Layout) {
         // Stable: edits at one place keep the order they were made in.
         self.edits.sort_by_key(|e| e.0);
         let extra: usize = self.edits.iter().map(|e| e.2.len()).sum();
         let mut out = String::with_capacity(self.text.len() + extra);
+        // The spans of the text copied, each as (from, to, where it went).
+        let mut copied = Vec::with_capacity(self.edits.len() + 1);
+        let mut added = Vec::new();
         let mut at = 0;
-        for (from, to, json) in self.edits {
-            out.push_str(&self.text[at..from]);
-            out.push_str(&json);
-            at = to;
+        for (from, to, json, member) in &self.edits {
+            copied.push((at, *from, out.len()));
+            out.push_str(&self.text[at..*from]);
+            out.push_str(json);
+            if let Some((name, len)) = member {
+                // `[,]"name":value`: the value ends what was inserted.
+                added.push((name.clone(), out.len() - len..out.len()));
+            }
+            at = *to;
         }
+        copied.push((at, self.text.len(), out.len()));
         out.push_str(&self.text[at..]);
-        out
+        // An offset of the old text where it went: the first span copied that holds it (an
+        // offset where text was inserted stays before what was inserted there).
+        let moved = |x: usize| {
+            copied
+                .iter()
+                .find(|(from, to, _)| *from <= x && x <= *to)
+                .map_or(x, |(from, _, went)| went + (x - from))
+        };
+        let old = object.layout(self.text);
+        let mut members: Vec<(String, std::ops::Range<usize>)> = old
+            .0
+            .into_iter()
+            .map(|(name, range)| (name, moved(range.start)..moved(range.end)))
+            .collect();
+        members.extend(added);
+        (out, Layout(members))
     }
 }
 
@@ -194,7 +258,30 @@ pub(crate) type Unsupported = &'static str;
 /// `updated_at`; every other byte kept. `Err` where the text is not what the edit can read
 /// as the script reads it: the script then makes the edit (or names what is wrong).
 pub(crate) fn edited(text: &str, edit: &Edit<'_>, stamp: &str) -> Result<String, Unsupported> {
-    let object: Object<'_> = serde_json::from_str(text).map_err(|_| "not a JSON object")?;
+    edited_at(text, None, edit, stamp).map(|(new, _)| new)
+}
+
+/// [`edited`], and where the members of the new text stand. With `layout`, where the members
+/// of `text` stand (the text is one this client wrote, and kept: it reads as a JSON object),
+/// the text is not read through to find them.
+pub(crate) fn edited_at(
+    text: &str,
+    layout: Option<&Layout>,
+    edit: &Edit<'_>,
+    stamp: &str,
+) -> Result<(String, Layout), Unsupported> {
+    let parse = || serde_json::from_str::<Object<'_>>(text).map_err(|_| "not a JSON object");
+    let object = match layout.and_then(|layout| Object::at(text, layout)) {
+        Some(object) => {
+            debug_assert_eq!(
+                parse().map(|parsed| parsed.layout(text)).ok().as_ref(),
+                layout,
+                "a kept layout is where the members of its text stand"
+            );
+            object
+        }
+        None => parse()?,
+    };
     let whole = text.trim_matches(|c: char| c.is_ascii_whitespace());
     if !whole.starts_with('{') {
         return Err("not a JSON object");
@@ -231,11 +318,11 @@ pub(crate) fn edited(text: &str, edit: &Edit<'_>, stamp: &str) -> Result<String,
     }
     // `stamp`: updated_at, and created_at where it is absent or null.
     splice.set_member(&object, whole, "updated_at", stamp.to_owned());
-    if object.get("created_at").is_none_or(|c| c.get() == "null") {
+    if object.get("created_at").is_none_or(|c| c == "null") {
         splice.set_member(&object, whole, "created_at", stamp.to_owned());
     }
     append_entries(&mut splice, &object, whole, entries)?;
-    Ok(splice.apply())
+    Ok(splice.apply(&object))
 }
 
 /// `append_entries`: after the last element of the logs array, or a new array where logs is
@@ -250,10 +337,10 @@ fn append_entries(
         return Ok(());
     }
     let joined = entries.join(",");
-    match object.get("logs").filter(|l| l.get().starts_with('[')) {
+    match object.get("logs").filter(|l| l.starts_with('[')) {
         Some(logs) => {
-            let start = splice.at(logs.get());
-            match last_element(logs.get()) {
+            let start = splice.at(logs);
+            match last_element(logs) {
                 Some(end) => splice.insert(start + end, format!(",{joined}")),
                 None => splice.insert(start + 1, joined),
             }
@@ -272,7 +359,7 @@ fn set_result(
     pod_status: Option<&str>,
     launcher_output: Option<&str>,
 ) -> Result<(), Unsupported> {
-    let Some(result) = object.get("result").filter(|r| r.get().starts_with('{')) else {
+    let Some(result) = object.get("result").filter(|r| r.starts_with('{')) else {
         let json = format!(
             "{{\"pod_status\":{},\"launcher_output\":{}}}",
             pod_status.unwrap_or("null"),
@@ -281,8 +368,7 @@ fn set_result(
         splice.set_member(object, whole, "result", json);
         return Ok(());
     };
-    let fields: Object<'_> =
-        serde_json::from_str(result.get()).map_err(|_| "result is not an object")?;
+    let fields: Object<'_> = serde_json::from_str(result).map_err(|_| "result is not an object")?;
     let mut added = Vec::new();
     for (name, json) in [
         ("pod_status", pod_status),
@@ -290,12 +376,12 @@ fn set_result(
     ] {
         let Some(json) = json else { continue };
         match fields.get(name) {
-            Some(raw) => splice.replace(raw, json.to_owned()),
+            Some(value) => splice.replace(value, json.to_owned()),
             None => added.push(format!("\"{name}\":{json}")),
         }
     }
     if !added.is_empty() {
-        splice.insert_members(&fields, result.get(), added.join(","));
+        splice.insert_members(&fields, result, added.join(","));
     }
     Ok(())
 }
@@ -497,6 +583,34 @@ mod tests {
             ]
         }
 
+        /// `f` of the edit that makes `op`, as the repository's arguments give it.
+        fn with_edit<R>(op: &Op, f: impl FnOnce(&Edit<'_>) -> R) -> R {
+            let encode = |v: &Option<String>| v.as_deref().map(json_string);
+            let entries =
+                |lines: &[String]| lines.iter().map(|l| json_string(l)).collect::<Vec<_>>();
+            match op {
+                Op::Append(lines) => f(&Edit::Append {
+                    entries: &entries(lines),
+                }),
+                Op::Status(entry) => f(&Edit::Status {
+                    to: "\"failed\"",
+                    allowed: "",
+                    entries: &entries(entry.as_slice()),
+                }),
+                Op::Result(p, l) => {
+                    let (p, l) = (encode(p), encode(l));
+                    f(&Edit::Result {
+                        pod_status: p.as_deref(),
+                        launcher_output: l.as_deref(),
+                    })
+                }
+                Op::Jobs(ids) => f(&Edit::Jobs {
+                    ids: &serde_json::to_string(ids).unwrap(),
+                    field: "jobs",
+                }),
+            }
+        }
+
         /// `op` on the record as a JSON value, as the scripts apply it.
         fn expected(mut record: Map<String, Value>, op: &Op, stamp: &str) -> Value {
             let stamp: Value = serde_json::from_str(stamp).unwrap();
@@ -545,6 +659,38 @@ mod tests {
         }
 
         proptest! {
+            /// Edits made one after the other from the layout the one before gave (as a link
+            /// edits a text it kept) write what edits that read each text through write, and
+            /// each layout is where the members of its text stand; whichever members the
+            /// record has (none, some, repeated) and whatever white space.
+            #[test]
+            fn edits_from_a_kept_layout_write_what_edits_from_the_text_write(
+                members in prop::collection::vec(
+                    (prop::sample::select(vec!["status", "logs", "result", "jobs", "created_at", "updated_at", "x"]),
+                     prop::sample::select(vec!["null", "[]", "[\"a\"]", "{}", "{\"pod_status\":1}", "\"s\"", "7"])),
+                    0..6,
+                ),
+                ops in prop::collection::vec(op(), 1..5),
+                gap in space(),
+            ) {
+                let members: Vec<String> = members
+                    .iter()
+                    .map(|(name, value)| format!("\"{name}\"{gap}:{gap}{value}"))
+                    .collect();
+                let mut text = format!("{gap}{{{gap}{}{gap}}}{gap}", members.join(&format!("{gap},{gap}")));
+                let mut kept: Option<Layout> = None;
+                for op in &ops {
+                    let fresh = with_edit(op, |edit| edited_at(&text, None, edit, STAMP));
+                    let from_kept = with_edit(op, |edit| edited_at(&text, kept.as_ref(), edit, STAMP));
+                    prop_assert_eq!(&from_kept, &fresh, "{}", text);
+                    let Ok((out, layout)) = fresh else { break };
+                    let parsed: Object<'_> = serde_json::from_str(&out).unwrap();
+                    prop_assert_eq!(&parsed.layout(&out), &layout, "{}", out);
+                    text = out;
+                    kept = Some(layout);
+                }
+            }
+
             /// Any order of members, any white space, members of another writer: the edit
             /// gives the record the scripts' edit gives, and every member it does not edit
             /// keeps its exact text.
@@ -578,30 +724,7 @@ mod tests {
                 }
                 let text = format!("{{{gap}{}{gap}}}", members.join(&format!("{gap},{gap}")));
                 let original: Map<String, Value> = serde_json::from_str(&text).unwrap();
-                let encode = |v: &Option<String>| v.as_deref().map(json_string);
-                let (a, b, c, d);
-                let edit = match &op {
-                    Op::Append(lines) => {
-                        a = lines.iter().map(|l| json_string(l)).collect::<Vec<_>>();
-                        Edit::Append { entries: &a }
-                    }
-                    Op::Status(entry) => {
-                        b = entry.iter().map(|l| json_string(l)).collect::<Vec<_>>();
-                        Edit::Status { to: "\"failed\"", allowed: "", entries: &b }
-                    }
-                    Op::Result(p, l) => {
-                        c = (encode(p), encode(l));
-                        Edit::Result {
-                            pod_status: c.0.as_deref(),
-                            launcher_output: c.1.as_deref(),
-                        }
-                    }
-                    Op::Jobs(ids) => {
-                        d = serde_json::to_string(ids).unwrap();
-                        Edit::Jobs { ids: &d, field: "jobs" }
-                    }
-                };
-                let out = edited(&text, &edit, STAMP).unwrap();
+                let out = with_edit(&op, |edit| edited(&text, edit, STAMP)).unwrap();
                 let found: Value = serde_json::from_str(&out).unwrap();
                 prop_assert_eq!(found, expected(original, &op, STAMP));
                 for (n, (value, before, after)) in foreign_members.iter().enumerate() {

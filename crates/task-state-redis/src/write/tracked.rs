@@ -22,6 +22,7 @@ use fred::prelude::Value;
 use task_state_core::TaskStatus;
 
 use super::commands::Command;
+use super::edit::Layout;
 use crate::settings::KeptRecords;
 
 /// The most keys kept; the memory starts again empty when full (the server goes on sending
@@ -70,12 +71,14 @@ struct Known {
     since: u64,
 }
 
-/// What a record's head names (its owner, its status), kept with a text the link wrote: the
-/// next edit of that text need not decode it again to know them.
+/// What a record's head names (its owner, its status) and where its members stand, kept
+/// with a text the link wrote: the next edit of that text need not read it through again to
+/// know them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Head {
     pub(super) owner: (String, String),
     pub(super) status: TaskStatus,
+    pub(super) layout: Layout,
 }
 
 /// The keys a link tracks, and what it read of them.
@@ -529,6 +532,7 @@ mod tests {
         let head = Head {
             owner: ("render".to_owned(), "alice".to_owned()),
             status: TaskStatus::Running,
+            layout: Layout::default(),
         };
         let get = Command::Get("task:1".to_owned());
         one.keep_text("task:1", Str::from("0123456789"), Some(head.clone()));
