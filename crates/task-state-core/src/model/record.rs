@@ -179,10 +179,10 @@ impl TaskRecord {
     /// # Errors
     /// [`Error::Decode`] naming `key`.
     pub fn from_stored(key: &str, json: &[u8], clock: &dyn Clock, zone: &Zone) -> Result<Self> {
-        let visitor = RecordVisitor::new(|| TaskTime::now(clock, zone));
+        let visitor = RecordVisitor::<_, Kept>::new(|| TaskTime::now(clock, zone));
         let mut de = serde_json::Deserializer::from_slice(json);
         de.deserialize_map(visitor)
-            .and_then(|record| de.end().map(|()| with_logs(record)))
+            .and_then(|record| de.end().map(|()| record))
             .map_err(|e| Error::decode(key, e.to_string()))
     }
 
@@ -249,15 +249,10 @@ impl<'de> Deserialize<'de> for TaskRecord {
     /// A timestamp that is missing or `null` reads as the system clock's now in the zone of
     /// `DMS_TIMEZONE` ([`Zone::configured`]), as the Python model's default.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let visitor = RecordVisitor::new(|| TaskTime::now(&SystemClock, &Zone::configured()));
-        deserializer.deserialize_map(visitor).map(with_logs)
+        let visitor =
+            RecordVisitor::<_, Kept>::new(|| TaskTime::now(&SystemClock, &Zone::configured()));
+        deserializer.deserialize_map(visitor)
     }
-}
-
-/// The record of a decoding that kept its log entries, with them in place.
-fn with_logs((mut record, logs): (TaskRecord, Vec<String>)) -> TaskRecord {
-    record.logs = logs;
-    record
 }
 
 /// The fields of a stored record that a writer needs before it edits the record's text in
@@ -292,13 +287,12 @@ impl RecordHead {
     /// # Errors
     /// [`Error::Decode`] (with key `task:?`) when [`TaskRecord::from_json`] would fail.
     pub fn from_json(json: &str) -> Result<Self> {
-        let visitor = RecordVisitor::<_, CheckedStrings>::new(|| {
-            TaskTime::now(&SystemClock, &Zone::configured())
-        });
+        let visitor =
+            RecordVisitor::<_, Checked>::new(|| TaskTime::now(&SystemClock, &Zone::configured()));
         let mut de = serde_json::Deserializer::from_str(json);
         de.deserialize_map(visitor)
             .and_then(|record| de.end().map(|()| record))
-            .map(|(record, CheckedStrings)| RecordHead {
+            .map(|record| RecordHead {
                 service: record.service,
                 user_id: record.user_id,
                 status: record.status,
@@ -358,10 +352,10 @@ impl<'de> Visitor<'de> for CheckedString {
     }
 }
 
-/// How a record's visitor takes the members that a record's head does not need: kept (the
-/// whole record, its entries in a `Vec<String>`), or only checked as they would be kept
-/// ([`CheckedStrings`]: nothing made of them).
-trait Members<'de>: Deserialize<'de> + Default {
+/// How a record's visitor takes the members that a record's head does not need: made
+/// ([`Kept`], the whole record), or only checked as they would be made ([`Checked`]: nothing
+/// made of them, the record's head).
+trait Members<'de> {
     /// An object of any values (`parameters`), as a [`RawMap`] takes it; `null` is empty.
     fn object<A: MapAccess<'de>>(map: &mut A) -> Result<RawMap, A::Error>;
     /// A member of a name the record does not know, into `extra`.
@@ -370,11 +364,17 @@ trait Members<'de>: Deserialize<'de> + Default {
         key: &str,
         map: &mut A,
     ) -> Result<(), A::Error>;
-    /// An array of strings (`jobs`, `active_jobs`); `null` is empty.
+    /// An array of strings (`jobs`, `active_jobs`, `logs`); `null` is empty.
     fn strings<A: MapAccess<'de>>(map: &mut A) -> Result<Vec<String>, A::Error>;
 }
 
-impl<'de> Members<'de> for Vec<String> {
+/// The members made: a record's visitor makes the whole record.
+struct Kept;
+
+/// The members only checked: a record's visitor makes its head.
+struct Checked;
+
+impl<'de> Members<'de> for Kept {
     fn object<A: MapAccess<'de>>(map: &mut A) -> Result<RawMap, A::Error> {
         or_default(map)
     }
@@ -392,7 +392,7 @@ impl<'de> Members<'de> for Vec<String> {
     }
 }
 
-impl<'de> Members<'de> for CheckedStrings {
+impl<'de> Members<'de> for Checked {
     fn object<A: MapAccess<'de>>(map: &mut A) -> Result<RawMap, A::Error> {
         or_default::<_, CheckedObject>(map).map(|_| RawMap::new())
     }
@@ -433,18 +433,18 @@ impl<'de> Visitor<'de> for CheckedObject {
     }
 }
 
-/// Decodes a record, its log entries as `L` (kept in a `Vec<String>`, or only checked);
-/// `now` gives the time of a missing timestamp, asked at most once.
-struct RecordVisitor<F, L> {
+/// Decodes a record, the members its head does not need as `M` says (made, or only
+/// checked); `now` gives the time of a missing timestamp, asked at most once.
+struct RecordVisitor<F, M> {
     now: F,
-    logs: std::marker::PhantomData<L>,
+    members: std::marker::PhantomData<M>,
 }
 
-impl<F: FnOnce() -> TaskTime, L> RecordVisitor<F, L> {
+impl<F: FnOnce() -> TaskTime, M> RecordVisitor<F, M> {
     fn new(now: F) -> Self {
         RecordVisitor {
             now,
-            logs: std::marker::PhantomData,
+            members: std::marker::PhantomData,
         }
     }
 }
@@ -458,19 +458,18 @@ where
     Ok(map.next_value::<Option<T>>()?.unwrap_or_default())
 }
 
-impl<'de, F, L> Visitor<'de> for RecordVisitor<F, L>
+impl<'de, F, M> Visitor<'de> for RecordVisitor<F, M>
 where
     F: FnOnce() -> TaskTime,
-    L: Members<'de>,
+    M: Members<'de>,
 {
-    /// The record without its log entries, and the entries.
-    type Value = (TaskRecord, L);
+    type Value = TaskRecord;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a task record object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(TaskRecord, L), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TaskRecord, A::Error> {
         let mut task_id: Option<String> = None;
         let mut service: Option<String> = None;
         let mut user_id: Option<String> = None;
@@ -481,7 +480,7 @@ where
         let mut has_jobs = false;
         let mut created_at: Option<TaskTime> = None;
         let mut updated_at: Option<TaskTime> = None;
-        let mut logs = L::default();
+        let mut logs = Vec::new();
         let mut result = TaskResult::default();
         let mut priority = PriorityLevel::Low;
         let mut extra = RawMap::new();
@@ -491,18 +490,18 @@ where
                 "service" => service = Some(map.next_value()?),
                 "user_id" => user_id = Some(map.next_value()?),
                 "status" => status = Some(map.next_value()?),
-                "parameters" => parameters = L::object(&mut map)?,
+                "parameters" => parameters = M::object(&mut map)?,
                 "jobs" => {
-                    jobs = L::strings(&mut map)?;
+                    jobs = M::strings(&mut map)?;
                     has_jobs = true;
                 }
-                "active_jobs" => active_jobs = Some(L::strings(&mut map)?),
+                "active_jobs" => active_jobs = Some(M::strings(&mut map)?),
                 "created_at" => created_at = map.next_value()?,
                 "updated_at" => updated_at = map.next_value()?,
-                "logs" => logs = or_default(&mut map)?,
+                "logs" => logs = M::strings(&mut map)?,
                 "result" => result = or_default(&mut map)?,
                 "priority" => priority = or_default(&mut map)?,
-                other => L::unknown(&mut extra, other, &mut map)?,
+                other => M::unknown(&mut extra, other, &mut map)?,
             }
         }
         let jobs_key = match (has_jobs, &active_jobs) {
@@ -519,7 +518,7 @@ where
                 (created_at.unwrap_or(now), updated_at.unwrap_or(now))
             }
         };
-        let record = TaskRecord {
+        Ok(TaskRecord {
             task_id: task_id.ok_or_else(|| de::Error::missing_field("task_id"))?,
             service: service.ok_or_else(|| de::Error::missing_field("service"))?,
             user_id: user_id.ok_or_else(|| de::Error::missing_field("user_id"))?,
@@ -528,12 +527,11 @@ where
             jobs,
             created_at,
             updated_at,
-            logs: Vec::new(),
+            logs,
             result,
             priority,
             extra,
             jobs_key,
-        };
-        Ok((record, logs))
+        })
     }
 }
