@@ -29,6 +29,7 @@ mod link;
 mod on_cluster;
 mod removal;
 mod slot;
+mod splice;
 mod tracked;
 
 use std::collections::HashMap;
