@@ -10,6 +10,7 @@ use super::commands::{Command, CACHING_YES};
 use super::conn::Conn;
 use super::edit::{edited_at, Edit, Layout};
 use super::tracked::Head;
+use super::transaction::{exec_after, Exec};
 use crate::execution::Executor;
 use crate::keys;
 use crate::ttl;
@@ -125,7 +126,7 @@ pub(super) struct Plan {
     owner: Owner,
     /// The status the new record has, where the change tells it without a decode, and
     /// where its members stand.
-    status: Option<Shape>,
+    shape: Option<Shape>,
 }
 
 /// A record's status and where its members stand.
@@ -216,9 +217,7 @@ async fn read_again(
     let mut rest = &replies[..];
     if meta {
         found.metadata(replies.first(), replies.get(1))?;
-        if found.names_another(owner) {
-            return Err(Attempt::Unsupported("the metadata names another owner"));
-        }
+        found.owned_by(owner)?;
         rest = &replies[2..];
     }
     for (n, pair) in stale_sets.iter().zip(rest.chunks(2)) {
@@ -244,7 +243,7 @@ async fn prepare(
     }
     let first = reads.len();
     reads.push(Command::Get(rkey.clone()));
-    reads.push(Command::Pttl(rkey));
+    reads.push(Command::Pttl(rkey.clone()));
     reads.extend(metadata_reads(&mkey));
     // The owner's index sets with the record, where the owner is known: the one a save
     // writes, or the one an earlier edit found.
@@ -263,13 +262,13 @@ async fn prepare(
     let mut found = found(&replies[first..])?;
     // A text kept is the record's as long as the server tracks the key; one it no longer
     // has would have been told (and read again). Trust neither, should they disagree.
-    if found.record_pttl == -2 && conn.served(&keys::record(id)) {
+    if found.record_pttl == -2 && conn.served(&rkey) {
         return Err(Attempt::Unsupported(
             "a kept record the server no longer has",
         ));
     }
-    let kept = conn.kept_head(&keys::record(id));
-    let (owner, new, status) = match &request.change {
+    let kept = conn.kept_head(&rkey);
+    let (owner, new, shape) = match &request.change {
         Change::Edit { edit, stamp } => edited_record(&found, kept, edit, stamp)?,
         Change::Store {
             text,
@@ -303,7 +302,7 @@ async fn prepare(
         ttl,
         record_pttl: found.record_pttl,
         owner,
-        status,
+        shape,
     };
     Ok((plan, writes))
 }
@@ -348,15 +347,18 @@ impl Found {
         Ok(())
     }
 
-    /// Whether the metadata hash names an owner other than `owner` (a move of index
-    /// entries: the script's).
-    fn names_another(&self, owner: &Owner) -> bool {
+    /// Nothing to write where the metadata hash names an owner other than `owner`: a move
+    /// of index entries, the script's.
+    fn owned_by(&self, owner: &Owner) -> std::result::Result<(), Attempt> {
         let named = self
             .meta_service
             .as_deref()
             .zip(self.meta_user.as_deref())
             .and_then(|(s, u)| key_owner(s, u));
-        named.is_some_and(|named| named != *owner)
+        if named.is_some_and(|named| named != *owner) {
+            return Err(Attempt::Unsupported("the metadata names another owner"));
+        }
+        Ok(())
     }
 }
 
@@ -369,9 +371,7 @@ fn decoded(found: &Found) -> std::result::Result<(RecordHead, Owner), Attempt> {
         return Err(Attempt::Unsupported("names that cannot be keys"));
     };
     // A task whose metadata names another owner leaves that owner's indexes: the script's.
-    if found.names_another(&owner) {
-        return Err(Attempt::Unsupported("the metadata names another owner"));
-    }
+    found.owned_by(&owner)?;
     Ok((record, owner))
 }
 
@@ -397,9 +397,7 @@ fn edited_record(
                 Some((head.owner.clone(), head.status)),
                 "a kept head is the head of its text"
             );
-            if found.names_another(&head.owner) {
-                return Err(Attempt::Unsupported("the metadata names another owner"));
-            }
+            found.owned_by(&head.owner)?;
             (head.owner, head.status, Some(head.layout))
         }
         None => {
@@ -431,9 +429,7 @@ fn stored_record(
     guard: Guard,
 ) -> std::result::Result<(Owner, String), Attempt> {
     if found.old.is_empty() {
-        if found.names_another(owner) {
-            return Err(Attempt::Unsupported("the metadata names another owner"));
-        }
+        found.owned_by(owner)?;
         // `SET … IFEQ` writes only over a value.
         if guard == Guard::IfEq {
             return Err(Attempt::Unsupported("no record to compare"));
@@ -530,7 +526,7 @@ async fn write_watched(
     match exec_after(conn, before, all, Vec::new()).await {
         Ok((Exec::Applied(results), _)) => {
             if keep && int(results.last()).is_some() {
-                let head = plan.status.map(|(status, layout)| Head {
+                let head = plan.shape.map(|(status, layout)| Head {
                     owner: plan.owner.clone(),
                     status,
                     layout,
@@ -542,114 +538,6 @@ async fn write_watched(
         Ok((Exec::Raced, _)) => Ok(Attempt::Raced),
         Err(refused) if refused.redirected() => Ok(Attempt::Unsupported("redirected")),
         Err(refused) => Err(executor.script_error(refused.error, request.task_id)),
-    }
-}
-
-/// What `MULTI` … `EXEC` did.
-pub(super) enum Exec {
-    /// Written: the replies of the writes, in order.
-    Applied(Vec<Value>),
-    /// A watched key changed: nothing written.
-    Raced,
-}
-
-/// An error reply to `MULTI` … `EXEC`.
-pub(super) struct Refused {
-    /// The first error: a command refused while queued (out of memory, read-only, no
-    /// replicas, a slot elsewhere) says why `EXEC` was refused.
-    pub(super) error: fred::prelude::Error,
-    /// `EXEC` was refused (`EXECABORT`): nothing was written.
-    pub(super) aborted: bool,
-}
-
-impl Refused {
-    /// Whether the server refused because its first word is `word` (`OOM`, `MOVED`).
-    pub(super) fn said(&self, word: &str) -> bool {
-        self.error.details().split_whitespace().next() == Some(word)
-    }
-
-    /// Nothing written, because the key's slot is served elsewhere or is moving: the
-    /// script, which follows the cluster's redirections, makes the write.
-    pub(super) fn redirected(&self) -> bool {
-        self.aborted
-            && ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"]
-                .iter()
-                .any(|w| self.said(w))
-    }
-}
-
-/// `MULTI`, `writes`, `EXEC` on `conn`, on which the keys the writes change are then
-/// forgotten (with `NOLOOP` the server says nothing of a connection's own writes).
-///
-/// # Errors
-/// The first error reply, after which the link is not used again; or an `EXEC` reply that
-/// is neither the writes' nor nil.
-pub(super) async fn exec(
-    conn: &mut Conn<'_>,
-    writes: Vec<Command>,
-) -> std::result::Result<Exec, Refused> {
-    exec_then(conn, writes, Vec::new())
-        .await
-        .map(|(exec, _)| exec)
-}
-
-/// [`exec`], with `reads` sent after `EXEC` in the same round trip: their replies too, each
-/// `None` where it failed (what they read is read after the writes, and a kept reply holds
-/// as if read when `EXEC`'s reply came).
-///
-/// # Errors
-/// As [`exec`]'s; a failed read is none.
-pub(super) async fn exec_then(
-    conn: &mut Conn<'_>,
-    writes: Vec<Command>,
-    reads: Vec<Command>,
-) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
-    exec_after(conn, Vec::new(), writes, reads).await
-}
-
-/// [`exec_then`], with `before` sent ahead of `MULTI` in the same round trip (an error
-/// reply to one of them is one to the transaction).
-async fn exec_after(
-    conn: &mut Conn<'_>,
-    before: Vec<Command>,
-    writes: Vec<Command>,
-    reads: Vec<Command>,
-) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
-    let written: Vec<String> = writes.iter().flat_map(Command::written).cloned().collect();
-    let mut all = Vec::with_capacity(before.len() + writes.len() + 2 + reads.len());
-    all.extend(before);
-    all.push(Command::Multi);
-    all.extend(writes);
-    all.push(Command::Exec);
-    let exec_at = all.len();
-    all.extend(reads);
-    let mut replies = conn.send(all).await;
-    let read: Vec<Option<Value>> = replies
-        .split_off(exec_at.min(replies.len()))
-        .into_iter()
-        .map(Result::ok)
-        .collect();
-    for key in &written {
-        conn.forget(key);
-    }
-    let aborted = matches!(replies.last(), Some(Err(e)) if e.details().starts_with("EXECABORT"));
-    if let Some(Err(error)) = replies.iter().find(|r| r.is_err()) {
-        conn.break_off();
-        return Err(Refused {
-            error: error.clone(),
-            aborted,
-        });
-    }
-    match replies.pop() {
-        Some(Ok(Value::Null)) => Ok((Exec::Raced, read)),
-        Some(Ok(Value::Array(results))) => Ok((Exec::Applied(results), read)),
-        other => Err(Refused {
-            error: fred::prelude::Error::new(
-                fred::prelude::ErrorKind::Protocol,
-                format!("unexpected EXEC reply {other:?}"),
-            ),
-            aborted: false,
-        }),
     }
 }
 

@@ -31,6 +31,7 @@ mod removal;
 mod slot;
 mod splice;
 mod tracked;
+mod transaction;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

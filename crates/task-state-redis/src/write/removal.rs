@@ -12,9 +12,10 @@ use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes, TASK_INDEX};
 use task_state_core::{RecordHead, Result};
 
-use super::attempt::{self, int, Exec, Owner};
+use super::attempt::{self, int, Owner};
 use super::commands::Command;
 use super::conn::Conn;
+use super::transaction::{self, Exec};
 use crate::execution::Executor;
 use crate::keys;
 
@@ -53,7 +54,7 @@ pub(super) async fn delete(exec: &Executor, conn: &mut Conn<'_>, id: &str) -> Re
             return Ok(removal);
         }
     };
-    match attempt::exec(conn, writes).await {
+    match transaction::exec(conn, writes).await {
         // The `DEL` and the `SREM`s of the task id come first: what they removed.
         Ok(Exec::Applied(results)) => Ok(Removal::Done(
             results[..counted.min(results.len())]

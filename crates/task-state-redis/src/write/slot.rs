@@ -13,10 +13,11 @@ use fred::prelude::Value;
 use task_state_core::layout::key_owner;
 use task_state_core::{RecordHead, Result};
 
-use super::attempt::{self, int, Exec};
+use super::attempt::{self, int};
 use super::commands::Command;
 use super::conn::Conn;
 use super::edit::{edited, Edit};
+use super::transaction::{self, Exec};
 use crate::execution::Executor;
 use crate::keys;
 
@@ -99,7 +100,7 @@ pub(super) async fn step(
         .enumerate()
         .filter_map(|(n, read)| Some((n, read?)))
         .unzip();
-    match attempt::exec_then(conn, vec![write], reads).await {
+    match transaction::exec_then(conn, vec![write], reads).await {
         Ok((Exec::Applied(_), replies)) => {
             let mut carried = vec![None; places.last().map_or(0, |n| n + 1)];
             for (n, reply) in places.into_iter().zip(replies) {
