@@ -169,11 +169,7 @@ impl Command {
                 if let Some(old) = if_equal {
                     w(&["IFEQ", old]);
                 }
-                if *ttl == -1 {
-                    w(&["KEEPTTL"]);
-                } else {
-                    w(&["PX", digits.format(*ttl)]);
-                }
+                expiration(*ttl).iter().for_each(|word| w(&[word]));
             }
             Command::Sadd(key, member) => w(&["SADD", key, member]),
             Command::Srem(key, member) => w(&["SREM", key, member]),

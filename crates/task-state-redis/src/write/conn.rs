@@ -81,7 +81,6 @@ impl Conn<'_> {
         }
     }
 
-    /// Forgets what is kept of `key`, to read it again.
     /// Whether the link is to keep the text of `len` bytes the attempt writes to `key`.
     pub(super) fn keeps_text(&mut self, key: &str, len: usize) -> bool {
         match self {
@@ -105,6 +104,7 @@ impl Conn<'_> {
         }
     }
 
+    /// Forgets what is kept of `key`, to read it again.
     pub(super) fn forget(&mut self, key: &str) {
         if let Conn::Link(link, _) = self {
             link.tracked.forget_key(key);

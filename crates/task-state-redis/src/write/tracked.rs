@@ -21,6 +21,7 @@ use fred::bytes_utils::Str;
 use fred::prelude::Value;
 use task_state_core::TaskStatus;
 
+use super::attempt::Owner;
 use super::commands::Command;
 use super::edit::Layout;
 use crate::settings::KeptRecords;
@@ -76,7 +77,7 @@ struct Known {
 /// know them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Head {
-    pub(super) owner: (String, String),
+    pub(super) owner: Owner,
     pub(super) status: TaskStatus,
     pub(super) layout: Layout,
 }
