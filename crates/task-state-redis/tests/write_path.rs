@@ -527,6 +527,168 @@ fn reads_processed(server: &RedisServer) -> u64 {
     stat(server, "total_reads_processed")
 }
 
+/// Waits until the server hears nothing but the `INFO`s that ask (two reads each): the
+/// scripts load beside the first mutation.
+async fn quiet(server: &RedisServer) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = reads_processed(server);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = reads_processed(server);
+        if now - last <= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never went quiet"
+        );
+        last = now;
+    }
+}
+
+/// A repository on `server` on the `watch` path with a writer pool of one connection (two
+/// connections of the path's own).
+async fn one_pool(server: &RedisServer) -> RedisTaskRepository {
+    let settings = RedisRepositorySettings::builder()
+        .with_write_url(server.url())
+        .with_timezone("Asia/Seoul")
+        .with_command_timeout(Duration::from_secs(5))
+        .with_write_path(WritePath::Watch)
+        .with_pool_size(1)
+        .build()
+        .unwrap();
+    RedisTaskRepository::connect(settings).await.unwrap()
+}
+
+/// Each of `tasks` (saved, and edited once) gets `edits` appends, the tasks' at once, each
+/// task's one after the other; returns the lines each task's record then has.
+async fn appends_at_once(
+    repo: &RedisTaskRepository,
+    tasks: &[String],
+    edits: usize,
+) -> Vec<Vec<String>> {
+    let streams = tasks.iter().map(|id| async move {
+        for n in 0..edits {
+            let done = repo.append_logs(id, &[format!("{id} {n}")]).await;
+            assert!(done.unwrap(), "task {id} exists");
+        }
+    });
+    futures::future::join_all(streams).await;
+    let mut lines = Vec::new();
+    for id in tasks {
+        let record = repo.get(id).await.unwrap().unwrap();
+        lines.push(
+            record
+                .logs
+                .iter()
+                .map(|l| l.split_once(',').unwrap().1.to_owned())
+                .collect(),
+        );
+    }
+    lines
+}
+
+/// Edits that wait for a connection of the path's own (eight at once on two) have their
+/// first round (`WATCH` and the reads) sent after the `EXEC` of the edit before them on the
+/// connection that frees, in the same write: the server reads about one buffer an edit
+/// where an edit on a connection of its own takes two. Each edit applies as it would have
+/// (no script, every line once and in order), and no first round sent ahead goes unused
+/// (no `UNWATCH`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_waiting_for_a_connection_goes_out_with_the_write_before_it() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = one_pool(&server).await;
+    repo.load_scripts().await.unwrap();
+    let tasks: Vec<String> = (0..8).map(|n| format!("w{n}")).collect();
+    for id in &tasks {
+        repo.save(TaskRecord::new(id, "render", "alice", TaskStatus::Running))
+            .await
+            .unwrap();
+        repo.append_log(id, "first").await.unwrap();
+    }
+    quiet(&server).await;
+    let before = (
+        reads_processed(&server),
+        script_calls(&server),
+        command_calls(&server, "unwatch"),
+    );
+    let edits = 25;
+    let lines = appends_at_once(&repo, &tasks, edits).await;
+    // The INFOs' own reads, and the gets of the records, are counted too.
+    let reads = reads_processed(&server) - before.0 - 2 - tasks.len() as u64;
+    let total = (edits * tasks.len()) as u64;
+    assert!(
+        reads * 2 <= total * 3,
+        "{reads} reads of the server for {total} edits"
+    );
+    assert_eq!(script_calls(&server), before.1, "no script");
+    assert_eq!(command_calls(&server, "unwatch"), before.2, "no UNWATCH");
+    for (id, lines) in tasks.iter().zip(lines) {
+        let expected: Vec<String> = std::iter::once("first".to_owned())
+            .chain((0..edits).map(|n| format!("{id} {n}")))
+            .collect();
+        assert_eq!(lines, expected);
+    }
+}
+
+/// Edits cancelled at every point while others wait in line for the two connections (the
+/// line's first rounds sent ahead by an edit then cancelled, or for an edit then cancelled)
+/// leave no connection whose replies the next edit would read as its own: every
+/// acknowledged line is in its record once, in order, and the edits after them work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_edits_in_line_leave_no_reply_for_the_next_edit() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let repo = one_pool(&server).await;
+    repo.load_scripts().await.unwrap();
+    let tasks: Vec<String> = (0..6).map(|n| format!("c{n}")).collect();
+    for id in &tasks {
+        repo.save(TaskRecord::new(id, "render", "alice", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    let repo = &repo;
+    let streams = tasks.iter().enumerate().map(|(t, id)| async move {
+        let mut acknowledged = Vec::new();
+        for n in 0..150_u64 {
+            let line = format!("{id} {n}");
+            let edit = repo.append_log(id, &line);
+            // From cancelled before it is sent to left to finish.
+            let wait = Duration::from_micros((n * 37 + t as u64 * 211) % 3_000);
+            if let Ok(result) = tokio::time::timeout(wait, edit).await {
+                result.unwrap().unwrap();
+                acknowledged.push(line);
+            }
+        }
+        let last = repo.append_log(id, "last").await.unwrap().unwrap();
+        acknowledged.push("last".to_owned());
+        (last, acknowledged)
+    });
+    for (last, acknowledged) in futures::future::join_all(streams).await {
+        assert_acknowledged(&last, &acknowledged);
+    }
+}
+
+/// Every line of `acknowledged` is in `record` once, in order, and no line is there twice.
+fn assert_acknowledged(record: &TaskRecord, acknowledged: &[String]) {
+    let lines: Vec<&str> = record
+        .logs
+        .iter()
+        .map(|l| l.split_once(',').unwrap().1)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    assert!(lines.iter().all(|l| seen.insert(*l)), "a line twice");
+    let kept: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| acknowledged.iter().any(|a| a == l))
+        .collect();
+    assert_eq!(kept, acknowledged, "every acknowledged line, in order");
+}
+
 /// The commands of one round trip of the `watch` path leave the client together, so the
 /// server reads an edit in a few reads (the reads of the record and its index sets; `MULTI`;
 /// the writes and `EXEC`), not in one read a command (about twenty, when each command was
@@ -544,22 +706,7 @@ async fn the_commands_of_a_round_trip_reach_the_server_together() {
     // The first edit settles the path (the server's version, the connections of its own)
     // and learns the task's owner.
     repo.append_log("r", "first").await.unwrap();
-    // The scripts load beside the first mutation: until the server hears nothing but these
-    // INFOs (two reads each).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut last = reads_processed(&server);
-    loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = reads_processed(&server);
-        if now - last <= 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never went quiet"
-        );
-        last = now;
-    }
+    quiet(&server).await;
     let edits = 10;
     let before = reads_processed(&server);
     for n in 0..edits {
@@ -629,19 +776,7 @@ async fn cancelled_edits_leave_no_reply_for_the_next_edit() {
     }
     let last = repo.append_log("c", "last").await.unwrap().unwrap();
     acknowledged.push("last".to_owned());
-    let lines: Vec<&str> = last
-        .logs
-        .iter()
-        .map(|l| l.split_once(',').unwrap().1)
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    assert!(lines.iter().all(|l| seen.insert(*l)), "a line twice");
-    let kept: Vec<&str> = lines
-        .iter()
-        .copied()
-        .filter(|l| acknowledged.iter().any(|a| a == l))
-        .collect();
-    assert_eq!(kept, acknowledged, "every acknowledged line, in order");
+    assert_acknowledged(&last, &acknowledged);
     assert!(acknowledged.len() > 1, "{acknowledged:?}");
     // Out of step, a connection would hand replies to the wrong commands, and the edits
     // would go to the script.

@@ -72,8 +72,12 @@ pub(super) type Owner = (String, String);
 /// Every reply of `commands`, or `None` when one failed (a key of the wrong type, a dropped
 /// connection): a read that changed nothing, left to the script.
 pub(super) async fn read(conn: &mut Conn<'_>, commands: Vec<Command>) -> Option<Vec<Value>> {
-    conn.send(commands)
-        .await
+    collected(conn.send(commands).await)
+}
+
+/// Every reply, or `None` when one failed.
+fn collected(replies: Vec<std::result::Result<Value, fred::prelude::Error>>) -> Option<Vec<Value>> {
+    replies
         .into_iter()
         .collect::<std::result::Result<_, _>>()
         .ok()
@@ -236,28 +240,16 @@ async fn prepare(
     guard: Guard,
 ) -> std::result::Result<(Plan, Vec<Command>), Attempt> {
     let id = request.task_id;
-    let (rkey, mkey) = (keys::record(id), keys::metadata(id));
-    let mut reads = Vec::new();
-    if guard == Guard::Watch {
-        reads.push(Command::Watch(vec![rkey.clone(), mkey.clone()]));
-    }
-    let first = reads.len();
-    reads.push(Command::Get(rkey.clone()));
-    reads.push(Command::Pttl(rkey.clone()));
-    reads.extend(metadata_reads(&mkey));
-    // The owner's index sets with the record, where the owner is known: the one a save
-    // writes, or the one an earlier edit found.
-    let guess = match &request.change {
-        Change::Store { owner, .. } => Some(*owner),
-        Change::Edit { .. } => request.owner,
-    };
+    let rkey = keys::record(id);
+    let first = usize::from(guard == Guard::Watch);
+    let guess = request.guess();
     let guessed_indexes = guess.map(|(service, user)| TaskIndexes::of(service, user));
-    if let Some((guess, indexes)) = guess.zip(guessed_indexes.as_ref()) {
-        reads.extend(index_reads(id, indexes, guess));
-    }
-    let mut replies = read(conn, reads)
-        .await
-        .ok_or(Attempt::Unsupported("a read failed"))?;
+    // The first round's replies came with the link where it went out ahead.
+    let replies = match conn.replies_ahead().await {
+        Some(replies) => collected(replies),
+        None => read(conn, first_round(request, guard, guessed_indexes.as_ref())).await,
+    };
+    let mut replies = replies.ok_or(Attempt::Unsupported("a read failed"))?;
     let guessed = replies.split_off(first + 4);
     let mut found = found(&replies[first..])?;
     // A text kept is the record's as long as the server tracks the key; one it no longer
@@ -305,6 +297,50 @@ async fn prepare(
         shape,
     };
     Ok((plan, writes))
+}
+
+/// The first round of an attempt's reads: `WATCH` of the record and its metadata hash (under
+/// that guard), `GET` and `PTTL` of the record, `HMGET` and `PTTL` of the hash, and, where
+/// the owner is known (the one a save writes, or the one an earlier edit found), the reads
+/// of its index sets (`indexes`, made from [`Request::guess`] where not given).
+pub(super) fn first_round(
+    request: &Request<'_>,
+    guard: Guard,
+    indexes: Option<&TaskIndexes>,
+) -> Vec<Command> {
+    let id = request.task_id;
+    let (rkey, mkey) = (keys::record(id), keys::metadata(id));
+    let guess = request.guess();
+    let made;
+    let indexes = match indexes {
+        Some(indexes) => Some(indexes),
+        None => {
+            made = guess.map(|(service, user)| TaskIndexes::of(service, user));
+            made.as_ref()
+        }
+    };
+    let mut reads = Vec::with_capacity(6 + if guess.is_some() { 10 } else { 0 });
+    if guard == Guard::Watch {
+        reads.push(Command::Watch(vec![rkey.clone(), mkey.clone()]));
+    }
+    reads.push(Command::Get(rkey.clone()));
+    reads.push(Command::Pttl(rkey));
+    reads.extend(metadata_reads(&mkey));
+    if let Some((guess, indexes)) = guess.zip(indexes) {
+        reads.extend(index_reads(id, indexes, guess));
+    }
+    reads
+}
+
+impl Request<'_> {
+    /// The owner known before the reads: the one a save writes, or the one an earlier edit
+    /// found.
+    pub(super) fn guess(&self) -> Option<&Owner> {
+        match &self.change {
+            Change::Store { owner, .. } => Some(*owner),
+            Change::Edit { .. } => self.owner,
+        }
+    }
 }
 
 /// The replies of `GET`, `PTTL` of the record, `HMGET` and `PTTL` of the metadata hash.
@@ -523,6 +559,7 @@ async fn write_watched(
         before.push(Command::Other(CACHING_YES.map(str::to_owned).to_vec()));
         all.push(Command::Pttl(rkey.clone()));
     }
+    conn.carry_next();
     match exec_after(conn, before, all, Vec::new()).await {
         Ok((Exec::Applied(results), _)) => {
             if keep && int(results.last()).is_some() {

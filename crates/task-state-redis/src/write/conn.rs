@@ -9,7 +9,7 @@ use fred::clients::Client;
 use fred::prelude::{Error as FredError, ErrorKind, Value};
 
 use super::commands::{send, Command};
-use super::link::{Link, Round};
+use super::link::{Ahead, Link, Round};
 use super::tracked::{Head, Invalidated};
 
 /// Where the commands of an attempt go.
@@ -46,6 +46,18 @@ impl Conn<'_> {
         }
     }
 
+    /// The replies of the attempt's first round where it went out ahead, after the `EXEC`
+    /// of the edit before it on the link ([`Link::ahead`]), with those served from what the
+    /// link keeps whose key an invalidation named read again; `None` where it did not.
+    pub(super) async fn replies_ahead(&mut self) -> Option<Vec<Result<Value, FredError>>> {
+        let Conn::Link(link, timeout) = self else {
+            return None;
+        };
+        let Ahead { mut replies, stale } = link.ahead.take()?;
+        again(link, *timeout, stale, &mut replies).await;
+        Some(finish(replies))
+    }
+
     /// Ends what a link watched for an attempt that writes nothing, so that it does not
     /// abort the link's next one (a fred client watches nothing: `SET … IFEQ`).
     pub(super) async fn unwatch(&mut self) {
@@ -54,10 +66,21 @@ impl Conn<'_> {
         }
     }
 
-    /// Starts an attempt (see [`Tracked::start`]).
+    /// Starts an attempt (see [`Tracked::start`]), unless its first round went out ahead
+    /// (the attempt started then, when what the link keeps served it).
     pub(super) fn start(&mut self) {
         if let Conn::Link(link, _) = self {
-            link.tracked.start();
+            if link.ahead.is_none() {
+                link.tracked.start();
+            }
+        }
+    }
+
+    /// The next round ends this attempt's use of the link (its `MULTI` … `EXEC`): it may
+    /// carry the first round of the edit first in line.
+    pub(super) fn carry_next(&mut self) {
+        if let Conn::Link(link, _) = self {
+            link.carry = true;
         }
     }
 
@@ -115,52 +138,120 @@ impl Conn<'_> {
 /// The replies to `commands` on `link`: those that what the link keeps answers, from there;
 /// the others in one round trip (with `synced`, a `PING` where there are none).
 /// A reply taken from what is kept holds only if no invalidation of its key arrives in the
-/// round trip: otherwise the command is sent again.
+/// round trip: otherwise the command is sent again. Where the link carries the next edit's
+/// first round ([`Link::carry`]), that goes out in the same write, after these.
 async fn send_on_link(
     link: &mut Link,
     timeout: Duration,
     commands: Vec<Command>,
     synced: bool,
 ) -> Vec<Result<Value, FredError>> {
-    let n = commands.len();
-    let mut replies: Vec<Option<Result<Value, FredError>>> = Vec::with_capacity(n);
-    let mut served = Vec::new();
-    let mut wire = Vec::with_capacity(n);
-    let mut slots = Vec::with_capacity(n);
-    for (n, command) in commands.into_iter().enumerate() {
-        let kept = link.tracked.serve(&command);
-        if kept.is_some() {
-            served.push((n, command));
-        } else {
-            slots.push((n, wire.len()));
-            wire.push(command);
-        }
-        replies.push(kept.map(Ok));
+    if link.ahead.take().is_some() {
+        // A round sent ahead that its edit did not take: its `WATCH` ends.
+        let _ = round_on_link(link, timeout, &[Command::Unwatch]).await;
     }
+    let mut wire = Vec::with_capacity(commands.len());
+    let mut part = Part::split(link, commands, &mut wire);
     if synced && wire.is_empty() {
         wire.push(Command::Other(vec!["PING".to_owned()]));
     }
+    let next = std::mem::take(&mut link.carry)
+        .then(|| link.take_next())
+        .flatten()
+        .map(|first| {
+            // The keys this round writes are read again (with `NOLOOP` the server says
+            // nothing of a link's own writes); the next edit's attempt starts.
+            for key in wire.iter().flat_map(Command::written) {
+                link.tracked.forget_key(key);
+            }
+            link.tracked.start();
+            Part::split(link, first, &mut wire)
+        });
     let round = round_on_link(link, timeout, &wire).await;
-    for (n, at) in slots {
-        replies[n] = round.replies.get(at).cloned();
+    if let Some(mut next) = next {
+        let stale = next.fill(&round);
+        link.ahead = Some(Ahead {
+            replies: next.replies,
+            stale,
+        });
     }
-    let (stale, again): (Vec<usize>, Vec<Command>) = served
-        .into_iter()
-        .filter(|(_, command)| command.read_key().is_some_and(|key| round.names(key)))
-        .unzip();
-    if !stale.is_empty() {
-        for key in again.iter().filter_map(Command::read_key) {
-            link.tracked.unserve(key);
-        }
-        let round = round_on_link(link, timeout, &again).await;
-        for (n, reply) in stale.into_iter().zip(round.replies) {
-            replies[n] = Some(reply);
-        }
+    let stale = part.fill(&round);
+    let mut replies = part.replies;
+    again(link, timeout, stale, &mut replies).await;
+    finish(replies)
+}
+
+/// Reads again the commands served from what was kept whose key an invalidation named.
+async fn again(
+    link: &mut Link,
+    timeout: Duration,
+    stale: Vec<(usize, Command)>,
+    replies: &mut [Option<Result<Value, FredError>>],
+) {
+    if stale.is_empty() {
+        return;
     }
+    let (at, again): (Vec<usize>, Vec<Command>) = stale.into_iter().unzip();
+    for key in again.iter().filter_map(Command::read_key) {
+        link.tracked.unserve(key);
+    }
+    let round = round_on_link(link, timeout, &again).await;
+    for (n, reply) in at.into_iter().zip(round.replies) {
+        replies[n] = Some(reply);
+    }
+}
+
+/// The replies of a round's commands, each known by now (one that is not is an error).
+fn finish(replies: Vec<Option<Result<Value, FredError>>>) -> Vec<Result<Value, FredError>> {
     replies
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(FredError::new(ErrorKind::Unknown, "no reply"))))
         .collect()
+}
+
+/// The commands of one edit's round: their replies, those served from what the link keeps,
+/// and where the others stand among the commands sent.
+struct Part {
+    replies: Vec<Option<Result<Value, FredError>>>,
+    /// Each command served, with its place.
+    served: Vec<(usize, Command)>,
+    /// Each command sent: its place, and its place among the commands sent.
+    slots: Vec<(usize, usize)>,
+}
+
+impl Part {
+    /// Serves what the link keeps of `commands` and adds the others to `wire`.
+    fn split(link: &mut Link, commands: Vec<Command>, wire: &mut Vec<Command>) -> Part {
+        let n = commands.len();
+        let mut part = Part {
+            replies: Vec::with_capacity(n),
+            served: Vec::new(),
+            slots: Vec::with_capacity(n),
+        };
+        for (n, command) in commands.into_iter().enumerate() {
+            let kept = link.tracked.serve(&command);
+            if kept.is_some() {
+                part.served.push((n, command));
+            } else {
+                part.slots.push((n, wire.len()));
+                wire.push(command);
+            }
+            part.replies.push(kept.map(Ok));
+        }
+        part
+    }
+
+    /// Takes the replies of its commands sent in `round`; returns the served commands
+    /// whose key an invalidation named.
+    fn fill(&mut self, round: &Round) -> Vec<(usize, Command)> {
+        for (n, sent) in &self.slots {
+            self.replies[*n] = round.replies.get(*sent).cloned();
+        }
+        std::mem::take(&mut self.served)
+            .into_iter()
+            .filter(|(_, command)| command.read_key().is_some_and(|key| round.names(key)))
+            .collect()
+    }
 }
 
 /// One round trip of `wire` on `link` within `timeout` (the link is broken off when it

@@ -9,8 +9,9 @@
 //! [`Tracked`] knows which of those reads still hold when a round trip's replies arrive.
 //! A link lives as long as its socket: when it fails, what it tracked goes with it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use fred::bytes::BytesMut;
@@ -20,7 +21,7 @@ use redis_protocol::resp3::decode::complete::decode_bytes_mut;
 use redis_protocol::resp3::types::{BytesFrame, Resp3Frame as _};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::oneshot;
 
 use super::commands::{Command, CACHING_YES};
 use super::tracked::{Invalidated, Tracked};
@@ -85,6 +86,16 @@ pub(super) struct Link {
     /// A round trip is under way: a link dropped in the middle of one (its edit cancelled)
     /// has replies in flight, and is not used again.
     busy: bool,
+    /// The pool of a single server's links, whose line of waiting edits this link's writes
+    /// may carry the first round of. (Weak: the pool keeps its idle links.)
+    pool: Option<Weak<Mutex<Pool>>>,
+    /// The next round may carry the first round of the edit first in line: it ends the
+    /// current edit's use of the link (its `MULTI` … `EXEC`).
+    pub(super) carry: bool,
+    /// The edit whose first round went out after this link's last `EXEC`: the link is its.
+    next: Option<oneshot::Sender<Option<Link>>>,
+    /// That first round and its replies, for the edit that holds the link now.
+    pub(super) ahead: Option<Ahead>,
 }
 
 impl Link {
@@ -100,6 +111,10 @@ impl Link {
             tracked: Tracked::default(),
             broken: false,
             busy: false,
+            pool: None,
+            carry: false,
+            next: None,
+            ahead: None,
         };
         let mut hello = vec!["HELLO".to_owned(), "3".to_owned()];
         if let Some(password) = &login.password {
@@ -174,6 +189,20 @@ impl Link {
         self.tracked
             .forget(round.pushes.iter().map(|(_, keys)| keys));
         round
+    }
+
+    /// The first round of the edit first in line, where it has one to send ahead: the link
+    /// goes to that edit when the one holding it lets it go.
+    pub(super) fn take_next(&mut self) -> Option<Vec<Command>> {
+        let pool = self.pool.as_ref()?.upgrade()?;
+        let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
+        while pool.line.front().is_some_and(|w| w.handed.is_closed()) {
+            pool.line.pop_front();
+        }
+        pool.line.front()?.first.as_ref()?;
+        let waiter = pool.line.pop_front()?;
+        self.next = Some(waiter.handed);
+        waiter.first
     }
 
     /// Marks the link as not to be used again (a reply not read, a timeout).
@@ -388,10 +417,13 @@ fn refusal(message: &str) -> FredError {
 }
 
 /// The links of one writer pool: at most `size` at once, each used by one edit at a time.
+/// An edit that finds none free waits in line; the link that frees first goes to the first
+/// in line, and where it is freed by an edit's write (`MULTI` … `EXEC`), the first round of
+/// the edit in line (its `WATCH` and reads) goes out in the same write after the `EXEC`
+/// ([`Link::carry_next`]): one round trip less for the edit in line, and one write less.
 pub(super) struct Links {
     login: Login,
-    idle: Mutex<Vec<Link>>,
-    permits: Semaphore,
+    pool: Arc<Mutex<Pool>>,
     size: usize,
     /// Links to several servers at once (the primaries of a cluster), not only to where the
     /// writer pool is.
@@ -404,11 +436,48 @@ pub(super) struct Links {
     texts: Option<(KeptRecords, Arc<AtomicUsize>)>,
 }
 
-/// A link held by one edit; it goes back to the pool when dropped, unless broken.
+/// The links not in use, how many more may be held, and the edits waiting for one.
+#[derive(Default)]
+pub(super) struct Pool {
+    idle: Vec<Link>,
+    /// Links that may still be held (made or taken from `idle`) at once.
+    free: usize,
+    /// The edits waiting for a link, first come first.
+    line: VecDeque<Waiter>,
+}
+
+impl Pool {
+    /// Keeps `link` idle. (Links spread over a cluster's primaries: the oldest idle one goes
+    /// when as many are idle as may be held at once, `size`.)
+    fn park(&mut self, link: Link, size: usize) {
+        if self.idle.len() >= size {
+            self.idle.remove(0);
+        }
+        self.idle.push(link);
+    }
+}
+
+/// An edit waiting for a link: the first round of its reads, where it has one to send
+/// ahead, and where the link goes.
+pub(super) struct Waiter {
+    first: Option<Vec<Command>>,
+    handed: oneshot::Sender<Option<Link>>,
+}
+
+/// What came back of the first round of the next edit, sent after the `EXEC` of the one
+/// before on the same link: the replies in the order of its commands (each `None` until
+/// known), and those of its commands served from what the link keeps whose key an
+/// invalidation named in that round trip (to be read again).
+pub(super) struct Ahead {
+    pub(super) replies: Vec<Option<Result<Value, FredError>>>,
+    pub(super) stale: Vec<(usize, Command)>,
+}
+
+/// A link held by one edit; it goes to the first edit in line when dropped, or back to the
+/// pool (unless broken).
 pub(super) struct Held<'a> {
     links: &'a Links,
     link: Option<Link>,
-    _permit: SemaphorePermit<'a>,
 }
 
 impl std::ops::Deref for Held<'_> {
@@ -426,14 +495,30 @@ impl std::ops::DerefMut for Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        if let Some(link) = self.link.take().filter(|link| !link.broken && !link.busy) {
-            let mut idle = self.links.idle.lock().unwrap_or_else(|e| e.into_inner());
-            // Links spread over a cluster's primaries: the oldest idle one goes when as many
-            // are idle as may be held at once.
-            if idle.len() >= self.links.size {
-                idle.remove(0);
+        let link = self.link.take().filter(|link| !link.broken && !link.busy);
+        let mut pool = self.links.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut link = match link {
+            // The edit whose first round went out after this link's `EXEC`: the link is
+            // its (its `WATCH` holds there), or, where it went, no link at all.
+            Some(mut link) if link.next.is_some() => {
+                let next = link.next.take().expect("a next edit");
+                match next.send(Some(link)) {
+                    Ok(()) => return,
+                    // It went: the link has its `WATCH` and replies, and is closed.
+                    Err(_) => None,
+                }
             }
-            idle.push(link);
+            other => other,
+        };
+        while let Some(waiter) = pool.line.pop_front() {
+            match waiter.handed.send(link.take()) {
+                Ok(()) => return,
+                Err(back) => link = back,
+            }
+        }
+        pool.free += 1;
+        if let Some(link) = link {
+            pool.park(link, self.links.size);
         }
     }
 }
@@ -444,10 +529,13 @@ impl Links {
     pub(super) fn new(login: Login, size: usize, spread: bool, kept: KeptRecords) -> Self {
         let texts = (!spread && kept.budget_bytes > 0)
             .then(|| (kept, Arc::new(AtomicUsize::new(kept.budget_bytes))));
+        let pool = Pool {
+            free: size.max(1),
+            ..Pool::default()
+        };
         Links {
             login,
-            idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(size.max(1)),
+            pool: Arc::new(Mutex::new(pool)),
             size: size.max(1),
             spread,
             refused: std::sync::atomic::AtomicBool::new(false),
@@ -461,52 +549,102 @@ impl Links {
     }
 
     /// An idle link to `target` (where the writer pool's connection is, or a primary of a
-    /// cluster), or a new one. Unless the links spread over a cluster, idle links to another
-    /// server (the primary before a failover) are closed: one that turned replica would
-    /// refuse their writes.
-    pub(super) async fn acquire(&self, target: Target) -> Result<Held<'_>, FredError> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| FredError::new(ErrorKind::Canceled, "closed"))?;
-        let idle = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let to_target =
-                |link: &Link| link.server.0 == target.host && link.server.1 == target.port;
-            if !self.spread {
-                idle.retain(to_target);
-            }
-            idle.iter().rposition(to_target).map(|n| idle.remove(n))
-        };
-        let link = match idle {
-            Some(link) => link,
-            None => {
-                use std::sync::atomic::Ordering::Relaxed;
-                if self.refused.load(Relaxed) {
-                    return Err(FredError::new(ErrorKind::Config, "links refused"));
-                }
-                let mut link = Link::connect(&target, &self.login).await;
-                if let (Ok(link), Some((kept, left))) = (&mut link, &self.texts) {
-                    link.tracked.keep_texts(*kept, Arc::clone(left));
-                }
-                if let Err(e) = &link {
-                    if refuses_for_good(e) {
-                        tracing::warn!(
-                            error = %crate::errors::describe(e),
-                            "the server refused a connection of the write path's own: mutations run their scripts"
-                        );
-                        self.refused.store(true, Relaxed);
+    /// cluster), or a new one; where as many are held as may be, the first that frees.
+    /// `first` is the first round of the edit's reads: where the link is freed by an
+    /// edit's write, it goes out after that write's `EXEC`, and the link comes back with
+    /// its replies ([`Link::ahead`]). Unless the links spread over a cluster, idle links to
+    /// another server (the primary before a failover) are closed: one that turned replica
+    /// would refuse their writes.
+    pub(super) async fn acquire(
+        &self,
+        target: Target,
+        first: impl FnOnce() -> Option<Vec<Command>>,
+    ) -> Result<Held<'_>, FredError> {
+        let to_target = |link: &Link| link.server.0 == target.host && link.server.1 == target.port;
+        let mut first = Some(first);
+        // Made once the edit is to wait (outside the lock), and sent ahead once.
+        let mut made: Option<Vec<Command>> = None;
+        let link = loop {
+            let handed = {
+                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.free == 0 && made.is_none() && !self.spread {
+                    if let Some(first) = first.take() {
+                        drop(pool);
+                        made = first();
+                        continue;
                     }
                 }
-                link?
+                if pool.free > 0 {
+                    pool.free -= 1;
+                    if !self.spread {
+                        pool.idle.retain(to_target);
+                    }
+                    let idle = pool.idle.iter().rposition(to_target);
+                    Ok(idle.map(|n| pool.idle.remove(n)))
+                } else {
+                    let (handed, wait) = oneshot::channel();
+                    pool.line.push_back(Waiter {
+                        first: made.take(),
+                        handed,
+                    });
+                    Err(wait)
+                }
+            };
+            match handed {
+                Ok(idle) => break idle,
+                Err(wait) => match wait.await {
+                    Ok(Some(link)) if !to_target(&link) => {
+                        // To another primary of a cluster (kept idle), or to the primary
+                        // before a failover (closed).
+                        if self.spread {
+                            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                            pool.park(link, self.size);
+                        }
+                        break None;
+                    }
+                    Ok(link) => break link,
+                    // The link that carried its first round failed: in line again.
+                    Err(_) => continue,
+                },
             }
         };
-        Ok(Held {
+        // From here the edit holds a place: a failed connection gives it back.
+        let mut held = Held {
             links: self,
-            link: Some(link),
-            _permit: permit,
-        })
+            link: None,
+        };
+        held.link = Some(match link {
+            Some(link) => link,
+            None => self.connect(&target).await?,
+        });
+        Ok(held)
+    }
+
+    /// A new link to `target`.
+    async fn connect(&self, target: &Target) -> Result<Link, FredError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.refused.load(Relaxed) {
+            return Err(FredError::new(ErrorKind::Config, "links refused"));
+        }
+        let mut link = Link::connect(target, &self.login).await;
+        if let Ok(link) = &mut link {
+            if let Some((kept, left)) = &self.texts {
+                link.tracked.keep_texts(*kept, Arc::clone(left));
+            }
+            if !self.spread {
+                link.pool = Some(Arc::downgrade(&self.pool));
+            }
+        }
+        if let Err(e) = &link {
+            if refuses_for_good(e) {
+                tracing::warn!(
+                    error = %crate::errors::describe(e),
+                    "the server refused a connection of the write path's own: mutations run their scripts"
+                );
+                self.refused.store(true, Relaxed);
+            }
+        }
+        link
     }
 }
 

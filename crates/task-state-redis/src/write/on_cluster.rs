@@ -113,7 +113,7 @@ pub(crate) async fn tracked_reads(
     let mut replies = carried;
     // One link at a time: a follow-up never holds one while it waits for another.
     for (server, group) in groups {
-        let mut held = links.acquire(target(server)).await.ok()?;
+        let mut held = links.acquire(target(server), || None).await.ok()?;
         let mut conn = Conn::Link(&mut held, links.command_timeout());
         conn.start();
         let (places, commands): (Vec<usize>, Vec<Command>) = group.into_iter().unzip();
@@ -149,7 +149,7 @@ async fn on_record(
     let Some(primary) = primary_of(&routing, &crate::keys::record(task_id)) else {
         return Ok(None);
     };
-    let Ok(mut held) = links.acquire(target(primary.clone())).await else {
+    let Ok(mut held) = links.acquire(target(primary.clone()), || None).await else {
         return Ok(None);
     };
     let carry = |reply: &Value| -> Vec<Option<Command>> {
