@@ -93,7 +93,7 @@ pub(super) struct Link {
     /// current edit's use of the link (its `MULTI` … `EXEC`).
     pub(super) carry: bool,
     /// The edit whose first round went out after this link's last `EXEC`: the link is its.
-    next: Option<oneshot::Sender<Option<Link>>>,
+    next: Option<oneshot::Sender<Handed>>,
     /// That first round and its replies, for the edit that holds the link now.
     pub(super) ahead: Option<Ahead>,
 }
@@ -461,7 +461,7 @@ impl Pool {
 /// ahead, and where the link goes.
 pub(super) struct Waiter {
     first: Option<Vec<Command>>,
-    handed: oneshot::Sender<Option<Link>>,
+    handed: oneshot::Sender<Handed>,
 }
 
 /// What came back of the first round of the next edit, sent after the `EXEC` of the one
@@ -495,31 +495,64 @@ impl std::ops::DerefMut for Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let link = self.link.take().filter(|link| !link.broken && !link.busy);
-        let mut pool = self.links.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let mut link = match link {
-            // The edit whose first round went out after this link's `EXEC`: the link is
-            // its (its `WATCH` holds there), or, where it went, no link at all.
-            Some(mut link) if link.next.is_some() => {
-                let next = link.next.take().expect("a next edit");
-                match next.send(Some(link)) {
-                    Ok(()) => return,
-                    // It went: the link has its `WATCH` and replies, and is closed.
-                    Err(_) => None,
-                }
-            }
-            other => other,
-        };
-        while let Some(waiter) = pool.line.pop_front() {
-            match waiter.handed.send(link.take()) {
-                Ok(()) => return,
-                Err(back) => link = back,
+        let link = self.link.take();
+        give_back(&self.links.pool, self.links.size, link);
+    }
+}
+
+/// A place in the pool handed to an edit in line, with the link that goes with it (`None`:
+/// the edit makes one). Dropped unreceived (the edit cancelled), it goes to the next.
+struct Handed {
+    pool: Arc<Mutex<Pool>>,
+    size: usize,
+    link: Option<Option<Link>>,
+}
+
+impl Handed {
+    /// The link handed over, the place now the receiver's.
+    fn take(mut self) -> Option<Link> {
+        self.link.take().flatten()
+    }
+}
+
+impl Drop for Handed {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            give_back(&self.pool, self.size, link);
+        }
+    }
+}
+
+/// Gives the place of an edit done with `link` (`None`: it has none) back to the pool of
+/// `size`: to the edit whose first round went out on the link, or to the first in line, or
+/// free, the link idle (unless broken).
+fn give_back(pool: &Arc<Mutex<Pool>>, size: usize, link: Option<Link>) {
+    let handed = |link| Handed {
+        pool: Arc::clone(pool),
+        size,
+        link: Some(link),
+    };
+    let mut link = link.filter(|link| !link.broken && !link.busy);
+    // The edit whose first round went out after this link's `EXEC`: the link is its (its
+    // `WATCH` holds there); where it went, the link is closed and the place goes on.
+    if let Some(next) = link.as_mut().and_then(|link| link.next.take()) {
+        match next.send(handed(link.take())) {
+            Ok(()) => return,
+            Err(mut back) => {
+                back.link = None;
             }
         }
-        pool.free += 1;
-        if let Some(link) = link {
-            pool.park(link, self.links.size);
+    }
+    let mut pool_now = pool.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some(waiter) = pool_now.line.pop_front() {
+        match waiter.handed.send(handed(link.take())) {
+            Ok(()) => return,
+            Err(mut back) => link = back.link.take().flatten(),
         }
+    }
+    pool_now.free += 1;
+    if let Some(link) = link {
+        pool_now.park(link, size);
     }
 }
 
@@ -592,7 +625,7 @@ impl Links {
             };
             match handed {
                 Ok(idle) => break idle,
-                Err(wait) => match wait.await {
+                Err(wait) => match wait.await.map(Handed::take) {
                     Ok(Some(link)) if !to_target(&link) => {
                         // To another primary of a cluster (kept idle), or to the primary
                         // before a failover (closed).
@@ -651,6 +684,58 @@ impl Links {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn links_to(size: usize) -> Links {
+        let login = Login {
+            #[cfg(feature = "tls")]
+            tls: None,
+            username: None,
+            password: None,
+            database: None,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(5),
+        };
+        Links::new(login, size, false, KeptRecords::default())
+    }
+
+    fn target(port: u16) -> Target {
+        Target {
+            host: "127.0.0.1".to_owned(),
+            port,
+            #[cfg(feature = "tls")]
+            tls_name: None,
+        }
+    }
+
+    /// An edit in line that goes (its future dropped) after its place was handed to it, or
+    /// before, loses no place: the pool's one place comes back each time, with its link.
+    #[tokio::test]
+    async fn a_place_handed_to_an_edit_that_went_comes_back() {
+        let Some(server) = crate::testing::server_or_skip() else {
+            return;
+        };
+        let links = links_to(1);
+        let first = || Some(vec![Command::Get("task:1".to_owned())]);
+        for handed_first in [true, false] {
+            let held = links.acquire(target(server.port()), first).await.unwrap();
+            let mut waiting = Box::pin(links.acquire(target(server.port()), first));
+            assert!(futures::poll!(&mut waiting).is_pending(), "in line");
+            if handed_first {
+                drop(held);
+                drop(waiting);
+            } else {
+                drop(waiting);
+                drop(held);
+            }
+            let pool = links.pool.lock().unwrap();
+            assert_eq!((pool.free, pool.idle.len()), (1, 1), "{handed_first}");
+        }
+        let held = links.acquire(target(server.port()), first).await.unwrap();
+        let mut waiting = Box::pin(links.acquire(target(server.port()), first));
+        assert!(futures::poll!(&mut waiting).is_pending(), "one place only");
+        drop(held);
+        assert!(futures::poll!(&mut waiting).is_ready(), "handed over");
+    }
 
     #[test]
     fn a_bulk_string_announces_the_bytes_still_to_come() {
