@@ -138,8 +138,10 @@ impl Conn<'_> {
 /// The replies to `commands` on `link`: those that what the link keeps answers, from there;
 /// the others in one round trip (with `synced`, a `PING` where there are none).
 /// A reply taken from what is kept holds only if no invalidation of its key arrives in the
-/// round trip: otherwise the command is sent again. Where the link carries the next edit's
-/// first round ([`Link::carry`]), that goes out in the same write, after these.
+/// round trip: otherwise the command is sent again. What the commands write is forgotten
+/// (with `NOLOOP` the server says nothing of a link's own writes, and stops tracking the
+/// key). Where the link carries the next edit's first round ([`Link::carry`]), that goes
+/// out in the same write, after these.
 async fn send_on_link(
     link: &mut Link,
     timeout: Duration,
@@ -168,6 +170,10 @@ async fn send_on_link(
             Part::split(link, first, &mut wire)
         });
     let round = round_on_link(link, timeout, &wire).await;
+    // What the round wrote is read again.
+    for key in wire.iter().flat_map(Command::written) {
+        link.tracked.forget_key(key);
+    }
     if let Some(mut next) = next {
         let stale = next.fill(&round);
         link.ahead = Some(Ahead {

@@ -76,7 +76,6 @@ pub(super) async fn exec_after(
     writes: Vec<Command>,
     reads: Vec<Command>,
 ) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
-    let written: Vec<String> = writes.iter().flat_map(Command::written).cloned().collect();
     let mut all = Vec::with_capacity(before.len() + writes.len() + 2 + reads.len());
     all.extend(before);
     all.push(Command::Multi);
@@ -90,9 +89,6 @@ pub(super) async fn exec_after(
         .into_iter()
         .map(Result::ok)
         .collect();
-    for key in &written {
-        conn.forget(key);
-    }
     let aborted = matches!(replies.last(), Some(Err(e)) if e.details().starts_with("EXECABORT"));
     if let Some(Err(error)) = replies.iter().find(|r| r.is_err()) {
         conn.break_off();
