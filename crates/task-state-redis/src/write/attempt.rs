@@ -9,6 +9,7 @@ use task_state_core::{RecordHead, Result, TaskStatus};
 use super::commands::{Command, CACHING_YES};
 use super::conn::Conn;
 use super::edit::{edited_at, Edit, Layout};
+use super::known::Owner;
 use super::tracked::Head;
 use super::transaction::{exec_after, Exec};
 use crate::execution::Executor;
@@ -65,9 +66,6 @@ pub(super) struct Request<'a> {
     /// The owner an earlier edit of the task found, if any: a guess that the reads check.
     pub(super) owner: Option<&'a Owner>,
 }
-
-/// The owner of a task: its service and user id.
-pub(super) type Owner = (String, String);
 
 /// Every reply of `commands`, or `None` when one failed (a key of the wrong type, a dropped
 /// connection): a read that changed nothing, left to the script.

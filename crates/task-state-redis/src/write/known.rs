@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::attempt::Owner;
+/// The owner of a task: its service and user id.
+pub(super) type Owner = (String, String);
 
 /// The most tasks remembered; the memory starts again empty when full.
 const TASKS_KEPT: usize = 4_096;

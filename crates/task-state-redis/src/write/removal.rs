@@ -12,9 +12,10 @@ use fred::prelude::Value;
 use task_state_core::layout::{key_owner, TaskIndexes, TASK_INDEX};
 use task_state_core::{RecordHead, Result};
 
-use super::attempt::{self, int, Owner};
+use super::attempt::{self, int};
 use super::commands::Command;
 use super::conn::Conn;
+use super::known::Owner;
 use super::transaction::{self, Exec};
 use crate::execution::Executor;
 use crate::keys;

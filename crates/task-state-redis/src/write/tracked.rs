@@ -21,9 +21,9 @@ use fred::bytes_utils::Str;
 use fred::prelude::Value;
 use task_state_core::TaskStatus;
 
-use super::attempt::Owner;
 use super::commands::Command;
 use super::edit::Layout;
+use super::known::Owner;
 use crate::settings::KeptRecords;
 
 /// The most keys kept; the memory starts again empty when full (the server goes on sending
