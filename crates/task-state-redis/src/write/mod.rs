@@ -28,6 +28,7 @@ mod known;
 mod link;
 mod on_cluster;
 mod removal;
+mod resp;
 mod slot;
 mod splice;
 mod tracked;
