@@ -549,12 +549,18 @@ async fn quiet(server: &RedisServer) {
 /// A repository on `server` on the `watch` path with a writer pool of one connection (two
 /// connections of the path's own).
 async fn one_pool(server: &RedisServer) -> RedisTaskRepository {
+    one_pool_keeping(server, KeptRecords::default()).await
+}
+
+/// [`one_pool`], keeping the records its connections write as `kept` says.
+async fn one_pool_keeping(server: &RedisServer, kept: KeptRecords) -> RedisTaskRepository {
     let settings = RedisRepositorySettings::builder()
         .with_write_url(server.url())
         .with_timezone("Asia/Seoul")
         .with_command_timeout(Duration::from_secs(5))
         .with_write_path(WritePath::Watch)
         .with_pool_size(1)
+        .with_kept_records(kept)
         .build()
         .unwrap();
     RedisTaskRepository::connect(settings).await.unwrap()
@@ -630,6 +636,53 @@ async fn an_edit_waiting_for_a_connection_goes_out_with_the_write_before_it() {
             .chain((0..edits).map(|n| format!("{id} {n}")))
             .collect();
         assert_eq!(lines, expected);
+    }
+}
+
+/// Edits in line whose first round a connection that keeps records answers in part (the
+/// record's text, kept with its head and the places of its members), while a writer of
+/// another client appends to the same tasks (its scripts end what is kept): each writer's
+/// lines are in each record once and in order. (Debug builds check every kept head and
+/// layout used against a decode of the text.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_in_line_take_kept_records_only_while_no_one_else_wrote_them() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    let every = KeptRecords {
+        from_bytes: 0,
+        ..KeptRecords::default()
+    };
+    let repo = one_pool_keeping(&server, every).await;
+    repo.load_scripts().await.unwrap();
+    let other = connect(&server, WritePath::Script).await;
+    let tasks: Vec<String> = (0..6).map(|n| format!("k{n}")).collect();
+    for id in &tasks {
+        repo.save(TaskRecord::new(id, "render", "alice", TaskStatus::Running))
+            .await
+            .unwrap();
+    }
+    let edits = 30;
+    let theirs = async {
+        for n in 0..edits {
+            let id = &tasks[n % tasks.len()];
+            let line = format!("other {n}");
+            assert!(other.append_logs(id, &[line]).await.unwrap());
+        }
+    };
+    let (lines, ()) = futures::join!(appends_at_once(&repo, &tasks, edits), theirs);
+    for (id, lines) in tasks.iter().zip(lines) {
+        let ours: Vec<&String> = lines.iter().filter(|l| l.starts_with(id)).collect();
+        let expected: Vec<String> = (0..edits).map(|n| format!("{id} {n}")).collect();
+        assert_eq!(ours, expected.iter().collect::<Vec<_>>());
+        let others: Vec<usize> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("other ")?.parse().ok())
+            .collect();
+        let sent: Vec<usize> = (0..edits)
+            .filter(|n| tasks[n % tasks.len()] == *id)
+            .collect();
+        assert_eq!(others, sent, "{id}");
     }
 }
 
