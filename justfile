@@ -20,11 +20,13 @@ test:
 fuzz CASES="100000":
     TASK_STATE_PROPTEST_CASES={{CASES}} cargo test --release -p task-state-redis --all-features --test property -- --nocapture
 
-# Formatting, clippy and rustdoc, each with warnings as errors.
+# Formatting, clippy and rustdoc, each with warnings as errors (rustdoc twice: the public
+# docs, and with the private items, whose links are checked too).
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
     RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features
+    RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --all-features --document-private-items
 
 # Fails when a locked package needs a newer Rust than the `rust-version` that Cargo.toml
 # states (the MSRV), listing those packages. Only the toolchain of rust-toolchain.toml is

@@ -101,7 +101,7 @@ impl NotificationCheck {
 ///   node, and on nodes added later) and, for every expired `task:{id}`, runs
 ///   [`RedisTaskRepository::handle_task_expired`]; it resubscribes by itself after a
 ///   disconnect or a restart.
-/// - The reconciler ([`reconcile`](crate::reconcile)) sweeps at once when the janitor starts
+/// - The reconciler ([`reconcile`]) sweeps at once when the janitor starts
 ///   (events published while no janitor ran are lost), then every
 ///   [`reconcile_interval`](JanitorOptions::reconcile_interval), and as soon as the listener
 ///   may have missed events: after a reconnection, when it fell behind, when it subscribed

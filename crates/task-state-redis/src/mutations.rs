@@ -17,7 +17,7 @@ use crate::scan;
 use crate::scripts::{Script, SCRIPTS};
 
 impl RedisTaskRepository {
-    /// Runs a script on a task's record and metadata keys ([`Executor::exec`]).
+    /// Runs a script on a task's record and metadata keys ([`Executor::exec`](crate::execution::Executor::exec)).
     pub(crate) async fn eval(
         &self,
         script: &Script,

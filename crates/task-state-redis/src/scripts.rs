@@ -1,7 +1,7 @@
 //! The Lua scripts, each the parts of `lua/lib/` followed by one operation, run with EVALSHA
 //! (Redis 6.2), and the same operations as one library of Redis Functions (7.0 and later).
 //!
-//! [`operations!`] below is the one list of operations: each row names the operation (its
+//! `operations!` below is the one list of operations: each row names the operation (its
 //! file `lua/{name}.lua`), the parts of `lua/lib/` its script starts with, whether it only
 //! frees memory, and the name of its Redis Cluster variant where it has one. The scripts,
 //! the library and every list of them are built from it.

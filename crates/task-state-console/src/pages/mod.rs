@@ -2,7 +2,8 @@
 //! and the only script is `/static/console.js`.
 //!
 //! [`layout`] and the small parts every page shares live here; each page lives with its
-//! kind: [`overview`], [`tasks`] (lists, a task, a service's users), [`check`], [`forms`]
+//! kind: [`overview`](mod@overview), [`tasks`] (lists, a task, a service's users),
+//! [`check`](mod@check), [`forms`]
 //! (sign-in and confirmations), and [`urls`] makes the links between them.
 
 mod check;

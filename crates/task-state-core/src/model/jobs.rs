@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// written back under the names it was read with; where it has both, `active_jobs` is the
 /// list (the newer frontend reads only that one) and both are written with it.
 ///
-/// A record made by [`TaskRecord::new`] has no name yet: a repository gives it the one it is
+/// A record made by [`TaskRecord::new`](crate::TaskRecord::new) has no name yet: a repository gives it the one it is
 /// configured with ([`JobsField`]) when it stores the record.
 #[derive(Debug, Clone, Copy, Default, Eq)]
 pub(super) enum JobsKey {

@@ -445,7 +445,7 @@ pub(crate) async fn reindex(exec: &Executor, id: &str) -> Result<Option<u64>> {
 
 /// The records at `keys`, one `GET` each in one pipeline (fred sends each to the primary of
 /// its slot), never a cross-slot `MGET`. A key of another type answers nil, as `MGET` does.
-/// Sent again while the cluster redirects it (see [`redirected_on`]).
+/// Sent again while the cluster redirects it (see [`redirected_on`](crate::execution::redirected_on)).
 pub(crate) async fn get_each(
     client: &fred::clients::Client,
     keys: Vec<String>,

@@ -66,7 +66,7 @@ impl Conn<'_> {
         }
     }
 
-    /// Starts an attempt (see [`Tracked::start`]), unless its first round went out ahead
+    /// Starts an attempt (see [`Tracked::start`](super::tracked::Tracked::start)), unless its first round went out ahead
     /// (the attempt started then, when what the link keeps served it).
     pub(super) fn start(&mut self) {
         if let Conn::Link(link, _) = self {
@@ -84,7 +84,7 @@ impl Conn<'_> {
         }
     }
 
-    /// Keeps nothing of what this attempt reads (see [`Tracked::keep_nothing`]).
+    /// Keeps nothing of what this attempt reads (see [`Tracked::keep_nothing`](super::tracked::Tracked::keep_nothing)).
     pub(super) fn keep_nothing(&mut self) {
         if let Conn::Link(link, _) = self {
             link.tracked.keep_nothing();

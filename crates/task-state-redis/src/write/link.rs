@@ -8,6 +8,10 @@
 //! same connection and before the reply of any command that runs after the change, so that
 //! [`Tracked`] knows which of those reads still hold when a round trip's replies arrive.
 //! A link lives as long as its socket: when it fails, what it tracked goes with it.
+//!
+//! The pool ([`Links`]) holds a line of the edits waiting for a link; the edit whose write
+//! frees one sends the first round of the edit first in line after its `EXEC`, in the same
+//! write, and the link goes to that edit with the replies ([`Ahead`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicUsize;
@@ -285,7 +289,7 @@ fn refuses_for_good(e: &FredError) -> bool {
 /// An edit that finds none free waits in line; the link that frees first goes to the first
 /// in line, and where it is freed by an edit's write (`MULTI` … `EXEC`), the first round of
 /// the edit in line (its `WATCH` and reads) goes out in the same write after the `EXEC`
-/// ([`Link::carry_next`]): one round trip less for the edit in line, and one write less.
+/// ([`Link::carry`]): one round trip less for the edit in line, and one write less.
 pub(super) struct Links {
     login: Login,
     pool: Arc<Mutex<Pool>>,

@@ -31,7 +31,7 @@ pub(crate) type FollowReads<'a> = &'a (dyn Fn(&Value) -> Vec<Command> + Send + S
 /// carries the reads of `follow` on that primary; `None` when the script is to run instead.
 ///
 /// # Errors
-/// As [`optimistic`]'s.
+/// As [`optimistic`](super::optimistic)'s.
 pub(crate) async fn optimistic_on_record(
     exec: &Executor,
     script: &Script,
@@ -56,7 +56,7 @@ pub(crate) async fn optimistic_on_record(
 /// instead. `ttl` is the script's first argument (seconds).
 ///
 /// # Errors
-/// As [`optimistic`]'s.
+/// As [`optimistic`](super::optimistic)'s.
 pub(crate) async fn optimistic_store_on_record(
     exec: &Executor,
     task_id: &str,
@@ -73,7 +73,7 @@ pub(crate) async fn optimistic_store_on_record(
 /// deleted on a link to the record's primary; `None` when the script is to run instead.
 ///
 /// # Errors
-/// As [`optimistic`]'s.
+/// As [`optimistic`](super::optimistic)'s.
 pub(crate) async fn optimistic_removal_on_record(
     exec: &Executor,
     task_id: &str,
