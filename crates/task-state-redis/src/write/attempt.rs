@@ -7,7 +7,7 @@ use task_state_core::layout::{key_owner, TaskIndexes};
 use task_state_core::{RecordHead, Result, TaskStatus};
 
 use super::commands::{Command, CACHING_YES};
-use super::conn::Conn;
+use super::conn::{Conn, Way};
 use super::edit::{edited_at, Edit, Layout};
 use super::known::Owner;
 use super::tracked::Head;
@@ -309,14 +309,10 @@ pub(super) fn first_round(
     let id = request.task_id;
     let (rkey, mkey) = (keys::record(id), keys::metadata(id));
     let guess = request.guess();
-    let made;
-    let indexes = match indexes {
-        Some(indexes) => Some(indexes),
-        None => {
-            made = guess.map(|(service, user)| TaskIndexes::of(service, user));
-            made.as_ref()
-        }
-    };
+    let made = guess
+        .filter(|_| indexes.is_none())
+        .map(|(service, user)| TaskIndexes::of(service, user));
+    let indexes = indexes.or(made.as_ref());
     let mut reads = Vec::with_capacity(6 + if guess.is_some() { 10 } else { 0 });
     if guard == Guard::Watch {
         reads.push(Command::Watch(vec![rkey.clone(), mkey.clone()]));
@@ -557,8 +553,7 @@ async fn write_watched(
         before.push(Command::Other(CACHING_YES.map(str::to_owned).to_vec()));
         all.push(Command::Pttl(rkey.clone()));
     }
-    conn.carry_next();
-    match exec_after(conn, before, all, Vec::new()).await {
+    match exec_after(conn, before, all, Vec::new(), Way::Carrying).await {
         Ok((Exec::Applied(results), _)) => {
             if keep && int(results.last()).is_some() {
                 let head = plan.shape.map(|(status, layout)| Head {

@@ -20,29 +20,34 @@ pub(super) enum Conn<'a> {
     Link(&'a mut Link, Duration),
 }
 
+/// How a round trip on a link goes besides its commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Way {
+    /// As it is.
+    Plain,
+    /// With a round trip even where what the link keeps answers every command (a `PING`
+    /// then), so that each reply holds as if read when the round trip ended.
+    Synced,
+    /// The last round of the attempt's use of the link (its `MULTI` … `EXEC`): it carries
+    /// the first round of the edit first in line ([`Link::take_next`]).
+    Carrying,
+}
+
 impl Conn<'_> {
     /// The replies to `commands`, in order, sent in one round trip.
     pub(super) async fn send(&mut self, commands: Vec<Command>) -> Vec<Result<Value, FredError>> {
-        self.round(commands, false).await
+        self.send_as(commands, Way::Plain).await
     }
 
-    /// [`Conn::send`], with a round trip even where what a link keeps answers every command
-    /// (a `PING` then), so that each reply holds as if read when the round trip ended.
-    pub(super) async fn send_synced(
+    /// [`Conn::send`], the round trip going `way` on a link.
+    pub(super) async fn send_as(
         &mut self,
         commands: Vec<Command>,
-    ) -> Vec<Result<Value, FredError>> {
-        self.round(commands, true).await
-    }
-
-    async fn round(
-        &mut self,
-        commands: Vec<Command>,
-        synced: bool,
+        way: Way,
     ) -> Vec<Result<Value, FredError>> {
         match self {
             Conn::Fred(client) => send(client, commands).await,
-            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands, synced).await,
+            Conn::Link(link, timeout) => send_on_link(link, *timeout, commands, way).await,
         }
     }
 
@@ -66,8 +71,9 @@ impl Conn<'_> {
         }
     }
 
-    /// Starts an attempt (see [`Tracked::start`](super::tracked::Tracked::start)), unless its first round went out ahead
-    /// (the attempt started then, when what the link keeps served it).
+    /// Starts an attempt (see [`Tracked::start`](super::tracked::Tracked::start)), unless
+    /// its first round went out ahead (the attempt started then, when what the link keeps
+    /// served it).
     pub(super) fn start(&mut self) {
         if let Conn::Link(link, _) = self {
             if link.ahead.is_none() {
@@ -76,15 +82,8 @@ impl Conn<'_> {
         }
     }
 
-    /// The next round ends this attempt's use of the link (its `MULTI` … `EXEC`): it may
-    /// carry the first round of the edit first in line.
-    pub(super) fn carry_next(&mut self) {
-        if let Conn::Link(link, _) = self {
-            link.carry = true;
-        }
-    }
-
-    /// Keeps nothing of what this attempt reads (see [`Tracked::keep_nothing`](super::tracked::Tracked::keep_nothing)).
+    /// Keeps nothing of what this attempt reads (see
+    /// [`Tracked::keep_nothing`](super::tracked::Tracked::keep_nothing)).
     pub(super) fn keep_nothing(&mut self) {
         if let Conn::Link(link, _) = self {
             link.tracked.keep_nothing();
@@ -136,17 +135,18 @@ impl Conn<'_> {
 }
 
 /// The replies to `commands` on `link`: those that what the link keeps answers, from there;
-/// the others in one round trip (with `synced`, a `PING` where there are none).
+/// the others in one round trip (going `way`: [`Way::Synced`], a `PING` where there are
+/// none).
 /// A reply taken from what is kept holds only if no invalidation of its key arrives in the
 /// round trip: otherwise the command is sent again. What the commands write is forgotten
 /// (with `NOLOOP` the server says nothing of a link's own writes, and stops tracking the
-/// key). Where the link carries the next edit's first round ([`Link::carry`]), that goes
-/// out in the same write, after these.
+/// key). [`Way::Carrying`], the first round of the edit first in line goes out in the same
+/// write, after these.
 async fn send_on_link(
     link: &mut Link,
     timeout: Duration,
     commands: Vec<Command>,
-    synced: bool,
+    way: Way,
 ) -> Vec<Result<Value, FredError>> {
     if link.ahead.take().is_some() {
         // A round sent ahead that its edit did not take: its `WATCH` ends.
@@ -154,26 +154,20 @@ async fn send_on_link(
     }
     let mut wire = Vec::with_capacity(commands.len());
     let mut part = Part::split(link, commands, &mut wire);
-    if synced && wire.is_empty() {
+    if way == Way::Synced && wire.is_empty() {
         wire.push(Command::Other(vec!["PING".to_owned()]));
     }
-    let next = std::mem::take(&mut link.carry)
+    let next = (way == Way::Carrying)
         .then(|| link.take_next())
         .flatten()
         .map(|first| {
-            // The keys this round writes are read again (with `NOLOOP` the server says
-            // nothing of a link's own writes); the next edit's attempt starts.
-            for key in wire.iter().flat_map(Command::written) {
-                link.tracked.forget_key(key);
-            }
+            // What this round writes is not to serve the next edit; its attempt starts.
+            link.tracked.forget_written(&wire);
             link.tracked.start();
             Part::split(link, first, &mut wire)
         });
     let round = round_on_link(link, timeout, &wire).await;
-    // What the round wrote is read again.
-    for key in wire.iter().flat_map(Command::written) {
-        link.tracked.forget_key(key);
-    }
+    link.tracked.forget_written(&wire);
     if let Some(mut next) = next {
         let stale = next.fill(&round);
         link.ahead = Some(Ahead {

@@ -93,9 +93,6 @@ pub(super) struct Link {
     /// The pool of a single server's links, whose line of waiting edits this link's writes
     /// may carry the first round of. (Weak: the pool keeps its idle links.)
     pool: Option<Weak<Mutex<Pool>>>,
-    /// The next round may carry the first round of the edit first in line: it ends the
-    /// current edit's use of the link (its `MULTI` … `EXEC`).
-    pub(super) carry: bool,
     /// The edit whose first round went out after this link's last `EXEC`: the link is its.
     next: Option<oneshot::Sender<Handed>>,
     /// That first round and its replies, for the edit that holds the link now.
@@ -116,7 +113,6 @@ impl Link {
             broken: false,
             busy: false,
             pool: None,
-            carry: false,
             next: None,
             ahead: None,
         };
@@ -289,11 +285,10 @@ fn refuses_for_good(e: &FredError) -> bool {
 /// An edit that finds none free waits in line; the link that frees first goes to the first
 /// in line, and where it is freed by an edit's write (`MULTI` … `EXEC`), the first round of
 /// the edit in line (its `WATCH` and reads) goes out in the same write after the `EXEC`
-/// ([`Link::carry`]): one round trip less for the edit in line, and one write less.
+/// ([`Link::take_next`]): one round trip less for the edit in line, and one write less.
 pub(super) struct Links {
     login: Login,
     pool: Arc<Mutex<Pool>>,
-    size: usize,
     /// Links to several servers at once (the primaries of a cluster), not only to where the
     /// writer pool is.
     spread: bool,
@@ -309,6 +304,8 @@ pub(super) struct Links {
 #[derive(Default)]
 pub(super) struct Pool {
     idle: Vec<Link>,
+    /// The most links held at once (and idle at once, spread over a cluster's primaries).
+    size: usize,
     /// Links that may still be held (made or taken from `idle`) at once.
     free: usize,
     /// The edits waiting for a link, first come first.
@@ -317,9 +314,9 @@ pub(super) struct Pool {
 
 impl Pool {
     /// Keeps `link` idle. (Links spread over a cluster's primaries: the oldest idle one goes
-    /// when as many are idle as may be held at once, `size`.)
-    fn park(&mut self, link: Link, size: usize) {
-        if self.idle.len() >= size {
+    /// when as many are idle as may be held at once.)
+    fn park(&mut self, link: Link) {
+        if self.idle.len() >= self.size {
             self.idle.remove(0);
         }
         self.idle.push(link);
@@ -365,7 +362,7 @@ impl std::ops::DerefMut for Held<'_> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         let link = self.link.take();
-        give_back(&self.links.pool, self.links.size, link);
+        give_back(&self.links.pool, link);
     }
 }
 
@@ -373,7 +370,6 @@ impl Drop for Held<'_> {
 /// the edit makes one). Dropped unreceived (the edit cancelled), it goes to the next.
 struct Handed {
     pool: Arc<Mutex<Pool>>,
-    size: usize,
     link: Option<Option<Link>>,
 }
 
@@ -387,18 +383,17 @@ impl Handed {
 impl Drop for Handed {
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
-            give_back(&self.pool, self.size, link);
+            give_back(&self.pool, link);
         }
     }
 }
 
-/// Gives the place of an edit done with `link` (`None`: it has none) back to the pool of
-/// `size`: to the edit whose first round went out on the link, or to the first in line, or
+/// Gives the place of an edit done with `link` (`None`: it has none) back to `pool`: to the
+/// edit whose first round went out on the link, or to the first in line, or
 /// free, the link idle (unless broken).
-fn give_back(pool: &Arc<Mutex<Pool>>, size: usize, link: Option<Link>) {
+fn give_back(pool: &Arc<Mutex<Pool>>, link: Option<Link>) {
     let handed = |link| Handed {
         pool: Arc::clone(pool),
-        size,
         link: Some(link),
     };
     let mut link = link.filter(|link| !link.broken && !link.busy);
@@ -421,7 +416,7 @@ fn give_back(pool: &Arc<Mutex<Pool>>, size: usize, link: Option<Link>) {
     }
     pool_now.free += 1;
     if let Some(link) = link {
-        pool_now.park(link, size);
+        pool_now.park(link);
     }
 }
 
@@ -433,12 +428,12 @@ impl Links {
             .then(|| (kept, Arc::new(AtomicUsize::new(kept.budget_bytes))));
         let pool = Pool {
             free: size.max(1),
+            size: size.max(1),
             ..Pool::default()
         };
         Links {
             login,
             pool: Arc::new(Mutex::new(pool)),
-            size: size.max(1),
             spread,
             refused: std::sync::atomic::AtomicBool::new(false),
             texts,
@@ -500,7 +495,7 @@ impl Links {
                         // before a failover (closed).
                         if self.spread {
                             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-                            pool.park(link, self.size);
+                            pool.park(link);
                         }
                         break None;
                     }

@@ -430,7 +430,7 @@ async fn settle_within(exec: &Executor) -> std::result::Result<Path, ()> {
 /// one node. Not more: an edit that waits for one has its first round sent with the `EXEC`
 /// of the edit before it ([`Links`]), one write of the client and one read of the server
 /// less than on a connection of its own (at 16 in flight on a pool of 4, 8 connections
-/// edited 10–20 % more a second than 16, and 4 less: docs/benchmarks.md). On a cluster,
+/// edited 11–26 % more a second than 16 without, in turns; 4 less: docs/benchmarks.md). On a cluster,
 /// where they spread over the primaries and carry no edit in line, four times as many.
 fn links_for(pool_size: usize, cluster: bool) -> usize {
     pool_size.saturating_mul(if cluster { 4 } else { 2 })

@@ -9,7 +9,7 @@ use fred::types::config::Server;
 use task_state_core::Result;
 
 use super::commands::Command;
-use super::conn::Conn;
+use super::conn::{Conn, Way};
 use super::slot::Stepped;
 use super::{links_of, slot, target, EditArgs};
 use crate::execution::Executor;
@@ -85,7 +85,7 @@ pub(crate) async fn optimistic_removal_on_record(
 /// On a Redis Cluster: the replies of `reads` (`SISMEMBER`, `PTTL`, `HMGET`, each of one
 /// key), each from what the link to its key's primary keeps where the server has not said
 /// that the key changed, else from the server. Each primary's link makes a round trip (a
-/// `PING` where it keeps every reply, [`Conn::send_synced`]): the invalidations that
+/// `PING` where it keeps every reply, [`Way::Synced`]): the invalidations that
 /// arrived by then are read, so a kept reply holds as if read at that moment. A read whose
 /// reply is in `carried` (at its place: what a record's step carried, [`Stepped::carried`])
 /// is not made again. `None` where a link cannot be had or a read fails (a slot that moved,
@@ -117,7 +117,7 @@ pub(crate) async fn tracked_reads(
         let mut conn = Conn::Link(&mut held, links.command_timeout());
         conn.start();
         let (places, commands): (Vec<usize>, Vec<Command>) = group.into_iter().unzip();
-        let answers = conn.send_synced(commands).await.into_iter();
+        let answers = conn.send_as(commands, Way::Synced).await.into_iter();
         let answers = answers.collect::<std::result::Result<Vec<_>, _>>().ok()?;
         for (place, answer) in places.into_iter().zip(answers) {
             replies[place] = Some(answer);

@@ -376,6 +376,14 @@ impl Tracked {
         }
     }
 
+    /// Drops what is kept of the keys `commands` write: with `NOLOOP` the server says nothing
+    /// of a link's own writes, and stops tracking the key.
+    pub(super) fn forget_written(&mut self, commands: &[Command]) {
+        for key in commands.iter().flat_map(Command::written) {
+            self.forget_key(key);
+        }
+    }
+
     /// Drops what is kept of `key` (the link wrote it).
     pub(super) fn forget_key(&mut self, key: &str) {
         if let Some(known) = self.keys.remove(key) {

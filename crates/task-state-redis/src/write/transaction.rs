@@ -4,7 +4,7 @@
 use fred::prelude::Value;
 
 use super::commands::Command;
-use super::conn::Conn;
+use super::conn::{Conn, Way};
 
 /// What `MULTI` … `EXEC` did.
 pub(super) enum Exec {
@@ -65,16 +65,17 @@ pub(super) async fn exec_then(
     writes: Vec<Command>,
     reads: Vec<Command>,
 ) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
-    exec_after(conn, Vec::new(), writes, reads).await
+    exec_after(conn, Vec::new(), writes, reads, Way::Plain).await
 }
 
 /// [`exec_then`], with `before` sent ahead of `MULTI` in the same round trip (an error
-/// reply to one of them is one to the transaction).
+/// reply to one of them is one to the transaction), the round trip going `way`.
 pub(super) async fn exec_after(
     conn: &mut Conn<'_>,
     before: Vec<Command>,
     writes: Vec<Command>,
     reads: Vec<Command>,
+    way: Way,
 ) -> std::result::Result<(Exec, Vec<Option<Value>>), Refused> {
     let mut all = Vec::with_capacity(before.len() + writes.len() + 2 + reads.len());
     all.extend(before);
@@ -83,7 +84,7 @@ pub(super) async fn exec_after(
     all.push(Command::Exec);
     let exec_at = all.len();
     all.extend(reads);
-    let mut replies = conn.send(all).await;
+    let mut replies = conn.send_as(all, way).await;
     let read: Vec<Option<Value>> = replies
         .split_off(exec_at.min(replies.len()))
         .into_iter()
